@@ -1,0 +1,72 @@
+"""The message history sent to the model, kept consistent at every step.
+
+Invariants: roles alternate starting with the user, and every ``tool_use`` block of an
+assistant message is answered by a ``tool_result`` in the following user message, even after a
+cancellation or an error in the middle of a turn.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+Block = dict[str, Any]
+Message = dict[str, Any]
+
+
+class Conversation:
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    def add_user_blocks(self, blocks: list[Block]) -> None:
+        if not blocks:
+            return
+        if self.messages and self.messages[-1]["role"] == "user":
+            self.messages[-1]["content"].extend(blocks)
+        else:
+            self.messages.append({"role": "user", "content": list(blocks)})
+
+    def add_user_text(self, text: str) -> None:
+        self.add_user_blocks([{"type": "text", "text": text}])
+
+    def add_assistant(self, blocks: list[Block]) -> None:
+        blocks = [b for b in blocks if not _is_empty_text(b)]
+        if not blocks:
+            return
+        if self.messages and self.messages[-1]["role"] == "assistant":
+            self.messages[-1]["content"].extend(blocks)
+        else:
+            self.messages.append({"role": "assistant", "content": blocks})
+
+    def add_tool_results(self, results: list[Block]) -> None:
+        # Tool results must come first in the user message that answers the tool uses.
+        if self.messages and self.messages[-1]["role"] == "user":
+            self.messages[-1]["content"][:0] = results
+        else:
+            self.messages.append({"role": "user", "content": list(results)})
+
+    def unanswered_tool_uses(self) -> list[Block]:
+        if not self.messages or self.messages[-1]["role"] != "assistant":
+            return []
+        return [b for b in self.messages[-1]["content"] if b.get("type") == "tool_use"]
+
+    def for_request(self) -> list[Message]:
+        """A copy with a cache breakpoint on the newest block, so the next request reuses it."""
+        messages = copy.deepcopy(self.messages)
+        if messages and messages[-1]["content"]:
+            messages[-1]["content"][-1]["cache_control"] = {"type": "ephemeral"}
+        return messages
+
+    def __len__(self) -> int:
+        return len(self.messages)
+
+
+def _is_empty_text(block: Block) -> bool:
+    return block.get("type") == "text" and not block.get("text")
+
+
+def tool_result_block(tool_use_id: str, content: str, is_error: bool) -> Block:
+    block: Block = {"type": "tool_result", "tool_use_id": tool_use_id, "content": content}
+    if is_error:
+        block["is_error"] = True
+    return block

@@ -1,0 +1,206 @@
+"""Typed events streamed by the agent loop.
+
+Every front end (LSP server, CLI, tests) consumes the same stream. Events are a pydantic
+discriminated union on ``type`` and serialise to JSON with camelCase keys, the shape that goes
+out in ``agent/event`` notifications.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic.alias_generators import to_camel
+
+
+class Wire(BaseModel):
+    """Base for everything that crosses the protocol: camelCase on the wire, snake_case here."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+    def wire(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class EventBase(Wire):
+    session_id: str = ""
+    seq: int = 0
+    ts: float = Field(default_factory=time.time)
+
+
+class Usage(Wire):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cache_read_input_tokens=self.cache_read_input_tokens + other.cache_read_input_tokens,
+            cache_creation_input_tokens=self.cache_creation_input_tokens
+            + other.cache_creation_input_tokens,
+        )
+
+
+class TurnStarted(EventBase):
+    type: Literal["turn_started"] = "turn_started"
+    prompt: str
+
+
+class ModelRequest(EventBase):
+    """One request to the model within a turn (a turn makes one per tool round)."""
+
+    type: Literal["model_request"] = "model_request"
+    model: str
+    round: int
+
+
+class TextDelta(EventBase):
+    type: Literal["text_delta"] = "text_delta"
+    text: str
+
+
+class ToolCallStarted(EventBase):
+    """Emitted as soon as a tool_use block starts streaming, before its input is known."""
+
+    type: Literal["tool_call_started"] = "tool_call_started"
+    tool_use_id: str
+    name: str
+
+
+class ToolInputComplete(EventBase):
+    type: Literal["tool_input_complete"] = "tool_input_complete"
+    tool_use_id: str
+    name: str
+    input: dict[str, Any]
+
+
+class ToolExecutionStarted(EventBase):
+    type: Literal["tool_execution_started"] = "tool_execution_started"
+    tool_use_id: str
+    name: str
+
+
+class ToolResult(EventBase):
+    type: Literal["tool_result"] = "tool_result"
+    tool_use_id: str
+    name: str
+    content: str
+    is_error: bool = False
+    started_at: float = 0.0
+    finished_at: float = 0.0
+
+
+class PermissionAsked(EventBase):
+    type: Literal["permission_asked"] = "permission_asked"
+    tool_use_id: str
+    tool: str
+    input: dict[str, Any]
+    reason: str
+
+
+class PermissionDecided(EventBase):
+    type: Literal["permission_decided"] = "permission_decided"
+    tool_use_id: str
+    tool: str
+    decision: Literal["allow", "deny"]
+    source: Literal["rule", "mode", "user", "timeout", "error"]
+    message: str | None = None
+
+
+class HunkView(Wire):
+    id: str
+    header: str
+    diff: str
+
+
+class FileChangeView(Wire):
+    uri: str
+    path: str
+    is_new: bool
+    version: int | None = None
+    diff: str
+    hunks: list[HunkView]
+
+
+class ProposalCreated(EventBase):
+    type: Literal["proposal_created"] = "proposal_created"
+    proposal_id: str
+    tool_use_id: str
+    files: list[FileChangeView]
+    auto_apply: bool = False
+
+
+class ProposalResolved(EventBase):
+    type: Literal["proposal_resolved"] = "proposal_resolved"
+    proposal_id: str
+    status: Literal["accepted", "partially_accepted", "rejected", "conflict", "cancelled", "failed"]
+    accepted: list[str] = Field(default_factory=list)
+    rejected: list[str] = Field(default_factory=list)
+    conflicts: list[str] = Field(default_factory=list)
+    feedback: str | None = None
+
+
+class UsageReport(EventBase):
+    type: Literal["usage"] = "usage"
+    model: str
+    usage: Usage
+
+
+class Retrying(EventBase):
+    type: Literal["retrying"] = "retrying"
+    attempt: int
+    reason: str
+    delay_seconds: float
+
+
+class ModelFallback(EventBase):
+    type: Literal["model_fallback"] = "model_fallback"
+    from_model: str
+    to_model: str
+    reason: str
+
+
+class TurnEnded(EventBase):
+    type: Literal["turn_ended"] = "turn_ended"
+    stop_reason: Literal["end_turn", "max_turns", "cancelled", "error", "refusal"]
+    usage: Usage
+    rounds: int
+
+
+class ErrorEvent(EventBase):
+    type: Literal["error"] = "error"
+    kind: str
+    message: str
+    recoverable: bool = False
+
+
+AgentEvent = Annotated[
+    TurnStarted
+    | ModelRequest
+    | TextDelta
+    | ToolCallStarted
+    | ToolInputComplete
+    | ToolExecutionStarted
+    | ToolResult
+    | PermissionAsked
+    | PermissionDecided
+    | ProposalCreated
+    | ProposalResolved
+    | UsageReport
+    | Retrying
+    | ModelFallback
+    | TurnEnded
+    | ErrorEvent,
+    Field(discriminator="type"),
+]
+
+EVENT_ADAPTER: TypeAdapter[AgentEvent] = TypeAdapter(AgentEvent)
+
+
+def parse_event(data: dict[str, Any]) -> AgentEvent:
+    """Rebuild a typed event from its wire form (used by clients and tests)."""
+    return EVENT_ADAPTER.validate_python(data)

@@ -1,0 +1,399 @@
+"""The agent loop: an async generator of typed events.
+
+One turn = the user's prompt, then rounds of (stream a model response, run its tool calls while
+it streams, send the results back) until the model ends its turn, the round limit is reached,
+the user cancels, or an error cannot be recovered. The conversation stays consistent whichever
+way a turn ends: every tool_use is answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import anthropic
+from pydantic import BaseModel, ValidationError
+
+from lsp_agent.agent import events as ev
+from lsp_agent.agent.conversation import Conversation, tool_result_block
+from lsp_agent.agent.executor import CallResult, PendingCall, ToolExecutor
+from lsp_agent.model.client import ModelFailure, ModelSettings, classify
+from lsp_agent.permissions.policy import PermissionGate
+from lsp_agent.tools.base import Tool, ToolContext, ToolError, ToolOutput, ToolPool
+
+log = logging.getLogger(__name__)
+
+CONTINUE_PROMPT = (
+    "Your previous response was cut off by the output token limit. Continue exactly where it "
+    "stopped, without repeating anything."
+)
+CANCELLED_RESULT = "Cancelled: the user stopped the turn before this tool finished."
+_END = object()
+
+Emit = Callable[[ev.AgentEvent], None]
+
+
+@dataclass
+class PermissionAnswer:
+    decision: Literal["allow", "deny"]
+    remember: bool = False
+    message: str | None = None
+    source: Literal["user", "timeout", "error"] = "user"
+
+
+Asker = Callable[[ev.PermissionAsked], Awaitable[PermissionAnswer]]
+
+
+@dataclass
+class RoundOutcome:
+    kind: Literal["tools", "end_turn", "max_tokens", "refusal", "error"]
+    usage: ev.Usage = field(default_factory=ev.Usage)
+
+
+class StreamAborted(Exception):
+    """Raised inside a round to carry the model failure out of the stream."""
+
+    def __init__(self, failure: ModelFailure):
+        super().__init__(failure.message)
+        self.failure = failure
+
+
+@dataclass
+class AgentDeps:
+    client: anthropic.AsyncAnthropic
+    settings: ModelSettings
+    tools: ToolPool
+    gate: PermissionGate
+    system: Callable[[], list[dict[str, Any]]]
+    tool_context: Callable[[str], ToolContext]
+    asker: Asker | None = None
+    finalize: Callable[[Tool, str | ToolOutput, ToolContext], Awaitable[ToolOutput]] | None = None
+    max_parallel_tools: int = 8
+
+
+class Agent:
+    def __init__(self, deps: AgentDeps):
+        self.deps = deps
+        self.conversation = Conversation()
+        self.model = deps.settings.model
+
+    async def run_turn(self, prompt_blocks: list[dict[str, Any]]) -> AsyncIterator[ev.AgentEvent]:
+        """Run one turn; yields events until (and including) TurnEnded.
+
+        The turn runs in its own task so that tools can emit events concurrently with the
+        stream; closing this generator cancels the turn and waits for it to settle.
+        """
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        task = asyncio.create_task(self._turn(prompt_blocks, queue.put_nowait))
+        task.add_done_callback(lambda _t: queue.put_nowait(_END))
+        try:
+            while (item := await queue.get()) is not _END:
+                yield item
+        finally:
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+    # -- a turn ------------------------------------------------------------------------------
+
+    async def _turn(self, prompt_blocks: list[dict[str, Any]], emit: Emit) -> None:
+        text = " ".join(b.get("text", "") for b in prompt_blocks if b.get("type") == "text")
+        emit(ev.TurnStarted(prompt=text[:2000]))
+        self.conversation.add_user_blocks(prompt_blocks)
+        usage = ev.Usage()
+        rounds = continuations = 0
+        stop: Any = "end_turn"
+        try:
+            while True:
+                if rounds >= self.deps.settings.max_rounds:
+                    stop = "max_turns"
+                    break
+                rounds += 1
+                outcome = await self._round(emit, rounds)
+                usage = usage + outcome.usage
+                if outcome.kind == "tools":
+                    continue
+                if outcome.kind == "max_tokens":
+                    continuations += 1
+                    if continuations > self.deps.settings.max_continuations:
+                        emit(ev.ErrorEvent(kind="max_tokens", message=(
+                            "The answer hit the output token limit "
+                            f"{continuations} times in a row; stopping.")))
+                        stop = "error"
+                        break
+                    self.conversation.add_user_text(CONTINUE_PROMPT)
+                    continue
+                stop = {"end_turn": "end_turn", "refusal": "refusal"}.get(outcome.kind, "error")
+                break
+        except asyncio.CancelledError:
+            stop = "cancelled"
+        except Exception as exc:  # a bug must end the turn cleanly, not hang the client
+            log.exception("turn failed")
+            emit(ev.ErrorEvent(kind="internal", message=f"{type(exc).__name__}: {exc}"))
+            stop = "error"
+        self._answer_dangling_tool_uses()
+        emit(ev.TurnEnded(stop_reason=stop, usage=usage, rounds=rounds))
+
+    def _answer_dangling_tool_uses(self) -> None:
+        pending = self.conversation.unanswered_tool_uses()
+        if pending:
+            self.conversation.add_tool_results(
+                [tool_result_block(b["id"], CANCELLED_RESULT, True) for b in pending]
+            )
+
+    # -- a round: one model response and its tool calls --------------------------------------
+
+    async def _round(self, emit: Emit, round_no: int) -> RoundOutcome:
+        attempt = overloads = 0
+        while True:
+            executor = ToolExecutor(self._tool_runner(emit), self.deps.max_parallel_tools)
+            streamed = _StreamState()
+            try:
+                return await self._stream_and_run(emit, round_no, executor, streamed)
+            except asyncio.CancelledError:
+                await executor.abort()
+                self._record_interrupted(streamed, executor)
+                raise
+            except StreamAborted as aborted:
+                await executor.abort()
+                failure = aborted.failure
+            if failure.kind == "overloaded":
+                overloads += 1
+                fallback = self.deps.settings.fallback_model
+                limit = self.deps.settings.overloads_before_fallback
+                if overloads >= limit and fallback and fallback != self.model:
+                    emit(ev.ModelFallback(from_model=self.model, to_model=fallback, reason=(
+                        f"{overloads} consecutive overloaded responses")))
+                    self.model, overloads = fallback, 0
+                    continue
+            if failure.retryable and attempt < self.deps.settings.stream_retries:
+                attempt += 1
+                delay = failure.retry_after or self.deps.settings.backoff(attempt)
+                emit(ev.Retrying(attempt=attempt, reason=failure.message, delay_seconds=delay))
+                await asyncio.sleep(delay)
+                continue
+            emit(ev.ErrorEvent(kind=failure.kind, message=_explain(failure)))
+            return RoundOutcome("error")
+
+    async def _stream_and_run(
+        self, emit: Emit, round_no: int, executor: ToolExecutor, streamed: _StreamState
+    ) -> RoundOutcome:
+        emit(ev.ModelRequest(model=self.model, round=round_no))
+        final = await self._stream(emit, executor, streamed)
+        usage = _usage(final.usage)
+        emit(ev.UsageReport(model=self.model, usage=usage))
+        blocks = streamed.blocks()
+        results = await executor.results()
+        self.conversation.add_assistant(blocks)
+        if results:
+            self.conversation.add_tool_results(
+                [tool_result_block(r.tool_use_id, r.content, r.is_error) for r in results]
+            )
+            return RoundOutcome("tools", usage)
+        if final.stop_reason == "max_tokens":
+            return RoundOutcome("max_tokens", usage)
+        if final.stop_reason == "refusal":
+            return RoundOutcome("refusal", usage)
+        return RoundOutcome("end_turn", usage)
+
+    async def _stream(self, emit: Emit, executor: ToolExecutor, streamed: _StreamState) -> Any:
+        deps = self.deps
+        try:
+            async with deps.client.messages.stream(
+                model=self.model,
+                max_tokens=deps.settings.max_tokens,
+                system=deps.system(),
+                tools=deps.tools.api_schemas(),
+                messages=self.conversation.for_request(),
+            ) as stream:
+                async for event in stream:
+                    self._on_stream_event(event, emit, executor, streamed)
+                return await stream.get_final_message()
+        except (anthropic.APIError, anthropic.AnthropicError) as exc:
+            raise StreamAborted(classify(exc)) from exc
+
+    def _on_stream_event(
+        self, event: Any, emit: Emit, executor: ToolExecutor, streamed: _StreamState
+    ) -> None:
+        if event.type == "content_block_start":
+            block = event.content_block
+            streamed.start(event.index, block.type, getattr(block, "id", None),
+                           getattr(block, "name", None))
+            if block.type == "tool_use":
+                emit(ev.ToolCallStarted(tool_use_id=block.id, name=block.name))
+        elif event.type == "content_block_delta" and event.delta.type == "text_delta":
+            streamed.add_text(event.index, event.delta.text)
+            emit(ev.TextDelta(text=event.delta.text))
+        elif event.type == "content_block_stop":
+            block = event.content_block
+            if block.type == "tool_use":
+                tool_input = dict(block.input) if isinstance(block.input, dict) else {}
+                streamed.complete_tool(event.index, tool_input)
+                emit(ev.ToolInputComplete(tool_use_id=block.id, name=block.name, input=tool_input))
+                executor.submit(block.id, block.name, tool_input,
+                                self._is_read_only(block.name, tool_input))
+            else:
+                streamed.complete(event.index)
+
+    def _record_interrupted(self, streamed: _StreamState, executor: ToolExecutor) -> None:
+        """Keep what the user saw of an interrupted response, with every tool use answered."""
+        blocks = streamed.blocks(include_partial_text=True)
+        self.conversation.add_assistant(blocks)
+        finished = executor.finished_results()
+        results = []
+        for block in blocks:
+            if block["type"] != "tool_use":
+                continue
+            done = finished.get(block["id"])
+            results.append(tool_result_block(
+                block["id"], done.content if done else CANCELLED_RESULT,
+                done.is_error if done else True))
+        if results:
+            self.conversation.add_tool_results(results)
+
+    # -- tools -------------------------------------------------------------------------------
+
+    def _is_read_only(self, name: str, tool_input: dict[str, Any]) -> bool:
+        tool = self.deps.tools.get(name)
+        if tool is None:
+            return True  # fails at once without side effects
+        try:
+            return tool.is_read_only(tool.input_model.model_validate(tool_input))
+        except ValidationError:
+            return True
+
+    def _tool_runner(self, emit: Emit) -> Callable[[PendingCall], Awaitable[CallResult]]:
+        async def run(call: PendingCall) -> CallResult:
+            started = time.time()
+            emit(ev.ToolExecutionStarted(tool_use_id=call.tool_use_id, name=call.name))
+            content, is_error = await self._execute(call, emit)
+            emit(ev.ToolResult(
+                tool_use_id=call.tool_use_id, name=call.name, content=content,
+                is_error=is_error, started_at=started, finished_at=time.time()))
+            return CallResult(call.tool_use_id, content, is_error)
+
+        return run
+
+    async def _execute(self, call: PendingCall, emit: Emit) -> tuple[str, bool]:
+        tool = self.deps.tools.get(call.name)
+        if tool is None:
+            names = ", ".join(self.deps.tools.names())
+            return f"No tool named {call.name!r}. Available tools: {names}", True
+        try:
+            args = tool.input_model.model_validate(call.input)
+        except ValidationError as exc:
+            return f"Invalid input for {tool.name}: {_summarise_validation(exc)}", True
+        ctx = self.deps.tool_context(call.tool_use_id)
+        denial = await self._check_permission(tool, args, ctx, call, emit)
+        if denial is not None:
+            return denial, True
+        try:
+            output = await tool.call(args, ctx)
+        except ToolError as exc:
+            return str(exc), True
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("tool %s failed", tool.name)
+            return f"{tool.name} failed unexpectedly: {type(exc).__name__}: {exc}", True
+        if self.deps.finalize is not None:
+            output = await self.deps.finalize(tool, output, ctx)
+        if isinstance(output, ToolOutput):
+            return output.content, output.is_error
+        return output, False
+
+    async def _check_permission(
+        self, tool: Tool, args: BaseModel, ctx: ToolContext, call: PendingCall, emit: Emit
+    ) -> str | None:
+        """None when the call may run; otherwise the denial text for the model."""
+        raw_path = getattr(args, "path", None)
+        path = ctx.resolve(raw_path) if isinstance(raw_path, str) and raw_path else None
+        verdict = self.deps.gate.evaluate(tool, args, path)
+        if verdict.action == "allow":
+            return None
+        if verdict.action == "ask" and self.deps.asker is not None:
+            asked = ev.PermissionAsked(tool_use_id=call.tool_use_id, tool=tool.name,
+                                       input=call.input, reason=verdict.reason)
+            emit(asked)
+            answer = await self.deps.asker(asked)
+            emit(ev.PermissionDecided(tool_use_id=call.tool_use_id, tool=tool.name,
+                                      decision=answer.decision, source=answer.source,
+                                      message=answer.message))
+            if answer.decision == "allow":
+                if answer.remember:
+                    self.deps.gate.remember(tool, args)
+                return None
+            why = answer.message or (
+                "no answer in time" if answer.source == "timeout" else "the user said no")
+            return f"Permission denied for {tool.name}: {why}."
+        emit(ev.PermissionDecided(tool_use_id=call.tool_use_id, tool=tool.name,
+                                  decision="deny", source=verdict.source, message=verdict.reason))
+        return f"Permission denied for {tool.name}: {verdict.reason}"
+
+
+class _StreamState:
+    """The blocks of the response being streamed, as far as they have arrived."""
+
+    def __init__(self) -> None:
+        self._blocks: dict[int, dict[str, Any]] = {}
+        self._complete: set[int] = set()
+
+    def start(self, index: int, kind: str, block_id: str | None, name: str | None) -> None:
+        if kind == "text":
+            self._blocks[index] = {"type": "text", "text": ""}
+        elif kind == "tool_use":
+            self._blocks[index] = {"type": "tool_use", "id": block_id, "name": name, "input": {}}
+
+    def add_text(self, index: int, text: str) -> None:
+        block = self._blocks.get(index)
+        if block is not None and block["type"] == "text":
+            block["text"] += text
+
+    def complete(self, index: int) -> None:
+        self._complete.add(index)
+
+    def complete_tool(self, index: int, tool_input: dict[str, Any]) -> None:
+        self._blocks[index]["input"] = tool_input
+        self._complete.add(index)
+
+    def blocks(self, include_partial_text: bool = True) -> list[dict[str, Any]]:
+        """Completed blocks, plus text cut short; a tool use whose input never completed is
+        dropped (it was never run and cannot be answered meaningfully)."""
+        out = []
+        for index in sorted(self._blocks):
+            block = self._blocks[index]
+            if index in self._complete or (include_partial_text and block["type"] == "text"):
+                out.append(dict(block))
+        return out
+
+
+def _usage(usage: Any) -> ev.Usage:
+    return ev.Usage(
+        input_tokens=usage.input_tokens or 0,
+        output_tokens=usage.output_tokens or 0,
+        cache_read_input_tokens=getattr(usage, "cache_read_input_tokens", 0) or 0,
+        cache_creation_input_tokens=getattr(usage, "cache_creation_input_tokens", 0) or 0,
+    )
+
+
+def _summarise_validation(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in err["loc"]) or "input"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def _explain(failure: ModelFailure) -> str:
+    if failure.kind == "prompt_too_long":
+        return ("The conversation is too long for the model's context window "
+                f"({failure.message}). Start a new session or shorten the request.")
+    if failure.kind == "auth":
+        return f"The model endpoint refused the credentials: {failure.message}. Check the API key."
+    return failure.message
+
+

@@ -1,0 +1,160 @@
+"""A headless LSP client for lsp-agent: starts ``lsp-agent serve`` as a subprocess and speaks
+the documented protocol to it, as any editor would. ``run`` and ``demo`` are built on it.
+
+The client acts as the editor: it applies WorkspaceEdits to files on disk, answers permission
+requests and reviews proposals through callbacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types as lsp
+from pygls.lsp.client import LanguageClient
+from pygls.uris import from_fs_path
+
+from lsp_agent import __version__
+from lsp_agent.agent import events as ev
+from lsp_agent.edits.workspace_edit import apply_workspace_edit_to_disk
+from lsp_agent.server import protocol as p
+
+log = logging.getLogger(__name__)
+
+OnEvent = Callable[[ev.AgentEvent], None]
+OnPermission = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+OnProposal = Callable[[ev.ProposalCreated], Awaitable[dict[str, Any]]]
+
+
+class AgentClient:
+    def __init__(
+        self,
+        workspace: Path,
+        on_event: OnEvent,
+        on_permission: OnPermission,
+        on_proposal: OnProposal,
+        *,
+        env: dict[str, str] | None = None,
+        initialization_options: dict[str, Any] | None = None,
+        server_log: Path | None = None,
+    ):
+        self.workspace = workspace.resolve()
+        self._on_event = on_event
+        self._on_permission = on_permission
+        self._on_proposal = on_proposal
+        self._env = env
+        self._init_options = initialization_options or {}
+        self._server_log = server_log
+        self._client = LanguageClient("lsp-agent-cli", __version__)
+        self._background: set[asyncio.Task[Any]] = set()
+        self._register()
+
+    def _register(self) -> None:
+        client = self._client
+
+        @client.feature(lsp.WORKSPACE_APPLY_EDIT)
+        def apply_edit(params: lsp.ApplyWorkspaceEditParams) -> lsp.ApplyWorkspaceEditResult:
+            data = client.protocol._converter.unstructure(params.edit)
+            try:
+                apply_workspace_edit_to_disk(data)
+            except Exception as exc:
+                return lsp.ApplyWorkspaceEditResult(applied=False, failure_reason=str(exc))
+            return lsp.ApplyWorkspaceEditResult(applied=True)
+
+        @client.feature(p.REQUEST_PERMISSION)
+        async def permission(params: Any) -> dict[str, Any]:
+            return await self._on_permission(p.plain(params))
+
+        @client.feature(lsp.WINDOW_WORK_DONE_PROGRESS_CREATE)
+        def progress_create(params: Any) -> None:
+            return None
+
+        @client.feature(lsp.PROGRESS)
+        def progress(params: Any) -> None:
+            return None
+
+        @client.feature(p.EVENT)
+        def on_event(params: Any) -> None:
+            data = p.plain(params)
+            try:
+                event = ev.parse_event(data["event"])
+            except Exception:
+                log.warning("unreadable event: %s", data)
+                return
+            self._on_event(event)
+            if isinstance(event, ev.ProposalCreated) and not event.auto_apply:
+                self._spawn(self._review(event))
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _review(self, event: ev.ProposalCreated) -> None:
+        decision = await self._on_proposal(event)
+        try:
+            await self.request(p.REVIEW, {"proposalId": event.proposal_id, **decision})
+        except Exception as exc:
+            log.error("review of %s failed: %s", event.proposal_id, exc)
+
+    async def start(self) -> dict[str, Any]:
+        env = dict(os.environ if self._env is None else self._env)
+        await self._client.start_io(sys.executable, "-m", "lsp_agent", "serve", env=env,
+                                    cwd=str(self.workspace))
+        self._spawn(self._drain_stderr())
+        result = await self._client.initialize_async(lsp.InitializeParams(
+            process_id=os.getpid(),
+            root_uri=from_fs_path(str(self.workspace)),
+            capabilities=lsp.ClientCapabilities(
+                window=lsp.WindowClientCapabilities(work_done_progress=True)),
+            initialization_options=self._init_options,
+        ))
+        self._client.initialized(lsp.InitializedParams())
+        return self._client.protocol._converter.unstructure(result)
+
+    async def _drain_stderr(self) -> None:
+        """Read the server's log so its pipe never fills (a full pipe would stall the server)."""
+        server = self._client._server
+        if server is None or server.stderr is None:
+            return
+        sink = open(self._server_log, "ab") if self._server_log else None  # noqa: ASYNC230
+        try:
+            while chunk := await server.stderr.read(65536):
+                if sink:
+                    sink.write(chunk)
+                    sink.flush()
+        finally:
+            if sink:
+                sink.close()
+
+    async def request(self, method: str, params: dict[str, Any]) -> Any:
+        return p.plain(await self._client.protocol.send_request_async(method, params))
+
+    async def new_session(self, mode: str | None = None, model: str | None = None) -> str:
+        params: dict[str, Any] = {"workspaceUri": from_fs_path(str(self.workspace))}
+        if mode:
+            params["mode"] = mode
+        if model:
+            params["model"] = model
+        return (await self.request(p.NEW_SESSION, params))["sessionId"]
+
+    async def prompt(self, session_id: str, text: str) -> dict[str, Any]:
+        return await self.request(p.PROMPT, {"sessionId": session_id, "text": text})
+
+    async def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._client.shutdown_async(None), 10)
+            self._client.exit(None)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._client.stop(), 10)
+        server = self._client._server
+        if server is not None and server.returncode is None:
+            server.kill()
+        for task in list(self._background):
+            task.cancel()

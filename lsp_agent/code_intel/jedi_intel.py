@@ -1,0 +1,519 @@
+"""Python code intelligence on top of jedi, shared by the agent tools and the LSP features.
+
+Positions at this API are 0-based lines and 0-based columns (the LSP convention); jedi counts
+lines from 1, so conversion happens here and nowhere else.
+
+Text always comes from the DocumentSource, so an unsaved editor buffer wins over the disk. A
+fresh ``jedi.Script`` is built per query: jedi caches parse trees per path, and a Script kept
+across an edit would answer about stale text. Other files of the project are read by jedi
+from disk.
+
+jedi is not thread-safe and cannot be interrupted. Every call runs in an executor under one
+lock, bounded by ``timeout``: a call that overruns is reported as ``timed_out`` while its
+thread finishes in the background.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import re
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Generic, TypeVar
+
+import jedi
+from jedi.api.classes import BaseName
+from pydantic import BaseModel, Field
+
+from lsp_agent.workspace.documents import DocumentSource
+
+CACHE_DIR_ENV = "LSP_AGENT_CACHE_DIR"
+PYTHON_SUFFIXES = frozenset({".py", ".pyi"})
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def default_cache_dir() -> Path:
+    """Where jedi keeps its cache: ``$LSP_AGENT_CACHE_DIR`` or ``~/.cache/lsp-agent/jedi``."""
+    configured = os.environ.get(CACHE_DIR_ENV)
+    if configured:
+        return Path(configured).expanduser()
+    return Path.home() / ".cache" / "lsp-agent" / "jedi"
+
+
+def is_python_path(path: Path) -> bool:
+    return path.suffix.lower() in PYTHON_SUFFIXES
+
+
+# --------------------------------------------------------------------------- result models
+
+
+class Span(BaseModel):
+    """A range of text; 0-based lines and columns, end exclusive."""
+
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+
+class SymbolLocation(BaseModel):
+    """Where a name is: its own span (not the whole statement) and what it is."""
+
+    path: Path
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    name: str
+    kind: str  # jedi's type: module, class, instance, function, param, statement, property, ...
+    description: str = ""
+    full_name: str | None = None
+    line_text: str | None = None  # the source line, as jedi read it
+
+    @property
+    def span(self) -> Span:
+        return Span(
+            line=self.line, column=self.column, end_line=self.end_line, end_column=self.end_column
+        )
+
+
+class OutlineSymbol(BaseModel):
+    """One entry of a document outline; classes contain their methods and attributes."""
+
+    name: str
+    kind: str  # class, function, method, property, variable, constant, attribute
+    detail: str = ""
+    range: Span  # the whole definition
+    selection: Span  # the name
+    children: list[OutlineSymbol] = Field(default_factory=list)
+
+    def walk(self, depth: int = 0) -> Iterator[tuple[int, OutlineSymbol]]:
+        yield depth, self
+        for child in self.children:
+            yield from child.walk(depth + 1)
+
+
+class HoverInfo(BaseModel):
+    name: str
+    kind: str
+    signature: str | None
+    docstring: str
+    markdown: str
+    span: Span  # the hovered name in the queried document
+
+
+class QueryResult(BaseModel, Generic[T]):
+    items: list[T] = Field(default_factory=list)
+    truncated: bool = False  # more results existed than ``max_results``
+    timed_out: bool = False  # jedi did not answer within the timeout
+
+
+class _Busy(Exception):
+    """The jedi lock stayed held by an earlier, overrunning call."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+_IDENTIFIER = re.compile(r"[^\W\d]\w*")
+
+
+def find_symbol_column(text: str, line: int, symbol: str) -> int | None:
+    """Column of ``symbol`` as a whole word on 0-based ``line`` of ``text``, or None.
+
+    A dotted symbol (``m.Money``) matches the whole dotted text and yields the column of its
+    last part, which is the name the caller asks about.
+    """
+    lines = text.splitlines()
+    if not 0 <= line < len(lines):
+        return None
+    parts = [part.strip() for part in symbol.strip().split(".")]
+    if not parts or not all(_IDENTIFIER.fullmatch(part) for part in parts):
+        return None
+    pattern = r"\s*\.\s*".join(re.escape(part) for part in parts)
+    match = re.search(rf"(?<!\w)(?:{pattern})(?!\w)", lines[line])
+    if match is None:
+        return None
+    return match.end() - len(parts[-1])
+
+
+def identifiers_on_line(text: str, line: int) -> list[str]:
+    """Distinct identifiers on 0-based ``line``, in order of appearance (for error messages)."""
+    lines = text.splitlines()
+    if not 0 <= line < len(lines):
+        return []
+    seen: dict[str, None] = {}
+    for match in _IDENTIFIER.finditer(lines[line]):
+        seen.setdefault(match.group(0), None)
+    return list(seen)
+
+
+def _capped(items: Iterable[R], limit: int) -> tuple[list[R], bool]:
+    """The first ``limit`` items and whether more existed (reads at most one extra)."""
+    out: list[R] = []
+    for item in items:
+        if len(out) == limit:
+            return out, True
+        out.append(item)
+    return out, False
+
+
+def _is_import(name: BaseName) -> bool:
+    # Name.type resolves imports (slow); look at the defining statement instead. There is no
+    # public accessor for it, so fall back to the description when the internals change.
+    try:
+        definition = name._name.tree_name.get_definition()
+        return definition is not None and definition.type in ("import_from", "import_name")
+    except AttributeError:
+        return name.description.startswith(("from ", "import "))
+
+
+# --------------------------------------------------------------------------- the service
+
+
+class JediIntel:
+    """Definitions, references, hover and symbols for one workspace root."""
+
+    def __init__(
+        self,
+        root: Path,
+        documents: DocumentSource,
+        *,
+        timeout: float = 5.0,
+        max_results: int = 200,
+        executor: concurrent.futures.Executor | None = None,
+        cache_dir: Path | None = None,
+    ):
+        self.root = Path(root).resolve()
+        self.documents = documents
+        self.timeout = timeout
+        self.max_results = max_results
+        self._own_executor = executor is None
+        self._executor = executor or concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="jedi"
+        )
+        self._lock = threading.Lock()
+        jedi.settings.cache_directory = str(cache_dir or default_cache_dir())
+        self.project = jedi.Project(self.root)
+
+    def close(self) -> None:
+        """Stop the private executor (if any) without waiting for an overrunning call."""
+        if self._own_executor:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # -------------------------------------------------------------- public queries
+
+    async def definition(self, path: Path, line: int, column: int) -> QueryResult[SymbolLocation]:
+        def query() -> QueryResult[SymbolLocation]:
+            script = self._script(path)
+            names = script.goto(line + 1, column, follow_imports=True)
+            locations = (loc for loc in map(self._location, names) if loc is not None)
+            items, truncated = _capped(locations, self.max_results)
+            return QueryResult(items=items, truncated=truncated)
+
+        return await self._run(query, QueryResult[SymbolLocation])
+
+    async def references(
+        self, path: Path, line: int, column: int, include_declaration: bool = True
+    ) -> QueryResult[SymbolLocation]:
+        def query() -> QueryResult[SymbolLocation]:
+            script = self._script(path)
+            names = script.get_references(line + 1, column, include_builtins=False)
+            if not include_declaration:
+                declared = {_position_key(d) for d in script.goto(line + 1, column)}
+                declared |= {
+                    _position_key(d) for d in script.goto(line + 1, column, follow_imports=True)
+                }
+                names = [n for n in names if _position_key(n) not in declared]
+            names = sorted(names, key=_position_key)
+            locations = (loc for loc in map(self._location, names) if loc is not None)
+            items, truncated = _capped(locations, self.max_results)
+            return QueryResult(items=items, truncated=truncated)
+
+        return await self._run(query, QueryResult[SymbolLocation])
+
+    async def hover(self, path: Path, line: int, column: int) -> QueryResult[HoverInfo]:
+        def query() -> QueryResult[HoverInfo]:
+            text = self._text(path)
+            names = self._script(path, text).help(line + 1, column)
+            if not names:
+                return QueryResult()
+            span = _word_span(text, line, column)
+            return QueryResult(items=[_hover_info(names[0], span)])
+
+        return await self._run(query, QueryResult[HoverInfo])
+
+    async def document_symbols(self, path: Path) -> QueryResult[OutlineSymbol]:
+        def query() -> QueryResult[OutlineSymbol]:
+            text = self._text(path)
+            script = self._script(path, text)
+            names = script.get_names(all_scopes=True, definitions=True, references=False)
+            wanted = (n for n in names if _belongs_in_outline(n))
+            flat, truncated = _capped(wanted, self.max_results)
+            return QueryResult(items=_nest(flat, text.splitlines()), truncated=truncated)
+
+        return await self._run(query, QueryResult[OutlineSymbol])
+
+    async def workspace_symbols(
+        self, query: str, limit: int | None = None
+    ) -> QueryResult[SymbolLocation]:
+        """Names defined in the project whose name starts with ``query`` (case-insensitive);
+        a dotted query (``Cart.add``) looks up that exact qualified name."""
+        cap = min(limit or self.max_results, self.max_results)
+        text = query.strip()
+
+        def search() -> QueryResult[SymbolLocation]:
+            if not text:
+                return QueryResult()
+            if "." in text:
+                names = self.project.search(text, all_scopes=True)
+            else:
+                names = self.project.complete_search(text, all_scopes=True)
+            found = (loc for n in names if (loc := self._workspace_symbol(n, text)) is not None)
+            items, truncated = _capped(_unique(found), cap)
+            items.sort(key=lambda loc: (_match_rank(loc.name, text), str(loc.path), loc.line))
+            return QueryResult(items=items, truncated=truncated)
+
+        return await self._run(search, QueryResult[SymbolLocation])
+
+    # -------------------------------------------------------------- plumbing
+
+    async def _run(self, fn: Callable[[], R], result_type: type[R]) -> R:
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._executor, self._locked, fn)
+        try:
+            return await asyncio.wait_for(future, timeout=self.timeout)
+        except (TimeoutError, _Busy):
+            return result_type(timed_out=True)
+
+    def _locked(self, fn: Callable[[], R]) -> R:
+        # A shared executor may run this while an abandoned call still holds the lock: give up
+        # instead of parking one of its threads indefinitely.
+        if not self._lock.acquire(timeout=max(self.timeout, 0.0)):
+            raise _Busy()
+        try:
+            return fn()
+        finally:
+            self._lock.release()
+
+    def _text(self, path: Path) -> str:
+        return self.documents.snapshot(path).text
+
+    def _script(self, path: Path, text: str | None = None) -> jedi.Script:
+        code = self._text(path) if text is None else text
+        return jedi.Script(code, path=path, project=self.project)
+
+    def _location(self, name: BaseName) -> SymbolLocation | None:
+        if name.module_path is None or name.line is None or name.column is None:
+            return None  # builtins compiled into the interpreter have no source
+        return SymbolLocation(
+            path=Path(name.module_path),
+            line=name.line - 1,
+            column=name.column,
+            end_line=name.line - 1,
+            end_column=name.column + len(name.name),
+            name=name.name,
+            kind=name.type,
+            description=name.description,
+            full_name=name.full_name,
+            line_text=_line_code(name),
+        )
+
+    def _workspace_symbol(self, name: BaseName, query: str) -> SymbolLocation | None:
+        if name.type == "param" or name.module_path is None:
+            return None
+        module_path = Path(name.module_path)
+        if not module_path.is_relative_to(self.root):
+            return None  # modules found on sys.path, not in the workspace
+        if name.type == "statement" and _parent_type(name) == "function":
+            return None  # local variables are noise in a workspace search
+        if name.type == "module":
+            return SymbolLocation(
+                path=module_path, line=0, column=0, end_line=0, end_column=0,
+                name=name.name, kind="module", description=name.description,
+                full_name=name.full_name,
+            )  # fmt: skip
+        return self._location(name)
+
+
+def _position_key(name: BaseName) -> tuple[str, int, int]:
+    return (str(name.module_path or ""), name.line or 0, name.column or 0)
+
+
+def _line_code(name: BaseName) -> str | None:
+    try:
+        return name.get_line_code().rstrip("\r\n")
+    except Exception:  # jedi raises various errors for names without a module
+        return None
+
+
+def _parent_type(name: BaseName) -> str | None:
+    try:
+        parent = name.parent()
+    except Exception:  # names without a scope (compiled modules) cannot answer
+        return None
+    return parent.type if parent is not None else None
+
+
+def _unique(locations: Iterable[SymbolLocation]) -> Iterator[SymbolLocation]:
+    seen: set[tuple[str, int, int]] = set()
+    for loc in locations:
+        key = (str(loc.path), loc.line, loc.column)
+        if key not in seen:
+            seen.add(key)
+            yield loc
+
+
+def _match_rank(name: str, query: str) -> int:
+    if name == query:
+        return 0
+    if name.lower() == query.lower().rsplit(".", 1)[-1]:
+        return 1
+    return 2
+
+
+def _word_span(text: str, line: int, column: int) -> Span:
+    """The identifier under the cursor, so the editor can highlight what the hover is about."""
+    lines = text.splitlines()
+    line_text = lines[line] if 0 <= line < len(lines) else ""
+    for match in _IDENTIFIER.finditer(line_text):
+        if match.start() <= column <= match.end():
+            return Span(line=line, column=match.start(), end_line=line, end_column=match.end())
+    return Span(line=line, column=column, end_line=line, end_column=column)
+
+
+# --------------------------------------------------------------------------- hover
+
+
+def _hover_info(name: BaseName, span: Span) -> HoverInfo:
+    signature = _signature_text(name)
+    docstring = name.docstring(raw=True).strip() if name.type != "keyword" else ""
+    if name.type == "keyword":
+        docstring = name.docstring().strip()
+    parts = []
+    if signature:
+        parts.append(f"```python\n{signature}\n```")
+    if docstring:
+        parts.append(docstring)
+    return HoverInfo(
+        name=name.name,
+        kind=name.type,
+        signature=signature,
+        docstring=docstring,
+        markdown="\n\n---\n\n".join(parts),
+        span=span,
+    )
+
+
+def _signature_text(name: BaseName) -> str | None:
+    kind = name.type
+    if kind == "property":
+        types = _inferred_types(name)
+        return f"property {name.name}" + (f": {' | '.join(types)}" if types else "")
+    if kind in ("function", "class"):
+        signatures = [s.to_string() for s in name.get_signatures()]
+        prefix = "def " if kind == "function" else "class "
+        if signatures:
+            return "\n".join(prefix + s for s in signatures)
+        return prefix + name.name
+    if kind == "module":
+        return f"module {name.full_name or name.name}"
+    if kind == "keyword":
+        return None
+    if kind in ("statement", "param", "instance"):
+        types = _inferred_types(name)
+        if types:
+            return f"{name.name}: {' | '.join(types)}"
+    return name.description or name.name
+
+
+def _inferred_types(name: BaseName) -> list[str]:
+    try:
+        inferred = name.infer()
+    except Exception:  # inference of broken code may fail in many ways; hover is best effort
+        return []
+    return list(dict.fromkeys(n.name for n in inferred if n.name))
+
+
+# --------------------------------------------------------------------------- outline
+
+_OUTLINE_TYPES = frozenset({"class", "function", "statement", "property"})
+
+
+def _belongs_in_outline(name: BaseName) -> bool:
+    if _is_import(name):
+        return False
+    kind = name.type
+    if kind not in _OUTLINE_TYPES:
+        return False
+    # Variables only at module or class level; locals of functions would drown the outline.
+    return kind != "statement" or _parent_type(name) in ("module", "class")
+
+
+def _outline_kind(name: BaseName, parent_kind: str | None, lines: list[str]) -> str:
+    kind = name.type
+    if kind == "function":
+        if any(d.startswith("property") for d in _decorators(name, lines)):
+            return "property"
+        return "method" if parent_kind == "class" else "function"
+    if kind == "statement":
+        if parent_kind == "class":
+            return "attribute"
+        return "constant" if name.name.isupper() else "variable"
+    return kind
+
+
+def _decorators(name: BaseName, lines: list[str]) -> list[str]:
+    """Decorator texts on the lines just above the ``def`` (one-line decorators only)."""
+    found: list[str] = []
+    index = (name.line or 1) - 2
+    while 0 <= index < len(lines) and lines[index].strip().startswith("@"):
+        found.append(lines[index].strip()[1:])
+        index -= 1
+    return found
+
+
+def _outline_symbol(name: BaseName, parent_kind: str | None, lines: list[str]) -> OutlineSymbol:
+    start = name.get_definition_start_position() or (name.line, name.column)
+    end = name.get_definition_end_position() or (name.line, name.column + len(name.name))
+    line = (name.line or 1) - 1
+    column = name.column or 0
+    kind = _outline_kind(name, parent_kind, lines)
+    detail = "" if kind in ("variable", "constant", "attribute") else name.description
+    return OutlineSymbol(
+        name=name.name,
+        kind=kind,
+        detail=detail,
+        range=Span(line=start[0] - 1, column=start[1], end_line=end[0] - 1, end_column=end[1]),
+        selection=Span(line=line, column=column, end_line=line, end_column=column + len(name.name)),
+    )
+
+
+def _nest(names: list[BaseName], lines: list[str]) -> list[OutlineSymbol]:
+    """Build the tree from source order: a symbol belongs to the innermost open scope."""
+    roots: list[OutlineSymbol] = []
+    stack: list[OutlineSymbol] = []  # open classes and functions
+    for name in names:
+        position = (name.line or 1) - 1, name.column or 0
+        while stack and not _contains(stack[-1].range, position):
+            stack.pop()
+        parent = stack[-1] if stack else None
+        symbol = _outline_symbol(name, _scope_kind(parent), lines)
+        (parent.children if parent else roots).append(symbol)
+        if symbol.kind in ("class", "function", "method", "property"):
+            stack.append(symbol)
+    return roots
+
+
+def _scope_kind(symbol: OutlineSymbol | None) -> str | None:
+    if symbol is None:
+        return "module"
+    return "class" if symbol.kind == "class" else "function"
+
+
+def _contains(span: Span, position: tuple[int, int]) -> bool:
+    return (span.line, span.column) <= position <= (span.end_line, span.end_column)

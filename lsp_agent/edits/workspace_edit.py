@@ -1,0 +1,369 @@
+"""Accepted changes as an LSP ``WorkspaceEdit``, and a headless client that applies one to disk.
+
+Edits are whole lines wherever possible, so positions are (line, 0) and UTF-16 columns only
+matter at the end of a file without a final newline. Lines are counted the LSP way: ``\\r\\n``,
+``\\n`` and a lone ``\\r`` each end a line.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import unquote, urlparse
+
+from lsprotocol.types import (
+    AnnotatedTextEdit,
+    ChangeAnnotation,
+    CreateFile,
+    CreateFileOptions,
+    OptionalVersionedTextDocumentIdentifier,
+    Position,
+    Range,
+    TextDocumentEdit,
+    TextEdit,
+    WorkspaceEdit,
+)
+
+from lsp_agent.edits.diff import line_opcodes
+
+ANNOTATION_ID = "lsp-agent"
+DEFAULT_DESCRIPTION = "Changes proposed by lsp-agent and accepted in review"
+
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+class WorkspaceEditError(ValueError):
+    """A WorkspaceEdit (or a text edit in it) that cannot be applied as given."""
+
+
+# ---------------------------------------------------------------------------- positions
+
+
+def lsp_lines(text: str) -> list[str]:
+    """Lines as LSP counts them, each with its terminator; a final unterminated line is kept."""
+    lines, start = [], 0
+    for m in _LINE_END.finditer(text):
+        lines.append(text[start : m.end()])
+        start = m.end()
+    if start < len(text):
+        lines.append(text[start:])
+    return lines
+
+
+def utf16_len(s: str) -> int:
+    return len(s) + sum(1 for ch in s if ord(ch) > 0xFFFF)
+
+
+def _strip_eol(line: str) -> str:
+    return line.rstrip("\r\n") if line.endswith(("\n", "\r")) else line
+
+
+def _column_to_index(line: str, column: int) -> int:
+    """Python index in ``line`` of a UTF-16 column; columns past the end clamp to the end."""
+    units = 0
+    for index, ch in enumerate(line):
+        if units >= column:
+            if units > column:
+                raise WorkspaceEditError(f"column {column} splits a surrogate pair in {line!r}")
+            return index
+        units += 2 if ord(ch) > 0xFFFF else 1
+    if units > column:
+        raise WorkspaceEditError(f"column {column} splits a surrogate pair in {line!r}")
+    return len(line)
+
+
+class _Offsets:
+    """Maps LSP positions to offsets in one fixed text."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self.lines = lsp_lines(text)
+        self.starts = []
+        offset = 0
+        for line in self.lines:
+            self.starts.append(offset)
+            offset += len(line)
+
+    def offset(self, pos: Position) -> int:
+        if pos.line >= len(self.lines):
+            return len(self.text)  # past the last line: the end of the document
+        content = _strip_eol(self.lines[pos.line])
+        return self.starts[pos.line] + _column_to_index(content, pos.character)
+
+    def position_of_line(self, index: int) -> Position:
+        """Start of line ``index``; one past the last line means the end of the document."""
+        if index < len(self.lines):
+            return Position(line=index, character=0)
+        if not self.lines or self.lines[-1] != _strip_eol(self.lines[-1]):
+            return Position(line=len(self.lines), character=0)
+        return Position(line=len(self.lines) - 1, character=utf16_len(self.lines[-1]))
+
+
+# ---------------------------------------------------------------------------- text edits
+
+
+def text_edits_between(old: str, new: str) -> list[TextEdit]:
+    """Whole-line edits turning ``old`` into ``new``: non-overlapping, in document order."""
+    offsets = _Offsets(old)
+    new_lines = lsp_lines(new)
+    edits = []
+    for tag, i1, i2, j1, j2 in line_opcodes(offsets.lines, new_lines):
+        if tag == "equal":
+            continue
+        edits.append(
+            TextEdit(
+                range=Range(start=offsets.position_of_line(i1), end=offsets.position_of_line(i2)),
+                new_text="".join(new_lines[j1:j2]),
+            )
+        )
+    return edits
+
+
+def apply_text_edits(text: str, edits: Sequence[TextEdit]) -> str:
+    """Apply LSP text edits, all positioned against the original ``text``.
+
+    Columns are UTF-16 code units; a column past a line's end means the line's end, a line past
+    the last means the end of the document. Overlapping edits are an error; inserts at the same
+    position keep their array order.
+    """
+    offsets = _Offsets(text)
+    spans = []
+    for order, edit in enumerate(edits):
+        start, end = offsets.offset(edit.range.start), offsets.offset(edit.range.end)
+        if end < start:
+            raise WorkspaceEditError(f"edit {order} ends before it starts: {_fmt(edit.range)}")
+        spans.append((start, end, order, edit.new_text))
+    spans.sort(key=lambda s: (s[0], s[2]))
+    out, cursor = [], 0
+    for start, end, order, new_text in spans:
+        if start < cursor:
+            raise WorkspaceEditError(f"edit {order} overlaps an earlier edit")
+        out.append(text[cursor:start])
+        out.append(new_text)
+        cursor = end
+    out.append(text[cursor:])
+    return "".join(out)
+
+
+def _fmt(r: Range) -> str:
+    return f"{r.start.line}:{r.start.character}-{r.end.line}:{r.end.character}"
+
+
+# ---------------------------------------------------------------------------- building
+
+
+class EditTargetLike(Protocol):
+    @property
+    def uri(self) -> str: ...
+    @property
+    def current_text(self) -> str | None: ...
+    @property
+    def target_text(self) -> str: ...
+    @property
+    def version(self) -> int | None: ...
+    @property
+    def is_new(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class EditTarget:
+    """One file to change: what the editor has now, what it should have, and its version."""
+
+    uri: str
+    current_text: str | None  # None for a file to create
+    target_text: str
+    version: int | None  # the editor's version of current_text; None when not open
+    is_new: bool = False
+
+
+def build_workspace_edit(
+    targets: Sequence[EditTargetLike], description: str = DEFAULT_DESCRIPTION
+) -> WorkspaceEdit:
+    """A ``documentChanges`` edit, every change annotated as the agent's.
+
+    An existing file gets a TextDocumentEdit pinned to its version (so the editor refuses it if
+    the user typed in between); a new file gets a CreateFile that never overwrites, followed by
+    an unversioned TextDocumentEdit inserting its content. Files already at their target are
+    left out.
+    """
+    changes: list[Any] = []
+    for target in targets:
+        if target.is_new:
+            changes.extend(_create_file(target))
+        elif target.current_text != target.target_text:
+            changes.append(_edit_file(target))
+    return WorkspaceEdit(
+        document_changes=changes,
+        change_annotations={
+            ANNOTATION_ID: ChangeAnnotation(
+                label="lsp-agent", description=description, needs_confirmation=False
+            )
+        },
+    )
+
+
+def _annotated(edits: list[TextEdit]) -> list[AnnotatedTextEdit]:
+    return [
+        AnnotatedTextEdit(annotation_id=ANNOTATION_ID, range=e.range, new_text=e.new_text)
+        for e in edits
+    ]
+
+
+def _edit_file(target: EditTargetLike) -> TextDocumentEdit:
+    if target.current_text is None:
+        raise ValueError(f"{target.uri}: an existing file needs its current text")
+    return TextDocumentEdit(
+        text_document=OptionalVersionedTextDocumentIdentifier(
+            uri=target.uri, version=target.version
+        ),
+        edits=_annotated(text_edits_between(target.current_text, target.target_text)),
+    )
+
+
+def _create_file(target: EditTargetLike) -> list[Any]:
+    create = CreateFile(
+        uri=target.uri,
+        options=CreateFileOptions(overwrite=False, ignore_if_exists=True),
+        annotation_id=ANNOTATION_ID,
+    )
+    if not target.target_text:
+        return [create]
+    origin = Position(line=0, character=0)
+    fill = TextDocumentEdit(
+        text_document=OptionalVersionedTextDocumentIdentifier(uri=target.uri, version=None),
+        edits=_annotated(
+            [TextEdit(range=Range(start=origin, end=origin), new_text=target.target_text)]
+        ),
+    )
+    return [create, fill]
+
+
+# ---------------------------------------------------------------------------- applying on disk
+
+
+def uri_to_path(uri: str) -> Path:
+    """The local path of a ``file://`` URI; anything else is a WorkspaceEditError."""
+    if not isinstance(uri, str):
+        raise WorkspaceEditError(f"expected a URI string, got {uri!r}")
+    parsed = urlparse(uri)
+    if parsed.scheme != "file":
+        raise WorkspaceEditError(f"unsupported URI {uri!r}: only file:// URIs can be applied")
+    if parsed.netloc not in ("", "localhost"):
+        raise WorkspaceEditError(f"unsupported URI {uri!r}: remote host {parsed.netloc!r}")
+    path = Path(unquote(parsed.path))
+    if not path.is_absolute():
+        raise WorkspaceEditError(f"URI {uri!r} does not name an absolute path")
+    return path
+
+
+def apply_workspace_edit_to_disk(edit_json: dict[str, Any]) -> list[Path]:
+    """Apply a WorkspaceEdit in its JSON form to files on disk, in order; returns touched paths.
+
+    Supports ``documentChanges`` (TextDocumentEdit with plain or annotated edits, CreateFile,
+    RenameFile, DeleteFile) and the legacy ``changes`` map. Document versions are not checked:
+    with no editor there are no versions. Stops at the first failure with WorkspaceEditError.
+    """
+    if not isinstance(edit_json, dict):
+        raise WorkspaceEditError(f"a WorkspaceEdit must be a JSON object, got {edit_json!r}")
+    touched: list[Path] = []
+    if edit_json.get("documentChanges") is not None:
+        for change in edit_json["documentChanges"]:
+            touched.extend(_apply_document_change(change))
+    else:
+        for uri, edits in (edit_json.get("changes") or {}).items():
+            touched.append(_edit_on_disk(uri, edits))
+    return list(dict.fromkeys(touched))
+
+
+def _apply_document_change(change: dict[str, Any]) -> list[Path]:
+    kind = change.get("kind")
+    if kind == "create":
+        return [_create_on_disk(change)]
+    if kind == "rename":
+        return _rename_on_disk(change)
+    if kind == "delete":
+        return [_delete_on_disk(change)]
+    if kind is None and "textDocument" in change:
+        return [_edit_on_disk(change["textDocument"].get("uri"), change.get("edits", []))]
+    raise WorkspaceEditError(f"unknown document change: {change!r}")
+
+
+def _read(path: Path) -> tuple[str, str]:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        return data.decode("latin-1"), "latin-1"
+
+
+def _edit_on_disk(uri: str, edits_json: list[dict[str, Any]]) -> Path:
+    path = uri_to_path(uri)
+    if not path.is_file():
+        raise WorkspaceEditError(f"cannot edit {path}: no such file")
+    text, encoding = _read(path)
+    path.write_bytes(apply_text_edits(text, [_text_edit(e) for e in edits_json]).encode(encoding))
+    return path
+
+
+def _text_edit(edit: dict[str, Any]) -> TextEdit:
+    try:
+        r = edit["range"]
+        return TextEdit(
+            range=Range(
+                start=Position(line=r["start"]["line"], character=r["start"]["character"]),
+                end=Position(line=r["end"]["line"], character=r["end"]["character"]),
+            ),
+            new_text=edit["newText"],
+        )
+    except KeyError as exc:
+        raise WorkspaceEditError(f"malformed text edit {edit!r}: missing {exc}") from exc
+    except (TypeError, ValueError) as exc:  # lsprotocol validates types and ranges
+        raise WorkspaceEditError(f"malformed text edit {edit!r}: {exc}") from exc
+
+
+def _create_on_disk(change: dict[str, Any]) -> Path:
+    path = uri_to_path(change.get("uri"))
+    options = change.get("options") or {}
+    if path.exists():
+        if options.get("overwrite"):
+            path.write_bytes(b"")
+        elif not options.get("ignoreIfExists"):
+            raise WorkspaceEditError(f"cannot create {path}: it already exists")
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"")
+    return path
+
+
+def _rename_on_disk(change: dict[str, Any]) -> list[Path]:
+    old, new = uri_to_path(change.get("oldUri")), uri_to_path(change.get("newUri"))
+    options = change.get("options") or {}
+    if not old.exists():
+        raise WorkspaceEditError(f"cannot rename {old}: no such file")
+    if new.exists() and not options.get("overwrite"):
+        if options.get("ignoreIfExists"):
+            return []
+        raise WorkspaceEditError(f"cannot rename {old} to {new}: the target exists")
+    new.parent.mkdir(parents=True, exist_ok=True)
+    old.replace(new)
+    return [old, new]
+
+
+def _delete_on_disk(change: dict[str, Any]) -> Path:
+    path = uri_to_path(change.get("uri"))
+    options = change.get("options") or {}
+    if not path.exists():
+        if options.get("ignoreIfNotExists"):
+            return path
+        raise WorkspaceEditError(f"cannot delete {path}: no such file")
+    if path.is_dir():
+        if not options.get("recursive") and any(path.iterdir()):
+            raise WorkspaceEditError(f"cannot delete {path}: folder not empty (not recursive)")
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+    return path

@@ -1,0 +1,122 @@
+"""The model layer: Anthropic's Messages API through the official SDK.
+
+HTTP-level failures (429 with retry-after, 5xx, connection errors) are retried by the SDK. What
+the SDK does not handle is classified here so the agent loop can decide: an ``error`` event in
+the middle of a 200 stream, an overload that outlasts the SDK's retries, a prompt that is too
+long for the context window.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import anthropic
+
+DEFAULT_MODEL = "claude-sonnet-4-5"
+DEFAULT_FALLBACK_MODEL = "claude-haiku-4-5"
+
+
+@dataclass
+class ModelSettings:
+    model: str = DEFAULT_MODEL
+    fallback_model: str | None = DEFAULT_FALLBACK_MODEL
+    max_tokens: int = 8192
+    api_key: str | None = None
+    base_url: str | None = None
+    sdk_max_retries: int = 2
+    request_timeout: float = 600.0
+    # Retries of errors the SDK does not retry (mid-stream errors, overloads after its retries).
+    stream_retries: int = 5
+    overloads_before_fallback: int = 3
+    backoff_base: float = 1.0
+    backoff_max: float = 30.0
+    max_continuations: int = 3
+    max_rounds: int = 50
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> ModelSettings:
+        env = os.environ
+        values: dict[str, Any] = {
+            "model": env.get("LSP_AGENT_MODEL", DEFAULT_MODEL),
+            "fallback_model": env.get("LSP_AGENT_FALLBACK_MODEL", DEFAULT_FALLBACK_MODEL) or None,
+            "api_key": env.get("ANTHROPIC_API_KEY"),
+            "base_url": env.get("ANTHROPIC_BASE_URL"),
+        }
+        if "LSP_AGENT_BACKOFF_BASE" in env:
+            values["backoff_base"] = float(env["LSP_AGENT_BACKOFF_BASE"])
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def backoff(self, attempt: int) -> float:
+        return min(self.backoff_max, self.backoff_base * (2 ** max(0, attempt - 1)))
+
+    def redacted(self) -> dict[str, Any]:
+        """Settings fit for a log line: the key is never written out."""
+        return {
+            "model": self.model,
+            "fallback_model": self.fallback_model,
+            "base_url": self.base_url,
+            "api_key": "set" if self.api_key else "missing",
+        }
+
+
+def make_client(settings: ModelSettings) -> anthropic.AsyncAnthropic:
+    return anthropic.AsyncAnthropic(
+        api_key=settings.api_key or "missing-api-key",
+        base_url=settings.base_url,
+        max_retries=settings.sdk_max_retries,
+        timeout=settings.request_timeout,
+    )
+
+
+FailureKind = Literal[
+    "overloaded", "transient", "prompt_too_long", "auth", "bad_request", "not_found", "fatal"
+]
+
+
+@dataclass
+class ModelFailure:
+    kind: FailureKind
+    message: str
+    retry_after: float | None = None
+    status: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind in ("overloaded", "transient")
+
+
+def _error_type(exc: anthropic.APIStatusError) -> str:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    err = body.get("error") if isinstance(body.get("error"), dict) else body
+    return str(err.get("type", "")) if isinstance(err, dict) else ""
+
+
+def classify(exc: BaseException) -> ModelFailure:
+    """Map an SDK exception to what the loop should do about it."""
+    if isinstance(exc, anthropic.APIStatusError):
+        etype = _error_type(exc)
+        text = str(exc.message if hasattr(exc, "message") else exc)
+        if etype == "overloaded_error" or exc.status_code == 529:
+            return ModelFailure("overloaded", text, status=exc.status_code)
+        if "prompt is too long" in text.lower() or exc.status_code == 413:
+            return ModelFailure("prompt_too_long", text, status=exc.status_code)
+        if exc.status_code in (401, 403):
+            return ModelFailure("auth", text, status=exc.status_code)
+        if exc.status_code == 404:
+            return ModelFailure("not_found", text, status=exc.status_code)
+        # A 200 stream that carried an error event, or a 5xx/429 that outlasted SDK retries.
+        if exc.status_code == 200 or exc.status_code >= 500 or exc.status_code == 429:
+            retry_after = None
+            try:
+                retry_after = float(exc.response.headers.get("retry-after", ""))
+            except (ValueError, AttributeError):
+                retry_after = None
+            return ModelFailure("transient", text, retry_after=retry_after, status=exc.status_code)
+        return ModelFailure("bad_request", text, status=exc.status_code)
+    if isinstance(exc, anthropic.APIConnectionError):
+        return ModelFailure("transient", f"connection to the model failed: {exc}")
+    return ModelFailure("fatal", f"{type(exc).__name__}: {exc}")

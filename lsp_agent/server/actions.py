@@ -1,0 +1,173 @@
+"""Code actions ("Fix with agent", "Explain with agent", "Ask agent to change this") and the
+commands they run. Actions are cheap to list; the command is filled in on resolve when the
+client supports ``codeAction/resolve``, else at once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types as lsp
+from pygls.uris import to_fs_path
+
+from lsp_agent.server import protocol as p
+from lsp_agent.sessions.context import Diagnostic, EditorContext
+
+if TYPE_CHECKING:
+    from lsp_agent.server.app import AgentServer
+    from lsp_agent.sessions.session import Session
+
+MAX_TITLE = 60
+DEFAULT_CHANGE = "Improve the selected code: propose a clear, minimal change and explain it."
+
+
+def _short(text: str) -> str:
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return first if len(first) <= MAX_TITLE else first[: MAX_TITLE - 1] + "…"
+
+
+def _unstructure(ls: AgentServer, obj: Any) -> Any:
+    return ls.protocol._converter.unstructure(obj)
+
+
+def list_actions(ls: AgentServer, params: lsp.CodeActionParams) -> list[lsp.CodeAction]:
+    uri = params.text_document.uri
+    resolve = _client_resolves(ls)
+    out: list[lsp.CodeAction] = []
+    for diag in params.context.diagnostics:
+        args = {"uri": uri, "diagnostic": _unstructure(ls, diag)}
+        out.append(_action(f"Fix with agent: {_short(diag.message)}",
+                           lsp.CodeActionKind.QuickFix, p.CMD_FIX, args, resolve, [diag]))
+    if params.range.start != params.range.end:
+        selection = _selection_text(ls, uri, params.range)
+        base = {"uri": uri, "range": _unstructure(ls, params.range), "selectionText": selection}
+        out.append(_action("Explain with agent", lsp.CodeActionKind.Empty, p.CMD_EXPLAIN,
+                           base, resolve))
+        out.append(_action("Ask agent to change this", lsp.CodeActionKind.RefactorRewrite,
+                           p.CMD_CHANGE, base, resolve))
+    _remember_diagnostics(ls, uri, params.context.diagnostics)
+    return out
+
+
+def _action(title: str, kind: lsp.CodeActionKind, command: str, args: dict[str, Any],
+            resolve: bool, diagnostics: list[lsp.Diagnostic] | None = None) -> lsp.CodeAction:
+    action = lsp.CodeAction(title=title, kind=kind, diagnostics=diagnostics,
+                            data={"command": command, "arguments": [args]})
+    if not resolve:
+        action.command = lsp.Command(title=title, command=command, arguments=[args])
+    return action
+
+
+def resolve_action(action: lsp.CodeAction) -> lsp.CodeAction:
+    data = p.plain(action.data) or {}
+    if isinstance(data, dict) and "command" in data:
+        action.command = lsp.Command(title=action.title, command=data["command"],
+                                     arguments=data.get("arguments"))
+    return action
+
+
+def _client_resolves(ls: AgentServer) -> bool:
+    try:
+        ca = ls.client_capabilities.text_document.code_action
+        support = ca.resolve_support if ca else None
+        return bool(support and "command" in support.properties)
+    except AttributeError:
+        return False
+
+
+def _selection_text(ls: AgentServer, uri: str, rng: lsp.Range) -> str:
+    fs = to_fs_path(uri)
+    if not fs:
+        return ""
+    try:
+        lines = ls.documents.snapshot(Path(fs)).text.splitlines(keepends=True)
+    except (OSError, ValueError):
+        return ""
+    chunk = lines[rng.start.line: rng.end.line + 1]
+    if not chunk:
+        return ""
+    if len(chunk) == 1:
+        return chunk[0][rng.start.character: rng.end.character]
+    chunk[0] = chunk[0][rng.start.character:]
+    chunk[-1] = chunk[-1][: rng.end.character]
+    return "".join(chunk)
+
+
+def _remember_diagnostics(ls: AgentServer, uri: str, diags: list[lsp.Diagnostic]) -> None:
+    fs = to_fs_path(uri)
+    if fs and diags:
+        ls.manager.diagnostics.update(Path(fs), [_unstructure(ls, d) for d in diags])
+
+
+# -- commands ----------------------------------------------------------------------------------
+
+
+def _session_for(ls: AgentServer, session_id: str | None) -> Session:
+    if session_id:
+        return ls.session(session_id)
+    return ls.new_session(p.NewSessionParams())
+
+
+def run_fix(ls: AgentServer, raw: Any) -> dict[str, Any]:
+    args = p.parse(p.FixArguments, raw)
+    session = _session_for(ls, args.session_id)
+    context = EditorContext(uri=args.uri, range=args.diagnostic.range,
+                            diagnostics=[args.diagnostic])
+    text = fix_prompt(args.diagnostic)
+    ls.start_prompt(session, p.PromptParams(session_id=session.id, text=text, context=context))
+    return {"sessionId": session.id}
+
+
+def fix_prompt(diagnostic: Diagnostic) -> str:
+    return (f"Fix this problem the editor reports: {diagnostic.message}\n"
+            "Find the cause (it may be in another file), propose the fix, and verify it.")
+
+
+def run_selection(ls: AgentServer, raw: Any, explain: bool) -> dict[str, Any]:
+    args = p.parse(p.SelectionArguments, raw)
+    session = _session_for(ls, args.session_id)
+    context = EditorContext(uri=args.uri, range=args.range, selection_text=args.selection_text)
+    if explain:
+        text = "Explain what the selected code does, how it is used, and any problems in it."
+    else:
+        text = args.instruction or DEFAULT_CHANGE
+    ls.start_prompt(session, p.PromptParams(session_id=session.id, text=text, context=context))
+    return {"sessionId": session.id}
+
+
+def register(server: AgentServer) -> None:
+    @server.feature(
+        lsp.TEXT_DOCUMENT_CODE_ACTION,
+        lsp.CodeActionOptions(
+            code_action_kinds=[lsp.CodeActionKind.QuickFix, lsp.CodeActionKind.RefactorRewrite,
+                               lsp.CodeActionKind.Empty],
+            resolve_provider=True,
+        ),
+    )
+    def code_action(ls: AgentServer, params: lsp.CodeActionParams) -> list[lsp.CodeAction]:
+        return list_actions(ls, params)
+
+    @server.feature(lsp.CODE_ACTION_RESOLVE)
+    def code_action_resolve(ls: AgentServer, action: lsp.CodeAction) -> lsp.CodeAction:
+        return resolve_action(action)
+
+    @server.command(p.CMD_FIX)
+    def fix(ls: AgentServer, *args: Any) -> dict[str, Any]:
+        return run_fix(ls, _single(args))
+
+    @server.command(p.CMD_EXPLAIN)
+    def explain(ls: AgentServer, *args: Any) -> dict[str, Any]:
+        return run_selection(ls, _single(args), explain=True)
+
+    @server.command(p.CMD_CHANGE)
+    def change(ls: AgentServer, *args: Any) -> dict[str, Any]:
+        return run_selection(ls, _single(args), explain=False)
+
+
+def _single(args: tuple[Any, ...]) -> Any:
+    if len(args) != 1:
+        from pygls.exceptions import JsonRpcInvalidParams
+
+        raise JsonRpcInvalidParams(f"expected exactly one argument object, got {len(args)}")
+    return args[0]

@@ -1,0 +1,126 @@
+"""The custom LSP methods (documented in docs/protocol.md) and their validated parameters.
+
+pygls hands params of methods lsprotocol does not know over as namedtuples; ``parse`` turns
+them back into plain JSON and validates them, so a malformed request gets a JSON-RPC
+InvalidParams error naming the offending field instead of an internal error.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, Field, ValidationError
+from pygls.exceptions import JsonRpcInvalidParams
+
+from lsp_agent.agent.events import Wire
+from lsp_agent.permissions.policy import Mode
+from lsp_agent.sessions.context import Diagnostic, EditorContext, Range
+
+NEW_SESSION = "agent/newSession"
+PROMPT = "agent/prompt"
+CANCEL = "agent/cancel"
+SET_MODE = "agent/setMode"
+REVIEW = "agent/review"
+LIST_SESSIONS = "agent/listSessions"
+EVENT = "agent/event"
+REQUEST_PERMISSION = "agent/requestPermission"
+
+CMD_FIX = "lspAgent.fix"
+CMD_EXPLAIN = "lspAgent.explain"
+CMD_CHANGE = "lspAgent.change"
+
+
+class InitializationOptions(Wire):
+    python_language_features: bool = True
+    permission_timeout_seconds: float = Field(default=300.0, gt=0)
+    apply_edit_timeout_seconds: float = Field(default=60.0, gt=0)
+    editor_saves_applied_edits: bool = False
+    mode: Mode = "default"
+    model: str | None = None
+    fallback_model: str | None = None
+    state_dir: str | None = None
+
+
+class NewSessionParams(Wire):
+    workspace_uri: str | None = None
+    mode: Mode | None = None
+    model: str | None = None
+
+
+class NewSessionResult(Wire):
+    session_id: str
+    workspace_uri: str
+    mode: Mode
+    model: str
+
+
+class PromptParams(Wire):
+    session_id: str
+    text: str = Field(min_length=1)
+    context: EditorContext | None = None
+
+
+class SessionParams(Wire):
+    session_id: str
+
+
+class SetModeParams(Wire):
+    session_id: str
+    mode: Mode
+
+
+class ReviewParams(Wire):
+    proposal_id: str
+    accept: list[str] | Literal["all"] = Field(default_factory=list)
+    reject: list[str] | Literal["all"] = Field(default_factory=list)
+    feedback: str | None = None
+
+
+class PermissionAnswerParams(Wire):
+    decision: Literal["allow", "deny"]
+    remember: bool = False
+    message: str | None = None
+
+
+class FixArguments(Wire):
+    uri: str
+    diagnostic: Diagnostic
+    session_id: str | None = None
+
+
+class SelectionArguments(Wire):
+    uri: str
+    range: Range
+    selection_text: str = ""
+    instruction: str | None = None
+    session_id: str | None = None
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def plain(value: Any) -> Any:
+    """Undo pygls's namedtuple wrapping of unknown params, recursively."""
+    if hasattr(value, "_asdict"):
+        return {k: plain(v) for k, v in value._asdict().items()}
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+def parse(model: type[M], params: Any) -> M:
+    data = plain(params)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise JsonRpcInvalidParams(f"params must be an object, got {type(data).__name__}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'params'}: {e['msg']}"
+            for e in exc.errors()[:5]
+        )
+        raise JsonRpcInvalidParams(f"invalid params: {problems}") from None

@@ -1,0 +1,99 @@
+"""The editor context a prompt may carry (a file, a range, the selection, its diagnostics),
+validated once and turned into the text the model reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pygls.uris import to_fs_path
+
+from lsp_agent.agent.events import Wire
+from lsp_agent.workspace.documents import DocumentSource, FileReadError
+
+AROUND_LINES = 8
+SEVERITY = {1: "error", 2: "warning", 3: "info", 4: "hint"}
+
+
+class Position(Wire):
+    line: int = Field(ge=0)
+    character: int = Field(ge=0)
+
+
+class Range(Wire):
+    start: Position
+    end: Position
+
+
+class Diagnostic(Wire):
+    range: Range
+    message: str
+    severity: int | None = None
+    source: str | None = None
+    code: int | str | None = None
+
+
+class EditorContext(Wire):
+    uri: str
+    range: Range | None = None
+    selection_text: str | None = None
+    diagnostics: list[Diagnostic] = Field(default_factory=list)
+
+    @property
+    def path(self) -> Path:
+        fs = to_fs_path(self.uri)
+        if fs is None:
+            raise ValueError(f"not a file URI: {self.uri}")
+        return Path(fs)
+
+
+def describe_diagnostic(d: Diagnostic) -> str:
+    sev = SEVERITY.get(d.severity or 1, "error")
+    src = f" [{d.source}{' ' + str(d.code) if d.code is not None else ''}]" if d.source else ""
+    return f"line {d.range.start.line + 1}:{d.range.start.character + 1}: {sev}{src} {d.message}"
+
+
+def prompt_blocks(
+    text: str, context: EditorContext | None, root: Path, documents: DocumentSource
+) -> list[dict[str, Any]]:
+    if context is None:
+        return [{"type": "text", "text": text}]
+    return [{"type": "text", "text": _context_text(context, root, documents)},
+            {"type": "text", "text": text}]
+
+
+def _context_text(context: EditorContext, root: Path, documents: DocumentSource) -> str:
+    path = context.path
+    try:
+        shown = str(path.relative_to(root))
+    except ValueError:
+        shown = str(path)
+    lines = [f"<editor-context file=\"{shown}\">"]
+    if context.range is not None:
+        r = context.range
+        lines.append(f"Range: lines {r.start.line + 1}-{r.end.line + 1}")
+    if context.selection_text:
+        lines += ["Selected text:", "```", context.selection_text, "```"]
+    if context.diagnostics:
+        lines.append("Diagnostics reported by the editor:")
+        lines += [f"- {describe_diagnostic(d)}" for d in context.diagnostics]
+    around = _code_around(context, path, documents)
+    if around:
+        lines += ["Code around it (line numbers as Read shows them):", around]
+    lines.append("</editor-context>")
+    return "\n".join(lines)
+
+
+def _code_around(context: EditorContext, path: Path, documents: DocumentSource) -> str | None:
+    anchor = context.range or (context.diagnostics[0].range if context.diagnostics else None)
+    if anchor is None:
+        return None
+    try:
+        text = documents.snapshot(path).text
+    except (OSError, FileReadError):
+        return None
+    all_lines = text.splitlines()
+    first = max(0, anchor.start.line - AROUND_LINES)
+    last = min(len(all_lines), anchor.end.line + AROUND_LINES + 1)
+    return "\n".join(f"{n + 1:6}\t{all_lines[n]}" for n in range(first, last))

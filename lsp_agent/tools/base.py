@@ -1,0 +1,140 @@
+"""One Tool interface with safe defaults: a new tool is a name, a description, an input model
+and a ``call``. Everything else (schema, size cap, permission target) has a default.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from pydantic import BaseModel
+
+from lsp_agent.workspace.documents import DocumentSource
+
+if TYPE_CHECKING:
+    from lsp_agent.code_intel.jedi_intel import JediIntel
+
+
+class ToolError(Exception):
+    """A failure the model should see as an error result (``is_error: true``) and can act on."""
+
+
+@dataclass
+class ToolOutput:
+    content: str
+    is_error: bool = False
+
+
+class ProposalSink(Protocol):
+    async def propose(self, tool_use_id: str, changes: list[FileEdit]) -> str:
+        """Submit whole-file changes for review; returns the outcome text for the model."""
+        ...
+
+
+class DiagnosticsSource(Protocol):
+    async def diagnostics(self, path: Path) -> list[dict[str, Any]]:
+        """Diagnostics the editor reported for ``path`` (LSP Diagnostic JSON)."""
+        ...
+
+
+class ProcessRegistry(Protocol):
+    def add(self, pgid: int) -> None: ...
+    def discard(self, pgid: int) -> None: ...
+
+
+@dataclass
+class FileEdit:
+    """A whole-file change a tool wants to make: the text it saw and the text it wants."""
+
+    path: Path
+    old_text: str | None  # None: the file does not exist yet
+    new_text: str
+    version: int | None  # editor version of ``old_text``, None when read from disk
+
+
+@dataclass
+class ToolContext:
+    workspace: Path
+    documents: DocumentSource
+    proposals: ProposalSink
+    diagnostics: DiagnosticsSource
+    results_dir: Path  # oversized results are saved here
+    session_id: str = ""
+    tool_use_id: str = ""
+    code_intel: JediIntel | None = None
+    processes: ProcessRegistry | None = None
+    shell_timeout: float = 120.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def resolve(self, raw: str) -> Path:
+        """Resolve a tool's path argument against the workspace (relative or absolute)."""
+        p = Path(raw).expanduser()
+        if not p.is_absolute():
+            p = self.workspace / p
+        return Path(_normalise(p))
+
+    def display(self, path: Path) -> str:
+        """A path as the model should see it: relative to the workspace when inside it."""
+        try:
+            return str(path.relative_to(self.workspace))
+        except ValueError:
+            return str(path)
+
+
+def _normalise(p: Path) -> str:
+    import os
+
+    return os.path.normpath(str(p))
+
+
+class Tool(ABC):
+    name: ClassVar[str]
+    description: ClassVar[str]
+    input_model: ClassVar[type[BaseModel]]
+    read_only: ClassVar[bool] = False
+    max_result_chars: ClassVar[int] = 40_000
+
+    def api_schema(self) -> dict[str, Any]:
+        schema = self.input_model.model_json_schema()
+        schema.pop("title", None)
+        for prop in schema.get("properties", {}).values():
+            prop.pop("title", None)
+        return {"name": self.name, "description": self.description, "input_schema": schema}
+
+    def permission_target(self, args: BaseModel) -> str | None:
+        """What permission rules match against: a path for file tools, the command for Bash."""
+        return getattr(args, "path", None) or getattr(args, "command", None)
+
+    def is_read_only(self, args: BaseModel) -> bool:
+        """Whether this call only reads; read-only calls may run concurrently."""
+        return self.read_only
+
+    @abstractmethod
+    async def call(self, args: Any, ctx: ToolContext) -> str | ToolOutput: ...
+
+
+class ToolPool:
+    """The tools offered to the model: sorted by name so schemas are byte-stable across turns."""
+
+    def __init__(self, tools: list[Tool]):
+        names = [t.name for t in tools]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate tool names: {sorted(names)}")
+        self._tools = {t.name: t for t in sorted(tools, key=lambda t: t.name)}
+
+    def __iter__(self):
+        return iter(self._tools.values())
+
+    def __len__(self) -> int:
+        return len(self._tools)
+
+    def get(self, name: str) -> Tool | None:
+        return self._tools.get(name)
+
+    def names(self) -> list[str]:
+        return list(self._tools)
+
+    def api_schemas(self) -> list[dict[str, Any]]:
+        return [t.api_schema() for t in self._tools.values()]

@@ -1,0 +1,19 @@
+"""The default tool pool: every built-in tool, sorted by name (ToolPool keeps it stable)."""
+
+from __future__ import annotations
+
+from lsp_agent.tools.base import Tool, ToolPool
+
+
+def builtin_tool_classes() -> list[type[Tool]]:
+    from lsp_agent.tools.code_intel import CODE_INTEL_TOOLS
+    from lsp_agent.tools.diagnostics import DIAGNOSTICS_TOOLS
+    from lsp_agent.tools.files import FILE_TOOLS
+    from lsp_agent.tools.search import SEARCH_TOOLS
+    from lsp_agent.tools.shell import SHELL_TOOLS
+
+    return [*FILE_TOOLS, *SEARCH_TOOLS, *SHELL_TOOLS, *DIAGNOSTICS_TOOLS, *CODE_INTEL_TOOLS]
+
+
+def default_pool() -> ToolPool:
+    return ToolPool([cls() for cls in builtin_tool_classes()])

@@ -1,0 +1,244 @@
+"""Bash: run one shell command in the workspace, bounded in time and in memory.
+
+Each command runs in its own process group so that a timeout or a cancelled turn can stop
+everything it started (background jobs and grandchildren included), not just the shell.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from lsp_agent.tools.base import Tool, ToolContext, ToolError, ToolOutput
+
+MAX_TIMEOUT = 600.0
+HEAD_BYTES = 20_000
+TAIL_BYTES = 10_000
+KILL_GRACE = 2.0  # between SIGTERM and SIGKILL
+DRAIN_GRACE = 1.0  # after the shell exits, for output still in the pipe
+POLL_INTERVAL = 0.05
+READ_CHUNK = 65_536
+SECRET_MARKERS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL")
+
+
+class BashInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    command: str = Field(min_length=1, description="The command line to run with bash -c.")
+    timeout: float | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_TIMEOUT,
+        description=f"Seconds before the command is stopped (max {MAX_TIMEOUT:g}; "
+        "default set by the session).",
+    )
+    description: str | None = Field(
+        default=None, description="A few words saying what the command does, shown to the user."
+    )
+
+
+class Bash(Tool):
+    name = "Bash"
+    description = (
+        "Run a shell command (bash -c) in the workspace root and return its combined "
+        "stdout/stderr, followed by the exit code when it is not 0. Each call is a fresh "
+        "shell: cd and variables do not carry over; chain with && instead. Non-interactive: "
+        "stdin is closed, so commands that prompt fail; pass flags such as --yes. Long output "
+        "is cut to its beginning and end. Use it for builds, tests, git and other programs; "
+        "use Read, Grep, Glob and Edit for reading, searching and changing files."
+    )
+    input_model = BashInput
+    max_result_chars = 40_000
+
+    def is_read_only(self, args: BaseModel) -> bool:
+        return False  # any command may write; a separate safety layer classifies commands
+
+    async def call(self, args: BashInput, ctx: ToolContext) -> ToolOutput:
+        timeout = min(args.timeout or ctx.shell_timeout, MAX_TIMEOUT)
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                "bash",
+                "-c",
+                args.command,
+                cwd=ctx.workspace,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,  # own process group: pgid == pid
+                env=command_env(),
+            )
+        except OSError as exc:
+            raise ToolError(f"Could not start the command: {exc}") from None
+        pgid = proc.pid
+        if ctx.processes is not None:
+            ctx.processes.add(pgid)
+        try:
+            return await _supervise(proc, pgid, timeout)
+        finally:
+            if ctx.processes is not None:
+                ctx.processes.discard(pgid)
+
+
+def command_env() -> dict[str, str]:
+    """The inherited environment minus anything that looks like a credential."""
+    env = {name: value for name, value in os.environ.items() if not _looks_secret(name)}
+    # Nothing can answer a pager or a password prompt: make them not wait.
+    env.update(PAGER="cat", GIT_PAGER="cat", GIT_TERMINAL_PROMPT="0")
+    return env
+
+
+def _looks_secret(name: str) -> bool:
+    upper = name.upper()
+    return any(marker in upper for marker in SECRET_MARKERS)
+
+
+class OutputCapture:
+    """Keeps the first ``head`` and last ``tail`` bytes of a stream of any length."""
+
+    def __init__(self, head: int = HEAD_BYTES, tail: int = TAIL_BYTES):
+        self.head_limit, self.tail_limit = head, tail
+        self.head, self.tail = bytearray(), bytearray()
+        self.total = 0
+
+    def feed(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        room = self.head_limit - len(self.head)
+        if room > 0:
+            self.head += chunk[:room]
+            chunk = chunk[room:]
+        if chunk:
+            self.tail += chunk
+            if len(self.tail) > self.tail_limit:
+                del self.tail[: len(self.tail) - self.tail_limit]
+
+    def text(self) -> str:
+        omitted = self.total - len(self.head) - len(self.tail)
+        if omitted == 0:
+            return (self.head + self.tail).decode("utf-8", "replace")
+        return (
+            self.head.decode("utf-8", "replace")
+            + f"\n[... {omitted:,} bytes omitted ...]\n"
+            + self.tail.decode("utf-8", "replace")
+        )
+
+
+async def _supervise(proc: asyncio.subprocess.Process, pgid: int, seconds: float) -> ToolOutput:
+    capture = OutputCapture()
+    assert proc.stdout is not None
+    reader = asyncio.create_task(_pump(proc.stdout, capture))
+    try:
+        if not await _exited_within(proc, seconds):
+            await terminate_group(pgid)
+            await _settle(reader, proc)
+            return ToolOutput(
+                content=f"{_body(capture)}\nCommand timed out after {seconds:g} s; "
+                "it and the processes it started were stopped.",
+                is_error=True,
+            )
+        note = ""
+        if not await _finished(reader, DRAIN_GRACE):
+            # Background processes still hold the output pipe: the result would never end.
+            await terminate_group(pgid)
+            note = (
+                "\n(Background processes still writing to the output were stopped; redirect "
+                "their output, e.g. '> log 2>&1 &', to keep them running.)"
+            )
+        await _settle(reader, proc)
+        return ToolOutput(content=_body(capture) + note + _exit_note(proc.returncode))
+    except asyncio.CancelledError:
+        await terminate_group(pgid)
+        await _settle(reader, proc)
+        raise
+    finally:
+        reader.cancel()
+
+
+async def _pump(stream: asyncio.StreamReader, capture: OutputCapture) -> None:
+    while chunk := await stream.read(READ_CHUNK):
+        capture.feed(chunk)
+
+
+async def _exited_within(proc: asyncio.subprocess.Process, seconds: float) -> bool:
+    """Whether the shell exits in time. ``proc.wait()`` cannot be used: on Python 3.11 it
+    also waits for the pipes to close, which background children can hold open."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while proc.returncode is None:
+        if loop.time() >= deadline:
+            return False
+        await asyncio.sleep(POLL_INTERVAL)
+    return True
+
+
+async def _finished(task: asyncio.Task[None], grace: float) -> bool:
+    try:
+        await asyncio.wait_for(asyncio.shield(task), grace)
+    except TimeoutError:
+        return False
+    return True
+
+
+async def _settle(reader: asyncio.Task[None], proc: asyncio.subprocess.Process) -> None:
+    """Collect the last output and reap the shell, without waiting on a pipe held elsewhere
+    (e.g. by a process that moved to its own session)."""
+    if await _finished(reader, DRAIN_GRACE):
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(proc.wait(), DRAIN_GRACE)
+
+
+async def terminate_group(pgid: int) -> None:
+    """SIGTERM the whole process group, then SIGKILL whatever is left after a grace period.
+
+    The SIGKILL is sent even if this coroutine is itself cancelled while waiting.
+    """
+    try:
+        _signal_group(pgid, signal.SIGTERM)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + KILL_GRACE
+        # No event tells when the last member of a group is gone: poll.
+        while _group_exists(pgid) and loop.time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(POLL_INTERVAL)
+    finally:
+        _signal_group(pgid, signal.SIGKILL)
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pgid, sig)
+
+
+def _group_exists(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _body(capture: OutputCapture) -> str:
+    text = capture.text().rstrip("\n")
+    return text if text else "(no output)"
+
+
+def _exit_note(returncode: int | None) -> str:
+    if returncode is None or returncode == 0:
+        return ""
+    if returncode < 0:
+        return f"\nkilled by signal {_signal_name(-returncode)}"
+    return f"\nexit code: {returncode}"
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
+
+
+SHELL_TOOLS: list[type[Tool]] = [Bash]
