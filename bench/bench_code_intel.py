@@ -34,6 +34,7 @@ from typing import Any
 import jedi
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
+from pygls.protocol import LanguageServerProtocol
 from pygls.uris import from_fs_path
 
 HERE = Path(__file__).resolve().parent
@@ -74,6 +75,11 @@ class Query:
     line: int  # 0-based
     character: int
     name: str
+
+    @property
+    def label(self) -> str:
+        where = f"{self.path.parent.name}/{self.path.name}"
+        return f"{where}:{self.line + 1}:{self.character} {self.name}"
 
 
 # --------------------------------------------------------------------------- the project
@@ -128,6 +134,16 @@ def _elsewhere_in_project(module_path: Path | None, origin: Path, root: Path) ->
 # --------------------------------------------------------------------------- one server
 
 
+class LenientProtocol(LanguageServerProtocol):
+    """Leaves the initialize result untyped: pylsp advertises a notebook selector that the
+    strict lsprotocol types reject, and only timings are needed from that answer."""
+
+    def get_result_type(self, method: str) -> type[Any] | None:
+        if method == types.INITIALIZE:
+            return None
+        return super().get_result_type(method)
+
+
 class ServerFailed(Exception):
     pass
 
@@ -139,7 +155,17 @@ class ServerRun:
     latencies_ms: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in KINDS})
     empty: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
     errors: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    slowest: dict[str, tuple[float, str]] = field(default_factory=dict)
+    unanswered: dict[str, list[str]] = field(default_factory=lambda: {k: [] for k in KINDS})
     skipped: str | None = None
+
+    def record(self, kind: str, query: Query, ms: float, result: Any) -> None:
+        self.latencies_ms[kind].append(ms)
+        if ms > self.slowest.get(kind, (-1.0, ""))[0]:
+            self.slowest[kind] = (ms, query.label)
+        if not result:
+            self.empty[kind] += 1
+            self.unanswered[kind].append(query.label)
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"initialize_s": self.initialize_s, "skipped": self.skipped}
@@ -151,8 +177,14 @@ class ServerRun:
                 "p95_ms": _percentile(samples, 95),
                 "empty": self.empty[kind],
                 "errors": self.errors[kind],
+                "slowest": _slowest(self.slowest.get(kind)),
+                "unanswered": self.unanswered[kind],
             }
         return out
+
+
+def _slowest(entry: tuple[float, str] | None) -> dict[str, Any] | None:
+    return None if entry is None else {"ms": round(entry[0], 2), "query": entry[1]}
 
 
 def _percentile(samples: list[float], pct: int) -> float | None:
@@ -168,7 +200,8 @@ async def run_server(
     spec: ServerSpec, root: Path, queries: list[Query], workdir: Path
 ) -> ServerRun:
     run = ServerRun(spec.name)
-    client = LanguageClient("bench-code-intel", "1")
+    client = LanguageClient("bench-code-intel", "1", protocol_cls=LenientProtocol)
+    _ignore_server_chatter(client)
     drain: asyncio.Task | None = None
     stderr_tail: list[bytes] = []
     try:
@@ -190,6 +223,11 @@ async def run_server(
         if drain is not None:
             drain.cancel()
     return run
+
+
+def _ignore_server_chatter(client: LanguageClient) -> None:
+    for method in (types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS, types.WINDOW_LOG_MESSAGE):
+        client.feature(method)(lambda params: None)
 
 
 def _server_env(name: str, workdir: Path) -> dict[str, str]:
@@ -263,12 +301,11 @@ async def _measure(client: LanguageClient, queries: list[Query], run: ServerRun)
             started = time.perf_counter()
             try:
                 result = await _request(client, kind, query)
-            except Exception:  # an error answer or a timeout: count it, keep measuring
+            except Exception as exc:  # an error answer or a timeout: count it, keep measuring
                 run.errors[kind] += 1
+                run.unanswered[kind].append(f"{query.label}: {type(exc).__name__} {exc}")
                 continue
-            run.latencies_ms[kind].append((time.perf_counter() - started) * 1000)
-            if not result:
-                run.empty[kind] += 1
+            run.record(kind, query, (time.perf_counter() - started) * 1000, result)
 
 
 async def _request(client: LanguageClient, kind: str, query: Query) -> Any:

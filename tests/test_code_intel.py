@@ -7,6 +7,10 @@ import threading
 from pathlib import Path
 
 import pytest
+from lsprotocol import types
+from pygls.exceptions import JsonRpcException
+from pygls.lsp.server import LanguageServer
+from pygls.uris import from_fs_path
 
 from lsp_agent.code_intel import jedi_intel
 from lsp_agent.code_intel.jedi_intel import (
@@ -16,6 +20,7 @@ from lsp_agent.code_intel.jedi_intel import (
     default_cache_dir,
     find_symbol_column,
 )
+from lsp_agent.server.language_features import register_language_features
 from lsp_agent.tools.base import ToolContext, ToolError, ToolPool
 from lsp_agent.tools.code_intel import (
     CODE_INTEL_TOOLS,
@@ -605,3 +610,64 @@ def test_tool_definitions_are_read_only_with_described_inputs():
         assert all(prop.get("description") for prop in schema["properties"].values())
     definition_schema = pool.get("Definition").api_schema()["input_schema"]
     assert definition_schema["required"] == ["path", "symbol", "line"]
+
+
+# --------------------------------------------------------------------------- LSP handlers
+
+
+def _registered_handlers(intel_for):
+    server = LanguageServer("test-code-intel", "0")
+    register_language_features(server, intel_for)
+    return server.protocol.fm.features
+
+
+async def test_lsp_handlers_answer_nothing_when_features_are_off(project):
+    handlers = _registered_handlers(lambda: None)
+    document = types.TextDocumentIdentifier(uri=from_fs_path(str(project / "shop" / "orders.py")))
+
+    assert {
+        types.TEXT_DOCUMENT_DEFINITION,
+        types.TEXT_DOCUMENT_REFERENCES,
+        types.TEXT_DOCUMENT_HOVER,
+        types.TEXT_DOCUMENT_DOCUMENT_SYMBOL,
+        types.WORKSPACE_SYMBOL,
+    } <= set(handlers)
+    hover = handlers[types.TEXT_DOCUMENT_HOVER]
+    params = types.HoverParams(text_document=document, position=types.Position(line=0, character=0))
+    assert await hover(params) is None
+    symbols = handlers[types.WORKSPACE_SYMBOL]
+    assert await symbols(types.WorkspaceSymbolParams(query="Cart")) is None
+
+
+async def test_lsp_definition_handler_returns_locations(intel, project):
+    handlers = _registered_handlers(lambda: intel)
+    orders = project / "shop" / "orders.py"
+    line, column = position(orders, "from shop import Cart, PriceCalculator", "PriceCalculator")
+    params = types.DefinitionParams(
+        text_document=types.TextDocumentIdentifier(uri=from_fs_path(str(orders))),
+        position=types.Position(line=line, character=column),
+    )
+
+    locations = await handlers[types.TEXT_DOCUMENT_DEFINITION](params)
+
+    pricing = project / "shop" / "pricing.py"
+    assert [loc.uri for loc in locations] == [from_fs_path(str(pricing))]
+    assert locations[0].range.start.line == line_of(pricing, "class PriceCalculator:")
+
+
+async def test_lsp_handler_reports_timeout_as_request_failure(intel, project):
+    async def timed_out(*args, **kwargs):
+        return QueryResult(timed_out=True)
+
+    intel.hover = timed_out  # type: ignore[method-assign]
+    handlers = _registered_handlers(lambda: intel)
+    params = types.HoverParams(
+        text_document=types.TextDocumentIdentifier(
+            uri=from_fs_path(str(project / "shop" / "orders.py"))
+        ),
+        position=types.Position(line=0, character=0),
+    )
+
+    with pytest.raises(JsonRpcException) as err:
+        await handlers[types.TEXT_DOCUMENT_HOVER](params)
+    assert err.value.code == types.LSPErrorCodes.RequestFailed

@@ -200,7 +200,8 @@ async def test_when_alternative_with_a_tool_use(serve, client_for) -> None:
     message = await final_message(client, [*history, tool_result("1 failed")])
     assert message.stop_reason == "tool_use"
     assert message.content[1].name == "Edit"
-    assert message.content[1].input == {"path": "calc.py", "old": "a - b", "new": "a + b"}
+    expected = {"path": "calc.py", "old_string": "a - b", "new_string": "a + b"}
+    assert message.content[1].input == expected
 
 
 async def test_by_assistant_count_replays_the_turn_for_the_same_request(serve, client_for) -> None:

@@ -92,6 +92,13 @@ def test_file_tools_have_clean_api_schemas():
     assert Read.read_only and Glob.read_only and not Edit.read_only and not Write.read_only
 
 
+def test_edit_schema_inlines_the_nested_edit_shape():
+    schema = Edit().api_schema()["input_schema"]
+    assert "$defs" not in schema and "$ref" not in str(schema) and "'title'" not in str(schema)
+    item = schema["properties"]["edits"]["anyOf"][0]["items"]
+    assert item["required"] == ["old_string", "new_string"]
+
+
 # --- Read ------------------------------------------------------------------
 
 
@@ -420,9 +427,14 @@ async def test_glob_skips_ignored_folders_without_git(ctx, tmp_path):
     assert await run(Glob(), ctx, pattern="**/*.js") == "a.js"
 
 
-@pytest.mark.skipif(shutil.which("git") is None, reason="git not installed")
-async def test_glob_honours_gitignore_in_git_repo(ctx, tmp_path):
+@pytest.fixture
+def git_repo(tmp_path: Path) -> Path:
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True, timeout=30)
+    return tmp_path
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git not installed")
+async def test_glob_honours_gitignore_in_git_repo(ctx, tmp_path, git_repo):
     write(tmp_path, ".gitignore", "build/\n*.log\n")
     write(tmp_path, "src/app.py", "")
     write(tmp_path, "build/gen.py", "")

@@ -153,7 +153,11 @@ async def test_single_file_path(grep, ctx, tree):
 async def test_head_limit_truncates_with_note(grep, ctx, tree):
     out = await run(grep, ctx, pattern="line", path="docs", output_mode="content", head_limit=3)
     lines = out.splitlines()
-    assert lines[:3] == ["docs/guide.md:1:line 1", "docs/guide.md:2:line 2", "docs/guide.md:3:line 3"]
+    assert lines[:3] == [
+        "docs/guide.md:1:line 1",
+        "docs/guide.md:2:line 2",
+        "docs/guide.md:3:line 3",
+    ]
     assert len(lines) == 4 and "truncated to the first 3 lines" in lines[3]
 
 
@@ -172,9 +176,14 @@ async def test_crlf_lines_match_at_end_and_print_without_carriage_return(grep, c
     assert await run(grep, ctx, pattern="alpha$", output_mode="content") == "w.txt:1:alpha"
 
 
-@pytest.mark.skipif(shutil.which("git") is None, reason="git not installed")
-async def test_gitignore_is_honoured_in_git_repo(grep, ctx, tmp_path):
+@pytest.fixture
+def git_repo(tmp_path: Path) -> Path:
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True, timeout=30)
+    return tmp_path
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git not installed")
+async def test_gitignore_is_honoured_in_git_repo(grep, ctx, tmp_path, git_repo):
     write(tmp_path, ".gitignore", "generated/\n")
     write(tmp_path, "src/a.py", "TODO one\n")
     write(tmp_path, "generated/b.py", "TODO two\n")
@@ -201,6 +210,12 @@ async def test_engines_give_identical_output(ctx, tree, query):
     )
 
 
+async def test_timeout_without_results_is_an_error(grep, ctx, tree, monkeypatch):
+    monkeypatch.setattr(search, "SEARCH_TIMEOUT", 0)
+    with pytest.raises(ToolError, match="timed out"):
+        await run(grep, ctx, pattern="main")
+
+
 @needs_rg
 async def test_ripgrep_is_used_when_allowed(ctx, tree, monkeypatch):
     def no_python(*args):
@@ -220,7 +235,10 @@ async def test_python_engine_is_used_without_rg(ctx, tree, monkeypatch):
 
 def diag(line, col, message, severity=1, source=None, code=None) -> dict:
     item = {
-        "range": {"start": {"line": line, "character": col}, "end": {"line": line, "character": col + 1}},
+        "range": {
+            "start": {"line": line, "character": col},
+            "end": {"line": line, "character": col + 1},
+        },
         "message": message,
         "severity": severity,
     }
@@ -238,7 +256,12 @@ def test_diagnostics_tool_is_read_only():
 async def test_diagnostics_for_a_file_are_one_based_and_sorted(tmp_path):
     path = write(tmp_path, "src/a.py", "import os\n")
     source = ReportedDiagnostics(
-        {path: [diag(4, 2, "undefined name 'x'", 1, "pyflakes"), diag(0, 0, "unused", 2, "ruff", "F401")]}
+        {
+            path: [
+                diag(4, 2, "undefined name 'x'", 1, "pyflakes"),
+                diag(0, 0, "unused", 2, "ruff", "F401"),
+            ]
+        }
     )
     out = await run(Diagnostics(), make_ctx(tmp_path, source), path="src/a.py")
     assert out.splitlines() == [
@@ -250,16 +273,25 @@ async def test_diagnostics_for_a_file_are_one_based_and_sorted(tmp_path):
 async def test_diagnostics_for_whole_workspace_use_all_diagnostics(tmp_path):
     a = write(tmp_path, "a.py", "")
     b = write(tmp_path, "b.py", "")
-    source = ReportedDiagnostics({b: [diag(1, 0, "bad", 3)], a: [diag(0, 4, "hm", 4)], tmp_path / "c.py": []})
+    source = ReportedDiagnostics(
+        {b: [diag(1, 0, "bad", 3)], a: [diag(0, 4, "hm", 4)], tmp_path / "c.py": []}
+    )
     out = await run(Diagnostics(), make_ctx(tmp_path, source))
     assert out.splitlines() == ["a.py:1:5: hint hm", "b.py:2:1: info bad"]
 
 
 async def test_diagnostics_none_reported(tmp_path):
     write(tmp_path, "a.py", "")
-    assert await run(Diagnostics(), make_ctx(tmp_path)) == "No diagnostics reported for the workspace."
+    assert (
+        await run(Diagnostics(), make_ctx(tmp_path)) == "No diagnostics reported for the workspace."
+    )
     out = await run(Diagnostics(), make_ctx(tmp_path), path="a.py")
     assert out == "No diagnostics reported for a.py."
+
+
+async def test_diagnostics_for_missing_file_is_an_error(tmp_path):
+    with pytest.raises(ToolError, match=r"File not found: nope\.py"):
+        await run(Diagnostics(), make_ctx(tmp_path), path="nope.py")
 
 
 async def test_diagnostics_without_all_diagnostics_need_a_path(tmp_path):

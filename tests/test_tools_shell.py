@@ -152,7 +152,9 @@ async def test_timeout_kills_the_whole_group_including_grandchildren(ctx, regist
     command = "(sleep 100 & echo $!; wait) & echo $!; sleep 100 & echo $!; echo $$; wait"
     result = await bash(ctx, command, timeout=1)
     assert result.is_error
-    assert result.content.endswith("Command timed out after 1 s; it and the processes it started were stopped.")
+    assert result.content.endswith(
+        "Command timed out after 1 s; it and the processes it started were stopped."
+    )
     pids = pids_in(result.content)
     assert len(pids) == 4  # grandchild sleep, subshell, child sleep, the shell
     assert wait_until_dead(pids) == []
@@ -167,7 +169,10 @@ async def test_default_timeout_comes_from_the_context(ctx):
 
 async def test_cancellation_kills_the_group_and_propagates(ctx, registry, tmp_path):
     pid_file = tmp_path / "pids"
-    command = f"sleep 100 & echo $! > {pid_file}.tmp; echo $$ >> {pid_file}.tmp; mv {pid_file}.tmp {pid_file}; wait"
+    partial = f"{pid_file}.partial"  # renamed when complete, so both pids are read together
+    command = (
+        f"sleep 100 & echo $! > {partial}; echo $$ >> {partial}; mv {partial} {pid_file}; wait"
+    )
     task = asyncio.create_task(bash(ctx, command))
     for _ in range(200):  # bounded wait for the command to have started its children
         if pid_file.exists():

@@ -7,7 +7,6 @@ cancellation or an error in the middle of a turn.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 Block = dict[str, Any]
@@ -52,9 +51,12 @@ class Conversation:
 
     def for_request(self) -> list[Message]:
         """A copy with a cache breakpoint on the newest block, so the next request reuses it."""
-        messages = copy.deepcopy(self.messages)
+        messages = list(self.messages)  # the history is append-only: share all but the last
         if messages and messages[-1]["content"]:
-            messages[-1]["content"][-1]["cache_control"] = {"type": "ephemeral"}
+            last = dict(messages[-1])
+            last["content"] = [*last["content"][:-1],
+                               {**last["content"][-1], "cache_control": {"type": "ephemeral"}}]
+            messages[-1] = last
         return messages
 
     def __len__(self) -> int:

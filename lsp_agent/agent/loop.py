@@ -13,9 +13,8 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import anthropic
 from pydantic import BaseModel, ValidationError
 
 from lsp_agent.agent import events as ev
@@ -24,6 +23,9 @@ from lsp_agent.agent.executor import CallResult, PendingCall, ToolExecutor
 from lsp_agent.model.client import ModelFailure, ModelSettings, classify
 from lsp_agent.permissions.policy import PermissionGate
 from lsp_agent.tools.base import Tool, ToolContext, ToolError, ToolOutput, ToolPool
+
+if TYPE_CHECKING:
+    import anthropic
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,7 @@ class AgentDeps:
     asker: Asker | None = None
     finalize: Callable[[Tool, str | ToolOutput, ToolContext], Awaitable[ToolOutput]] | None = None
     max_parallel_tools: int = 8
+    session_id: str = ""
 
 
 class Agent:
@@ -80,6 +83,15 @@ class Agent:
         self.deps = deps
         self.conversation = Conversation()
         self.model = deps.settings.model
+        self._task: asyncio.Task[None] | None = None
+        self._usage = ev.Usage()
+
+    def cancel(self) -> bool:
+        """Cancel the running turn; its events still end with TurnEnded(cancelled)."""
+        if self._task is None or self._task.done():
+            return False
+        self._task.cancel()
+        return True
 
     async def run_turn(self, prompt_blocks: list[dict[str, Any]]) -> AsyncIterator[ev.AgentEvent]:
         """Run one turn; yields events until (and including) TurnEnded.
@@ -88,7 +100,14 @@ class Agent:
         stream; closing this generator cancels the turn and waits for it to settle.
         """
         queue: asyncio.Queue[Any] = asyncio.Queue()
-        task = asyncio.create_task(self._turn(prompt_blocks, queue.put_nowait))
+
+        def emit(event: ev.AgentEvent) -> None:
+            # Stamped at once: a permission request built from the event leaves before the
+            # consumer sees it.
+            event.session_id = self.deps.session_id
+            queue.put_nowait(event)
+
+        task = self._task = asyncio.create_task(self._turn(prompt_blocks, emit))
         task.add_done_callback(lambda _t: queue.put_nowait(_END))
         try:
             while (item := await queue.get()) is not _END:
@@ -101,10 +120,10 @@ class Agent:
     # -- a turn ------------------------------------------------------------------------------
 
     async def _turn(self, prompt_blocks: list[dict[str, Any]], emit: Emit) -> None:
-        text = " ".join(b.get("text", "") for b in prompt_blocks if b.get("type") == "text")
-        emit(ev.TurnStarted(prompt=text[:2000]))
+        texts = [b.get("text", "") for b in prompt_blocks if b.get("type") == "text"]
+        emit(ev.TurnStarted(prompt=(texts[-1] if texts else "")[:2000]))  # the user's words
         self.conversation.add_user_blocks(prompt_blocks)
-        usage = ev.Usage()
+        self._usage = ev.Usage()
         rounds = continuations = 0
         stop: Any = "end_turn"
         try:
@@ -114,7 +133,6 @@ class Agent:
                     break
                 rounds += 1
                 outcome = await self._round(emit, rounds)
-                usage = usage + outcome.usage
                 if outcome.kind == "tools":
                     continue
                 if outcome.kind == "max_tokens":
@@ -136,7 +154,7 @@ class Agent:
             emit(ev.ErrorEvent(kind="internal", message=f"{type(exc).__name__}: {exc}"))
             stop = "error"
         self._answer_dangling_tool_uses()
-        emit(ev.TurnEnded(stop_reason=stop, usage=usage, rounds=rounds))
+        emit(ev.TurnEnded(stop_reason=stop, usage=self._usage, rounds=rounds))
 
     def _answer_dangling_tool_uses(self) -> None:
         pending = self.conversation.unanswered_tool_uses()
@@ -156,7 +174,7 @@ class Agent:
                 return await self._stream_and_run(emit, round_no, executor, streamed)
             except asyncio.CancelledError:
                 await executor.abort()
-                self._record_interrupted(streamed, executor)
+                self._record_interrupted(streamed, executor, emit)
                 raise
             except StreamAborted as aborted:
                 await executor.abort()
@@ -185,6 +203,7 @@ class Agent:
         emit(ev.ModelRequest(model=self.model, round=round_no))
         final = await self._stream(emit, executor, streamed)
         usage = _usage(final.usage)
+        self._usage = self._usage + usage  # counted now: a cancel later in the round keeps it
         emit(ev.UsageReport(model=self.model, usage=usage))
         blocks = streamed.blocks()
         results = await executor.results()
@@ -201,6 +220,8 @@ class Agent:
         return RoundOutcome("end_turn", usage)
 
     async def _stream(self, emit: Emit, executor: ToolExecutor, streamed: _StreamState) -> Any:
+        import anthropic
+
         deps = self.deps
         try:
             async with deps.client.messages.stream(
@@ -239,8 +260,11 @@ class Agent:
             else:
                 streamed.complete(event.index)
 
-    def _record_interrupted(self, streamed: _StreamState, executor: ToolExecutor) -> None:
-        """Keep what the user saw of an interrupted response, with every tool use answered."""
+    def _record_interrupted(
+        self, streamed: _StreamState, executor: ToolExecutor, emit: Emit
+    ) -> None:
+        """Keep what the user saw of an interrupted response, with every tool use answered
+        (in the conversation and, for the client, with a ToolResult event)."""
         blocks = streamed.blocks(include_partial_text=True)
         self.conversation.add_assistant(blocks)
         finished = executor.finished_results()
@@ -249,6 +273,9 @@ class Agent:
             if block["type"] != "tool_use":
                 continue
             done = finished.get(block["id"])
+            if done is None:
+                emit(ev.ToolResult(tool_use_id=block["id"], name=block["name"],
+                                   content=CANCELLED_RESULT, is_error=True))
             results.append(tool_result_block(
                 block["id"], done.content if done else CANCELLED_RESULT,
                 done.is_error if done else True))

@@ -391,9 +391,8 @@ def _word_span(text: str, line: int, column: int) -> Span:
 
 def _hover_info(name: BaseName, span: Span) -> HoverInfo:
     signature = _signature_text(name)
-    docstring = name.docstring(raw=True).strip() if name.type != "keyword" else ""
-    if name.type == "keyword":
-        docstring = name.docstring().strip()
+    # Keywords have only pydoc text; for everything else the signature is shown separately.
+    docstring = name.docstring(raw=name.type != "keyword").strip()
     parts = []
     if signature:
         parts.append(f"```python\n{signature}\n```")

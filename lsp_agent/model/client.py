@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import anthropic
+if TYPE_CHECKING:  # the SDK takes ~1 s to import: loaded with the first session
+    import anthropic
 
 DEFAULT_MODEL = "claude-sonnet-4-5"
 DEFAULT_FALLBACK_MODEL = "claude-haiku-4-5"
@@ -63,6 +64,8 @@ class ModelSettings:
 
 
 def make_client(settings: ModelSettings) -> anthropic.AsyncAnthropic:
+    import anthropic
+
     return anthropic.AsyncAnthropic(
         api_key=settings.api_key or "missing-api-key",
         base_url=settings.base_url,
@@ -97,6 +100,8 @@ def _error_type(exc: anthropic.APIStatusError) -> str:
 
 def classify(exc: BaseException) -> ModelFailure:
     """Map an SDK exception to what the loop should do about it."""
+    import anthropic
+
     if isinstance(exc, anthropic.APIStatusError):
         etype = _error_type(exc)
         text = str(exc.message if hasattr(exc, "message") else exc)

@@ -103,15 +103,16 @@ def _remember_diagnostics(ls: AgentServer, uri: str, diags: list[lsp.Diagnostic]
 # -- commands ----------------------------------------------------------------------------------
 
 
-def _session_for(ls: AgentServer, session_id: str | None) -> Session:
+def _session_for(ls: AgentServer, session_id: str | None, uri: str) -> Session:
     if session_id:
         return ls.session(session_id)
-    return ls.new_session(p.NewSessionParams())
+    fs = to_fs_path(uri)
+    return ls.new_session(p.NewSessionParams(), Path(fs) if fs else None)
 
 
 def run_fix(ls: AgentServer, raw: Any) -> dict[str, Any]:
     args = p.parse(p.FixArguments, raw)
-    session = _session_for(ls, args.session_id)
+    session = _session_for(ls, args.session_id, args.uri)
     context = EditorContext(uri=args.uri, range=args.diagnostic.range,
                             diagnostics=[args.diagnostic])
     text = fix_prompt(args.diagnostic)
@@ -126,7 +127,7 @@ def fix_prompt(diagnostic: Diagnostic) -> str:
 
 def run_selection(ls: AgentServer, raw: Any, explain: bool) -> dict[str, Any]:
     args = p.parse(p.SelectionArguments, raw)
-    session = _session_for(ls, args.session_id)
+    session = _session_for(ls, args.session_id, args.uri)
     context = EditorContext(uri=args.uri, range=args.range, selection_text=args.selection_text)
     if explain:
         text = "Explain what the selected code does, how it is used, and any problems in it."
@@ -153,15 +154,15 @@ def register(server: AgentServer) -> None:
         return resolve_action(action)
 
     @server.command(p.CMD_FIX)
-    def fix(ls: AgentServer, *args: Any) -> dict[str, Any]:
+    def fix(ls, *args):  # unannotated: pygls resolves command hints at call time
         return run_fix(ls, _single(args))
 
     @server.command(p.CMD_EXPLAIN)
-    def explain(ls: AgentServer, *args: Any) -> dict[str, Any]:
+    def explain(ls, *args):  # unannotated: pygls resolves command hints at call time
         return run_selection(ls, _single(args), explain=True)
 
     @server.command(p.CMD_CHANGE)
-    def change(ls: AgentServer, *args: Any) -> dict[str, Any]:
+    def change(ls, *args):  # unannotated: pygls resolves command hints at call time
         return run_selection(ls, _single(args), explain=False)
 
 

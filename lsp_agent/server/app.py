@@ -101,11 +101,20 @@ class AgentServer(LanguageServer):
             root = None
         return Path(root) if root else Path.cwd()
 
+    def workspace_for(self, path: Path) -> Path:
+        """The innermost workspace folder holding ``path``; the root when none does."""
+        try:
+            folders = [Path(to_fs_path(f.uri) or "") for f in self.workspace.folders.values()]
+        except RuntimeError:
+            folders = []
+        holding = [f for f in [*folders, self.root] if f != Path() and path.is_relative_to(f)]
+        return max(holding, key=lambda f: len(f.parts), default=self.root)
+
     def code_intel_for(self, root: Path) -> Any:
         if root not in self._intel:
             from lsp_agent.code_intel.jedi_intel import JediIntel
 
-            self._intel[root] = JediIntel(root, self.documents, executor=self.thread_pool)
+            self._intel[root] = JediIntel(root, self.documents)
         return self._intel[root]
 
     def editor_intel(self) -> Any:
@@ -129,8 +138,8 @@ class AgentServer(LanguageServer):
         except UnknownSession:
             raise JsonRpcInvalidParams(f"unknown session: {session_id}") from None
 
-    def new_session(self, params: p.NewSessionParams) -> Session:
-        workspace = self.root
+    def new_session(self, params: p.NewSessionParams, for_file: Path | None = None) -> Session:
+        workspace = self.workspace_for(for_file) if for_file else self.root
         if params.workspace_uri:
             fs = to_fs_path(params.workspace_uri)
             if not fs or not Path(fs).is_dir():
@@ -149,9 +158,10 @@ class AgentServer(LanguageServer):
 
     def start_prompt(self, session: Session, params: p.PromptParams) -> None:
         """Run a turn in the background (commands answer at once; events report progress)."""
-        if session.busy:
-            raise JsonRpcInvalidRequest(f"session {session.id} is already running a turn")
-        task = asyncio.ensure_future(session.prompt(params.text, params.context))
+        try:
+            task = session.begin(params.text, params.context)
+        except SessionBusy as exc:
+            raise JsonRpcInvalidRequest(str(exc)) from None
         task.add_done_callback(_log_failure)
 
 

@@ -17,12 +17,14 @@ from pathlib import Path
 from typing import TypeVar
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcException
 from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path, to_fs_path
 
 from lsp_agent.code_intel.jedi_intel import (
     JediIntel,
     OutlineSymbol,
+    QueryResult,
     Span,
     SymbolLocation,
     is_python_path,
@@ -30,7 +32,7 @@ from lsp_agent.code_intel.jedi_intel import (
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
+Q = TypeVar("Q", bound=QueryResult)
 
 _OUTLINE_KINDS = {
     "class": types.SymbolKind.Class,
@@ -129,15 +131,22 @@ def register_language_features(
         return [_symbol_information(loc) for loc in result.items] if result else None
 
 
-async def _guarded(query: Awaitable[T]) -> T | None:
-    """Run a query; editor features are best effort, so failures are logged, not raised."""
+async def _guarded(query: Awaitable[Q]) -> Q | None:
+    """Run a query; failures are logged, not raised (jedi is best effort on half-typed code),
+    but a timeout is an error answer so the editor does not show "no results" as the truth."""
     try:
-        return await query
+        result = await query
     except (FileNotFoundError, ValueError) as exc:
         log.debug("code intelligence query skipped: %s", exc)
+        return None
     except Exception:  # jedi can fail in many ways on half-typed code
         log.exception("code intelligence query failed")
-    return None
+        return None
+    if result.timed_out:
+        raise JsonRpcException(
+            message="Python code intelligence timed out", code=types.LSPErrorCodes.RequestFailed
+        )
+    return result
 
 
 def _client_wants_hierarchy(ls: LanguageServer) -> bool:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import anthropic
+from typing import TYPE_CHECKING, Any
 
 from lsp_agent.agent.loop import Asker
 from lsp_agent.model.client import ModelSettings, make_client
@@ -17,6 +15,9 @@ from lsp_agent.tools.base import ToolPool
 from lsp_agent.tools.pool import default_pool
 from lsp_agent.workspace.diagnostics import DiagnosticsStore
 from lsp_agent.workspace.documents import DocumentSource
+
+if TYPE_CHECKING:
+    import anthropic
 
 
 class UnknownSession(KeyError):

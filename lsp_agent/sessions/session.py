@@ -15,9 +15,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import anthropic
+from typing import TYPE_CHECKING, Any
 
 from lsp_agent.agent import events as ev
 from lsp_agent.agent.loop import Agent, AgentDeps, Asker
@@ -29,6 +27,9 @@ from lsp_agent.sessions.proposals import EditApplier, ProposalBook
 from lsp_agent.tools.base import ToolContext, ToolPool
 from lsp_agent.workspace.diagnostics import DiagnosticsStore
 from lsp_agent.workspace.documents import DocumentSource
+
+if TYPE_CHECKING:
+    import anthropic
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,7 @@ class Session:
             tool_context=self._tool_context,
             asker=asker,
             finalize=finalize_output,
+            session_id=self.id,
         ))
         self._system_cache: list[dict[str, Any]] | None = None
 
@@ -134,16 +136,21 @@ class Session:
     def busy(self) -> bool:
         return self._turn is not None and not self._turn.done()
 
-    async def prompt(self, text: str, context: EditorContext | None = None) -> ev.TurnEnded:
-        """Run one turn to its end. Cancelling the caller cancels the turn."""
+    def begin(self, text: str, context: EditorContext | None = None) -> asyncio.Task[ev.TurnEnded]:
+        """Start a turn now (the session is busy from this call on) and return its task."""
         if self.busy:
             raise SessionBusy(f"session {self.id} is already running a turn")
         if context is not None:
             self.diagnostics.remember(context)
         blocks = prompt_blocks(text, context, self.workspace, self.documents)
         self._turn = asyncio.create_task(self._run(blocks))
+        return self._turn
+
+    async def prompt(self, text: str, context: EditorContext | None = None) -> ev.TurnEnded:
+        """Run one turn to its end. Cancelling the caller cancels the turn."""
+        turn = self.begin(text, context)
         try:
-            return await asyncio.shield(self._turn)
+            return await asyncio.shield(turn)
         except asyncio.CancelledError:
             await self.cancel()
             raise
@@ -158,15 +165,15 @@ class Session:
         return ended
 
     async def cancel(self) -> bool:
-        """Stop the running turn; returns False when there was none."""
+        """Stop the running turn and wait until it has settled; False when none was running."""
         turn = self._turn
         if turn is None or turn.done():
             return False
         self.processes.kill_all()
         self.proposals.cancel_pending()
-        turn.cancel()
+        self.agent.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await turn
+            await asyncio.wait_for(asyncio.shield(turn), 10)
         return True
 
     # -- what the agent sees -----------------------------------------------------------------

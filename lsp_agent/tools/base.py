@@ -123,6 +123,7 @@ class ToolPool:
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate tool names: {sorted(names)}")
         self._tools = {t.name: t for t in sorted(tools, key=lambda t: t.name)}
+        self._schemas = [t.api_schema() for t in self._tools.values()]
 
     def __iter__(self):
         return iter(self._tools.values())
@@ -137,4 +138,5 @@ class ToolPool:
         return list(self._tools)
 
     def api_schemas(self) -> list[dict[str, Any]]:
-        return [t.api_schema() for t in self._tools.values()]
+        """Computed once: byte-identical on every request (cacheable) and free per round."""
+        return self._schemas

@@ -15,6 +15,7 @@ import re
 import shutil
 import signal
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -484,6 +485,11 @@ class Edit(Tool):
     )
     input_model = EditInput
 
+    def api_schema(self) -> dict[str, Any]:
+        schema = super().api_schema()
+        schema["input_schema"] = _inline_definitions(schema["input_schema"])
+        return schema
+
     async def call(self, args: EditInput, ctx: ToolContext) -> str:
         path = ctx.resolve(args.path)
         rel = ctx.display(path)
@@ -495,6 +501,28 @@ class Edit(Tool):
         new_text = await asyncio.to_thread(_apply_edits, snapshot.text, args, rel)
         change = FileEdit(path, snapshot.text, new_text, snapshot.version)
         return await ctx.proposals.propose(ctx.tool_use_id, [change])
+
+
+def _inline_definitions(schema: dict[str, Any]) -> dict[str, Any]:
+    """Replace ``$ref``s to ``$defs`` with the definitions themselves, minus pydantic's titles,
+    so the model sees the nested edit shape in place."""
+    definitions = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return inline(definitions[ref.removeprefix("#/$defs/")])
+            return {
+                key: inline(value)
+                for key, value in node.items()
+                if not (key == "title" and isinstance(value, str))  # a title, not a field
+            }
+        if isinstance(node, list):
+            return [inline(item) for item in node]
+        return node
+
+    return inline(schema)
 
 
 def _apply_edits(original: str, args: EditInput, rel: str) -> str:
@@ -544,9 +572,7 @@ def _match_starts(text: str, needle: str) -> list[int]:
 def _nearest_hint(text: str, old: str) -> str:
     hints = []
     if re.match(r"\s*\d+\t", old):
-        hints.append(
-            "old_string seems to start with a line-number prefix from Read; leave it out."
-        )
+        hints.append("old_string seems to start with a line-number prefix from Read; leave it out.")
     lines = split_lines(text)
     needle = old.strip("\n")
     window = _most_similar_window(lines, needle)

@@ -208,7 +208,7 @@ async def terminate_group(pgid: int) -> None:
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(pgid, sig)
+        os.killpg(pgid, sig)
 
 
 def _group_exists(pgid: int) -> bool:

@@ -1,0 +1,175 @@
+"""An editor for end-to-end tests: a pytest-lsp client talking to a real ``lsp-agent serve``
+subprocess, which talks to the scripted model server over real HTTP with the real SDK.
+
+The editor keeps buffers of the documents it opened, applies WorkspaceEdits to them (refusing a
+TextDocumentEdit whose version does not match, as VS Code does) or to disk for closed files, and
+answers permission requests with a policy the test sets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types as lsp
+from pygls.uris import from_fs_path, to_fs_path
+from pytest_lsp import ClientServerConfig
+
+from lsp_agent.agent import events as ev
+from lsp_agent.edits.workspace_edit import apply_text_edits, apply_workspace_edit_to_disk
+from lsp_agent.server.protocol import plain
+
+WAIT = 30.0
+PermissionPolicy = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+async def allow(params: dict[str, Any]) -> dict[str, Any]:
+    return {"decision": "allow"}
+
+
+def uri(path: Path) -> str:
+    return from_fs_path(str(path))
+
+
+def demo_project(target: Path) -> Path:
+    src = Path(str(resources.files("lsp_agent") / "demo_project"))
+    shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__"))
+    return target
+
+
+class Editor:
+    def __init__(self, client: Any):
+        self.client = client
+        self.events: dict[str, list[ev.AgentEvent]] = defaultdict(list)
+        self.buffers: dict[str, tuple[str, int]] = {}
+        self.applied: list[dict[str, Any]] = []
+        self.permission: PermissionPolicy = allow
+        self.permission_requests: list[dict[str, Any]] = []
+        self.init_result: Any = None
+        self._changed = asyncio.Condition()
+        self._register()
+
+    # -- what the server asks of the editor -----------------------------------------------
+
+    def _register(self) -> None:
+        client = self.client
+
+        @client.feature("agent/event")
+        async def on_event(params: Any) -> None:
+            data = plain(params)
+            event = ev.parse_event(data["event"])
+            async with self._changed:
+                self.events[data["sessionId"]].append(event)
+                self._changed.notify_all()
+
+        @client.feature("agent/requestPermission")
+        async def on_permission(params: Any) -> dict[str, Any]:
+            data = plain(params)
+            self.permission_requests.append(data)
+            return await self.permission(data)
+
+        @client.feature(lsp.WORKSPACE_APPLY_EDIT)
+        def on_apply(params: lsp.ApplyWorkspaceEditParams) -> lsp.ApplyWorkspaceEditResult:
+            data = client.protocol._converter.unstructure(params.edit)
+            self.applied.append(data)
+            return self._apply(data)
+
+    def _apply(self, edit: dict[str, Any]) -> lsp.ApplyWorkspaceEditResult:
+        closed: list[dict[str, Any]] = []
+        for change in edit.get("documentChanges", []):
+            doc = change.get("textDocument")
+            if doc is None or doc["uri"] not in self.buffers:
+                closed.append(change)
+                continue
+            text, version = self.buffers[doc["uri"]]
+            if doc.get("version") is not None and doc["version"] != version:
+                return lsp.ApplyWorkspaceEditResult(
+                    applied=False, failure_reason=f"version {doc['version']} != {version}")
+            edits = [lsp.TextEdit(range=lsp.Range(
+                start=lsp.Position(**e["range"]["start"]), end=lsp.Position(**e["range"]["end"])),
+                new_text=e["newText"]) for e in change["edits"]]
+            self.buffers[doc["uri"]] = (apply_text_edits(text, edits), version + 1)
+        if closed:
+            apply_workspace_edit_to_disk({"documentChanges": closed})
+        return lsp.ApplyWorkspaceEditResult(applied=True)
+
+    # -- what the user does -----------------------------------------------------------------
+
+    def add_folder(self, folder: Path) -> None:
+        self.client.workspace_did_change_workspace_folders(lsp.DidChangeWorkspaceFoldersParams(
+            event=lsp.WorkspaceFoldersChangeEvent(
+                added=[lsp.WorkspaceFolder(uri=uri(folder), name=folder.name)], removed=[])))
+
+    def open(self, path: Path, version: int = 1) -> None:
+        text = path.read_text()
+        self.buffers[uri(path)] = (text, version)
+        self.client.text_document_did_open(lsp.DidOpenTextDocumentParams(
+            text_document=lsp.TextDocumentItem(uri=uri(path), language_id="python",
+                                               version=version, text=text)))
+
+    def type_text(self, path: Path, new_text: str) -> int:
+        """Replace the buffer's whole text (the user typing); returns the new version."""
+        _, version = self.buffers[uri(path)]
+        version += 1
+        self.buffers[uri(path)] = (new_text, version)
+        self.client.text_document_did_change(lsp.DidChangeTextDocumentParams(
+            text_document=lsp.VersionedTextDocumentIdentifier(uri=uri(path), version=version),
+            content_changes=[lsp.TextDocumentContentChangeWholeDocument(text=new_text)]))
+        return version
+
+    def buffer(self, path: Path) -> str:
+        return self.buffers[uri(path)][0]
+
+    async def request(self, method: str, params: dict[str, Any]) -> Any:
+        return plain(await asyncio.wait_for(
+            self.client.protocol.send_request_async(method, params), WAIT))
+
+    async def new_session(self, workspace: Path, **extra: Any) -> str:
+        result = await self.request("agent/newSession", {"workspaceUri": uri(workspace), **extra})
+        return result["sessionId"]
+
+    async def wait_for(self, session_id: str, kind: type, count: int = 1) -> list[Any]:
+        def found() -> list[Any]:
+            return [e for e in self.events[session_id] if isinstance(e, kind)]
+
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(lambda: len(found()) >= count), WAIT)
+        return found()
+
+    def of(self, session_id: str, kind: type) -> list[Any]:
+        return [e for e in self.events[session_id] if isinstance(e, kind)]
+
+
+def server_config(base_url: str, state_dir: Path) -> ClientServerConfig:
+    import os
+
+    env = {**os.environ, "ANTHROPIC_BASE_URL": base_url, "ANTHROPIC_API_KEY": "test-key",
+           "LSP_AGENT_STATE_DIR": str(state_dir), "LSP_AGENT_BACKOFF_BASE": "0.01",
+           "LSP_AGENT_CACHE_DIR": str(state_dir / "cache")}
+    return ClientServerConfig(server_command=[sys.executable, "-m", "lsp_agent", "serve"],
+                              server_env=env)
+
+
+async def start_editor(base_url: str, root: Path, **init_options: Any) -> Editor:
+    client = await server_config(base_url, root / ".state").start()
+    editor = Editor(client)
+    editor.init_result = await client.initialize_session(lsp.InitializeParams(
+        capabilities=lsp.ClientCapabilities(
+            window=lsp.WindowClientCapabilities(work_done_progress=True),
+            text_document=lsp.TextDocumentClientCapabilities(
+                code_action=lsp.CodeActionClientCapabilities(
+                    resolve_support=lsp.ClientCodeActionResolveOptions(properties=["command"])))),
+        root_uri=uri(root),
+        initialization_options={"permissionTimeoutSeconds": 3, **init_options},
+    ))
+    return editor
+
+
+def path_of(u: str) -> Path:
+    return Path(to_fs_path(u) or "")
