@@ -466,3 +466,38 @@ async def test_initialize_advertises_the_protocol(editor: Editor):
     assert "agent/prompt" in advertised["methods"]
     assert "agent/requestPermission" in advertised["clientRequests"]
     assert capabilities.code_action_provider.resolve_provider is True
+
+
+async def progress_of(editor: Editor, session: str, final_kind: str = "end") -> list:
+    """The work-done progress reports of the session's turn, once its final kind arrived."""
+    for _ in range(200):
+        for token, reports in editor.client.progress_reports.items():
+            if str(token).startswith(f"lsp-agent/{session}/") and reports and \
+                    reports[-1].kind == final_kind:
+                return reports
+        await asyncio.sleep(0.05)
+    pytest.fail(f"no finished progress for {session}: {editor.client.progress_reports}")
+
+
+async def test_turn_progress_shows_title_tools_and_end(editor: Editor, model, workspace):
+    model.load({"turns": [tool_turn("Read", {"path": "pricing.py"}), text_turn("read it")]})
+    session = await editor.new_session(workspace)
+    await editor.request("agent/prompt", {"sessionId": session, "text": "Look at pricing"})
+    reports = await progress_of(editor, session)
+    begin, *middle, end = reports
+    assert begin.kind == "begin" and begin.title == "lsp-agent: Look at pricing"
+    assert begin.cancellable is True
+    assert any(r.message == "running Read" for r in middle)
+    assert end.message == "finished: end_turn"
+
+
+async def test_cancelling_the_progress_cancels_the_turn(editor: Editor, model, workspace):
+    model.load({"turns": [text_turn("long " * 300, delay_ms=20, chunk_chars=5)]})
+    session = await editor.new_session(workspace)
+    prompt = asyncio.ensure_future(editor.request(
+        "agent/prompt", {"sessionId": session, "text": "talk"}))
+    await editor.wait_for(session, ev.TextDelta, count=2)
+    token = next(t for t in editor.client.progress_reports
+                 if str(t).startswith(f"lsp-agent/{session}/"))
+    editor.client.window_work_done_progress_cancel(lsp.WorkDoneProgressCancelParams(token=token))
+    assert (await prompt)["stopReason"] == "cancelled"
