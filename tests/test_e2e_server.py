@@ -501,3 +501,16 @@ async def test_cancelling_the_progress_cancels_the_turn(editor: Editor, model, w
                  if str(t).startswith(f"lsp-agent/{session}/"))
     editor.client.window_work_done_progress_cancel(lsp.WorkDoneProgressCancelParams(token=token))
     assert (await prompt)["stopReason"] == "cancelled"
+
+
+async def test_python_language_features_can_be_switched_off(model, root, workspace):
+    other = await start_editor(model.base_url, root, pythonLanguageFeatures=False)
+    try:
+        pricing = workspace / "pricing.py"
+        other.open(pricing)
+        params = lsp.HoverParams(text_document=lsp.TextDocumentIdentifier(uri=uri(pricing)),
+                                 position=lsp.Position(line=24, character=18))
+        assert await other.client.text_document_hover_async(params) is None
+        assert await other.new_session(workspace), "the agent itself still works"
+    finally:
+        await other.client.shutdown_session()
