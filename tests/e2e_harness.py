@@ -9,10 +9,11 @@ answers permission requests with a policy the test sets.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import sys
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,15 @@ class Editor:
         return lsp.ApplyWorkspaceEditResult(applied=True)
 
     # -- what the user does -----------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def answering(self, policy: PermissionPolicy) -> Iterator[None]:
+        """Answer permission requests with ``policy`` for the duration of the block."""
+        previous, self.permission = self.permission, policy
+        try:
+            yield
+        finally:
+            self.permission = previous
 
     def add_folder(self, folder: Path) -> None:
         self.client.workspace_did_change_workspace_folders(lsp.DidChangeWorkspaceFoldersParams(

@@ -341,50 +341,35 @@ async def test_cancel_mid_shell_kills_the_process_group(editor, model, workspace
 # -- permissions ---------------------------------------------------------------------------
 
 
-async def test_denied_permission_reaches_the_model_as_an_error(editor, model, workspace):
-    model.load({"turns": [
-        tool_turn("Bash", {"command": "touch created-by-agent"}),
-        text_turn("understood", expect={"tool_result_is_error": True,
-                                        "tool_result_contains": "not today"}),
-    ]})
+async def touch_with(editor: Editor, model, workspace: Path, policy, expect: dict) -> str:
+    """A turn whose only tool call needs permission, answered by ``policy``."""
+    model.load({"turns": [tool_turn("Bash", {"command": "touch created-by-agent"}),
+                          text_turn("understood", expect=expect)]})
+    with editor.answering(policy):
+        session = await editor.new_session(workspace)
+        result = await editor.request("agent/prompt", {"sessionId": session, "text": "touch"})
+    assert result["stopReason"] == "end_turn"
+    assert not (workspace / "created-by-agent").exists()
+    return session
 
+
+async def test_denied_permission_reaches_the_model_as_an_error(editor, model, workspace):
     async def deny(params):
         return {"decision": "deny", "message": "not today"}
 
-    editor.permission = deny
-    try:
-        session = await editor.new_session(workspace)
-        result = await editor.request("agent/prompt", {"sessionId": session, "text": "touch"})
-    finally:
-        from tests.e2e_harness import allow
-
-        editor.permission = allow
-    assert result["stopReason"] == "end_turn"
-    assert not (workspace / "created-by-agent").exists()
+    session = await touch_with(editor, model, workspace, deny,
+                               {"tool_result_is_error": True, "tool_result_contains": "not today"})
     decided = editor.of(session, ev.PermissionDecided)[0]
     assert decided.decision == "deny" and decided.source == "user"
 
 
 async def test_unanswered_permission_times_out_as_deny(editor, model, workspace):
-    model.load({"turns": [
-        tool_turn("Bash", {"command": "touch created-by-agent"}),
-        text_turn("ok", expect={"tool_result_contains": "no answer"}),
-    ]})
-
     async def never(params):
         await asyncio.sleep(3600)
 
-    editor.permission = never
-    try:
-        session = await editor.new_session(workspace)
-        result = await editor.request("agent/prompt", {"sessionId": session, "text": "touch"})
-    finally:
-        from tests.e2e_harness import allow
-
-        editor.permission = allow
-    assert result["stopReason"] == "end_turn"
+    session = await touch_with(editor, model, workspace, never,
+                               {"tool_result_contains": "no answer"})
     assert editor.of(session, ev.PermissionDecided)[0].source == "timeout"
-    assert not (workspace / "created-by-agent").exists()
 
 
 async def test_plan_mode_refuses_edits(editor: Editor, model, workspace):
