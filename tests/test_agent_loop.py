@@ -205,3 +205,24 @@ def test_every_event_round_trips_through_its_wire_form():
         wire = event.wire()
         assert "sessionId" in wire and "session_id" not in wire
         assert ev.parse_event(wire) == event
+
+
+async def test_stream_error_after_a_tool_started_discards_it_and_retries(model, tmp_path):
+    # The slow change starts as soon as its input is complete; the stream then fails. The
+    # retry must cancel it (its result would answer a message that is never kept) and the
+    # conversation must only hold the retried response.
+    model.load({"turns": [
+        {"content": [use("SlowChange", "x", 1.5), {"type": "text", "text": "tail " * 40}],
+         "faults": [{"stream_error": "api_error", "after_events": 9}]},
+        {"content": "done"},
+    ]})
+    agent = make_agent(model, tmp_path)
+    events = await asyncio.wait_for(run(agent), 30)
+    kinds = [e.type for e in events]
+    assert "retrying" in kinds and events[-1].stop_reason == "end_turn"
+    assert kinds.index("tool_execution_started") < kinds.index("retrying")
+    replies = [m for m in agent.conversation.messages if m["role"] == "assistant"]
+    uses = [b for m in replies for b in m["content"] if b["type"] == "tool_use"]
+    assert len(uses) == 1, "only the retried response's tool use is kept"
+    results = [e for e in events if isinstance(e, ev.ToolResult)]
+    assert [r.content for r in results] == ["changed x"], "the aborted call left no result"
