@@ -53,6 +53,7 @@ class Editor:
         self.permission: PermissionPolicy = allow
         self.permission_requests: list[dict[str, Any]] = []
         self.init_result: Any = None
+        self.stall_apply = False
         self._changed = asyncio.Condition()
         self._register()
 
@@ -76,9 +77,11 @@ class Editor:
             return await self.permission(data)
 
         @client.feature(lsp.WORKSPACE_APPLY_EDIT)
-        def on_apply(params: lsp.ApplyWorkspaceEditParams) -> lsp.ApplyWorkspaceEditResult:
+        async def on_apply(params: lsp.ApplyWorkspaceEditParams) -> lsp.ApplyWorkspaceEditResult:
             data = client.protocol._converter.unstructure(params.edit)
             self.applied.append(data)
+            if self.stall_apply:  # an editor that never answers
+                await asyncio.sleep(3600)
             return self._apply(data)
 
     def _apply(self, edit: dict[str, Any]) -> lsp.ApplyWorkspaceEditResult:

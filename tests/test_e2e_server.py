@@ -499,3 +499,29 @@ async def test_python_language_features_can_be_switched_off(model, root, workspa
         assert await other.new_session(workspace), "the agent itself still works"
     finally:
         await other.client.shutdown_session()
+
+
+async def test_an_editor_that_never_applies_leaves_files_alone(model, root, workspace):
+    other = await start_editor(model.base_url, root, applyEditTimeoutSeconds=1)
+    other.stall_apply = True
+    try:
+        model.load({"turns": [
+            tool_turn("Edit", {"path": "pricing.py",
+                               "old_string": "    return price - price * percent\n",
+                               "new_string": "    return price - price * percent / 100\n"}),
+            text_turn("noted", expect={"tool_result_contains": "NOT applied"}),
+        ]})
+        session = await other.new_session(workspace)
+        prompt = asyncio.ensure_future(other.request(
+            "agent/prompt", {"sessionId": session, "text": "fix"}))
+        created = (await other.wait_for(session, ev.ProposalCreated))[0]
+        review = await other.request("agent/review",
+                                     {"proposalId": created.proposal_id, "accept": "all"})
+        assert review["status"] == "failed"
+        assert "did not answer" in review["conflictDetails"][0]
+        assert (await prompt)["stopReason"] == "end_turn"
+        assert len(other.applied) == 2, "planned again once, then gave up"
+        assert "percent / 100" not in (workspace / "pricing.py").read_text()
+    finally:
+        other.stall_apply = False
+        await other.client.shutdown_session()
