@@ -50,13 +50,16 @@ class Conversation:
         return [b for b in self.messages[-1]["content"] if b.get("type") == "tool_use"]
 
     def for_request(self) -> list[Message]:
-        """A copy with a cache breakpoint on the newest block, so the next request reuses it."""
-        messages = list(self.messages)  # the history is append-only: share all but the last
-        if messages and messages[-1]["content"]:
-            last = dict(messages[-1])
-            last["content"] = [*last["content"][:-1],
-                               {**last["content"][-1], "cache_control": {"type": "ephemeral"}}]
-            messages[-1] = last
+        """A copy with a cache breakpoint on the newest block, so the next request reuses it,
+        and one where the previous request put its own: the API looks only ~20 blocks back
+        from a breakpoint, and one round may add more blocks than that."""
+        messages = list(self.messages)  # the history is append-only: share all but the marked
+        for index in (-3, -1) if len(messages) >= 3 else (-1,):
+            if messages and messages[index]["content"]:
+                marked = dict(messages[index])
+                marked["content"] = [*marked["content"][:-1], {
+                    **marked["content"][-1], "cache_control": {"type": "ephemeral"}}]
+                messages[index] = marked
         return messages
 
     def __len__(self) -> int:

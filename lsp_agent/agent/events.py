@@ -107,7 +107,7 @@ class PermissionDecided(EventBase):
     tool_use_id: str
     tool: str
     decision: Literal["allow", "deny"]
-    source: Literal["rule", "mode", "user", "timeout", "error"]
+    source: Literal["rule", "mode", "user", "timeout", "error", "hook", "safety"]
     message: str | None = None
 
 
@@ -178,6 +178,49 @@ class ErrorEvent(EventBase):
     recoverable: bool = False
 
 
+class ModelCost(Wire):
+    model: str
+    usage: Usage
+    usd: float = 0.0
+    cache_savings_usd: float = 0.0
+    priced: bool = True  # False: the model is not in the price table (usd is 0)
+
+
+class SessionCost(Wire):
+    usd: float = 0.0
+    cache_savings_usd: float = 0.0
+    by_model: list[ModelCost] = Field(default_factory=list)
+
+
+class CostReport(EventBase):
+    """Sent just before ``turn_ended``: what the turn and the whole session cost so far."""
+
+    type: Literal["cost"] = "cost"
+    turn: SessionCost
+    session: SessionCost
+
+
+class ContextPressure(EventBase):
+    """The context window filled past (or fell back below) a threshold."""
+
+    type: Literal["context_pressure"] = "context_pressure"
+    level: Literal["ok", "warning", "critical"]
+    used_tokens: int
+    window_tokens: int
+    ratio: float
+
+
+class CompactBoundary(EventBase):
+    """The history was shortened: old tool results cleared, or earlier turns summarised."""
+
+    type: Literal["compact_boundary"] = "compact_boundary"
+    strategy: Literal["clear_tool_results", "summary"]
+    trigger: Literal["auto", "manual", "prompt_too_long"]
+    tokens_before: int
+    tokens_after: int
+    cleared_tool_results: int = 0
+
+
 AgentEvent = Annotated[
     TurnStarted
     | ModelRequest
@@ -194,7 +237,10 @@ AgentEvent = Annotated[
     | Retrying
     | ModelFallback
     | TurnEnded
-    | ErrorEvent,
+    | ErrorEvent
+    | CostReport
+    | ContextPressure
+    | CompactBoundary,
     Field(discriminator="type"),
 ]
 

@@ -20,7 +20,9 @@ from pydantic import BaseModel, ValidationError
 from lsp_agent.agent import events as ev
 from lsp_agent.agent.conversation import Conversation, tool_result_block
 from lsp_agent.agent.executor import CallResult, PendingCall, ToolExecutor
+from lsp_agent.context.manager import ContextManager
 from lsp_agent.model.client import ModelFailure, ModelSettings, classify
+from lsp_agent.permissions.hooks import HookOutcome, Hooks
 from lsp_agent.permissions.policy import PermissionGate
 from lsp_agent.tools.base import Tool, ToolContext, ToolError, ToolOutput, ToolPool
 
@@ -42,7 +44,7 @@ Emit = Callable[[ev.AgentEvent], None]
 @dataclass
 class PermissionAnswer:
     decision: Literal["allow", "deny"]
-    remember: bool = False
+    remember: bool | Literal["session", "project", "user"] = False  # True: the session
     message: str | None = None
     source: Literal["user", "timeout", "error"] = "user"
 
@@ -76,6 +78,9 @@ class AgentDeps:
     finalize: Callable[[Tool, str | ToolOutput, ToolContext], Awaitable[ToolOutput]] | None = None
     max_parallel_tools: int = 8
     session_id: str = ""
+    hooks: Hooks | None = None  # PreToolUse / PostToolUse commands from the settings
+    # Window size, compaction, nested memory and cost of this agent's conversation.
+    context: ContextManager = field(default_factory=ContextManager)
 
 
 class Agent:
@@ -123,6 +128,7 @@ class Agent:
         texts = [b.get("text", "") for b in prompt_blocks if b.get("type") == "text"]
         emit(ev.TurnStarted(prompt=(texts[-1] if texts else "")[:2000]))  # the user's words
         self.conversation.add_user_blocks(prompt_blocks)
+        self.deps.context.begin_turn(prompt_blocks)
         self._usage = ev.Usage()
         rounds = continuations = 0
         stop: Any = "end_turn"
@@ -132,6 +138,7 @@ class Agent:
                     stop = "max_turns"
                     break
                 rounds += 1
+                await self.deps.context.fit(self, emit)
                 outcome = await self._round(emit, rounds)
                 if outcome.kind == "tools":
                     continue
@@ -154,6 +161,7 @@ class Agent:
             emit(ev.ErrorEvent(kind="internal", message=f"{type(exc).__name__}: {exc}"))
             stop = "error"
         self._answer_dangling_tool_uses()
+        emit(self.deps.context.turn_cost())
         emit(ev.TurnEnded(stop_reason=stop, usage=self._usage, rounds=rounds))
 
     def _answer_dangling_tool_uses(self) -> None:
@@ -167,6 +175,7 @@ class Agent:
 
     async def _round(self, emit: Emit, round_no: int) -> RoundOutcome:
         attempt = overloads = 0
+        compacted = False
         while True:
             executor = ToolExecutor(self._tool_runner(emit), self.deps.max_parallel_tools)
             streamed = _StreamState()
@@ -188,6 +197,10 @@ class Agent:
                         f"{overloads} consecutive overloaded responses")))
                     self.model, overloads = fallback, 0
                     continue
+            if failure.kind == "prompt_too_long" and not compacted:
+                compacted = True  # compact and retry once; a second refusal ends the turn
+                if await self.deps.context.compact(self, emit, trigger="prompt_too_long"):
+                    continue
             if failure.retryable and attempt < self.deps.settings.stream_retries:
                 attempt += 1
                 delay = failure.retry_after or self.deps.settings.backoff(attempt)
@@ -205,6 +218,7 @@ class Agent:
         usage = _usage(final.usage)
         self._usage = self._usage + usage  # counted now: a cancel later in the round keeps it
         emit(ev.UsageReport(model=self.model, usage=usage))
+        self.deps.context.record_usage(self, self.model, usage, emit)
         blocks = streamed.blocks()
         results = await executor.results()
         self.conversation.add_assistant(blocks)
@@ -212,6 +226,8 @@ class Agent:
             self.conversation.add_tool_results(
                 [tool_result_block(r.tool_use_id, r.content, r.is_error) for r in results]
             )
+            # Memory files of folders the tools just entered follow the results.
+            self.conversation.add_user_blocks(self.deps.context.after_tools(blocks))
             return RoundOutcome("tools", usage)
         if final.stop_reason == "max_tokens":
             return RoundOutcome("max_tokens", usage)
@@ -315,7 +331,7 @@ class Agent:
         except ValidationError as exc:
             return f"Invalid input for {tool.name}: {_summarise_validation(exc)}", True
         ctx = self.deps.tool_context(call.tool_use_id)
-        denial = await self._check_permission(tool, args, ctx, call, emit)
+        denial, args, notes = await self._check_permission(tool, args, ctx, call, emit)
         if denial is not None:
             return denial, True
         try:
@@ -329,37 +345,82 @@ class Agent:
             return f"{tool.name} failed unexpectedly: {type(exc).__name__}: {exc}", True
         if self.deps.finalize is not None:
             output = await self.deps.finalize(tool, output, ctx)
-        if isinstance(output, ToolOutput):
-            return output.content, output.is_error
-        return output, False
+        content, is_error = (output.content, output.is_error) if isinstance(output, ToolOutput) \
+            else (output, False)
+        notes += await self._post_tool_hooks(tool, args, content, is_error)
+        return content + "".join(f"\n\n{note}" for note in notes), is_error
+
+    async def _post_tool_hooks(self, tool: Tool, args: BaseModel, content: str,
+                               is_error: bool) -> list[str]:
+        hooks = self.deps.hooks
+        if hooks is None or not hooks.has("PostToolUse"):
+            return []
+        tool_input = args.model_dump(exclude_none=True)
+        outcome = await hooks.run("PostToolUse", {
+            "tool_name": tool.name, "tool_input": tool_input,
+            "tool_response": {"content": content[:100_000], "is_error": is_error},
+            "permission_mode": self.deps.gate.mode}, tool.name, tool_input)
+        notes = [f"PostToolUse hook: {c}" for c in outcome.context]
+        if outcome.decision == "block":
+            notes.append(f"PostToolUse hook: {outcome.reason}")
+        return notes
+
+    async def _pre_tool_hooks(self, tool: Tool, args: BaseModel,
+                              path: Any) -> tuple[HookOutcome | None, BaseModel]:
+        """Run PreToolUse hooks (after deny rules: a denied call never reaches them)."""
+        hooks = self.deps.hooks
+        if hooks is None or not hooks.has("PreToolUse"):
+            return None, args
+        if self.deps.gate.denied_by_rule(tool, args, path) is not None:
+            return None, args
+        tool_input = args.model_dump(exclude_none=True)
+        outcome = await hooks.run("PreToolUse", {
+            "tool_name": tool.name, "tool_input": tool_input,
+            "permission_mode": self.deps.gate.mode}, tool.name, tool_input)
+        if outcome.updated_input is not None:
+            try:
+                args = tool.input_model.model_validate({**tool_input, **outcome.updated_input})
+            except ValidationError as exc:
+                outcome.decision = "deny"
+                outcome.reason = f"the hook's updatedInput is invalid: {exc.errors()[:1]}"
+        return outcome, args
 
     async def _check_permission(
         self, tool: Tool, args: BaseModel, ctx: ToolContext, call: PendingCall, emit: Emit
-    ) -> str | None:
-        """None when the call may run; otherwise the denial text for the model."""
+    ) -> tuple[str | None, BaseModel, list[str]]:
+        """(None when the call may run, else the denial text for the model; the arguments to
+        run with, possibly changed by a hook; notes from hooks for the model)."""
         raw_path = getattr(args, "path", None)
         path = ctx.resolve(raw_path) if isinstance(raw_path, str) and raw_path else None
-        verdict = self.deps.gate.evaluate(tool, args, path)
+        hook, args = await self._pre_tool_hooks(tool, args, path)
+        notes = [f"PreToolUse hook: {c}" for c in hook.context] if hook else []
+        if hook is not None and hook.updated_input is not None:
+            raw_path = getattr(args, "path", None)
+            path = ctx.resolve(raw_path) if isinstance(raw_path, str) and raw_path else None
+        verdict = self.deps.gate.evaluate(tool, args, path, hook)
         if verdict.action == "allow":
-            return None
+            return None, args, notes
         if verdict.action == "ask" and self.deps.asker is not None:
             asked = ev.PermissionAsked(tool_use_id=call.tool_use_id, tool=tool.name,
-                                       input=call.input, reason=verdict.reason)
+                                       input=call.input if hook is None or hook.updated_input
+                                       is None else args.model_dump(exclude_none=True),
+                                       reason=verdict.reason)
             emit(asked)
             answer = await self.deps.asker(asked)
             emit(ev.PermissionDecided(tool_use_id=call.tool_use_id, tool=tool.name,
                                       decision=answer.decision, source=answer.source,
                                       message=answer.message))
             if answer.decision == "allow":
-                if answer.remember:
-                    self.deps.gate.remember(tool, args)
-                return None
+                if answer.remember and verdict.source != "safety":
+                    scope = answer.remember if isinstance(answer.remember, str) else "session"
+                    self.deps.gate.remember(tool, args, scope, path)
+                return None, args, notes
             why = answer.message or (
                 "no answer in time" if answer.source == "timeout" else "the user said no")
-            return f"Permission denied for {tool.name}: {why}."
+            return f"Permission denied for {tool.name}: {why}.", args, notes
         emit(ev.PermissionDecided(tool_use_id=call.tool_use_id, tool=tool.name,
                                   decision="deny", source=verdict.source, message=verdict.reason))
-        return f"Permission denied for {tool.name}: {verdict.reason}"
+        return f"Permission denied for {tool.name}: {verdict.reason}", args, notes
 
 
 class _StreamState:

@@ -74,10 +74,33 @@ class Renderer:
         elif isinstance(event, ev.ModelFallback):
             self.line(self._c("33", f"(switching to {event.to_model}: {event.reason})"))
         elif isinstance(event, ev.ErrorEvent):
-            self.line(self._c("31", f"error ({event.kind}): {event.message}"))
+            label = "warning" if event.recoverable else "error"
+            self.line(self._c("33" if event.recoverable else "31",
+                              f"{label} ({event.kind}): {event.message}"))
+        elif isinstance(event, ev.CostReport):
+            self.line(self._c("2", _cost_line(event)))
+        elif isinstance(event, ev.CompactBoundary):
+            what = ("cleared old tool results" if event.strategy == "clear_tool_results"
+                    else "summarised the conversation")
+            self.line(self._c("33", f"(context: {what}, {event.tokens_before} -> "
+                                    f"{event.tokens_after} tokens)"))
+        elif isinstance(event, ev.ContextPressure) and event.level != "ok":
+            self.line(self._c("33", f"(context {event.ratio:.0%} full: {event.used_tokens} of "
+                                    f"{event.window_tokens} tokens)"))
         elif isinstance(event, ev.TurnEnded):
             u = event.usage
             self.line(self._c("2", f"[{event.stop_reason}; {event.rounds} model calls; tokens in "
                                    f"{u.input_tokens}, out {u.output_tokens}, cache read "
                                    f"{u.cache_read_input_tokens}, cache write "
                                    f"{u.cache_creation_input_tokens}]"))
+
+
+def _cost_line(event: ev.CostReport) -> str:
+    def usd(cost: ev.SessionCost) -> str:
+        if cost.by_model and not any(m.priced for m in cost.by_model):
+            return "no price known"
+        saved = f", cache saved ${cost.cache_savings_usd:.4f}" if cost.cache_savings_usd else ""
+        return f"${cost.usd:.4f}{saved}"
+
+    models = ", ".join(m.model for m in event.turn.by_model) or "no model calls"
+    return f"[cost: turn {usd(event.turn)} ({models}); session {usd(event.session)}]"

@@ -16,6 +16,7 @@ from pygls.uris import from_fs_path, to_fs_path
 
 from lsp_agent import PROTOCOL_VERSION, __version__
 from lsp_agent.agent import events as ev
+from lsp_agent.code_intel.bridge import BRIDGE_METHODS
 from lsp_agent.model.client import ModelSettings
 from lsp_agent.server import actions
 from lsp_agent.server import protocol as p
@@ -27,7 +28,8 @@ from lsp_agent.sessions.session import Session, SessionBusy
 
 log = logging.getLogger(__name__)
 
-CUSTOM_METHODS = [p.NEW_SESSION, p.PROMPT, p.CANCEL, p.SET_MODE, p.REVIEW, p.LIST_SESSIONS]
+CUSTOM_METHODS = [p.NEW_SESSION, p.PROMPT, p.CANCEL, p.SET_MODE, p.REVIEW, p.LIST_SESSIONS,
+                  p.CONTEXT, p.COMPACT]
 
 
 class AgentProtocol(LanguageServerProtocol):
@@ -41,6 +43,7 @@ class AgentProtocol(LanguageServerProtocol):
                 "notifications": [p.EVENT],
                 "clientRequests": [p.REQUEST_PERMISSION],
                 "commands": [p.CMD_FIX, p.CMD_EXPLAIN, p.CMD_CHANGE],
+                "editorBridge": BRIDGE_METHODS,
             }
         }
         return result
@@ -85,7 +88,12 @@ class AgentServer(LanguageServer):
                 asker=self.permissions.ask,
                 state_dir=self.state_dir,
                 code_intel_for=self.code_intel_for,
+                safety_options=self.options.safety_options(),
             )
+            if self.options.editor_bridge:
+                from lsp_agent.code_intel.bridge import EditorDiagnostics
+
+                self._manager.diagnostics = EditorDiagnostics(self.editor_bridge())
         return self._manager
 
     @property
@@ -115,13 +123,31 @@ class AgentServer(LanguageServer):
             from lsp_agent.code_intel.jedi_intel import JediIntel
 
             self._intel[root] = JediIntel(root, self.documents)
+            if self.options.editor_bridge:  # other languages: ask the editor
+                from lsp_agent.code_intel.bridge import RoutedIntel
+
+                self._intel[root] = RoutedIntel(self._intel[root], self.editor_bridge())
         return self._intel[root]
+
+    def editor_bridge(self) -> Any:
+        from lsp_agent.code_intel.bridge import EditorBridge
+
+        return EditorBridge(self.protocol.send_request_async,
+                            timeout=self.options.editor_bridge_timeout_seconds,
+                            lines_of=self._buffer_lines)
+
+    def _buffer_lines(self, path: Path) -> list[str] | None:
+        try:
+            return self.documents.snapshot(path).text.splitlines()
+        except Exception:  # missing or unreadable: the location is shown without its line
+            return None
 
     def editor_intel(self) -> Any:
         """JediIntel for the LSP features, or None when they are switched off."""
         if not self.options.python_language_features:
             return None
-        return self.code_intel_for(self.root)
+        intel = self.code_intel_for(self.root)
+        return getattr(intel, "jedi", intel)  # the LSP features serve Python only
 
     # -- events ------------------------------------------------------------------------------
 
@@ -211,7 +237,8 @@ def _register_agent_methods(server: AgentServer) -> None:
         session = ls.new_session(p.parse(p.NewSessionParams, params))
         return p.NewSessionResult(session_id=session.id,
                                   workspace_uri=from_fs_path(str(session.workspace)) or "",
-                                  mode=session.mode, model=session.agent.model).wire()
+                                  mode=session.mode, model=session.agent.model,
+                                  warnings=session.safety.warnings).wire()
 
     @server.feature(p.PROMPT)
     async def prompt(ls: AgentServer, params: Any) -> dict[str, Any]:
@@ -236,6 +263,23 @@ def _register_agent_methods(server: AgentServer) -> None:
              "mode": s.mode, "model": s.agent.model, "busy": s.busy,
              "pendingProposals": s.proposals.pending_ids}
             for s in ls.manager.all()]}
+
+    @server.feature(p.CONTEXT)
+    async def context(ls: AgentServer, params: Any) -> dict[str, Any]:
+        args = p.parse(p.SessionParams, params)
+        return await ls.session(args.session_id).context_report()
+
+    @server.feature(p.COMPACT)
+    async def compact(ls: AgentServer, params: Any) -> dict[str, Any]:
+        args = p.parse(p.CompactParams, params)
+        try:
+            boundary = await ls.session(args.session_id).compact(args.instructions)
+        except SessionBusy as exc:
+            raise JsonRpcInvalidRequest(str(exc)) from None
+        if boundary is None:
+            return {"compacted": False}
+        return {"compacted": True, "tokensBefore": boundary.tokens_before,
+                "tokensAfter": boundary.tokens_after}
 
     @server.feature(p.REVIEW)
     async def review(ls: AgentServer, params: Any) -> dict[str, Any]:

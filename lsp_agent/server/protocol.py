@@ -22,6 +22,8 @@ CANCEL = "agent/cancel"
 SET_MODE = "agent/setMode"
 REVIEW = "agent/review"
 LIST_SESSIONS = "agent/listSessions"
+CONTEXT = "agent/context"
+COMPACT = "agent/compact"
 EVENT = "agent/event"
 REQUEST_PERMISSION = "agent/requestPermission"
 
@@ -35,10 +37,20 @@ class InitializationOptions(Wire):
     permission_timeout_seconds: float = Field(default=300.0, gt=0)
     apply_edit_timeout_seconds: float = Field(default=60.0, gt=0)
     editor_saves_applied_edits: bool = False
+    editor_bridge: bool = False  # the client answers agent/editor/* requests
+    editor_bridge_timeout_seconds: float = Field(default=10.0, gt=0)
     mode: Mode = "default"
     model: str | None = None
     fallback_model: str | None = None
     state_dir: str | None = None
+    # Settings-file sections (see docs/security.md), between managed and project settings.
+    permissions: dict[str, Any] | None = None
+    sandbox: dict[str, Any] | None = None
+    hooks: dict[str, Any] | None = None
+
+    def safety_options(self) -> dict[str, Any] | None:
+        found = {"permissions": self.permissions, "sandbox": self.sandbox, "hooks": self.hooks}
+        return {k: v for k, v in found.items() if v is not None} or None
 
 
 class NewSessionParams(Wire):
@@ -52,6 +64,7 @@ class NewSessionResult(Wire):
     workspace_uri: str
     mode: Mode
     model: str
+    warnings: list[str] = Field(default_factory=list)  # settings problems, sandbox status
 
 
 class PromptParams(Wire):
@@ -62,6 +75,11 @@ class PromptParams(Wire):
 
 class SessionParams(Wire):
     session_id: str
+
+
+class CompactParams(Wire):
+    session_id: str
+    instructions: str | None = None
 
 
 class SetModeParams(Wire):
@@ -78,7 +96,9 @@ class ReviewParams(Wire):
 
 class PermissionAnswerParams(Wire):
     decision: Literal["allow", "deny"]
-    remember: bool = False
+    # true or "session": for this session; "project": recorded in .lsp-agent/settings.local.json;
+    # "user": recorded in the user settings.
+    remember: bool | Literal["session", "project", "user"] = False
     message: str | None = None
 
 

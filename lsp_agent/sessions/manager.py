@@ -35,6 +35,7 @@ class SessionManager:
         state_dir: Path,
         code_intel_for: Callable[[Path], Any] | None = None,
         tools: ToolPool | None = None,
+        safety_options: dict[str, Any] | None = None,
     ):
         self.settings = settings
         self.documents = documents
@@ -45,6 +46,7 @@ class SessionManager:
         self.diagnostics = DiagnosticsStore()
         self._code_intel_for = code_intel_for
         self._tools = tools or default_pool()
+        self.safety_options = safety_options  # editor / command-line settings (permissions...)
         self._clients: dict[tuple[str | None, str | None], anthropic.AsyncAnthropic] = {}
         self._sessions: dict[str, Session] = {}
 
@@ -54,7 +56,7 @@ class SessionManager:
             settings = ModelSettings(**{**vars(settings), "model": model})
         session = Session(
             SessionConfig(workspace=workspace, settings=settings, mode=mode,
-                          state_dir=self.state_dir),
+                          state_dir=self.state_dir, safety_options=self.safety_options),
             client=self._client(settings),
             tools=self._tools,
             documents=self.documents,

@@ -19,12 +19,17 @@ from typing import TYPE_CHECKING, Any
 
 from lsp_agent.agent import events as ev
 from lsp_agent.agent.loop import Agent, AgentDeps, Asker
-from lsp_agent.agent.prompt import system_blocks
+from lsp_agent.context.layers import system_layers
+from lsp_agent.context.manager import ContextManager, ContextPolicy
+from lsp_agent.context.memory import MemoryLoader
 from lsp_agent.model.client import ModelSettings
-from lsp_agent.permissions.policy import Mode, PermissionGate
+from lsp_agent.permissions.policy import Mode
+from lsp_agent.permissions.session_safety import SessionSafety
 from lsp_agent.sessions.context import EditorContext, prompt_blocks
 from lsp_agent.sessions.proposals import EditApplier, ProposalBook
 from lsp_agent.tools.base import ToolContext, ToolPool
+from lsp_agent.tools.pool import session_pool
+from lsp_agent.tools.tool_search import POOL_KEY
 from lsp_agent.workspace.diagnostics import DiagnosticsStore
 from lsp_agent.workspace.documents import DocumentSource
 
@@ -66,6 +71,10 @@ class SessionConfig:
     mode: Mode = "default"
     state_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "lsp-agent")
     shell_timeout: float = 120.0
+    context: ContextPolicy = field(default_factory=ContextPolicy.from_env)
+    user_memory_dirs: list[Path] | None = None  # None: the user's config folders
+    # Settings given by the editor or the command line ({"permissions", "sandbox", "hooks"}).
+    safety_options: dict[str, Any] | None = None
 
 
 class Session:
@@ -91,23 +100,33 @@ class Session:
         self._turn: asyncio.Task[ev.TurnEnded] | None = None
         self.processes = ProcessGroups()
         self.results_dir = config.state_dir / "sessions" / self.id / "tool-results"
-        self.gate = PermissionGate(config.workspace, config.mode, [self.results_dir])
+        self.safety = SessionSafety.build(config.workspace, config.mode, [self.results_dir],
+                                          config.safety_options, self.id)
+        self.gate = self.safety.gate
         self.documents = documents
         self.diagnostics = diagnostics
         self.code_intel = code_intel
         self.proposals = ProposalBook(self, applier)
         from lsp_agent.tools.results import finalize_output
 
+        self.tools = session_pool(tools)
+        self.memory = MemoryLoader(config.workspace, config.user_memory_dirs)
+        self.context = ContextManager(
+            config.context, workspace=config.workspace, memory=self.memory,
+            reader=lambda path: self.documents.snapshot(path).text,
+            preserved=self._preserved_through_compaction)
         self.agent = Agent(AgentDeps(
             client=client,
             settings=config.settings,
-            tools=tools,
+            tools=self.tools,
             gate=self.gate,
             system=self._system,
             tool_context=self._tool_context,
             asker=asker,
             finalize=finalize_output,
             session_id=self.id,
+            context=self.context,
+            hooks=self.safety.hooks,
         ))
         self._system_cache: list[dict[str, Any]] | None = None
 
@@ -156,12 +175,26 @@ class Session:
             raise
 
     async def _run(self, blocks: list[dict[str, Any]]) -> ev.TurnEnded:
+        texts = [b.get("text", "") for b in blocks if b.get("type") == "text"]
+        blocks, blocked = await self.safety.before_turn(blocks, texts[-1] if texts else "")
+        if blocked is not None:
+            return self._refuse_turn(texts[-1] if texts else "", blocked)
         ended: ev.TurnEnded | None = None
         async for event in self.agent.run_turn(blocks):
             self.emit(event)
             if isinstance(event, ev.TurnEnded):
                 ended = event
         assert ended is not None
+        await self.safety.after_turn(ended.stop_reason)
+        return ended
+
+    def _refuse_turn(self, prompt: str, reason: str) -> ev.TurnEnded:
+        """A UserPromptSubmit hook blocked the prompt: the turn ends before the model."""
+        self.emit(ev.TurnStarted(prompt=prompt[:2000]))
+        self.emit(ev.ErrorEvent(kind="hook_blocked",
+                                message=f"A hook blocked the prompt: {reason}"))
+        ended = ev.TurnEnded(stop_reason="error", usage=ev.Usage(), rounds=0)
+        self.emit(ended)
         return ended
 
     async def cancel(self) -> bool:
@@ -176,12 +209,32 @@ class Session:
             await asyncio.wait_for(asyncio.shield(turn), 10)
         return True
 
+    # -- the context window ------------------------------------------------------------------
+
+    async def compact(self, instructions: str | None = None) -> ev.CompactBoundary | None:
+        """Summarise the conversation now (between turns); None when there was nothing to
+        summarise or the model failed (an ``error`` event says why)."""
+        if self.busy:
+            raise SessionBusy(f"session {self.id} is running a turn; compact after it ends")
+        return await self.context.compact(self.agent, self.emit, trigger="manual",
+                                          instructions=instructions)
+
+    async def context_report(self) -> dict[str, Any]:
+        """Token breakdown of what the next request would send, and the session's cost."""
+        return await self.context.breakdown(self.agent)
+
+    def _preserved_through_compaction(self) -> list[str]:
+        pending = self.proposals.pending_ids
+        if not pending:
+            return []
+        return [f"Proposals still waiting for the user's review: {', '.join(pending)}."]
+
     # -- what the agent sees -----------------------------------------------------------------
 
     def _system(self) -> list[dict[str, Any]]:
         # Computed once per session so the prefix stays byte-identical (cache hits).
         if self._system_cache is None:
-            self._system_cache = system_blocks(self.workspace)
+            self._system_cache = system_layers(self.workspace, self.memory.initial())
         return self._system_cache
 
     def _tool_context(self, tool_use_id: str) -> ToolContext:
@@ -196,4 +249,5 @@ class Session:
             code_intel=self.code_intel,
             processes=self.processes,
             shell_timeout=self.config.shell_timeout,
+            extra={POOL_KEY: self.tools, "sandbox": self.safety.sandbox},
         )

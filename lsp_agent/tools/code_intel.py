@@ -57,7 +57,8 @@ class WorkspaceSymbolsInput(BaseModel):
 def _intel_for(ctx: ToolContext, path: Path, hint: str) -> JediIntel:
     if ctx.code_intel is None:
         raise ToolError(f"Code intelligence is not available in this session; use Grep {hint}.")
-    if not is_python_path(path):
+    # With the editor bridge, other languages are answered by the editor's language servers.
+    if not is_python_path(path) and not getattr(ctx.code_intel, "handles_all_languages", False):
         kind = path.suffix or "extensionless"
         raise ToolError(
             f"Code intelligence for {kind} files is not available (Python only); use Grep {hint}."

@@ -17,3 +17,14 @@ def builtin_tool_classes() -> list[type[Tool]]:
 
 def default_pool() -> ToolPool:
     return ToolPool([cls() for cls in builtin_tool_classes()])
+
+
+# Rarely needed: offered through ToolSearch instead of in every request.
+DEFERRED_TOOLS = ("DocumentSymbols", "Hover", "WorkspaceSymbols")
+
+
+def session_pool(pool: ToolPool, deferred: tuple[str, ...] = DEFERRED_TOOLS) -> ToolPool:
+    """A session's own view of a shared pool, with the deferred tools behind ToolSearch."""
+    from lsp_agent.tools.tool_search import SessionTools
+
+    return SessionTools(pool, deferred)

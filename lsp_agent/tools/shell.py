@@ -59,11 +59,10 @@ class Bash(Tool):
 
     async def call(self, args: BashInput, ctx: ToolContext) -> ToolOutput:
         timeout = min(args.timeout or ctx.shell_timeout, MAX_TIMEOUT)
+        argv = sandboxed(["bash", "-c", args.command], ctx)
         try:
             proc = await asyncio.create_subprocess_exec(
-                "bash",
-                "-c",
-                args.command,
+                *argv,
                 cwd=ctx.workspace,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
@@ -81,6 +80,19 @@ class Bash(Tool):
         finally:
             if ctx.processes is not None:
                 ctx.processes.discard(pgid)
+
+
+def sandboxed(argv: list[str], ctx: ToolContext) -> list[str]:
+    """``argv`` wrapped by the session's sandbox (bubblewrap), when it has one."""
+    sandbox = ctx.extra.get("sandbox")
+    if sandbox is None:
+        return argv
+    from lsp_agent.permissions.sandbox import SandboxUnavailable
+
+    try:
+        return sandbox.wrap(argv)
+    except SandboxUnavailable as exc:
+        raise ToolError(str(exc)) from None
 
 
 def command_env() -> dict[str, str]:

@@ -1,0 +1,350 @@
+"""One session's context: how full the window is, when to compact, what the session costs.
+
+The agent loop calls it at fixed points of a turn (``begin_turn``, ``fit`` before each model
+request, ``record_usage`` after each response, ``after_tools`` after each tool round,
+``turn_cost`` at the end) and the session calls ``compact`` and ``breakdown`` on request.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lsp_agent.agent import events as ev
+from lsp_agent.context import compaction as cp
+from lsp_agent.context.cost import CostLedger, Price
+from lsp_agent.context.layers import MEMORY_HEADER, nested_memory_block
+from lsp_agent.context.memory import MemoryLoader
+from lsp_agent.context.tokens import Calibration, TokenCounter, estimate_messages, estimate_value
+from lsp_agent.workspace.documents import FileReadError, read_text_file
+
+if TYPE_CHECKING:
+    from lsp_agent.agent.loop import Agent
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[ev.AgentEvent], None]
+FILE_TOOLS = ("Read", "Edit", "Write")
+MAX_REQUEST_CHARS = 10_000  # of the user's request kept verbatim through compactions
+
+
+@dataclass
+class ContextPolicy:
+    window_tokens: int = 200_000
+    clear_results_ratio: float = 0.5  # clear old tool results above this share of the window
+    keep_recent_results: int = 6
+    # Clear only when it frees this share of the window: each clearing costs one cache miss.
+    clear_min_ratio: float = 0.1
+    reserve_tokens: int = 24_000  # summarise above window - reserve (room to answer and work)
+    warning_ratio: float = 0.7
+    max_failures: int = 3  # consecutive failed summaries before auto-compaction stops trying
+    summary_max_tokens: int = 4096
+    reread_files: int = 5
+    reread_chars: int = 8_000
+
+    @classmethod
+    def from_env(cls) -> ContextPolicy:
+        raw = os.environ.get("LSP_AGENT_CONTEXT_WINDOW")
+        policy = cls()
+        if raw:
+            try:
+                policy.window_tokens = max(4_000, int(raw))
+                policy.reserve_tokens = min(policy.reserve_tokens, policy.window_tokens // 4)
+            except ValueError:
+                log.warning("ignoring LSP_AGENT_CONTEXT_WINDOW=%r: not an integer", raw)
+        return policy
+
+    @property
+    def clear_at(self) -> int:
+        return int(self.window_tokens * self.clear_results_ratio)
+
+    @property
+    def summarise_at(self) -> int:
+        return self.window_tokens - self.reserve_tokens
+
+
+class ContextManager:
+    def __init__(
+        self,
+        policy: ContextPolicy | None = None,
+        *,
+        prices: dict[str, Price] | None = None,
+        workspace: Path | None = None,
+        memory: MemoryLoader | None = None,
+        reader: Callable[[Path], str] | None = None,
+        preserved: Callable[[], list[str]] | None = None,
+    ):
+        self.policy = policy or ContextPolicy()
+        self.session_cost = CostLedger(prices)
+        self.turn_ledger = CostLedger(prices)
+        self._prices = prices
+        self.calibration = Calibration()
+        self.counter = TokenCounter()
+        self.workspace = workspace
+        self.memory = memory
+        self._reader = reader or _read_disk
+        self._preserved = preserved or (lambda: [])
+        self.level: str = "ok"
+        self.failures = 0
+        self.compactions = 0
+        self.original_request: str | None = None
+        self.current_request: str | None = None
+        self.recent_files: list[Path] = []
+        self._cache: list[tuple[int, int]] = []  # (id(message), tokens) of settled messages
+
+    # -- turn life cycle -----------------------------------------------------------------------
+
+    def begin_turn(self, prompt_blocks: list[dict[str, Any]]) -> None:
+        texts = [b.get("text", "") for b in prompt_blocks if b.get("type") == "text"]
+        request = "\n".join(texts).strip()[:MAX_REQUEST_CHARS] or None
+        if self.original_request is None:
+            self.original_request = request
+        self.current_request = request
+        self.turn_ledger = CostLedger(self._prices)
+
+    def turn_cost(self) -> ev.CostReport:
+        return ev.CostReport(turn=self.turn_ledger.summary(), session=self.session_cost.summary())
+
+    def record_usage(self, agent: Agent, model: str, usage: ev.Usage, emit: Emit) -> None:
+        """After a response: account its cost, calibrate the estimate against the reported
+        prompt size (the conversation still holds exactly what was sent), report pressure."""
+        self.session_cost.add(model, usage)
+        self.turn_ledger.add(model, usage)
+        reported = (usage.input_tokens + usage.cache_read_input_tokens
+                    + usage.cache_creation_input_tokens)
+        self.calibration.observe(reported, self._raw_estimate(agent))
+        self._report_pressure(reported + usage.output_tokens, emit)
+
+    def after_tools(self, assistant_blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Note the files the tool calls touched; return nested memory files to add to the
+        conversation (after the tool results)."""
+        found = []
+        for block in assistant_blocks:
+            if block.get("type") != "tool_use":
+                continue
+            raw = (block.get("input") or {}).get("path")
+            if not isinstance(raw, str) or not raw or self.workspace is None:
+                continue
+            path = _resolve(self.workspace, raw)
+            if block.get("name") in FILE_TOOLS:
+                self._note_file(path)
+            if self.memory is not None:
+                found += self.memory.for_path(path)
+        if not found or self.workspace is None:
+            return []
+        return [nested_memory_block(found, self.workspace)]
+
+    # -- keeping the request inside the window -------------------------------------------------
+
+    def estimate(self, agent: Agent) -> int:
+        """The next request's size in tokens, calibrated against the API's reports."""
+        return self.calibration.apply(self._raw_estimate(agent))
+
+    async def fit(self, agent: Agent, emit: Emit) -> None:
+        """Before a model request: clear old tool results, then summarise, while too large."""
+        before = self.estimate(agent)
+        messages, keep = agent.conversation.messages, self.policy.keep_recent_results
+        worth = self.policy.window_tokens * self.policy.clear_min_ratio
+        if before > self.policy.clear_at and cp.clearable_tokens(messages, keep) >= worth:
+            cleared = cp.clear_old_tool_results(messages, keep)
+            if cleared:
+                self._cache.clear()
+                after = self.estimate(agent)
+                emit(ev.CompactBoundary(strategy="clear_tool_results", trigger="auto",
+                                        tokens_before=before, tokens_after=after,
+                                        cleared_tool_results=cleared))
+                before = after
+        if before > self.policy.summarise_at and self.failures < self.policy.max_failures:
+            await self.compact(agent, emit, trigger="auto")
+
+    async def compact(self, agent: Agent, emit: Emit, *, trigger: str = "manual",
+                      instructions: str | None = None) -> ev.CompactBoundary | None:
+        """Summarise the history; None (and a failure counted) when it could not be done.
+        A summary that still leaves the context above the limit replaces the history but
+        counts as a failure too (the circuit breaker stops automatic attempts after 3)."""
+        before = self.estimate(agent)
+        parts = cp.split_for_summary(agent.conversation.messages)
+        if not parts.head:  # a single oversized request: not a failure of compaction
+            log.info("nothing to summarise: the history is one request")
+            return None
+        try:
+            summary = await self._summarise(agent, parts.head, instructions, emit)
+        except Exception as exc:  # the API refused or failed: counted, the turn goes on
+            return self._failed(f"{type(exc).__name__}: {exc}", emit, trigger)
+        if not summary:
+            return self._failed("the model returned no summary", emit, trigger)
+        agent.conversation.messages[:] = cp.compacted_history(
+            original_request=self.original_request, current_request=self.current_request,
+            summary=summary, preserved=self._preserved(), files=self._reread(),
+            tail=parts.tail)
+        self._cache.clear()
+        self.compactions += 1
+        after = self.estimate(agent)
+        boundary = ev.CompactBoundary(strategy="summary", trigger=trigger,  # type: ignore[arg-type]
+                                      tokens_before=before, tokens_after=after)
+        emit(boundary)
+        self._report_pressure(after, emit)
+        if trigger != "manual" and after > self.policy.summarise_at:
+            self._failed("the summary left the context above the limit", emit, trigger)
+        else:
+            self.failures = 0
+        return boundary
+
+    async def _summarise(self, agent: Agent, head: list[dict[str, Any]],
+                         instructions: str | None, emit: Emit) -> str:
+        import anthropic
+
+        deps = agent.deps
+        system, tools = deps.system(), deps.tools.api_schemas()
+        messages = cp.summary_request_messages(head, instructions)
+        try:
+            text = await self._call_summary(agent, system, tools, messages, emit)
+        except anthropic.BadRequestError as exc:
+            if "prompt is too long" not in str(exc).lower():
+                raise
+            budget = self.policy.window_tokens // 2
+            messages = cp.summary_request_messages(cp.shrink_for_summary(head, budget),
+                                                   instructions)
+            text = await self._call_summary(agent, system, tools, messages, emit)
+        return text
+
+    async def _call_summary(self, agent: Agent, system: list[dict[str, Any]],
+                            tools: list[dict[str, Any]], messages: list[dict[str, Any]],
+                            emit: Emit) -> str:
+        text, raw = await cp.summarise(
+            agent.deps.client, model=agent.model, system=system, tools=tools,
+            messages=messages, max_tokens=self.policy.summary_max_tokens)
+        usage = ev.Usage(
+            input_tokens=raw.input_tokens or 0, output_tokens=raw.output_tokens or 0,
+            cache_read_input_tokens=getattr(raw, "cache_read_input_tokens", 0) or 0,
+            cache_creation_input_tokens=getattr(raw, "cache_creation_input_tokens", 0) or 0)
+        self.session_cost.add(agent.model, usage)
+        self.turn_ledger.add(agent.model, usage)
+        emit(ev.UsageReport(model=agent.model, usage=usage))
+        return text
+
+    def _failed(self, why: str, emit: Emit, trigger: str) -> None:
+        self.failures += 1
+        log.warning("compaction failed (%d in a row): %s", self.failures, why)
+        stopping = self.failures >= self.policy.max_failures and trigger != "manual"
+        emit(ev.ErrorEvent(kind="compaction_failed", recoverable=True, message=(
+            f"Could not compact the conversation: {why}."
+            + (" Automatic compaction is off for this session after "
+               f"{self.failures} failed attempts." if stopping else ""))))
+        return None
+
+    # -- what the window holds -----------------------------------------------------------------
+
+    async def breakdown(self, agent: Agent) -> dict[str, Any]:
+        """Tokens by part (system, tools, memory, messages, tool results) for the client."""
+        system = agent.deps.system()
+        tools = agent.deps.tools.api_schemas()
+        messages = agent.conversation.for_request()
+        memory = sum(estimate_value(b) for b in system if _is_memory(b))
+        parts = {
+            "system": sum(estimate_value(b) for b in system) - memory,
+            "tools": sum(estimate_value(t) for t in tools),
+            "memory": memory,
+            "messages": 0,
+            "toolResults": 0,
+        }
+        for message in messages:
+            for block in message["content"]:
+                tokens = estimate_messages([{"role": message["role"], "content": [block]}])
+                if block.get("type") == "tool_result":
+                    parts["toolResults"] += tokens
+                elif _is_nested_memory(block):
+                    parts["memory"] += tokens
+                else:
+                    parts["messages"] += tokens
+        total, source = await self.counter.count(agent.deps.client, agent.model, system, tools,
+                                                 messages)
+        if source == "estimate":
+            total = self.calibration.apply(total)
+        return {
+            "totalTokens": total, "source": source,
+            "windowTokens": self.policy.window_tokens,
+            "ratio": round(total / self.policy.window_tokens, 4),
+            "parts": parts, "level": self.level,
+            "thresholds": {"clearToolResults": self.policy.clear_at,
+                           "summarise": self.policy.summarise_at},
+            "compactions": self.compactions,
+            "cost": self.session_cost.summary().wire(),
+        }
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _raw_estimate(self, agent: Agent) -> int:
+        deps = agent.deps
+        fixed = (sum(estimate_value(t) for t in deps.tools.api_schemas())
+                 + sum(estimate_value(b) for b in deps.system()))
+        return fixed + self._messages_estimate(agent.conversation.messages)
+
+    def _messages_estimate(self, messages: list[dict[str, Any]]) -> int:
+        """Only the newest message changes in place; the others are counted once."""
+        settled = messages[:-1]
+        cache = self._cache
+        same = 0
+        while same < min(len(cache), len(settled)) and cache[same][0] == id(settled[same]):
+            same += 1
+        del cache[same:]
+        for message in settled[same:]:
+            cache.append((id(message), estimate_messages([message])))
+        return sum(t for _, t in cache) + estimate_messages(messages[-1:])
+
+    def _report_pressure(self, used: int, emit: Emit) -> None:
+        ratio = used / self.policy.window_tokens
+        if used >= self.policy.summarise_at:
+            level = "critical"
+        elif ratio >= self.policy.warning_ratio:
+            level = "warning"
+        else:
+            level = "ok"
+        if level != self.level:
+            self.level = level
+            emit(ev.ContextPressure(level=level, used_tokens=used,  # type: ignore[arg-type]
+                                    window_tokens=self.policy.window_tokens,
+                                    ratio=round(ratio, 4)))
+
+    def _note_file(self, path: Path) -> None:
+        if path in self.recent_files:
+            self.recent_files.remove(path)
+        self.recent_files.append(path)
+        del self.recent_files[: -self.policy.reread_files]
+
+    def _reread(self) -> list[tuple[str, str]]:
+        """Recently used files, read again now (newest first), within a budget."""
+        out = []
+        for path in reversed(self.recent_files):
+            try:
+                text = self._reader(path)
+            except (OSError, ValueError, FileReadError):
+                continue  # deleted or unreadable since: the summary still names it
+            if len(text) > self.policy.reread_chars:
+                text = text[: self.policy.reread_chars] + "\n[... truncated; Read for the rest]"
+            shown = path
+            if self.workspace is not None and path.is_relative_to(self.workspace):
+                shown = path.relative_to(self.workspace)
+            out.append((str(shown), text))
+        return out
+
+
+def _resolve(workspace: Path, raw: str) -> Path:
+    path = Path(raw).expanduser()
+    return Path(os.path.normpath(path if path.is_absolute() else workspace / path))
+
+
+def _read_disk(path: Path) -> str:
+    return read_text_file(path)
+
+
+def _is_memory(block: dict[str, Any]) -> bool:
+    return str(block.get("text", "")).startswith(MEMORY_HEADER)
+
+
+def _is_nested_memory(block: dict[str, Any]) -> bool:
+    return block.get("type") == "text" and str(block.get("text", "")).startswith("<memory>")

@@ -1,0 +1,103 @@
+"""Token counting: the API's count_tokens endpoint when it answers, a local estimate otherwise.
+
+The local estimate is ``ceil(len(canonical JSON) / 4)`` per prompt segment (each tool, each
+system block, each message block), the same rule the scripted model server uses. Against the
+real API it is calibrated by the last request's reported usage, so thresholds follow the
+model's real tokenizer closely without a count request per round.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import anthropic
+
+log = logging.getLogger(__name__)
+
+Block = dict[str, Any]
+
+
+def estimate_text(text: str) -> int:
+    return (len(text) + 3) // 4
+
+
+def _canonical(value: Any) -> str:
+    """A segment's JSON; ``cache_control`` markers are not part of the prompt."""
+    if isinstance(value, dict) and "cache_control" in value:
+        value = {k: v for k, v in value.items() if k != "cache_control"}
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def estimate_value(value: Any) -> int:
+    return estimate_text(_canonical(value))
+
+
+def _blocks(content: Any) -> list[Any]:
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    return list(content) if isinstance(content, list) else []
+
+
+def estimate_messages(messages: list[dict[str, Any]]) -> int:
+    total = 0
+    for message in messages:
+        role = f"{message.get('role', '')}:"  # what was said includes who said it
+        total += sum(estimate_text(role + _canonical(b)) for b in _blocks(message.get("content")))
+    return total
+
+
+def estimate_request(
+    system: list[Block], tools: list[Block], messages: list[dict[str, Any]]
+) -> int:
+    return (sum(estimate_value(t) for t in tools) + sum(estimate_value(b) for b in system)
+            + estimate_messages(messages))
+
+
+class Calibration:
+    """The ratio between what the API reported and what the estimate said for the same request.
+
+    Clamped, so one odd report (a different model, a proxy that reports nothing) cannot make
+    thresholds absurd.
+    """
+
+    def __init__(self) -> None:
+        self.ratio = 1.0
+
+    def observe(self, reported: int, estimated: int) -> None:
+        if reported > 0 and estimated > 0:
+            self.ratio = min(2.0, max(0.5, reported / estimated))
+
+    def apply(self, estimated: int) -> int:
+        return int(estimated * self.ratio)
+
+
+class TokenCounter:
+    """Exact counts from ``/v1/messages/count_tokens``; remembers an endpoint that lacks it."""
+
+    def __init__(self) -> None:
+        self.available: bool | None = None  # None: not tried yet
+
+    async def count(
+        self, client: anthropic.AsyncAnthropic, model: str, system: list[Block],
+        tools: list[Block], messages: list[dict[str, Any]],
+    ) -> tuple[int, str]:
+        """(tokens, source) where source is ``count_tokens`` or ``estimate``."""
+        if self.available is not False and messages:
+            try:
+                kwargs: dict[str, Any] = {"model": model, "messages": messages}
+                if system:
+                    kwargs["system"] = system
+                if tools:
+                    kwargs["tools"] = tools
+                result = await client.messages.count_tokens(**kwargs)
+                self.available = True
+                return int(result.input_tokens), "count_tokens"
+            except Exception as exc:  # any failure: fall back, and stop asking after a 404
+                status = getattr(exc, "status_code", None)
+                if status in (404, 405, 501):
+                    self.available = False
+                log.debug("count_tokens unavailable (%s); using the estimate", exc)
+        return estimate_request(system, tools, messages), "estimate"

@@ -1,0 +1,110 @@
+"""Shell commands under bubblewrap: the workspace writable, the rest read-only, no network.
+
+Settings (``"sandbox"`` in a settings file or the ``sandbox`` initialization option)::
+
+    {"enabled": "auto" | true | false, "network": false, "writablePaths": ["~/.cache/pip"]}
+
+``"auto"`` (the default) uses bubblewrap when it works here and otherwise runs commands
+unsandboxed, saying so once; ``true`` refuses to run shell commands without a working sandbox.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PROBE_TIMEOUT = 10.0
+
+
+@dataclass
+class SandboxPolicy:
+    enabled: bool | str = "auto"
+    network: bool = False
+    writable: list[Path] = field(default_factory=list)
+
+    @classmethod
+    def from_settings(cls, raw: dict[str, Any]) -> SandboxPolicy:
+        enabled = raw.get("enabled", "auto")
+        if enabled not in {True, False, "auto"}:
+            enabled = "auto"
+        writable = [Path(os.path.expanduser(p)) for p in raw.get("writablePaths", [])
+                    if isinstance(p, str)]
+        return cls(enabled, raw.get("network") is True, writable)
+
+
+@dataclass(frozen=True)
+class Availability:
+    works: bool
+    detail: str  # why not, when it does not work
+
+
+@functools.cache
+def availability() -> Availability:
+    """Whether bubblewrap can start a sandbox here (cached: the answer does not change)."""
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        return Availability(False, "bubblewrap (bwrap) is not installed")
+    probe = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--unshare-net",
+             "--die-with-parent", "true"]
+    try:
+        done = subprocess.run(probe, capture_output=True, timeout=PROBE_TIMEOUT, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return Availability(False, f"bwrap could not run: {exc}")
+    if done.returncode != 0:
+        why = done.stderr.decode(errors="replace").strip()[:300]
+        return Availability(False, f"bwrap cannot create a sandbox here ({why}); user "
+                                   "namespaces are probably disabled")
+    return Availability(True, "")
+
+
+class SandboxUnavailable(Exception):
+    pass
+
+
+@dataclass
+class Sandbox:
+    policy: SandboxPolicy
+    workspace: Path
+
+    def status(self) -> str:
+        """One line for logs and the session: what protects shell commands."""
+        if self.policy.enabled is False:
+            return "sandbox off (settings): shell commands run unsandboxed"
+        avail = availability()
+        if avail.works:
+            net = "network allowed" if self.policy.network else "no network"
+            return f"sandbox on (bubblewrap): workspace writable, rest read-only, {net}"
+        return f"sandbox unavailable: {avail.detail}; shell commands run unsandboxed"
+
+    def active(self) -> bool:
+        return self.policy.enabled is not False and availability().works
+
+    def wrap(self, argv: list[str]) -> list[str]:
+        """``argv`` to run inside the sandbox (unchanged when the sandbox is off)."""
+        if self.policy.enabled is False:
+            return argv
+        avail = availability()
+        if not avail.works:
+            if self.policy.enabled is True:
+                raise SandboxUnavailable(
+                    f"The sandbox is required by the settings but {avail.detail}.")
+            return argv
+        return [*self.bwrap_args(), "--", *argv]
+
+    def bwrap_args(self) -> list[str]:
+        # /tmp is private and writable; the workspace (even under /tmp) is bound after it.
+        args = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+                "--tmpfs", "/tmp", "--die-with-parent"]
+        for path in [self.workspace, *self.policy.writable]:
+            real = os.path.realpath(path)
+            if os.path.exists(real):
+                args += ["--bind", real, real]
+        if not self.policy.network:
+            args.append("--unshare-net")
+        args += ["--chdir", os.path.realpath(self.workspace)]
+        return args

@@ -1,0 +1,68 @@
+"""Everything that keeps one session safe, assembled from its workspace's settings files:
+the permission gate, the hooks and the sandbox; plus the prompt-level hooks of a turn."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lsp_agent.permissions import hooks as hk
+from lsp_agent.permissions import settings as st
+from lsp_agent.permissions.policy import MODES, PermissionGate
+from lsp_agent.permissions.sandbox import Sandbox, SandboxPolicy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SessionSafety:
+    gate: PermissionGate
+    hooks: hk.Hooks
+    sandbox: Sandbox
+    warnings: list[str] = field(default_factory=list)
+    _started: bool = False
+
+    @classmethod
+    def build(cls, workspace: Path, mode: str, readable: list[Path],
+              options: dict[str, Any] | None, session_id: str) -> SessionSafety:
+        settings = st.load(workspace, options)
+        table, hook_warnings = hk.parse_config(settings.hooks)
+        if mode == "default" and settings.default_mode in MODES:
+            mode = settings.default_mode
+        gate = PermissionGate(workspace, mode, readable, settings=settings)  # type: ignore[arg-type]
+        sandbox = Sandbox(SandboxPolicy.from_settings(settings.sandbox), workspace)
+        warnings = settings.warnings + hook_warnings
+        if not sandbox.active():
+            warnings.append(sandbox.status())
+        for warning in warnings:
+            log.warning("session %s: %s", session_id, warning)
+        return cls(gate, hk.Hooks(table, workspace, session_id), sandbox, warnings)
+
+    async def before_turn(self, blocks: list[dict[str, Any]],
+                          text: str) -> tuple[list[dict[str, Any]], str | None]:
+        """SessionStart (first turn) and UserPromptSubmit hooks: (prompt blocks with added
+        context, the reason when a hook blocked the prompt)."""
+        context: list[str] = []
+        if not self._started:
+            self._started = True
+            started = await self.hooks.run("SessionStart", {"source": "startup"})
+            context += started.context
+        submitted = await self.hooks.run("UserPromptSubmit", {
+            "prompt": text, "permission_mode": self.gate.mode})
+        if submitted.decision in {"block", "deny"}:
+            return blocks, submitted.reason or "a UserPromptSubmit hook blocked the prompt"
+        context += submitted.context
+        if context:
+            blocks = [*blocks, {"type": "text", "text": "\n\n".join(
+                f"<hook-context>\n{c}\n</hook-context>" for c in context)}]
+        return blocks, None
+
+    async def after_turn(self, stop_reason: str) -> None:
+        """Stop hooks: told that the turn ended (they cannot make it continue)."""
+        if self.hooks.has("Stop"):
+            outcome = await self.hooks.run("Stop", {"stop_reason": stop_reason,
+                                                    "stop_hook_active": False})
+            for message in outcome.messages:
+                log.info("Stop hook: %s", message)

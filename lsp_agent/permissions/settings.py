@@ -1,0 +1,171 @@
+"""Permission settings files and their precedence.
+
+Highest first: managed (``/etc/lsp-agent/managed-settings.json``, or the file named by
+``$LSP_AGENT_MANAGED_SETTINGS``), initialization options / command line, local project
+(``.lsp-agent/settings.local.json``, then
+``.claude/settings.local.json``), project (``.lsp-agent/settings.json``, then
+``.claude/settings.json``), user (``$XDG_CONFIG_HOME/lsp-agent/settings.json``). Rules of all
+sources apply together (a deny anywhere wins over an allow anywhere); single values such as
+``defaultMode`` and ``sandbox`` come from the highest source that sets them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lsp_agent.permissions.rules import Rule, RuleError
+
+log = logging.getLogger(__name__)
+MANAGED_PATH = Path("/etc/lsp-agent/managed-settings.json")
+MAX_SETTINGS_BYTES = 1_000_000
+KINDS = ("allow", "ask", "deny")
+
+
+@dataclass
+class Source:
+    name: str  # managed, options, local, project, user
+    path: Path | None
+    data: dict[str, Any]
+
+
+@dataclass
+class Settings:
+    allow: list[Rule] = field(default_factory=list)
+    ask: list[Rule] = field(default_factory=list)
+    deny: list[Rule] = field(default_factory=list)
+    default_mode: str | None = None
+    additional_directories: list[Path] = field(default_factory=list)
+    sandbox: dict[str, Any] = field(default_factory=dict)
+    hooks: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (source, config)
+    warnings: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+
+
+def user_settings_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "lsp-agent" / "settings.json"
+
+
+def local_settings_path(workspace: Path) -> Path:
+    return workspace / ".lsp-agent" / "settings.local.json"
+
+
+def managed_settings_path() -> Path:
+    return Path(os.environ.get("LSP_AGENT_MANAGED_SETTINGS") or MANAGED_PATH)
+
+
+def candidate_files(workspace: Path) -> list[tuple[str, Path]]:
+    """Settings files in precedence order (highest first), minus the options source."""
+    return [
+        ("managed", managed_settings_path()),
+        ("local", local_settings_path(workspace)),
+        ("local", workspace / ".claude" / "settings.local.json"),
+        ("project", workspace / ".lsp-agent" / "settings.json"),
+        ("project", workspace / ".claude" / "settings.json"),
+        ("user", user_settings_path()),
+    ]
+
+
+def load(workspace: Path, options: dict[str, Any] | None = None) -> Settings:
+    sources: list[Source] = []
+    warnings: list[str] = []
+    for name, path in candidate_files(workspace):
+        data = _read(path, warnings)
+        if data is not None:
+            sources.append(Source(name, path, data))
+        if name == "managed" and options:
+            sources.append(Source("options", None, options))
+    if options and not any(s.name == "options" for s in sources):
+        sources.insert(0, Source("options", None, options))
+    settings = merge(sources, workspace)
+    settings.warnings[:0] = warnings
+    return settings
+
+
+def merge(sources: list[Source], workspace: Path) -> Settings:
+    out = Settings()
+    for source in sources:  # highest precedence first
+        label = f"{source.name}:{source.path}" if source.path else source.name
+        out.sources.append(label)
+        perms = source.data.get("permissions") or {}
+        if not isinstance(perms, dict):
+            out.warnings.append(f"{label}: 'permissions' must be an object; ignored")
+            perms = {}
+        for kind in KINDS:
+            for text in _strings(perms.get(kind), f"{label}: permissions.{kind}", out.warnings):
+                try:
+                    rule = Rule.parse(text, source.name, workspace)
+                except RuleError as exc:
+                    out.warnings.append(f"{label}: {exc}")
+                    continue
+                getattr(out, kind).append(rule)
+                if kind == "allow" and (why := rule.broadness()):
+                    out.warnings.append(f"{label}: over-broad allow rule: {why}")
+        mode = perms.get("defaultMode")
+        if mode == "bypassPermissions" and source.name in {"project", "local"}:
+            # A cloned repository must not switch its own safety off.
+            out.warnings.append(f"{label}: defaultMode bypassPermissions is only honoured in "
+                                "managed, editor or user settings; ignored")
+        elif out.default_mode is None and isinstance(mode, str):
+            out.default_mode = mode
+        for d in _strings(perms.get("additionalDirectories"), label, out.warnings):
+            out.additional_directories.append(Path(os.path.expanduser(d)))
+        sandbox = source.data.get("sandbox")
+        if isinstance(sandbox, dict):
+            out.sandbox = {**sandbox, **out.sandbox}  # higher sources already set win
+        hooks = source.data.get("hooks")
+        if isinstance(hooks, dict):
+            out.hooks.append((label, hooks))
+    return out
+
+
+def record_rule(path: Path, rule: str, kind: str = "allow") -> None:
+    """Add ``rule`` to the settings file at ``path`` (creating it), keeping everything else."""
+    data: dict[str, Any] = {}
+    if path.exists():
+        data = json.loads(path.read_text() or "{}")
+        if not isinstance(data, dict):
+            raise ValueError(f"{path} does not hold a JSON object")
+    perms = data.setdefault("permissions", {})
+    rules = perms.setdefault(kind, [])
+    if rule not in rules:
+        rules.append(rule)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.name == "settings.local.json":
+        ignore = path.parent / ".gitignore"
+        if not ignore.exists():
+            ignore.write_text("settings.local.json\n")
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def _read(path: Path, warnings: list[str]) -> dict[str, Any] | None:
+    try:
+        if not path.is_file():
+            return None
+        if path.stat().st_size > MAX_SETTINGS_BYTES:
+            warnings.append(f"{path}: larger than {MAX_SETTINGS_BYTES} bytes; ignored")
+            return None
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        warnings.append(f"{path}: unreadable settings ({exc}); ignored")
+        return None
+    if not isinstance(data, dict):
+        warnings.append(f"{path}: settings must be a JSON object; ignored")
+        return None
+    return data
+
+
+def _strings(value: Any, label: str, warnings: list[str]) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        warnings.append(f"{label}: expected a list of strings; ignored")
+        return []
+    return value

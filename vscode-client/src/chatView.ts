@@ -1,0 +1,109 @@
+// The chat panel: a webview view whose state lives here, in the extension host, so it survives
+// the webview being hidden, moved or reloaded. The webview renders snapshots and posts intents.
+
+import { randomBytes } from 'node:crypto';
+import * as vscode from 'vscode';
+import type { ChatState } from './shared/chatState';
+import type { Decision } from './shared/reviewBook';
+import type { Mode } from './shared/protocol';
+
+export type FromWebview =
+  | { type: 'ready' }
+  | { type: 'prompt'; text: string; mentions: string[] }
+  | { type: 'stop' }
+  | { type: 'newSession' }
+  | { type: 'selectSession'; sessionId: string }
+  | { type: 'setMode'; mode: Mode }
+  | { type: 'setModel'; model: string }
+  | { type: 'permission'; requestId: string; decision: 'allow' | 'deny'; remember: boolean; message?: string }
+  | { type: 'review'; proposalId: string; decision: Decision }
+  | { type: 'openFile'; uri: string }
+  | { type: 'sideBySide'; uri: string }
+  | { type: 'copy'; text: string }
+  | { type: 'insert'; text: string }
+  | { type: 'mentionSearch'; query: string };
+
+export interface ViewModel {
+  state: ChatState;
+  decisions: Record<string, Record<string, Decision>>;
+  models: string[];
+  model: string;
+  server: 'starting' | 'running' | 'stopped' | 'missing';
+}
+
+export class ChatViewProvider implements vscode.WebviewViewProvider {
+  static readonly viewId = 'lspAgent.chat';
+  private view: vscode.WebviewView | undefined;
+  private pending: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly extensionUri: vscode.Uri,
+    private readonly snapshot: () => ViewModel,
+    private readonly onMessage: (msg: FromWebview, reply: (data: unknown) => void) => void,
+  ) {}
+
+  get visible(): boolean {
+    return !!this.view?.visible;
+  }
+
+  resolveWebviewView(view: vscode.WebviewView): void {
+    this.view = view;
+    const dist = vscode.Uri.joinPath(this.extensionUri, 'dist');
+    view.webview.options = { enableScripts: true, localResourceRoots: [dist] };
+    view.webview.html = this.html(view.webview, dist);
+    view.webview.onDidReceiveMessage((msg: FromWebview) => {
+      if (msg.type === 'ready') this.postNow();
+      else this.onMessage(msg, (data) => void view.webview.postMessage(data));
+    });
+    view.onDidChangeVisibility(() => view.visible && this.postNow());
+    view.onDidDispose(() => { this.view = undefined; });
+  }
+
+  /** Push the state to the webview, coalescing bursts (streamed text) into one update. */
+  update(): void {
+    if (this.pending || !this.view) return;
+    this.pending = setTimeout(() => this.postNow(), 30);
+  }
+
+  async reveal(preserveFocus = true): Promise<void> {
+    if (this.view) this.view.show(preserveFocus);
+    else await vscode.commands.executeCommand(`${ChatViewProvider.viewId}.focus`);
+  }
+
+  post(data: unknown): void {
+    void this.view?.webview.postMessage(data);
+  }
+
+  private postNow(): void {
+    clearTimeout(this.pending);
+    this.pending = undefined;
+    void this.view?.webview.postMessage({ type: 'state', model: this.snapshot() });
+  }
+
+  private html(webview: vscode.Webview, dist: vscode.Uri): string {
+    const nonce = randomBytes(16).toString('base64');
+    const asset = (name: string) => webview.asWebviewUri(vscode.Uri.joinPath(dist, name)).toString();
+    const csp = [
+      `default-src 'none'`,
+      `img-src ${webview.cspSource} data:`,
+      `font-src ${webview.cspSource}`,
+      `style-src ${webview.cspSource}`,
+      `script-src 'nonce-${nonce}'`,
+    ].join('; ');
+    return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="UTF-8">
+<meta http-equiv="Content-Security-Policy" content="${csp}">
+<meta name="viewport" content="width=device-width, initial-scale=1.0">
+<link rel="stylesheet" href="${asset('codicon.css')}">
+<link rel="stylesheet" href="${asset('chat.css')}">
+<title>lsp-agent</title>
+</head>
+<body>
+<div id="app" role="application" aria-label="lsp-agent chat"></div>
+<script nonce="${nonce}" src="${asset('webview.js')}"></script>
+</body>
+</html>`;
+  }
+}

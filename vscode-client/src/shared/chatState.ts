@@ -1,0 +1,238 @@
+// The chat transcript as a pure reducer over agent events and user actions. The extension host
+// keeps the authoritative state (it survives webview reloads) and the webview renders it.
+
+import type { AgentEvent, Mode, PermissionRequest, ProposalFile } from './protocol';
+
+export type ToolStatus = 'streaming' | 'running' | 'waiting' | 'done' | 'error';
+
+export interface ToolCard {
+  kind: 'tool';
+  toolUseId: string;
+  name: string;
+  input?: Record<string, unknown>;
+  status: ToolStatus;
+  result?: string;
+  permission?: { reason: string; answered?: 'allow' | 'deny'; source?: string };
+}
+
+export interface TextBlock { kind: 'text'; role: 'user' | 'assistant'; text: string }
+export interface NoticeBlock { kind: 'notice'; level: 'info' | 'warning' | 'error'; text: string }
+export interface ProposalBlock {
+  kind: 'proposal';
+  proposalId: string;
+  files: ProposalFile[];
+  autoApply: boolean;
+  status: 'pending' | string;
+  accepted: string[];
+  rejected: string[];
+}
+
+export type Block = TextBlock | ToolCard | NoticeBlock | ProposalBlock;
+
+export interface PendingPermission extends PermissionRequest { requestId: string }
+
+export interface SessionView {
+  sessionId: string;
+  title: string;
+  mode: Mode;
+  model: string;
+  busy: boolean;
+  blocks: Block[];
+  lastSeq: number;
+  permissions: PendingPermission[];
+  /** Length of ``blocks`` when the current model request began (a retry discards back to it). */
+  requestStart: number;
+  usage: { input: number; output: number };
+}
+
+export interface ChatState {
+  activeSessionId?: string;
+  sessions: Record<string, SessionView>;
+  order: string[];
+}
+
+export type ChatAction =
+  | { type: 'session'; sessionId: string; mode: Mode; model: string; title?: string }
+  | { type: 'activate'; sessionId: string }
+  | { type: 'userPrompt'; sessionId: string; text: string }
+  | { type: 'event'; event: AgentEvent }
+  | { type: 'permissionRequested'; request: PendingPermission }
+  | { type: 'permissionAnswered'; requestId: string; decision: 'allow' | 'deny' }
+  | { type: 'mode'; sessionId: string; mode: Mode }
+  | { type: 'notice'; sessionId: string; level: NoticeBlock['level']; text: string }
+  | { type: 'busy'; sessionId: string; busy: boolean };
+
+export const emptyState = (): ChatState => ({ sessions: {}, order: [] });
+
+function newSession(sessionId: string, mode: Mode, model: string, title = 'New session'): SessionView {
+  return {
+    sessionId, title, mode, model, busy: false, blocks: [], lastSeq: 0, permissions: [],
+    requestStart: 0, usage: { input: 0, output: 0 },
+  };
+}
+
+export function reduce(state: ChatState, action: ChatAction): ChatState {
+  switch (action.type) {
+    case 'session': {
+      const existing = state.sessions[action.sessionId];
+      const view = existing
+        ? { ...existing, mode: action.mode, model: action.model }
+        : newSession(action.sessionId, action.mode, action.model, action.title);
+      const order = existing ? state.order : [action.sessionId, ...state.order];
+      return { ...state, sessions: { ...state.sessions, [action.sessionId]: view }, order, activeSessionId: action.sessionId };
+    }
+    case 'activate':
+      return state.sessions[action.sessionId] ? { ...state, activeSessionId: action.sessionId } : state;
+    case 'permissionRequested':
+      return update(state, action.request.sessionId, (s) => ({
+        ...s, permissions: [...s.permissions, action.request],
+        blocks: s.blocks.map((b) => b.kind === 'tool' && b.toolUseId === action.request.toolUseId
+          ? { ...b, status: 'waiting', permission: { reason: action.request.reason } } : b),
+      }));
+    case 'permissionAnswered': {
+      const owner = Object.values(state.sessions).find((s) => s.permissions.some((p) => p.requestId === action.requestId));
+      if (!owner) return state;
+      const request = owner.permissions.find((p) => p.requestId === action.requestId)!;
+      return update(state, owner.sessionId, (s) => ({
+        ...s, permissions: s.permissions.filter((p) => p.requestId !== action.requestId),
+        blocks: s.blocks.map((b) => b.kind === 'tool' && b.toolUseId === request.toolUseId
+          ? { ...b, status: action.decision === 'allow' ? 'running' : 'error',
+              permission: { reason: request.reason, answered: action.decision, source: 'user' } } : b),
+      }));
+    }
+    case 'userPrompt':
+      return update(state, action.sessionId, (s) => ({
+        ...s, title: s.blocks.length ? s.title : titleOf(action.text),
+        blocks: [...s.blocks, { kind: 'text', role: 'user', text: action.text }],
+      }));
+    case 'mode':
+      return update(state, action.sessionId, (s) => ({ ...s, mode: action.mode }));
+    case 'busy':
+      return update(state, action.sessionId, (s) => ({ ...s, busy: action.busy }));
+    case 'notice':
+      return update(state, action.sessionId, (s) => ({
+        ...s, blocks: [...s.blocks, { kind: 'notice', level: action.level, text: action.text }],
+      }));
+    case 'event':
+      return applyEvent(state, action.event);
+  }
+}
+
+function update(state: ChatState, sessionId: string, fn: (s: SessionView) => SessionView): ChatState {
+  const s = state.sessions[sessionId];
+  if (!s) return state;
+  return { ...state, sessions: { ...state.sessions, [sessionId]: fn(s) } };
+}
+
+function lastLine(text: string): string {
+  const lines = text.trim().split('\n');
+  return lines[lines.length - 1] ?? '';
+}
+
+export function titleOf(text: string): string {
+  const line = text.trim().split('\n')[0];
+  return line.length > 48 ? `${line.slice(0, 47)}…` : line || 'New session';
+}
+
+function applyEvent(state: ChatState, event: AgentEvent): ChatState {
+  let next = state;
+  if (!state.sessions[event.sessionId]) {
+    // A session started elsewhere (e.g. "Fix with agent"): show it.
+    next = reduce(state, { type: 'session', sessionId: event.sessionId, mode: 'default', model: '' });
+  }
+  const session = next.sessions[event.sessionId];
+  if (event.seq <= session.lastSeq) return next; // a duplicate or stale event
+  return update(next, event.sessionId, (s) => applySessionEvent({ ...s, lastSeq: event.seq }, event));
+}
+
+function applySessionEvent(s: SessionView, event: AgentEvent): SessionView {
+  switch (event.type) {
+    case 'turn_started': {
+      // Turns started from the editor ("Fix with agent") have no prompt typed in the panel.
+      const last = s.blocks[s.blocks.length - 1];
+      const typed = last?.kind === 'text' && last.role === 'user';
+      const blocks: Block[] = typed ? s.blocks : [...s.blocks, { kind: 'text', role: 'user', text: event.prompt }];
+      const title = s.blocks.length || typed ? s.title : titleOf(lastLine(event.prompt));
+      return { ...s, busy: true, blocks, title, requestStart: blocks.length };
+    }
+    case 'model_request':
+      return { ...s, model: event.model || s.model, requestStart: s.blocks.length };
+    case 'text_delta':
+      return { ...s, blocks: appendText(s.blocks, event.text) };
+    case 'tool_call_started':
+      return { ...s, blocks: [...s.blocks, { kind: 'tool', toolUseId: event.toolUseId, name: event.name, status: 'streaming' }] };
+    case 'tool_input_complete':
+      return patchTool(s, event.toolUseId, { input: event.input });
+    case 'tool_execution_started':
+      return patchTool(s, event.toolUseId, { status: 'running' });
+    case 'permission_asked':
+      return patchTool(s, event.toolUseId, (t) => ({ status: t.permission?.answered ? t.status : 'waiting', permission: t.permission ?? { reason: event.reason } }));
+    case 'permission_decided':
+      return patchTool(s, event.toolUseId, (t) => ({
+        status: event.decision === 'deny' ? 'error' : t.status === 'waiting' ? 'running' : t.status,
+        permission: { reason: t.permission?.reason ?? '', answered: event.decision, source: event.source },
+      }));
+    case 'tool_result':
+      return patchTool(s, event.toolUseId, { status: event.isError ? 'error' : 'done', result: event.content });
+    case 'proposal_created':
+      return { ...s, blocks: [...s.blocks, {
+        kind: 'proposal', proposalId: event.proposalId, files: event.files, autoApply: event.autoApply,
+        status: 'pending', accepted: [], rejected: [],
+      }] };
+    case 'proposal_resolved':
+      return { ...s, blocks: s.blocks.map((b) => b.kind === 'proposal' && b.proposalId === event.proposalId
+        ? { ...b, status: event.status, accepted: event.accepted, rejected: event.rejected } : b) };
+    case 'usage':
+      return { ...s, model: event.model || s.model, usage: {
+        input: s.usage.input + event.usage.inputTokens + event.usage.cacheReadInputTokens + event.usage.cacheCreationInputTokens,
+        output: s.usage.output + event.usage.outputTokens,
+      } };
+    case 'retrying':
+      return { ...s, blocks: [...s.blocks.slice(0, s.requestStart), { kind: 'notice', level: 'warning',
+        text: `Retrying in ${event.delaySeconds}s (${event.reason})` }] };
+    case 'model_fallback':
+      return { ...s, model: event.toModel, blocks: [...s.blocks.slice(0, s.requestStart), { kind: 'notice', level: 'warning',
+        text: `Switched to ${event.toModel}: ${event.reason}` }] };
+    case 'error':
+      return { ...s, blocks: [...s.blocks, { kind: 'notice', level: 'error', text: event.message }] };
+    case 'turn_ended':
+      return { ...s, busy: false, permissions: [], blocks: event.stopReason === 'end_turn' ? s.blocks
+        : [...s.blocks, { kind: 'notice', level: event.stopReason === 'error' ? 'error' : 'info', text: `Stopped: ${event.stopReason}` }] };
+    default:
+      return s;
+  }
+}
+
+function appendText(blocks: Block[], text: string): Block[] {
+  const last = blocks[blocks.length - 1];
+  if (last && last.kind === 'text' && last.role === 'assistant') {
+    return [...blocks.slice(0, -1), { ...last, text: last.text + text }];
+  }
+  return [...blocks, { kind: 'text', role: 'assistant', text }];
+}
+
+type ToolPatch = Partial<ToolCard> | ((t: ToolCard) => Partial<ToolCard>);
+
+function patchTool(s: SessionView, toolUseId: string, patch: ToolPatch): SessionView {
+  return { ...s, blocks: s.blocks.map((b) => {
+    if (b.kind !== 'tool' || b.toolUseId !== toolUseId) return b;
+    return { ...b, ...(typeof patch === 'function' ? patch(b) : patch) };
+  }) };
+}
+
+/** What the status bar shows. */
+export function overallStatus(state: ChatState): 'idle' | 'working' | 'approval' {
+  const sessions = Object.values(state.sessions);
+  if (sessions.some((s) => s.permissions.length > 0)) return 'approval';
+  if (sessions.some((s) => s.blocks.some((b) => b.kind === 'proposal' && b.status === 'pending' && !b.autoApply))) return 'approval';
+  return sessions.some((s) => s.busy) ? 'working' : 'idle';
+}
+
+/** A one-line summary of a tool call's input for its card header. */
+export function toolSummary(name: string, input: Record<string, unknown> | undefined): string {
+  if (!input) return '';
+  const pick = ['command', 'path', 'pattern', 'query', 'symbol', 'url'].find((k) => typeof input[k] === 'string');
+  const value = pick ? String(input[pick]) : JSON.stringify(input);
+  const line = value.split('\n')[0];
+  return line.length > 80 ? `${line.slice(0, 79)}…` : line;
+}
