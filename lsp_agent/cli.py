@@ -65,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--model", default=None)
     run.add_argument("--yes", action="store_true",
                      help="answer every question with yes (accept edits, allow commands)")
+    for kind in ("allow", "ask", "deny"):
+        run.add_argument(f"--{kind}", action="append", default=[], metavar="RULE",
+                         help=f"{kind} rule such as 'Bash(npm test:*)' or 'Edit(src/**)'; "
+                              "repeatable; ranks above project and user settings")
     run.set_defaults(func=cmd_run)
 
     demo = sub.add_parser("demo", help="offline demo against the scripted model server")

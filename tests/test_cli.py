@@ -78,3 +78,24 @@ def test_run_reports_an_unreachable_model_clearly(tmp_path):
     done = cli("run", "hello", "--workspace", str(tmp_path), env=env)
     assert done.returncode == 1
     assert "error (transient)" in done.stdout and "connection" in done.stdout.lower()
+
+
+def test_run_rules_from_the_command_line_allow_and_deny(tmp_path):
+    workspace = demo_project(tmp_path / "shop")
+    scenario = {"turns": [
+        {"content": [{"type": "tool_use", "name": "Bash", "input": {"command": "touch made"}},
+                     {"type": "tool_use", "name": "Bash", "input": {"command": "touch other"}}]},
+        {"content": "ok", "expect": {"tool_result_contains": "deny rule"}},
+    ]}
+    with ScriptedModelServer(scenario) as model:
+        env = {**os.environ, "ANTHROPIC_BASE_URL": model.base_url, "ANTHROPIC_API_KEY": "k",
+               "LSP_AGENT_STATE_DIR": str(tmp_path / "state")}
+        done = cli("run", "touch files", "--workspace", str(workspace), "--json",
+                   "--allow", "Bash(touch made)", "--deny", "Bash(touch other)", env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (workspace / "made").exists(), "allowed by --allow without asking"
+    assert not (workspace / "other").exists(), "refused by --deny"
+    decided = [json.loads(line) for line in done.stdout.splitlines()
+               if '"permission_decided"' in line]
+    # An allowed call runs quietly; the refusal is reported with its source.
+    assert [(d["decision"], d["source"]) for d in decided] == [("deny", "rule")]

@@ -50,7 +50,9 @@ class TerminalAnswers:
 async def _run(args: argparse.Namespace) -> int:
     renderer = Renderer(as_json=args.json)
     answers = TerminalAnswers(renderer, args.yes)
-    client = AgentClient(Path(args.workspace), renderer, answers.permission, answers.proposal)
+    rules = {kind: getattr(args, kind) for kind in ("allow", "ask", "deny") if getattr(args, kind)}
+    client = AgentClient(Path(args.workspace), renderer, answers.permission, answers.proposal,
+                         initialization_options={"permissions": rules} if rules else None)
     await client.start()
     try:
         session = await client.new_session(mode=args.permission_mode, model=args.model)
