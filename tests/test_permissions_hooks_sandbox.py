@@ -4,6 +4,7 @@ sandbox (a write outside the workspace and a loopback connection are blocked).""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sys
 from pathlib import Path
@@ -130,3 +131,20 @@ def test_fallback_is_reported_when_bwrap_cannot_run(tmp_path, monkeypatch):
     required = Sandbox(SandboxPolicy(enabled=True), tmp_path)
     with pytest.raises(sb.SandboxUnavailable, match="no namespaces"):
         required.wrap(["bash", "-c", "ls"])
+
+
+def test_interpreter_prefixes_under_a_hidden_root_are_found_outermost_first(tmp_path,
+                                                                          monkeypatch):
+    from lsp_agent.permissions import sandbox as sb
+
+    base = tmp_path / "python"
+    venv = base / "envs" / "work"  # nested inside base: only base needs binding
+    venv.mkdir(parents=True)
+    monkeypatch.setattr(sb.sys, "prefix", str(venv))
+    monkeypatch.setattr(sb.sys, "exec_prefix", str(venv))
+    monkeypatch.setattr(sb.sys, "base_prefix", str(base))
+    root = os.path.realpath(tmp_path)
+    assert sb._interpreter_dirs_under(root) == [os.path.realpath(base)]
+    monkeypatch.setattr(sb.sys, "base_prefix", "/usr")
+    assert sb._interpreter_dirs_under(root) == [os.path.realpath(venv)]
+    assert sb._interpreter_dirs_under("/nonexistent-root") == []

@@ -14,6 +14,7 @@ import functools
 import os
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,10 @@ class Sandbox:
         # /tmp is private and writable; the workspace (even under /tmp) is bound after it.
         args = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
                 "--tmpfs", "/tmp", "--die-with-parent"]
+        # The private /tmp hides the host's: keep the Python environment the agent runs from
+        # visible (read-only) when it lives there, or its own interpreter vanishes.
+        for path in _interpreter_dirs_under("/tmp"):
+            args += ["--ro-bind", path, path]
         for path in [self.workspace, *self.policy.writable]:
             real = os.path.realpath(path)
             if os.path.exists(real):
@@ -108,3 +113,10 @@ class Sandbox:
             args.append("--unshare-net")
         args += ["--chdir", os.path.realpath(self.workspace)]
         return args
+
+
+def _interpreter_dirs_under(root: str) -> list[str]:
+    """The running interpreter's prefixes that lie below ``root``, outermost first."""
+    candidates = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    inside = sorted(p for p in candidates if p.startswith(root.rstrip("/") + "/"))
+    return [p for p in inside if not any(p != q and p.startswith(q + "/") for q in inside)]
