@@ -3,6 +3,7 @@ whose prefix-based cache accounting and count_tokens make cache and size claims 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -265,3 +266,33 @@ async def test_pressure_is_reported_when_the_window_fills(model, workspace):
     await session.prompt("hello")
     pressure = of(events, ev.ContextPressure)
     assert pressure and pressure[0].level == "warning" and pressure[0].window_tokens == 4_500
+
+
+def write_hooks(workspace: Path, command: str) -> None:
+    settings = workspace / ".lsp-agent" / "settings.json"
+    settings.parent.mkdir(exist_ok=True)
+    settings.write_text(json.dumps({"hooks": {"PreCompact": [
+        {"hooks": [{"type": "command", "command": command}]}]}}))
+
+
+async def test_pre_compact_hook_adds_to_the_summary_instructions(model, workspace):
+    write_hooks(workspace, "echo 'Keep the ticket number TODO-42.'")
+    model.load({"sequencing": "sequential", "turns": [
+        {"content": "noted"}, summary_turn("SUMMARY: ticket work.")]})
+    session = make_session(model, workspace, [])
+    await session.prompt("work on the ticket")
+    assert await session.compact("mention the files") is not None
+    asked = canonical_json(model.requests[1]["messages"][-1])
+    assert "mention the files" in asked and "TODO-42" in asked
+
+
+async def test_pre_compact_hook_can_refuse(model, workspace):
+    write_hooks(workspace, "echo 'not now' >&2; exit 2")
+    model.load({"sequencing": "sequential", "turns": [{"content": "noted"}]})
+    events: list[ev.AgentEvent] = []
+    session = make_session(model, workspace, events)
+    await session.prompt("work on the ticket")
+    assert await session.compact() is None
+    assert len(model.requests) == 1, "no summary was requested"
+    failed = [e for e in of(events, ev.ErrorEvent) if e.kind == "compaction_failed"]
+    assert failed and "not now" in failed[0].message

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -67,6 +67,10 @@ class ContextPolicy:
         return self.window_tokens - self.reserve_tokens
 
 
+# (trigger, instructions) -> (instructions to add, reason when refused)
+BeforeCompact = Callable[[str, str | None], Awaitable[tuple[str | None, str | None]]]
+
+
 class ContextManager:
     def __init__(
         self,
@@ -77,6 +81,7 @@ class ContextManager:
         memory: MemoryLoader | None = None,
         reader: Callable[[Path], str] | None = None,
         preserved: Callable[[], list[str]] | None = None,
+        before_compact: BeforeCompact | None = None,
     ):
         self.policy = policy or ContextPolicy()
         self.session_cost = CostLedger(prices)
@@ -88,6 +93,7 @@ class ContextManager:
         self.memory = memory
         self._reader = reader or _read_disk
         self._preserved = preserved or (lambda: [])
+        self._before_compact = before_compact
         self.level: str = "ok"
         self.failures = 0
         self.compactions = 0
@@ -171,6 +177,12 @@ class ContextManager:
         if not parts.head:  # a single oversized request: not a failure of compaction
             log.info("nothing to summarise: the history is one request")
             return None
+        if self._before_compact is not None:  # the PreCompact hook may add or refuse
+            extra, refused = await self._before_compact(trigger, instructions)
+            if refused:
+                return self._failed(f"a PreCompact hook refused: {refused}", emit, trigger)
+            if extra:
+                instructions = "\n\n".join(x for x in (instructions, extra) if x)
         try:
             summary = await self._summarise(agent, parts.head, instructions, emit)
         except Exception as exc:  # the API refused or failed: counted, the turn goes on

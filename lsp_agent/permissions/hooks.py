@@ -172,7 +172,7 @@ def interpret_stdout(event: str, stdout: str) -> HookOutcome:
     text = stdout.strip()
     if not text.startswith("{"):
         # Plain stdout of prompt and session hooks is context for the model.
-        if text and event in {"UserPromptSubmit", "SessionStart"}:
+        if text and event in {"UserPromptSubmit", "SessionStart", "PreCompact"}:
             return HookOutcome(context=[text])
         return HookOutcome()
     try:

@@ -59,6 +59,17 @@ class SessionSafety:
                 f"<hook-context>\n{c}\n</hook-context>" for c in context)}]
         return blocks, None
 
+    async def before_compact(self, trigger: str,
+                             instructions: str | None) -> tuple[str | None, str | None]:
+        """PreCompact hooks: (context to add to the summary instructions, refusal reason)."""
+        if not self.hooks.has("PreCompact"):
+            return None, None
+        outcome = await self.hooks.run("PreCompact", {
+            "trigger": trigger, "custom_instructions": instructions or ""})
+        if outcome.decision in {"block", "deny"}:
+            return None, outcome.reason or "blocked by a PreCompact hook"
+        return ("\n\n".join(outcome.context) or None), None
+
     async def after_turn(self, stop_reason: str) -> None:
         """Stop hooks: told that the turn ended (they cannot make it continue)."""
         if self.hooks.has("Stop"):

@@ -114,7 +114,8 @@ class Session:
         self.context = ContextManager(
             config.context, workspace=config.workspace, memory=self.memory,
             reader=lambda path: self.documents.snapshot(path).text,
-            preserved=self._preserved_through_compaction)
+            preserved=self._preserved_through_compaction,
+            before_compact=self.safety.before_compact)
         self.agent = Agent(AgentDeps(
             client=client,
             settings=config.settings,
