@@ -226,3 +226,21 @@ async def test_stream_error_after_a_tool_started_discards_it_and_retries(model, 
     assert len(uses) == 1, "only the retried response's tool use is kept"
     results = [e for e in events if isinstance(e, ev.ToolResult)]
     assert [r.content for r in results] == ["changed x"], "the aborted call left no result"
+
+
+async def test_a_tool_call_cut_by_the_output_limit_is_not_run(model, tmp_path):
+    model.load({"turns": [
+        {"content": [{"type": "text", "text": "Changing it now."}, use("SlowChange", "x", 0)],
+         "stop_reason": "max_tokens"},
+        {"content": [use("SlowChange", "y", 0)], "expect": {"user_text_contains": "cut off"}},
+        {"content": "done"},
+    ]})
+    agent = make_agent(model, tmp_path)
+    events = await run(agent)
+    results = [e for e in events if isinstance(e, ev.ToolResult)]
+    assert [(r.is_error, r.content) for r in results] == [
+        (True, "Not run: the output token limit cut this call's input short."),
+        (False, "changed y")]
+    first_reply = agent.conversation.messages[1]
+    assert [b["type"] for b in first_reply["content"]] == ["text"], "the cut call is left out"
+    assert events[-1].stop_reason == "end_turn"

@@ -36,6 +36,7 @@ CONTINUE_PROMPT = (
     "stopped, without repeating anything."
 )
 CANCELLED_RESULT = "Cancelled: the user stopped the turn before this tool finished."
+TRUNCATED_CALL = "Not run: the output token limit cut this call's input short."
 _END = object()
 
 Emit = Callable[[ev.AgentEvent], None]
@@ -249,7 +250,9 @@ class Agent:
             ) as stream:
                 async for event in stream:
                     self._on_stream_event(event, emit, executor, streamed)
-                return await stream.get_final_message()
+                final = await stream.get_final_message()
+                self._settle_held_call(final.stop_reason, emit, executor, streamed)
+                return final
         except (anthropic.APIError, anthropic.AnthropicError) as exc:
             raise StreamAborted(classify(exc)) from exc
 
@@ -257,6 +260,7 @@ class Agent:
         self, event: Any, emit: Emit, executor: ToolExecutor, streamed: _StreamState
     ) -> None:
         if event.type == "content_block_start":
+            self._release_held_call(emit, executor, streamed)  # its input was whole
             block = event.content_block
             streamed.start(event.index, block.type, getattr(block, "id", None),
                            getattr(block, "name", None))
@@ -268,13 +272,36 @@ class Agent:
         elif event.type == "content_block_stop":
             block = event.content_block
             if block.type == "tool_use":
+                # Held until the next block starts or the stop reason is known: a block
+                # closed by the output limit carries a truncated input and must not run.
                 tool_input = dict(block.input) if isinstance(block.input, dict) else {}
-                streamed.complete_tool(event.index, tool_input)
-                emit(ev.ToolInputComplete(tool_use_id=block.id, name=block.name, input=tool_input))
-                executor.submit(block.id, block.name, tool_input,
-                                self._is_read_only(block.name, tool_input))
+                streamed.held = (event.index, block.id, block.name, tool_input)
             else:
                 streamed.complete(event.index)
+        elif event.type == "message_delta":
+            self._settle_held_call(event.delta.stop_reason, emit, executor, streamed)
+
+    def _settle_held_call(self, stop_reason: str | None, emit: Emit, executor: ToolExecutor,
+                          streamed: _StreamState) -> None:
+        if streamed.held is None:
+            return
+        if stop_reason != "max_tokens":
+            self._release_held_call(emit, executor, streamed)
+            return
+        _, tool_use_id, name, _ = streamed.held
+        streamed.held = None  # left out of the conversation: the model writes it again
+        emit(ev.ToolResult(tool_use_id=tool_use_id, name=name, is_error=True,
+                           content=TRUNCATED_CALL))
+
+    def _release_held_call(self, emit: Emit, executor: ToolExecutor,
+                           streamed: _StreamState) -> None:
+        if streamed.held is None:
+            return
+        index, tool_use_id, name, tool_input = streamed.held
+        streamed.held = None
+        streamed.complete_tool(index, tool_input)
+        emit(ev.ToolInputComplete(tool_use_id=tool_use_id, name=name, input=tool_input))
+        executor.submit(tool_use_id, name, tool_input, self._is_read_only(name, tool_input))
 
     def _record_interrupted(
         self, streamed: _StreamState, executor: ToolExecutor, emit: Emit
@@ -429,6 +456,7 @@ class _StreamState:
     def __init__(self) -> None:
         self._blocks: dict[int, dict[str, Any]] = {}
         self._complete: set[int] = set()
+        self.held: tuple[int, str, str, dict[str, Any]] | None = None
 
     def start(self, index: int, kind: str, block_id: str | None, name: str | None) -> None:
         if kind == "text":
