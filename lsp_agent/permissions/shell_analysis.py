@@ -198,10 +198,13 @@ def _join(nodes, in_quotes: bool = False) -> str | None:
     return "".join(parts)
 
 
-def _unescape(text: str) -> str:
+def _unescape(text: str, escapable: str | None = None) -> str:
+    """Drop the backslashes bash would drop: before any character unquoted, and only before
+    ``escapable`` ones inside double quotes. A backslash-newline joins lines."""
     out, i = [], 0
     while i < len(text):
-        if text[i] == "\\" and i + 1 < len(text):
+        if text[i] == "\\" and i + 1 < len(text) and (escapable is None
+                                                       or text[i + 1] in escapable):
             if text[i + 1] != "\n":
                 out.append(text[i + 1])
             i += 2
@@ -212,16 +215,7 @@ def _unescape(text: str) -> str:
 
 
 def _unescape_in_quotes(text: str) -> str:
-    out, i = [], 0
-    while i < len(text):
-        if text[i] == "\\" and i + 1 < len(text) and text[i + 1] in '$`"\\\n':
-            if text[i + 1] != "\n":
-                out.append(text[i + 1])
-            i += 2
-            continue
-        out.append(text[i])
-        i += 1
-    return "".join(out)
+    return _unescape(text, '$`"\\\n')
 
 
 # -- wrappers: commands that run other commands ------------------------------------------------
