@@ -22,7 +22,8 @@ from lsp_agent.agent.conversation import Conversation, tool_result_block
 from lsp_agent.agent.executor import CallResult, PendingCall, ToolExecutor
 from lsp_agent.context.manager import ContextManager
 from lsp_agent.model.client import ModelFailure, ModelSettings, classify
-from lsp_agent.permissions.hooks import HookOutcome, Hooks
+from lsp_agent.permissions.guard import ToolGuard
+from lsp_agent.permissions.hooks import Hooks
 from lsp_agent.permissions.policy import PermissionGate
 from lsp_agent.tools.base import Tool, ToolContext, ToolError, ToolOutput, ToolPool
 
@@ -90,6 +91,7 @@ class Agent:
         self.conversation = Conversation()
         self.model = deps.settings.model
         self._task: asyncio.Task[None] | None = None
+        self.guard = ToolGuard(deps.gate, deps.hooks)
         self._usage = ev.Usage()
 
     def cancel(self) -> bool:
@@ -374,64 +376,22 @@ class Agent:
             output = await self.deps.finalize(tool, output, ctx)
         content, is_error = (output.content, output.is_error) if isinstance(output, ToolOutput) \
             else (output, False)
-        notes += await self._post_tool_hooks(tool, args, content, is_error)
+        notes += await self.guard.after(tool, args, content, is_error)
         return content + "".join(f"\n\n{note}" for note in notes), is_error
-
-    async def _post_tool_hooks(self, tool: Tool, args: BaseModel, content: str,
-                               is_error: bool) -> list[str]:
-        hooks = self.deps.hooks
-        if hooks is None or not hooks.has("PostToolUse"):
-            return []
-        tool_input = args.model_dump(exclude_none=True)
-        outcome = await hooks.run("PostToolUse", {
-            "tool_name": tool.name, "tool_input": tool_input,
-            "tool_response": {"content": content[:100_000], "is_error": is_error},
-            "permission_mode": self.deps.gate.mode}, tool.name, tool_input)
-        notes = [f"PostToolUse hook: {c}" for c in outcome.context]
-        if outcome.decision == "block":
-            notes.append(f"PostToolUse hook: {outcome.reason}")
-        return notes
-
-    async def _pre_tool_hooks(self, tool: Tool, args: BaseModel,
-                              path: Any) -> tuple[HookOutcome | None, BaseModel]:
-        """Run PreToolUse hooks (after deny rules: a denied call never reaches them)."""
-        hooks = self.deps.hooks
-        if hooks is None or not hooks.has("PreToolUse"):
-            return None, args
-        if self.deps.gate.denied_by_rule(tool, args, path) is not None:
-            return None, args
-        tool_input = args.model_dump(exclude_none=True)
-        outcome = await hooks.run("PreToolUse", {
-            "tool_name": tool.name, "tool_input": tool_input,
-            "permission_mode": self.deps.gate.mode}, tool.name, tool_input)
-        if outcome.updated_input is not None:
-            try:
-                args = tool.input_model.model_validate({**tool_input, **outcome.updated_input})
-            except ValidationError as exc:
-                outcome.decision = "deny"
-                outcome.reason = f"the hook's updatedInput is invalid: {exc.errors()[:1]}"
-        return outcome, args
 
     async def _check_permission(
         self, tool: Tool, args: BaseModel, ctx: ToolContext, call: PendingCall, emit: Emit
     ) -> tuple[str | None, BaseModel, list[str]]:
         """(None when the call may run, else the denial text for the model; the arguments to
         run with, possibly changed by a hook; notes from hooks for the model)."""
-        raw_path = getattr(args, "path", None)
-        path = ctx.resolve(raw_path) if isinstance(raw_path, str) and raw_path else None
-        hook, args = await self._pre_tool_hooks(tool, args, path)
-        notes = [f"PreToolUse hook: {c}" for c in hook.context] if hook else []
-        if hook is not None and hook.updated_input is not None:
-            raw_path = getattr(args, "path", None)
-            path = ctx.resolve(raw_path) if isinstance(raw_path, str) and raw_path else None
-        verdict = self.deps.gate.evaluate(tool, args, path, hook)
+        screened = await self.guard.screen(tool, args, ctx.resolve)
+        verdict, args, notes = screened.verdict, screened.args, screened.notes
         if verdict.action == "allow":
             return None, args, notes
         if verdict.action == "ask" and self.deps.asker is not None:
+            shown = args.model_dump(exclude_none=True) if screened.input_changed else call.input
             asked = ev.PermissionAsked(tool_use_id=call.tool_use_id, tool=tool.name,
-                                       input=call.input if hook is None or hook.updated_input
-                                       is None else args.model_dump(exclude_none=True),
-                                       reason=verdict.reason)
+                                       input=shown, reason=verdict.reason)
             emit(asked)
             answer = await self.deps.asker(asked)
             emit(ev.PermissionDecided(tool_use_id=call.tool_use_id, tool=tool.name,
@@ -440,7 +400,7 @@ class Agent:
             if answer.decision == "allow":
                 if answer.remember and verdict.source != "safety":
                     scope = answer.remember if isinstance(answer.remember, str) else "session"
-                    self.deps.gate.remember(tool, args, scope, path)
+                    self.deps.gate.remember(tool, args, scope, screened.path)
                 return None, args, notes
             why = answer.message or (
                 "no answer in time" if answer.source == "timeout" else "the user said no")

@@ -1,0 +1,83 @@
+"""Everything that stands between a validated tool call and its execution, in one place:
+PreToolUse hooks (which may change the input), the deny-first verdict, and PostToolUse hooks.
+The agent loop asks the user when the verdict says so; it knows nothing of hooks or rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from lsp_agent.permissions.hooks import HookOutcome, Hooks
+from lsp_agent.permissions.policy import PermissionGate, Verdict
+from lsp_agent.tools.base import Tool
+
+Resolve = Callable[[str], Path]
+
+
+@dataclass
+class Screened:
+    """A call after the PreToolUse hooks and the gate."""
+
+    verdict: Verdict
+    args: BaseModel  # possibly rewritten by a hook
+    path: Path | None  # the resolved path the verdict was about
+    input_changed: bool = False
+    notes: list[str] = field(default_factory=list)  # hook context for the model
+
+
+@dataclass
+class ToolGuard:
+    gate: PermissionGate
+    hooks: Hooks | None = None
+
+    async def screen(self, tool: Tool, args: BaseModel, resolve: Resolve) -> Screened:
+        path = _path_of(args, resolve)
+        hook, args = await self._pre_tool_hooks(tool, args, path)
+        changed = hook is not None and hook.updated_input is not None
+        if changed:
+            path = _path_of(args, resolve)
+        notes = [f"PreToolUse hook: {c}" for c in hook.context] if hook else []
+        return Screened(self.gate.evaluate(tool, args, path, hook), args, path, changed, notes)
+
+    async def after(self, tool: Tool, args: BaseModel, content: str, is_error: bool) -> list[str]:
+        """PostToolUse hooks: notes to append to the result the model sees."""
+        if self.hooks is None or not self.hooks.has("PostToolUse"):
+            return []
+        tool_input = args.model_dump(exclude_none=True)
+        outcome = await self.hooks.run("PostToolUse", {
+            "tool_name": tool.name, "tool_input": tool_input,
+            "tool_response": {"content": content[:100_000], "is_error": is_error},
+            "permission_mode": self.gate.mode}, tool.name, tool_input)
+        notes = [f"PostToolUse hook: {c}" for c in outcome.context]
+        if outcome.decision == "block":
+            notes.append(f"PostToolUse hook: {outcome.reason}")
+        return notes
+
+    async def _pre_tool_hooks(self, tool: Tool, args: BaseModel,
+                              path: Path | None) -> tuple[HookOutcome | None, BaseModel]:
+        """Run PreToolUse hooks, after deny rules: a denied call never reaches them."""
+        if self.hooks is None or not self.hooks.has("PreToolUse"):
+            return None, args
+        if self.gate.denied_by_rule(tool, args, path) is not None:
+            return None, args
+        tool_input = args.model_dump(exclude_none=True)
+        outcome = await self.hooks.run("PreToolUse", {
+            "tool_name": tool.name, "tool_input": tool_input,
+            "permission_mode": self.gate.mode}, tool.name, tool_input)
+        if outcome.updated_input is not None:
+            try:
+                args = tool.input_model.model_validate({**tool_input, **outcome.updated_input})
+            except ValidationError as exc:
+                outcome.decision = "deny"
+                outcome.reason = f"the hook's updatedInput is invalid: {exc.errors()[:1]}"
+        return outcome, args
+
+
+def _path_of(args: BaseModel, resolve: Resolve) -> Path | None:
+    raw: Any = getattr(args, "path", None)
+    return resolve(raw) if isinstance(raw, str) and raw else None
