@@ -455,7 +455,7 @@ async def test_initialize_advertises_the_protocol(editor: Editor):
 
 async def progress_of(editor: Editor, session: str, final_kind: str = "end") -> list:
     """The work-done progress reports of the session's turn, once its final kind arrived."""
-    for _ in range(200):
+    for _ in range(600):  # up to 30 s: the end report follows the prompt's answer
         for token, reports in editor.client.progress_reports.items():
             if str(token).startswith(f"lsp-agent/{session}/") and reports and \
                     reports[-1].kind == final_kind:
