@@ -48,6 +48,8 @@ class Usage(Wire):
 class TurnStarted(EventBase):
     type: Literal["turn_started"] = "turn_started"
     prompt: str
+    # "stop_hook": a Stop hook did not let the previous turn end; its reason is the prompt.
+    trigger: Literal["stop_hook"] | None = None
 
 
 class ModelRequest(EventBase):
@@ -221,6 +223,19 @@ class CompactBoundary(EventBase):
     cleared_tool_results: int = 0
 
 
+class TodoView(Wire):
+    content: str
+    status: Literal["pending", "in_progress", "completed"]
+    active_form: str | None = None
+
+
+class TodosUpdated(EventBase):
+    """The agent replaced its todo list (the plan of the work), sent in full each time."""
+
+    type: Literal["todos_updated"] = "todos_updated"
+    todos: list[TodoView]
+
+
 AgentEvent = Annotated[
     TurnStarted
     | ModelRequest
@@ -240,7 +255,8 @@ AgentEvent = Annotated[
     | ErrorEvent
     | CostReport
     | ContextPressure
-    | CompactBoundary,
+    | CompactBoundary
+    | TodosUpdated,
     Field(discriminator="type"),
 ]
 

@@ -24,6 +24,7 @@ edit landed unless the result says so. After a rejection, follow the user's feed
 - Use Bash to run tests and commands; it runs in the workspace with a timeout. Check the result \
 of your change (for example by running the tests) before you say it is done.
 - Diagnostics shows the errors the editor reports for a file.
+- For work with several steps, keep a todo list with TodoWrite and update it as you go.
 - Be concise. Report what you changed and how you verified it.
 """
 

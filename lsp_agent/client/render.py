@@ -84,6 +84,17 @@ class Renderer:
                     else "summarised the conversation")
             self.line(self._c("33", f"(context: {what}, {event.tokens_before} -> "
                                     f"{event.tokens_after} tokens)"))
+        elif isinstance(event, ev.TodosUpdated):
+            self.line(self._c("1", "Todos:"))
+            for todo in event.todos:
+                text = (todo.active_form or todo.content) if todo.status == "in_progress" \
+                    else todo.content
+                line = f"  {_TODO_MARKS[todo.status]} {_summary(text, 100)}"
+                self.line(self._c("2", line) if todo.status == "completed" else line)
+        elif isinstance(event, ev.TurnStarted) and event.trigger == "stop_hook":
+            reason = event.prompt.split(":\n", 1)[-1].replace("</stop-hook-feedback>", "")
+            self.line(self._c("33", "(a Stop hook continues the turn: ")
+                      + _summary(reason, 200) + self._c("33", ")"))
         elif isinstance(event, ev.ContextPressure) and event.level != "ok":
             self.line(self._c("33", f"(context {event.ratio:.0%} full: {event.used_tokens} of "
                                     f"{event.window_tokens} tokens)"))
@@ -93,6 +104,9 @@ class Renderer:
                                    f"{u.input_tokens}, out {u.output_tokens}, cache read "
                                    f"{u.cache_read_input_tokens}, cache write "
                                    f"{u.cache_creation_input_tokens}]"))
+
+
+_TODO_MARKS = {"completed": "[x]", "in_progress": "[>]", "pending": "[ ]"}
 
 
 def _cost_line(event: ev.CostReport) -> str:

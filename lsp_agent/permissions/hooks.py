@@ -74,7 +74,8 @@ class Matcher:
 class HookOutcome:
     """What the hooks of one event decided, merged (deny beats ask beats allow)."""
 
-    decision: str | None = None  # allow, deny, ask (PreToolUse); block (others)
+    # allow, deny, ask (PreToolUse); block (others: for Stop, "do not end the turn yet")
+    decision: str | None = None
     reason: str = ""
     updated_input: dict[str, Any] | None = None
     context: list[str] = field(default_factory=list)  # added to what the model sees

@@ -14,6 +14,8 @@ from lsp_agent.permissions.policy import MODES, PermissionGate
 from lsp_agent.permissions.sandbox import Sandbox, SandboxPolicy
 
 log = logging.getLogger(__name__)
+MAX_STOP_CONTINUATIONS = 3  # per prompt: Stop hooks cannot keep a turn going for ever
+MAX_REASON_CHARS = 10_000
 
 
 @dataclass
@@ -70,10 +72,26 @@ class SessionSafety:
             return None, outcome.reason or "blocked by a PreCompact hook"
         return ("\n\n".join(outcome.context) or None), None
 
-    async def after_turn(self, stop_reason: str) -> None:
-        """Stop hooks: told that the turn ended (they cannot make it continue)."""
-        if self.hooks.has("Stop"):
-            outcome = await self.hooks.run("Stop", {"stop_reason": stop_reason,
-                                                    "stop_hook_active": False})
-            for message in outcome.messages:
-                log.info("Stop hook: %s", message)
+    async def after_turn(self, stop_reason: str, stop_hook_active: bool = False) -> str | None:
+        """Stop hooks, told that the turn ended: the reason to continue it when a hook blocks
+        the end of a normal turn (``end_turn``), else None. ``stop_hook_active``: this turn
+        already continues because of a Stop hook (hooks use it to avoid endless loops)."""
+        if not self.hooks.has("Stop"):
+            return None
+        outcome = await self.hooks.run("Stop", {
+            "stop_reason": stop_reason, "stop_hook_active": stop_hook_active,
+            "permission_mode": self.gate.mode})
+        for message in outcome.messages:
+            log.info("Stop hook: %s", message)
+        # {"continue": false} means "stop now": it overrides another hook's block.
+        if outcome.stop or outcome.decision != "block" or stop_reason != "end_turn":
+            return None
+        return outcome.reason or "A Stop hook asked you to continue without giving a reason."
+
+
+def stop_hook_prompt(reason: str) -> dict[str, Any]:
+    """The user message that continues a turn a Stop hook did not let end."""
+    return {"type": "text", "text": (
+        "<stop-hook-feedback>\nA Stop hook (a check the user configured to run when you "
+        "finish) did not let the turn end. Address this, then finish again:\n"
+        f"{reason[:MAX_REASON_CHARS]}\n</stop-hook-feedback>")}

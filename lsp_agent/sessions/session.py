@@ -24,11 +24,16 @@ from lsp_agent.context.manager import ContextManager, ContextPolicy
 from lsp_agent.context.memory import MemoryLoader
 from lsp_agent.model.client import ModelSettings
 from lsp_agent.permissions.policy import Mode
-from lsp_agent.permissions.session_safety import SessionSafety
+from lsp_agent.permissions.session_safety import (
+    MAX_STOP_CONTINUATIONS,
+    SessionSafety,
+    stop_hook_prompt,
+)
 from lsp_agent.sessions.context import EditorContext, prompt_blocks
 from lsp_agent.sessions.proposals import EditApplier, ProposalBook
 from lsp_agent.tools.base import ToolContext, ToolPool
 from lsp_agent.tools.pool import session_pool
+from lsp_agent.tools.todos import TODOS_KEY, TodoItem, TodoList
 from lsp_agent.tools.tool_search import POOL_KEY
 from lsp_agent.workspace.diagnostics import DiagnosticsStore
 from lsp_agent.workspace.documents import DocumentSource
@@ -98,7 +103,10 @@ class Session:
         self._sink = sink
         self._seq = 0
         self._turn: asyncio.Task[ev.TurnEnded] | None = None
+        self._stopping: asyncio.Future[str | None] | None = None  # Stop hooks running
+        self._cancel_requested = False
         self.processes = ProcessGroups()
+        self.todos = TodoList(on_change=self._todos_changed)
         self.results_dir = config.state_dir / "sessions" / self.id / "tool-results"
         self.safety = SessionSafety.build(config.workspace, config.mode, [self.results_dir],
                                           config.safety_options, self.id)
@@ -163,6 +171,7 @@ class Session:
         if context is not None:
             self.diagnostics.remember(context)
         blocks = prompt_blocks(text, context, self.workspace, self.documents)
+        self._cancel_requested = False
         self._turn = asyncio.create_task(self._run(blocks))
         return self._turn
 
@@ -180,14 +189,60 @@ class Session:
         blocks, blocked = await self.safety.before_turn(blocks, texts[-1] if texts else "")
         if blocked is not None:
             return self._refuse_turn(texts[-1] if texts else "", blocked)
+        continuations = 0
+        while True:
+            ended = await self._agent_turn(blocks, continued=continuations > 0)
+            reason = await self._stop_hooks(ended, active=continuations > 0)
+            if reason is not None and continuations >= MAX_STOP_CONTINUATIONS:
+                return self._end_over_stop_limit(ended, reason)
+            self.emit(ended)
+            if reason is None:
+                return ended
+            # A Stop hook did not let the turn end: a new turn answers its reason.
+            continuations += 1
+            blocks = [stop_hook_prompt(reason)]
+
+    async def _agent_turn(self, blocks: list[dict[str, Any]], *,
+                          continued: bool) -> ev.TurnEnded:
+        """Run the agent, emitting its events except TurnEnded (the Stop hooks come first)."""
+        request = self.context.current_request
         ended: ev.TurnEnded | None = None
         async for event in self.agent.run_turn(blocks):
-            self.emit(event)
             if isinstance(event, ev.TurnEnded):
                 ended = event
+                continue
+            if continued and isinstance(event, ev.TurnStarted):
+                event.trigger = "stop_hook"
+                # A hook's reason is not the user's request: compaction keeps the user's.
+                self.context.current_request = request
+            self.emit(event)
         assert ended is not None
-        await self.safety.after_turn(ended.stop_reason)
         return ended
+
+    async def _stop_hooks(self, ended: ev.TurnEnded, *, active: bool) -> str | None:
+        """The reason a Stop hook gives to continue; None to let the turn end (always after
+        a cancel: a cancel also stops a Stop hook that is running)."""
+        if self._cancel_requested:
+            return None
+        self._stopping = asyncio.ensure_future(self.safety.after_turn(ended.stop_reason, active))
+        try:
+            reason = await self._stopping
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise
+            return None
+        finally:
+            self._stopping = None
+        return None if self._cancel_requested else reason
+
+    def _end_over_stop_limit(self, ended: ev.TurnEnded, reason: str) -> ev.TurnEnded:
+        self.emit(ev.ErrorEvent(kind="stop_hook_limit", message=(
+            f"A Stop hook asked to continue after {MAX_STOP_CONTINUATIONS} continuations "
+            f"already; stopping. Its reason: {reason[:1000]}")))
+        final = ev.TurnEnded(stop_reason="error", usage=ended.usage, rounds=ended.rounds)
+        self.emit(final)
+        return final
 
     def _refuse_turn(self, prompt: str, reason: str) -> ev.TurnEnded:
         """A UserPromptSubmit hook blocked the prompt: the turn ends before the model."""
@@ -203,9 +258,12 @@ class Session:
         turn = self._turn
         if turn is None or turn.done():
             return False
+        self._cancel_requested = True
         self.processes.kill_all()
         self.proposals.cancel_pending()
         self.agent.cancel()
+        if self._stopping is not None:
+            self._stopping.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(asyncio.shield(turn), 10)
         return True
@@ -225,10 +283,14 @@ class Session:
         return await self.context.breakdown(self.agent)
 
     def _preserved_through_compaction(self) -> list[str]:
+        kept = [todos] if (todos := self.todos.preserved()) else []
         pending = self.proposals.pending_ids
-        if not pending:
-            return []
-        return [f"Proposals still waiting for the user's review: {', '.join(pending)}."]
+        if pending:
+            kept.append(f"Proposals still waiting for the user's review: {', '.join(pending)}.")
+        return kept
+
+    def _todos_changed(self, items: list[TodoItem]) -> None:
+        self.emit(ev.TodosUpdated(todos=[ev.TodoView(**item.model_dump()) for item in items]))
 
     # -- what the agent sees -----------------------------------------------------------------
 
@@ -250,5 +312,5 @@ class Session:
             code_intel=self.code_intel,
             processes=self.processes,
             shell_timeout=self.config.shell_timeout,
-            extra={POOL_KEY: self.tools, "sandbox": self.safety.sandbox},
+            extra={POOL_KEY: self.tools, "sandbox": self.safety.sandbox, TODOS_KEY: self.todos},
         )
