@@ -423,13 +423,15 @@ async def test_many_concurrent_streams(serve, client_for) -> None:
 
 
 async def test_stall_fault_lets_the_sdk_time_out_and_retry(serve, client_for) -> None:
-    fault = {"stall_ms": 3000}
+    # The stall far outlasts the timeout; the timeout leaves the retry ample time on a
+    # loaded machine.
+    fault = {"stall_ms": 20000}
     server = serve({"turns": [{"content": "after the stall", "faults": [fault]}]})
-    client = client_for(server, max_retries=1, timeout=0.3)
+    client = client_for(server, max_retries=1, timeout=2.0)
     message = await final_message(client, [user("hi")])
     assert text_of(message) == "after the stall"
     assert [r["attempt"] for r in server.records] == [0, 1]
-    assert server.records[0]["fault"] == {"stall_ms": 3000, "times": 1}
+    assert server.records[0]["fault"] == {"stall_ms": 20000, "times": 1}
 
 
 async def test_non_streaming_request_gets_a_json_message(serve, client_for) -> None:
