@@ -28,7 +28,7 @@ export interface ViewModel {
   decisions: Record<string, Record<string, Decision>>;
   models: string[];
   model: string;
-  server: 'starting' | 'running' | 'stopped' | 'missing';
+  server: 'starting' | 'running' | 'restarting' | 'stopped' | 'missing';
 }
 
 export class ChatViewProvider implements vscode.WebviewViewProvider {

@@ -18,6 +18,7 @@ const DEFAULT_MODELS = ['claude-sonnet-4-5', 'claude-opus-4-1', 'claude-haiku-4-
 class Extension {
   private state: ChatState;
   private serverState: ViewModel['server'] = 'starting';
+  private restartInMs = 0;
   private model = '';
   private readonly permissionWaiters = new Map<string, (answer: PermissionAnswer) => void>();
   private nextPermissionId = 1;
@@ -34,7 +35,8 @@ class Extension {
     for (const s of Object.values(this.state.sessions)) { s.busy = false; s.permissions = []; }
     this.server = new ServerManager(context, this.output, {
       onClient: (client) => this.attach(client),
-      onStopped: () => this.detach('stopped'),
+      onMissing: () => { this.serverState = 'missing'; this.refreshStatus(); this.chat.update(); },
+      onStopped: (restartInMs) => { this.restartInMs = restartInMs; this.detach('restarting'); },
       prepareCommand: (command, args) => prepareCommand(command, args),
       commandStarted: (result) => {
         const sessionId = (result as { sessionId?: unknown } | undefined)?.sessionId;
@@ -160,10 +162,20 @@ class Extension {
   }
 
   private refreshStatus(): void {
-    const status = this.serverState !== 'running' ? 'stopped' : overallStatus(this.state);
-    const text = { idle: '$(hubot) lsp-agent', working: '$(sync~spin) lsp-agent: working', approval: '$(bell-dot) lsp-agent: waiting for approval', stopped: '$(debug-disconnect) lsp-agent: stopped' }[status];
+    const server = this.serverState;
+    const status = server === 'running' ? overallStatus(this.state) : server;
+    const text = {
+      idle: '$(hubot) lsp-agent', working: '$(sync~spin) lsp-agent: working', approval: '$(bell-dot) lsp-agent: waiting for approval',
+      starting: '$(loading~spin) lsp-agent: starting', restarting: '$(loading~spin) lsp-agent: restarting', missing: '$(warning) lsp-agent: not installed', stopped: '$(debug-disconnect) lsp-agent: stopped',
+    }[status];
     this.status.text = text;
-    this.status.tooltip = status === 'stopped' ? 'The lsp-agent server is not running: click to open the chat, see the lsp-agent output for details' : 'Open the lsp-agent chat';
+    const tooltips: Record<string, string> = {
+      starting: 'The lsp-agent server is starting',
+      restarting: `The lsp-agent server stopped; restarting in ${this.restartInMs / 1000}s (see the lsp-agent output)`,
+      stopped: 'The lsp-agent server is not running: click to open the chat, see the lsp-agent output for details',
+      missing: 'lsp-agent is not installed for the configured Python: see the lsp-agent output',
+    };
+    this.status.tooltip = tooltips[status] ?? 'Open the lsp-agent chat';
     this.status.backgroundColor = status === 'approval' ? new vscode.ThemeColor('statusBarItem.warningBackground') : undefined;
   }
 

@@ -16,7 +16,10 @@ const STABLE_AFTER_MS = 60_000;
 export interface ServerHooks {
   /** Called with each new running client, to register handlers on it. */
   onClient(client: LanguageClient): void;
-  onStopped(): void;
+  /** The server process ended; a new one starts in restartInMs. */
+  onStopped(restartInMs: number): void;
+  /** lsp_agent is not importable by the interpreter: the server cannot start. */
+  onMissing(): void;
   /** Before a server command (lspAgent.fix/explain/change) runs: adjust its arguments, or cancel. */
   prepareCommand(command: string, args: any[]): Promise<any[] | undefined>;
   /** A server command started a session. */
@@ -43,6 +46,7 @@ export class ServerManager implements vscode.Disposable {
     const missing = await checkInstalled(python);
     if (missing) {
       this.output.appendLine(`lsp-agent is not importable by ${python}: ${missing}`);
+      this.hooks.onMissing();
       void this.offerInstall(python);
       return;
     }
@@ -128,9 +132,9 @@ export class ServerManager implements vscode.Disposable {
   }
 
   private scheduleRestart(): void {
-    this.hooks.onStopped();
     if (Date.now() - this.startedAt > STABLE_AFTER_MS) this.restarts = 0;
     const delay = Math.min(1000 * 2 ** this.restarts, MAX_BACKOFF_MS);
+    this.hooks.onStopped(delay);
     this.restarts += 1;
     this.output.appendLine(`the server stopped; restarting in ${delay / 1000}s`);
     clearTimeout(this.restartTimer);

@@ -12,7 +12,9 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, write
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { chromium, type Browser, type FrameLocator, type Page } from 'playwright-core';
+import { chromium, type Page } from 'playwright-core';
+import { hiddenPermissionScenario, restartScenario, selectionScenario, typingScenario } from './scenarios';
+import { chatFrame, runCommand, screenshot as shootIn, openFile, waitForCount, STEP_TIMEOUT, type Env } from './workbench';
 
 const ROOT = resolve(__dirname, '../..');
 const CODE_SERVER = join(ROOT, 'test/e2e/host/node_modules/.bin/code-server');
@@ -20,10 +22,8 @@ const VSIX = join(ROOT, 'dist-vsix/lsp-agent.vsix');
 const RESULTS = join(ROOT, 'test-results');
 const PYTHON = process.env.LSP_AGENT_PYTHON ?? (existsSync('/work/venv/bin/python') ? '/work/venv/bin/python' : 'python3');
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
-const STEP_TIMEOUT = 60_000;
 
 const children: ChildProcess[] = [];
-let shot = 0;
 
 async function main(): Promise<void> {
   for (const need of [CODE_SERVER, VSIX, CHROMIUM]) assert.ok(existsSync(need), `missing ${need} (run scripts/ci.sh)`);
@@ -42,6 +42,11 @@ async function main(): Promise<void> {
     try {
       await step('chat, permission prompt and inline review', () => chatScenario(page, workspace));
       await step('fix with agent from the lightbulb', () => fixScenario(page, workspace));
+      const env: Env = { page, workspace, tmp, modelUrl, results: RESULTS };
+      await step('typing in a file under review: merge, then conflict', () => typingScenario(env));
+      await step('explain with agent and ask agent to change this', () => selectionScenario(env));
+      await step('permission prompt while the panel is hidden', () => hiddenPermissionScenario(env));
+      await step('server crash and restart with backoff', () => restartScenario(env));
     } catch (err) {
       await screenshot(page, 'failure').catch(() => undefined);
       throw err;
@@ -83,6 +88,9 @@ async function chatScenario(page: Page, workspace: string): Promise<void> {
   await lenses.nth(1).waitFor({ timeout: STEP_TIMEOUT });
   await page.locator('.view-lines', { hasText: 'def mul' }).first().waitFor();
   await screenshot(page, 'inline-review');
+  // calc.py opened beside the chat without taking the focus from it (reviewFocus: keep).
+  assert.equal(await page.evaluate(() => !!document.activeElement?.closest('.monaco-editor')), false, 'the proposal did not move the focus to an editor');
+  assert.equal(await page.evaluate(() => document.activeElement?.tagName), 'IFRAME', 'the focus stayed in the chat panel');
   assert.equal(await lenses.count(), 2, 'one Accept lens per hunk');
   await lenses.first().click(); // accept the add() hunk
   await waitForCount(page.locator('.codelens-decoration a', { hasText: 'Reject' }), 1);
@@ -115,46 +123,8 @@ async function fixScenario(page: Page, workspace: string): Promise<void> {
   assert.equal(readFileSync(join(workspace, 'data.json'), 'utf8'), '{\n  "name": "demo",\n  "size": 1\n}\n');
 }
 
-async function waitForCount(locator: ReturnType<Page['locator']>, count: number): Promise<void> {
-  for (let i = 0; i < 100 && (await locator.count()) !== count; i++) await new Promise((r) => setTimeout(r, 200));
-  assert.equal(await locator.count(), count);
-}
-
-// -- the workbench ----------------------------------------------------------------------------
-
-function chatFrame(page: Page): FrameLocator {
-  return page.frameLocator('iframe.webview.ready').frameLocator('#active-frame');
-}
-
-async function runCommand(page: Page, title: string): Promise<void> {
-  for (let attempt = 0; attempt < 10; attempt++) {
-    await page.keyboard.press('F1');
-    const box = page.locator('.quick-input-widget input');
-    await box.waitFor();
-    await box.fill(`>${title}`);
-    const row = page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
-    if (await row.isVisible({ timeout: 2000 }).catch(() => false)) {
-      await row.click();
-      return;
-    }
-    await page.keyboard.press('Escape'); // the extension may not be active yet: the list is taken at open
-    await page.waitForTimeout(1000);
-  }
-  throw new Error(`command not found: ${title}`);
-}
-
-async function openFile(page: Page, name: string): Promise<void> {
-  await page.keyboard.press('Control+P');
-  const box = page.locator('.quick-input-widget input');
-  await box.waitFor();
-  await box.fill(name);
-  await page.locator('.quick-input-list .monaco-list-row', { hasText: name }).first().click();
-  await page.locator('.tab.active', { hasText: name }).waitFor({ timeout: STEP_TIMEOUT });
-}
-
 async function screenshot(page: Page, name: string): Promise<void> {
-  shot += 1;
-  await page.screenshot({ path: join(RESULTS, `${String(shot).padStart(2, '0')}-${name}.png`) });
+  await shootIn(page, RESULTS, name);
 }
 
 // -- processes ------------------------------------------------------------------------------

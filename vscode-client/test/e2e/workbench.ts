@@ -1,0 +1,134 @@
+// Driving the VS Code workbench in the browser: commands, files, the chat webview, the editor,
+// notifications and the status bar, plus screenshots of each step.
+
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import type { FrameLocator, Locator, Page } from 'playwright-core';
+
+export const STEP_TIMEOUT = 60_000;
+
+export interface Env {
+  page: Page;
+  workspace: string;
+  /** The run's temporary folder (code-server's user data, the server's state dir). */
+  tmp: string;
+  modelUrl: string;
+  results: string;
+}
+
+let shot = 0;
+
+export async function screenshot(page: Page, results: string, name: string): Promise<void> {
+  shot += 1;
+  await page.screenshot({ path: join(results, `${String(shot).padStart(2, '0')}-${name}.png`) });
+}
+
+export function chatFrame(page: Page): FrameLocator {
+  return page.frameLocator('iframe.webview.ready').frameLocator('#active-frame');
+}
+
+export async function runCommand(page: Page, title: string): Promise<void> {
+  for (let attempt = 0; attempt < 10; attempt++) {
+    await page.keyboard.press('F1');
+    const box = page.locator('.quick-input-widget input');
+    await box.waitFor();
+    await box.fill(`>${title}`);
+    const row = page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
+    if (await row.isVisible({ timeout: 2000 }).catch(() => false)) {
+      await row.click();
+      return;
+    }
+    await page.keyboard.press('Escape'); // the extension may not be active yet: the list is taken at open
+    await page.waitForTimeout(1000);
+  }
+  throw new Error(`command not found: ${title}`);
+}
+
+export async function openFile(page: Page, name: string): Promise<void> {
+  await page.keyboard.press('Control+P');
+  const box = page.locator('.quick-input-widget input');
+  await box.waitFor();
+  await box.fill(name);
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: name }).first().click();
+  await page.locator('.tab.active', { hasText: name }).first().waitFor({ timeout: STEP_TIMEOUT });
+}
+
+/** The code editor showing a line with this text. */
+export function editorWith(page: Page, lineText: string): Locator {
+  return page.locator('.monaco-editor', { has: page.locator('.view-line', { hasText: lineText }) }).first();
+}
+
+/** Put the cursor at the end of the (first) line holding this text, with a real click. */
+export async function clickLineEnd(page: Page, lineText: string): Promise<void> {
+  await page.locator('.view-line', { hasText: lineText }).first().click();
+  await page.keyboard.press('End');
+}
+
+/** Text of the editor that has the keyboard focus ('' when the focus is not in an editor). */
+export async function focusedEditorText(page: Page): Promise<string> {
+  return plain(await page.evaluate(() => document.activeElement?.closest('.monaco-editor')?.querySelector('.view-lines')?.textContent ?? ''));
+}
+
+/** The editor's rendered lines as plain text. */
+export async function editorLines(editor: Locator): Promise<string[]> {
+  return (await editor.locator('.view-line').allTextContents()).map(plain);
+}
+
+/** The editor renders spaces as no-break spaces. */
+function plain(text: string): string {
+  return text.replace(/\u00a0/g, ' ');
+}
+
+/** The first line shown below a CodeLens: the line it belongs to. */
+export async function lineBelow(editor: Locator, lens: Locator): Promise<string> {
+  const box = await lens.boundingBox();
+  assert.ok(box, 'the CodeLens is visible');
+  const lines = await editor.locator('.view-line').evaluateAll((els) => els.map((el) => ({
+    top: el.getBoundingClientRect().top, text: el.textContent ?? '' })));
+  const below = lines.filter((l) => l.top >= box.y + box.height - 2).sort((a, b) => a.top - b.top)[0];
+  return plain(below?.text ?? '');
+}
+
+/** The text an inline decoration draws after a line (CSS generated content). */
+export function decorationAfter(line: Locator): Promise<string> {
+  return line.evaluate((el) => Array.from(el.querySelectorAll('span'))
+    .map((s) => getComputedStyle(s, '::after').content)
+    .filter((c) => c && c !== 'none' && c !== 'normal').join(' '));
+}
+
+export function notification(page: Page, text: string): Locator {
+  return page.locator('.notification-toast', { hasText: text }).first();
+}
+
+export function statusItem(page: Page): Locator {
+  return page.locator('.statusbar-item', { hasText: 'lsp-agent' }).first();
+}
+
+/** Poll until check() holds (it returns a description of what it saw otherwise). */
+export async function until(what: string, check: () => Promise<true | string>, timeoutMs = STEP_TIMEOUT): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let seen: true | string = '';
+  while (Date.now() < deadline) {
+    seen = await check();
+    if (seen === true) return;
+    await new Promise((r) => setTimeout(r, 150));
+  }
+  throw new Error(`timed out waiting for ${what}; last seen: ${seen}`);
+}
+
+export async function waitForCount(locator: Locator, count: number): Promise<void> {
+  await until(`${count} of ${locator}`, async () => (await locator.count()) === count || `${await locator.count()}`);
+}
+
+/** Swap the scripted model server's scenario (and reset its request log). */
+export async function loadScenario(modelUrl: string, file: string): Promise<void> {
+  const { readFileSync } = await import('node:fs');
+  const res = await fetch(`${modelUrl}/_scripted/scenario`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: readFileSync(file, 'utf8') });
+  assert.ok(res.ok, `loading ${file}: ${res.status} ${await res.text()}`);
+}
+
+/** The request bodies the scripted model server received since the last scenario swap. */
+export async function modelRequests(modelUrl: string): Promise<{ body: { messages: { role: string; content: unknown }[] } }[]> {
+  const res = await fetch(`${modelUrl}/_scripted/requests`);
+  return ((await res.json()) as { requests: { body: { messages: { role: string; content: unknown }[] } }[] }).requests;
+}
