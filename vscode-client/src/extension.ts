@@ -6,7 +6,7 @@ import { registerBridge } from './bridge';
 import { ChatViewProvider, type FromWebview, type ViewModel } from './chatView';
 import { ReviewController, errorText } from './review';
 import { installServer, SECRET_KEY, ServerManager, settings } from './server';
-import { emptyState, overallStatus, reduce, type ChatAction, type ChatState } from './shared/chatState';
+import { currentActivity, overallStatus, reduce, restoreState, type ChatAction, type ChatState } from './shared/chatState';
 import {
   Methods, type EventNotification, type Mode, type NewSessionResult, type PermissionAnswer,
   type PermissionRequest, type PromptResult, type ReviewResult,
@@ -31,8 +31,7 @@ class Extension {
 
   constructor(private readonly context: vscode.ExtensionContext) {
     // The transcript is restored for display; sessions themselves live in the server process.
-    this.state = context.workspaceState.get<ChatState>(STATE_KEY) ?? emptyState();
-    for (const s of Object.values(this.state.sessions)) { s.busy = false; s.permissions = []; }
+    this.state = restoreState(context.workspaceState.get<unknown>(STATE_KEY));
     this.server = new ServerManager(context, this.output, {
       onClient: (client) => this.attach(client),
       onMissing: () => { this.serverState = 'missing'; this.refreshStatus(); this.chat.update(); },
@@ -175,8 +174,17 @@ class Extension {
       stopped: 'The lsp-agent server is not running: click to open the chat, see the lsp-agent output for details',
       missing: 'lsp-agent is not installed for the configured Python: see the lsp-agent output',
     };
-    this.status.tooltip = tooltips[status] ?? 'Open the lsp-agent chat';
+    const activity = status === 'working' ? this.busyActivity() : undefined;
+    this.status.tooltip = tooltips[status] ?? (activity ? `lsp-agent: ${activity}` : 'Open the lsp-agent chat');
     this.status.backgroundColor = status === 'approval' ? new vscode.ThemeColor('statusBarItem.warningBackground') : undefined;
+  }
+
+  /** What a working session is doing now, from its todo list. */
+  private busyActivity(): string | undefined {
+    const active = this.activeSession();
+    const sessions = Object.values(this.state.sessions).filter((s) => s.busy);
+    const session = sessions.find((s) => s.sessionId === active) ?? sessions[0];
+    return session && currentActivity(session);
   }
 
   // -- sessions and prompts -----------------------------------------------------------------
@@ -186,7 +194,18 @@ class Extension {
     return id && this.state.sessions[id] ? id : undefined;
   }
 
-  async newSession(): Promise<string> {
+  /** A session being created: a prompt sent meanwhile belongs to it, not to the old one. */
+  private creatingSession: Promise<string> | undefined;
+
+  newSession(): Promise<string> {
+    const creating = this.createSession();
+    this.creatingSession = creating;
+    const clear = () => { if (this.creatingSession === creating) this.creatingSession = undefined; };
+    creating.then(clear, clear);
+    return creating;
+  }
+
+  private async createSession(): Promise<string> {
     const config = settings();
     const permissionMode = config.get<Mode>('permissionMode', 'default');
     const mode: Mode = permissionMode === 'default' && config.get<boolean>('autoApplyEdits') ? 'acceptEdits' : permissionMode;
@@ -198,7 +217,8 @@ class Extension {
   }
 
   async prompt(text: string, mentions: string[]): Promise<void> {
-    const sessionId = this.activeSession() ?? await this.newSession();
+    const sessionId = (this.creatingSession && await this.creatingSession)
+      ?? this.activeSession() ?? await this.newSession();
     const { fullText, context } = await withMentions(text, mentions);
     this.dispatch({ type: 'userPrompt', sessionId, text });
     this.dispatch({ type: 'busy', sessionId, busy: true });

@@ -1,7 +1,7 @@
 // The chat transcript as a pure reducer over agent events and user actions. The extension host
 // keeps the authoritative state (it survives webview reloads) and the webview renders it.
 
-import type { AgentEvent, Mode, PermissionRequest, ProposalFile } from './protocol';
+import { TODO_STATUSES, type AgentEvent, type Mode, type PermissionRequest, type ProposalFile, type TodoItem } from './protocol';
 
 export type ToolStatus = 'streaming' | 'running' | 'waiting' | 'done' | 'error';
 
@@ -27,7 +27,10 @@ export interface ProposalBlock {
   rejected: string[];
 }
 
-export type Block = TextBlock | ToolCard | NoticeBlock | ProposalBlock;
+/** A turn a Stop hook started after the previous one of the same prompt: shown instead of a user message. */
+export interface ContinuationBlock { kind: 'continuation'; reason: string }
+
+export type Block = TextBlock | ToolCard | NoticeBlock | ProposalBlock | ContinuationBlock;
 
 export interface PendingPermission extends PermissionRequest { requestId: string }
 
@@ -37,12 +40,16 @@ export interface SessionView {
   mode: Mode;
   model: string;
   busy: boolean;
+  /** The panel's `agent/prompt` request is unanswered: the session stays busy across Stop-hook turns. */
+  promptPending: boolean;
   blocks: Block[];
   lastSeq: number;
   permissions: PendingPermission[];
   /** Length of ``blocks`` when the current model request began (a retry discards back to it). */
   requestStart: number;
   usage: { input: number; output: number };
+  /** The agent's latest todo list (its plan); empty when it has none. */
+  todos: TodoItem[];
 }
 
 export interface ChatState {
@@ -60,14 +67,15 @@ export type ChatAction =
   | { type: 'permissionAnswered'; requestId: string; decision: 'allow' | 'deny' }
   | { type: 'mode'; sessionId: string; mode: Mode }
   | { type: 'notice'; sessionId: string; level: NoticeBlock['level']; text: string }
+  /** The panel sent `agent/prompt` (true) or it answered (false); false also ends a turn shown as running. */
   | { type: 'busy'; sessionId: string; busy: boolean };
 
 export const emptyState = (): ChatState => ({ sessions: {}, order: [] });
 
 function newSession(sessionId: string, mode: Mode, model: string, title = 'New session'): SessionView {
   return {
-    sessionId, title, mode, model, busy: false, blocks: [], lastSeq: 0, permissions: [],
-    requestStart: 0, usage: { input: 0, output: 0 },
+    sessionId, title, mode, model, busy: false, promptPending: false, blocks: [], lastSeq: 0, permissions: [],
+    requestStart: 0, usage: { input: 0, output: 0 }, todos: [],
   };
 }
 
@@ -108,7 +116,7 @@ export function reduce(state: ChatState, action: ChatAction): ChatState {
     case 'mode':
       return update(state, action.sessionId, (s) => ({ ...s, mode: action.mode }));
     case 'busy':
-      return update(state, action.sessionId, (s) => ({ ...s, busy: action.busy }));
+      return update(state, action.sessionId, (s) => ({ ...s, busy: action.busy, promptPending: action.busy }));
     case 'notice':
       return update(state, action.sessionId, (s) => ({
         ...s, blocks: [...s.blocks, { kind: 'notice', level: action.level, text: action.text }],
@@ -148,6 +156,10 @@ function applyEvent(state: ChatState, event: AgentEvent): ChatState {
 function applySessionEvent(s: SessionView, event: AgentEvent): SessionView {
   switch (event.type) {
     case 'turn_started': {
+      if (event.trigger === 'stop_hook') {
+        const blocks: Block[] = [...s.blocks, { kind: 'continuation', reason: stopHookReason(event.prompt) }];
+        return { ...s, busy: true, blocks, requestStart: blocks.length };
+      }
       // Turns started from the editor ("Fix with agent") have no prompt typed in the panel.
       const last = s.blocks[s.blocks.length - 1];
       const typed = last?.kind === 'text' && last.role === 'user';
@@ -195,12 +207,33 @@ function applySessionEvent(s: SessionView, event: AgentEvent): SessionView {
         text: `Switched to ${event.toModel}: ${event.reason}` }] };
     case 'error':
       return { ...s, blocks: [...s.blocks, { kind: 'notice', level: 'error', text: event.message }] };
+    case 'todos_updated':
+      return { ...s, todos: validTodos(event.todos) };
     case 'turn_ended':
-      return { ...s, busy: false, permissions: [], blocks: event.stopReason === 'end_turn' ? s.blocks
+      // A Stop hook may start another turn of the same prompt: the prompt's answer ends the work.
+      return { ...s, busy: s.promptPending, permissions: [], blocks: event.stopReason === 'end_turn' ? s.blocks
         : [...s.blocks, { kind: 'notice', level: event.stopReason === 'error' ? 'error' : 'info', text: `Stopped: ${event.stopReason}` }] };
     default:
       return s;
   }
+}
+
+/** The hook's reason, without the wrapper the model sees. */
+function stopHookReason(prompt: string): string {
+  const inner = /<stop-hook-feedback>([\s\S]*?)(?:<\/stop-hook-feedback>|$)/.exec(prompt)?.[1] ?? prompt;
+  const lines = inner.trim().split('\n');
+  // The first line tells the model what a Stop hook is; the user configured it and knows.
+  const reason = lines.length > 1 && /Stop hook/.test(lines[0]) ? lines.slice(1).join('\n') : inner;
+  return reason.trim();
+}
+
+function validTodos(todos: unknown): TodoItem[] {
+  if (!Array.isArray(todos)) return [];
+  return todos.filter((t) => t && typeof t.content === 'string').map((t) => ({
+    content: t.content,
+    status: TODO_STATUSES.includes(t.status) ? t.status : 'pending',
+    ...(typeof t.activeForm === 'string' && t.activeForm ? { activeForm: t.activeForm } : {}),
+  }));
 }
 
 function appendText(blocks: Block[], text: string): Block[] {
@@ -220,6 +253,29 @@ function patchTool(s: SessionView, toolUseId: string, patch: ToolPatch): Session
   }) };
 }
 
+/**
+ * The transcript saved in workspaceState, ready to show again. The sessions' server is gone, so
+ * nothing is running or waiting; fields added since the state was saved get their defaults.
+ */
+export function restoreState(saved: unknown): ChatState {
+  const raw = saved as Partial<ChatState> | undefined;
+  if (!raw || typeof raw !== 'object' || !raw.sessions || !Array.isArray(raw.order)) return emptyState();
+  const sessions: Record<string, SessionView> = {};
+  for (const [id, s] of Object.entries(raw.sessions)) {
+    sessions[id] = {
+      ...newSession(id, s.mode, s.model, s.title), ...s,
+      busy: false, promptPending: false, permissions: [], todos: validTodos(s.todos),
+    };
+  }
+  return { ...raw, sessions, order: raw.order.filter((id) => sessions[id]) };
+}
+
+/** The line to show while the agent works: its current todo's activeForm, if any. */
+export function currentActivity(session: SessionView): string | undefined {
+  const doing = session.todos.find((t) => t.status === 'in_progress');
+  return doing ? doing.activeForm ?? doing.content : undefined;
+}
+
 /** What the status bar shows. */
 export function overallStatus(state: ChatState): 'idle' | 'working' | 'approval' {
   const sessions = Object.values(state.sessions);
@@ -231,6 +287,10 @@ export function overallStatus(state: ChatState): 'idle' | 'working' | 'approval'
 /** A one-line summary of a tool call's input for its card header. */
 export function toolSummary(name: string, input: Record<string, unknown> | undefined): string {
   if (!input) return '';
+  if (name === 'TodoWrite' && Array.isArray(input.todos)) {
+    const todos = validTodos(input.todos);
+    return `${todos.length} item${todos.length === 1 ? '' : 's'}, ${todos.filter((t) => t.status === 'completed').length} done`;
+  }
   const pick = ['command', 'path', 'pattern', 'query', 'symbol', 'url'].find((k) => typeof input[k] === 'string');
   const value = pick ? String(input[pick]) : JSON.stringify(input);
   const line = value.split('\n')[0];

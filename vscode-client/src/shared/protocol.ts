@@ -46,10 +46,16 @@ export interface ProposalFile {
   hunks: ProposalHunk[];
 }
 
+export const TODO_STATUSES = ['pending', 'in_progress', 'completed'] as const;
+export type TodoStatus = (typeof TODO_STATUSES)[number];
+/** One item of the agent's plan (TodoWrite); ``activeForm`` is shown while it is in progress. */
+export interface TodoItem { content: string; status: TodoStatus; activeForm?: string }
+
 interface EventBase { sessionId: string; seq: number; ts: number }
 
 export type AgentEvent = EventBase & (
-  | { type: 'turn_started'; prompt: string }
+  // trigger "stop_hook": a Stop hook did not let the previous turn of the same prompt end.
+  | { type: 'turn_started'; prompt: string; trigger?: 'stop_hook' }
   | { type: 'model_request'; model: string; round: number }
   | { type: 'text_delta'; text: string }
   | { type: 'tool_call_started'; toolUseId: string; name: string }
@@ -65,6 +71,7 @@ export type AgentEvent = EventBase & (
   | { type: 'model_fallback'; fromModel: string; toModel: string; reason: string }
   | { type: 'error'; kind: string; message: string; recoverable: boolean }
   | { type: 'turn_ended'; stopReason: string; usage: Usage; rounds: number }
+  | { type: 'todos_updated'; todos: TodoItem[] }
 );
 
 export interface EventNotification { sessionId: string; seq: number; event: AgentEvent }

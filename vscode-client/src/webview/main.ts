@@ -3,10 +3,10 @@
 
 import DOMPurify from 'dompurify';
 import MarkdownIt from 'markdown-it';
-import type { Block, ChatState, PendingPermission, ProposalBlock, SessionView, ToolCard } from '../shared/chatState';
-import { toolSummary } from '../shared/chatState';
+import type { Block, ChatState, ContinuationBlock, PendingPermission, ProposalBlock, SessionView, ToolCard } from '../shared/chatState';
+import { currentActivity, toolSummary } from '../shared/chatState';
 import type { ViewModel } from '../chatView';
-import { MODES } from '../shared/protocol';
+import { MODES, type TodoItem } from '../shared/protocol';
 
 declare function acquireVsCodeApi(): { postMessage(msg: unknown): void; getState(): any; setState(s: unknown): void };
 
@@ -23,8 +23,9 @@ md.renderer.rules.fence = (tokens, idx) => {
     `</div><pre><code>${md.utils.escapeHtml(token.content)}</code></pre></div>`;
 };
 
-interface ViewState { draft: string; open: string[]; mentions: string[] }
-const saved: ViewState = { draft: '', open: [], mentions: [], ...(vscode.getState() ?? {}) };
+interface ViewState { draft: string; open: string[]; mentions: string[]; planCollapsed: boolean }
+const saved: ViewState = { draft: '', open: [], mentions: [], planCollapsed: false, ...(vscode.getState() ?? {}) };
+let planCollapsed = saved.planCollapsed;
 const openCards = new Set(saved.open);
 let model: ViewModel | undefined;
 
@@ -39,6 +40,7 @@ app.innerHTML = `
     <label>Model <select id="model" aria-label="Model"></select></label>
   </header>
   <main id="log" role="log" aria-live="polite" aria-label="Conversation" tabindex="0"></main>
+  <section id="todos" aria-label="The agent's plan"></section>
   <section id="review" aria-label="Changes to review"></section>
   <section id="permissions" aria-label="Permission requests"></section>
   <footer>
@@ -62,7 +64,7 @@ let mentionItems: { label: string; value: string }[] = [];
 let mentionIndex = 0;
 
 function persist(): void {
-  vscode.setState({ draft: input.value, open: [...openCards], mentions } satisfies ViewState);
+  vscode.setState({ draft: input.value, open: [...openCards], mentions, planCollapsed } satisfies ViewState);
 }
 
 // -- rendering ---------------------------------------------------------------------------
@@ -74,12 +76,13 @@ function render(): void {
   renderHeader(state, session);
   const stick = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
   codeBlocks.length = 0;
-  log.innerHTML = session ? session.blocks.map((b) => renderBlock(b, session)).join('') : emptyHtml();
+  log.innerHTML = session ? session.blocks.map((b, i) => renderBlock(b, session, i)).join('') : emptyHtml();
   if (stick) log.scrollTop = log.scrollHeight;
+  renderTodos(session);
   $('review').innerHTML = session ? renderReview(session) : '';
   const unplaced = session ? session.permissions.filter((p) => !session.blocks.some((b) => b.kind === 'tool' && b.toolUseId === p.toolUseId)) : [];
   $('permissions').innerHTML = unplaced.map((p) => permissionHtml(p)).join('');
-  $('status').textContent = model.server !== 'running' ? `server ${model.server}` : session?.busy ? 'working…' : '';
+  $('status').textContent = model.server !== 'running' ? `server ${model.server}` : session?.busy ? `${(session && currentActivity(session)) ?? 'working'}…` : '';
   ($('stop') as HTMLButtonElement).disabled = !session?.busy;
   renderChips();
 }
@@ -100,7 +103,7 @@ function emptyHtml(): string {
   return `<div class="empty"><i class="codicon codicon-hubot"></i><p>Ask for a change, or pick <b>Fix with agent</b> on a problem in the editor.</p></div>`;
 }
 
-function renderBlock(block: Block, session: SessionView): string {
+function renderBlock(block: Block, session: SessionView, index: number): string {
   switch (block.kind) {
     case 'text':
       return block.role === 'user'
@@ -112,7 +115,50 @@ function renderBlock(block: Block, session: SessionView): string {
       return toolHtml(block, session);
     case 'proposal':
       return proposalHtml(block);
+    case 'continuation':
+      return continuationHtml(block, `stop-hook-${index}`);
   }
+}
+
+function continuationHtml(block: ContinuationBlock, key: string): string {
+  const first = block.reason.split('\n')[0];
+  return `<details class="continuation" role="note" data-tool="${key}" ${openCards.has(key) ? 'open' : ''}>
+    <summary><i class="codicon codicon-debug-continue" aria-hidden="true"></i> Continued by a Stop hook${first ? `<span class="muted">: ${esc(first)}</span>` : ''}</summary>
+    ${block.reason ? `<pre>${esc(block.reason)}</pre>` : ''}
+  </details>`;
+}
+
+// -- the plan (todo list) ---------------------------------------------------------------------
+
+const TODO_LABEL: Record<TodoItem['status'], string> = { pending: 'Pending', in_progress: 'In progress', completed: 'Completed' };
+let lastTodosHtml = '';
+
+/** Pinned above the input so the plan stays in view while the transcript scrolls. */
+function renderTodos(session: SessionView | undefined): void {
+  const html = session?.todos.length ? todosHtml(session) : '';
+  if (html === lastTodosHtml) return; // keep the focus and the toggle state between updates
+  lastTodosHtml = html;
+  $('todos').innerHTML = html;
+}
+
+function todosHtml(session: SessionView): string {
+  const total = session.todos.length;
+  const done = session.todos.filter((t) => t.status === 'completed').length;
+  const activity = currentActivity(session);
+  const items = session.todos.map((t) => todoHtml(t, session.busy)).join('');
+  return `<details class="plan" ${planCollapsed ? '' : 'open'}>
+    <summary><i class="codicon codicon-checklist" aria-hidden="true"></i> <b>Plan</b> <span class="muted">${done}/${total} done</span>${activity ? `<span class="activity">${esc(activity)}</span>` : ''}</summary>
+    <ul role="list" aria-label="Plan: ${done} of ${total} done">${items}</ul>
+  </details>`;
+}
+
+function todoHtml(todo: TodoItem, busy: boolean): string {
+  const icon = todo.status === 'completed' ? 'pass-filled'
+    : todo.status === 'pending' ? 'circle-large-outline'
+    : busy ? 'loading codicon-modifier-spin' : 'circle-large-filled';
+  const text = todo.status === 'in_progress' ? todo.activeForm ?? todo.content : todo.content;
+  return `<li class="todo ${todo.status}" aria-label="${TODO_LABEL[todo.status]}: ${esc(text)}">` +
+    `<i class="codicon codicon-${icon}" aria-hidden="true"></i><span>${esc(text)}</span></li>`;
 }
 
 const STATUS_ICON: Record<ToolCard['status'], string> = {
@@ -281,6 +327,12 @@ log.addEventListener('toggle', (e) => {
   const id = el.dataset?.tool;
   if (!id) return;
   if (el.open) openCards.add(id); else openCards.delete(id);
+  persist();
+}, true);
+
+$('todos').addEventListener('toggle', (e) => {
+  planCollapsed = !(e.target as HTMLDetailsElement).open;
+  lastTodosHtml = '';
   persist();
 }, true);
 

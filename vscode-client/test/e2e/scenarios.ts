@@ -136,11 +136,23 @@ export async function selectionScenario(env: Env): Promise<void> {
   await screenshot(page, env.results, 'change-done');
 }
 
-/** Open the lightbulb menu (Ctrl+.) and pick an action with the keyboard, as a user would. */
+/** Open the lightbulb menu (Ctrl+.) and pick an action by its title. Providers answer at
+ * different times and the list re-renders as they do, so wait until it holds still first:
+ * picking from a list that is still moving can land on the wrong row. */
 async function chooseCodeAction(page: Env['page'], title: string): Promise<void> {
   await page.keyboard.press('Control+.');
-  await page.locator('.action-widget .monaco-list-row', { hasText: title }).first().waitFor({ timeout: STEP_TIMEOUT });
-  for (let i = 0; i < 10; i++) {
+  const rows = page.locator('.action-widget .monaco-list-row');
+  await rows.filter({ hasText: title }).first().waitFor({ timeout: STEP_TIMEOUT });
+  let previous = '';
+  for (let i = 0; i < 20; i++) {
+    const current = (await rows.allInnerTexts()).join('\n');
+    if (current === previous) break;
+    previous = current;
+    await page.waitForTimeout(150);
+  }
+  // Walk to it with the keyboard, as a user would (the widget blocks pointer events until the
+  // mouse has moved over it).
+  for (let i = 0; i < 12; i++) {
     const focused = await page.locator('.action-widget .monaco-list-row.focused').first().textContent().catch(() => '');
     if (focused?.includes(title)) {
       await page.keyboard.press('Enter');
@@ -219,6 +231,7 @@ export async function restartScenario(env: Env): Promise<void> {
   await input.press('Enter');
   await chat.locator('.msg.assistant', { hasText: 'BACK-OK' }).waitFor({ timeout: STEP_TIMEOUT });
   await screenshot(page, env.results, 'server-restarted');
+  await planShown(env);
   // The dead clients' providers are gone: each code action is offered once.
   await openFile(page, 'calc.py');
   await selectLine(page, 'def two():');
@@ -227,6 +240,18 @@ export async function restartScenario(env: Env): Promise<void> {
   await explain.first().waitFor({ timeout: STEP_TIMEOUT });
   assert.equal(await explain.count(), 1, 'one Explain action after the restarts');
   await page.keyboard.press('Escape');
+}
+
+/** The answer saved a plan with TodoWrite: the checklist is pinned above the input. */
+async function planShown(env: Env): Promise<void> {
+  const chat = chatFrame(env.page);
+  await chat.locator('.msg.assistant', { hasText: 'PLAN-SAVED' }).waitFor({ timeout: STEP_TIMEOUT });
+  const items = chat.locator('#todos .plan li');
+  await waitForCount(items, 3);
+  const labels = await items.evaluateAll((els) => els.map((el) => el.getAttribute('aria-label')));
+  assert.deepEqual(labels, ['Completed: Check the server restarted', 'In progress: Running the test suite', 'Pending: Report the results']);
+  assert.match(await chat.locator('#todos .plan summary').innerText(), /1\/3 done/);
+  await screenshot(env.page, env.results, 'todos');
 }
 
 /** The lsp-agent server of this run: found by the state dir only this run's processes have. */
