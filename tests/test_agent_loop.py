@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import anthropic
-import pytest
 from pydantic import BaseModel
 
 from lsp_agent.agent import events as ev
@@ -54,12 +53,6 @@ class NoProposals:
 
 def use(name: str, label: str, seconds: float = 0.2) -> dict[str, Any]:
     return {"type": "tool_use", "name": name, "input": {"label": label, "seconds": seconds}}
-
-
-@pytest.fixture
-def model():
-    with ScriptedModelServer({"turns": []}) as server:
-        yield server
 
 
 def make_agent(model: ScriptedModelServer, tmp_path: Path, *, max_parallel: int = 8,

@@ -66,12 +66,6 @@ def segment_tokens(values: list[Any]) -> int:
 
 
 @pytest.fixture
-def model():
-    with ScriptedModelServer({"turns": []}) as server:
-        yield server
-
-
-@pytest.fixture
 def workspace(tmp_path) -> Path:
     ws = tmp_path / "ws"
     (ws / "pkg").mkdir(parents=True)

@@ -14,7 +14,6 @@ import pytest
 
 from lsp_agent.agent import events as ev
 from lsp_agent.client.render import Renderer
-from lsp_agent.model.scripted import ScriptedModelServer
 from lsp_agent.model.scripted_usage import canonical_json
 from lsp_agent.permissions.session_safety import MAX_STOP_CONTINUATIONS
 from tests.test_context_session import make_session, of
@@ -47,12 +46,6 @@ def install_hook(workspace: Path, block: str, how: str = "exit2", before: str = 
 def payloads(workspace: Path) -> list[dict]:
     path = workspace / "payloads.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
-@pytest.fixture
-def model():
-    with ScriptedModelServer({"turns": []}) as server:
-        yield server
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import pytest
 
 from lsp_agent.agent import events as ev
 from lsp_agent.client.render import Renderer
-from lsp_agent.model.scripted import ScriptedModelServer
 from lsp_agent.model.scripted_usage import canonical_json
 from lsp_agent.tools.pool import default_pool
 from lsp_agent.tools.todos import MAX_TODOS, TodoWrite
@@ -28,12 +27,6 @@ PLAN = [
 
 def todo_write(todos: list[dict[str, Any]]) -> dict[str, Any]:
     return {"type": "tool_use", "name": "TodoWrite", "input": {"todos": todos}}
-
-
-@pytest.fixture
-def model():
-    with ScriptedModelServer({"turns": []}) as server:
-        yield server
 
 
 @pytest.fixture
