@@ -8,7 +8,7 @@ import os
 import sys
 
 from lsp_agent import __version__
-from lsp_agent.permissions.policy import MODES
+from lsp_agent.types.permissions import MODES
 
 
 def _setup_logging(level: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from lsp_agent.model.scripted import ScriptedModelServer
+from lsp_agent.scripted.server import ScriptedModelServer
 
 
 @pytest.fixture

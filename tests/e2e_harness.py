@@ -22,9 +22,9 @@ from lsprotocol import types as lsp
 from pygls.uris import from_fs_path, to_fs_path
 from pytest_lsp import ClientServerConfig
 
-from lsp_agent.agent import events as ev
 from lsp_agent.edits.workspace_edit import apply_text_edits, apply_workspace_edit_to_disk
 from lsp_agent.server.protocol import plain
+from lsp_agent.types import events as ev
 
 WAIT = 30.0
 PermissionPolicy = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]

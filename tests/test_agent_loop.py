@@ -10,12 +10,13 @@ from typing import Any
 import anthropic
 from pydantic import BaseModel
 
-from lsp_agent.agent import events as ev
-from lsp_agent.agent.loop import Agent, AgentDeps, PermissionAnswer
+from lsp_agent.agent.loop import Agent, AgentDeps
 from lsp_agent.model.client import ModelSettings
-from lsp_agent.model.scripted import ScriptedModelServer
 from lsp_agent.permissions.policy import PermissionGate
+from lsp_agent.scripted.server import ScriptedModelServer
 from lsp_agent.tools.base import Tool, ToolContext, ToolPool
+from lsp_agent.types import events as ev
+from lsp_agent.types.permissions import PermissionAnswer
 from lsp_agent.workspace.diagnostics import DiagnosticsStore
 from lsp_agent.workspace.documents import DiskDocuments
 

@@ -20,10 +20,10 @@ from pygls.exceptions import (
     JsonRpcRequestCancelled,
 )
 
-from lsp_agent.agent import events as ev
 from lsp_agent.agent.loop import CONTINUE_PROMPT
-from lsp_agent.model.scripted import ScriptedModelServer
+from lsp_agent.scripted.server import ScriptedModelServer
 from lsp_agent.server.protocol import plain
+from lsp_agent.types import events as ev
 from tests.e2e_harness import Editor, demo_project, start_editor, uri
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]

@@ -91,8 +91,9 @@ def pids_in(text: str) -> list[int]:
 
 def test_bash_is_exported_and_never_read_only():
     assert SHELL_TOOLS == [Bash]
-    assert Bash().is_read_only(BashInput(command="ls")) is False
-    assert Bash().permission_target(BashInput(command="git status")) == "git status"
+    assert Bash().is_concurrency_safe(BashInput(command="ls")) is False
+    assert Bash().subject(BashInput(command="git status")).command == "git status"
+    assert Bash().subject(BashInput(command="git status")).access == "shell"
 
 
 def test_timeout_is_bounded_by_600_seconds():

@@ -17,15 +17,16 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
-from lsp_agent.agent import events as ev
-from lsp_agent.agent.conversation import Conversation, tool_result_block
 from lsp_agent.agent.executor import CallResult, PendingCall, ToolExecutor
+from lsp_agent.context.conversation import Conversation, tool_result_block
 from lsp_agent.context.manager import ContextManager
 from lsp_agent.model.client import ModelFailure, ModelSettings, classify
 from lsp_agent.permissions.guard import ToolGuard
 from lsp_agent.permissions.hooks import Hooks
 from lsp_agent.permissions.policy import PermissionGate
 from lsp_agent.tools.base import Tool, ToolContext, ToolError, ToolOutput, ToolPool
+from lsp_agent.types import events as ev
+from lsp_agent.types.permissions import Asker
 
 if TYPE_CHECKING:
     import anthropic
@@ -41,17 +42,6 @@ TRUNCATED_CALL = "Not run: the output token limit cut this call's input short."
 _END = object()
 
 Emit = Callable[[ev.AgentEvent], None]
-
-
-@dataclass
-class PermissionAnswer:
-    decision: Literal["allow", "deny"]
-    remember: bool | Literal["session", "project", "user"] = False  # True: the session
-    message: str | None = None
-    source: Literal["user", "timeout", "error"] = "user"
-
-
-Asker = Callable[[ev.PermissionAsked], Awaitable[PermissionAnswer]]
 
 
 @dataclass
@@ -303,7 +293,7 @@ class Agent:
         streamed.held = None
         streamed.complete_tool(index, tool_input)
         emit(ev.ToolInputComplete(tool_use_id=tool_use_id, name=name, input=tool_input))
-        executor.submit(tool_use_id, name, tool_input, self._is_read_only(name, tool_input))
+        executor.submit(tool_use_id, name, tool_input, self._is_concurrency_safe(name, tool_input))
 
     def _record_interrupted(
         self, streamed: _StreamState, executor: ToolExecutor, emit: Emit
@@ -329,12 +319,12 @@ class Agent:
 
     # -- tools -------------------------------------------------------------------------------
 
-    def _is_read_only(self, name: str, tool_input: dict[str, Any]) -> bool:
+    def _is_concurrency_safe(self, name: str, tool_input: dict[str, Any]) -> bool:
         tool = self.deps.tools.get(name)
         if tool is None:
             return True  # fails at once without side effects
         try:
-            return tool.is_read_only(tool.input_model.model_validate(tool_input))
+            return tool.is_concurrency_safe(tool.input_model.model_validate(tool_input))
         except ValidationError:
             return True
 

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lsp_agent.agent import events as ev
 from lsp_agent.context import compaction as cp
 from lsp_agent.context.cost import CostLedger, Price
 from lsp_agent.context.layers import MEMORY_HEADER, nested_memory_block
 from lsp_agent.context.memory import MemoryLoader
 from lsp_agent.context.tokens import Calibration, TokenCounter, estimate_messages, estimate_value
+from lsp_agent.types import events as ev
 from lsp_agent.workspace.documents import FileReadError, read_text_file
 
 if TYPE_CHECKING:

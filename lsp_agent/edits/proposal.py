@@ -17,11 +17,11 @@ from typing import Literal
 
 from lsprotocol.types import WorkspaceEdit
 
-from lsp_agent.agent.events import FileChangeView, HunkView
 from lsp_agent.edits.diff import FileChange, make_file_change, target_text
 from lsp_agent.edits.merge import Conflict, rebase
 from lsp_agent.edits.workspace_edit import EditTarget, build_workspace_edit
-from lsp_agent.tools.base import FileEdit
+from lsp_agent.types.edits import FileEdit
+from lsp_agent.types.events import FileChangeView, HunkView
 
 ProposalStatus = Literal[
     "pending", "accepted", "partially_accepted", "rejected", "conflict", "cancelled", "failed"

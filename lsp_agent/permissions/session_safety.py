@@ -10,8 +10,9 @@ from typing import Any
 
 from lsp_agent.permissions import hooks as hk
 from lsp_agent.permissions import settings as st
-from lsp_agent.permissions.policy import MODES, PermissionGate
+from lsp_agent.permissions.policy import PermissionGate
 from lsp_agent.permissions.sandbox import Sandbox, SandboxPolicy
+from lsp_agent.types.permissions import MODES
 
 log = logging.getLogger(__name__)
 MAX_STOP_CONTINUATIONS = 3  # per prompt: Stop hooks cannot keep a turn going for ever

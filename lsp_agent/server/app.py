@@ -15,7 +15,6 @@ from pygls.protocol import LanguageServerProtocol, lsp_method
 from pygls.uris import from_fs_path, to_fs_path
 
 from lsp_agent import PROTOCOL_VERSION, __version__
-from lsp_agent.agent import events as ev
 from lsp_agent.code_intel.bridge import BRIDGE_METHODS
 from lsp_agent.model.client import ModelSettings
 from lsp_agent.server import actions
@@ -25,6 +24,7 @@ from lsp_agent.server.progress import TurnProgress
 from lsp_agent.sessions.manager import SessionManager, UnknownSession
 from lsp_agent.sessions.proposals import UnknownProposal
 from lsp_agent.sessions.session import Session, SessionBusy
+from lsp_agent.types import events as ev
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING
 from lsprotocol import types as lsp
 from pygls.uris import from_fs_path
 
-from lsp_agent.agent import events as ev
-from lsp_agent.agent.loop import PermissionAnswer
-from lsp_agent.server.protocol import REQUEST_PERMISSION, PermissionAnswerParams, plain
+from lsp_agent.server.protocol import REQUEST_PERMISSION, PermissionAnswerParams
+from lsp_agent.types import events as ev
+from lsp_agent.types.jsonutil import plain
+from lsp_agent.types.permissions import PermissionAnswer
 from lsp_agent.workspace.documents import DocumentSnapshot, read_text_file
 
 if TYPE_CHECKING:

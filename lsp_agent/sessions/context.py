@@ -6,46 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
-from pygls.uris import to_fs_path
-
-from lsp_agent.agent.events import Wire
+from lsp_agent.types.editor import Diagnostic, EditorContext
 from lsp_agent.workspace.documents import DocumentSource, FileReadError
 
 AROUND_LINES = 8
 SEVERITY = {1: "error", 2: "warning", 3: "info", 4: "hint"}
-
-
-class Position(Wire):
-    line: int = Field(ge=0)
-    character: int = Field(ge=0)
-
-
-class Range(Wire):
-    start: Position
-    end: Position
-
-
-class Diagnostic(Wire):
-    range: Range
-    message: str
-    severity: int | None = None
-    source: str | None = None
-    code: int | str | None = None
-
-
-class EditorContext(Wire):
-    uri: str
-    range: Range | None = None
-    selection_text: str | None = None
-    diagnostics: list[Diagnostic] = Field(default_factory=list)
-
-    @property
-    def path(self) -> Path:
-        fs = to_fs_path(self.uri)
-        if fs is None:
-            raise ValueError(f"not a file URI: {self.uri}")
-        return Path(fs)
 
 
 def describe_diagnostic(d: Diagnostic) -> str:

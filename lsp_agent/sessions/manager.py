@@ -6,13 +6,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lsp_agent.agent.loop import Asker
 from lsp_agent.model.client import ModelSettings, make_client
-from lsp_agent.permissions.policy import Mode
 from lsp_agent.sessions.proposals import EditApplier, UnknownProposal
 from lsp_agent.sessions.session import EventSink, Session, SessionConfig
 from lsp_agent.tools.base import ToolPool
 from lsp_agent.tools.pool import default_pool
+from lsp_agent.types.permissions import Asker, Mode
 from lsp_agent.workspace.diagnostics import DiagnosticsStore
 from lsp_agent.workspace.documents import DocumentSource
 

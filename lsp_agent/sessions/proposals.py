@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Protocol
 
 from lsprotocol import types as lsp
 
-from lsp_agent.agent import events as ev
 from lsp_agent.edits.proposal import ApplicationPlan, HunkSelection, Proposal
-from lsp_agent.tools.base import FileEdit
+from lsp_agent.types import events as ev
+from lsp_agent.types.edits import FileEdit
 from lsp_agent.workspace.documents import FileReadError
 
 if TYPE_CHECKING:

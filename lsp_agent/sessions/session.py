@@ -17,13 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lsp_agent.agent import events as ev
-from lsp_agent.agent.loop import Agent, AgentDeps, Asker
+from lsp_agent.agent.loop import Agent, AgentDeps
 from lsp_agent.context.layers import system_layers
 from lsp_agent.context.manager import ContextManager, ContextPolicy
 from lsp_agent.context.memory import MemoryLoader
 from lsp_agent.model.client import ModelSettings
-from lsp_agent.permissions.policy import Mode
 from lsp_agent.permissions.session_safety import (
     MAX_STOP_CONTINUATIONS,
     SessionSafety,
@@ -35,6 +33,8 @@ from lsp_agent.tools.base import ToolContext, ToolPool
 from lsp_agent.tools.pool import session_pool
 from lsp_agent.tools.todos import TODOS_KEY, TodoItem, TodoList
 from lsp_agent.tools.tool_search import POOL_KEY
+from lsp_agent.types import events as ev
+from lsp_agent.types.permissions import Asker, Mode
 from lsp_agent.workspace.diagnostics import DiagnosticsStore
 from lsp_agent.workspace.documents import DocumentSource
 

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import BaseModel
 
+from lsp_agent.types.edits import FileEdit
+from lsp_agent.types.permissions import Access, Subject
 from lsp_agent.workspace.documents import DocumentSource
 
 if TYPE_CHECKING:
@@ -42,16 +44,6 @@ class DiagnosticsSource(Protocol):
 class ProcessRegistry(Protocol):
     def add(self, pgid: int) -> None: ...
     def discard(self, pgid: int) -> None: ...
-
-
-@dataclass
-class FileEdit:
-    """A whole-file change a tool wants to make: the text it saw and the text it wants."""
-
-    path: Path
-    old_text: str | None  # None: the file does not exist yet
-    new_text: str
-    version: int | None  # editor version of ``old_text``, None when read from disk
 
 
 @dataclass
@@ -90,11 +82,20 @@ def _normalise(p: Path) -> str:
 
 
 class Tool(ABC):
+    """Declared once: name, description, input model, what a call touches (``access``, from
+    which the permission gate judges it), whether calls may run concurrently, result cap."""
+
     name: ClassVar[str]
     description: ClassVar[str]
     input_model: ClassVar[type[BaseModel]]
-    read_only: ClassVar[bool] = False
+    # Safe default: a tool that does not say what it touches is asked about.
+    access: ClassVar[Access] = "external"
+    read_only: ClassVar[bool] = False  # derived from ``access``
     max_result_chars: ClassVar[int] = 40_000
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.read_only = cls.access in ("read", "session")
 
     def api_schema(self) -> dict[str, Any]:
         schema = self.input_model.model_json_schema()
@@ -103,12 +104,16 @@ class Tool(ABC):
             prop.pop("title", None)
         return {"name": self.name, "description": self.description, "input_schema": schema}
 
-    def permission_target(self, args: BaseModel) -> str | None:
-        """What permission rules match against: a path for file tools, the command for Bash."""
-        return getattr(args, "path", None) or getattr(args, "command", None)
+    def subject(self, args: BaseModel) -> Subject:
+        """What this call touches: by default the input's ``path`` (file tools) or
+        ``command`` (shell tools)."""
+        path = getattr(args, "path", None)
+        command = getattr(args, "command", None)
+        return Subject(self.access, path=path if isinstance(path, str) and path else None,
+                       command=command if isinstance(command, str) else None)
 
-    def is_read_only(self, args: BaseModel) -> bool:
-        """Whether this call only reads; read-only calls may run concurrently."""
+    def is_concurrency_safe(self, args: BaseModel) -> bool:
+        """Whether this call may run alongside other concurrency-safe calls."""
         return self.read_only
 
     @abstractmethod

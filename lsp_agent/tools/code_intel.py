@@ -146,7 +146,7 @@ class Definition(Tool):
         "this over Grep to find the one definition a usage refers to."
     )
     input_model = SymbolAtLine
-    read_only = True
+    access = "read"
 
     async def call(self, args: SymbolAtLine, ctx: ToolContext) -> str:
         intel, path, line, column, note = _query_setup(args, ctx)
@@ -179,7 +179,7 @@ class References(Tool):
         "comments."
     )
     input_model = SymbolAtLine
-    read_only = True
+    access = "read"
 
     async def call(self, args: SymbolAtLine, ctx: ToolContext) -> str:
         intel, path, line, column, note = _query_setup(args, ctx)
@@ -214,7 +214,7 @@ class Hover(Tool):
         "on. Cheaper than opening the defining file when you only need how to call something."
     )
     input_model = SymbolAtLine
-    read_only = True
+    access = "read"
 
     async def call(self, args: SymbolAtLine, ctx: ToolContext) -> str:
         intel, path, line, column, note = _query_setup(args, ctx)
@@ -237,7 +237,7 @@ class DocumentSymbols(Tool):
         "large file before reading parts of it."
     )
     input_model = DocumentSymbolsInput
-    read_only = True
+    access = "read"
 
     async def call(self, args: DocumentSymbolsInput, ctx: ToolContext) -> str:
         path = ctx.resolve(args.path)
@@ -272,7 +272,7 @@ class WorkspaceSymbols(Tool):
         "not know the file."
     )
     input_model = WorkspaceSymbolsInput
-    read_only = True
+    access = "read"
 
     async def call(self, args: WorkspaceSymbolsInput, ctx: ToolContext) -> str:
         intel = ctx.code_intel

@@ -34,7 +34,7 @@ class Diagnostics(Tool):
         "current text, including unsaved changes."
     )
     input_model = DiagnosticsInput
-    read_only = True
+    access = "read"
 
     async def call(self, args: DiagnosticsInput, ctx: ToolContext) -> str:
         target = ctx.resolve(args.path) if args.path else None

@@ -245,7 +245,7 @@ class Read(Tool):
         f"{MAX_LINE_CHARS} characters are cut. Use Glob to list folders and Grep to search."
     )
     input_model = ReadInput
-    read_only = True
+    access = "read"
 
     async def call(self, args: ReadInput, ctx: ToolContext) -> str:
         path = ctx.resolve(args.path)
@@ -401,6 +401,7 @@ class Write(Tool):
         "shown to the user, who may accept or reject it; the result says which."
     )
     input_model = WriteInput
+    access = "write"
 
     async def call(self, args: WriteInput, ctx: ToolContext) -> str:
         path = ctx.resolve(args.path)
@@ -484,6 +485,7 @@ class Edit(Tool):
         "may accept or reject it; the result says which."
     )
     input_model = EditInput
+    access = "write"
 
     def api_schema(self) -> dict[str, Any]:
         schema = super().api_schema()
@@ -638,7 +640,7 @@ class Glob(Tool):
         "Grep to search file contents."
     )
     input_model = GlobInput
-    read_only = True
+    access = "read"
 
     async def call(self, args: GlobInput, ctx: ToolContext) -> str:
         base = ctx.resolve(args.path) if args.path else ctx.workspace

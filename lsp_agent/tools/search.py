@@ -135,7 +135,7 @@ class Grep(Tool):
         "instead of running grep or rg through Bash."
     )
     input_model = GrepInput
-    read_only = True
+    access = "read"
 
     def __init__(self, use_ripgrep: bool = True):
         """``use_ripgrep=False`` forces the pure-Python engine even when rg is installed."""

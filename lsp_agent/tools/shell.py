@@ -13,6 +13,7 @@ import signal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from lsp_agent.permissions.environment import command_env
 from lsp_agent.tools.base import Tool, ToolContext, ToolError, ToolOutput
 
 MAX_TIMEOUT = 600.0
@@ -22,7 +23,6 @@ KILL_GRACE = 2.0  # between SIGTERM and SIGKILL
 DRAIN_GRACE = 1.0  # after the shell exits, for output still in the pipe
 POLL_INTERVAL = 0.05
 READ_CHUNK = 65_536
-SECRET_MARKERS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL")
 
 
 class BashInput(BaseModel):
@@ -52,10 +52,9 @@ class Bash(Tool):
         "use Read, Grep, Glob and Edit for reading, searching and changing files."
     )
     input_model = BashInput
+    # Any command may write: calls run one at a time, and the gate judges each command line.
+    access = "shell"
     max_result_chars = 40_000
-
-    def is_read_only(self, args: BaseModel) -> bool:
-        return False  # any command may write; a separate safety layer classifies commands
 
     async def call(self, args: BashInput, ctx: ToolContext) -> ToolOutput:
         timeout = min(args.timeout or ctx.shell_timeout, MAX_TIMEOUT)
@@ -93,19 +92,6 @@ def sandboxed(argv: list[str], ctx: ToolContext) -> list[str]:
         return sandbox.wrap(argv)
     except SandboxUnavailable as exc:
         raise ToolError(str(exc)) from None
-
-
-def command_env() -> dict[str, str]:
-    """The inherited environment minus anything that looks like a credential."""
-    env = {name: value for name, value in os.environ.items() if not _looks_secret(name)}
-    # Nothing can answer a pager or a password prompt: make them not wait.
-    env.update(PAGER="cat", GIT_PAGER="cat", GIT_TERMINAL_PROMPT="0")
-    return env
-
-
-def _looks_secret(name: str) -> bool:
-    upper = name.upper()
-    return any(marker in upper for marker in SECRET_MARKERS)
 
 
 class OutputCapture:

@@ -80,7 +80,7 @@ class TodoWrite(Tool):
         "Keep exactly one item in_progress while working and mark items completed as soon "
         "as they are done.")
     input_model = TodoWriteInput
-    read_only = True  # touches no file: it may run alongside other read-only calls
+    access = "session"  # touches no file: it may run alongside other read-only calls
     max_result_chars = 2_000
 
     async def call(self, args: TodoWriteInput, ctx: ToolContext) -> str:

@@ -31,7 +31,7 @@ class ToolSearch(Tool):
         "Load more tools. The tools below exist but are not loaded; search for the ones you "
         "need and they become callable for the rest of the session.")
     input_model = ToolSearchInput
-    read_only = True
+    access = "session"
     max_result_chars = 8_000
 
     async def call(self, args: ToolSearchInput, ctx: ToolContext) -> str:
