@@ -53,7 +53,9 @@ from lsp_agent.agent.loop import Agent, AgentDeps
 from lsp_agent.client.lsp_client import AgentClient
 from lsp_agent.context.prompt import system_blocks
 from lsp_agent.model.client import ModelSettings
+from lsp_agent.model.service import ModelService
 from lsp_agent.permissions.policy import PermissionGate
+from lsp_agent.permissions.sandbox import Sandbox, SandboxPolicy
 from lsp_agent.tools.base import FileEdit, ToolContext
 from lsp_agent.tools.pool import default_pool
 from lsp_agent.tools.results import finalize_output
@@ -460,12 +462,12 @@ def in_process_agent(base_url: str, workspace: Path, max_rounds: int) -> Agent:
             diagnostics=diagnostics,
             results_dir=results_dir,
             tool_use_id=tool_use_id,
+            sandbox=Sandbox(SandboxPolicy(enabled=False), workspace),
         )
 
     return Agent(
         AgentDeps(
-            client=client,
-            settings=settings,
+            model=ModelService(settings, client),
             tools=default_pool(),
             gate=PermissionGate(workspace, "default", [results_dir]),
             system=lambda: system,

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from lsp_agent.permissions.sandbox import Sandbox, SandboxPolicy
 from lsp_agent.tools.base import FileEdit, ToolContext, ToolError, ToolOutput
 from lsp_agent.tools.shell import SHELL_TOOLS, Bash, BashInput, OutputCapture
 from lsp_agent.workspace.documents import DiskDocuments
@@ -54,7 +55,16 @@ def ctx(tmp_path: Path, registry: RecordingRegistry) -> ToolContext:
         diagnostics=NoDiagnostics(),
         results_dir=tmp_path / ".results",
         processes=registry,
+        sandbox=Sandbox(SandboxPolicy(enabled=False), tmp_path),  # these tests run bare
     )
+
+
+async def test_bash_without_a_sandbox_policy_refuses_to_run(ctx: ToolContext):
+    """Fail closed: a context that never said how commands run does not run them."""
+    ctx.sandbox = None
+    with pytest.raises(ToolError, match="no sandbox policy"):
+        await Bash().call(BashInput(command="touch ran"), ctx)
+    assert not (ctx.workspace / "ran").exists()
 
 
 async def bash(ctx: ToolContext, command: str, **extra) -> ToolOutput:

@@ -13,23 +13,21 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
 from lsp_agent.agent.executor import CallResult, PendingCall, ToolExecutor
 from lsp_agent.context.conversation import Conversation, tool_result_block
-from lsp_agent.context.manager import ContextManager
-from lsp_agent.model.client import ModelFailure, ModelSettings, classify
+from lsp_agent.context.manager import ContextManager, Window
+from lsp_agent.model.client import ModelFailure
+from lsp_agent.model.service import ModelCallFailed, ModelRequest, ModelService
 from lsp_agent.permissions.guard import ToolGuard
 from lsp_agent.permissions.hooks import Hooks
 from lsp_agent.permissions.policy import PermissionGate
 from lsp_agent.tools.base import Tool, ToolContext, ToolError, ToolOutput, ToolPool
 from lsp_agent.types import events as ev
 from lsp_agent.types.permissions import Asker
-
-if TYPE_CHECKING:
-    import anthropic
 
 log = logging.getLogger(__name__)
 
@@ -50,18 +48,9 @@ class RoundOutcome:
     usage: ev.Usage = field(default_factory=ev.Usage)
 
 
-class StreamAborted(Exception):
-    """Raised inside a round to carry the model failure out of the stream."""
-
-    def __init__(self, failure: ModelFailure):
-        super().__init__(failure.message)
-        self.failure = failure
-
-
 @dataclass
 class AgentDeps:
-    client: anthropic.AsyncAnthropic
-    settings: ModelSettings
+    model: ModelService  # shared by every agent of the server
     tools: ToolPool
     gate: PermissionGate
     system: Callable[[], list[dict[str, Any]]]
@@ -78,11 +67,18 @@ class AgentDeps:
 class Agent:
     def __init__(self, deps: AgentDeps):
         self.deps = deps
+        self.settings = deps.model.settings
         self.conversation = Conversation()
-        self.model = deps.settings.model
+        self.model = self.settings.model
         self._task: asyncio.Task[None] | None = None
         self.guard = ToolGuard(deps.gate, deps.hooks)
         self._usage = ev.Usage()
+
+    def window(self) -> Window:
+        """What the context manager measures, trims and summarises: the conversation and what
+        every request carries with it."""
+        return Window(self.conversation, self.model, self.deps.system,
+                      self.deps.tools.api_schemas)
 
     def cancel(self) -> bool:
         """Cancel the running turn; its events still end with TurnEnded(cancelled)."""
@@ -127,17 +123,17 @@ class Agent:
         stop: Any = "end_turn"
         try:
             while True:
-                if rounds >= self.deps.settings.max_rounds:
+                if rounds >= self.settings.max_rounds:
                     stop = "max_turns"
                     break
                 rounds += 1
-                await self.deps.context.fit(self, emit)
+                await self.deps.context.fit(self.window(), emit)
                 outcome = await self._round(emit, rounds)
                 if outcome.kind == "tools":
                     continue
                 if outcome.kind == "max_tokens":
                     continuations += 1
-                    if continuations > self.deps.settings.max_continuations:
+                    if continuations > self.settings.max_continuations:
                         emit(ev.ErrorEvent(kind="max_tokens", message=(
                             "The answer hit the output token limit "
                             f"{continuations} times in a row; stopping.")))
@@ -178,13 +174,13 @@ class Agent:
                 await executor.abort()
                 self._record_interrupted(streamed, executor, emit)
                 raise
-            except StreamAborted as aborted:
+            except ModelCallFailed as failed:
                 await executor.abort()
-                failure = aborted.failure
+                failure = failed.failure
             if failure.kind == "overloaded":
                 overloads += 1
-                fallback = self.deps.settings.fallback_model
-                limit = self.deps.settings.overloads_before_fallback
+                fallback = self.settings.fallback_model
+                limit = self.settings.overloads_before_fallback
                 if overloads >= limit and fallback and fallback != self.model:
                     emit(ev.ModelFallback(from_model=self.model, to_model=fallback, reason=(
                         f"{overloads} consecutive overloaded responses")))
@@ -192,11 +188,17 @@ class Agent:
                     continue
             if failure.kind == "prompt_too_long" and not compacted:
                 compacted = True  # compact and retry once; a second refusal ends the turn
-                if await self.deps.context.compact(self, emit, trigger="prompt_too_long"):
+                if await self.deps.context.compact(self.window(), emit, trigger="prompt_too_long"):
                     continue
-            if failure.retryable and attempt < self.deps.settings.stream_retries:
+            delay = self.deps.model.retry_delay(failure, attempt + 1)
+            if delay is not None and self.deps.model.wait_too_long(delay):
+                emit(ev.ErrorEvent(kind="rate_limited", message=(
+                    f"The model endpoint asks to wait {delay:.0f} s before retrying "
+                    f"({failure.message}); that is longer than the "
+                    f"{self.settings.max_retry_after:.0f} s this agent waits. Try again later.")))
+                return RoundOutcome("error")
+            if delay is not None:
                 attempt += 1
-                delay = failure.retry_after or self.deps.settings.backoff(attempt)
                 emit(ev.Retrying(attempt=attempt, reason=failure.message, delay_seconds=delay))
                 await asyncio.sleep(delay)
                 continue
@@ -211,7 +213,7 @@ class Agent:
         usage = _usage(final.usage)
         self._usage = self._usage + usage  # counted now: a cancel later in the round keeps it
         emit(ev.UsageReport(model=self.model, usage=usage))
-        self.deps.context.record_usage(self, self.model, usage, emit)
+        self.deps.context.record_usage(self.window(), usage, emit)
         blocks = streamed.blocks()
         results = await executor.results()
         self.conversation.add_assistant(blocks)
@@ -229,24 +231,17 @@ class Agent:
         return RoundOutcome("end_turn", usage)
 
     async def _stream(self, emit: Emit, executor: ToolExecutor, streamed: _StreamState) -> Any:
-        import anthropic
-
-        deps = self.deps
-        try:
-            async with deps.client.messages.stream(
-                model=self.model,
-                max_tokens=deps.settings.max_tokens,
-                system=deps.system(),
-                tools=deps.tools.api_schemas(),
-                messages=self.conversation.for_request(),
-            ) as stream:
-                async for event in stream:
-                    self._on_stream_event(event, emit, executor, streamed)
-                final = await stream.get_final_message()
-                self._settle_held_call(final.stop_reason, emit, executor, streamed)
-                return final
-        except (anthropic.APIError, anthropic.AnthropicError) as exc:
-            raise StreamAborted(classify(exc)) from exc
+        """Stream one response, starting tools as their input completes. Raises
+        ModelCallFailed."""
+        request = ModelRequest(model=self.model, max_tokens=self.settings.max_tokens,
+                               system=self.deps.system(), tools=self.deps.tools.api_schemas(),
+                               messages=self.conversation.for_request())
+        async with self.deps.model.stream(request) as stream:
+            async for event in stream:
+                self._on_stream_event(event, emit, executor, streamed)
+            final = await stream.get_final_message()
+            self._settle_held_call(final.stop_reason, emit, executor, streamed)
+            return final
 
     def _on_stream_event(
         self, event: Any, emit: Emit, executor: ToolExecutor, streamed: _StreamState

@@ -178,6 +178,8 @@ def _is_import(name: BaseName) -> bool:
 class JediIntel:
     """Definitions, references, hover and symbols for one workspace root."""
 
+    handles_all_languages = False  # Python files only
+
     def __init__(
         self,
         root: Path,

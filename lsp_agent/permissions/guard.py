@@ -22,7 +22,8 @@ class Tool(Gated, Protocol):
     """What the guard needs of a tool: the gate's view, and its input model (a hook may
     rewrite the input, which is validated again)."""
 
-    input_model: Any
+    @property
+    def input_model(self) -> Any: ...
 
 
 @dataclass

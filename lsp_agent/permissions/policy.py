@@ -44,7 +44,8 @@ class Verdict:
 class Gated(Protocol):
     """What the gate needs of a tool: its name (for rules) and what a call touches."""
 
-    name: Any  # a ClassVar on tools
+    @property
+    def name(self) -> str: ...
 
     def subject(self, args: Any) -> Subject: ...
 

@@ -11,19 +11,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Any, Protocol
 
 from lsprotocol import types as lsp
 
 from lsp_agent.edits.proposal import ApplicationPlan, HunkSelection, Proposal
 from lsp_agent.types import events as ev
 from lsp_agent.types.edits import FileEdit
-from lsp_agent.workspace.documents import FileReadError
-
-if TYPE_CHECKING:
-    from lsp_agent.sessions.session import Session
+from lsp_agent.types.permissions import Mode
+from lsp_agent.workspace.documents import DocumentSource, FileReadError
 
 log = logging.getLogger(__name__)
 AUTO_APPLY_MODES = frozenset({"acceptEdits", "bypassPermissions"})
@@ -68,9 +67,20 @@ class _Waiting:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
+@dataclass
+class ProposalHost:
+    """The little a proposal book needs of its session."""
+
+    session_id: str
+    workspace: Path
+    documents: DocumentSource
+    emit: Callable[[ev.AgentEvent], Any]
+    mode: Callable[[], Mode]  # read at each proposal: the user may switch modes mid-session
+
+
 class ProposalBook:
-    def __init__(self, session: Session, applier: EditApplier):
-        self._session = session
+    def __init__(self, host: ProposalHost, applier: EditApplier):
+        self._host = host
         self._applier = applier
         self._waiting: dict[str, _Waiting] = {}
 
@@ -82,14 +92,14 @@ class ProposalBook:
         return proposal_id in self._waiting
 
     async def propose(self, tool_use_id: str, changes: list[FileEdit]) -> str:
-        session = self._session
+        host = self._host
         proposal = Proposal.from_edits(
-            f"p-{uuid.uuid4().hex[:10]}", session.id, tool_use_id, changes, session.workspace
+            f"p-{uuid.uuid4().hex[:10]}", host.session_id, tool_use_id, changes, host.workspace
         )
         if not proposal.files:
             return "No change: the new text is identical to the current text. Nothing to review."
-        auto = session.mode in AUTO_APPLY_MODES
-        session.emit(ev.ProposalCreated(proposal_id=proposal.id, tool_use_id=tool_use_id,
+        auto = host.mode() in AUTO_APPLY_MODES
+        host.emit(ev.ProposalCreated(proposal_id=proposal.id, tool_use_id=tool_use_id,
                                         files=proposal.to_view(), auto_apply=auto))
         if auto:
             result = await self._carry_out(proposal, "all", [], None)
@@ -154,7 +164,7 @@ class ProposalBook:
         current: dict[Path, tuple[str | None, int | None]] = {}
         for change in proposal.files:
             try:
-                snap = self._session.documents.snapshot(change.path)
+                snap = self._host.documents.snapshot(change.path)
                 current[change.path] = (snap.text, snap.version)
             except FileNotFoundError:
                 current[change.path] = (None, None)
@@ -171,7 +181,7 @@ class ProposalBook:
         self, proposal: Proposal, status: str, result: ReviewResult | None = None,
         feedback: str | None = None,
     ) -> None:
-        self._session.emit(ev.ProposalResolved(
+        self._host.emit(ev.ProposalResolved(
             proposal_id=proposal.id, status=status,
             accepted=result.applied if result else [],
             rejected=result.rejected if result else [],

@@ -15,31 +15,28 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lsp_agent.agent.loop import Agent, AgentDeps
 from lsp_agent.context.layers import system_layers
 from lsp_agent.context.manager import ContextManager, ContextPolicy
 from lsp_agent.context.memory import MemoryLoader
 from lsp_agent.model.client import ModelSettings
+from lsp_agent.model.service import ModelService
 from lsp_agent.permissions.session_safety import (
     MAX_STOP_CONTINUATIONS,
     SessionSafety,
     stop_hook_prompt,
 )
 from lsp_agent.sessions.context import EditorContext, prompt_blocks
-from lsp_agent.sessions.proposals import EditApplier, ProposalBook
+from lsp_agent.sessions.proposals import EditApplier, ProposalBook, ProposalHost
 from lsp_agent.tools.base import ToolContext, ToolPool
 from lsp_agent.tools.pool import session_pool
-from lsp_agent.tools.todos import TODOS_KEY, TodoItem, TodoList
-from lsp_agent.tools.tool_search import POOL_KEY
+from lsp_agent.tools.todos import TodoItem, TodoList
 from lsp_agent.types import events as ev
 from lsp_agent.types.permissions import Asker, Mode
 from lsp_agent.workspace.diagnostics import DiagnosticsStore
 from lsp_agent.workspace.documents import DocumentSource
-
-if TYPE_CHECKING:
-    import anthropic
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +84,7 @@ class Session:
         self,
         config: SessionConfig,
         *,
-        client: anthropic.AsyncAnthropic,
+        model: ModelService,
         tools: ToolPool,
         documents: DocumentSource,
         diagnostics: DiagnosticsStore,
@@ -114,19 +111,19 @@ class Session:
         self.documents = documents
         self.diagnostics = diagnostics
         self.code_intel = code_intel
-        self.proposals = ProposalBook(self, applier)
+        self.proposals = ProposalBook(ProposalHost(
+            self.id, config.workspace, documents, self.emit, lambda: self.gate.mode), applier)
         from lsp_agent.tools.results import finalize_output
 
         self.tools = session_pool(tools)
         self.memory = MemoryLoader(config.workspace, config.user_memory_dirs)
         self.context = ContextManager(
-            config.context, workspace=config.workspace, memory=self.memory,
+            config.context, service=model, workspace=config.workspace, memory=self.memory,
             reader=lambda path: self.documents.snapshot(path).text,
             preserved=self._preserved_through_compaction,
             before_compact=self.safety.before_compact)
         self.agent = Agent(AgentDeps(
-            client=client,
-            settings=config.settings,
+            model=model,
             tools=self.tools,
             gate=self.gate,
             system=self._system,
@@ -275,12 +272,12 @@ class Session:
         summarise or the model failed (an ``error`` event says why)."""
         if self.busy:
             raise SessionBusy(f"session {self.id} is running a turn; compact after it ends")
-        return await self.context.compact(self.agent, self.emit, trigger="manual",
+        return await self.context.compact(self.agent.window(), self.emit, trigger="manual",
                                           instructions=instructions)
 
     async def context_report(self) -> dict[str, Any]:
         """Token breakdown of what the next request would send, and the session's cost."""
-        return await self.context.breakdown(self.agent)
+        return await self.context.breakdown(self.agent.window())
 
     def _preserved_through_compaction(self) -> list[str]:
         kept = [todos] if (todos := self.todos.preserved()) else []
@@ -312,5 +309,7 @@ class Session:
             code_intel=self.code_intel,
             processes=self.processes,
             shell_timeout=self.config.shell_timeout,
-            extra={POOL_KEY: self.tools, "sandbox": self.safety.sandbox, TODOS_KEY: self.todos},
+            sandbox=self.safety.sandbox,
+            todos=self.todos,
+            tools=self.tools,
         )

@@ -5,7 +5,7 @@ and a ``call``. Everything else (schema, size cap, permission target) has a defa
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -16,7 +16,9 @@ from lsp_agent.types.permissions import Access, Subject
 from lsp_agent.workspace.documents import DocumentSource
 
 if TYPE_CHECKING:
-    from lsp_agent.code_intel.jedi_intel import JediIntel
+    from lsp_agent.code_intel.api import CodeIntel
+    from lsp_agent.tools.todos import TodoList
+    from lsp_agent.tools.tool_search import SessionTools
 
 
 class ToolError(Exception):
@@ -46,6 +48,13 @@ class ProcessRegistry(Protocol):
     def discard(self, pgid: int) -> None: ...
 
 
+class ShellSandbox(Protocol):
+    def wrap(self, argv: list[str]) -> list[str]:
+        """``argv`` as it runs under the session's sandbox policy; raises
+        ``SandboxUnavailable`` when the policy requires a sandbox that cannot run."""
+        ...
+
+
 @dataclass
 class ToolContext:
     workspace: Path
@@ -55,10 +64,14 @@ class ToolContext:
     results_dir: Path  # oversized results are saved here
     session_id: str = ""
     tool_use_id: str = ""
-    code_intel: JediIntel | None = None
+    code_intel: CodeIntel | None = None
     processes: ProcessRegistry | None = None
     shell_timeout: float = 120.0
-    extra: dict[str, Any] = field(default_factory=dict)
+    # None fails closed: a shell tool refuses to run without a sandbox policy (an explicit
+    # "off" policy is a Sandbox too).
+    sandbox: ShellSandbox | None = None
+    todos: TodoList | None = None  # the session's plan, for TodoWrite
+    tools: SessionTools | None = None  # loaded and deferred tools, for ToolSearch
 
     def resolve(self, raw: str) -> Path:
         """Resolve a tool's path argument against the workspace (relative or absolute)."""

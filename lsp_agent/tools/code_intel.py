@@ -11,8 +11,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from lsp_agent.code_intel.api import CodeIntel
 from lsp_agent.code_intel.jedi_intel import (
-    JediIntel,
     OutlineSymbol,
     QueryResult,
     SymbolLocation,
@@ -54,11 +54,11 @@ class WorkspaceSymbolsInput(BaseModel):
 # --------------------------------------------------------------------------- shared steps
 
 
-def _intel_for(ctx: ToolContext, path: Path, hint: str) -> JediIntel:
+def _intel_for(ctx: ToolContext, path: Path, hint: str) -> CodeIntel:
     if ctx.code_intel is None:
         raise ToolError(f"Code intelligence is not available in this session; use Grep {hint}.")
     # With the editor bridge, other languages are answered by the editor's language servers.
-    if not is_python_path(path) and not getattr(ctx.code_intel, "handles_all_languages", False):
+    if not is_python_path(path) and not ctx.code_intel.handles_all_languages:
         kind = path.suffix or "extensionless"
         raise ToolError(
             f"Code intelligence for {kind} files is not available (Python only); use Grep {hint}."
@@ -104,7 +104,7 @@ def _nearest_offsets(radius: int) -> list[int]:
     return offsets
 
 
-def _check_timeout(result: QueryResult, intel: JediIntel, hint: str) -> None:
+def _check_timeout(result: QueryResult, intel: CodeIntel, hint: str) -> None:
     if result.timed_out:
         raise ToolError(
             f"Code intelligence timed out after {intel.timeout:g}s (large project or complex "
@@ -122,7 +122,7 @@ def _where(ctx: ToolContext, loc: SymbolLocation) -> str:
     return f"{ctx.display(loc.path)}:{loc.line + 1}"
 
 
-def _query_setup(args: SymbolAtLine, ctx: ToolContext) -> tuple[JediIntel, Path, int, int, str]:
+def _query_setup(args: SymbolAtLine, ctx: ToolContext) -> tuple[CodeIntel, Path, int, int, str]:
     path = ctx.resolve(args.path)
     hint = f"for `{args.symbol}`"
     intel = _intel_for(ctx, path, hint)

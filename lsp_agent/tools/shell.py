@@ -14,6 +14,7 @@ import signal
 from pydantic import BaseModel, ConfigDict, Field
 
 from lsp_agent.permissions.environment import command_env
+from lsp_agent.permissions.sandbox import SandboxUnavailable
 from lsp_agent.tools.base import Tool, ToolContext, ToolError, ToolOutput
 
 MAX_TIMEOUT = 600.0
@@ -82,14 +83,12 @@ class Bash(Tool):
 
 
 def sandboxed(argv: list[str], ctx: ToolContext) -> list[str]:
-    """``argv`` wrapped by the session's sandbox (bubblewrap), when it has one."""
-    sandbox = ctx.extra.get("sandbox")
-    if sandbox is None:
-        return argv
-    from lsp_agent.permissions.sandbox import SandboxUnavailable
-
+    """``argv`` wrapped by the session's sandbox (bubblewrap), as its policy says."""
+    if ctx.sandbox is None:  # fail closed: nobody decided how commands run
+        raise ToolError("Shell commands are not available: this session has no sandbox "
+                        "policy.")
     try:
-        return sandbox.wrap(argv)
+        return ctx.sandbox.wrap(argv)
     except SandboxUnavailable as exc:
         raise ToolError(str(exc)) from None
 

@@ -13,7 +13,6 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from lsp_agent.tools.base import Tool, ToolContext, ToolError
 
-TODOS_KEY = "todos"  # where the session puts its TodoList in ToolContext.extra
 MAX_TODOS = 50
 MAX_TEXT = 300  # characters of an item's content or active_form
 
@@ -84,8 +83,8 @@ class TodoWrite(Tool):
     max_result_chars = 2_000
 
     async def call(self, args: TodoWriteInput, ctx: ToolContext) -> str:
-        todos = ctx.extra.get(TODOS_KEY)
-        if not isinstance(todos, TodoList):
+        todos = ctx.todos
+        if todos is None:
             raise ToolError("This session keeps no todo list.")
         todos.replace(args.todos)
         if not todos.items:
