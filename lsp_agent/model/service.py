@@ -15,9 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from lsp_agent.model.client import ModelFailure, ModelSettings, classify, make_client
 
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Block = dict[str, Any]
+T = TypeVar("T")
 
 
 @dataclass
@@ -141,7 +142,7 @@ class ModelService:
         """A ``retry-after`` beyond the cap is reported, not slept through in silence."""
         return delay > self.settings.max_retry_after
 
-    async def _retried(self, call: Any) -> Any:
+    async def _retried(self, call: Callable[[], Awaitable[T]]) -> T:
         attempt = 0
         while True:
             try:

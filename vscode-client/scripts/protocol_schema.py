@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from lsp_agent.agent import events  # the event union; the one line to change if it moves
+from lsp_agent.types import events  # the event union
 from lsp_agent.server import protocol
 
 TITLE = "LspAgentProtocol"
