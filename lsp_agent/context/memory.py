@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 MEMORY_NAMES = ("AGENTS.md", "CLAUDE.md", "AGENTS.local.md", "CLAUDE.local.md")
@@ -145,12 +145,3 @@ _SCOPE_NOTE = {
     "nested": "instructions for files in this folder",
     "import": "imported by the file above",
 }
-
-
-@dataclass
-class MemoryState:
-    """What a session loaded: the initial files (in the system prompt) and nested ones
-    (added to the conversation when first needed)."""
-
-    initial: list[MemoryFile] = field(default_factory=list)
-    nested: list[MemoryFile] = field(default_factory=list)

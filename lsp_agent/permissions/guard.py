@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
-from lsp_agent.permissions.hooks import HookOutcome, Hooks
+from lsp_agent.permissions.hooks import MAX_INPUT_FIELD, HookOutcome, Hooks
 from lsp_agent.permissions.policy import Gated, PermissionGate, Verdict
 
 Resolve = Callable[[str], Path]
@@ -58,7 +58,7 @@ class ToolGuard:
         tool_input = args.model_dump(exclude_none=True)
         outcome = await self.hooks.run("PostToolUse", {
             "tool_name": tool.name, "tool_input": tool_input,
-            "tool_response": {"content": content[:100_000], "is_error": is_error},
+            "tool_response": {"content": content[:MAX_INPUT_FIELD], "is_error": is_error},
             "permission_mode": self.gate.mode}, tool.name, tool_input, tool.subject(args))
         notes = [f"PostToolUse hook: {c}" for c in outcome.context]
         if outcome.decision == "block":

@@ -30,7 +30,6 @@ from lsp_agent.types.permissions import Subject
 
 log = logging.getLogger(__name__)
 EVENTS = ("PreToolUse", "PostToolUse", "UserPromptSubmit", "Stop", "SessionStart", "PreCompact")
-TOOL_EVENTS = frozenset({"PreToolUse", "PostToolUse"})
 DEFAULT_TIMEOUT = 60.0
 MAX_TIMEOUT = 600.0
 MAX_OUTPUT = 64_000  # bytes kept of a hook's stdout and stderr each

@@ -178,7 +178,7 @@ def _value(node) -> str | None:
     if kind == "raw_string":
         return node.text.decode(errors="replace")[1:-1]
     if kind == "string":
-        return _join([c for c in node.children if c.is_named], in_quotes=True)
+        return _join([c for c in node.children if c.is_named])
     if kind == "string_content":
         return _unescape_in_quotes(node.text.decode(errors="replace"))
     if kind == "concatenation":
@@ -188,7 +188,7 @@ def _value(node) -> str | None:
     return None  # expansions, substitutions, arithmetic: known only at run time
 
 
-def _join(nodes, in_quotes: bool = False) -> str | None:
+def _join(nodes: list) -> str | None:  # tree-sitter nodes
     parts = []
     for child in nodes:
         value = _value(child)
