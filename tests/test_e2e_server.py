@@ -451,6 +451,7 @@ async def test_initialize_advertises_the_protocol(editor: Editor):
     assert "agent/prompt" in advertised["methods"]
     assert "agent/requestPermission" in advertised["clientRequests"]
     assert capabilities.code_action_provider.resolve_provider is True
+    assert capabilities.hover_provider and capabilities.definition_provider  # Python features on
 
 
 async def progress_of(editor: Editor, session: str, final_kind: str = "end") -> list:
@@ -491,6 +492,10 @@ async def test_cancelling_the_progress_cancels_the_turn(editor: Editor, model, w
 async def test_python_language_features_can_be_switched_off(model, root, workspace):
     other = await start_editor(model.base_url, root, pythonLanguageFeatures=False)
     try:
+        caps = other.init_result.capabilities
+        assert caps.hover_provider is None and caps.definition_provider is None
+        assert caps.references_provider is None and caps.document_symbol_provider is None
+        assert caps.workspace_symbol_provider is None
         pricing = workspace / "pricing.py"
         other.open(pricing)
         params = lsp.HoverParams(text_document=lsp.TextDocumentIdentifier(uri=uri(pricing)),

@@ -32,6 +32,10 @@ CUSTOM_METHODS = [p.NEW_SESSION, p.PROMPT, p.CANCEL, p.SET_MODE, p.REVIEW, p.LIS
                   p.CONTEXT, p.COMPACT]
 
 
+PYTHON_FEATURE_CAPABILITIES = ("definition_provider", "references_provider", "hover_provider",
+                               "document_symbol_provider", "workspace_symbol_provider")
+
+
 class AgentProtocol(LanguageServerProtocol):
     @lsp_method(lsp.INITIALIZE)
     def lsp_initialize(self, params: lsp.InitializeParams):
@@ -46,6 +50,11 @@ class AgentProtocol(LanguageServerProtocol):
                 "editorBridge": BRIDGE_METHODS,
             }
         }
+        if not self._server.options.python_language_features:
+            # Registered once for every server, but advertised only when on (the handlers
+            # answer nothing when off): a client then asks its other servers instead.
+            for name in PYTHON_FEATURE_CAPABILITIES:
+                setattr(result.capabilities, name, None)
         return result
 
 
