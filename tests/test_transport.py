@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import IO, Any
 
@@ -283,3 +284,34 @@ def test_tcp_client_errors_are_warnings_and_exit_ends_quietly(env, tmp_path):
         assert " ERROR " not in server.log
     finally:
         server.kill()
+
+
+def test_exit_during_a_turn_kills_the_turns_processes(peer, server, model, tmp_path):
+    pid_file = tmp_path / "sleeper.pid"
+    model.load({"turns": [{"content": [{"type": "tool_use", "name": "Bash", "input": {
+        "command": f"sleep 60 & echo $! > {pid_file}; wait"}}]}]})
+    peer.send(frame(request(2, "agent/newSession", {"mode": "bypassPermissions"})))
+    session = peer.answer(2)["result"]["sessionId"]
+    peer.send(frame(request(3, "agent/prompt", {"sessionId": session, "text": "sleep"})))
+    assert wait_until(lambda: pid_file.exists() and pid_file.read_text().strip())
+    pid = int(pid_file.read_text())
+    peer.send(frame(notification("exit")))
+    assert server.exit_code() == 1
+    assert wait_until(lambda: not alive(pid)), f"process {pid} outlived the server"
+
+
+def wait_until(condition: Any) -> bool:
+    deadline = time.monotonic() + WAIT
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

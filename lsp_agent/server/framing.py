@@ -17,7 +17,7 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,8 @@ class BadInput:
     reason: str
     reply: bool = False  # the client sent a request it is owed an answer for (-32700)
     request_id: int | str | None = None  # that request's id when it could be read
+    # The bytes concerned, for debug logs only: they may hold document text (a secret).
+    sample: bytes = field(default=b"", repr=False)
 
 
 class FrameReader:
@@ -135,11 +137,11 @@ class FrameReader:
             owed = request_id_of(cut_short) is None  # not answered with its id yet
             rid = request_id_of(cut_short + junk) if owed else None
             return BadInput(f"{len(junk)} more bytes after a {len(cut_short)}-byte message "
-                            "(Content-Length too small?)", rid is not None, rid)
+                            "(Content-Length too small?)", rid is not None, rid, junk)
         message = _unframed_message(junk)
         return BadInput(f"{len(junk)} bytes outside any message (missing or invalid "
-                        f"Content-Length header): {_preview(junk)}",
-                        message is not None, message and request_id_of(message))
+                        "Content-Length header)", message is not None,
+                        message and request_id_of(message), junk)
 
     # -- a framed message ------------------------------------------------------------------
 
@@ -155,16 +157,16 @@ class FrameReader:
                 self._take(self._buf.find(b"\n") + 1 or len(self._buf))
                 return BadInput(f"a header longer than {MAX_HEADER_BYTES} bytes")
             if not await self._fill(stall=False):
-                return BadInput(f"the input ended inside a header: "
-                                f"{_preview(self._take(len(self._buf)))}")
+                return BadInput("the input ended inside a header",
+                                sample=self._take(len(self._buf)))
         glued = _glued_header(self._buf, end)
         if glued is not None:  # a fresh header follows bytes that are no header: drop those
-            return BadInput(f"malformed header: {_preview(self._take(glued))}")
+            return BadInput("a malformed header", sample=self._take(glued))
         self._cut_short = None
         block = self._take(end + len(HEADER_END))[:end]
         length = content_length_of(block)
         if isinstance(length, str):
-            return BadInput(f"{length} in header {_preview(block)}")
+            return BadInput(f"a header with {length}", sample=block)
         return length
 
     async def _read_body(self, length: int) -> Message | BadInput:
@@ -181,7 +183,7 @@ class FrameReader:
             if self._eof:
                 body = self._take(len(self._buf))
                 return BadInput(f"the input ended {length - len(body)} bytes short of a "
-                                f"{length}-byte message", True, request_id_of(body))
+                                f"{length}-byte message", True, request_id_of(body), body)
             complete = _leading_json(self._buf)
             if complete is not None:  # a whole message and silence: Content-Length too large
                 return self._overrun(self._take(complete[1]), length)
@@ -192,7 +194,7 @@ class FrameReader:
 
     def _overrun(self, body: bytes, length: int) -> BadInput:
         return BadInput(f"Content-Length {length} overruns a {len(body)}-byte message",
-                        True, request_id_of(body))
+                        True, request_id_of(body), body)
 
     def _decode(self, body: bytes) -> Message | BadInput:
         try:
@@ -206,7 +208,7 @@ class FrameReader:
             return self._overrun(body[:complete[1]], len(body))
         self._cut_short = body  # the rest, if it follows, arrives as junk
         return BadInput(f"a {len(body)}-byte body that is not JSON ({problem})",
-                        True, request_id_of(body))
+                        True, request_id_of(body), body)
 
 
 def content_length_of(block: bytes) -> int | str:
@@ -294,7 +296,3 @@ def request_id_of(fragment: bytes) -> int | str | None:
     valid = isinstance(rid, int | str) and not isinstance(rid, bool) and isinstance(method, str)
     return rid if valid else None
 
-
-def _preview(data: bytes, limit: int = 60) -> str:
-    text = repr(data[:limit])[2:-1]
-    return text + ("..." if len(data) > limit else "")

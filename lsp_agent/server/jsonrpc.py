@@ -84,6 +84,7 @@ class RobustProtocol(LanguageServerProtocol):
     def reject_input(self, bad: BadInput) -> None:
         """Input the transport could not frame or decode: a warning, and an answer if owed."""
         log.warning("bad input from the client: %s", bad.reason)
+        log.debug("the bad input began with %r", bad.sample[:120])
         if bad.reply:
             self._send_response(bad.request_id, error=lsp.ResponseError(
                 code=int(E.ParseError), message=f"parse error: {bad.reason}"))
