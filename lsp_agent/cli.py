@@ -27,10 +27,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     server = create_server()
     if args.tcp:
         host, _, port = args.tcp.rpartition(":")
-        server.start_tcp(host or "127.0.0.1", int(port))
-    else:
-        server.start_io()
-    return 0
+        return server.start_tcp(host or "127.0.0.1", int(port))
+    return server.start_io()  # 1 after exit without shutdown, as LSP asks
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -364,12 +364,19 @@ async def test_denied_permission_reaches_the_model_as_an_error(editor, model, wo
 
 
 async def test_unanswered_permission_times_out_as_deny(editor, model, workspace):
+    withdrawn = asyncio.Event()
+
     async def never(params):
-        await asyncio.sleep(3600)
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:  # the server's $/cancelRequest closes the dialog
+            withdrawn.set()
+            raise
 
     session = await touch_with(editor, model, workspace, never,
                                {"tool_result_contains": "no answer"})
     assert editor.of(session, ev.PermissionDecided)[0].source == "timeout"
+    await asyncio.wait_for(withdrawn.wait(), 30)
 
 
 async def test_plan_mode_refuses_edits(editor: Editor, model, workspace):

@@ -11,7 +11,7 @@ from typing import Any
 from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcInvalidParams, JsonRpcInvalidRequest
 from pygls.lsp.server import LanguageServer
-from pygls.protocol import LanguageServerProtocol, lsp_method
+from pygls.protocol import lsp_method
 from pygls.uris import from_fs_path, to_fs_path
 
 from lsp_agent import PROTOCOL_VERSION, __version__
@@ -20,6 +20,7 @@ from lsp_agent.model.client import ModelSettings
 from lsp_agent.server import actions
 from lsp_agent.server import protocol as p
 from lsp_agent.server.editor import EditorApplier, EditorDocuments, EditorPermissions
+from lsp_agent.server.jsonrpc import RobustProtocol
 from lsp_agent.server.progress import TurnProgress
 from lsp_agent.sessions.manager import SessionManager, UnknownSession
 from lsp_agent.sessions.proposals import UnknownProposal
@@ -36,7 +37,7 @@ PYTHON_FEATURE_CAPABILITIES = ("definition_provider", "references_provider", "ho
                                "document_symbol_provider", "workspace_symbol_provider")
 
 
-class AgentProtocol(LanguageServerProtocol):
+class AgentProtocol(RobustProtocol):
     @lsp_method(lsp.INITIALIZE)
     def lsp_initialize(self, params: lsp.InitializeParams):
         result = yield from super().lsp_initialize(params)
@@ -68,6 +69,17 @@ class AgentServer(LanguageServer):
         self.progress_for_turns = TurnProgress(self)
         self._manager: SessionManager | None = None
         self._intel: dict[Path, Any] = {}
+
+    # Our transports replace pygls's reader loop (see transport.py); they return the exit code.
+    def start_io(self, stdin: Any = None, stdout: Any = None) -> int:  # type: ignore[override]
+        from lsp_agent.server.transport import serve_stdio
+
+        return serve_stdio(self, stdin, stdout)
+
+    def start_tcp(self, host: str, port: int) -> int:  # type: ignore[override]
+        from lsp_agent.server.transport import serve_tcp
+
+        return serve_tcp(self, host, port)
 
     # -- configuration -----------------------------------------------------------------------
 

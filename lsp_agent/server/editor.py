@@ -64,9 +64,10 @@ class EditorPermissions:
             "reason": asked.reason,
         }
         try:
-            raw = await asyncio.wait_for(
-                self._ls.protocol.send_request_async(REQUEST_PERMISSION, params), self.timeout
-            )
+            # Withdrawn with $/cancelRequest on timeout or when the turn is cancelled, so the
+            # editor can close its dialog.
+            raw = await self._ls.protocol.request_or_withdraw(  # type: ignore[attr-defined]
+                REQUEST_PERMISSION, params, self.timeout)
         except TimeoutError:
             return PermissionAnswer("deny", source="timeout",
                                     message=f"no answer within {self.timeout:g} s")

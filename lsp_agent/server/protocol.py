@@ -122,7 +122,7 @@ M = TypeVar("M", bound=BaseModel)
 
 def parse(model: type[M], params: Any) -> M:
     data = plain(params)
-    if data is None:
+    if data is None or data == []:  # some clients (Lua ones) send empty params as []
         data = {}
     if not isinstance(data, dict):
         raise JsonRpcInvalidParams(f"params must be an object, got {type(data).__name__}")
