@@ -5,6 +5,7 @@ The agent loop asks the user when the verdict says so; it knows nothing of hooks
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +43,11 @@ class ToolGuard:
         if changed:
             path = _path_of(args, resolve)
         notes = [f"PreToolUse hook: {c}" for c in hook.context] if hook else []
-        return Screened(self.gate.evaluate(tool, args, path, hook), args, path, changed, notes)
+        if tool.name == "Bash":  # may walk folders and ask git which files a command shows
+            verdict = await asyncio.to_thread(self.gate.evaluate, tool, args, path, hook)
+        else:
+            verdict = self.gate.evaluate(tool, args, path, hook)
+        return Screened(verdict, args, path, changed, notes)
 
     async def after(self, tool: Tool, args: BaseModel, content: str, is_error: bool) -> list[str]:
         """PostToolUse hooks: notes to append to the result the model sees."""
