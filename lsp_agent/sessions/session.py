@@ -118,10 +118,11 @@ class Session:
         from lsp_agent.tools.results import finalize_output
 
         self.tools = session_pool(tools)
-        self.memory = MemoryLoader(config.workspace, config.user_memory_dirs)
+        self.memory = MemoryLoader(config.workspace, config.user_memory_dirs,
+                                   self.gate.file_rules)
         self.context = ContextManager(
             config.context, workspace=config.workspace, memory=self.memory,
-            reader=lambda path: self.documents.snapshot(path).text,
+            reader=self._reread_file,
             preserved=self._preserved_through_compaction,
             before_compact=self.safety.before_compact)
         self.agent = Agent(AgentDeps(
@@ -170,7 +171,8 @@ class Session:
             raise SessionBusy(f"session {self.id} is already running a turn")
         if context is not None:
             self.diagnostics.remember(context)
-        blocks = prompt_blocks(text, context, self.workspace, self.documents)
+        blocks = prompt_blocks(text, context, self.workspace, self.documents,
+                               self.gate.file_rules)
         self._cancel_requested = False
         self._turn = asyncio.create_task(self._run(blocks))
         return self._turn
@@ -300,6 +302,13 @@ class Session:
             self._system_cache = system_layers(self.workspace, self.memory.initial())
         return self._system_cache
 
+    def _reread_file(self, path: Path) -> str:
+        """A file re-read into the context after a compaction: never a secret (a denied Read
+        of .env is among the files the conversation used)."""
+        if self.gate.file_rules.is_secret(path):
+            raise ValueError(f"{path} is a secret file; it is only read when the user agrees")
+        return self.documents.snapshot(path).text
+
     def _tool_context(self, tool_use_id: str) -> ToolContext:
         return ToolContext(
             workspace=self.workspace,
@@ -313,4 +322,5 @@ class Session:
             processes=self.processes,
             shell_timeout=self.config.shell_timeout,
             extra={POOL_KEY: self.tools, "sandbox": self.safety.sandbox, TODOS_KEY: self.todos},
+            file_rules=self.gate.file_rules,
         )
