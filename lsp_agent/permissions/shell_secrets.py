@@ -207,6 +207,11 @@ def _name_filter(includes: list[str], excludes: list[str]) -> Callable[[str], bo
     return keep
 
 
+def _grep_recurses(parsed: Parsed) -> bool:
+    return parsed.has("-r", "-R", "--recursive", "--dereference-recursive") or \
+        "recurse" in parsed.values("-d", "--directories")
+
+
 def _rg_hidden(parsed: Parsed) -> bool:
     # -uu (or --unrestricted twice) is --no-ignore --hidden; -. is --hidden.
     return parsed.has("--hidden", "-.") or parsed.count("-u") + parsed.count("--unrestricted") >= 2
@@ -242,9 +247,7 @@ _RSYNC_VALUES = frozenset({"-e", "--rsh", "--exclude", "--include", "--filter", 
                            "--exclude-from", "--include-from", "--files-from", "--chmod"})
 
 WALKERS: dict[str, Walker] = {
-    **{name: Walker(reads=_any_of("-r", "-R", "--recursive", "--dereference-recursive")
-                    if name != "zipgrep" else _always,
-                    takes_value=_GREP_VALUES, pattern_first=True,
+    **{name: Walker(reads=_grep_recurses, takes_value=_GREP_VALUES, pattern_first=True,
                     include=frozenset({"--include"}), exclude=frozenset({"--exclude"}),
                     walks_cwd=True)
        for name in ("grep", "egrep", "fgrep")},
@@ -358,34 +361,90 @@ _NO_PATH_WORDS = frozenset({"echo", "printf", "which", "type", "true", "false", 
 _PATTERN_FIRST = frozenset({"grep", "egrep", "fgrep", "rg", "ag", "ack"})
 
 
-def named_paths(cmd: Command) -> list[str]:
-    """The static words of ``cmd`` that may name a file (``REV:path`` and ``host:path`` give
-    their path part too)."""
+_GREP_NOT_FILES = frozenset({
+    "-e", "--regexp", "--include", "--exclude", "--exclude-dir", "-m", "--max-count", "-A",
+    "-B", "-C", "--context", "--after-context", "--before-context", "-d", "--directories", "-D",
+    "--devices", "--label", "--binary-files", "--color", "--colour", "--group-separator"})
+# Options whose value is a pattern, a name filter or a number, not a file that is read.
+_NOT_FILES: dict[str, frozenset[str]] = {
+    "grep": _GREP_NOT_FILES, "egrep": _GREP_NOT_FILES, "fgrep": _GREP_NOT_FILES,
+    "rg": _RG_VALUES - {"-f", "--file", "--ignore-file", "--pre"},
+    "ag": _AG_VALUES - {"-p", "--path-to-ignore"},
+    "ack": _AG_VALUES - {"-p", "--path-to-ignore"},
+    "fd": _FD_VALUES - {"--base-directory", "--search-path"},
+    "find": frozenset({
+        "-name", "-iname", "-path", "-ipath", "-regex", "-iregex", "-wholename", "-iwholename",
+        "-lname", "-ilname", "-type", "-xtype", "-perm", "-user", "-group", "-size", "-mtime",
+        "-mmin", "-atime", "-amin", "-ctime", "-cmin", "-maxdepth", "-mindepth", "-printf",
+        "-uid", "-gid", "-links", "-inum", "-fstype", "-regextype"}),
+    "git": frozenset({"-m", "--message", "--grep", "--author", "--committer", "-S", "-G",
+                      "--format", "--pretty", "-e", "--since", "--until", "--after",
+                      "--before", "-n", "--max-count", "--date"}),
+}
+
+
+def file_words(cmd: Command) -> list[tuple[str | None, str]]:
+    """(static value or None when computed, source text) of the words of ``cmd`` that may
+    name a file: not patterns, name filters or other option values."""
     if cmd.name in _NO_PATH_WORDS:
         return []
-    words = _words(cmd)
-    walker = WALKERS.get(cmd.name or "")
-    if walker is not None:  # --include=*.py, --exclude=.env: name filters, not files
-        filters = walker.include | walker.exclude
-        words = [w for w in words if w is None or w.split("=", 1)[0] not in filters]
-    if cmd.name in _PATTERN_FIRST and not any(w in {"-e", "-f", "--regexp", "--file"}
-                                              for w in words):
-        first = next((i for i, w in enumerate(words) if w is not None and
-                      not w.startswith("-")), None)
-        if first is not None:
-            words = words[:first] + words[first + 1:]
-    out = []
-    for word in words:
-        if not word:
+    not_files = _NOT_FILES.get(cmd.name or "", frozenset())
+    pattern_pending = cmd.name in _PATTERN_FIRST and not any(
+        w.value in {"-e", "-f", "--regexp", "--file"}
+        or (w.value or "").startswith(("--regexp=", "--file=")) for w in cmd.args)
+    out: list[tuple[str | None, str]] = []
+    skip = False
+    for word in cmd.args:
+        value = word.value
+        if skip or value == "":
+            skip = False
             continue
-        if word.startswith("-"):
-            if "=" not in word:
-                continue
-            word = word.split("=", 1)[1]
-        if ":" in word:
-            out.append(word.rsplit(":", 1)[1])  # REV:path, host:path
-        out.append(word)
-    return [w for w in out if w]
+        if value is not None and value.startswith("-") and value != "-":
+            name, eq, rest = value.partition("=")
+            if name in not_files:
+                skip = not eq
+            elif eq:
+                out.append((rest, word.text))
+            continue
+        if pattern_pending:
+            pattern_pending = False
+            continue
+        out.append((value, word.text))
+    return out
+
+
+def named_paths(cmd: Command) -> list[str]:
+    """The static words that may name a file; ``REV:path`` and ``host:path`` give their path
+    part too."""
+    out = []
+    for value, _ in file_words(cmd):
+        if value:
+            if ":" in value:
+                out.append(value.rsplit(":", 1)[1])
+            out.append(value)
+    return [v for v in out if v]
+
+
+# Programs that print (or copy) the content of the files they are given.
+CONTENT_READERS = frozenset({
+    "cat", "head", "tail", "less", "more", "grep", "egrep", "fgrep", "rg", "ag", "ack",
+    "strings", "od", "hexdump", "xxd", "base64", "sort", "uniq", "nl", "tac", "cut", "paste",
+    "jq", "cp", "scp", "rsync", "tar", "zip", "diff", "cmp", "comm", "fold", "rev", "column",
+    "zcat", "bat", "awk", "sed", "tee", "dd", "python", "python3", "perl", "ruby", "node"})
+
+
+def _unknown_file_concerns(cmd: Command) -> list[str]:
+    """A reader whose files are known only at run time may be given a secret."""
+    if cmd.name not in CONTENT_READERS:
+        return []
+    if cmd.args_from_input:
+        return [f"{cmd.text()} reads the files named on its input ({cmd.via}); they may be "
+                "secret files"]
+    computed = next((text for value, text in file_words(cmd) if value is None), None)
+    if computed is not None:
+        return [f"{cmd.name}: the argument {computed} is computed at run time and may name a "
+                "secret file"]
+    return []
 
 
 def _named_concerns(cmd: Command, workspace: Path, rules: FileRules) -> list[str]:
@@ -453,6 +512,8 @@ GIT_READERS: dict[str, GitReader] = {
     "stash": GitReader(_always, "stash"),
     "grep": GitReader(_always, "grep", _GIT_GREP_VALUES),
     "cat-file": GitReader(_always, "cat-file", frozenset()),
+    "archive": GitReader(_always, "archive", frozenset({"-o", "--output", "--prefix",
+                                                       "--format", "--remote", "--exec"})),
     "blame": GitReader(_always, "named", frozenset({"-L", "-S", "--contents", "-C", "-M"})),
     "annotate": GitReader(_always, "named", frozenset({"-L", "-S", "--contents"})),
 }
@@ -616,6 +677,11 @@ class _GitChecker:
             untracked = []
         return self._run(["ls-files", "-z", "--cached", *untracked, "--", *pathspecs])
 
+    def _list_archive(self, revs: list[str], pathspecs: list[str]) -> Iterator[str]:
+        if self.parsed.has("--remote"):
+            raise GitCheckFailed("it reads another repository")
+        return self._list_grep(revs, pathspecs)
+
     def _list_cat_file(self, revs: list[str], pathspecs: list[str]) -> Iterator[str]:
         return iter(())  # REV:path operands are checked by name, blobs above
 
@@ -739,7 +805,7 @@ def secret_concerns(cmd: Command, workspace: Path, rules: FileRules) -> list[str
     """Why running ``cmd`` may put a secret file's content in front of the model."""
     if cmd.name is None:
         return []  # a computed program asks anyway
-    named = _named_concerns(cmd, workspace, rules)
+    named = _named_concerns(cmd, workspace, rules) or _unknown_file_concerns(cmd)
     if named:
         return named
     if cmd.name == "git":

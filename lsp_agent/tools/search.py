@@ -352,7 +352,10 @@ async def _search_with_ripgrep(rg: str, request: _SearchRequest, collector: _Col
             _kill_unless_exited(proc)
         await proc.wait()
         errors = await stderr_task
-    if proc.returncode == 2 and not collector.files and not timed_out:
+    # "No files were searched": every file was filtered out (a glob, secret files): no match,
+    # as the Python engine says.
+    if proc.returncode == 2 and not collector.files and not timed_out \
+            and not errors.startswith("No files were searched"):
         raise ToolError(f"Search failed: {errors.strip() or 'ripgrep exited with status 2'}")
     return timed_out
 
