@@ -447,7 +447,15 @@ def _unknown_file_concerns(cmd: Command) -> list[str]:
     return []
 
 
+# Programs that show only names and metadata of the files they are given (find and fd with
+# -exec/-x are walkers, checked below).
+NAMES_ONLY = frozenset({"ls", "stat", "du", "realpath", "readlink", "file", "tree", "find",
+                        "fd", "basename", "dirname"})
+
+
 def _named_concerns(cmd: Command, workspace: Path, rules: FileRules) -> list[str]:
+    if cmd.name in NAMES_ONLY:
+        return []  # `ls .env` shows no content (outside bypassPermissions it still asks)
     for value in named_paths(cmd):
         for target in [workspace / os.path.expanduser(value), *expand_argument(value, workspace)]:
             if reason := rules.secret_reason(target):

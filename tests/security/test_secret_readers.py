@@ -206,3 +206,11 @@ async def test_shell_verdicts_are_computed_off_the_event_loop(ws):
     assert screened.verdict.action in {"allow", "ask"}
     assert threads and threads[0] != threading.get_ident()
     await asyncio.sleep(0)
+
+
+def test_names_and_metadata_are_not_secret_reads(ws):
+    """`ls .env` shows no content: it asks as before in default mode (a path that looks like a
+    secret), but it is not a bypass-immune secret read."""
+    assert bash(PermissionGate(ws), "ls -la .env").action == "ask"
+    assert bash(PermissionGate(ws, "bypassPermissions"), "ls -la .env").action == "allow"
+    assert bash(PermissionGate(ws, "bypassPermissions"), "cat .env").action == "ask"
