@@ -5,6 +5,7 @@ The agent loop asks the user when the verdict says so; it knows nothing of hooks
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +50,11 @@ class ToolGuard:
         if changed:  # the hook's input is judged afresh: its path may be another one
             path = _path_of(tool, args, resolve)
         notes = [f"PreToolUse hook: {c}" for c in hook.context] if hook else []
-        return Screened(self.gate.evaluate(tool, args, path, hook), args, path, changed, notes)
+        if tool.subject(args).access == "shell":  # may walk folders and ask git what it shows
+            verdict = await asyncio.to_thread(self.gate.evaluate, tool, args, path, hook)
+        else:
+            verdict = self.gate.evaluate(tool, args, path, hook)
+        return Screened(verdict, args, path, changed, notes)
 
     async def after(self, tool: Tool, args: BaseModel, content: str, is_error: bool) -> list[str]:
         """PostToolUse hooks: notes to append to the result the model sees."""

@@ -19,13 +19,16 @@ from typing import Any, Literal, Protocol
 from lsp_agent.permissions import paths, shell_safety
 from lsp_agent.permissions.hooks import HookOutcome
 from lsp_agent.permissions.rules import Rule
+from lsp_agent.permissions.secrets import FileRules, file_rules
 from lsp_agent.permissions.settings import (
     Settings,
     local_settings_path,
+    managed_settings_path,
     record_rule,
     user_settings_path,
 )
 from lsp_agent.permissions.shell_analysis import Analysis, Command, analyze
+from lsp_agent.permissions.shell_secrets import secret_concerns
 from lsp_agent.types.permissions import Mode, Scope, Subject
 
 READ_ONLY_ACCESS = frozenset({"read", "session"})  # calls that may run in plan mode
@@ -71,6 +74,13 @@ class PermissionGate:
     readable_outside: list[Path] = field(default_factory=list)
     session_rules: set[str] = field(default_factory=set)
     settings: Settings = field(default_factory=Settings)
+
+    @property
+    def file_rules(self) -> FileRules:
+        """The secret and protected tables, with the settings' additions (cached)."""
+        own_settings = (str(user_settings_path()), str(managed_settings_path()))
+        return file_rules(tuple(self.settings.secret_files),
+                          tuple(self.settings.protected_files) + own_settings)
 
     # -- the decision --------------------------------------------------------------------------
 
@@ -142,10 +152,10 @@ class PermissionGate:
         if not read_only:
             if not paths.is_inside(real, [self.workspace]):
                 return f"{path} is outside the workspace {self.workspace}"
-            return paths.protected_reason(real)
+            return paths.protected_reason(real, self.file_rules)
         if not paths.is_inside(real, self._read_roots()) and allowed is None:
             return f"{path} is outside the workspace {self.workspace}"
-        return paths.secret_reason(real)
+        return paths.secret_reason(path, self.file_rules)
 
     # -- shell commands ------------------------------------------------------------------------
 
@@ -157,10 +167,14 @@ class PermissionGate:
         for cmd in analysis.commands:
             if why := shell_safety.catastrophic(cmd):
                 return _Judgement(refused=why)
-        immune = [c for r in analysis.redirects
-                  for c in shell_safety.redirect_concerns(r, self.workspace, self._read_roots())]
+        rules = self.file_rules
+        immune = [c for r in analysis.redirects for c in
+                  shell_safety.redirect_concerns(r, self.workspace, self._read_roots(), rules)]
+        # Reading a secret file asks in every mode, as it does for Read.
+        immune += [c for cmd in analysis.commands
+                   for c in secret_concerns(cmd, self.workspace, rules)]
         if immune:
-            return _Judgement(immune=immune)
+            return _Judgement(immune=list(dict.fromkeys(immune)))
         return _Judgement(concerns=self._shell_reasons(name, subject, analysis), allowed=Verdict(
             "allow", "every command is read-only or allowed by a rule", "rule"))
 

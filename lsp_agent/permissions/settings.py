@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lsp_agent.permissions.rules import Rule, RuleError
+from lsp_agent.permissions.secrets import pattern_problem
 
 log = logging.getLogger(__name__)
 MANAGED_PATH = Path("/etc/lsp-agent/managed-settings.json")
@@ -40,6 +41,8 @@ class Settings:
     deny: list[Rule] = field(default_factory=list)
     default_mode: str | None = None
     additional_directories: list[Path] = field(default_factory=list)
+    secret_files: list[str] = field(default_factory=list)  # patterns added to the secret table
+    protected_files: list[str] = field(default_factory=list)  # ... and to the protected table
     sandbox: dict[str, Any] = field(default_factory=dict)
     hooks: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (source, config)
     warnings: list[str] = field(default_factory=list)
@@ -115,6 +118,13 @@ def merge(sources: list[Source], workspace: Path) -> Settings:
             out.default_mode = mode
         for d in _strings(perms.get("additionalDirectories"), label, out.warnings):
             out.additional_directories.append(Path(os.path.expanduser(d)))
+        for key, target in (("secretFiles", out.secret_files),
+                            ("protectedFiles", out.protected_files)):
+            for pattern in _strings(perms.get(key), f"{label}: permissions.{key}", out.warnings):
+                if problem := pattern_problem(pattern):
+                    out.warnings.append(f"{label}: permissions.{key} {pattern!r}: {problem}")
+                elif pattern not in target:
+                    target.append(pattern)
         sandbox = source.data.get("sandbox")
         if isinstance(sandbox, dict):
             out.sandbox = {**sandbox, **out.sandbox}  # higher sources already set win

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from dataclasses import dataclass, field
 
 MAX_DEPTH = 6  # nested ``sh -c``/``eval`` strings; deeper nesting is refused as unparseable
@@ -79,12 +80,28 @@ def program_name(word: str) -> str:
     return base if head in SYSTEM_BIN_DIRS else word
 
 
-@functools.cache
-def _parser():
-    import tree_sitter_bash
-    from tree_sitter import Language, Parser
+_local = threading.local()  # a parser is not safe to share between threads
 
-    return Parser(Language(tree_sitter_bash.language()))
+
+def _parser():
+    parser = getattr(_local, "parser", None)
+    if parser is None:
+        parser = _local.parser = _new_parser()
+    return parser
+
+
+def _new_parser():
+    from tree_sitter import Parser
+
+    return Parser(_language())
+
+
+@functools.cache
+def _language():
+    import tree_sitter_bash
+    from tree_sitter import Language
+
+    return Language(tree_sitter_bash.language())
 
 
 def analyze(source: str) -> Analysis:

@@ -28,12 +28,13 @@ from lsp_agent.permissions.session_safety import (
     SessionSafety,
     stop_hook_prompt,
 )
-from lsp_agent.sessions.context import EditorContext, prompt_blocks
+from lsp_agent.sessions.context import prompt_blocks
 from lsp_agent.sessions.proposals import EditApplier, ProposalBook, ProposalHost
 from lsp_agent.tools.base import ToolContext, ToolPool
 from lsp_agent.tools.pool import session_pool
 from lsp_agent.tools.todos import TodoItem, TodoList
 from lsp_agent.types import events as ev
+from lsp_agent.types.editor import EditorContext
 from lsp_agent.types.permissions import Asker, Mode
 from lsp_agent.workspace.diagnostics import DiagnosticsStore
 from lsp_agent.workspace.documents import DocumentSource
@@ -116,10 +117,11 @@ class Session:
         from lsp_agent.tools.results import finalize_output
 
         self.tools = session_pool(tools)
-        self.memory = MemoryLoader(config.workspace, config.user_memory_dirs)
+        self.memory = MemoryLoader(config.workspace, config.user_memory_dirs,
+                                   self.gate.file_rules)
         self.context = ContextManager(
             config.context, service=model, workspace=config.workspace, memory=self.memory,
-            reader=lambda path: self.documents.snapshot(path).text,
+            reader=self._reread_file,
             preserved=self._preserved_through_compaction,
             before_compact=self.safety.before_compact)
         self.agent = Agent(AgentDeps(
@@ -167,7 +169,8 @@ class Session:
             raise SessionBusy(f"session {self.id} is already running a turn")
         if context is not None:
             self.diagnostics.remember(context)
-        blocks = prompt_blocks(text, context, self.workspace, self.documents)
+        blocks = prompt_blocks(text, context, self.workspace, self.documents,
+                               self.gate.file_rules)
         self._cancel_requested = False
         self._turn = asyncio.create_task(self._run(blocks))
         return self._turn
@@ -297,6 +300,13 @@ class Session:
             self._system_cache = system_layers(self.workspace, self.memory.initial())
         return self._system_cache
 
+    def _reread_file(self, path: Path) -> str:
+        """A file re-read into the context after a compaction: never a secret (a denied Read
+        of .env is among the files the conversation used)."""
+        if self.gate.file_rules.is_secret(path):
+            raise ValueError(f"{path} is a secret file; it is only read when the user agrees")
+        return self.documents.snapshot(path).text
+
     def _tool_context(self, tool_use_id: str) -> ToolContext:
         return ToolContext(
             workspace=self.workspace,
@@ -312,4 +322,5 @@ class Session:
             sandbox=self.safety.sandbox,
             todos=self.todos,
             tools=self.tools,
+            file_rules=self.gate.file_rules,
         )

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import BaseModel
 
+from lsp_agent.permissions.secrets import DEFAULT_RULES, FileRules
+from lsp_agent.permissions.untrusted import shown
 from lsp_agent.types.edits import FileEdit
 from lsp_agent.types.permissions import Access, Subject
 from lsp_agent.workspace.documents import DocumentSource
@@ -72,6 +74,7 @@ class ToolContext:
     sandbox: ShellSandbox | None = None
     todos: TodoList | None = None  # the session's plan, for TodoWrite
     tools: SessionTools | None = None  # loaded and deferred tools, for ToolSearch
+    file_rules: FileRules = DEFAULT_RULES  # which files are secrets (the session's settings)
 
     def resolve(self, raw: str) -> Path:
         """Resolve a tool's path argument against the workspace (relative or absolute)."""
@@ -81,11 +84,12 @@ class ToolContext:
         return Path(_normalise(p))
 
     def display(self, path: Path) -> str:
-        """A path as the model should see it: relative to the workspace when inside it."""
+        """A path as the model should see it: relative to the workspace when inside it,
+        escaped when its name is not printable (a name must not forge lines)."""
         try:
-            return str(path.relative_to(self.workspace))
+            return shown(str(path.relative_to(self.workspace)))
         except ValueError:
-            return str(path)
+            return shown(str(path))
 
 
 def _normalise(p: Path) -> str:

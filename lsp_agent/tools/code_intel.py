@@ -2,6 +2,10 @@
 
 The model is poor at counting columns, so tools take a symbol name plus the 1-based line it
 appears on (as numbered by Read) and find the column themselves.
+
+Results may point into other files; lines from secret files (``permissions.secrets``) are not
+shown, and hover text of a name defined in one is withheld: only Read, which asks the user,
+shows their content.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from lsp_agent.tools.base import Tool, ToolContext, ToolError
 from lsp_agent.workspace.documents import FileReadError
 
 NEARBY_LINES = 3
+SECRET_LINE = "(line not shown: secret file; Read asks the user first)"
 
 
 # --------------------------------------------------------------------------- inputs
@@ -122,6 +127,23 @@ def _where(ctx: ToolContext, loc: SymbolLocation) -> str:
     return f"{ctx.display(loc.path)}:{loc.line + 1}"
 
 
+def _line_text(ctx: ToolContext, loc: SymbolLocation) -> str | None:
+    """The location's source line, unless it lies in a secret file."""
+    if ctx.file_rules.is_secret(loc.path):
+        return SECRET_LINE
+    return loc.line_text
+
+
+async def _secret_definition(intel: CodeIntel, ctx: ToolContext, path: Path, line: int,
+                             column: int) -> SymbolLocation | None:
+    """Where the name at this position is defined, when that is in a secret file."""
+    try:
+        found = await intel.definition(path, line, column)
+    except ValueError:
+        return None
+    return next((loc for loc in found.items if ctx.file_rules.is_secret(loc.path)), None)
+
+
 def _query_setup(args: SymbolAtLine, ctx: ToolContext) -> tuple[CodeIntel, Path, int, int, str]:
     path = ctx.resolve(args.path)
     hint = f"for `{args.symbol}`"
@@ -164,8 +186,8 @@ class Definition(Tool):
         for loc in result.items:
             qualified = f" ({loc.full_name})" if loc.full_name else ""
             lines.append(f"{_where(ctx, loc)}  {loc.kind}{qualified}")
-            if loc.line_text is not None:
-                lines.append(f"    {loc.line_text.strip()}")
+            if (text := _line_text(ctx, loc)) is not None:
+                lines.append(f"    {text.strip()}")
         return note + "\n".join(lines) + _truncation_note(result, len(result.items))
 
 
@@ -196,7 +218,7 @@ class References(Tool):
 def _format_references(ctx: ToolContext, symbol: str, result: QueryResult) -> str:
     by_file: dict[str, dict[int, str]] = defaultdict(dict)
     for loc in result.items:
-        by_file[ctx.display(loc.path)][loc.line + 1] = (loc.line_text or "").strip()
+        by_file[ctx.display(loc.path)][loc.line + 1] = (_line_text(ctx, loc) or "").strip()
     count, files = len(result.items), len(by_file)
     more = "+" if result.truncated else ""
     out = [f"{count}{more} references to `{symbol}` in {files} file{'s' if files != 1 else ''}:"]
@@ -225,6 +247,9 @@ class Hover(Tool):
         _check_timeout(result, intel, f"for `{args.symbol}`")
         if not result.items or not result.items[0].markdown:
             return note + f"No information available for `{args.symbol}`."
+        if secret := await _secret_definition(intel, ctx, path, line, column):
+            return note + (f"`{args.symbol}` is defined in a secret file ({_where(ctx, secret)}); "
+                           "its hover text is not shown. Read that file to ask the user for it.")
         info = result.items[0]
         return note + f"`{args.symbol}` ({info.kind}):\n{info.markdown}"
 

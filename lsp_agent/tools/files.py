@@ -660,6 +660,12 @@ class Glob(Tool):
                 f"(Results truncated: showing the {GLOB_MAX_RESULTS} most recently modified "
                 f"of {len(newest_first):,} matches. Narrow the pattern or path.)"
             )
+        secrets = [ctx.display(base / rel) for rel in newest_first[:GLOB_MAX_RESULTS]
+                   if ctx.file_rules.is_secret(base / rel)]
+        if secrets:  # names only; saying so spares a Read the user will be asked about
+            listed = ", ".join(secrets[:5]) + (", ..." if len(secrets) > 5 else "")
+            shown.append(f"({listed} look{'s' if len(secrets) == 1 else ''} like secret "
+                         "files: reading them asks the user first.)")
         return "\n".join(shown)
 
 
