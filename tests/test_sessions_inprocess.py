@@ -264,6 +264,8 @@ async def test_did_change_drops_the_diagnostics_a_prompt_brought(model, workspac
     model.load(diagnostics_turns())
     events: list[ev.AgentEvent] = []
     server = create_server()
+    # The manager the server would build, but talking to the scripted model and sending
+    # events to a list (there is no client connection in-process).
     server._manager = SessionManager(settings=settings_for(model), documents=DiskDocuments(),
                                      applier=Editor(), sink=events.append, asker=None,
                                      state_dir=workspace.parent / "state")
