@@ -109,7 +109,8 @@ class ProposalBook:
         try:
             return await waiting.answer
         except asyncio.CancelledError:
-            self._drop(proposal, "cancelled")
+            if not waiting.lock.locked():  # a review under way finishes and reports itself
+                self._drop(proposal, "cancelled")
             raise
         finally:
             self._waiting.pop(proposal.id, None)
@@ -121,7 +122,11 @@ class ProposalBook:
         if waiting is None:
             raise UnknownProposal(proposal_id)
         async with waiting.lock:  # two reviews of one proposal: the second sees it decided
-            result = await self._carry_out(waiting.proposal, accept, reject, feedback)
+            try:
+                result = await self._carry_out(waiting.proposal, accept, reject, feedback)
+            finally:
+                if waiting.answer.cancelled():  # the turn was cancelled meanwhile
+                    self._drop(waiting.proposal, "cancelled")  # unless the review decided it
         if not waiting.answer.done():
             waiting.answer.set_result(result.outcome)
         return result
