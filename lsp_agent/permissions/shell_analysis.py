@@ -55,7 +55,8 @@ class Command:
 
     def static_args(self) -> list[str] | None:
         values = [w.value for w in self.args]
-        return None if any(v is None for v in values) else values  # type: ignore[misc]
+        static = [v for v in values if v is not None]
+        return static if len(static) == len(values) else None
 
     def text(self) -> str:
         """The command as rules match it: static words joined by single spaces."""

@@ -64,6 +64,7 @@ class FrameReader:
     async def next(self) -> Message | BadInput | None:
         """The next message or problem; None once the input has ended."""
         while True:
+            found: Message | BadInput | None
             start = self._where_input_starts()
             if start == "junk":
                 found = await self._skip_junk()
@@ -141,7 +142,7 @@ class FrameReader:
         message = _unframed_message(junk)
         return BadInput(f"{len(junk)} bytes outside any message (missing or invalid "
                         "Content-Length header)", message is not None,
-                        message and request_id_of(message), junk)
+                        request_id_of(message) if message else None, junk)
 
     # -- a framed message ------------------------------------------------------------------
 

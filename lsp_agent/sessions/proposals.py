@@ -42,7 +42,7 @@ class UnknownProposal(KeyError):
 @dataclass
 class ReviewResult:
     proposal_id: str
-    status: str
+    status: ev.ResolvedStatus
     applied: list[str] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
@@ -177,13 +177,13 @@ class ProposalBook:
                 raise ValueError(f"cannot read {change.path} to apply the edit: {exc}") from exc
         return current
 
-    def _drop(self, proposal: Proposal, status: str) -> None:
+    def _drop(self, proposal: Proposal, status: ev.ResolvedStatus) -> None:
         if proposal.status == "pending":
             proposal.cancel()
             self._emit_resolved(proposal, "cancelled")
 
     def _emit_resolved(
-        self, proposal: Proposal, status: str, result: ReviewResult | None = None,
+        self, proposal: Proposal, status: ev.ResolvedStatus, result: ReviewResult | None = None,
         feedback: str | None = None,
     ) -> None:
         self._host.emit(ev.ProposalResolved(
@@ -195,7 +195,8 @@ class ProposalBook:
         ))
 
 
-def _result(proposal: Proposal, plan: ApplicationPlan, status: str, outcome: str) -> ReviewResult:
+def _result(proposal: Proposal, plan: ApplicationPlan, status: ev.ResolvedStatus,
+            outcome: str) -> ReviewResult:
     details = [f.conflict for f in plan.files if f.conflict]
     return ReviewResult(proposal.id, status, plan.landed_ids(), plan.rejected_ids(),
                         plan.conflict_ids(), details, outcome)
