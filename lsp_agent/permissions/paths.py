@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 from pathlib import Path
 
 # Writing these always asks, in every mode (they change how git, the shell or this agent behave,
@@ -45,6 +46,8 @@ def is_inside(path: Path, roots: list[Path]) -> bool:
 
 def secret_reason(path: Path) -> str | None:
     """Why reading ``path`` needs the user's consent (it looks like a secret), or None."""
+    if why := process_secret_reason(str(path)):
+        return why
     parts = [p.casefold() for p in real(path).parts]
     name = parts[-1] if parts else ""
     if any(fnmatch.fnmatchcase(name, pat) for pat in _SECRET_NAMES):
@@ -70,3 +73,30 @@ def protected_reason(path: Path) -> str | None:
     if name in _SHELL_DOTFILES:
         return f"{path} is a configuration file that runs code (shell or git start-up)"
     return secret_reason(path)
+
+
+# Files of /proc that expose what another process holds: its environment (the language
+# server's holds its API key) and its memory. (file name, what it is) -- matched in
+# /proc/<pid>/ and /proc/<pid>/task/<tid>/, pid written as a number, self, or anything else.
+_PROCESS_SECRETS = (
+    ("environ", "environment"),
+    ("mem", "memory"),
+)
+_PROC_FILE = re.compile(r"/proc/([^/\s'\"]+)/(?:task/[^/\s'\"]+/)?("
+                        + "|".join(name for name, _ in _PROCESS_SECRETS) + r")\b")
+
+
+def process_secret_reason(text: str) -> str | None:
+    """Why a path or a command line naming a process's environment or memory needs consent
+    (a secret read, asked in every mode), or None."""
+    match = _PROC_FILE.search(text)
+    if match is None:
+        return None
+    pid, name = match.groups()
+    what = dict(_PROCESS_SECRETS)[name]
+    if pid == str(os.getpid()):
+        return f"{match.group(0)}: the language server's {what}, which holds its API key"
+    if pid.isdigit():
+        return f"{match.group(0)}: the {what} of another process, which can hold credentials"
+    return (f"{match.group(0)}: the {what} of a running process, which can hold credentials "
+            "such as the language server's API key")

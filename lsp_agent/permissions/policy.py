@@ -109,6 +109,8 @@ class PermissionGate:
 
     def _path_concern(self, path: Path, read_only: bool, allowed: Rule | None) -> str | None:
         real = paths.real(path)
+        if why := paths.process_secret_reason(str(real)):
+            return why  # before "outside the workspace": the user must see what it holds
         if not read_only:
             if not paths.is_inside(real, [self.workspace]):
                 return f"{path} is outside the workspace {self.workspace}"
@@ -132,6 +134,8 @@ class PermissionGate:
             return Verdict("deny", f"blocked by a hook: {hook.reason}", "hook")
         immune = [c for r in analysis.redirects
                   for c in shell_safety.redirect_concerns(r, self.workspace, self._read_roots())]
+        immune += [why for why in shell_safety.process_secret_reads(analysis)
+                   if not any(why in earlier for earlier in immune)]
         if immune:
             return self._ask_or_deny("; ".join(immune), immune=True)
         if hook is not None and hook.decision == "allow":
