@@ -159,18 +159,20 @@ class Editor:
         return [e for e in self.events[session_id] if isinstance(e, kind)]
 
 
-def server_config(base_url: str, state_dir: Path) -> ClientServerConfig:
+def server_config(base_url: str, state_dir: Path,
+                  extra_env: dict[str, str] | None = None) -> ClientServerConfig:
     import os
 
     env = {**os.environ, "ANTHROPIC_BASE_URL": base_url, "ANTHROPIC_API_KEY": "test-key",
            "LSP_AGENT_STATE_DIR": str(state_dir), "LSP_AGENT_BACKOFF_BASE": "0.01",
-           "LSP_AGENT_CACHE_DIR": str(state_dir / "cache")}
+           "LSP_AGENT_CACHE_DIR": str(state_dir / "cache"), **(extra_env or {})}
     return ClientServerConfig(server_command=[sys.executable, "-m", "lsp_agent", "serve"],
                               server_env=env)
 
 
-async def start_editor(base_url: str, root: Path, **init_options: Any) -> Editor:
-    client = await server_config(base_url, root / ".state").start()
+async def start_editor(base_url: str, root: Path, server_env: dict[str, str] | None = None,
+                       **init_options: Any) -> Editor:
+    client = await server_config(base_url, root / ".state", server_env).start()
     editor = Editor(client)
     editor.init_result = await client.initialize_session(lsp.InitializeParams(
         capabilities=lsp.ClientCapabilities(

@@ -21,8 +21,9 @@ It uses the standard library only, so it starts in a few milliseconds. It forks 
 
   - ``LIFE_FD`` reaches end of file: the server holds the only write end of that pipe, so this
     happens when the server exits or is killed, SIGKILL included;
-  - the waiter dies before the command has ended: the server stopped the command (timeout,
-    cancel), or the server was killed;
+  - the waiter ends without releasing the keeper (it releases it only when it got the
+    command's exit status and is about to exit the same way): the server stopped the
+    command (timeout, cancel) by signalling its process group, which the waiter leads;
   - the keeper itself gets SIGTERM, SIGINT or SIGHUP.
 
   Otherwise it stays as long as background processes the command left behind run, then exits.
@@ -39,8 +40,8 @@ import signal
 import sys
 import time
 
-PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
+RELEASE = b"r"
 STOP_GRACE = 2.0  # between SIGTERM and SIGKILL when the command is stopped
 SERVER_GONE_GRACE = 1.0  # the same when the server is gone
 FALLBACK_POLL = 1.0  # signals wake the keeper at once; this only bounds a missed wake-up
@@ -56,22 +57,24 @@ def main(argv: list[str]) -> int:
     life_fd, command = int(argv[1]), argv[3:]
     os.fstat(life_fd)  # fails here, before anything runs, if the server passed no pipe
     os.set_inheritable(life_fd, False)  # for the keeper only, not for the command
-    status_r, status_w = os.pipe()
-    waiter = os.getpid()
+    status_r, status_w = os.pipe()  # keeper -> waiter: the command's wait status
+    release_r, release_w = os.pipe()  # waiter -> keeper: "exiting normally"
     if os.fork() == 0:
         os.close(status_r)
+        os.close(release_w)
         try:
-            code = Keeper(life_fd, status_w, waiter, command).run()
+            code = Keeper(life_fd, status_w, release_r, command).run()
         except BaseException as exc:  # the keeper must end here, never return to main()
             print(f"lsp-agent guard: {exc!r}", file=sys.stderr)
             code = 70
         os._exit(code)
     os.close(status_w)
+    os.close(release_r)
     os.close(life_fd)
-    return wait_for_command(status_r)
+    return wait_for_command(status_r, release_w)
 
 
-def wait_for_command(status_r: int) -> int:
+def wait_for_command(status_r: int, release_w: int) -> int:
     """The waiter: exit the way the command exited, as soon as the keeper reports it."""
     report = b""
     while chunk := os.read(status_r, 64):
@@ -79,6 +82,10 @@ def wait_for_command(status_r: int) -> int:
     if not report.strip():
         print("lsp-agent guard: the command's keeper ended before the command", file=sys.stderr)
         return 1
+    try:  # the command ended by itself: what it left running may go on running
+        os.write(release_w, RELEASE)
+    except OSError:
+        pass  # the keeper is gone
     code = os.waitstatus_to_exitcode(int(report))
     if code >= 0:
         return code
@@ -94,10 +101,12 @@ def wait_for_command(status_r: int) -> int:
 
 
 class Keeper:
-    def __init__(self, life_fd: int, status_w: int, waiter: int, command: list[str]):
-        self.life_fd, self.status_w, self.waiter, self.command = life_fd, status_w, waiter, command
+    def __init__(self, life_fd: int, status_w: int, release_r: int, command: list[str]):
+        self.life_fd, self.status_w, self.release_r = life_fd, status_w, release_r
+        self.command = command
         self.command_pid = 0
         self.reported = False
+        self.released = False
         self.stop_requested = False
 
     def run(self) -> int:
@@ -106,12 +115,10 @@ class Keeper:
         libc = ctypes.CDLL(None, use_errno=True)
         if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
             raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGUSR1, 0, 0, 0)
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_w, False)
         signal.set_wakeup_fd(wake_w)
-        for sig in (signal.SIGCHLD, signal.SIGUSR1):
-            signal.signal(sig, lambda *_: None)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._request_stop)
         self.command_pid = os.fork()
@@ -127,13 +134,18 @@ class Keeper:
         while True:
             if not self._reap() and self.reported:
                 return 0  # the command and everything it left behind have ended
-            if self.stop_requested or (not self.reported and os.getppid() != self.waiter):
+            if self.stop_requested:
                 return self._stop_all(STOP_GRACE)
-            readable, _, _ = select.select([self.life_fd, wake_r], [], [], FALLBACK_POLL)
+            watched = [self.life_fd, wake_r] + ([] if self.released else [self.release_r])
+            readable, _, _ = select.select(watched, [], [], FALLBACK_POLL)
             if wake_r in readable:
                 os.read(wake_r, 512)
             if self.life_fd in readable and not os.read(self.life_fd, 1):
                 return self._stop_all(SERVER_GONE_GRACE)
+            if self.release_r in readable and not self.released:
+                self.released = os.read(self.release_r, 1) == RELEASE
+                if not self.released:  # the waiter ended without the word: stopped
+                    return self._stop_all(STOP_GRACE)
 
     def _reap(self) -> bool:
         """Collect exited children; whether any child is left."""
@@ -165,7 +177,7 @@ class Keeper:
 def _exec_command(command: list[str], group: int) -> None:
     try:
         signal.set_wakeup_fd(-1)
-        for name in ("SIGCHLD", "SIGUSR1", "SIGTERM", "SIGINT", "SIGHUP", *_RESTORED_SIGNALS):
+        for name in ("SIGCHLD", "SIGTERM", "SIGINT", "SIGHUP", *_RESTORED_SIGNALS):
             if hasattr(signal, name):
                 signal.signal(getattr(signal, name), signal.SIG_DFL)
         os.setpgid(0, group)
