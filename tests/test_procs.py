@@ -182,6 +182,17 @@ async def test_a_background_job_may_outlive_its_command_but_not_a_stop(tmp_path)
     assert await wait_for_processes(marker, present=False) == []
 
 
+@linux_only
+async def test_a_hook_that_times_out_leaves_no_daemon(tmp_path):
+    marker = unique_duration(100)
+    table, _ = parse_config([("test", {"UserPromptSubmit": [{"hooks": [{
+        "type": "command", "timeout": 1,
+        "command": f"(setsid sleep {marker} > /dev/null 2>&1 &); sleep 30"}]}]})])
+    outcome = await Hooks(table, tmp_path, "s1").run("UserPromptSubmit", {"prompt": "hi"})
+    assert "timed out" in outcome.messages[0]
+    assert await wait_for_processes(marker, present=False) == []
+
+
 def parent_of(cmdline: str) -> tuple[int, str]:
     """(pid, command line) of the parent of the one process running ``cmdline``."""
     (pid,) = [p for p in processes_with(cmdline.split("\0")[1])

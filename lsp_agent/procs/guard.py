@@ -39,6 +39,7 @@ import select
 import signal
 import sys
 import time
+import warnings  # noqa: F401 - os.execvp imports it: not between fork and exec
 
 PR_SET_CHILD_SUBREAPER = 36
 RELEASE = b"r"
@@ -226,4 +227,6 @@ def _signal_all(pids: list[int], sig: signal.Signals) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    code = main(sys.argv)
+    sys.stderr.flush()
+    os._exit(code)  # no interpreter shutdown: the server sees the command end sooner
