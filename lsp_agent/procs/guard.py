@@ -47,6 +47,7 @@ STOP_GRACE = 2.0  # between SIGTERM and SIGKILL when the command is stopped
 SERVER_GONE_GRACE = 1.0  # the same when the server is gone
 FALLBACK_POLL = 1.0  # signals wake the keeper at once; this only bounds a missed wake-up
 KILL_POLL = 0.05
+GIVE_UP = 10.0  # after SIGKILL: processes that outlast it cannot be killed by us (setuid)
 # Python ignores these at start-up; an ignored signal stays ignored across exec.
 _RESTORED_SIGNALS = ("SIGPIPE", "SIGXFSZ")
 
@@ -63,10 +64,15 @@ def main(argv: list[str]) -> int:
     if os.fork() == 0:
         os.close(status_r)
         os.close(release_w)
+        keeper = Keeper(life_fd, status_w, release_r, command)
         try:
-            code = Keeper(life_fd, status_w, release_r, command).run()
+            code = keeper.run()
         except BaseException as exc:  # the keeper must end here, never return to main()
             print(f"lsp-agent guard: {exc!r}", file=sys.stderr)
+            try:
+                keeper.stop_all(0)  # what it cannot guard must not run
+            except BaseException:  # nothing more can be done
+                pass
             code = 70
         os._exit(code)
     os.close(status_w)
@@ -136,17 +142,17 @@ class Keeper:
             if not self._reap() and self.reported:
                 return 0  # the command and everything it left behind have ended
             if self.stop_requested:
-                return self._stop_all(STOP_GRACE)
+                return self.stop_all(STOP_GRACE)
             watched = [self.life_fd, wake_r] + ([] if self.released else [self.release_r])
             readable, _, _ = select.select(watched, [], [], FALLBACK_POLL)
             if wake_r in readable:
                 os.read(wake_r, 512)
             if self.life_fd in readable and not os.read(self.life_fd, 1):
-                return self._stop_all(SERVER_GONE_GRACE)
+                return self.stop_all(SERVER_GONE_GRACE)
             if self.release_r in readable and not self.released:
                 self.released = os.read(self.release_r, 1) == RELEASE
                 if not self.released:  # the waiter ended without the word: stopped
-                    return self._stop_all(STOP_GRACE)
+                    return self.stop_all(STOP_GRACE)
 
     def _reap(self) -> bool:
         """Collect exited children; whether any child is left."""
@@ -165,10 +171,12 @@ class Keeper:
                 except OSError:
                     pass  # the waiter is gone already
 
-    def _stop_all(self, grace: float) -> int:
+    def stop_all(self, grace: float) -> int:
+        """SIGTERM every descendant, SIGKILL those left after ``grace`` seconds (and those
+        re-parented meanwhile), until none is left."""
         deadline = time.monotonic() + grace
         _signal_all(descendants(os.getpid()), signal.SIGTERM)
-        while self._reap():
+        while self._reap() and time.monotonic() < deadline + GIVE_UP:
             if time.monotonic() >= deadline:
                 _signal_all(descendants(os.getpid()), signal.SIGKILL)
             time.sleep(KILL_POLL)
