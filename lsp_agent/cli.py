@@ -22,8 +22,10 @@ def _setup_logging(level: str) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from lsp_agent.procs.environment import seal_server_secrets
     from lsp_agent.server.app import create_server
 
+    seal_server_secrets()  # before anything can start a subprocess
     server = create_server()
     if args.tcp:
         host, _, port = args.tcp.rpartition(":")

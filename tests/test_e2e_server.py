@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import os
 import subprocess
 import sys
 from importlib import resources
@@ -24,7 +23,14 @@ from lsp_agent.agent.loop import CONTINUE_PROMPT
 from lsp_agent.scripted.server import ScriptedModelServer
 from lsp_agent.server.protocol import plain
 from lsp_agent.types import events as ev
-from tests.e2e_harness import Editor, demo_project, start_editor, uri
+from tests.e2e_harness import (
+    Editor,
+    demo_project,
+    start_editor,
+    unique_duration,
+    uri,
+    wait_for_processes,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
@@ -309,29 +315,19 @@ async def test_cancel_request_cancels_the_turn(editor: Editor, model, workspace)
 
 
 async def test_cancel_mid_shell_kills_the_process_group(editor, model, workspace):
-    pid_file = workspace / "sleeper.pid"
+    marker = unique_duration()  # found in the host's process table, even in a PID namespace
     model.load({"turns": [
-        tool_turn("Bash", {"command": f"sleep 60 & echo $! > {pid_file}; wait"}),
+        tool_turn("Bash", {"command": f"sleep {marker} & wait"}),
         text_turn("ok", expect={"tool_result_contains": "Cancelled"}),
     ]})
     session = await editor.new_session(workspace, mode="bypassPermissions")
     prompt = asyncio.ensure_future(editor.request(
         "agent/prompt", {"sessionId": session, "text": "sleep"}))
-    for _ in range(300):
-        if pid_file.exists() and pid_file.read_text().strip():
-            break
-        await asyncio.sleep(0.05)
-    pid = int(pid_file.read_text())
+    assert await wait_for_processes(f"sleep {marker}", present=True)
     await editor.request("agent/cancel", {"sessionId": session})
     assert (await prompt)["stopReason"] == "cancelled"
-    for _ in range(100):  # the group is killed at once; reaping may take a moment
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        await asyncio.sleep(0.05)
-    else:
-        pytest.fail(f"process {pid} survived the cancel")
+    survivors = await wait_for_processes(marker, present=False)
+    assert survivors == [], f"processes {survivors} survived the cancel"
     result = editor.of(session, ev.ToolResult)[-1]
     assert result.is_error and "Cancelled" in result.content
     await editor.request("agent/prompt", {"sessionId": session, "text": "again"})

@@ -29,6 +29,7 @@ LAYERS = [
     "permissions",
     "code_intel",
     "workspace",
+    "procs",  # subprocesses: their environment, and that none outlives the server
     "scripted",  # the offline Messages-API server (a program of its own)
     "types",
     "",  # the root package: version constants only

@@ -9,6 +9,8 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from lsp_agent.procs.environment import server_secret
+
 if TYPE_CHECKING:  # the SDK takes ~1 s to import: loaded with the first session
     import anthropic
 
@@ -50,7 +52,7 @@ class ModelSettings:
         values: dict[str, Any] = {
             "model": env.get("LSP_AGENT_MODEL", DEFAULT_MODEL),
             "fallback_model": env.get("LSP_AGENT_FALLBACK_MODEL", DEFAULT_FALLBACK_MODEL) or None,
-            "api_key": env.get("ANTHROPIC_API_KEY"),
+            "api_key": server_secret("ANTHROPIC_API_KEY"),  # sealed at start-up
             "base_url": env.get("ANTHROPIC_BASE_URL"),
         }
         for name, field_name in _FLOAT_ENV.items():
@@ -77,6 +79,7 @@ def make_client(settings: ModelSettings) -> anthropic.AsyncAnthropic:
 
     return anthropic.AsyncAnthropic(
         api_key=settings.api_key or "missing-api-key",
+        auth_token=server_secret("ANTHROPIC_AUTH_TOKEN"),  # the SDK would look in os.environ
         base_url=settings.base_url,
         max_retries=settings.sdk_max_retries,
         timeout=settings.request_timeout,

@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lsp_agent.permissions.environment import command_env
 from lsp_agent.permissions.rules import Rule, RuleError
+from lsp_agent.procs.environment import EnvPolicy, command_env
+from lsp_agent.procs.lifetime import guarded
 from lsp_agent.types.permissions import Subject
 
 log = logging.getLogger(__name__)
@@ -144,8 +145,10 @@ def _matcher(entry: Any, source: str, event: str, warnings: list[str]) -> Matche
 
 
 class Hooks:
-    def __init__(self, table: dict[str, list[Matcher]], workspace: Path, session_id: str = ""):
+    def __init__(self, table: dict[str, list[Matcher]], workspace: Path, session_id: str = "",
+                 env_policy: EnvPolicy | None = None):
         self.table, self.workspace, self.session_id = table, workspace, session_id
+        self.env_policy = env_policy  # the settings' hideEnv/passEnv
 
     def has(self, event: str) -> bool:
         return bool(self.table.get(event))
@@ -166,7 +169,7 @@ class Hooks:
     async def _run_one(self, event: str, hook: HookCommand, data: dict[str, Any]) -> HookOutcome:
         try:
             code, out, err = await run_bounded(hook.command, json.dumps(data), self.workspace,
-                                               hook.timeout)
+                                               hook.timeout, self.env_policy)
         except OSError as exc:
             return HookOutcome(messages=[f"hook {hook.command!r} could not start: {exc}"])
         if code is None:
@@ -220,13 +223,17 @@ def interpret_stdout(event: str, stdout: str) -> HookOutcome:
 
 
 async def run_bounded(
-    command: str, stdin: str, cwd: Path, limit: float
+    command: str, stdin: str, cwd: Path, limit: float, env_policy: EnvPolicy | None = None
 ) -> tuple[int | None, str, str]:
-    """Run ``command`` with bash; (exit code or None on timeout, stdout, stderr), capped."""
+    """Run ``command`` with bash; (exit code or None on timeout, stdout, stderr), capped.
+
+    Like Bash commands: the cleaned environment, its own process group, and under the guard,
+    so that nothing it starts outlives the server (lsp_agent/procs/lifetime.py)."""
+    argv, life_fds = guarded(["bash", "-c", command])
     proc = await asyncio.create_subprocess_exec(
-        "bash", "-c", command, cwd=cwd, stdin=asyncio.subprocess.PIPE,
+        *argv, cwd=cwd, stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        start_new_session=True, env=command_env())
+        start_new_session=True, env=command_env(env_policy), pass_fds=life_fds)
     try:
         out, err = await asyncio.wait_for(_communicate(proc, stdin.encode()), limit)
     except TimeoutError:

@@ -149,6 +149,8 @@ class PermissionGate:
 
     def _path_concern(self, path: Path, read_only: bool, allowed: Rule | None) -> str | None:
         real = paths.real(path)
+        if why := paths.process_secret_reason(str(real)):
+            return why  # before "outside the workspace": the user must see what it holds
         if not read_only:
             if not paths.is_inside(real, [self.workspace]):
                 return f"{path} is outside the workspace {self.workspace}"
@@ -170,9 +172,12 @@ class PermissionGate:
         rules = self.file_rules
         immune = [c for r in analysis.redirects for c in
                   shell_safety.redirect_concerns(r, self.workspace, self._read_roots(), rules)]
-        # Reading a secret file asks in every mode, as it does for Read.
+        # Reading a secret file asks in every mode, as it does for Read; so does naming a
+        # process's environment or memory (the server's holds its API key).
         immune += [c for cmd in analysis.commands
                    for c in secret_concerns(cmd, self.workspace, rules)]
+        immune += [why for why in shell_safety.process_secret_reads(analysis)
+                   if not any(why in earlier for earlier in immune)]
         if immune:
             return _Judgement(immune=list(dict.fromkeys(immune)))
         return _Judgement(concerns=self._shell_reasons(name, subject, analysis), allowed=Verdict(

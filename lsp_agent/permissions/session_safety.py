@@ -41,7 +41,8 @@ class SessionSafety:
             warnings.append(sandbox.status())
         for warning in warnings:
             log.warning("session %s: %s", session_id, warning)
-        return cls(gate, hk.Hooks(table, workspace, session_id), sandbox, warnings)
+        hooks = hk.Hooks(table, workspace, session_id, sandbox.policy.env)
+        return cls(gate, hooks, sandbox, warnings)
 
     async def before_turn(self, blocks: list[dict[str, Any]],
                           text: str) -> tuple[list[dict[str, Any]], str | None]:

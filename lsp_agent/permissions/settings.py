@@ -127,6 +127,11 @@ def merge(sources: list[Source], workspace: Path) -> Settings:
                     target.append(pattern)
         sandbox = source.data.get("sandbox")
         if isinstance(sandbox, dict):
+            if "passEnv" in sandbox and source.name in {"project", "local"}:
+                # A cloned repository must not hand credentials to the commands it runs.
+                out.warnings.append(f"{label}: sandbox.passEnv is only honoured in managed, "
+                                    "editor or user settings; ignored")
+                sandbox = {k: v for k, v in sandbox.items() if k != "passEnv"}
             out.sandbox = {**sandbox, **out.sandbox}  # higher sources already set win
         hooks = source.data.get("hooks")
         if isinstance(hooks, dict):

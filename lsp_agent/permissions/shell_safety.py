@@ -208,6 +208,8 @@ def _read_concern(target: Path, roots: list[Path],
                   rules: FileRules = DEFAULT_RULES) -> str | None:
     if str(target) in HARMLESS_DEVICES:
         return None
+    if why := paths.process_secret_reason(str(target)):
+        return why
     if not paths.is_inside(target, roots):
         return f"{target} is outside the workspace"
     return paths.secret_reason(target, rules)
@@ -233,6 +235,21 @@ def redirect_concerns(redirect: Redirect, workspace: Path, roots: list[Path],
         return [f"writes {target}, outside the workspace"]
     protected = paths.protected_reason(target, rules)
     return [f"writes a protected file: {protected}"] if protected else []
+
+
+def process_secret_reads(analysis: Analysis) -> list[str]:
+    """(immune) reasons a line reads another process's environment or memory: it names
+    ``/proc/<pid>/environ`` or ``mem`` anywhere (also inside strings), or runs ``ps e``. The
+    sandbox's own /proc shows no host process, but unsandboxed commands could read them."""
+    texts = [analysis.source, *(w.value for c in analysis.commands for w in c.argv if w.value),
+             *(r.target.value for r in analysis.redirects if r.target.value)]
+    found = [why for text in texts if (why := paths.process_secret_reason(text))]
+    for cmd in analysis.commands:
+        if cmd.name == "ps" and any(not a.startswith("-") and "e" in a
+                                    for a in (w.value or "" for w in cmd.args)):
+            found.append("ps e shows the environment of running processes, which can hold "
+                         "credentials (the language server's holds its API key)")
+    return list(dict.fromkeys(found))
 
 
 def writes_inside_workspace(analysis: Analysis) -> bool:

@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from lsp_agent.procs.lifetime import child_options
 from lsp_agent.tools.base import FileEdit, Tool, ToolContext, ToolError
 from lsp_agent.workspace.documents import DocumentSnapshot, FileReadError
 
@@ -187,6 +188,7 @@ async def _git_listed_files(base: Path) -> list[str] | None:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL,
+            **child_options(),  # cleaned environment, dies with the server
         )
     except OSError:
         return None

@@ -29,6 +29,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from lsp_agent.permissions.secrets import PathRules
+from lsp_agent.procs.lifetime import child_options
 from lsp_agent.tools.base import Tool, ToolContext, ToolError
 from lsp_agent.tools.files import IGNORED_DIRS, glob_regex, list_files, path_sort_key
 
@@ -339,6 +340,7 @@ async def _search_with_ripgrep(rg: str, request: _SearchRequest, collector: _Col
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        **child_options(),  # cleaned environment, dies with the server
     )
     assert proc.stdout is not None and proc.stderr is not None
     stderr_task = asyncio.create_task(_read_capped(proc.stderr, 4096))

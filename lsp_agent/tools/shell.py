@@ -1,7 +1,9 @@
 """Bash: run one shell command in the workspace, bounded in time and in memory.
 
 Each command runs in its own process group so that a timeout or a cancelled turn can stop
-everything it started (background jobs and grandchildren included), not just the shell.
+everything it started (background jobs and grandchildren included), not just the shell; and
+inside bubblewrap's PID namespace or under the guard (lsp_agent/procs/lifetime.py), so that
+nothing it started outlives the server.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import signal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from lsp_agent.permissions.environment import command_env
 from lsp_agent.permissions.sandbox import SandboxUnavailable
+from lsp_agent.procs.environment import EnvPolicy, command_env
+from lsp_agent.procs.lifetime import guarded
 from lsp_agent.tools.base import Tool, ToolContext, ToolError, ToolOutput
 
 MAX_TIMEOUT = 600.0
@@ -59,7 +62,7 @@ class Bash(Tool):
 
     async def call(self, args: BashInput, ctx: ToolContext) -> ToolOutput:
         timeout = min(args.timeout or ctx.shell_timeout, MAX_TIMEOUT)
-        argv = sandboxed(["bash", "-c", args.command], ctx)
+        argv, life_fds = guarded(sandboxed(["bash", "-c", args.command], ctx))
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv,
@@ -68,7 +71,8 @@ class Bash(Tool):
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,  # own process group: pgid == pid
-                env=command_env(),
+                env=command_env(env_policy(ctx)),
+                pass_fds=life_fds,
             )
         except OSError as exc:
             raise ToolError(f"Could not start the command: {exc}") from None
@@ -91,6 +95,11 @@ def sandboxed(argv: list[str], ctx: ToolContext) -> list[str]:
         return ctx.sandbox.wrap(argv)
     except SandboxUnavailable as exc:
         raise ToolError(str(exc)) from None
+
+
+def env_policy(ctx: ToolContext) -> EnvPolicy | None:
+    """The session's hideEnv/passEnv settings (they travel with its sandbox settings)."""
+    return getattr(getattr(ctx.sandbox, "policy", None), "env", None)
 
 
 class OutputCapture:
