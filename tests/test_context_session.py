@@ -13,6 +13,7 @@ import pytest
 from lsp_agent.agent import events as ev
 from lsp_agent.context.compaction import CLEARED
 from lsp_agent.context.manager import ContextPolicy
+from lsp_agent.edits.landing import ApplyReport
 from lsp_agent.model.client import ModelSettings
 from lsp_agent.model.scripted import ScriptedModelServer
 from lsp_agent.model.scripted_usage import canonical_json, estimate_tokens
@@ -27,8 +28,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated")
 
 
 class NoEdits:
-    async def apply(self, edit: Any, targets: dict[Path, str]) -> tuple[bool, str]:
-        return False, "no edits in these tests"
+    async def apply(self, targets: Any) -> ApplyReport:
+        return ApplyReport.refused("no edits in these tests")
 
 
 def make_session(server: ScriptedModelServer, workspace: Path, events: list[ev.AgentEvent],

@@ -1,7 +1,9 @@
 """Python code intelligence on top of jedi, shared by the agent tools and the LSP features.
 
-Positions at this API are 0-based lines and 0-based columns (the LSP convention); jedi counts
-lines from 1, so conversion happens here and nowhere else.
+Positions at this API are 0-based lines and 0-based columns; jedi counts lines from 1, so that
+conversion happens here and nowhere else. Columns are code points, as jedi's are: this is the
+server's own unit, and lsp_agent.server.wire_positions converts them to and from the client's
+position encoding at the protocol boundary. Lines are split the LSP way (which is parso's).
 
 Text always comes from the DocumentSource, so an unsaved editor buffer wins over the disk. A
 fresh ``jedi.Script`` is built per query: jedi caches parse trees per path, and a Script kept
@@ -29,6 +31,7 @@ from jedi.api.classes import BaseName
 from pydantic import BaseModel, Field
 
 from lsp_agent.workspace.documents import DocumentSource
+from lsp_agent.workspace.positions import split_lines
 
 CACHE_DIR_ENV = "LSP_AGENT_CACHE_DIR"
 PYTHON_SUFFIXES = frozenset({".py", ".pyi"})
@@ -128,7 +131,7 @@ def find_symbol_column(text: str, line: int, symbol: str) -> int | None:
     A dotted symbol (``m.Money``) matches the whole dotted text and yields the column of its
     last part, which is the name the caller asks about.
     """
-    lines = text.splitlines()
+    lines = split_lines(text)
     if not 0 <= line < len(lines):
         return None
     parts = [part.strip() for part in symbol.strip().split(".")]
@@ -143,7 +146,7 @@ def find_symbol_column(text: str, line: int, symbol: str) -> int | None:
 
 def identifiers_on_line(text: str, line: int) -> list[str]:
     """Distinct identifiers on 0-based ``line``, in order of appearance (for error messages)."""
-    lines = text.splitlines()
+    lines = split_lines(text)
     if not 0 <= line < len(lines):
         return []
     seen: dict[str, None] = {}
@@ -254,7 +257,7 @@ class JediIntel:
             names = script.get_names(all_scopes=True, definitions=True, references=False)
             wanted = (n for n in names if _belongs_in_outline(n))
             flat, truncated = _capped(wanted, self.max_results)
-            return QueryResult(items=_nest(flat, text.splitlines()), truncated=truncated)
+            return QueryResult(items=_nest(flat, split_lines(text)), truncated=truncated)
 
         return await self._run(query, QueryResult[OutlineSymbol])
 
@@ -378,7 +381,7 @@ def _match_rank(name: str, query: str) -> int:
 
 def _word_span(text: str, line: int, column: int) -> Span:
     """The identifier under the cursor, so the editor can highlight what the hover is about."""
-    lines = text.splitlines()
+    lines = split_lines(text)
     line_text = lines[line] if 0 <= line < len(lines) else ""
     for match in _IDENTIFIER.finditer(line_text):
         if match.start() <= column <= match.end():

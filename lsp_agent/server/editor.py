@@ -9,16 +9,29 @@ import asyncio
 import logging
 import os
 import stat
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 from lsprotocol import types as lsp
 from pygls.uris import from_fs_path
 
 from lsp_agent.agent import events as ev
 from lsp_agent.agent.loop import PermissionAnswer
+from lsp_agent.edits.landing import ApplyReport, Verdict, has_landed, judge
+from lsp_agent.edits.workspace_edit import (
+    EditTarget,
+    build_workspace_edit,
+    needs_disk_creation,
+    uri_to_path,
+)
+from lsp_agent.server.client_caps import ClientCaps
 from lsp_agent.server.protocol import REQUEST_PERMISSION, PermissionAnswerParams, plain
-from lsp_agent.workspace.documents import DocumentSnapshot, read_text_file
+from lsp_agent.server.wire_positions import apply_content_changes
+from lsp_agent.workspace.documents import DocumentSnapshot, FileReadError, read_text_file
+from lsp_agent.workspace.positions import Encoding
 
 if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer
@@ -31,20 +44,82 @@ def path_uri(path: Path) -> str:
 
 
 class EditorDocuments:
-    """Open documents come from the editor's buffers (with their version), the rest from disk."""
+    """Open documents come from the editor's buffers (with their version), the rest from disk.
+
+    The server's copy of each buffer is kept by pygls's workspace, but incremental changes are
+    applied here, in the negotiated position encoding (pygls's own codec splits lines at form
+    feeds and misplaces a column past the end of a last line). Every change to a buffer wakes
+    whoever waits for one (the edit applier checking that an edit landed).
+    """
 
     def __init__(self, ls: LanguageServer):
         self._ls = ls
+        self._generations: dict[str, int] = {}
+        self._waiters: list[asyncio.Future[None]] = []
+
+    def _documents(self) -> dict[str, Any]:
+        try:
+            return self._ls.workspace.text_documents
+        except RuntimeError:  # not initialized yet
+            return {}
 
     def snapshot(self, path: Path) -> DocumentSnapshot:
-        try:
-            docs = self._ls.workspace.text_documents
-        except RuntimeError:  # not initialized yet
-            docs = {}
-        doc = docs.get(path_uri(path))
+        doc = self._documents().get(_key(path_uri(path)))
         if doc is not None and doc.version is not None:
             return DocumentSnapshot(path=path, text=doc.source, version=doc.version)
         return DocumentSnapshot(path=path, text=read_text_file(path), version=None)
+
+    def buffer(self, uri: str) -> str | None:
+        """The open buffer's text, or None when the editor does not have ``uri`` open."""
+        doc = self._documents().get(_key(uri))
+        return doc.source if doc is not None and doc.version is not None else None
+
+    def text_of(self, path: Path) -> str | None:
+        """The text positions in ``path`` refer to; None when it cannot be read."""
+        try:
+            return self.snapshot(path).text
+        except (OSError, FileReadError):
+            return None
+
+    def apply_change(self, params: lsp.DidChangeTextDocumentParams, encoding: Encoding) -> None:
+        uri = params.text_document.uri
+        doc = self._documents().get(_key(uri))
+        if doc is None:
+            log.warning("didChange for a document that is not open: %s", uri)
+            return
+        text = apply_content_changes(doc.source, params.content_changes, encoding)
+        self._ls.workspace.put_text_document(lsp.TextDocumentItem(
+            uri=doc.uri, language_id=doc.language_id or "", version=params.text_document.version,
+            text=text))
+        self.note_change(uri)
+
+    # -- waiting for the editor ------------------------------------------------------------
+
+    def generation(self, uri: str) -> int:
+        """How many times ``uri`` was opened, changed or closed so far."""
+        return self._generations.get(_key(uri), 0)
+
+    def note_change(self, uri: str) -> None:
+        key = _key(uri)
+        self._generations[key] = self._generations.get(key, 0) + 1
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def next_change(self, within: float) -> bool:
+        """Wait until any buffer changes; False after ``within`` seconds without one."""
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await asyncio.wait_for(waiter, within)
+        except TimeoutError:
+            return False
+        return True
+
+
+def _key(uri: str) -> str:
+    return unquote(uri)  # pygls keys its documents by the unquoted URI
 
 
 class EditorPermissions:
@@ -80,15 +155,73 @@ class EditorPermissions:
         return PermissionAnswer(answer.decision, answer.remember, answer.message, "user")
 
 
-class EditorApplier:
-    """Sends a WorkspaceEdit to the editor, then makes sure the disk holds the accepted text."""
+@dataclass
+class _Watch:
+    """An open document an edit was sent to: what it held, what it should hold."""
 
-    def __init__(self, ls: LanguageServer, timeout: float, editor_saves: bool):
+    target: EditTarget
+    base: str
+    answered_at: int = 0  # the document's generation when the editor answered
+
+
+class EditorApplier:
+    """Sends accepted edits to the editor in the shapes it declared, checks that they landed
+    in its buffers, then makes the disk hold the same text.
+
+    After ``applied: true`` each open document must show the edit (through ``didChange``)
+    within ``verify_timeout`` seconds. One without any trace of it is reported unconfirmed (the
+    proposal plans again against the buffer the editor really has); one holding other text is
+    reported diverged (a conflict: nothing is written to disk for it). Files the editor does not
+    have open, and new files, are written to disk by the server.
+    """
+
+    def __init__(self, ls: LanguageServer, timeout: float, editor_saves: bool,
+                 documents: EditorDocuments | None = None, verify_timeout: float = 3.0):
         self._ls = ls
         self.timeout = timeout
         self.editor_saves = editor_saves
+        self.verify_timeout = verify_timeout
+        self.documents = documents or EditorDocuments(ls)
+        self.caps = ClientCaps()
 
-    async def apply(self, edit: lsp.WorkspaceEdit, targets: dict[Path, str]) -> tuple[bool, str]:
+    async def apply(self, targets: Sequence[EditTarget]) -> ApplyReport:
+        to_create = [t for t in targets if needs_disk_creation(t, self.caps.edits)]
+        for_editor = [t for t in targets if t not in to_create]
+        moved = self._moved_since_planning(for_editor)
+        if moved:
+            return ApplyReport.refused(f"{moved} changed after the edit was planned")
+        watches = {t.uri: _Watch(t, base) for t in for_editor
+                   if not t.is_new and (base := self.documents.buffer(t.uri)) is not None}
+        if not self.caps.apply_edit:
+            return await self._without_apply_edit(for_editor, to_create, watches)
+        edit = build_workspace_edit(for_editor, caps=self.caps.edits)
+        if edit.document_changes or edit.changes:
+            applied, reason = await self._send(edit)
+            if not applied:
+                return ApplyReport.refused(reason)
+        for uri, watch in watches.items():
+            watch.answered_at = self.documents.generation(uri)
+        report = await self._verify(watches)
+        writes = {_path(t): t.target_text for t in for_editor if t.uri not in watches}
+        writes |= {_path(w.target): self.documents.buffer(uri) or w.target.target_text
+                   for uri, w in watches.items()
+                   if uri not in report.unconfirmed and uri not in report.diverged}
+        if self.editor_saves:
+            writes = {}
+        await asyncio.to_thread(write_targets, writes | _texts(to_create))
+        self._show(to_create)
+        return report
+
+    def _moved_since_planning(self, targets: Sequence[EditTarget]) -> str | None:
+        """The first open document whose buffer is no longer the text the edit was built on:
+        without version pinning (a ``changes`` map) this check is what protects the typing."""
+        for target in targets:
+            buffer = self.documents.buffer(target.uri)
+            if buffer is not None and not target.is_new and buffer != target.current_text:
+                return target.uri
+        return None
+
+    async def _send(self, edit: lsp.WorkspaceEdit) -> tuple[bool, str]:
         params = lsp.ApplyWorkspaceEditParams(edit=edit, label="lsp-agent")
         try:
             result = await asyncio.wait_for(
@@ -100,9 +233,78 @@ class EditorApplier:
             return False, f"the editor failed to apply the edit: {exc}"
         if not result.applied:
             return False, result.failure_reason or "the editor refused the edit"
-        if not self.editor_saves:
-            await asyncio.to_thread(write_targets, targets)
         return True, ""
+
+    async def _verify(self, watches: dict[str, _Watch]) -> ApplyReport:
+        """Wait (bounded) until every watched buffer holds its edit, then judge the rest."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.verify_timeout
+        pending = dict(watches)
+        while True:
+            for uri, watch in list(pending.items()):
+                buffer = self.documents.buffer(uri)
+                if buffer is None or has_landed(watch.base, watch.target.target_text, buffer):
+                    del pending[uri]  # landed (or closed, and then the disk is what counts)
+            remaining = deadline - loop.time()
+            if not pending or remaining <= 0 or not await self.documents.next_change(remaining):
+                break
+        report = ApplyReport(True)
+        for uri, watch in pending.items():
+            buffer = self.documents.buffer(uri) or ""
+            after = self.documents.generation(uri) != watch.answered_at
+            verdict = judge(watch.base, watch.target.target_text, buffer, after)
+            if verdict is Verdict.DIVERGED:
+                report.diverged[uri] = DIVERGED_REASON
+            elif verdict is Verdict.NOT_YET:
+                report.unconfirmed[uri] = UNCONFIRMED_REASON.format(seconds=self.verify_timeout)
+        return report
+
+    async def _without_apply_edit(self, for_editor: list[EditTarget], to_create: list[EditTarget],
+                                  watches: dict[str, _Watch]) -> ApplyReport:
+        """A client that did not declare ``workspace/applyEdit``: the server may not send it.
+        Closed and new files are written to disk; open buffers cannot be changed."""
+        report = ApplyReport(True)
+        for uri in watches:
+            report.diverged[uri] = NO_APPLY_EDIT_REASON
+        writes = {_path(t): t.target_text for t in [*for_editor, *to_create]
+                  if t.uri not in watches}
+        await asyncio.to_thread(write_targets, writes)
+        self._show(to_create)
+        return report
+
+    def _show(self, created: Sequence[EditTarget]) -> None:
+        """Open files the server created itself, if the client can be asked to."""
+        if not self.caps.show_document:
+            return
+        for target in created:
+            params = lsp.ShowDocumentParams(uri=target.uri, take_focus=False)
+            task = asyncio.ensure_future(self._ls.window_show_document_async(params))
+            task.add_done_callback(_log_show_failure)
+
+
+UNCONFIRMED_REASON = (
+    "the editor answered that it applied the edit, but its buffer showed no trace of it within "
+    "{seconds:g} s (an editor may skip an edit it finds stale and still answer applied)")
+DIVERGED_REASON = (
+    "the editor answered that it applied the edit, but its buffer now holds different text "
+    "than intended (the edit was misapplied, or typed over at once). lsp-agent wrote nothing "
+    "to disk for this file; check the buffer (undo there if needed), then re-read the file")
+NO_APPLY_EDIT_REASON = (
+    "the file is open in the editor, and the editor did not declare workspace/applyEdit, so "
+    "lsp-agent cannot change its buffer; nothing was written. Close the file and ask again")
+
+
+def _path(target: EditTarget) -> Path:
+    return uri_to_path(target.uri)
+
+
+def _texts(targets: Sequence[EditTarget]) -> dict[Path, str]:
+    return {_path(t): t.target_text for t in targets}
+
+
+def _log_show_failure(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.info("window/showDocument failed: %s", task.exception())
 
 
 def write_targets(targets: dict[Path, str]) -> None:
@@ -125,6 +327,6 @@ def write_targets(targets: dict[Path, str]) -> None:
 class DiskApplier:
     """For headless use without an editor: accepted text goes straight to disk."""
 
-    async def apply(self, edit: lsp.WorkspaceEdit, targets: dict[Path, str]) -> tuple[bool, str]:
-        await asyncio.to_thread(write_targets, targets)
-        return True, ""
+    async def apply(self, targets: Sequence[EditTarget]) -> ApplyReport:
+        await asyncio.to_thread(write_targets, _texts(targets))
+        return ApplyReport(True)

@@ -1,5 +1,9 @@
 """The editor context a prompt may carry (a file, a range, the selection, its diagnostics),
-validated once and turned into the text the model reads."""
+validated once and turned into the text the model reads.
+
+On the wire its positions are in the client's encoding; the server converts them to code
+points (lsp_agent.server.wire_positions) before a session sees them.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from pygls.uris import to_fs_path
 
 from lsp_agent.agent.events import Wire
 from lsp_agent.workspace.documents import DocumentSource, FileReadError
+from lsp_agent.workspace.positions import split_lines
 
 AROUND_LINES = 8
 SEVERITY = {1: "error", 2: "warning", 3: "info", 4: "hint"}
@@ -93,7 +98,7 @@ def _code_around(context: EditorContext, path: Path, documents: DocumentSource) 
         text = documents.snapshot(path).text
     except (OSError, FileReadError):
         return None
-    all_lines = text.splitlines()
+    all_lines = split_lines(text)
     first = max(0, anchor.start.line - AROUND_LINES)
     last = min(len(all_lines), anchor.end.line + AROUND_LINES + 1)
     return "\n".join(f"{n + 1:6}\t{all_lines[n]}" for n in range(first, last))

@@ -11,14 +11,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from lsprotocol import types as lsp
-
 from lsp_agent.agent import events as ev
-from lsp_agent.edits.proposal import ApplicationPlan, HunkSelection, Proposal
+from lsp_agent.edits.landing import ApplyReport
+from lsp_agent.edits.proposal import ApplicationPlan, FilePlan, HunkSelection, Proposal
+from lsp_agent.edits.workspace_edit import EditTarget
 from lsp_agent.tools.base import FileEdit
 from lsp_agent.workspace.documents import FileReadError
 
@@ -27,12 +28,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 AUTO_APPLY_MODES = frozenset({"acceptEdits", "bypassPermissions"})
-MAX_APPLY_ATTEMPTS = 2  # a second plan when the user typed between planning and applying
+# A second plan when the user typed between planning and applying, or when the editor said
+# it applied an edit that its buffer does not show.
+MAX_APPLY_ATTEMPTS = 2
 
 
 class EditApplier(Protocol):
-    async def apply(self, edit: lsp.WorkspaceEdit, targets: dict[Path, str]) -> tuple[bool, str]:
-        """Make ``targets`` real through the editor; (applied, failure reason)."""
+    async def apply(self, targets: Sequence[EditTarget]) -> ApplyReport:
+        """Make ``targets`` real through the editor (and on disk); what became of each."""
         ...
 
 
@@ -128,23 +131,35 @@ class ProposalBook:
         feedback: str | None,
     ) -> ReviewResult:
         decision = proposal.decide(accept, reject)  # ValueError: bad ids, reported to reviewer
-        reason = ""
-        for _ in range(MAX_APPLY_ATTEMPTS):
-            plan = proposal.plan_application(decision, self._current_texts(proposal))
-            if not plan.has_writes:
+        settled: dict[int, FilePlan] = {}  # files whose fate is known: landed or diverged
+        reason, answered = "", False
+        for attempt in range(MAX_APPLY_ATTEMPTS + 1):
+            plan = _keeping(proposal.plan_application(decision, self._current_texts(proposal)),
+                            settled)
+            todo = [f for f in plan.files if f.writes and f.number not in settled]
+            if not todo or attempt == MAX_APPLY_ATTEMPTS:
                 break
-            targets = {Path(f.path): f.target_text for f in plan.files
-                       if f.writes and f.target_text is not None}
-            applied, reason = await self._applier.apply(plan.workspace_edit(), targets)
-            if applied:
-                break
-            log.info("proposal %s not applied (%s); planning again", proposal.id, reason)
-        else:
+            report = await self._applier.apply([_edit_target(f) for f in todo])
+            if not report.applied:
+                reason = report.reason
+                log.info("proposal %s not applied (%s); planning again", proposal.id, reason)
+                continue
+            answered = True
+            for f in todo:
+                if f.uri in report.diverged:
+                    settled[f.number] = _as_conflict(f, report.diverged[f.uri])
+                elif f.uri in report.unconfirmed:
+                    reason = report.unconfirmed[f.uri]
+                    log.info("proposal %s: %s unconfirmed; planning again", proposal.id, f.uri)
+                else:
+                    settled[f.number] = f
+        if todo and not answered and not settled:  # the editor refused every attempt
             proposal.fail()
             outcome = proposal.not_applied_text(f"the editor did not apply it: {reason}", feedback)
             self._emit_resolved(proposal, "failed", feedback=feedback)
             return ReviewResult(proposal.id, "failed", outcome=outcome,
                                 conflict_details=[reason])
+        plan = _keeping(plan, {**{f.number: _as_conflict(f, reason) for f in todo}, **settled})
         status = proposal.resolve(plan)
         result = _result(proposal, plan, status, proposal.outcome_text(plan, feedback))
         self._emit_resolved(proposal, status, result, feedback)
@@ -178,6 +193,20 @@ class ProposalBook:
             conflicts=result.conflicts if result else [],
             feedback=feedback,
         ))
+
+
+def _edit_target(plan: FilePlan) -> EditTarget:
+    assert plan.target_text is not None  # only files that write are sent
+    return EditTarget(plan.uri, plan.current_text, plan.target_text, plan.version, plan.is_new)
+
+
+def _as_conflict(plan: FilePlan, reason: str) -> FilePlan:
+    return replace(plan, status="conflict", target_text=None, conflict=reason)
+
+
+def _keeping(plan: ApplicationPlan, settled: dict[int, FilePlan]) -> ApplicationPlan:
+    """``plan`` with the files already settled in an earlier attempt as they were settled."""
+    return ApplicationPlan(plan.proposal_id, tuple(settled.get(f.number, f) for f in plan.files))
 
 
 def _result(proposal: Proposal, plan: ApplicationPlan, status: str, outcome: str) -> ReviewResult:
