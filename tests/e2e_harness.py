@@ -63,7 +63,10 @@ NEOVIM_CAPABILITIES = lsp.ClientCapabilities(
         workspace_edit=lsp.WorkspaceEditClientCapabilities(
             resource_operations=[lsp.ResourceOperationKind.Rename,
                                  lsp.ResourceOperationKind.Create,
-                                 lsp.ResourceOperationKind.Delete])))
+                                 lsp.ResourceOperationKind.Delete])),
+    text_document=lsp.TextDocumentClientCapabilities(
+        code_action=lsp.CodeActionClientCapabilities(
+            resolve_support=lsp.ClientCodeActionResolveOptions(properties=["edit", "command"]))))
 
 
 async def allow(params: dict[str, Any]) -> dict[str, Any]:

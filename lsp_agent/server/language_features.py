@@ -162,6 +162,9 @@ async def _guarded(query: Awaitable[Q]) -> Q | None:
 
 
 def _client_wants_hierarchy(ls: LanguageServer) -> bool:
+    caps = getattr(ls, "client_caps", None)  # the lsp-agent server parsed them at initialize
+    if caps is not None:
+        return bool(caps.hierarchical_symbols)
     try:
         caps = ls.client_capabilities.text_document.document_symbol  # type: ignore[union-attr]
         return bool(caps and caps.hierarchical_document_symbol_support)
