@@ -183,6 +183,7 @@ class EditorApplier:
         self.verify_timeout = verify_timeout
         self.documents = documents or EditorDocuments(ls)
         self.caps = ClientCaps()
+        self._showing: set[asyncio.Future[Any]] = set()
 
     async def apply(self, targets: Sequence[EditTarget]) -> ApplyReport:
         to_create = [t for t in targets if needs_disk_creation(t, self.caps.edits)]
@@ -279,6 +280,8 @@ class EditorApplier:
         for target in created:
             params = lsp.ShowDocumentParams(uri=target.uri, take_focus=False)
             task = asyncio.ensure_future(self._ls.window_show_document_async(params))
+            self._showing.add(task)  # the loop keeps only weak references to tasks
+            task.add_done_callback(self._showing.discard)
             task.add_done_callback(_log_show_failure)
 
 

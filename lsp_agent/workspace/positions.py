@@ -63,8 +63,9 @@ class Point(NamedTuple):
 def choose_encoding(offered: Sequence[str] | None) -> Encoding:
     """LSP 3.17: the first encoding the client lists that we support; else UTF-16."""
     for name in offered or ():
-        if name in SUPPORTED_ENCODINGS:
-            return name  # type: ignore[return-value]  # checked just above
+        for supported in SUPPORTED_ENCODINGS:
+            if name == supported:  # also lsprotocol's PositionEncodingKind members
+                return supported
     return DEFAULT_ENCODING
 
 
