@@ -108,6 +108,9 @@ def test_prompt_context_and_diagnostics_come_in_as_code_points(source):
                                     "end": {"line": 1, "character": 25}},
                           "message": "m", "source": "ruff"}
     assert wire.diagnostic_in(source, {"message": "no range"}) == {"message": "no range"}
+    negative = {"start": {"line": -1, "character": -5}, "end": {"line": 1, "character": 22}}
+    clamped = wire.diagnostic_in(source, {"range": negative, "message": "m"})["range"]
+    assert clamped == {"start": {"line": 0, "character": 0}, "end": {"line": 1, "character": 18}}
 
 
 def test_batch_reads_each_file_once(source):

@@ -21,7 +21,7 @@ from typing import Any
 
 from lsprotocol import types as lsp
 
-from lsp_agent.sessions.context import Diagnostic, EditorContext, Position, Range
+from lsp_agent.sessions.context import EditorContext, Position, Range
 from lsp_agent.workspace.positions import (
     DEFAULT_ENCODING,
     Encoding,
@@ -72,7 +72,9 @@ class WirePositions:
         return lines.to_points(rng, self.encoding)
 
     def from_wire(self, path: Path, line: int, character: int) -> tuple[int, int]:
-        return tuple(self.point_in(path, lsp.Position(line=line, character=character)))  # type: ignore[return-value]
+        """For the editor bridge's answers (plain JSON numbers: negative ones count as 0)."""
+        position = lsp.Position(line=max(line, 0), character=max(character, 0))
+        return tuple(self.point_in(path, position))  # type: ignore[return-value]
 
     def diagnostic_in(self, path: Path, diagnostic: dict[str, Any]) -> dict[str, Any]:
         """An LSP Diagnostic as JSON, its range in code points (other fields untouched)."""
@@ -131,22 +133,20 @@ def apply_content_changes(
     return text
 
 
-def diagnostic_json(diagnostic: Diagnostic) -> dict[str, Any]:
-    return diagnostic.wire()
-
-
 def _lsp_range(l1: int, c1: int, l2: int, c2: int) -> lsp.Range:
     return lsp.Range(start=lsp.Position(line=l1, character=c1),
                      end=lsp.Position(line=l2, character=c2))
 
 
 def _json_range(raw: Any) -> lsp.Range | None:
+    """A range from JSON the client sent; negative numbers count as 0, junk as no range."""
     try:
         start, end = raw["start"], raw["end"]
-        return _lsp_range(int(start["line"]), int(start["character"]),
-                          int(end["line"]), int(end["character"]))
+        numbers = [max(0, int(n)) for n in (start["line"], start["character"],
+                                            end["line"], end["character"])]
     except (KeyError, TypeError, ValueError):
         return None
+    return _lsp_range(*numbers)
 
 
 def _point_json(start: Point, end: Point) -> dict[str, Any]:
