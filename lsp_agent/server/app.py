@@ -24,6 +24,7 @@ from lsp_agent.server.client_caps import ClientCaps
 from lsp_agent.server.editor import EditorApplier, EditorDocuments, EditorPermissions
 from lsp_agent.server.progress import TurnProgress
 from lsp_agent.server.wire_positions import WirePositions
+from lsp_agent.sessions.context import EditorContext
 from lsp_agent.sessions.manager import SessionManager, UnknownSession
 from lsp_agent.sessions.proposals import UnknownProposal
 from lsp_agent.sessions.session import Session, SessionBusy
@@ -193,7 +194,7 @@ class AgentServer(LanguageServer):
             workspace = Path(fs)
         return self.manager.create(workspace, params.mode or self.options.mode, params.model)
 
-    def context_in(self, params: p.PromptParams) -> Any:
+    def context_in(self, params: p.PromptParams) -> EditorContext | None:
         """The prompt's editor context with its positions in code points."""
         return self.positions.context_in(params.context) if params.context else None
 
