@@ -62,7 +62,7 @@ class AgentClient:
         def apply_edit(params: lsp.ApplyWorkspaceEditParams) -> lsp.ApplyWorkspaceEditResult:
             data = client.protocol._converter.unstructure(params.edit)
             try:
-                apply_workspace_edit_to_disk(data)
+                apply_workspace_edit_to_disk(data, [self.workspace])
             except Exception as exc:
                 return lsp.ApplyWorkspaceEditResult(applied=False, failure_reason=str(exc))
             return lsp.ApplyWorkspaceEditResult(applied=True)

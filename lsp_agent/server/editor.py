@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import stat
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,7 +17,8 @@ from pygls.uris import from_fs_path
 from lsp_agent.agent import events as ev
 from lsp_agent.agent.loop import PermissionAnswer
 from lsp_agent.server.protocol import REQUEST_PERMISSION, PermissionAnswerParams, plain
-from lsp_agent.workspace.documents import DocumentSnapshot, read_text_file
+from lsp_agent.workspace.documents import DocumentSnapshot, disk_snapshot
+from lsp_agent.workspace.safe_write import WriteRefused, WriteScope, write_texts_checked
 
 if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer
@@ -37,6 +37,10 @@ class EditorDocuments:
         self._ls = ls
 
     def snapshot(self, path: Path) -> DocumentSnapshot:
+        return self.open_snapshot(path) or disk_snapshot(path)
+
+    def open_snapshot(self, path: Path) -> DocumentSnapshot | None:
+        """The editor's buffer of ``path`` with its version, or None when it is not open."""
         try:
             docs = self._ls.workspace.text_documents
         except RuntimeError:  # not initialized yet
@@ -44,7 +48,7 @@ class EditorDocuments:
         doc = docs.get(path_uri(path))
         if doc is not None and doc.version is not None:
             return DocumentSnapshot(path=path, text=doc.source, version=doc.version)
-        return DocumentSnapshot(path=path, text=read_text_file(path), version=None)
+        return None
 
 
 class EditorPermissions:
@@ -88,7 +92,13 @@ class EditorApplier:
         self.timeout = timeout
         self.editor_saves = editor_saves
 
-    async def apply(self, edit: lsp.WorkspaceEdit, targets: dict[Path, str]) -> tuple[bool, str]:
+    @property
+    def writes_to_disk(self) -> bool:
+        """Whether the server writes the files itself (then it owns their encoding)."""
+        return not self.editor_saves
+
+    async def apply(self, edit: lsp.WorkspaceEdit, targets: dict[Path, str],
+                    scopes: Mapping[Path, WriteScope] | None = None) -> tuple[bool, str]:
         params = lsp.ApplyWorkspaceEditParams(edit=edit, label="lsp-agent")
         try:
             result = await asyncio.wait_for(
@@ -101,30 +111,26 @@ class EditorApplier:
         if not result.applied:
             return False, result.failure_reason or "the editor refused the edit"
         if not self.editor_saves:
-            await asyncio.to_thread(write_targets, targets)
+            try:
+                await asyncio.to_thread(write_targets, targets, scopes)
+            except WriteRefused as exc:
+                raise WriteRefused(f"{exc}. The editor's buffer shows the change unsaved") from None
         return True, ""
 
 
-def write_targets(targets: dict[Path, str]) -> None:
-    """Write each file atomically unless it already holds exactly that text."""
-    for path, text in targets.items():
-        try:
-            if path.exists() and path.read_text(encoding="utf-8", errors="surrogateescape") == text:
-                continue
-        except OSError:
-            pass
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.lsp-agent.tmp")
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        if path.exists():  # keep the file's permissions (an executable script stays executable)
-            os.chmod(tmp, stat.S_IMODE(path.stat().st_mode))
-        tmp.replace(path)
+def write_targets(targets: dict[Path, str],
+                  scopes: Mapping[Path, WriteScope] | None = None) -> None:
+    """Write each file atomically in its own encoding, unless it already holds exactly that
+    text; every path is checked again now (see ``workspace.safe_write``)."""
+    write_texts_checked(targets, scopes or {})
 
 
 class DiskApplier:
     """For headless use without an editor: accepted text goes straight to disk."""
 
-    async def apply(self, edit: lsp.WorkspaceEdit, targets: dict[Path, str]) -> tuple[bool, str]:
-        await asyncio.to_thread(write_targets, targets)
+    writes_to_disk = True
+
+    async def apply(self, edit: lsp.WorkspaceEdit, targets: dict[Path, str],
+                    scopes: Mapping[Path, WriteScope] | None = None) -> tuple[bool, str]:
+        await asyncio.to_thread(write_targets, targets, scopes)
         return True, ""

@@ -11,6 +11,7 @@ from pygls.uris import to_fs_path
 
 from lsp_agent.agent.events import Wire
 from lsp_agent.workspace.documents import DocumentSource, FileReadError
+from lsp_agent.workspace.encoding import printable
 
 AROUND_LINES = 8
 SEVERITY = {1: "error", 2: "warning", 3: "info", 4: "hint"}
@@ -90,7 +91,7 @@ def _code_around(context: EditorContext, path: Path, documents: DocumentSource) 
     if anchor is None:
         return None
     try:
-        text = documents.snapshot(path).text
+        text = printable(documents.snapshot(path).text)
     except (OSError, FileReadError):
         return None
     all_lines = text.splitlines()

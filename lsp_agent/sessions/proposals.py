@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -20,7 +21,15 @@ from lsprotocol import types as lsp
 from lsp_agent.agent import events as ev
 from lsp_agent.edits.proposal import ApplicationPlan, HunkSelection, Proposal
 from lsp_agent.tools.base import FileEdit
-from lsp_agent.workspace.documents import FileReadError
+from lsp_agent.workspace.documents import FileReadError, snapshot_async
+from lsp_agent.workspace.safe_write import (
+    WriteRefused,
+    WriteScope,
+    existing_mode,
+    prepare_text_write,
+    real_path,
+    resolve_for_write,
+)
 
 if TYPE_CHECKING:
     from lsp_agent.sessions.session import Session
@@ -31,8 +40,10 @@ MAX_APPLY_ATTEMPTS = 2  # a second plan when the user typed between planning and
 
 
 class EditApplier(Protocol):
-    async def apply(self, edit: lsp.WorkspaceEdit, targets: dict[Path, str]) -> tuple[bool, str]:
-        """Make ``targets`` real through the editor; (applied, failure reason)."""
+    async def apply(self, edit: lsp.WorkspaceEdit, targets: dict[Path, str],
+                    scopes: Mapping[Path, WriteScope] | None = None) -> tuple[bool, str]:
+        """Make ``targets`` real through the editor; (applied, failure reason). Disk writes
+        are checked against ``scopes`` when they happen and raise WriteRefused."""
         ...
 
 
@@ -88,6 +99,8 @@ class ProposalBook:
         )
         if not proposal.files:
             return "No change: the new text is identical to the current text. Nothing to review."
+        proposal.approved_paths = await asyncio.to_thread(
+            lambda: {f.path: real_path(f.path) for f in proposal.files})
         auto = session.mode in AUTO_APPLY_MODES
         session.emit(ev.ProposalCreated(proposal_id=proposal.id, tool_use_id=tool_use_id,
                                         files=proposal.to_view(), auto_apply=auto))
@@ -129,32 +142,68 @@ class ProposalBook:
     ) -> ReviewResult:
         decision = proposal.decide(accept, reject)  # ValueError: bad ids, reported to reviewer
         reason = ""
-        for _ in range(MAX_APPLY_ATTEMPTS):
-            plan = proposal.plan_application(decision, self._current_texts(proposal))
-            if not plan.has_writes:
-                break
-            targets = {Path(f.path): f.target_text for f in plan.files
-                       if f.writes and f.target_text is not None}
-            applied, reason = await self._applier.apply(plan.workspace_edit(), targets)
-            if applied:
-                break
-            log.info("proposal %s not applied (%s); planning again", proposal.id, reason)
-        else:
-            proposal.fail()
-            outcome = proposal.not_applied_text(f"the editor did not apply it: {reason}", feedback)
-            self._emit_resolved(proposal, "failed", feedback=feedback)
-            return ReviewResult(proposal.id, "failed", outcome=outcome,
-                                conflict_details=[reason])
+        try:
+            for _ in range(MAX_APPLY_ATTEMPTS):
+                plan = proposal.plan_application(decision, await self._current_texts(proposal))
+                if not plan.has_writes:
+                    break
+                applied, reason = await self._apply(proposal, plan)
+                if applied:
+                    break
+                log.info("proposal %s not applied (%s); planning again", proposal.id, reason)
+            else:
+                return self._failed(proposal, f"the editor did not apply it: {reason}", feedback)
+        except WriteRefused as exc:
+            return self._failed(proposal, str(exc), feedback)
         status = proposal.resolve(plan)
         result = _result(proposal, plan, status, proposal.outcome_text(plan, feedback))
         self._emit_resolved(proposal, status, result, feedback)
         return result
 
-    def _current_texts(self, proposal: Proposal) -> dict[Path, tuple[str | None, int | None]]:
+    async def _apply(self, proposal: Proposal, plan: ApplicationPlan) -> tuple[bool, str]:
+        """Check every target again, then send the edit; WriteRefused when one must not be
+        written (then nothing was sent to the editor, unless the disk changed in between)."""
+        targets = {Path(f.path): f.target_text for f in plan.files
+                   if f.writes and f.target_text is not None}
+        workspace = real_path(self._session.workspace)
+        scopes = {path: WriteScope(roots=(workspace,), expected=proposal.approved_paths.get(path))
+                  for path in targets}
+        try:
+            await asyncio.to_thread(self._check_targets, targets, scopes)
+        except WriteRefused as exc:
+            raise WriteRefused(f"the server refused to write it: {exc}") from None
+        try:
+            return await self._applier.apply(plan.workspace_edit(), targets, scopes)
+        except WriteRefused as exc:
+            raise WriteRefused(f"it was not written to disk: {exc}") from None
+
+    def _check_targets(self, targets: dict[Path, str], scopes: dict[Path, WriteScope]) -> None:
+        """Checked before the editor is involved: its own save would go through a swapped link
+        just the same. The encoding matters only when the server writes the disk itself;
+        otherwise the editor owns it."""
+        writes_to_disk = getattr(self._applier, "writes_to_disk", True)
+        for path, text in targets.items():
+            if writes_to_disk:
+                prepare_text_write(path, text, scopes[path])
+            else:
+                existing_mode(resolve_for_write(path, scopes[path]))
+
+    def _failed(self, proposal: Proposal, reason: str, feedback: str | None) -> ReviewResult:
+        proposal.fail()
+        outcome = proposal.not_applied_text(reason, feedback)
+        self._emit_resolved(proposal, "failed", feedback=feedback)
+        return ReviewResult(proposal.id, "failed", outcome=outcome, conflict_details=[reason])
+
+    async def _current_texts(
+        self, proposal: Proposal
+    ) -> dict[Path, tuple[str | None, int | None]]:
         current: dict[Path, tuple[str | None, int | None]] = {}
         for change in proposal.files:
+            approved = proposal.approved_paths.get(change.path)
+            if approved is not None:  # a link swapped in must not even be read (secrets)
+                await asyncio.to_thread(_still_leads_to, change.path, approved)
             try:
-                snap = self._session.documents.snapshot(change.path)
+                snap = await snapshot_async(self._session.documents, change.path)
                 current[change.path] = (snap.text, snap.version)
             except FileNotFoundError:
                 current[change.path] = (None, None)
@@ -184,3 +233,10 @@ def _result(proposal: Proposal, plan: ApplicationPlan, status: str, outcome: str
     details = [f.conflict for f in plan.files if f.conflict]
     return ReviewResult(proposal.id, status, plan.landed_ids(), plan.rejected_ids(),
                         plan.conflict_ids(), details, outcome)
+
+
+def _still_leads_to(path: Path, approved: Path) -> None:
+    try:
+        resolve_for_write(path, WriteScope(expected=approved))
+    except WriteRefused as exc:
+        raise WriteRefused(f"the server refused to apply it: {exc}") from None

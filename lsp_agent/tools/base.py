@@ -95,6 +95,10 @@ class Tool(ABC):
     input_model: ClassVar[type[BaseModel]]
     read_only: ClassVar[bool] = False
     max_result_chars: ClassVar[int] = 40_000
+    # Seconds a call may take before it is stopped and reported as an error, so no tool can
+    # hold a turn forever. None: the tool bounds itself (Bash's own timeout) or waits for the
+    # user (Edit and Write wait for the review).
+    time_limit: ClassVar[float | None] = 120.0
 
     def api_schema(self) -> dict[str, Any]:
         schema = self.input_model.model_json_schema()

@@ -53,6 +53,7 @@ class Bash(Tool):
     )
     input_model = BashInput
     max_result_chars = 40_000
+    time_limit = None  # bounded by its own timeout, which kills the process group
 
     def is_read_only(self, args: BaseModel) -> bool:
         return False  # any command may write; a separate safety layer classifies commands
