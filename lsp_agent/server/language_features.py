@@ -3,7 +3,7 @@
 Handlers are registered when the server is built (pygls fixes its capabilities from the
 registered features at initialize), so each one asks ``intel_for()`` per request and answers
 empty when code intelligence is switched off or there is no workspace. Handlers are ``async``
-and JediIntel runs jedi in its executor, so the event loop never blocks.
+and JediIntel runs jedi in a worker process, so the event loop never blocks.
 
 Columns are passed through as code points; they differ from LSP's UTF-16 columns only on
 lines with characters outside the Basic Multilingual Plane before the position.
@@ -141,6 +141,8 @@ async def _guarded(query: Awaitable[Q]) -> Q | None:
         return None
     except Exception:  # jedi can fail in many ways on half-typed code
         log.exception("code intelligence query failed")
+        return None
+    if result.skipped:  # a file too large for jedi: nothing to show, and no error either
         return None
     if result.timed_out:
         raise JsonRpcException(
