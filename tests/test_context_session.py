@@ -27,7 +27,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated")
 
 
 class NoEdits:
-    async def apply(self, edit: Any, targets: dict[Path, str]) -> tuple[bool, str]:
+    async def apply(self, edit: Any, targets: dict[Path, str], scopes: Any = None
+                    ) -> tuple[bool, str]:
         return False, "no edits in these tests"
 
 
