@@ -171,6 +171,19 @@ async def test_a_link_approved_when_proposed_is_still_written(workspace, outside
     assert "applied" in outcome and outside.read_text() == EDITED and link.is_symlink()
 
 
+async def test_edit_through_a_link_inside_the_workspace_is_proposed_and_applied(workspace):
+    (workspace / "alias.py").symlink_to(workspace / "calc.py")
+    session = Session(workspace, mode="acceptEdits")
+    book = ProposalBook(session, DiskApplier())  # type: ignore[arg-type]
+
+    outcome = await Edit().call(
+        EditInput(path="alias.py", old_string="sum(items)", new_string="sum(items, 0)"),
+        context(workspace, book))
+
+    assert "applied" in outcome and (workspace / "calc.py").read_text() == EDITED
+    assert (workspace / "alias.py").is_symlink()
+
+
 async def test_edit_of_a_read_only_file_is_refused_before_review(workspace):
     (workspace / "calc.py").chmod(0o444)
     with pytest.raises(ToolError, match=r"calc.py is read-only \(mode 0444\)"):

@@ -21,6 +21,7 @@ from lsp_agent.context.layers import MEMORY_HEADER, nested_memory_block
 from lsp_agent.context.memory import MemoryLoader
 from lsp_agent.context.tokens import Calibration, TokenCounter, estimate_messages, estimate_value
 from lsp_agent.workspace.documents import FileReadError, read_text_file
+from lsp_agent.workspace.encoding import printable
 
 if TYPE_CHECKING:
     from lsp_agent.agent.loop import Agent
@@ -333,7 +334,7 @@ class ContextManager:
         out = []
         for path in reversed(self.recent_files):
             try:
-                text = self._reader(path)
+                text = printable(self._reader(path))  # kept invalid bytes are not JSON text
             except (OSError, ValueError, FileReadError):
                 continue  # deleted or unreadable since: the summary still names it
             if len(text) > self.policy.reread_chars:

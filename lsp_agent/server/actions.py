@@ -13,6 +13,7 @@ from pygls.uris import to_fs_path
 
 from lsp_agent.server import protocol as p
 from lsp_agent.sessions.context import Diagnostic, EditorContext
+from lsp_agent.workspace.encoding import printable
 
 if TYPE_CHECKING:
     from lsp_agent.server.app import AgentServer
@@ -81,7 +82,7 @@ def _selection_text(ls: AgentServer, uri: str, rng: lsp.Range) -> str:
     if not fs:
         return ""
     try:
-        lines = ls.documents.snapshot(Path(fs)).text.splitlines(keepends=True)
+        lines = printable(ls.documents.snapshot(Path(fs)).text).splitlines(keepends=True)
     except (OSError, ValueError):
         return ""
     chunk = lines[rng.start.line: rng.end.line + 1]

@@ -28,7 +28,7 @@ from lsp_agent.workspace.documents import (
     snapshot_async,
 )
 from lsp_agent.workspace.encoding import UnencodableText, count_escaped_bytes, printable
-from lsp_agent.workspace.safe_write import WriteRefused, existing_mode
+from lsp_agent.workspace.safe_write import WriteRefused, existing_mode, real_path
 
 # Folders no tool should wander into: VCS internals, dependencies and caches.
 IGNORED_DIRS = frozenset(
@@ -399,8 +399,8 @@ async def _snapshot_for_change(ctx: ToolContext, path: Path) -> DocumentSnapshot
         ) from None
     except OSError as exc:
         raise ToolError(f"Cannot read {rel}: {exc.strerror or exc}") from None
-    try:
-        await asyncio.to_thread(existing_mode, path)
+    try:  # the file a link leads to is what would be replaced
+        await asyncio.to_thread(lambda: existing_mode(real_path(path)))
     except WriteRefused as exc:  # a read-only file: say so now, not after the review
         raise ToolError(f"Cannot change {rel}: {_display_paths(str(exc), path, rel)}.") from None
     return snapshot
