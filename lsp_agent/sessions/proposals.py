@@ -94,8 +94,9 @@ class ProposalBook:
 
     async def propose(self, tool_use_id: str, changes: list[FileEdit]) -> str:
         session = self._session
-        proposal = Proposal.from_edits(
-            f"p-{uuid.uuid4().hex[:10]}", session.id, tool_use_id, changes, session.workspace
+        proposal = await asyncio.to_thread(  # diffing large files must not stall the loop
+            Proposal.from_edits,
+            f"p-{uuid.uuid4().hex[:10]}", session.id, tool_use_id, changes, session.workspace,
         )
         if not proposal.files:
             return "No change: the new text is identical to the current text. Nothing to review."
@@ -144,7 +145,8 @@ class ProposalBook:
         reason = ""
         try:
             for _ in range(MAX_APPLY_ATTEMPTS):
-                plan = proposal.plan_application(decision, await self._current_texts(proposal))
+                current = await self._current_texts(proposal)
+                plan = await asyncio.to_thread(proposal.plan_application, decision, current)
                 if not plan.has_writes:
                     break
                 applied, reason = await self._apply(proposal, plan)

@@ -277,7 +277,7 @@ class Read(Tool):
             raise ToolError(_display_paths(str(exc), path, rel)) from None
         except OSError as exc:
             raise ToolError(f"Cannot read {rel}: {exc.strerror or exc}") from None
-        lines = split_lines(snapshot.text)
+        lines = await asyncio.to_thread(split_lines, snapshot.text)  # an open buffer may be huge
         if not lines:
             return f"{rel} is empty (0 lines)."
         body = _format_read(rel, lines[first - 1 : first - 1 + limit], first, len(lines))
