@@ -171,6 +171,27 @@ async def test_a_link_approved_when_proposed_is_still_written(workspace, outside
     assert "applied" in outcome and outside.read_text() == EDITED and link.is_symlink()
 
 
+async def test_a_rejected_file_swapped_for_a_link_is_neither_read_nor_blocking(workspace,
+                                                                               outside):
+    other = workspace / "other.py"
+    other.write_text(ORIGINAL)
+    session = Session(workspace)
+    book = ProposalBook(session, DiskApplier())  # type: ignore[arg-type]
+    edits = [FileEdit(workspace / "calc.py", ORIGINAL, EDITED, None),
+             FileEdit(other, ORIGINAL, EDITED, None)]
+    call = asyncio.create_task(book.propose("toolu_1", edits))
+    await asyncio.wait_for(session.proposed.wait(), 10)
+    created = next(e for e in session.events if isinstance(e, ev.ProposalCreated))
+    other.unlink()
+    other.symlink_to(outside)
+
+    result = await book.review(created.proposal_id, ["f1.h1"], ["f2.h1"], None)
+    await asyncio.wait_for(call, 10)
+
+    assert result.status == "partially_accepted" and result.applied == ["f1.h1"]
+    assert (workspace / "calc.py").read_text() == EDITED and outside.read_text() == ORIGINAL
+
+
 async def test_edit_through_a_link_inside_the_workspace_is_proposed_and_applied(workspace):
     (workspace / "alias.py").symlink_to(workspace / "calc.py")
     session = Session(workspace, mode="acceptEdits")

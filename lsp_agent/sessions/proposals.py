@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 from lsprotocol import types as lsp
 
 from lsp_agent.agent import events as ev
-from lsp_agent.edits.proposal import ApplicationPlan, HunkSelection, Proposal
+from lsp_agent.edits.proposal import ApplicationPlan, HunkSelection, Proposal, ReviewDecision
 from lsp_agent.tools.base import FileEdit
 from lsp_agent.workspace.documents import FileReadError, snapshot_async
 from lsp_agent.workspace.safe_write import (
@@ -145,7 +145,7 @@ class ProposalBook:
         reason = ""
         try:
             for _ in range(MAX_APPLY_ATTEMPTS):
-                current = await self._current_texts(proposal)
+                current = await self._current_texts(proposal, decision)
                 plan = await asyncio.to_thread(proposal.plan_application, decision, current)
                 if not plan.has_writes:
                     break
@@ -197,10 +197,13 @@ class ProposalBook:
         return ReviewResult(proposal.id, "failed", outcome=outcome, conflict_details=[reason])
 
     async def _current_texts(
-        self, proposal: Proposal
+        self, proposal: Proposal, decision: ReviewDecision
     ) -> dict[Path, tuple[str | None, int | None]]:
+        """The current text of each file with accepted hunks (the others are not read)."""
         current: dict[Path, tuple[str | None, int | None]] = {}
-        for change in proposal.files:
+        for number, change in enumerate(proposal.files, 1):
+            if not decision.accepted_in(number):
+                continue
             approved = proposal.approved_paths.get(change.path)
             if approved is not None:  # a link swapped in must not even be read (secrets)
                 await asyncio.to_thread(_still_leads_to, change.path, approved)
