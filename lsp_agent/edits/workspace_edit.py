@@ -37,6 +37,7 @@ from lsp_agent.workspace.safe_write import (
     WriteScope,
     check_paths,
     encode_like,
+    real_path,
     write_bytes_checked,
 )
 
@@ -285,8 +286,7 @@ def apply_workspace_edit_to_disk(
     if not isinstance(edit_json, dict):
         raise WorkspaceEditError(f"a WorkspaceEdit must be a JSON object, got {edit_json!r}")
     # The editor's side: the server asked the user about protected files before proposing.
-    scope = WriteScope.inside(*roots) if roots else WriteScope()
-    scope = WriteScope(scope.roots, protected_ok=True)
+    scope = WriteScope(roots=tuple(real_path(r) for r in roots), protected_ok=True)
     touched: list[Path] = []
     try:
         if edit_json.get("documentChanges") is not None:

@@ -111,12 +111,15 @@ def existing_mode(name: str | Path, dir_fd: int | None = None) -> int | None:
     if not stat.S_ISREG(info.st_mode):
         raise WriteRefused(f"{shown} is not a regular file; it was not replaced")
     mode = stat.S_IMODE(info.st_mode)
-    writable = os.access(name, os.W_OK, dir_fd=dir_fd, effective_ids=_effective_ids())
-    if not mode & 0o222 or not writable:
+    # rename() would replace the file whatever its mode: the bits must be checked by hand.
+    if not mode & 0o222:
         raise WriteRefused(
             f"{shown} is read-only (mode {mode:04o}); the server does not replace a read-only "
             "file. Make it writable first if it should change"
         )
+    if not os.access(name, os.W_OK, dir_fd=dir_fd, effective_ids=_effective_ids()):
+        raise WriteRefused(f"{shown} is not writable for the server's user (mode {mode:04o}, "
+                           f"owner uid {info.st_uid}); it was not replaced")
     return mode
 
 
