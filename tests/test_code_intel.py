@@ -648,7 +648,7 @@ async def test_workspace_symbols_tool_output(ctx):
 
 
 async def test_tools_state_timeouts(make_intel, project, tmp_path):
-    intel = make_intel()
+    intel = make_intel(timeout=5.0)
 
     async def timed_out(*args, **kwargs):
         return QueryResult(timed_out=True)

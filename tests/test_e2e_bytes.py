@@ -15,8 +15,8 @@ import pytest
 import pytest_asyncio
 from lsprotocol import types as lsp
 
-from lsp_agent.agent import events as ev
-from lsp_agent.model.scripted import ScriptedModelServer
+from lsp_agent.scripted.server import ScriptedModelServer
+from lsp_agent.types import events as ev
 from tests.e2e_harness import WAIT, Editor, demo_project, start_editor, uri
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module"),

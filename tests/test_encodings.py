@@ -22,8 +22,9 @@ from pygls.protocol import default_converter
 
 from lsp_agent.edits.diff import split_lines
 from lsp_agent.edits.workspace_edit import apply_workspace_edit_to_disk, text_edits_between
+from lsp_agent.permissions.safe_write import WriteRefused, WriteScope, write_text_checked
 from lsp_agent.server.editor import DiskApplier
-from lsp_agent.sessions.proposals import ProposalBook
+from lsp_agent.sessions.proposals import ProposalBook, ProposalHost
 from lsp_agent.tools.base import ToolContext, ToolError
 from lsp_agent.tools.files import Edit, EditInput, Read, ReadInput, Write, WriteInput
 from lsp_agent.workspace.documents import DiskDocuments, DocumentSnapshot, FileReadError
@@ -34,7 +35,6 @@ from lsp_agent.workspace.encoding import (
     decode_bytes,
     printable,
 )
-from lsp_agent.workspace.safe_write import WriteRefused, WriteScope, write_text_checked
 
 PROPERTY = settings(max_examples=40, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -57,6 +57,11 @@ class Session:
         self.events.append(event)
 
 
+def host_of(session: Session) -> ProposalHost:
+    return ProposalHost(session.id, session.workspace, session.documents, session.emit,
+                        lambda: session.mode)  # type: ignore[arg-type,return-value]
+
+
 class NoDiagnostics:
     async def diagnostics(self, path: Path) -> list[dict]:
         return []
@@ -65,7 +70,7 @@ class NoDiagnostics:
 def tool_context(workspace: Path, mode: str = "acceptEdits") -> ToolContext:
     session = Session(workspace, mode)
     return ToolContext(workspace=workspace, documents=session.documents,
-                       proposals=ProposalBook(session, DiskApplier()),  # type: ignore[arg-type]
+                       proposals=ProposalBook(host_of(session), DiskApplier()),
                        diagnostics=NoDiagnostics(), results_dir=workspace / ".results",
                        tool_use_id="toolu_1")
 

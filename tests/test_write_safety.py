@@ -18,27 +18,28 @@ import anthropic
 import pytest
 from pydantic import BaseModel
 
-from lsp_agent.agent import events as ev
 from lsp_agent.agent.loop import Agent, AgentDeps
 from lsp_agent.edits.workspace_edit import WorkspaceEditError, apply_workspace_edit_to_disk
 from lsp_agent.model.client import ModelSettings
+from lsp_agent.model.service import ModelService
 from lsp_agent.permissions.policy import PermissionGate
-from lsp_agent.permissions.settings import record_rule
-from lsp_agent.server.editor import DiskApplier
-from lsp_agent.sessions.proposals import ProposalBook
-from lsp_agent.tools.base import FileEdit, Tool, ToolContext, ToolError, ToolOutput, ToolPool
-from lsp_agent.tools.files import Edit, EditInput, Read, ReadInput, Write, WriteInput
-from lsp_agent.tools.results import finalize_output
-from lsp_agent.tools.search import Grep, GrepInput
-from lsp_agent.workspace.diagnostics import DiagnosticsStore
-from lsp_agent.workspace.documents import DiskDocuments, NotRegularFile
-from lsp_agent.workspace.safe_write import (
+from lsp_agent.permissions.safe_write import (
     WriteRefused,
     WriteScope,
     real_path,
     write_bytes_checked,
     write_text_checked,
 )
+from lsp_agent.permissions.settings import record_rule
+from lsp_agent.server.editor import DiskApplier
+from lsp_agent.sessions.proposals import ProposalBook, ProposalHost
+from lsp_agent.tools.base import FileEdit, Tool, ToolContext, ToolError, ToolOutput, ToolPool
+from lsp_agent.tools.files import Edit, EditInput, Read, ReadInput, Write, WriteInput
+from lsp_agent.tools.results import finalize_output
+from lsp_agent.tools.search import Grep, GrepInput
+from lsp_agent.types import events as ev
+from lsp_agent.workspace.diagnostics import DiagnosticsStore
+from lsp_agent.workspace.documents import DiskDocuments, NotRegularFile
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX file semantics")
 ORIGINAL = "def total(items):\n    return sum(items)\n"
@@ -58,6 +59,11 @@ class Session:
         self.events.append(event)
         if isinstance(event, ev.ProposalCreated):
             self.proposed.set()
+
+
+def host_of(session: Session) -> ProposalHost:
+    return ProposalHost(session.id, session.workspace, session.documents, session.emit,
+                        lambda: session.mode)  # type: ignore[arg-type,return-value]
 
 
 class NoDiagnostics:
@@ -90,7 +96,7 @@ def outside(tmp_path: Path) -> Path:
 async def propose_then(workspace: Path, between, accept: Any = "all") -> tuple[Any, Session]:
     """Propose the EDITED change to calc.py, run ``between()``, then accept it."""
     session = Session(workspace)
-    book = ProposalBook(session, DiskApplier())  # type: ignore[arg-type]
+    book = ProposalBook(host_of(session), DiskApplier())
     call = asyncio.create_task(Edit().call(
         EditInput(path="calc.py", old_string="sum(items)", new_string="sum(items, 0)"),
         context(workspace, book)))
@@ -164,7 +170,7 @@ async def test_a_link_approved_when_proposed_is_still_written(workspace, outside
     link = workspace / "linked.py"
     link.symlink_to(outside)
     session = Session(workspace, mode="acceptEdits")
-    book = ProposalBook(session, DiskApplier())  # type: ignore[arg-type]
+    book = ProposalBook(host_of(session), DiskApplier())
 
     outcome = await book.propose("toolu_1", [FileEdit(link, ORIGINAL, EDITED, None)])
 
@@ -176,7 +182,7 @@ async def test_a_rejected_file_swapped_for_a_link_is_neither_read_nor_blocking(w
     other = workspace / "other.py"
     other.write_text(ORIGINAL)
     session = Session(workspace)
-    book = ProposalBook(session, DiskApplier())  # type: ignore[arg-type]
+    book = ProposalBook(host_of(session), DiskApplier())
     edits = [FileEdit(workspace / "calc.py", ORIGINAL, EDITED, None),
              FileEdit(other, ORIGINAL, EDITED, None)]
     call = asyncio.create_task(book.propose("toolu_1", edits))
@@ -195,7 +201,7 @@ async def test_a_rejected_file_swapped_for_a_link_is_neither_read_nor_blocking(w
 async def test_edit_through_a_link_inside_the_workspace_is_proposed_and_applied(workspace):
     (workspace / "alias.py").symlink_to(workspace / "calc.py")
     session = Session(workspace, mode="acceptEdits")
-    book = ProposalBook(session, DiskApplier())  # type: ignore[arg-type]
+    book = ProposalBook(host_of(session), DiskApplier())
 
     outcome = await Edit().call(
         EditInput(path="alias.py", old_string="sum(items)", new_string="sum(items, 0)"),
@@ -379,7 +385,7 @@ class Hang(Tool):
     name = "Hang"
     description = "Never finishes."
     input_model = NoInput
-    read_only = True
+    access = "read"
     time_limit = 0.3
 
     async def call(self, args: Any, ctx: ToolContext) -> str:
@@ -395,8 +401,9 @@ async def test_a_tool_past_its_time_limit_is_stopped_and_reported(model, workspa
     settings = ModelSettings(model="test-model", api_key="k", base_url=model.base_url,
                              backoff_base=0.01)
     agent = Agent(AgentDeps(
-        client=anthropic.AsyncAnthropic(api_key="k", base_url=model.base_url, max_retries=0),
-        settings=settings, tools=ToolPool([Hang()]), gate=PermissionGate(workspace, "default"),
+        model=ModelService(settings, anthropic.AsyncAnthropic(
+            api_key="k", base_url=model.base_url, max_retries=0)),
+        tools=ToolPool([Hang()]), gate=PermissionGate(workspace, "default"),
         system=lambda: [{"type": "text", "text": "t"}],
         tool_context=lambda tool_use_id: ToolContext(
             workspace=workspace, documents=DiskDocuments(), proposals=None,

@@ -21,9 +21,9 @@ from pygls.lsp.client import LanguageClient
 from pygls.uris import from_fs_path
 
 from lsp_agent import __version__
-from lsp_agent.agent import events as ev
 from lsp_agent.edits.workspace_edit import apply_workspace_edit_to_disk
 from lsp_agent.server import protocol as p
+from lsp_agent.types import events as ev
 
 log = logging.getLogger(__name__)
 

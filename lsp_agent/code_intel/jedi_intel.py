@@ -301,12 +301,14 @@ class JediIntel:
     line): jedi's time grows with the file, and such a file would only ever time out.
     """
 
+    handles_all_languages = False  # Python files only
+
     def __init__(
         self,
         root: Path,
         documents: DocumentSource,
         *,
-        timeout: float = 5.0,
+        timeout: float = 15.0,  # peers answer slow queries in 5-7 s: so must we
         max_results: int = 200,
         cache_dir: Path | None = None,
         max_chars: int = MAX_JEDI_CHARS,

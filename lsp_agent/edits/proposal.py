@@ -17,16 +17,14 @@ from typing import Literal
 
 from lsprotocol.types import WorkspaceEdit
 
-from lsp_agent.agent.events import FileChangeView, HunkView
 from lsp_agent.edits.diff import FileChange, make_file_change, target_text
 from lsp_agent.edits.merge import Conflict, rebase
 from lsp_agent.edits.workspace_edit import EditTarget, build_workspace_edit
-from lsp_agent.tools.base import FileEdit
+from lsp_agent.types.edits import FileEdit
+from lsp_agent.types.events import FileChangeView, HunkView, ResolvedStatus
 from lsp_agent.workspace.encoding import printable
 
-ProposalStatus = Literal[
-    "pending", "accepted", "partially_accepted", "rejected", "conflict", "cancelled", "failed"
-]
+ProposalStatus = Literal["pending", ResolvedStatus]
 FileStatus = Literal["applied", "rebased", "conflict", "rejected", "unchanged"]
 HunkSelection = Sequence[str] | Literal["all"]
 
@@ -211,18 +209,18 @@ class Proposal:
 
     # ---------------------------------------------------------------- resolution
 
-    def resolution_status(self, plan: ApplicationPlan) -> ProposalStatus:
+    def resolution_status(self, plan: ApplicationPlan) -> ResolvedStatus:
         landed, conflicted = plan.landed_ids(), plan.conflict_ids()
         if landed:
             everything = not conflicted and not plan.rejected_ids()
             return "accepted" if everything else "partially_accepted"
         return "conflict" if conflicted else "rejected"
 
-    def resolve(self, plan: ApplicationPlan) -> ProposalStatus:
+    def resolve(self, plan: ApplicationPlan) -> ResolvedStatus:
         """Record that ``plan`` was carried out; returns the new status."""
         self._require_pending()
-        self.status = self.resolution_status(plan)
-        return self.status
+        status = self.status = self.resolution_status(plan)
+        return status
 
     def cancel(self) -> None:
         self._require_pending()

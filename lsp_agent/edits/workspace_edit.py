@@ -29,9 +29,7 @@ from lsprotocol.types import (
 )
 
 from lsp_agent.edits.diff import line_opcodes
-from lsp_agent.workspace.documents import FileReadError, read_file_bytes
-from lsp_agent.workspace.encoding import UndecodableBytes, decode_bytes
-from lsp_agent.workspace.safe_write import (
+from lsp_agent.permissions.safe_write import (
     MAX_REWRITE_BYTES,
     WriteRefused,
     WriteScope,
@@ -40,6 +38,8 @@ from lsp_agent.workspace.safe_write import (
     real_path,
     write_bytes_checked,
 )
+from lsp_agent.workspace.documents import FileReadError, read_file_bytes
+from lsp_agent.workspace.encoding import UndecodableBytes, decode_bytes
 
 ANNOTATION_ID = "lsp-agent"
 DEFAULT_DESCRIPTION = "Changes proposed by lsp-agent and accepted in review"

@@ -12,7 +12,7 @@ from lsprotocol import types as lsp
 from pygls.uris import to_fs_path
 
 from lsp_agent.server import protocol as p
-from lsp_agent.sessions.context import Diagnostic, EditorContext
+from lsp_agent.types.editor import Diagnostic, EditorContext
 from lsp_agent.workspace.encoding import printable
 
 if TYPE_CHECKING:

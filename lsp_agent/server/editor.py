@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING
 from lsprotocol import types as lsp
 from pygls.uris import from_fs_path
 
-from lsp_agent.agent import events as ev
-from lsp_agent.agent.loop import PermissionAnswer
-from lsp_agent.server.protocol import REQUEST_PERMISSION, PermissionAnswerParams, plain
+from lsp_agent.permissions.safe_write import WriteRefused, WriteScope, write_texts_checked
+from lsp_agent.server.protocol import REQUEST_PERMISSION, PermissionAnswerParams
+from lsp_agent.types import events as ev
+from lsp_agent.types.jsonutil import plain
+from lsp_agent.types.permissions import PermissionAnswer
 from lsp_agent.workspace.documents import DocumentSnapshot, disk_snapshot
-from lsp_agent.workspace.safe_write import WriteRefused, WriteScope, write_texts_checked
 
 if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer
@@ -67,9 +68,10 @@ class EditorPermissions:
             "reason": asked.reason,
         }
         try:
-            raw = await asyncio.wait_for(
-                self._ls.protocol.send_request_async(REQUEST_PERMISSION, params), self.timeout
-            )
+            # Withdrawn with $/cancelRequest on timeout or when the turn is cancelled, so the
+            # editor can close its dialog.
+            raw = await self._ls.protocol.request_or_withdraw(  # type: ignore[attr-defined]
+                REQUEST_PERMISSION, params, self.timeout)
         except TimeoutError:
             return PermissionAnswer("deny", source="timeout",
                                     message=f"no answer within {self.timeout:g} s")

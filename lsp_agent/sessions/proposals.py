@@ -11,18 +11,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Any, Protocol
 
 from lsprotocol import types as lsp
 
-from lsp_agent.agent import events as ev
 from lsp_agent.edits.proposal import ApplicationPlan, HunkSelection, Proposal, ReviewDecision
-from lsp_agent.tools.base import FileEdit
-from lsp_agent.workspace.documents import FileReadError, snapshot_async
-from lsp_agent.workspace.safe_write import (
+from lsp_agent.permissions.safe_write import (
     WriteRefused,
     WriteScope,
     existing_mode,
@@ -30,9 +27,10 @@ from lsp_agent.workspace.safe_write import (
     real_path,
     resolve_for_write,
 )
-
-if TYPE_CHECKING:
-    from lsp_agent.sessions.session import Session
+from lsp_agent.types import events as ev
+from lsp_agent.types.edits import FileEdit
+from lsp_agent.types.permissions import Mode
+from lsp_agent.workspace.documents import DocumentSource, FileReadError, snapshot_async
 
 log = logging.getLogger(__name__)
 AUTO_APPLY_MODES = frozenset({"acceptEdits", "bypassPermissions"})
@@ -54,7 +52,7 @@ class UnknownProposal(KeyError):
 @dataclass
 class ReviewResult:
     proposal_id: str
-    status: str
+    status: ev.ResolvedStatus
     applied: list[str] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
@@ -79,9 +77,20 @@ class _Waiting:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
+@dataclass
+class ProposalHost:
+    """The little a proposal book needs of its session."""
+
+    session_id: str
+    workspace: Path
+    documents: DocumentSource
+    emit: Callable[[ev.AgentEvent], Any]
+    mode: Callable[[], Mode]  # read at each proposal: the user may switch modes mid-session
+
+
 class ProposalBook:
-    def __init__(self, session: Session, applier: EditApplier):
-        self._session = session
+    def __init__(self, host: ProposalHost, applier: EditApplier):
+        self._host = host
         self._applier = applier
         self._waiting: dict[str, _Waiting] = {}
 
@@ -93,17 +102,17 @@ class ProposalBook:
         return proposal_id in self._waiting
 
     async def propose(self, tool_use_id: str, changes: list[FileEdit]) -> str:
-        session = self._session
+        host = self._host
         proposal = await asyncio.to_thread(  # diffing large files must not stall the loop
             Proposal.from_edits,
-            f"p-{uuid.uuid4().hex[:10]}", session.id, tool_use_id, changes, session.workspace,
+            f"p-{uuid.uuid4().hex[:10]}", host.session_id, tool_use_id, changes, host.workspace,
         )
         if not proposal.files:
             return "No change: the new text is identical to the current text. Nothing to review."
         proposal.approved_paths = await asyncio.to_thread(
             lambda: {f.path: real_path(f.path) for f in proposal.files})
-        auto = session.mode in AUTO_APPLY_MODES
-        session.emit(ev.ProposalCreated(proposal_id=proposal.id, tool_use_id=tool_use_id,
+        auto = host.mode() in AUTO_APPLY_MODES
+        host.emit(ev.ProposalCreated(proposal_id=proposal.id, tool_use_id=tool_use_id,
                                         files=proposal.to_view(), auto_apply=auto))
         if auto:
             result = await self._carry_out(proposal, "all", [], None)
@@ -113,7 +122,8 @@ class ProposalBook:
         try:
             return await waiting.answer
         except asyncio.CancelledError:
-            self._drop(proposal, "cancelled")
+            if not waiting.lock.locked():  # a review under way finishes and reports itself
+                self._drop(proposal, "cancelled")
             raise
         finally:
             self._waiting.pop(proposal.id, None)
@@ -125,7 +135,11 @@ class ProposalBook:
         if waiting is None:
             raise UnknownProposal(proposal_id)
         async with waiting.lock:  # two reviews of one proposal: the second sees it decided
-            result = await self._carry_out(waiting.proposal, accept, reject, feedback)
+            try:
+                result = await self._carry_out(waiting.proposal, accept, reject, feedback)
+            finally:
+                if waiting.answer.cancelled():  # the turn was cancelled meanwhile
+                    self._drop(waiting.proposal, "cancelled")  # unless the review decided it
         if not waiting.answer.done():
             waiting.answer.set_result(result.outcome)
         return result
@@ -167,7 +181,7 @@ class ProposalBook:
         written (then nothing was sent to the editor, unless the disk changed in between)."""
         targets = {Path(f.path): f.target_text for f in plan.files
                    if f.writes and f.target_text is not None}
-        workspace = real_path(self._session.workspace)
+        workspace = real_path(self._host.workspace)
         scopes = {path: WriteScope(roots=(workspace,), expected=proposal.approved_paths.get(path))
                   for path in targets}
         try:
@@ -208,7 +222,7 @@ class ProposalBook:
             if approved is not None:  # a link swapped in must not even be read (secrets)
                 await asyncio.to_thread(_still_leads_to, change.path, approved)
             try:
-                snap = await snapshot_async(self._session.documents, change.path)
+                snap = await snapshot_async(self._host.documents, change.path)
                 current[change.path] = (snap.text, snap.version)
             except FileNotFoundError:
                 current[change.path] = (None, None)
@@ -216,16 +230,16 @@ class ProposalBook:
                 raise ValueError(f"cannot read {change.path} to apply the edit: {exc}") from exc
         return current
 
-    def _drop(self, proposal: Proposal, status: str) -> None:
+    def _drop(self, proposal: Proposal, status: ev.ResolvedStatus) -> None:
         if proposal.status == "pending":
             proposal.cancel()
             self._emit_resolved(proposal, "cancelled")
 
     def _emit_resolved(
-        self, proposal: Proposal, status: str, result: ReviewResult | None = None,
+        self, proposal: Proposal, status: ev.ResolvedStatus, result: ReviewResult | None = None,
         feedback: str | None = None,
     ) -> None:
-        self._session.emit(ev.ProposalResolved(
+        self._host.emit(ev.ProposalResolved(
             proposal_id=proposal.id, status=status,
             accepted=result.applied if result else [],
             rejected=result.rejected if result else [],
@@ -234,7 +248,8 @@ class ProposalBook:
         ))
 
 
-def _result(proposal: Proposal, plan: ApplicationPlan, status: str, outcome: str) -> ReviewResult:
+def _result(proposal: Proposal, plan: ApplicationPlan, status: ev.ResolvedStatus,
+            outcome: str) -> ReviewResult:
     details = [f.conflict for f in plan.files if f.conflict]
     return ReviewResult(proposal.id, status, plan.landed_ids(), plan.rejected_ids(),
                         plan.conflict_ids(), details, outcome)

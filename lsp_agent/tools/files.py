@@ -20,6 +20,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from lsp_agent.permissions.safe_write import WriteRefused, existing_mode, real_path
+from lsp_agent.procs.lifetime import child_options
 from lsp_agent.tools.base import FileEdit, Tool, ToolContext, ToolError
 from lsp_agent.workspace.documents import (
     DocumentSnapshot,
@@ -28,7 +30,6 @@ from lsp_agent.workspace.documents import (
     snapshot_async,
 )
 from lsp_agent.workspace.encoding import UnencodableText, count_escaped_bytes, printable
-from lsp_agent.workspace.safe_write import WriteRefused, existing_mode, real_path
 
 # Folders no tool should wander into: VCS internals, dependencies and caches.
 IGNORED_DIRS = frozenset(
@@ -195,6 +196,7 @@ async def _git_listed_files(base: Path) -> list[str] | None:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL,
+            **child_options(),  # cleaned environment, dies with the server
         )
     except OSError:
         return None
@@ -253,7 +255,7 @@ class Read(Tool):
         f"{MAX_LINE_CHARS} characters are cut. Use Glob to list folders and Grep to search."
     )
     input_model = ReadInput
-    read_only = True
+    access = "read"
 
     async def call(self, args: ReadInput, ctx: ToolContext) -> str:
         path = ctx.resolve(args.path)
@@ -449,6 +451,7 @@ class Write(Tool):
         "shown to the user, who may accept or reject it; the result says which."
     )
     input_model = WriteInput
+    access = "write"
     time_limit = None  # waits for the user's review; its own file work is bounded
 
     async def call(self, args: WriteInput, ctx: ToolContext) -> str:
@@ -534,6 +537,7 @@ class Edit(Tool):
         "may accept or reject it; the result says which."
     )
     input_model = EditInput
+    access = "write"
     time_limit = None  # waits for the user's review; its own file work is bounded
 
     def api_schema(self) -> dict[str, Any]:
@@ -690,7 +694,7 @@ class Glob(Tool):
         "Grep to search file contents."
     )
     input_model = GlobInput
-    read_only = True
+    access = "read"
 
     async def call(self, args: GlobInput, ctx: ToolContext) -> str:
         base = ctx.resolve(args.path) if args.path else ctx.workspace
@@ -710,6 +714,12 @@ class Glob(Tool):
                 f"(Results truncated: showing the {GLOB_MAX_RESULTS} most recently modified "
                 f"of {len(newest_first):,} matches. Narrow the pattern or path.)"
             )
+        secrets = [ctx.display(base / rel) for rel in newest_first[:GLOB_MAX_RESULTS]
+                   if ctx.file_rules.is_secret(base / rel)]
+        if secrets:  # names only; saying so spares a Read the user will be asked about
+            listed = ", ".join(secrets[:5]) + (", ..." if len(secrets) > 5 else "")
+            shown.append(f"({listed} look{'s' if len(secrets) == 1 else ''} like secret "
+                         "files: reading them asks the user first.)")
         return "\n".join(shown)
 
 

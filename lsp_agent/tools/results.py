@@ -12,8 +12,8 @@ import re
 import uuid
 from pathlib import Path
 
+from lsp_agent.permissions.safe_write import WriteScope, write_bytes_checked
 from lsp_agent.tools.base import Tool, ToolContext, ToolOutput
-from lsp_agent.workspace.safe_write import WriteScope, write_bytes_checked
 
 # Shares of the size cap used for the preview: the head carries most context, the tail
 # keeps the end (where commands usually print their errors and summaries).
