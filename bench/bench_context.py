@@ -43,8 +43,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
-from lsp_agent.model.scripted import ScriptedModelServer  # noqa: E402
-from lsp_agent.model.scripted_usage import (  # noqa: E402
+from lsp_agent.scripted.server import ScriptedModelServer  # noqa: E402
+from lsp_agent.scripted.usage import (  # noqa: E402
     PromptCache,
     canonical_json,
     estimate_tokens,

@@ -49,15 +49,17 @@ from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 from pygls.uris import from_fs_path
 
-from lsp_agent.agent import events as ev
 from lsp_agent.agent.loop import Agent, AgentDeps
-from lsp_agent.agent.prompt import system_blocks
 from lsp_agent.client.lsp_client import AgentClient
+from lsp_agent.context.prompt import system_blocks
 from lsp_agent.model.client import ModelSettings
+from lsp_agent.model.service import ModelService
 from lsp_agent.permissions.policy import PermissionGate
+from lsp_agent.permissions.sandbox import Sandbox, SandboxPolicy
 from lsp_agent.tools.base import FileEdit, ToolContext
 from lsp_agent.tools.pool import default_pool
 from lsp_agent.tools.results import finalize_output
+from lsp_agent.types import events as ev
 from lsp_agent.workspace.diagnostics import DiagnosticsStore
 from lsp_agent.workspace.documents import DiskDocuments
 
@@ -160,7 +162,7 @@ def machine_info() -> dict[str, Any]:
 # (Linux copies it to accepted sockets). ``--as-shipped`` measures the server unchanged.
 NODELAY_LAUNCHER = """
 import socket, sys
-import lsp_agent.model.scripted as scripted
+import lsp_agent.scripted.server as scripted
 _listen = scripted._listening_socket
 def _listen_nodelay(host, port):
     sock = _listen(host, port)
@@ -184,7 +186,7 @@ class ScriptedProcess:
         self.base_url = ""
 
     def __enter__(self) -> ScriptedProcess:
-        launcher = ["-c", NODELAY_LAUNCHER] if self.nodelay else ["-m", "lsp_agent.model.scripted"]
+        launcher = ["-c", NODELAY_LAUNCHER] if self.nodelay else ["-m", "lsp_agent.scripted.server"]
         command = [sys.executable, *launcher, "--scenario", str(self._file)]
         self._proc = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=self._env
@@ -355,7 +357,7 @@ IMPORT_PROBES = (
     "lsprotocol.types",
     "pygls.lsp.server",
     "pydantic",
-    "lsp_agent.agent.events",
+    "lsp_agent.types.events",
     "jedi",
 )
 
@@ -460,12 +462,12 @@ def in_process_agent(base_url: str, workspace: Path, max_rounds: int) -> Agent:
             diagnostics=diagnostics,
             results_dir=results_dir,
             tool_use_id=tool_use_id,
+            sandbox=Sandbox(SandboxPolicy(enabled=False), workspace),
         )
 
     return Agent(
         AgentDeps(
-            client=client,
-            settings=settings,
+            model=ModelService(settings, client),
             tools=default_pool(),
             gate=PermissionGate(workspace, "default", [results_dir]),
             system=lambda: system,

@@ -8,7 +8,7 @@ import os
 import sys
 
 from lsp_agent import __version__
-from lsp_agent.permissions.policy import MODES
+from lsp_agent.types.permissions import MODES
 
 
 def _setup_logging(level: str) -> None:
@@ -22,15 +22,15 @@ def _setup_logging(level: str) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from lsp_agent.procs.environment import seal_server_secrets
     from lsp_agent.server.app import create_server
 
+    seal_server_secrets()  # before anything can start a subprocess
     server = create_server()
     if args.tcp:
         host, _, port = args.tcp.rpartition(":")
-        server.start_tcp(host or "127.0.0.1", int(port))
-    else:
-        server.start_io()
-    return 0
+        return server.start_tcp(host or "127.0.0.1", int(port))
+    return server.start_io()  # 1 after exit without shutdown, as LSP asks
 
 
 def cmd_run(args: argparse.Namespace) -> int:

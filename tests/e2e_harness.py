@@ -29,9 +29,9 @@ from lsprotocol import types as lsp
 from pygls.uris import from_fs_path, to_fs_path
 from pytest_lsp import ClientServerConfig
 
-from lsp_agent.agent import events as ev
 from lsp_agent.edits.workspace_edit import apply_text_edits, apply_workspace_edit_to_disk
 from lsp_agent.server.protocol import plain
+from lsp_agent.types import events as ev
 from lsp_agent.workspace.positions import TextLines
 
 WAIT = 30.0
@@ -261,20 +261,22 @@ class Editor:
         return [e for e in self.events[session_id] if isinstance(e, kind)]
 
 
-def server_config(base_url: str, state_dir: Path) -> ClientServerConfig:
+def server_config(base_url: str, state_dir: Path,
+                  extra_env: dict[str, str] | None = None) -> ClientServerConfig:
     import os
 
     env = {**os.environ, "ANTHROPIC_BASE_URL": base_url, "ANTHROPIC_API_KEY": "test-key",
            "LSP_AGENT_STATE_DIR": str(state_dir), "LSP_AGENT_BACKOFF_BASE": "0.01",
-           "LSP_AGENT_CACHE_DIR": str(state_dir / "cache")}
+           "LSP_AGENT_CACHE_DIR": str(state_dir / "cache"), **(extra_env or {})}
     return ClientServerConfig(server_command=[sys.executable, "-m", "lsp_agent", "serve"],
                               server_env=env)
 
 
 async def start_editor(base_url: str, root: Path,
                        capabilities: lsp.ClientCapabilities | None = None,
+                       server_env: dict[str, str] | None = None,
                        **init_options: Any) -> Editor:
-    client = await server_config(base_url, root / ".state").start()
+    client = await server_config(base_url, root / ".state", server_env).start()
     editor = Editor(client)
     editor.init_result = await client.initialize_session(lsp.InitializeParams(
         capabilities=capabilities or VSCODE_CAPABILITIES,
@@ -286,3 +288,39 @@ async def start_editor(base_url: str, root: Path,
 
 def path_of(u: str) -> Path:
     return Path(to_fs_path(u) or "")
+
+
+def unique_duration(seconds: int = 60) -> str:
+    """A ``sleep`` argument no other process has: ``sleep <it>`` marks a test's processes."""
+    import uuid
+
+    return f"{seconds}.{uuid.uuid4().int % 10**12:012d}"
+
+
+def processes_with(marker: str) -> list[int]:
+    """The running processes (zombies excluded) whose command line contains ``marker``: a
+    look at the host's process table, which also sees processes in a sandbox's PID namespace
+    (whose pids, as the sandbox knows them, mean nothing outside)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if marker in cmdline and state not in ("Z", "X"):
+            found.append(int(entry.name))
+    return found
+
+
+async def wait_for_processes(marker: str, present: bool, within: float = WAIT) -> list[int]:
+    """Poll the process table until processes with ``marker`` exist (``present``) or are all
+    gone; returns the last look (the caller asserts on it: the timeout only avoids a hang)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    # No event tells when a process appears or goes: poll.
+    while bool(found := processes_with(marker)) != present and loop.time() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+    return found

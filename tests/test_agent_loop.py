@@ -10,12 +10,14 @@ from typing import Any
 import anthropic
 from pydantic import BaseModel
 
-from lsp_agent.agent import events as ev
-from lsp_agent.agent.loop import Agent, AgentDeps, PermissionAnswer
+from lsp_agent.agent.loop import Agent, AgentDeps
 from lsp_agent.model.client import ModelSettings
-from lsp_agent.model.scripted import ScriptedModelServer
+from lsp_agent.model.service import ModelService
 from lsp_agent.permissions.policy import PermissionGate
+from lsp_agent.scripted.server import ScriptedModelServer
 from lsp_agent.tools.base import Tool, ToolContext, ToolPool
+from lsp_agent.types import events as ev
+from lsp_agent.types.permissions import PermissionAnswer
 from lsp_agent.workspace.diagnostics import DiagnosticsStore
 from lsp_agent.workspace.documents import DiskDocuments
 
@@ -29,7 +31,7 @@ class SlowLook(Tool):
     name = "SlowLook"
     description = "A read-only tool that takes a while."
     input_model = WaitInput
-    read_only = True
+    access = "read"
 
     async def call(self, args: WaitInput, ctx: ToolContext) -> str:
         await asyncio.sleep(args.seconds)
@@ -67,7 +69,7 @@ def make_agent(model: ScriptedModelServer, tmp_path: Path, *, max_parallel: int 
                            results_dir=tmp_path / "results", tool_use_id=tool_use_id)
 
     return Agent(AgentDeps(
-        client=client, settings=settings, tools=ToolPool([SlowLook(), SlowChange()]),
+        model=ModelService(settings, client), tools=ToolPool([SlowLook(), SlowChange()]),
         gate=PermissionGate(tmp_path, mode), system=lambda: [{"type": "text", "text": "t"}],
         tool_context=context, asker=asker, max_parallel_tools=max_parallel, session_id="s1"))
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lsp_agent.model.scripted import ScriptedModelServer
+from lsp_agent.scripted.server import ScriptedModelServer
 from tests.e2e_harness import demo_project
 
 pytestmark = pytest.mark.e2e

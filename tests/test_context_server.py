@@ -7,8 +7,8 @@ import pytest
 import pytest_asyncio
 from pygls.exceptions import JsonRpcInvalidParams
 
-from lsp_agent.agent import events as ev
-from lsp_agent.model.scripted import ScriptedModelServer
+from lsp_agent.scripted.server import ScriptedModelServer
+from lsp_agent.types import events as ev
 from tests.e2e_harness import Editor, start_editor
 from tests.test_context_session import SUMMARY_MARKER, read
 

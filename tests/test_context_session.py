@@ -10,15 +10,16 @@ from typing import Any
 import anthropic
 import pytest
 
-from lsp_agent.agent import events as ev
 from lsp_agent.context.compaction import CLEARED
 from lsp_agent.context.manager import ContextPolicy
 from lsp_agent.edits.landing import ApplyReport
 from lsp_agent.model.client import ModelSettings
-from lsp_agent.model.scripted import ScriptedModelServer
-from lsp_agent.model.scripted_usage import canonical_json, estimate_tokens
+from lsp_agent.model.service import ModelService
+from lsp_agent.scripted.server import ScriptedModelServer
+from lsp_agent.scripted.usage import canonical_json, estimate_tokens
 from lsp_agent.sessions.session import Session, SessionConfig
 from lsp_agent.tools.pool import default_pool
+from lsp_agent.types import events as ev
 from lsp_agent.workspace.diagnostics import DiagnosticsStore
 from lsp_agent.workspace.documents import DiskDocuments
 
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated")
 
 
 class NoEdits:
-    async def apply(self, targets: Any) -> ApplyReport:
+    async def apply(self, targets: Any, scopes: Any = None) -> ApplyReport:
         return ApplyReport.refused("no edits in these tests")
 
 
@@ -40,7 +41,8 @@ def make_session(server: ScriptedModelServer, workspace: Path, events: list[ev.A
     config = SessionConfig(workspace=workspace, settings=settings, mode="bypassPermissions",
                            state_dir=workspace / ".state", context=policy or ContextPolicy(),
                            user_memory_dirs=[])
-    return Session(config, client=client, tools=default_pool(), documents=DiskDocuments(),
+    return Session(config, model=ModelService(settings, client), tools=default_pool(),
+                   documents=DiskDocuments(),
                    diagnostics=DiagnosticsStore(), applier=NoEdits(), sink=events.append,
                    asker=None)
 

@@ -7,16 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from lsp_agent.agent.conversation import Conversation
-from lsp_agent.agent.events import Usage
 from lsp_agent.context import compaction as cp
+from lsp_agent.context.conversation import Conversation
 from lsp_agent.context.cost import CostLedger, cache_savings, price_for, usd
 from lsp_agent.context.layers import MEMORY_HEADER, system_layers
 from lsp_agent.context.memory import MemoryLoader
 from lsp_agent.context.tokens import Calibration, estimate_request, estimate_value
-from lsp_agent.model.scripted_usage import estimate_request_tokens
+from lsp_agent.scripted.usage import estimate_request_tokens
 from lsp_agent.tools.pool import DEFERRED_TOOLS, default_pool, session_pool
 from lsp_agent.tools.tool_search import SessionTools
+from lsp_agent.types.events import Usage
 
 
 def user(*blocks):
@@ -277,8 +277,8 @@ def test_breakpoints_on_the_newest_block_and_where_the_previous_request_put_it()
 def test_run_output_shows_turn_and_session_cost():
     import io
 
-    from lsp_agent.agent import events as ev
     from lsp_agent.client.render import Renderer
+    from lsp_agent.types import events as ev
 
     ledger = CostLedger()
     ledger.add("claude-sonnet-4-5", Usage(input_tokens=1000, cache_read_input_tokens=10_000))

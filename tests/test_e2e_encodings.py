@@ -16,9 +16,9 @@ import pytest
 import pytest_asyncio
 from lsprotocol import types as lsp
 
-from lsp_agent.agent import events as ev
-from lsp_agent.model.scripted import ScriptedModelServer
+from lsp_agent.scripted.server import ScriptedModelServer
 from lsp_agent.server.protocol import plain
+from lsp_agent.types import events as ev
 from tests.e2e_harness import (
     NEOVIM_CAPABILITIES,
     VSCODE_CAPABILITIES,

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from lsp_agent.agent import events as ev
-from lsp_agent.model.scripted import ScriptedModelServer
 from lsp_agent.permissions.sandbox import availability
+from lsp_agent.scripted.server import ScriptedModelServer
+from lsp_agent.types import events as ev
 from tests.e2e_harness import Editor, start_editor
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import os
 import subprocess
 import sys
 from importlib import resources
@@ -20,11 +19,18 @@ from pygls.exceptions import (
     JsonRpcRequestCancelled,
 )
 
-from lsp_agent.agent import events as ev
 from lsp_agent.agent.loop import CONTINUE_PROMPT
-from lsp_agent.model.scripted import ScriptedModelServer
+from lsp_agent.scripted.server import ScriptedModelServer
 from lsp_agent.server.protocol import plain
-from tests.e2e_harness import Editor, demo_project, start_editor, uri
+from lsp_agent.types import events as ev
+from tests.e2e_harness import (
+    Editor,
+    demo_project,
+    start_editor,
+    unique_duration,
+    uri,
+    wait_for_processes,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
@@ -309,29 +315,19 @@ async def test_cancel_request_cancels_the_turn(editor: Editor, model, workspace)
 
 
 async def test_cancel_mid_shell_kills_the_process_group(editor, model, workspace):
-    pid_file = workspace / "sleeper.pid"
+    marker = unique_duration()  # found in the host's process table, even in a PID namespace
     model.load({"turns": [
-        tool_turn("Bash", {"command": f"sleep 60 & echo $! > {pid_file}; wait"}),
+        tool_turn("Bash", {"command": f"sleep {marker} & wait"}),
         text_turn("ok", expect={"tool_result_contains": "Cancelled"}),
     ]})
     session = await editor.new_session(workspace, mode="bypassPermissions")
     prompt = asyncio.ensure_future(editor.request(
         "agent/prompt", {"sessionId": session, "text": "sleep"}))
-    for _ in range(300):
-        if pid_file.exists() and pid_file.read_text().strip():
-            break
-        await asyncio.sleep(0.05)
-    pid = int(pid_file.read_text())
+    assert await wait_for_processes(f"sleep {marker}", present=True)
     await editor.request("agent/cancel", {"sessionId": session})
     assert (await prompt)["stopReason"] == "cancelled"
-    for _ in range(100):  # the group is killed at once; reaping may take a moment
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        await asyncio.sleep(0.05)
-    else:
-        pytest.fail(f"process {pid} survived the cancel")
+    survivors = await wait_for_processes(marker, present=False)
+    assert survivors == [], f"processes {survivors} survived the cancel"
     result = editor.of(session, ev.ToolResult)[-1]
     assert result.is_error and "Cancelled" in result.content
     await editor.request("agent/prompt", {"sessionId": session, "text": "again"})
@@ -364,12 +360,19 @@ async def test_denied_permission_reaches_the_model_as_an_error(editor, model, wo
 
 
 async def test_unanswered_permission_times_out_as_deny(editor, model, workspace):
+    withdrawn = asyncio.Event()
+
     async def never(params):
-        await asyncio.sleep(3600)
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:  # the server's $/cancelRequest closes the dialog
+            withdrawn.set()
+            raise
 
     session = await touch_with(editor, model, workspace, never,
                                {"tool_result_contains": "no answer"})
     assert editor.of(session, ev.PermissionDecided)[0].source == "timeout"
+    await asyncio.wait_for(withdrawn.wait(), 30)
 
 
 async def test_plan_mode_refuses_edits(editor: Editor, model, workspace):
@@ -451,6 +454,7 @@ async def test_initialize_advertises_the_protocol(editor: Editor):
     assert "agent/prompt" in advertised["methods"]
     assert "agent/requestPermission" in advertised["clientRequests"]
     assert capabilities.code_action_provider.resolve_provider is True
+    assert capabilities.hover_provider and capabilities.definition_provider  # Python features on
 
 
 async def progress_of(editor: Editor, session: str, final_kind: str = "end") -> list:
@@ -491,6 +495,10 @@ async def test_cancelling_the_progress_cancels_the_turn(editor: Editor, model, w
 async def test_python_language_features_can_be_switched_off(model, root, workspace):
     other = await start_editor(model.base_url, root, pythonLanguageFeatures=False)
     try:
+        caps = other.init_result.capabilities
+        assert caps.hover_provider is None and caps.definition_provider is None
+        assert caps.references_provider is None and caps.document_symbol_provider is None
+        assert caps.workspace_symbol_provider is None
         pricing = workspace / "pricing.py"
         other.open(pricing)
         params = lsp.HoverParams(text_document=lsp.TextDocumentIdentifier(uri=uri(pricing)),

@@ -9,7 +9,7 @@ from pygls.protocol import default_converter
 
 from lsp_agent.edits.proposal import Proposal, ReviewDecision
 from lsp_agent.edits.workspace_edit import apply_workspace_edit_to_disk
-from lsp_agent.tools.base import FileEdit
+from lsp_agent.types.edits import FileEdit
 
 ROOT = Path("/work/project")
 A = ROOT / "a.py"

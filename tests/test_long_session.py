@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from lsp_agent.agent import events as ev
 from lsp_agent.context.manager import ContextPolicy
-from lsp_agent.model.scripted import ScriptedModelServer
-from lsp_agent.model.scripted_usage import canonical_json, estimate_request_tokens
+from lsp_agent.scripted.server import ScriptedModelServer
+from lsp_agent.scripted.usage import canonical_json, estimate_request_tokens
+from lsp_agent.types import events as ev
 from tests.test_context_session import SUMMARY_MARKER, make_session, of, read
 
 pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated")

@@ -87,7 +87,7 @@ def test_bad_hook_configuration_is_reported():
 
 def ctx_for(ws: Path, policy: SandboxPolicy) -> ToolContext:
     return ToolContext(workspace=ws, documents=None, proposals=None, diagnostics=None,  # type: ignore[arg-type]
-                       results_dir=ws / ".results", extra={"sandbox": Sandbox(policy, ws)})
+                       results_dir=ws / ".results", sandbox=Sandbox(policy, ws))
 
 
 needs_bwrap = pytest.mark.skipif(not availability().works,

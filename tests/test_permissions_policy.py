@@ -68,8 +68,11 @@ def test_path_rules_are_globs_relative_to_the_workspace(ws):
 
 
 def test_rules_cover_tool_families_and_mcp():
-    assert Rule.parse("Edit(src/**)").applies_to("Write")
-    assert Rule.parse("Read").applies_to("Grep")
+    # Families follow what a tool declares it touches, not a list of names.
+    assert Rule.parse("Edit(src/**)").applies_to("Write", "write")
+    assert Rule.parse("Read").applies_to("Grep", "read")
+    assert not Rule.parse("Read").applies_to("Write", "write")
+    assert not Rule.parse("Edit").applies_to("MultiEdit")
     assert Rule.parse("mcp__github").applies_to("mcp__github__create_issue")
     assert Rule.parse("mcp__github__*").applies_to("mcp__github__list")
     assert not Rule.parse("mcp__github").applies_to("mcp__gitlab__list")

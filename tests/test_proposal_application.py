@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from lsp_agent.agent import events as ev
 from lsp_agent.edits.landing import ApplyReport
 from lsp_agent.edits.workspace_edit import EditTarget
-from lsp_agent.sessions.proposals import ProposalBook
-from lsp_agent.tools.base import FileEdit
+from lsp_agent.sessions.proposals import ProposalBook, ProposalHost
+from lsp_agent.types import events as ev
+from lsp_agent.types.edits import FileEdit
 from lsp_agent.workspace.documents import DiskDocuments
 
 pytestmark = pytest.mark.asyncio
@@ -39,7 +39,7 @@ class ScriptedApplier:
         self.reports = list(reports)
         self.sent: list[list[EditTarget]] = []
 
-    async def apply(self, targets: Sequence[EditTarget]) -> ApplyReport:
+    async def apply(self, targets: Sequence[EditTarget], scopes: Any = None) -> ApplyReport:
         self.sent.append(list(targets))
         script = self.reports.pop(0)
         by_name = {t.uri.rsplit("/", 1)[-1]: t.uri for t in targets}
@@ -61,7 +61,9 @@ def files(tmp_path: Path) -> tuple[Path, Path]:
 async def carry_out(tmp_path: Path, applier: ScriptedApplier,
                     files: tuple[Path, Path]) -> tuple[str, ev.ProposalResolved]:
     session = FakeSession(tmp_path)
-    book = ProposalBook(session, applier)  # type: ignore[arg-type]
+    book = ProposalBook(ProposalHost(session.id, session.workspace, session.documents,
+                                     session.emit, lambda: session.mode),  # type: ignore[arg-type,return-value]
+                        applier)
     a, b = files
     outcome = await book.propose("tu1", [FileEdit(a, "a = 1\n", "a = 2\n", None),
                                          FileEdit(b, "b = 1\n", "b = 2\n", None)])

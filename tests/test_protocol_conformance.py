@@ -24,7 +24,7 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
-from lsp_agent.model.scripted import ScriptedModelServer
+from lsp_agent.scripted.server import ScriptedModelServer
 
 pytestmark = pytest.mark.e2e
 

@@ -17,14 +17,14 @@ import anthropic
 import httpx2
 import pytest
 
-from lsp_agent.model.scripted import (
+from lsp_agent.scripted.server import (
     EXHAUSTED_TEXT,
     MISMATCH_PREFIX,
     Scenario,
     ScenarioError,
     ScriptedModelServer,
 )
-from lsp_agent.model.scripted_usage import estimate_request_tokens
+from lsp_agent.scripted.usage import estimate_request_tokens
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "fixtures" / "scenarios"
@@ -529,7 +529,7 @@ async def test_subprocess_mode_prints_listening_and_serves() -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "lsp_agent.model.scripted",
+        "lsp_agent.scripted.server",
         "--scenario",
         str(SCENARIOS / "scripted_text_only.json"),
         "--port",

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from lsp_agent.agent import events as ev
 from lsp_agent.client.render import Renderer
-from lsp_agent.model.scripted_usage import canonical_json
 from lsp_agent.permissions.session_safety import MAX_STOP_CONTINUATIONS
+from lsp_agent.scripted.usage import canonical_json
+from lsp_agent.types import events as ev
 from tests.test_context_session import make_session, of
 
 pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated")

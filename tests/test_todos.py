@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from lsp_agent.agent import events as ev
 from lsp_agent.client.render import Renderer
-from lsp_agent.model.scripted_usage import canonical_json
+from lsp_agent.scripted.usage import canonical_json
 from lsp_agent.tools.pool import default_pool
 from lsp_agent.tools.todos import MAX_TODOS, TodoWrite
+from lsp_agent.types import events as ev
 from tests.test_context_session import make_session, of, summary_turn
 
 pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated")

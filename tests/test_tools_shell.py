@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from lsp_agent.permissions.sandbox import Sandbox, SandboxPolicy
 from lsp_agent.tools.base import FileEdit, ToolContext, ToolError, ToolOutput
 from lsp_agent.tools.shell import SHELL_TOOLS, Bash, BashInput, OutputCapture
 from lsp_agent.workspace.documents import DiskDocuments
@@ -54,7 +55,16 @@ def ctx(tmp_path: Path, registry: RecordingRegistry) -> ToolContext:
         diagnostics=NoDiagnostics(),
         results_dir=tmp_path / ".results",
         processes=registry,
+        sandbox=Sandbox(SandboxPolicy(enabled=False), tmp_path),  # these tests run bare
     )
+
+
+async def test_bash_without_a_sandbox_policy_refuses_to_run(ctx: ToolContext):
+    """Fail closed: a context that never said how commands run does not run them."""
+    ctx.sandbox = None
+    with pytest.raises(ToolError, match="no sandbox policy"):
+        await Bash().call(BashInput(command="touch ran"), ctx)
+    assert not (ctx.workspace / "ran").exists()
 
 
 async def bash(ctx: ToolContext, command: str, **extra) -> ToolOutput:
@@ -91,8 +101,9 @@ def pids_in(text: str) -> list[int]:
 
 def test_bash_is_exported_and_never_read_only():
     assert SHELL_TOOLS == [Bash]
-    assert Bash().is_read_only(BashInput(command="ls")) is False
-    assert Bash().permission_target(BashInput(command="git status")) == "git status"
+    assert Bash().is_concurrency_safe(BashInput(command="ls")) is False
+    assert Bash().subject(BashInput(command="git status")).command == "git status"
+    assert Bash().subject(BashInput(command="git status")).access == "shell"
 
 
 def test_timeout_is_bounded_by_600_seconds():
@@ -143,8 +154,10 @@ async def test_secret_env_vars_are_hidden_others_kept(ctx, monkeypatch):
 
 async def test_registers_and_releases_its_process_group(ctx, registry):
     result = await bash(ctx, "echo $$; ps -o pgid= -p $$")
-    shell_pid, pgid = pids_in(result.content)
-    assert registry.added == [shell_pid] and pgid == shell_pid  # its own group
+    _, pgid = pids_in(result.content)
+    # The shell runs in the group the tool registered (led by the guard that waits for it),
+    # a group of its own: not the server's.
+    assert registry.added == [pgid] and pgid != os.getpgid(0)
     assert registry.live == set()
 
 

@@ -13,7 +13,7 @@ from lsp_agent.code_intel.bridge import EditorBridge
 from lsp_agent.edits.landing import Verdict, carries_traces, has_landed, judge
 from lsp_agent.server.client_caps import ClientCaps
 from lsp_agent.server.wire_positions import WirePositions, apply_content_changes
-from lsp_agent.sessions.context import EditorContext
+from lsp_agent.types.editor import EditorContext
 from lsp_agent.workspace.positions import Point
 
 LINE = "x = 'é😀'; total = compute(1)\n"  # 'compute' at code point 18; utf-8 22; utf-16 19

@@ -13,22 +13,22 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
-from lsp_agent.agent import events as ev
-from lsp_agent.agent.conversation import Conversation, tool_result_block
 from lsp_agent.agent.executor import CallResult, PendingCall, ToolExecutor
-from lsp_agent.context.manager import ContextManager
-from lsp_agent.model.client import ModelFailure, ModelSettings, classify
+from lsp_agent.context.conversation import Conversation, tool_result_block
+from lsp_agent.context.manager import ContextManager, Window
+from lsp_agent.model.client import ModelFailure
+from lsp_agent.model.service import ModelCallFailed, ModelRequest, ModelService
 from lsp_agent.permissions.guard import ToolGuard
 from lsp_agent.permissions.hooks import Hooks
 from lsp_agent.permissions.policy import PermissionGate
 from lsp_agent.tools.base import Tool, ToolContext, ToolError, ToolOutput, ToolPool
-
-if TYPE_CHECKING:
-    import anthropic
+from lsp_agent.types import events as ev
+from lsp_agent.types.permissions import Asker
+from lsp_agent.workspace.encoding import printable
 
 log = logging.getLogger(__name__)
 
@@ -44,34 +44,14 @@ Emit = Callable[[ev.AgentEvent], None]
 
 
 @dataclass
-class PermissionAnswer:
-    decision: Literal["allow", "deny"]
-    remember: bool | Literal["session", "project", "user"] = False  # True: the session
-    message: str | None = None
-    source: Literal["user", "timeout", "error"] = "user"
-
-
-Asker = Callable[[ev.PermissionAsked], Awaitable[PermissionAnswer]]
-
-
-@dataclass
 class RoundOutcome:
     kind: Literal["tools", "end_turn", "max_tokens", "refusal", "error"]
     usage: ev.Usage = field(default_factory=ev.Usage)
 
 
-class StreamAborted(Exception):
-    """Raised inside a round to carry the model failure out of the stream."""
-
-    def __init__(self, failure: ModelFailure):
-        super().__init__(failure.message)
-        self.failure = failure
-
-
 @dataclass
 class AgentDeps:
-    client: anthropic.AsyncAnthropic
-    settings: ModelSettings
+    model: ModelService  # shared by every agent of the server
     tools: ToolPool
     gate: PermissionGate
     system: Callable[[], list[dict[str, Any]]]
@@ -88,11 +68,18 @@ class AgentDeps:
 class Agent:
     def __init__(self, deps: AgentDeps):
         self.deps = deps
+        self.settings = deps.model.settings
         self.conversation = Conversation()
-        self.model = deps.settings.model
+        self.model = self.settings.model
         self._task: asyncio.Task[None] | None = None
         self.guard = ToolGuard(deps.gate, deps.hooks)
         self._usage = ev.Usage()
+
+    def window(self) -> Window:
+        """What the context manager measures, trims and summarises: the conversation and what
+        every request carries with it."""
+        return Window(self.conversation, self.model, self.deps.system,
+                      self.deps.tools.api_schemas)
 
     def cancel(self) -> bool:
         """Cancel the running turn; its events still end with TurnEnded(cancelled)."""
@@ -137,17 +124,17 @@ class Agent:
         stop: Any = "end_turn"
         try:
             while True:
-                if rounds >= self.deps.settings.max_rounds:
+                if rounds >= self.settings.max_rounds:
                     stop = "max_turns"
                     break
                 rounds += 1
-                await self.deps.context.fit(self, emit)
+                await self.deps.context.fit(self.window(), emit)
                 outcome = await self._round(emit, rounds)
                 if outcome.kind == "tools":
                     continue
                 if outcome.kind == "max_tokens":
                     continuations += 1
-                    if continuations > self.deps.settings.max_continuations:
+                    if continuations > self.settings.max_continuations:
                         emit(ev.ErrorEvent(kind="max_tokens", message=(
                             "The answer hit the output token limit "
                             f"{continuations} times in a row; stopping.")))
@@ -188,13 +175,13 @@ class Agent:
                 await executor.abort()
                 self._record_interrupted(streamed, executor, emit)
                 raise
-            except StreamAborted as aborted:
+            except ModelCallFailed as failed:
                 await executor.abort()
-                failure = aborted.failure
+                failure = failed.failure
             if failure.kind == "overloaded":
                 overloads += 1
-                fallback = self.deps.settings.fallback_model
-                limit = self.deps.settings.overloads_before_fallback
+                fallback = self.settings.fallback_model
+                limit = self.settings.overloads_before_fallback
                 if overloads >= limit and fallback and fallback != self.model:
                     emit(ev.ModelFallback(from_model=self.model, to_model=fallback, reason=(
                         f"{overloads} consecutive overloaded responses")))
@@ -202,11 +189,17 @@ class Agent:
                     continue
             if failure.kind == "prompt_too_long" and not compacted:
                 compacted = True  # compact and retry once; a second refusal ends the turn
-                if await self.deps.context.compact(self, emit, trigger="prompt_too_long"):
+                if await self.deps.context.compact(self.window(), emit, trigger="prompt_too_long"):
                     continue
-            if failure.retryable and attempt < self.deps.settings.stream_retries:
+            delay = self.deps.model.retry_delay(failure, attempt + 1)
+            if delay is not None and self.deps.model.wait_too_long(delay):
+                emit(ev.ErrorEvent(kind="rate_limited", message=(
+                    f"The model endpoint asks to wait {delay:.0f} s before retrying "
+                    f"({failure.message}); that is longer than the "
+                    f"{self.settings.max_retry_after:.0f} s this agent waits. Try again later.")))
+                return RoundOutcome("error")
+            if delay is not None:
                 attempt += 1
-                delay = failure.retry_after or self.deps.settings.backoff(attempt)
                 emit(ev.Retrying(attempt=attempt, reason=failure.message, delay_seconds=delay))
                 await asyncio.sleep(delay)
                 continue
@@ -221,7 +214,7 @@ class Agent:
         usage = _usage(final.usage)
         self._usage = self._usage + usage  # counted now: a cancel later in the round keeps it
         emit(ev.UsageReport(model=self.model, usage=usage))
-        self.deps.context.record_usage(self, self.model, usage, emit)
+        self.deps.context.record_usage(self.window(), usage, emit)
         blocks = streamed.blocks()
         results = await executor.results()
         self.conversation.add_assistant(blocks)
@@ -239,24 +232,17 @@ class Agent:
         return RoundOutcome("end_turn", usage)
 
     async def _stream(self, emit: Emit, executor: ToolExecutor, streamed: _StreamState) -> Any:
-        import anthropic
-
-        deps = self.deps
-        try:
-            async with deps.client.messages.stream(
-                model=self.model,
-                max_tokens=deps.settings.max_tokens,
-                system=deps.system(),
-                tools=deps.tools.api_schemas(),
-                messages=self.conversation.for_request(),
-            ) as stream:
-                async for event in stream:
-                    self._on_stream_event(event, emit, executor, streamed)
-                final = await stream.get_final_message()
-                self._settle_held_call(final.stop_reason, emit, executor, streamed)
-                return final
-        except (anthropic.APIError, anthropic.AnthropicError) as exc:
-            raise StreamAborted(classify(exc)) from exc
+        """Stream one response, starting tools as their input completes. Raises
+        ModelCallFailed."""
+        request = ModelRequest(model=self.model, max_tokens=self.settings.max_tokens,
+                               system=self.deps.system(), tools=self.deps.tools.api_schemas(),
+                               messages=self.conversation.for_request())
+        async with self.deps.model.stream(request) as stream:
+            async for event in stream:
+                self._on_stream_event(event, emit, executor, streamed)
+            final = await stream.get_final_message()
+            self._settle_held_call(final.stop_reason, emit, executor, streamed)
+            return final
 
     def _on_stream_event(
         self, event: Any, emit: Emit, executor: ToolExecutor, streamed: _StreamState
@@ -303,7 +289,7 @@ class Agent:
         streamed.held = None
         streamed.complete_tool(index, tool_input)
         emit(ev.ToolInputComplete(tool_use_id=tool_use_id, name=name, input=tool_input))
-        executor.submit(tool_use_id, name, tool_input, self._is_read_only(name, tool_input))
+        executor.submit(tool_use_id, name, tool_input, self._is_concurrency_safe(name, tool_input))
 
     def _record_interrupted(
         self, streamed: _StreamState, executor: ToolExecutor, emit: Emit
@@ -329,12 +315,12 @@ class Agent:
 
     # -- tools -------------------------------------------------------------------------------
 
-    def _is_read_only(self, name: str, tool_input: dict[str, Any]) -> bool:
+    def _is_concurrency_safe(self, name: str, tool_input: dict[str, Any]) -> bool:
         tool = self.deps.tools.get(name)
         if tool is None:
             return True  # fails at once without side effects
         try:
-            return tool.is_read_only(tool.input_model.model_validate(tool_input))
+            return tool.is_concurrency_safe(tool.input_model.model_validate(tool_input))
         except ValidationError:
             return True
 
@@ -343,6 +329,7 @@ class Agent:
             started = time.time()
             emit(ev.ToolExecutionStarted(tool_use_id=call.tool_use_id, name=call.name))
             content, is_error = await self._execute(call, emit)
+            content = printable(content)  # bytes kept from non-UTF-8 files cannot go to JSON
             emit(ev.ToolResult(
                 tool_use_id=call.tool_use_id, name=call.name, content=content,
                 is_error=is_error, started_at=started, finished_at=time.time()))
@@ -364,9 +351,12 @@ class Agent:
         if denial is not None:
             return denial, True
         try:
-            output = await tool.call(args, ctx)
+            output = await asyncio.wait_for(tool.call(args, ctx), tool.time_limit)
         except ToolError as exc:
             return str(exc), True
+        except TimeoutError:
+            return (f"{tool.name} did not finish within {tool.time_limit:g} s and was stopped; "
+                    "try a narrower request."), True
         except asyncio.CancelledError:
             raise
         except Exception as exc:

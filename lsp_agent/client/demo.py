@@ -19,9 +19,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from lsp_agent.agent import events as ev
 from lsp_agent.client.lsp_client import AgentClient
 from lsp_agent.client.render import Renderer
+from lsp_agent.types import events as ev
 
 DEMO_PROMPT = "The test suite of this project fails. Find the bug and fix it."
 
@@ -60,7 +60,7 @@ class DemoAnswers:
 
 
 async def _demo(args: argparse.Namespace) -> int:
-    from lsp_agent.model.scripted import ScriptedModelServer
+    from lsp_agent.scripted.server import ScriptedModelServer
 
     r = Renderer()
     root = Path(tempfile.mkdtemp(prefix="lsp-agent-demo-"))

@@ -21,9 +21,9 @@ from pygls.lsp.client import LanguageClient
 from pygls.uris import from_fs_path
 
 from lsp_agent import __version__
-from lsp_agent.agent import events as ev
 from lsp_agent.edits.workspace_edit import apply_workspace_edit_to_disk
 from lsp_agent.server import protocol as p
+from lsp_agent.types import events as ev
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class AgentClient:
         def apply_edit(params: lsp.ApplyWorkspaceEditParams) -> lsp.ApplyWorkspaceEditResult:
             data = client.protocol._converter.unstructure(params.edit)
             try:
-                apply_workspace_edit_to_disk(data, self._encoding)
+                apply_workspace_edit_to_disk(data, self._encoding, roots=[self.workspace])
             except Exception as exc:
                 return lsp.ApplyWorkspaceEditResult(applied=False, failure_reason=str(exc))
             return lsp.ApplyWorkspaceEditResult(applied=True)

@@ -6,7 +6,7 @@ import json
 import sys
 from typing import TextIO
 
-from lsp_agent.agent import events as ev
+from lsp_agent.types import events as ev
 
 
 def _summary(value: object, limit: int = 80) -> str:

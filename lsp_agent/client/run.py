@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lsp_agent.agent import events as ev
 from lsp_agent.client.lsp_client import AgentClient
 from lsp_agent.client.render import Renderer
+from lsp_agent.types import events as ev
 
 
 async def ask_terminal(question: str) -> str:

@@ -31,7 +31,7 @@ from lsp_agent.code_intel.jedi_intel import (
     SymbolLocation,
     is_python_path,
 )
-from lsp_agent.server.protocol import plain
+from lsp_agent.types.jsonutil import plain
 from lsp_agent.workspace.diagnostics import DiagnosticsStore
 from lsp_agent.workspace.positions import split_lines
 

@@ -15,12 +15,9 @@ The functions here are pure, apart from ``summarise`` which calls the model.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lsp_agent.context.tokens import estimate_messages
-
-if TYPE_CHECKING:
-    import anthropic
 
 Message = dict[str, Any]
 
@@ -150,18 +147,3 @@ def compacted_history(
         else:
             messages.append(message)
     return messages
-
-
-async def summarise(
-    client: anthropic.AsyncAnthropic, *, model: str, system: list[dict[str, Any]],
-    tools: list[dict[str, Any]], messages: list[Message], max_tokens: int,
-) -> tuple[str, Any]:
-    """The model's summary text and the response usage. Raises the SDK's errors."""
-    kwargs: dict[str, Any] = {"model": model, "max_tokens": max_tokens, "system": system,
-                              "messages": messages}
-    if tools:  # the same tools (and no tool_choice) keep the cached prefix valid; the
-        kwargs["tools"] = tools  # instruction tells the model not to call them
-    async with client.messages.stream(**kwargs) as stream:
-        final = await stream.get_final_message()
-    text = "\n".join(b.text for b in final.content if getattr(b, "type", "") == "text").strip()
-    return text, final.usage

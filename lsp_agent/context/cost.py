@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lsp_agent.agent.events import ModelCost, SessionCost, Usage
+from lsp_agent.types.events import ModelCost, SessionCost, Usage
 
 CACHE_WRITE_FACTOR = 1.25
 CACHE_READ_FACTOR = 0.1

@@ -17,8 +17,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from lsp_agent.agent.prompt import STATIC_SYSTEM, dynamic_system
 from lsp_agent.context.memory import MemoryFile, render_memory
+from lsp_agent.context.prompt import STATIC_SYSTEM, dynamic_system
 
 CACHE = {"type": "ephemeral"}
 MEMORY_HEADER = (

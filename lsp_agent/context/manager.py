@@ -12,22 +12,22 @@ import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from lsp_agent.agent import events as ev
 from lsp_agent.context import compaction as cp
+from lsp_agent.context.conversation import Conversation
 from lsp_agent.context.cost import CostLedger, Price
 from lsp_agent.context.layers import MEMORY_HEADER, nested_memory_block
 from lsp_agent.context.memory import MemoryLoader
 from lsp_agent.context.tokens import Calibration, TokenCounter, estimate_messages, estimate_value
+from lsp_agent.model.service import ModelCallFailed, ModelRequest, ModelService
+from lsp_agent.types import events as ev
 from lsp_agent.workspace.documents import FileReadError, read_text_file
-
-if TYPE_CHECKING:
-    from lsp_agent.agent.loop import Agent
+from lsp_agent.workspace.encoding import printable
 
 log = logging.getLogger(__name__)
 
-Emit = Callable[[ev.AgentEvent], None]
+Emit = Callable[[ev.AgentEvent], object]
 FILE_TOOLS = ("Read", "Edit", "Write")
 MAX_REQUEST_CHARS = 10_000  # of the user's request kept verbatim through compactions
 
@@ -67,6 +67,22 @@ class ContextPolicy:
         return self.window_tokens - self.reserve_tokens
 
 
+@dataclass
+class Window:
+    """What the next request holds: the conversation, and what every request carries with it
+    (the model, the system layers and the tools). The context manager measures, trims and
+    summarises it; it never holds the agent."""
+
+    conversation: Conversation
+    model: str
+    system: Callable[[], list[dict[str, Any]]]
+    tools: Callable[[], list[dict[str, Any]]]
+
+    def request(self, messages: list[dict[str, Any]], max_tokens: int) -> ModelRequest:
+        return ModelRequest(model=self.model, system=self.system(), tools=self.tools(),
+                            messages=messages, max_tokens=max_tokens)
+
+
 # (trigger, instructions) -> (instructions to add, reason when refused)
 BeforeCompact = Callable[[str, str | None], Awaitable[tuple[str | None, str | None]]]
 
@@ -76,6 +92,7 @@ class ContextManager:
         self,
         policy: ContextPolicy | None = None,
         *,
+        service: ModelService | None = None,
         prices: dict[str, Price] | None = None,
         workspace: Path | None = None,
         memory: MemoryLoader | None = None,
@@ -84,6 +101,7 @@ class ContextManager:
         before_compact: BeforeCompact | None = None,
     ):
         self.policy = policy or ContextPolicy()
+        self.service = service  # None: summaries fail, token counts are estimates
         self.session_cost = CostLedger(prices)
         self.turn_ledger = CostLedger(prices)
         self._prices = prices
@@ -115,14 +133,14 @@ class ContextManager:
     def turn_cost(self) -> ev.CostReport:
         return ev.CostReport(turn=self.turn_ledger.summary(), session=self.session_cost.summary())
 
-    def record_usage(self, agent: Agent, model: str, usage: ev.Usage, emit: Emit) -> None:
+    def record_usage(self, window: Window, usage: ev.Usage, emit: Emit) -> None:
         """After a response: account its cost, calibrate the estimate against the reported
         prompt size (the conversation still holds exactly what was sent), report pressure."""
-        self.session_cost.add(model, usage)
-        self.turn_ledger.add(model, usage)
+        self.session_cost.add(window.model, usage)
+        self.turn_ledger.add(window.model, usage)
         reported = (usage.input_tokens + usage.cache_read_input_tokens
                     + usage.cache_creation_input_tokens)
-        self.calibration.observe(reported, self._raw_estimate(agent))
+        self.calibration.observe(reported, self._raw_estimate(window))
         self._report_pressure(reported + usage.output_tokens, emit)
 
     def after_tools(self, assistant_blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -146,56 +164,59 @@ class ContextManager:
 
     # -- keeping the request inside the window -------------------------------------------------
 
-    def estimate(self, agent: Agent) -> int:
+    def estimate(self, window: Window) -> int:
         """The next request's size in tokens, calibrated against the API's reports."""
-        return self.calibration.apply(self._raw_estimate(agent))
+        return self.calibration.apply(self._raw_estimate(window))
 
-    async def fit(self, agent: Agent, emit: Emit) -> None:
+    async def fit(self, window: Window, emit: Emit) -> None:
         """Before a model request: clear old tool results, then summarise, while too large."""
-        before = self.estimate(agent)
-        messages, keep = agent.conversation.messages, self.policy.keep_recent_results
+        before = self.estimate(window)
+        messages, keep = window.conversation.messages, self.policy.keep_recent_results
         worth = self.policy.window_tokens * self.policy.clear_min_ratio
         if before > self.policy.clear_at and cp.clearable_tokens(messages, keep) >= worth:
             cleared = cp.clear_old_tool_results(messages, keep)
             if cleared:
                 self._cache.clear()
-                after = self.estimate(agent)
+                after = self.estimate(window)
                 emit(ev.CompactBoundary(strategy="clear_tool_results", trigger="auto",
                                         tokens_before=before, tokens_after=after,
                                         cleared_tool_results=cleared))
                 before = after
         if before > self.policy.summarise_at and self.failures < self.policy.max_failures:
-            await self.compact(agent, emit, trigger="auto")
+            await self.compact(window, emit, trigger="auto")
 
-    async def compact(self, agent: Agent, emit: Emit, *, trigger: str = "manual",
+    async def compact(self, window: Window, emit: Emit, *, trigger: str = "manual",
                       instructions: str | None = None) -> ev.CompactBoundary | None:
         """Summarise the history; None (and a failure counted) when it could not be done.
         A summary that still leaves the context above the limit replaces the history but
         counts as a failure too (the circuit breaker stops automatic attempts after 3)."""
-        before = self.estimate(agent)
-        parts = cp.split_for_summary(agent.conversation.messages)
+        before = self.estimate(window)
+        parts = cp.split_for_summary(window.conversation.messages)
         if not parts.head:  # a single oversized request: not a failure of compaction
             log.info("nothing to summarise: the history is one request")
             return None
         if self._before_compact is not None:  # the PreCompact hook may add or refuse
             extra, refused = await self._before_compact(trigger, instructions)
             if refused:
-                return self._failed(f"a PreCompact hook refused: {refused}", emit, trigger)
+                self._failed(f"a PreCompact hook refused: {refused}", emit, trigger)
+                return None
             if extra:
                 instructions = "\n\n".join(x for x in (instructions, extra) if x)
         try:
-            summary = await self._summarise(agent, parts.head, instructions, emit)
+            summary = await self._summarise(window, parts.head, instructions, emit)
         except Exception as exc:  # the API refused or failed: counted, the turn goes on
-            return self._failed(f"{type(exc).__name__}: {exc}", emit, trigger)
+            self._failed(f"{type(exc).__name__}: {exc}", emit, trigger)
+            return None
         if not summary:
-            return self._failed("the model returned no summary", emit, trigger)
-        agent.conversation.messages[:] = cp.compacted_history(
+            self._failed("the model returned no summary", emit, trigger)
+            return None
+        window.conversation.messages[:] = cp.compacted_history(
             original_request=self.original_request, current_request=self.current_request,
             summary=summary, preserved=self._preserved(), files=self._reread(),
             tail=parts.tail)
         self._cache.clear()
         self.compactions += 1
-        after = self.estimate(agent)
+        after = self.estimate(window)
         boundary = ev.CompactBoundary(strategy="summary", trigger=trigger,  # type: ignore[arg-type]
                                       tokens_before=before, tokens_after=after)
         emit(boundary)
@@ -206,38 +227,37 @@ class ContextManager:
             self.failures = 0
         return boundary
 
-    async def _summarise(self, agent: Agent, head: list[dict[str, Any]],
+    async def _summarise(self, window: Window, head: list[dict[str, Any]],
                          instructions: str | None, emit: Emit) -> str:
-        import anthropic
-
-        deps = agent.deps
-        system, tools = deps.system(), deps.tools.api_schemas()
+        if self.service is None:
+            raise RuntimeError("no model service to summarise with")
         messages = cp.summary_request_messages(head, instructions)
         try:
-            text = await self._call_summary(agent, system, tools, messages, emit)
-        except anthropic.BadRequestError as exc:
-            if "prompt is too long" not in str(exc).lower():
+            return await self._call_summary(window, messages, emit)
+        except ModelCallFailed as failed:
+            if failed.failure.kind != "prompt_too_long":
                 raise
             budget = self.policy.window_tokens // 2
             messages = cp.summary_request_messages(cp.shrink_for_summary(head, budget),
                                                    instructions)
-            text = await self._call_summary(agent, system, tools, messages, emit)
-        return text
+            return await self._call_summary(window, messages, emit)
 
-    async def _call_summary(self, agent: Agent, system: list[dict[str, Any]],
-                            tools: list[dict[str, Any]], messages: list[dict[str, Any]],
+    async def _call_summary(self, window: Window, messages: list[dict[str, Any]],
                             emit: Emit) -> str:
-        text, raw = await cp.summarise(
-            agent.deps.client, model=agent.model, system=system, tools=tools,
-            messages=messages, max_tokens=self.policy.summary_max_tokens)
+        assert self.service is not None
+        # The same system and tools (and no tool_choice) keep the cached prefix valid; the
+        # instruction tells the model not to call them.
+        summary = await self.service.summarise(
+            window.request(messages, self.policy.summary_max_tokens))
+        raw = summary.usage
         usage = ev.Usage(
             input_tokens=raw.input_tokens or 0, output_tokens=raw.output_tokens or 0,
             cache_read_input_tokens=getattr(raw, "cache_read_input_tokens", 0) or 0,
             cache_creation_input_tokens=getattr(raw, "cache_creation_input_tokens", 0) or 0)
-        self.session_cost.add(agent.model, usage)
-        self.turn_ledger.add(agent.model, usage)
-        emit(ev.UsageReport(model=agent.model, usage=usage))
-        return text
+        self.session_cost.add(window.model, usage)
+        self.turn_ledger.add(window.model, usage)
+        emit(ev.UsageReport(model=window.model, usage=usage))
+        return summary.text
 
     def _failed(self, why: str, emit: Emit, trigger: str) -> None:
         self.failures += 1
@@ -251,11 +271,11 @@ class ContextManager:
 
     # -- what the window holds -----------------------------------------------------------------
 
-    async def breakdown(self, agent: Agent) -> dict[str, Any]:
+    async def breakdown(self, window: Window) -> dict[str, Any]:
         """Tokens by part (system, tools, memory, messages, tool results) for the client."""
-        system = agent.deps.system()
-        tools = agent.deps.tools.api_schemas()
-        messages = agent.conversation.for_request()
+        system = window.system()
+        tools = window.tools()
+        messages = window.conversation.for_request()
         memory = sum(estimate_value(b) for b in system if _is_memory(b))
         parts = {
             "system": sum(estimate_value(b) for b in system) - memory,
@@ -273,8 +293,8 @@ class ContextManager:
                     parts["memory"] += tokens
                 else:
                     parts["messages"] += tokens
-        total, source = await self.counter.count(agent.deps.client, agent.model, system, tools,
-                                                 messages)
+        total, source = await self.counter.count(
+            self.service, ModelRequest(window.model, system, tools, messages, 0))
         if source == "estimate":
             total = self.calibration.apply(total)
         return {
@@ -290,11 +310,10 @@ class ContextManager:
 
     # -- helpers -------------------------------------------------------------------------------
 
-    def _raw_estimate(self, agent: Agent) -> int:
-        deps = agent.deps
-        fixed = (sum(estimate_value(t) for t in deps.tools.api_schemas())
-                 + sum(estimate_value(b) for b in deps.system()))
-        return fixed + self._messages_estimate(agent.conversation.messages)
+    def _raw_estimate(self, window: Window) -> int:
+        fixed = (sum(estimate_value(t) for t in window.tools())
+                 + sum(estimate_value(b) for b in window.system()))
+        return fixed + self._messages_estimate(window.conversation.messages)
 
     def _messages_estimate(self, messages: list[dict[str, Any]]) -> int:
         """Only the newest message changes in place; the others are counted once."""
@@ -333,7 +352,7 @@ class ContextManager:
         out = []
         for path in reversed(self.recent_files):
             try:
-                text = self._reader(path)
+                text = printable(self._reader(path))  # kept invalid bytes are not JSON text
             except (OSError, ValueError, FileReadError):
                 continue  # deleted or unreadable since: the summary still names it
             if len(text) > self.policy.reread_chars:

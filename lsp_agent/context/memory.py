@@ -12,15 +12,17 @@ Where they are looked for, in the order they reach the model:
 A line may import another file with ``@path`` (relative to the importing file, or ``~/...``).
 Imports nest up to 5 levels, each file is included once, and files of the workspace may only
 import files inside the workspace: a cloned repository cannot pull the user's private files
-into the prompt.
+into the prompt. Secret files (``.env``, keys; see ``permissions.secrets``) are never imported.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+
+from lsp_agent.permissions.secrets import DEFAULT_RULES, FileRules
 
 MEMORY_NAMES = ("AGENTS.md", "CLAUDE.md", "AGENTS.local.md", "CLAUDE.local.md")
 MAX_IMPORT_DEPTH = 5
@@ -67,8 +69,10 @@ def _import_targets(text: str) -> list[str]:
 class MemoryLoader:
     """Finds memory files and expands their imports; remembers what was loaded already."""
 
-    def __init__(self, workspace: Path, user_dirs: list[Path] | None = None):
+    def __init__(self, workspace: Path, user_dirs: list[Path] | None = None,
+                 file_rules: FileRules = DEFAULT_RULES):
         self.workspace = workspace.resolve()
+        self.file_rules = file_rules
         self.user_dirs = user_memory_dirs() if user_dirs is None else user_dirs
         self._seen: set[Path] = set()
         self._visited_dirs: set[Path] = {self.workspace}
@@ -112,6 +116,8 @@ class MemoryLoader:
             return []
         if allowed_root is not None and not resolved.is_relative_to(allowed_root):
             return []
+        if scope == "import" and self.file_rules.is_secret(path.expanduser()):
+            return []  # "@.env" in a memory file must not put the secret in the prompt
         text = _read(resolved)
         if text is None:
             return []
@@ -145,12 +151,3 @@ _SCOPE_NOTE = {
     "nested": "instructions for files in this folder",
     "import": "imported by the file above",
 }
-
-
-@dataclass
-class MemoryState:
-    """What a session loaded: the initial files (in the system prompt) and nested ones
-    (added to the conversation when first needed)."""
-
-    initial: list[MemoryFile] = field(default_factory=list)
-    nested: list[MemoryFile] = field(default_factory=list)

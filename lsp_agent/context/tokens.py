@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    import anthropic
+from lsp_agent.model.service import ModelCallFailed, ModelRequest, ModelService
 
 log = logging.getLogger(__name__)
 
@@ -80,24 +79,16 @@ class TokenCounter:
     def __init__(self) -> None:
         self.available: bool | None = None  # None: not tried yet
 
-    async def count(
-        self, client: anthropic.AsyncAnthropic, model: str, system: list[Block],
-        tools: list[Block], messages: list[dict[str, Any]],
-    ) -> tuple[int, str]:
+    async def count(self, service: ModelService | None,
+                    request: ModelRequest) -> tuple[int, str]:
         """(tokens, source) where source is ``count_tokens`` or ``estimate``."""
-        if self.available is not False and messages:
+        if service is not None and self.available is not False and request.messages:
             try:
-                kwargs: dict[str, Any] = {"model": model, "messages": messages}
-                if system:
-                    kwargs["system"] = system
-                if tools:
-                    kwargs["tools"] = tools
-                result = await client.messages.count_tokens(**kwargs)
+                tokens = await service.count_tokens(request)
                 self.available = True
-                return int(result.input_tokens), "count_tokens"
-            except Exception as exc:  # any failure: fall back, and stop asking after a 404
-                status = getattr(exc, "status_code", None)
-                if status in (404, 405, 501):
+                return tokens, "count_tokens"
+            except ModelCallFailed as failed:  # fall back, and stop asking after a 404
+                if failed.failure.status in (404, 405, 501):
                     self.available = False
-                log.debug("count_tokens unavailable (%s); using the estimate", exc)
-        return estimate_request(system, tools, messages), "estimate"
+                log.debug("count_tokens unavailable (%s); using the estimate", failed)
+        return estimate_request(request.system, request.tools, request.messages), "estimate"

@@ -12,6 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from lsp_agent.permissions.untrusted import shown
+
 NO_NEWLINE_MARKER = "\\ No newline at end of file\n"
 
 # (i1, i2, j1, j2): old_lines[i1:i2] becomes new_lines[j1:j2], 0-based, end-exclusive.
@@ -66,11 +68,12 @@ def split_lines(text: str) -> list[str]:
 
 
 def diff_path_label(path: Path, root: Path) -> str:
-    """``path`` relative to ``root`` in POSIX form, or its absolute form when outside it."""
+    """``path`` relative to ``root`` in POSIX form, or its absolute form when outside it;
+    escaped when the name is not printable (a name must not forge lines of the outcome)."""
     try:
-        return path.relative_to(root).as_posix()
+        return shown(path.relative_to(root).as_posix())
     except ValueError:
-        return path.as_posix().lstrip("/")
+        return shown(path.as_posix().lstrip("/"))
 
 
 def make_file_change(

@@ -11,21 +11,20 @@ A review request passes a list of these ids, or ``"all"``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from lsprotocol.types import WorkspaceEdit
 
-from lsp_agent.agent.events import FileChangeView, HunkView
 from lsp_agent.edits.diff import FileChange, make_file_change, target_text
 from lsp_agent.edits.merge import Conflict, rebase
 from lsp_agent.edits.workspace_edit import EditTarget, build_workspace_edit
-from lsp_agent.tools.base import FileEdit
+from lsp_agent.types.edits import FileEdit
+from lsp_agent.types.events import FileChangeView, HunkView, ResolvedStatus
+from lsp_agent.workspace.encoding import printable
 
-ProposalStatus = Literal[
-    "pending", "accepted", "partially_accepted", "rejected", "conflict", "cancelled", "failed"
-]
+ProposalStatus = Literal["pending", ResolvedStatus]
 FileStatus = Literal["applied", "rebased", "conflict", "rejected", "unchanged"]
 HunkSelection = Sequence[str] | Literal["all"]
 
@@ -113,6 +112,9 @@ class Proposal:
     tool_use_id: str
     files: list[FileChange]
     status: ProposalStatus = "pending"
+    # The real path (symlinks resolved) of each file when it was proposed: the path the
+    # permission check approved. A write that would land elsewhere is refused.
+    approved_paths: dict[Path, Path] = field(default_factory=dict)
 
     @classmethod
     def from_edits(
@@ -207,18 +209,18 @@ class Proposal:
 
     # ---------------------------------------------------------------- resolution
 
-    def resolution_status(self, plan: ApplicationPlan) -> ProposalStatus:
+    def resolution_status(self, plan: ApplicationPlan) -> ResolvedStatus:
         landed, conflicted = plan.landed_ids(), plan.conflict_ids()
         if landed:
             everything = not conflicted and not plan.rejected_ids()
             return "accepted" if everything else "partially_accepted"
         return "conflict" if conflicted else "rejected"
 
-    def resolve(self, plan: ApplicationPlan) -> ProposalStatus:
+    def resolve(self, plan: ApplicationPlan) -> ResolvedStatus:
         """Record that ``plan`` was carried out; returns the new status."""
         self._require_pending()
-        self.status = self.resolution_status(plan)
-        return self.status
+        status = self.status = self.resolution_status(plan)
+        return status
 
     def cancel(self) -> None:
         self._require_pending()
@@ -258,9 +260,10 @@ class Proposal:
                 path=f.display or str(f.path),
                 is_new=f.is_new,
                 version=f.version,
-                diff=f.diff,
+                diff=printable(f.diff),  # kept invalid bytes cannot travel as JSON text
                 hunks=[
-                    HunkView(id=qualify(n, h.id), header=h.header, diff=h.diff) for h in f.hunks
+                    HunkView(id=qualify(n, h.id), header=h.header, diff=printable(h.diff))
+                    for h in f.hunks
                 ],
             )
             for n, f in enumerate(self.files, 1)

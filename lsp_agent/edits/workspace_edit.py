@@ -35,6 +35,17 @@ from lsprotocol.types import (
 )
 
 from lsp_agent.edits.diff import line_opcodes
+from lsp_agent.permissions.safe_write import (
+    MAX_REWRITE_BYTES,
+    WriteRefused,
+    WriteScope,
+    check_paths,
+    encode_like,
+    real_path,
+    write_bytes_checked,
+)
+from lsp_agent.workspace.documents import FileReadError, read_file_bytes
+from lsp_agent.workspace.encoding import UndecodableBytes, decode_bytes
 from lsp_agent.workspace.positions import UTF16, Encoding, TextLines, column_to_units
 
 ANNOTATION_ID = "lsp-agent"
@@ -277,7 +288,7 @@ def uri_to_path(uri: str) -> Path:
 
 
 def apply_workspace_edit_to_disk(
-    edit_json: dict[str, Any], encoding: Encoding = UTF16
+    edit_json: dict[str, Any], encoding: Encoding = UTF16, *, roots: Sequence[Path] = ()
 ) -> list[Path]:
     """Apply a WorkspaceEdit in its JSON form to files on disk, in order; returns touched paths.
 
@@ -285,48 +296,57 @@ def apply_workspace_edit_to_disk(
     RenameFile, DeleteFile) and the legacy ``changes`` map. Document versions are not checked:
     with no editor there are no versions. Columns are code units of ``encoding`` (what this
     client negotiated). Stops at the first failure with WorkspaceEditError.
+
+    Files keep their encoding, BOM and every byte outside the edits; each write re-checks its
+    path (inside ``roots`` when given, no symlink swapped in, not read-only) as it happens.
     """
     if not isinstance(edit_json, dict):
         raise WorkspaceEditError(f"a WorkspaceEdit must be a JSON object, got {edit_json!r}")
+    # The editor's side: the server asked the user about protected files before proposing.
+    scope = WriteScope(roots=tuple(real_path(r) for r in roots), protected_ok=True)
     touched: list[Path] = []
-    if edit_json.get("documentChanges") is not None:
-        for change in edit_json["documentChanges"]:
-            touched.extend(_apply_document_change(change, encoding))
-    else:
-        for uri, edits in (edit_json.get("changes") or {}).items():
-            touched.append(_edit_on_disk(uri, edits, encoding))
+    try:
+        if edit_json.get("documentChanges") is not None:
+            for change in edit_json["documentChanges"]:
+                touched.extend(_apply_document_change(change, scope, encoding))
+        else:
+            for uri, edits in (edit_json.get("changes") or {}).items():
+                touched.append(_edit_on_disk(uri, edits, scope, encoding))
+    except WriteRefused as exc:
+        raise WorkspaceEditError(str(exc)) from None
     return list(dict.fromkeys(touched))
 
 
-def _apply_document_change(change: dict[str, Any], encoding: Encoding) -> list[Path]:
+def _apply_document_change(change: dict[str, Any], scope: WriteScope,
+                           encoding: Encoding) -> list[Path]:
     kind = change.get("kind")
     if kind == "create":
-        return [_create_on_disk(change)]
+        return [_create_on_disk(change, scope)]
     if kind == "rename":
-        return _rename_on_disk(change)
+        return _rename_on_disk(change, scope)
     if kind == "delete":
-        return [_delete_on_disk(change)]
+        return [_delete_on_disk(change, scope)]
     if kind is None and "textDocument" in change:
-        uri = change["textDocument"].get("uri")
-        return [_edit_on_disk(uri, change.get("edits", []), encoding)]
+        return [_edit_on_disk(change["textDocument"].get("uri"), change.get("edits", []), scope,
+                              encoding)]
     raise WorkspaceEditError(f"unknown document change: {change!r}")
 
 
-def _read(path: Path) -> tuple[str, str]:
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        return data.decode("latin-1"), "latin-1"
-
-
-def _edit_on_disk(uri: str, edits_json: list[dict[str, Any]], encoding: Encoding) -> Path:
+def _edit_on_disk(uri: str, edits_json: list[dict[str, Any]], scope: WriteScope,
+                  encoding: Encoding) -> Path:
     path = uri_to_path(uri)
-    if not path.is_file():
-        raise WorkspaceEditError(f"cannot edit {path}: no such file")
-    text, charset = _read(path)
+    try:
+        data = read_file_bytes(path, MAX_REWRITE_BYTES)
+    except FileNotFoundError:
+        raise WorkspaceEditError(f"cannot edit {path}: no such file") from None
+    except (FileReadError, OSError) as exc:
+        raise WorkspaceEditError(f"cannot edit {path}: {exc}") from None
+    try:
+        text, _ = decode_bytes(data)
+    except UndecodableBytes as exc:
+        raise WorkspaceEditError(f"cannot edit {path}: {exc}") from None
     new_text = apply_text_edits(text, [_text_edit(e) for e in edits_json], encoding)
-    path.write_bytes(new_text.encode(charset))
+    write_bytes_checked(path, encode_like(path, new_text, data), scope)
     return path
 
 
@@ -346,22 +366,22 @@ def _text_edit(edit: dict[str, Any]) -> TextEdit:
         raise WorkspaceEditError(f"malformed text edit {edit!r}: {exc}") from exc
 
 
-def _create_on_disk(change: dict[str, Any]) -> Path:
+def _create_on_disk(change: dict[str, Any], scope: WriteScope) -> Path:
     path = uri_to_path(change.get("uri"))
     options = change.get("options") or {}
     if path.exists():
         if options.get("overwrite"):
-            path.write_bytes(b"")
+            write_bytes_checked(path, b"", scope)
         elif not options.get("ignoreIfExists"):
             raise WorkspaceEditError(f"cannot create {path}: it already exists")
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"")
+    write_bytes_checked(path, b"", scope)
     return path
 
 
-def _rename_on_disk(change: dict[str, Any]) -> list[Path]:
+def _rename_on_disk(change: dict[str, Any], scope: WriteScope) -> list[Path]:
     old, new = uri_to_path(change.get("oldUri")), uri_to_path(change.get("newUri"))
+    check_paths([old, new], scope)
     options = change.get("options") or {}
     if not old.exists():
         raise WorkspaceEditError(f"cannot rename {old}: no such file")
@@ -374,8 +394,9 @@ def _rename_on_disk(change: dict[str, Any]) -> list[Path]:
     return [old, new]
 
 
-def _delete_on_disk(change: dict[str, Any]) -> Path:
+def _delete_on_disk(change: dict[str, Any], scope: WriteScope) -> Path:
     path = uri_to_path(change.get("uri"))
+    check_paths([path], scope)
     options = change.get("options") or {}
     if not path.exists():
         if options.get("ignoreIfNotExists"):

@@ -1,9 +1,6 @@
-"""The model layer: Anthropic's Messages API through the official SDK.
-
-HTTP-level failures (429 with retry-after, 5xx, connection errors) are retried by the SDK. What
-the SDK does not handle is classified here so the agent loop can decide: an ``error`` event in
-the middle of a 200 stream, an overload that outlasts the SDK's retries, a prompt that is too
-long for the context window.
+"""Anthropic's Messages API through the official SDK: settings, the client, and what a
+failure means (``classify``), so that the model service and the loop can decide: retry with
+backoff, wait as ``retry-after`` says, fall back to another model, compact, or stop.
 """
 
 from __future__ import annotations
@@ -12,11 +9,21 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from lsp_agent.procs.environment import server_secret
+
 if TYPE_CHECKING:  # the SDK takes ~1 s to import: loaded with the first session
     import anthropic
 
 DEFAULT_MODEL = "claude-sonnet-4-5"
 DEFAULT_FALLBACK_MODEL = "claude-haiku-4-5"
+
+
+_FLOAT_ENV = {
+    "LSP_AGENT_BACKOFF_BASE": "backoff_base",
+    "LSP_AGENT_FIRST_BYTE_TIMEOUT": "first_byte_timeout",
+    "LSP_AGENT_IDLE_TIMEOUT": "idle_timeout",
+    "LSP_AGENT_MAX_RETRY_AFTER": "max_retry_after",
+}
 
 
 @dataclass
@@ -26,9 +33,12 @@ class ModelSettings:
     max_tokens: int = 8192
     api_key: str | None = None
     base_url: str | None = None
-    sdk_max_retries: int = 2
+    # The SDK's retries are off: the model service retries, once, visibly (see service.py).
+    sdk_max_retries: int = 0
     request_timeout: float = 600.0
-    # Retries of errors the SDK does not retry (mid-stream errors, overloads after its retries).
+    first_byte_timeout: float = 30.0  # nothing at all after the request was sent
+    idle_timeout: float = 90.0  # a stream that stops sending mid-way
+    max_retry_after: float = 60.0  # a longer retry-after is an error naming the wait
     stream_retries: int = 5
     overloads_before_fallback: int = 3
     backoff_base: float = 1.0
@@ -42,11 +52,12 @@ class ModelSettings:
         values: dict[str, Any] = {
             "model": env.get("LSP_AGENT_MODEL", DEFAULT_MODEL),
             "fallback_model": env.get("LSP_AGENT_FALLBACK_MODEL", DEFAULT_FALLBACK_MODEL) or None,
-            "api_key": env.get("ANTHROPIC_API_KEY"),
+            "api_key": server_secret("ANTHROPIC_API_KEY"),  # sealed at start-up
             "base_url": env.get("ANTHROPIC_BASE_URL"),
         }
-        if "LSP_AGENT_BACKOFF_BASE" in env:
-            values["backoff_base"] = float(env["LSP_AGENT_BACKOFF_BASE"])
+        for name, field_name in _FLOAT_ENV.items():
+            if name in env:
+                values[field_name] = float(env[name])
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
@@ -68,6 +79,7 @@ def make_client(settings: ModelSettings) -> anthropic.AsyncAnthropic:
 
     return anthropic.AsyncAnthropic(
         api_key=settings.api_key or "missing-api-key",
+        auth_token=server_secret("ANTHROPIC_AUTH_TOKEN"),  # the SDK would look in os.environ
         base_url=settings.base_url,
         max_retries=settings.sdk_max_retries,
         timeout=settings.request_timeout,

@@ -5,18 +5,26 @@ The agent loop asks the user when the verdict says so; it knows nothing of hooks
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
-from lsp_agent.permissions.hooks import HookOutcome, Hooks
-from lsp_agent.permissions.policy import PermissionGate, Verdict
-from lsp_agent.tools.base import Tool
+from lsp_agent.permissions.hooks import MAX_INPUT_FIELD, HookOutcome, Hooks
+from lsp_agent.permissions.policy import Gated, PermissionGate, Verdict
 
 Resolve = Callable[[str], Path]
+
+
+class Tool(Gated, Protocol):
+    """What the guard needs of a tool: the gate's view, and its input model (a hook may
+    rewrite the input, which is validated again)."""
+
+    @property
+    def input_model(self) -> Any: ...
 
 
 @dataclass
@@ -36,13 +44,17 @@ class ToolGuard:
     hooks: Hooks | None = None
 
     async def screen(self, tool: Tool, args: BaseModel, resolve: Resolve) -> Screened:
-        path = _path_of(args, resolve)
+        path = _path_of(tool, args, resolve)
         hook, args = await self._pre_tool_hooks(tool, args, path)
         changed = hook is not None and hook.updated_input is not None
-        if changed:
-            path = _path_of(args, resolve)
+        if changed:  # the hook's input is judged afresh: its path may be another one
+            path = _path_of(tool, args, resolve)
         notes = [f"PreToolUse hook: {c}" for c in hook.context] if hook else []
-        return Screened(self.gate.evaluate(tool, args, path, hook), args, path, changed, notes)
+        if tool.subject(args).access == "shell":  # may walk folders and ask git what it shows
+            verdict = await asyncio.to_thread(self.gate.evaluate, tool, args, path, hook)
+        else:
+            verdict = self.gate.evaluate(tool, args, path, hook)
+        return Screened(verdict, args, path, changed, notes)
 
     async def after(self, tool: Tool, args: BaseModel, content: str, is_error: bool) -> list[str]:
         """PostToolUse hooks: notes to append to the result the model sees."""
@@ -51,8 +63,8 @@ class ToolGuard:
         tool_input = args.model_dump(exclude_none=True)
         outcome = await self.hooks.run("PostToolUse", {
             "tool_name": tool.name, "tool_input": tool_input,
-            "tool_response": {"content": content[:100_000], "is_error": is_error},
-            "permission_mode": self.gate.mode}, tool.name, tool_input)
+            "tool_response": {"content": content[:MAX_INPUT_FIELD], "is_error": is_error},
+            "permission_mode": self.gate.mode}, tool.name, tool_input, tool.subject(args))
         notes = [f"PostToolUse hook: {c}" for c in outcome.context]
         if outcome.decision == "block":
             notes.append(f"PostToolUse hook: {outcome.reason}")
@@ -68,7 +80,7 @@ class ToolGuard:
         tool_input = args.model_dump(exclude_none=True)
         outcome = await self.hooks.run("PreToolUse", {
             "tool_name": tool.name, "tool_input": tool_input,
-            "permission_mode": self.gate.mode}, tool.name, tool_input)
+            "permission_mode": self.gate.mode}, tool.name, tool_input, tool.subject(args))
         if outcome.updated_input is not None:
             try:
                 args = tool.input_model.model_validate({**tool_input, **outcome.updated_input})
@@ -78,6 +90,6 @@ class ToolGuard:
         return outcome, args
 
 
-def _path_of(args: BaseModel, resolve: Resolve) -> Path | None:
-    raw: Any = getattr(args, "path", None)
-    return resolve(raw) if isinstance(raw, str) and raw else None
+def _path_of(tool: Tool, args: BaseModel, resolve: Resolve) -> Path | None:
+    raw = tool.subject(args).path
+    return resolve(raw) if raw else None

@@ -25,10 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from lsp_agent.permissions.rules import Rule, RuleError
+from lsp_agent.procs.environment import EnvPolicy, command_env
+from lsp_agent.procs.lifetime import guarded
+from lsp_agent.types.permissions import Subject
 
 log = logging.getLogger(__name__)
 EVENTS = ("PreToolUse", "PostToolUse", "UserPromptSubmit", "Stop", "SessionStart", "PreCompact")
-TOOL_EVENTS = frozenset({"PreToolUse", "PostToolUse"})
 DEFAULT_TIMEOUT = 60.0
 MAX_TIMEOUT = 600.0
 MAX_OUTPUT = 64_000  # bytes kept of a hook's stdout and stderr each
@@ -47,7 +49,8 @@ class Matcher:
     text: str
     commands: list[HookCommand]
 
-    def matches(self, tool: str | None, tool_input: dict[str, Any], workspace: Path) -> bool:
+    def matches(self, tool: str | None, tool_input: dict[str, Any], workspace: Path,
+                subject: Subject | None = None) -> bool:
         if tool is None or self.text in {"", "*"}:
             return True
         if "(" in self.text:
@@ -55,11 +58,12 @@ class Matcher:
                 rule = Rule.parse(self.text, "hook", workspace)
             except RuleError:
                 return False
-            if not rule.applies_to(tool):
+            subject = subject or _subject_from_input(tool_input)
+            if not rule.applies_to(tool, subject.access):
                 return False
-            if tool == "Bash":
-                return rule.matches_command(str(tool_input.get("command", "")))
-            target = tool_input.get("path") or tool_input.get("file_path")
+            if subject.access == "shell":
+                return rule.matches_command(subject.command or "")
+            target = subject.path
             if rule.pattern is None or not isinstance(target, str):
                 return rule.pattern is None
             return rule.matches_path(workspace / target if not target.startswith("/")
@@ -68,6 +72,15 @@ class Matcher:
             return re.fullmatch(self.text, tool) is not None
         except re.error:
             return self.text == tool
+
+
+def _subject_from_input(tool_input: dict[str, Any]) -> Subject:
+    """For callers that have no tool at hand: what the input's fields say it touches."""
+    command = tool_input.get("command")
+    if isinstance(command, str):
+        return Subject("shell", command=command)
+    path = tool_input.get("path") or tool_input.get("file_path")
+    return Subject("external", path=path if isinstance(path, str) else None)
 
 
 @dataclass
@@ -132,19 +145,22 @@ def _matcher(entry: Any, source: str, event: str, warnings: list[str]) -> Matche
 
 
 class Hooks:
-    def __init__(self, table: dict[str, list[Matcher]], workspace: Path, session_id: str = ""):
+    def __init__(self, table: dict[str, list[Matcher]], workspace: Path, session_id: str = "",
+                 env_policy: EnvPolicy | None = None):
         self.table, self.workspace, self.session_id = table, workspace, session_id
+        self.env_policy = env_policy  # the settings' hideEnv/passEnv
 
     def has(self, event: str) -> bool:
         return bool(self.table.get(event))
 
     async def run(self, event: str, payload: dict[str, Any], tool: str | None = None,
-                  tool_input: dict[str, Any] | None = None) -> HookOutcome:
+                  tool_input: dict[str, Any] | None = None,
+                  subject: Subject | None = None) -> HookOutcome:
         outcome = HookOutcome()
         data = {"session_id": self.session_id, "cwd": str(self.workspace),
                 "hook_event_name": event, **payload}
         for matcher in self.table.get(event, []):
-            if not matcher.matches(tool, tool_input or {}, self.workspace):
+            if not matcher.matches(tool, tool_input or {}, self.workspace, subject):
                 continue
             for command in matcher.commands:
                 outcome.merge(await self._run_one(event, command, data))
@@ -153,7 +169,7 @@ class Hooks:
     async def _run_one(self, event: str, hook: HookCommand, data: dict[str, Any]) -> HookOutcome:
         try:
             code, out, err = await run_bounded(hook.command, json.dumps(data), self.workspace,
-                                               hook.timeout)
+                                               hook.timeout, self.env_policy)
         except OSError as exc:
             return HookOutcome(messages=[f"hook {hook.command!r} could not start: {exc}"])
         if code is None:
@@ -207,15 +223,17 @@ def interpret_stdout(event: str, stdout: str) -> HookOutcome:
 
 
 async def run_bounded(
-    command: str, stdin: str, cwd: Path, limit: float
+    command: str, stdin: str, cwd: Path, limit: float, env_policy: EnvPolicy | None = None
 ) -> tuple[int | None, str, str]:
-    """Run ``command`` with bash; (exit code or None on timeout, stdout, stderr), capped."""
-    from lsp_agent.tools.shell import command_env
+    """Run ``command`` with bash; (exit code or None on timeout, stdout, stderr), capped.
 
+    Like Bash commands: the cleaned environment, its own process group, and under the guard,
+    so that nothing it starts outlives the server (lsp_agent/procs/lifetime.py)."""
+    argv, life_fds = guarded(["bash", "-c", command])
     proc = await asyncio.create_subprocess_exec(
-        "bash", "-c", command, cwd=cwd, stdin=asyncio.subprocess.PIPE,
+        *argv, cwd=cwd, stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        start_new_session=True, env=command_env())
+        start_new_session=True, env=command_env(env_policy), pass_fds=life_fds)
     try:
         out, err = await asyncio.wait_for(_communicate(proc, stdin.encode()), limit)
     except TimeoutError:

@@ -1,36 +1,37 @@
 """Deny-first permission decisions for tool calls.
 
-Order: the mode's refusals (plan), deny rules, bypass-immune denials (catastrophic shell
-patterns), the PreToolUse hooks' denial, bypass-immune questions (protected paths, places
-outside the workspace), the hooks' allow/ask, ask rules, dangerous shell patterns, allow rules,
-and finally the mode. Edits are allowed to *propose* in ``default`` and ``acceptEdits``: the
-review of the proposal is the user's approval, unless ``acceptEdits`` applies them at once.
+One ladder for every tool, first match wins: the mode's refusals (plan), deny rules,
+refusals no mode lifts (catastrophic shell patterns), the PreToolUse hooks' denial, questions no
+mode lifts (protected paths, secrets, places outside the workspace), the hooks' allow, then the
+concerns of the call (ask rules, dangerous shell patterns, commands that change the system,
+tools that reach outside), which allow rules and the mode may settle. What a call touches comes
+from the tool itself (``Tool.subject``): the gate never looks at tool names, so a new tool, an
+MCP tool included, is judged by what it declares. Edits are allowed to *propose* in ``default``
+and ``acceptEdits``: the review of the proposal is the user's approval.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
-
-from pydantic import BaseModel
+from typing import Any, Literal, Protocol
 
 from lsp_agent.permissions import paths, shell_safety
 from lsp_agent.permissions.hooks import HookOutcome
-from lsp_agent.permissions.rules import WRITE_TOOLS, Rule
+from lsp_agent.permissions.rules import Rule
+from lsp_agent.permissions.secrets import FileRules, file_rules
 from lsp_agent.permissions.settings import (
     Settings,
     local_settings_path,
+    managed_settings_path,
     record_rule,
     user_settings_path,
 )
 from lsp_agent.permissions.shell_analysis import Analysis, Command, analyze
-from lsp_agent.tools.base import Tool
+from lsp_agent.permissions.shell_secrets import secret_concerns
+from lsp_agent.types.permissions import Mode, Scope, Subject
 
-Mode = Literal["default", "plan", "acceptEdits", "dontAsk", "bypassPermissions"]
-MODES: tuple[Mode, ...] = ("default", "plan", "acceptEdits", "dontAsk", "bypassPermissions")
-EDIT_TOOLS = WRITE_TOOLS
-Scope = Literal["session", "project", "user"]
+READ_ONLY_ACCESS = frozenset({"read", "session"})  # calls that may run in plan mode
 # Wrappers judged by the command they run (which is in the analysis on its own).
 _TRANSPARENT = frozenset({"env", "nice", "nohup", "time", "timeout", "stdbuf", "command",
                           "builtin", "ionice", "alias", "eval"})
@@ -41,6 +42,25 @@ class Verdict:
     action: Literal["allow", "deny", "ask"]
     reason: str
     source: Literal["rule", "mode", "user", "timeout", "error", "hook", "safety"] = "mode"
+
+
+class Gated(Protocol):
+    """What the gate needs of a tool: its name (for rules) and what a call touches."""
+
+    @property
+    def name(self) -> str: ...
+
+    def subject(self, args: Any) -> Subject: ...
+
+
+@dataclass(frozen=True)
+class _Judgement:
+    """What the gate found about one call, before rules and the mode settle it."""
+
+    refused: str | None = None  # refused in every mode
+    immune: list[str] = field(default_factory=list)  # asked in every mode
+    concerns: list[str] = field(default_factory=list)  # asked unless allowed or the mode says so
+    allowed: Verdict | None = None  # how a call without concerns is allowed
 
 
 def rule_for(tool: str, target: str | None) -> str:
@@ -55,109 +75,128 @@ class PermissionGate:
     session_rules: set[str] = field(default_factory=set)
     settings: Settings = field(default_factory=Settings)
 
+    @property
+    def file_rules(self) -> FileRules:
+        """The secret and protected tables, with the settings' additions (cached)."""
+        own_settings = (str(user_settings_path()), str(managed_settings_path()))
+        return file_rules(tuple(self.settings.secret_files),
+                          tuple(self.settings.protected_files) + own_settings)
+
     # -- the decision --------------------------------------------------------------------------
 
-    def evaluate(self, tool: Tool, args: BaseModel, resolved_path: Path | None,
+    def evaluate(self, tool: Gated, args: Any, resolved_path: Path | None,
                  hook: HookOutcome | None = None) -> Verdict:
-        read_only = tool.is_read_only(args)
-        if self.mode == "plan" and not read_only:
+        subject = tool.subject(args)
+        if self.mode == "plan" and subject.access not in READ_ONLY_ACCESS:
             return Verdict("deny", f"Plan mode is on: {tool.name} is not available. Only "
                            "read-only tools may run; describe the change in your plan instead.")
-        if tool.name == "Bash":
-            return self._shell(str(getattr(args, "command", "")), hook)
-        return self._tool(tool, args, resolved_path, read_only, hook)
+        if denied := self._denied_by_rule(tool.name, subject, resolved_path):
+            return denied
+        judged = self._judge(tool.name, subject, resolved_path)
+        if judged.refused:
+            return Verdict("deny", f"refused in every mode: {judged.refused}", "safety")
+        if hook is not None and hook.decision == "deny":
+            return Verdict("deny", f"blocked by a hook: {hook.reason}", "hook")
+        if judged.immune:
+            return self._ask_or_deny("; ".join(judged.immune), immune=True)
+        if hook is not None and hook.decision == "allow":
+            return Verdict("allow", f"allowed by a hook {hook.reason}".strip(), "hook")
+        concerns = ([f"a hook asks: {hook.reason}"] if hook is not None
+                    and hook.decision == "ask" else []) + judged.concerns
+        if not concerns:
+            return judged.allowed or Verdict("allow", "nothing to ask")
+        return self._ask_or_deny("; ".join(dict.fromkeys(concerns)))
 
-    def denied_by_rule(self, tool: Tool, args: BaseModel,
+    def denied_by_rule(self, tool: Gated, args: Any,
                        resolved_path: Path | None) -> Verdict | None:
         """The deny-rule verdict alone (checked before hooks run)."""
-        if tool.name == "Bash":
-            analysis = analyze(str(getattr(args, "command", "")))
-            rule = self._first(self.settings.deny, "Bash", analysis=analysis)
+        return self._denied_by_rule(tool.name, tool.subject(args), resolved_path)
+
+    def _denied_by_rule(self, name: str, subject: Subject, path: Path | None) -> Verdict | None:
+        if subject.access == "shell":
+            rule = self._first(self.settings.deny, name, subject,
+                               analysis=analyze(subject.command or ""))
         else:
-            rule = self._first(self.settings.deny, tool.name, path=resolved_path)
+            rule = self._first(self.settings.deny, name, subject, path=path)
         return Verdict("deny", f"denied by the rule {rule} ({rule.source} settings)", "rule") \
             if rule else None
 
+    def _judge(self, name: str, subject: Subject, path: Path | None) -> _Judgement:
+        if subject.access == "shell":
+            return self._judge_shell(name, subject)
+        return self._judge_tool(name, subject, path)
+
     # -- file and other tools ------------------------------------------------------------------
 
-    def _tool(self, tool: Tool, args: BaseModel, path: Path | None, read_only: bool,
-              hook: HookOutcome | None) -> Verdict:
-        name = tool.name
-        if rule := self._first(self.settings.deny, name, path=path):
-            return Verdict("deny", f"denied by the rule {rule} ({rule.source} settings)", "rule")
-        if hook is not None and hook.decision == "deny":
-            return Verdict("deny", f"blocked by a hook: {hook.reason}", "hook")
-        allowed_by_rule = self._first(self._allow_rules(), name, path=path)
+    def _judge_tool(self, name: str, subject: Subject, path: Path | None) -> _Judgement:
+        read_only = subject.access in READ_ONLY_ACCESS
+        allowed_by_rule = self._first(self._allow_rules(), name, subject, path=path)
         if path is not None and (concern := self._path_concern(path, read_only, allowed_by_rule)):
-            return self._ask_or_deny(concern, immune=True)
-        if hook is not None and hook.decision in {"allow", "ask"}:
-            if hook.decision == "allow":
-                return Verdict("allow", f"allowed by a hook {hook.reason}".strip(), "hook")
-            return self._ask_or_deny(f"a hook asks: {hook.reason}")
-        if rule := self._first(self.settings.ask, name, path=path):
-            return self._ask_or_deny(f"the rule {rule} asks for {name}")
+            return _Judgement(immune=[concern])
+        if rule := self._first(self.settings.ask, name, subject, path=path):
+            return _Judgement(concerns=[f"the rule {rule} asks for {name}"])
         if allowed_by_rule:
-            return Verdict("allow", f"allowed by the rule {allowed_by_rule}", "rule")
+            return _Judgement(allowed=Verdict("allow", f"allowed by the rule {allowed_by_rule}",
+                                              "rule"))
         if self.mode == "bypassPermissions":
-            return Verdict("allow", "bypassPermissions mode")
+            return _Judgement(allowed=Verdict("allow", "bypassPermissions mode"))
         if read_only:
-            return Verdict("allow", "read-only")
-        if name in EDIT_TOOLS and self.mode in {"default", "acceptEdits"}:
-            return Verdict("allow", "edits are proposals reviewed by the user")
-        target = tool.permission_target(args)
-        return self._ask_or_deny(f"{name} can change the system: {target or name}")
+            return _Judgement(allowed=Verdict("allow", "read-only"))
+        if subject.access == "write" and self.mode in {"default", "acceptEdits"}:
+            return _Judgement(allowed=Verdict("allow", "edits are proposals reviewed by the user"))
+        verb = "can change the system" if subject.access == "write" else "reaches outside"
+        return _Judgement(concerns=[f"{name} {verb}: {subject.shown or name}"])
 
     def _path_concern(self, path: Path, read_only: bool, allowed: Rule | None) -> str | None:
         real = paths.real(path)
+        if why := paths.process_secret_reason(str(real)):
+            return why  # before "outside the workspace": the user must see what it holds
         if not read_only:
             if not paths.is_inside(real, [self.workspace]):
                 return f"{path} is outside the workspace {self.workspace}"
-            return paths.protected_reason(real)
+            return paths.protected_reason(real, self.file_rules)
         if not paths.is_inside(real, self._read_roots()) and allowed is None:
             return f"{path} is outside the workspace {self.workspace}"
-        return paths.secret_reason(real)
+        return paths.secret_reason(path, self.file_rules)
 
     # -- shell commands ------------------------------------------------------------------------
 
-    def _shell(self, command: str, hook: HookOutcome | None) -> Verdict:
+    def _judge_shell(self, name: str, subject: Subject) -> _Judgement:
+        command = subject.command or ""
         analysis = analyze(command)
-        if rule := self._first(self.settings.deny, "Bash", analysis=analysis):
-            return Verdict("deny", f"denied by the rule {rule} ({rule.source} settings)", "rule")
         if shell_safety.is_fork_bomb(command):
-            return Verdict("deny", "refused in every mode: a fork bomb", "safety")
+            return _Judgement(refused="a fork bomb")
         for cmd in analysis.commands:
             if why := shell_safety.catastrophic(cmd):
-                return Verdict("deny", f"refused in every mode: {why}", "safety")
-        if hook is not None and hook.decision == "deny":
-            return Verdict("deny", f"blocked by a hook: {hook.reason}", "hook")
-        immune = [c for r in analysis.redirects
-                  for c in shell_safety.redirect_concerns(r, self.workspace, self._read_roots())]
+                return _Judgement(refused=why)
+        rules = self.file_rules
+        immune = [c for r in analysis.redirects for c in
+                  shell_safety.redirect_concerns(r, self.workspace, self._read_roots(), rules)]
+        # Reading a secret file asks in every mode, as it does for Read; so does naming a
+        # process's environment or memory (the server's holds its API key).
+        immune += [c for cmd in analysis.commands
+                   for c in secret_concerns(cmd, self.workspace, rules)]
+        immune += [why for why in shell_safety.process_secret_reads(analysis)
+                   if not any(why in earlier for earlier in immune)]
         if immune:
-            return self._ask_or_deny("; ".join(immune), immune=True)
-        if hook is not None and hook.decision == "allow":
-            return Verdict("allow", f"allowed by a hook {hook.reason}".strip(), "hook")
-        reasons = self._shell_reasons(analysis)
-        if hook is not None and hook.decision == "ask":
-            reasons.insert(0, f"a hook asks: {hook.reason}")
-        if not reasons:
-            return Verdict("allow", "every command is read-only or allowed by a rule", "rule")
-        if self.mode == "bypassPermissions" and not self._asked_by_rule(analysis):
-            return Verdict("allow", "bypassPermissions mode")
-        return self._ask_or_deny("; ".join(dict.fromkeys(reasons)))
+            return _Judgement(immune=list(dict.fromkeys(immune)))
+        return _Judgement(concerns=self._shell_reasons(name, subject, analysis), allowed=Verdict(
+            "allow", "every command is read-only or allowed by a rule", "rule"))
 
-    def _shell_reasons(self, analysis: Analysis) -> list[str]:
+    def _shell_reasons(self, name: str, subject: Subject, analysis: Analysis) -> list[str]:
         reasons = list(analysis.problems) + shell_safety.analysis_dangers(analysis)
         allow = self._allow_rules()
         for cmd in analysis.commands:
-            if rule := self._first(self.settings.ask, "Bash", command=cmd):
+            if rule := self._first(self.settings.ask, name, subject, command=cmd):
                 reasons.append(f"the rule {rule} asks for {cmd.text()}")
                 continue
             reasons += shell_safety.dangers(cmd, self.workspace)
-            if self._first(allow, "Bash", command=cmd):
+            if self._first(allow, name, subject, command=cmd):
                 continue
             reasons += self._command_concerns(cmd)
         if shell_safety.writes_inside_workspace(analysis) and self.mode == "default" \
-                and not all(self._first(allow, "Bash", command=c) for c in analysis.commands):
+                and not all(self._first(allow, name, subject, command=c)
+                            for c in analysis.commands):
             reasons.append("the command writes files (redirection)")
         return reasons
 
@@ -175,19 +214,16 @@ class PermissionGate:
             return [f"{cmd.text()} can change the system"]
         return shell_safety.path_concerns(cmd, self.workspace, self._read_roots())
 
-    def _asked_by_rule(self, analysis: Analysis) -> bool:
-        return any(self._first(self.settings.ask, "Bash", command=c) for c in analysis.commands)
-
     # -- rules ---------------------------------------------------------------------------------
 
     def _allow_rules(self) -> list[Rule]:
         session = [Rule.parse(text, "session", self.workspace) for text in self.session_rules]
         return self.settings.allow + session
 
-    def _first(self, rules: list[Rule], tool: str, *, path: Path | None = None,
+    def _first(self, rules: list[Rule], name: str, subject: Subject, *, path: Path | None = None,
                command: Command | None = None, analysis: Analysis | None = None) -> Rule | None:
         for rule in rules:
-            if not rule.applies_to(tool):
+            if not rule.applies_to(name, subject.access):
                 continue
             if analysis is not None:
                 texts = [analysis.source] + [c.text() for c in analysis.commands]
@@ -200,7 +236,8 @@ class PermissionGate:
                 if rule.matches_path(paths.real(path), self.workspace) or \
                         rule.matches_path(path, self.workspace):
                     return rule
-            elif rule.pattern is None:
+            elif rule.pattern is None or (subject.target is not None
+                                          and rule.matches_command(subject.target)):
                 return rule
         return None
 
@@ -216,27 +253,29 @@ class PermissionGate:
 
     # -- remembering answers -------------------------------------------------------------------
 
-    def rules_for(self, tool: Tool, args: BaseModel, resolved_path: Path | None) -> list[str]:
+    def rules_for(self, tool: Gated, args: Any, resolved_path: Path | None) -> list[str]:
         """The rules that would have allowed this call: one per command that asked."""
-        if tool.name == "Bash":
-            analysis = analyze(str(getattr(args, "command", "")))
+        subject = tool.subject(args)
+        if subject.access == "shell":
+            analysis = analyze(subject.command or "")
             texts = [c.text() for c in analysis.commands if self._command_concerns(c)
                      or shell_safety.dangers(c, self.workspace)]
-            return [f"Bash({t})" for t in dict.fromkeys(texts)] or \
-                [f"Bash({analysis.source})"]
+            return [f"{tool.name}({t})" for t in dict.fromkeys(texts)] or \
+                [f"{tool.name}({analysis.source})"]
         if resolved_path is not None:
             real = paths.real(resolved_path)
             if paths.is_inside(real, [self.workspace]):
                 return [rule_for(tool.name, str(real.relative_to(paths.real(self.workspace))))]
             return [rule_for(tool.name, "/" + str(real))]
-        return [rule_for(tool.name, tool.permission_target(args))]
+        return [rule_for(tool.name, subject.target)]
 
-    def remember(self, tool: Tool, args: BaseModel, scope: Scope = "session",
+    def remember(self, tool: Gated, args: Any, scope: Scope = "session",
                  resolved_path: Path | None = None) -> list[str]:
         """Allow calls like this one from now on: for the session, or recorded in the local
         project settings (``project``) or the user settings (``user``)."""
-        if resolved_path is None and isinstance(getattr(args, "path", None), str):
-            resolved_path = self.workspace / args.path  # type: ignore[attr-defined]
+        subject = tool.subject(args)
+        if resolved_path is None and subject.path:
+            resolved_path = self.workspace / subject.path
         rules = self.rules_for(tool, args, resolved_path)
         self.session_rules.update(rules)
         if scope in {"project", "user"}:

@@ -5,8 +5,9 @@
   matches any text. Rules match each command of a compound line separately.
 * ``Edit(src/**)``, ``Read(~/.ssh/**)``: gitignore-style globs. ``**`` crosses folders, ``*``
   does not. ``//abs`` is an absolute path, ``~/`` the home folder, ``/x`` and ``x`` are
-  relative to the rule's root (the workspace). ``Edit`` rules cover every tool that writes
-  files (Edit, Write); ``Read`` rules every tool that reads them.
+  relative to the rule's root (the workspace). ``Edit`` rules cover every tool that declares
+  it writes files (Edit, Write); ``Read`` rules every tool that declares it reads them (Read,
+  Grep, Glob, the code-intelligence tools): the aliases follow the tools present, not a list.
 * ``mcp__server__tool``, ``mcp__server`` and ``mcp__server__*`` match MCP tools by name.
 """
 
@@ -17,9 +18,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-WRITE_TOOLS = frozenset({"Edit", "Write", "MultiEdit", "NotebookEdit"})
-READ_TOOLS = frozenset({"Read", "Glob", "Grep", "Definition", "References", "Hover",
-                        "DocumentSymbols", "Diagnostics", "LS"})
+# A rule named after one of these covers every tool whose calls touch files that way.
+ALIASES = {"Edit": "write", "Read": "read"}
 _RULE = re.compile(r"^\s*([A-Za-z0-9_.*\-]+)\s*(?:\((.*)\))?\s*$", re.DOTALL)
 _INTERPRETERS = ("python", "python3", "node", "bash", "sh", "zsh", "perl", "ruby", "npx",
                  "sudo", "env", "xargs", "eval", "exec", "uv", "pipx", "deno", "php", "docker")
@@ -51,12 +51,11 @@ class Rule:
     def __str__(self) -> str:
         return f"{self.tool}({self.pattern})" if self.pattern else self.tool
 
-    def applies_to(self, tool: str) -> bool:
+    def applies_to(self, tool: str, access: str | None = None) -> bool:
+        """Whether this rule speaks of ``tool``, whose calls touch things as ``access`` says."""
         if self.tool == tool:
             return True
-        if self.tool == "Edit" and tool in WRITE_TOOLS:
-            return True
-        if self.tool == "Read" and tool in READ_TOOLS:
+        if access is not None and ALIASES.get(self.tool) == access:
             return True
         if self.tool.startswith("mcp__") and tool.startswith("mcp__"):
             prefix = self.tool.removesuffix("__*")

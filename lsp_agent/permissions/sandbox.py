@@ -1,8 +1,15 @@
-"""Shell commands under bubblewrap: the workspace writable, the rest read-only, no network.
+"""Shell commands under bubblewrap: the workspace writable, the rest read-only, no network,
+and no host processes: a PID namespace of their own with a fresh ``/proc``, so a command
+can neither see nor signal the server (or read its environment) nor anything else on the
+host, and everything in it dies with the server (``--die-with-parent``).
 
 Settings (``"sandbox"`` in a settings file or the ``sandbox`` initialization option)::
 
-    {"enabled": "auto" | true | false, "network": false, "writablePaths": ["~/.cache/pip"]}
+    {"enabled": "auto" | true | false, "network": false, "writablePaths": ["~/.cache/pip"],
+     "hideEnv": ["DATABASE_URL"], "passEnv": ["GH_TOKEN"]}
+
+``hideEnv``/``passEnv`` adjust which environment variables commands and hooks inherit, with
+or without the sandbox (lsp_agent/procs/environment.py).
 
 ``"auto"`` (the default) uses bubblewrap when it works here and otherwise runs commands
 unsandboxed, saying so once; ``true`` refuses to run shell commands without a working sandbox.
@@ -19,6 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lsp_agent.procs.environment import EnvPolicy
+from lsp_agent.procs.lifetime import child_options
+
 PROBE_TIMEOUT = 10.0
 
 
@@ -27,6 +37,7 @@ class SandboxPolicy:
     enabled: bool | str = "auto"
     network: bool = False
     writable: list[Path] = field(default_factory=list)
+    env: EnvPolicy = field(default_factory=EnvPolicy)
 
     @classmethod
     def from_settings(cls, raw: dict[str, Any]) -> SandboxPolicy:
@@ -35,7 +46,7 @@ class SandboxPolicy:
             enabled = "auto"
         writable = [Path(os.path.expanduser(p)) for p in raw.get("writablePaths", [])
                     if isinstance(p, str)]
-        return cls(enabled, raw.get("network") is True, writable)
+        return cls(enabled, raw.get("network") is True, writable, EnvPolicy.from_settings(raw))
 
 
 @dataclass(frozen=True)
@@ -50,10 +61,11 @@ def availability() -> Availability:
     bwrap = shutil.which("bwrap")
     if bwrap is None:
         return Availability(False, "bubblewrap (bwrap) is not installed")
-    probe = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--unshare-net",
-             "--die-with-parent", "true"]
+    probe = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--unshare-pid", "--proc", "/proc",
+             "--unshare-net", "--die-with-parent", "true"]
     try:
-        done = subprocess.run(probe, capture_output=True, timeout=PROBE_TIMEOUT, check=False)
+        done = subprocess.run(probe, capture_output=True, timeout=PROBE_TIMEOUT, check=False,
+                              **child_options())
     except (OSError, subprocess.TimeoutExpired) as exc:
         return Availability(False, f"bwrap could not run: {exc}")
     if done.returncode != 0:
@@ -79,7 +91,8 @@ class Sandbox:
         avail = availability()
         if avail.works:
             net = "network allowed" if self.policy.network else "no network"
-            return f"sandbox on (bubblewrap): workspace writable, rest read-only, {net}"
+            return (f"sandbox on (bubblewrap): workspace writable, rest read-only, {net}, "
+                    "host processes hidden")
         return f"sandbox unavailable: {avail.detail}; shell commands run unsandboxed"
 
     def active(self) -> bool:
@@ -99,8 +112,11 @@ class Sandbox:
 
     def bwrap_args(self) -> list[str]:
         # /tmp is private and writable; the workspace (even under /tmp) is bound after it.
-        args = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-                "--tmpfs", "/tmp", "--die-with-parent"]
+        # A PID namespace of its own, with a /proc that shows only it: no host process is
+        # visible or signalable, and when bwrap dies with the server (--die-with-parent) the
+        # kernel kills everything left in the namespace, background jobs and daemons included.
+        args = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--unshare-pid",
+                "--unshare-ipc", "--proc", "/proc", "--tmpfs", "/tmp", "--die-with-parent"]
         # The private /tmp hides the host's: keep the Python environment the agent runs from
         # visible (read-only) when it lives there, or its own interpreter vanishes.
         for path in _interpreter_dirs_under("/tmp"):

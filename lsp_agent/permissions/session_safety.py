@@ -10,8 +10,9 @@ from typing import Any
 
 from lsp_agent.permissions import hooks as hk
 from lsp_agent.permissions import settings as st
-from lsp_agent.permissions.policy import MODES, PermissionGate
+from lsp_agent.permissions.policy import PermissionGate
 from lsp_agent.permissions.sandbox import Sandbox, SandboxPolicy
+from lsp_agent.types.permissions import MODES
 
 log = logging.getLogger(__name__)
 MAX_STOP_CONTINUATIONS = 3  # per prompt: Stop hooks cannot keep a turn going for ever
@@ -40,7 +41,8 @@ class SessionSafety:
             warnings.append(sandbox.status())
         for warning in warnings:
             log.warning("session %s: %s", session_id, warning)
-        return cls(gate, hk.Hooks(table, workspace, session_id), sandbox, warnings)
+        hooks = hk.Hooks(table, workspace, session_id, sandbox.policy.env)
+        return cls(gate, hooks, sandbox, warnings)
 
     async def before_turn(self, blocks: list[dict[str, Any]],
                           text: str) -> tuple[list[dict[str, Any]], str | None]:

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from lsp_agent.permissions.rules import Rule, RuleError
+from lsp_agent.permissions.safe_write import WriteScope, real_path, write_bytes_checked
+from lsp_agent.permissions.secrets import pattern_problem
 
 log = logging.getLogger(__name__)
 MANAGED_PATH = Path("/etc/lsp-agent/managed-settings.json")
@@ -40,6 +42,8 @@ class Settings:
     deny: list[Rule] = field(default_factory=list)
     default_mode: str | None = None
     additional_directories: list[Path] = field(default_factory=list)
+    secret_files: list[str] = field(default_factory=list)  # patterns added to the secret table
+    protected_files: list[str] = field(default_factory=list)  # ... and to the protected table
     sandbox: dict[str, Any] = field(default_factory=dict)
     hooks: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (source, config)
     warnings: list[str] = field(default_factory=list)
@@ -115,8 +119,20 @@ def merge(sources: list[Source], workspace: Path) -> Settings:
             out.default_mode = mode
         for d in _strings(perms.get("additionalDirectories"), label, out.warnings):
             out.additional_directories.append(Path(os.path.expanduser(d)))
+        for key, target in (("secretFiles", out.secret_files),
+                            ("protectedFiles", out.protected_files)):
+            for pattern in _strings(perms.get(key), f"{label}: permissions.{key}", out.warnings):
+                if problem := pattern_problem(pattern):
+                    out.warnings.append(f"{label}: permissions.{key} {pattern!r}: {problem}")
+                elif pattern not in target:
+                    target.append(pattern)
         sandbox = source.data.get("sandbox")
         if isinstance(sandbox, dict):
+            if "passEnv" in sandbox and source.name in {"project", "local"}:
+                # A cloned repository must not hand credentials to the commands it runs.
+                out.warnings.append(f"{label}: sandbox.passEnv is only honoured in managed, "
+                                    "editor or user settings; ignored")
+                sandbox = {k: v for k, v in sandbox.items() if k != "passEnv"}
             out.sandbox = {**sandbox, **out.sandbox}  # higher sources already set win
         hooks = source.data.get("hooks")
         if isinstance(hooks, dict):
@@ -136,13 +152,14 @@ def record_rule(path: Path, rule: str, kind: str = "allow") -> None:
     if rule not in rules:
         rules.append(rule)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # Checked at write time: a settings file (or its .gitignore) that became a link to
+    # somewhere else is not written through.
+    scope = WriteScope(roots=(real_path(path.parent),), protected_ok=True)
     if path.name == "settings.local.json":
         ignore = path.parent / ".gitignore"
-        if not ignore.exists():
-            ignore.write_text("settings.local.json\n")
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.replace(path)
+        if not ignore.exists() and not ignore.is_symlink():
+            write_bytes_checked(ignore, b"settings.local.json\n", scope)
+    write_bytes_checked(path, (json.dumps(data, indent=2) + "\n").encode(), scope)
 
 
 def _read(path: Path, warnings: list[str]) -> dict[str, Any] | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 from dataclasses import dataclass, field
 
 MAX_DEPTH = 6  # nested ``sh -c``/``eval`` strings; deeper nesting is refused as unparseable
@@ -54,7 +55,8 @@ class Command:
 
     def static_args(self) -> list[str] | None:
         values = [w.value for w in self.args]
-        return None if any(v is None for v in values) else values  # type: ignore[misc]
+        static = [v for v in values if v is not None]
+        return static if len(static) == len(values) else None
 
     def text(self) -> str:
         """The command as rules match it: static words joined by single spaces."""
@@ -79,12 +81,28 @@ def program_name(word: str) -> str:
     return base if head in SYSTEM_BIN_DIRS else word
 
 
-@functools.cache
-def _parser():
-    import tree_sitter_bash
-    from tree_sitter import Language, Parser
+_local = threading.local()  # a parser is not safe to share between threads
 
-    return Parser(Language(tree_sitter_bash.language()))
+
+def _parser():
+    parser = getattr(_local, "parser", None)
+    if parser is None:
+        parser = _local.parser = _new_parser()
+    return parser
+
+
+def _new_parser():
+    from tree_sitter import Parser
+
+    return Parser(_language())
+
+
+@functools.cache
+def _language():
+    import tree_sitter_bash
+    from tree_sitter import Language
+
+    return Language(tree_sitter_bash.language())
 
 
 def analyze(source: str) -> Analysis:
@@ -178,7 +196,7 @@ def _value(node) -> str | None:
     if kind == "raw_string":
         return node.text.decode(errors="replace")[1:-1]
     if kind == "string":
-        return _join([c for c in node.children if c.is_named], in_quotes=True)
+        return _join([c for c in node.children if c.is_named])
     if kind == "string_content":
         return _unescape_in_quotes(node.text.decode(errors="replace"))
     if kind == "concatenation":
@@ -188,7 +206,7 @@ def _value(node) -> str | None:
     return None  # expansions, substitutions, arithmetic: known only at run time
 
 
-def _join(nodes, in_quotes: bool = False) -> str | None:
+def _join(nodes: list) -> str | None:  # tree-sitter nodes
     parts = []
     for child in nodes:
         value = _value(child)

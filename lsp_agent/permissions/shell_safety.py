@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from lsp_agent.permissions import paths
+from lsp_agent.permissions.secrets import DEFAULT_RULES, FileRules
 from lsp_agent.permissions.shell_analysis import SHELLS, Analysis, Command, Redirect
 
 SYSTEM_DIRS = frozenset({
@@ -58,6 +59,12 @@ def _xxd(args: list[str]) -> bool:
     return "-r" not in args and "-revert" not in args and _uniq(args)
 
 
+def _fd(args: list[str]) -> bool:
+    """fd -x/-X (--exec/--exec-batch) runs a command on every file it finds."""
+    return not any(a.startswith("--exec") or (a[:1] == "-" and a[:2] != "--"
+                                              and set(a[1:]) & {"x", "X"}) for a in args)
+
+
 # name -> whether these (static) arguments keep it read-only
 READ_ONLY: dict[str, Callable[[list[str]], bool]] = {
     **{name: _always for name in (
@@ -66,8 +73,9 @@ READ_ONLY: dict[str, Callable[[list[str]], bool]] = {
         "realpath", "readlink", "whoami", "id", "uname", "true", "false", "test", "[", "nl",
         "od", "hexdump", "md5sum", "sha1sum", "sha256sum", "sha512sum", "cksum", "column",
         "jq", "seq", "cd", "ps", "printenv", "nproc", "free", "uptime", "comm", "cut", "tr",
-        "rev", "fold", "paste", "strings", "zcat", "fd", "ag", "sleep", "tac", "wc", "locale",
+        "rev", "fold", "paste", "strings", "zcat", "ag", "sleep", "tac", "wc", "locale",
     )},
+    "fd": _fd,
     "rg": _no_flags("--pre", "--pre-glob"),
     "find": _no_flags("-delete", "-fprint", "-fprint0", "-fprintf", "-fls"),
     "sort": _no_flags("-o", "--output", "--compress-program"),
@@ -181,6 +189,11 @@ def path_concerns(cmd: Command, workspace: Path, roots: list[Path]) -> list[str]
     return concerns
 
 
+def expand_argument(value: str, workspace: Path) -> list[Path]:
+    """The real paths an argument names: itself, or what its glob matches on the disk."""
+    return _expand(value, workspace)
+
+
 def _expand(value: str, workspace: Path) -> list[Path]:
     candidate = paths.real(value, workspace) if not value.startswith("~") else paths.real(value)
     if not any(ch in value for ch in "*?["):
@@ -191,17 +204,21 @@ def _expand(value: str, workspace: Path) -> list[Path]:
     return [paths.real(m) for m in matches[:2000]] or [candidate]
 
 
-def _read_concern(target: Path, roots: list[Path]) -> str | None:
+def _read_concern(target: Path, roots: list[Path],
+                  rules: FileRules = DEFAULT_RULES) -> str | None:
     if str(target) in HARMLESS_DEVICES:
         return None
+    if why := paths.process_secret_reason(str(target)):
+        return why
     if not paths.is_inside(target, roots):
         return f"{target} is outside the workspace"
-    return paths.secret_reason(target)
+    return paths.secret_reason(target, rules)
 
 
 # -- redirections ----------------------------------------------------------------------------
 
-def redirect_concerns(redirect: Redirect, workspace: Path, roots: list[Path]) -> list[str]:
+def redirect_concerns(redirect: Redirect, workspace: Path, roots: list[Path],
+                      rules: FileRules = DEFAULT_RULES) -> list[str]:
     """(immune) reasons a redirection needs consent; writes inside the workspace are fine."""
     value = redirect.target.value
     if value is None:
@@ -212,12 +229,27 @@ def redirect_concerns(redirect: Redirect, workspace: Path, roots: list[Path]) ->
     if str(target) in HARMLESS_DEVICES:
         return []
     if not redirect.writes:
-        reason = _read_concern(target, roots)
+        reason = _read_concern(target, roots, rules)
         return [f"reads {reason}"] if reason else []
     if not paths.is_inside(target, [workspace]):
         return [f"writes {target}, outside the workspace"]
-    protected = paths.protected_reason(target)
+    protected = paths.protected_reason(target, rules)
     return [f"writes a protected file: {protected}"] if protected else []
+
+
+def process_secret_reads(analysis: Analysis) -> list[str]:
+    """(immune) reasons a line reads another process's environment or memory: it names
+    ``/proc/<pid>/environ`` or ``mem`` anywhere (also inside strings), or runs ``ps e``. The
+    sandbox's own /proc shows no host process, but unsandboxed commands could read them."""
+    texts = [analysis.source, *(w.value for c in analysis.commands for w in c.argv if w.value),
+             *(r.target.value for r in analysis.redirects if r.target.value)]
+    found = [why for text in texts if (why := paths.process_secret_reason(text))]
+    for cmd in analysis.commands:
+        if cmd.name == "ps" and any(not a.startswith("-") and "e" in a
+                                    for a in (w.value or "" for w in cmd.args)):
+            found.append("ps e shows the environment of running processes, which can hold "
+                         "credentials (the language server's holds its API key)")
+    return list(dict.fromkeys(found))
 
 
 def writes_inside_workspace(analysis: Analysis) -> bool:

@@ -12,7 +12,8 @@ from lsprotocol import types as lsp
 from pygls.uris import to_fs_path
 
 from lsp_agent.server import protocol as p
-from lsp_agent.sessions.context import Diagnostic, EditorContext
+from lsp_agent.types.editor import Diagnostic, EditorContext
+from lsp_agent.workspace.encoding import printable
 
 if TYPE_CHECKING:
     from lsp_agent.server.app import AgentServer
@@ -78,7 +79,7 @@ def _selection_text(ls: AgentServer, uri: str, rng: lsp.Range) -> str:
     if lines is None:
         return ""
     start, end = ls.positions.range_in(Path(fs), rng)
-    return lines.text[lines.offset(start): lines.offset(end)]
+    return printable(lines.text[lines.offset(start): lines.offset(end)])
 
 
 def _remember_diagnostics(ls: AgentServer, uri: str, diags: list[lsp.Diagnostic]) -> None:

@@ -11,23 +11,24 @@ from typing import Any
 from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcInvalidParams, JsonRpcInvalidRequest
 from pygls.lsp.server import LanguageServer
-from pygls.protocol import LanguageServerProtocol, lsp_method
+from pygls.protocol import lsp_method
 from pygls.uris import from_fs_path, to_fs_path
 
 from lsp_agent import PROTOCOL_VERSION, __version__
-from lsp_agent.agent import events as ev
 from lsp_agent.code_intel.bridge import BRIDGE_METHODS
 from lsp_agent.model.client import ModelSettings
 from lsp_agent.server import actions
 from lsp_agent.server import protocol as p
 from lsp_agent.server.client_caps import ClientCaps
 from lsp_agent.server.editor import EditorApplier, EditorDocuments, EditorPermissions
+from lsp_agent.server.jsonrpc import RobustProtocol
 from lsp_agent.server.progress import TurnProgress
 from lsp_agent.server.wire_positions import WirePositions
-from lsp_agent.sessions.context import EditorContext
 from lsp_agent.sessions.manager import SessionManager, UnknownSession
 from lsp_agent.sessions.proposals import UnknownProposal
 from lsp_agent.sessions.session import Session, SessionBusy
+from lsp_agent.types import events as ev
+from lsp_agent.types.editor import EditorContext
 from lsp_agent.workspace.positions import split_lines
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,11 @@ CUSTOM_METHODS = [p.NEW_SESSION, p.PROMPT, p.CANCEL, p.SET_MODE, p.REVIEW, p.LIS
                   p.CONTEXT, p.COMPACT]
 
 
-class AgentProtocol(LanguageServerProtocol):
+PYTHON_FEATURE_CAPABILITIES = ("definition_provider", "references_provider", "hover_provider",
+                               "document_symbol_provider", "workspace_symbol_provider")
+
+
+class AgentProtocol(RobustProtocol):
     @lsp_method(lsp.INITIALIZE)
     def lsp_initialize(self, params: lsp.InitializeParams):
         result = yield from super().lsp_initialize(params)
@@ -52,6 +57,11 @@ class AgentProtocol(LanguageServerProtocol):
                 "editorBridge": BRIDGE_METHODS,
             }
         }
+        if not self._server.options.python_language_features:
+            # Registered once for every server, but advertised only when on (the handlers
+            # answer nothing when off): a client then asks its other servers instead.
+            for name in PYTHON_FEATURE_CAPABILITIES:
+                setattr(result.capabilities, name, None)
         return result
 
     @lsp_method(lsp.TEXT_DOCUMENT_DID_CHANGE)
@@ -76,6 +86,17 @@ class AgentServer(LanguageServer):
         self.progress_for_turns = TurnProgress(self)
         self._manager: SessionManager | None = None
         self._intel: dict[Path, Any] = {}
+
+    # Our transports replace pygls's reader loop (see transport.py); they return the exit code.
+    def start_io(self, stdin: Any = None, stdout: Any = None) -> int:  # type: ignore[override]
+        from lsp_agent.server.transport import serve_stdio
+
+        return serve_stdio(self, stdin, stdout)
+
+    def start_tcp(self, host: str, port: int) -> int:  # type: ignore[override]
+        from lsp_agent.server.transport import serve_tcp
+
+        return serve_tcp(self, host, port)
 
     # -- configuration -----------------------------------------------------------------------
 

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import stat
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,8 +16,6 @@ from urllib.parse import unquote
 from lsprotocol import types as lsp
 from pygls.uris import from_fs_path
 
-from lsp_agent.agent import events as ev
-from lsp_agent.agent.loop import PermissionAnswer
 from lsp_agent.edits.landing import ApplyReport, Verdict, has_landed, judge
 from lsp_agent.edits.workspace_edit import (
     EditTarget,
@@ -27,10 +23,18 @@ from lsp_agent.edits.workspace_edit import (
     needs_disk_creation,
     uri_to_path,
 )
+from lsp_agent.permissions.safe_write import WriteRefused, WriteScope, write_texts_checked
 from lsp_agent.server.client_caps import ClientCaps
-from lsp_agent.server.protocol import REQUEST_PERMISSION, PermissionAnswerParams, plain
+from lsp_agent.server.protocol import REQUEST_PERMISSION, PermissionAnswerParams
 from lsp_agent.server.wire_positions import apply_content_changes
-from lsp_agent.workspace.documents import DocumentSnapshot, FileReadError, read_text_file
+from lsp_agent.types import events as ev
+from lsp_agent.types.jsonutil import plain
+from lsp_agent.types.permissions import PermissionAnswer
+from lsp_agent.workspace.documents import (
+    DocumentSnapshot,
+    FileReadError,
+    disk_snapshot,
+)
 from lsp_agent.workspace.positions import Encoding
 
 if TYPE_CHECKING:
@@ -64,10 +68,14 @@ class EditorDocuments:
             return {}
 
     def snapshot(self, path: Path) -> DocumentSnapshot:
+        return self.open_snapshot(path) or disk_snapshot(path)
+
+    def open_snapshot(self, path: Path) -> DocumentSnapshot | None:
+        """The editor's buffer of ``path`` with its version, or None when it is not open."""
         doc = self._documents().get(_key(path_uri(path)))
         if doc is not None and doc.version is not None:
             return DocumentSnapshot(path=path, text=doc.source, version=doc.version)
-        return DocumentSnapshot(path=path, text=read_text_file(path), version=None)
+        return None
 
     def buffer(self, uri: str) -> str | None:
         """The open buffer's text, or None when the editor does not have ``uri`` open."""
@@ -138,9 +146,10 @@ class EditorPermissions:
             "reason": asked.reason,
         }
         try:
-            raw = await asyncio.wait_for(
-                self._ls.protocol.send_request_async(REQUEST_PERMISSION, params), self.timeout
-            )
+            # Withdrawn with $/cancelRequest on timeout or when the turn is cancelled, so the
+            # editor can close its dialog.
+            raw = await self._ls.protocol.request_or_withdraw(  # type: ignore[attr-defined]
+                REQUEST_PERMISSION, params, self.timeout)
         except TimeoutError:
             return PermissionAnswer("deny", source="timeout",
                                     message=f"no answer within {self.timeout:g} s")
@@ -185,7 +194,13 @@ class EditorApplier:
         self.caps = ClientCaps()
         self._showing: set[asyncio.Future[Any]] = set()
 
-    async def apply(self, targets: Sequence[EditTarget]) -> ApplyReport:
+    @property
+    def writes_to_disk(self) -> bool:
+        """Whether the server writes the files itself (then it owns their encoding)."""
+        return not self.editor_saves
+
+    async def apply(self, targets: Sequence[EditTarget],
+                    scopes: Mapping[Path, WriteScope] | None = None) -> ApplyReport:
         to_create = [t for t in targets if needs_disk_creation(t, self.caps.edits)]
         for_editor = [t for t in targets if t not in to_create]
         moved = self._moved_since_planning(for_editor)
@@ -194,7 +209,7 @@ class EditorApplier:
         watches = {t.uri: _Watch(t, base) for t in for_editor
                    if not t.is_new and (base := self.documents.buffer(t.uri)) is not None}
         if not self.caps.apply_edit:
-            return await self._without_apply_edit(for_editor, to_create, watches)
+            return await self._without_apply_edit(for_editor, to_create, watches, scopes)
         edit = build_workspace_edit(for_editor, caps=self.caps.edits)
         if edit.document_changes or edit.changes:
             applied, reason = await self._send(edit)
@@ -209,7 +224,10 @@ class EditorApplier:
                    if uri not in report.unconfirmed and uri not in report.diverged}
         if self.editor_saves:
             writes = {}
-        await asyncio.to_thread(write_targets, writes | _texts(to_create))
+        try:
+            await asyncio.to_thread(write_targets, writes | _texts(to_create), scopes)
+        except WriteRefused as exc:
+            raise WriteRefused(f"{exc}. The editor's buffer shows the change unsaved") from None
         self._show(to_create)
         return report
 
@@ -261,7 +279,8 @@ class EditorApplier:
         return report
 
     async def _without_apply_edit(self, for_editor: list[EditTarget], to_create: list[EditTarget],
-                                  watches: dict[str, _Watch]) -> ApplyReport:
+                                  watches: dict[str, _Watch],
+                                  scopes: Mapping[Path, WriteScope] | None) -> ApplyReport:
         """A client that did not declare ``workspace/applyEdit``: the server may not send it.
         Closed and new files are written to disk; open buffers cannot be changed."""
         report = ApplyReport(True)
@@ -269,7 +288,7 @@ class EditorApplier:
             report.diverged[uri] = NO_APPLY_EDIT_REASON
         writes = {_path(t): t.target_text for t in [*for_editor, *to_create]
                   if t.uri not in watches}
-        await asyncio.to_thread(write_targets, writes)
+        await asyncio.to_thread(write_targets, writes, scopes)
         self._show(to_create)
         return report
 
@@ -310,26 +329,19 @@ def _log_show_failure(task: asyncio.Future[Any]) -> None:
         log.info("window/showDocument failed: %s", task.exception())
 
 
-def write_targets(targets: dict[Path, str]) -> None:
-    """Write each file atomically unless it already holds exactly that text."""
-    for path, text in targets.items():
-        try:
-            if path.exists() and path.read_text(encoding="utf-8", errors="surrogateescape") == text:
-                continue
-        except OSError:
-            pass
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.lsp-agent.tmp")
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        if path.exists():  # keep the file's permissions (an executable script stays executable)
-            os.chmod(tmp, stat.S_IMODE(path.stat().st_mode))
-        tmp.replace(path)
+def write_targets(targets: dict[Path, str],
+                  scopes: Mapping[Path, WriteScope] | None = None) -> None:
+    """Write each file atomically in its own encoding, unless it already holds exactly that
+    text; every path is checked again now (see ``workspace.safe_write``)."""
+    write_texts_checked(targets, scopes or {})
 
 
 class DiskApplier:
     """For headless use without an editor: accepted text goes straight to disk."""
 
-    async def apply(self, targets: Sequence[EditTarget]) -> ApplyReport:
-        await asyncio.to_thread(write_targets, _texts(targets))
+    writes_to_disk = True
+
+    async def apply(self, targets: Sequence[EditTarget],
+                    scopes: Mapping[Path, WriteScope] | None = None) -> ApplyReport:
+        await asyncio.to_thread(write_targets, _texts(targets), scopes)
         return ApplyReport(True)

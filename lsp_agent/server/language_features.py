@@ -3,7 +3,7 @@
 Handlers are registered when the server is built (pygls fixes its capabilities from the
 registered features at initialize), so each one asks ``intel_for()`` per request and answers
 empty when code intelligence is switched off or there is no workspace. Handlers are ``async``
-and JediIntel runs jedi in its executor, so the event loop never blocks.
+and JediIntel runs jedi in a worker process, so the event loop never blocks.
 
 JediIntel speaks code points; every position in and out crosses the one boundary,
 ``WirePositions``, which converts to and from the negotiated encoding against the text each
@@ -153,6 +153,8 @@ async def _guarded(query: Awaitable[Q]) -> Q | None:
         return None
     except Exception:  # jedi can fail in many ways on half-typed code
         log.exception("code intelligence query failed")
+        return None
+    if result.skipped:  # a file too large for jedi: nothing to show, and no error either
         return None
     if result.timed_out:
         raise JsonRpcException(

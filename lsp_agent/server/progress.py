@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from lsprotocol import types as lsp
 
-from lsp_agent.agent import events as ev
+from lsp_agent.types import events as ev
 
 if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer

@@ -12,9 +12,10 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, Field, ValidationError
 from pygls.exceptions import JsonRpcInvalidParams
 
-from lsp_agent.agent.events import Wire
-from lsp_agent.permissions.policy import Mode
-from lsp_agent.sessions.context import Diagnostic, EditorContext, Range
+from lsp_agent.types.editor import Diagnostic, EditorContext, Range
+from lsp_agent.types.events import Wire
+from lsp_agent.types.jsonutil import plain
+from lsp_agent.types.permissions import Mode
 
 NEW_SESSION = "agent/newSession"
 PROMPT = "agent/prompt"
@@ -121,20 +122,9 @@ class SelectionArguments(Wire):
 M = TypeVar("M", bound=BaseModel)
 
 
-def plain(value: Any) -> Any:
-    """Undo pygls's namedtuple wrapping of unknown params, recursively."""
-    if hasattr(value, "_asdict"):
-        return {k: plain(v) for k, v in value._asdict().items()}
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    return value
-
-
 def parse(model: type[M], params: Any) -> M:
     data = plain(params)
-    if data is None:
+    if data is None or data == []:  # some clients (Lua ones) send empty params as []
         data = {}
     if not isinstance(data, dict):
         raise JsonRpcInvalidParams(f"params must be an object, got {type(data).__name__}")

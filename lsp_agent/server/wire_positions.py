@@ -21,7 +21,7 @@ from typing import Any
 
 from lsprotocol import types as lsp
 
-from lsp_agent.sessions.context import EditorContext, Position, Range
+from lsp_agent.types.editor import EditorContext, Position, Range
 from lsp_agent.workspace.positions import (
     DEFAULT_ENCODING,
     Encoding,

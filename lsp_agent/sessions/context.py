@@ -10,47 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
-from pygls.uris import to_fs_path
-
-from lsp_agent.agent.events import Wire
+from lsp_agent.permissions.secrets import DEFAULT_RULES, FileRules
+from lsp_agent.permissions.untrusted import shown
+from lsp_agent.types.editor import Diagnostic, EditorContext
 from lsp_agent.workspace.documents import DocumentSource, FileReadError
+from lsp_agent.workspace.encoding import printable
 from lsp_agent.workspace.positions import split_lines
 
 AROUND_LINES = 8
 SEVERITY = {1: "error", 2: "warning", 3: "info", 4: "hint"}
-
-
-class Position(Wire):
-    line: int = Field(ge=0)
-    character: int = Field(ge=0)
-
-
-class Range(Wire):
-    start: Position
-    end: Position
-
-
-class Diagnostic(Wire):
-    range: Range
-    message: str
-    severity: int | None = None
-    source: str | None = None
-    code: int | str | None = None
-
-
-class EditorContext(Wire):
-    uri: str
-    range: Range | None = None
-    selection_text: str | None = None
-    diagnostics: list[Diagnostic] = Field(default_factory=list)
-
-    @property
-    def path(self) -> Path:
-        fs = to_fs_path(self.uri)
-        if fs is None:
-            raise ValueError(f"not a file URI: {self.uri}")
-        return Path(fs)
 
 
 def describe_diagnostic(d: Diagnostic) -> str:
@@ -60,21 +28,23 @@ def describe_diagnostic(d: Diagnostic) -> str:
 
 
 def prompt_blocks(
-    text: str, context: EditorContext | None, root: Path, documents: DocumentSource
+    text: str, context: EditorContext | None, root: Path, documents: DocumentSource,
+    file_rules: FileRules = DEFAULT_RULES,
 ) -> list[dict[str, Any]]:
     if context is None:
         return [{"type": "text", "text": text}]
-    return [{"type": "text", "text": _context_text(context, root, documents)},
+    return [{"type": "text", "text": _context_text(context, root, documents, file_rules)},
             {"type": "text", "text": text}]
 
 
-def _context_text(context: EditorContext, root: Path, documents: DocumentSource) -> str:
+def _context_text(context: EditorContext, root: Path, documents: DocumentSource,
+                  file_rules: FileRules = DEFAULT_RULES) -> str:
     path = context.path
     try:
-        shown = str(path.relative_to(root))
+        name = shown(str(path.relative_to(root)))
     except ValueError:
-        shown = str(path)
-    lines = [f"<editor-context file=\"{shown}\">"]
+        name = shown(str(path))
+    lines = [f"<editor-context file=\"{name}\">"]
     if context.range is not None:
         r = context.range
         lines.append(f"Range: lines {r.start.line + 1}-{r.end.line + 1}")
@@ -83,7 +53,13 @@ def _context_text(context: EditorContext, root: Path, documents: DocumentSource)
     if context.diagnostics:
         lines.append("Diagnostics reported by the editor:")
         lines += [f"- {describe_diagnostic(d)}" for d in context.diagnostics]
-    around = _code_around(context, path, documents)
+    # The selection is what the user chose to send; the lines around it are not, and from a
+    # secret file they stay out (the model can Read it, which asks).
+    secret = file_rules.is_secret(path)
+    around = None if secret else _code_around(context, path, documents)
+    if secret and (context.range or context.diagnostics):
+        lines.append(f"(The code around it is not included: {name} is a secret file. Read it "
+                     "to ask the user for its content.)")
     if around:
         lines += ["Code around it (line numbers as Read shows them):", around]
     lines.append("</editor-context>")
@@ -95,7 +71,7 @@ def _code_around(context: EditorContext, path: Path, documents: DocumentSource) 
     if anchor is None:
         return None
     try:
-        text = documents.snapshot(path).text
+        text = printable(documents.snapshot(path).text)
     except (OSError, FileReadError):
         return None
     all_lines = split_lines(text)

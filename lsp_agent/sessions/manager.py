@@ -6,13 +6,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lsp_agent.agent.loop import Asker
 from lsp_agent.model.client import ModelSettings, make_client
-from lsp_agent.permissions.policy import Mode
+from lsp_agent.model.service import ModelService
 from lsp_agent.sessions.proposals import EditApplier, UnknownProposal
 from lsp_agent.sessions.session import EventSink, Session, SessionConfig
 from lsp_agent.tools.base import ToolPool
 from lsp_agent.tools.pool import default_pool
+from lsp_agent.types.permissions import Asker, Mode
 from lsp_agent.workspace.diagnostics import DiagnosticsStore
 from lsp_agent.workspace.documents import DocumentSource
 
@@ -47,6 +47,7 @@ class SessionManager:
         self._code_intel_for = code_intel_for
         self._tools = tools or default_pool()
         self.safety_options = safety_options  # editor / command-line settings (permissions...)
+        # One SDK client per endpoint and key, shared by every session (and its children).
         self._clients: dict[tuple[str | None, str | None], anthropic.AsyncAnthropic] = {}
         self._sessions: dict[str, Session] = {}
 
@@ -57,7 +58,7 @@ class SessionManager:
         session = Session(
             SessionConfig(workspace=workspace, settings=settings, mode=mode,
                           state_dir=self.state_dir, safety_options=self.safety_options),
-            client=self._client(settings),
+            model=self._service(settings),
             tools=self._tools,
             documents=self.documents,
             diagnostics=self.diagnostics,
@@ -88,8 +89,8 @@ class SessionManager:
         for session in self._sessions.values():
             await session.cancel()
 
-    def _client(self, settings: ModelSettings) -> anthropic.AsyncAnthropic:
+    def _service(self, settings: ModelSettings) -> ModelService:
         key = (settings.base_url, settings.api_key)
         if key not in self._clients:
             self._clients[key] = make_client(settings)
-        return self._clients[key]
+        return ModelService(settings, self._clients[key])

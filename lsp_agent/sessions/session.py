@@ -15,31 +15,29 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from lsp_agent.agent import events as ev
-from lsp_agent.agent.loop import Agent, AgentDeps, Asker
+from lsp_agent.agent.loop import Agent, AgentDeps
 from lsp_agent.context.layers import system_layers
 from lsp_agent.context.manager import ContextManager, ContextPolicy
 from lsp_agent.context.memory import MemoryLoader
 from lsp_agent.model.client import ModelSettings
-from lsp_agent.permissions.policy import Mode
+from lsp_agent.model.service import ModelService
 from lsp_agent.permissions.session_safety import (
     MAX_STOP_CONTINUATIONS,
     SessionSafety,
     stop_hook_prompt,
 )
-from lsp_agent.sessions.context import EditorContext, prompt_blocks
-from lsp_agent.sessions.proposals import EditApplier, ProposalBook
+from lsp_agent.sessions.context import prompt_blocks
+from lsp_agent.sessions.proposals import EditApplier, ProposalBook, ProposalHost
 from lsp_agent.tools.base import ToolContext, ToolPool
 from lsp_agent.tools.pool import session_pool
-from lsp_agent.tools.todos import TODOS_KEY, TodoItem, TodoList
-from lsp_agent.tools.tool_search import POOL_KEY
+from lsp_agent.tools.todos import TodoItem, TodoList
+from lsp_agent.types import events as ev
+from lsp_agent.types.editor import EditorContext
+from lsp_agent.types.permissions import Asker, Mode
 from lsp_agent.workspace.diagnostics import DiagnosticsStore
 from lsp_agent.workspace.documents import DocumentSource
-
-if TYPE_CHECKING:
-    import anthropic
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +85,7 @@ class Session:
         self,
         config: SessionConfig,
         *,
-        client: anthropic.AsyncAnthropic,
+        model: ModelService,
         tools: ToolPool,
         documents: DocumentSource,
         diagnostics: DiagnosticsStore,
@@ -114,19 +112,20 @@ class Session:
         self.documents = documents
         self.diagnostics = diagnostics
         self.code_intel = code_intel
-        self.proposals = ProposalBook(self, applier)
+        self.proposals = ProposalBook(ProposalHost(
+            self.id, config.workspace, documents, self.emit, lambda: self.gate.mode), applier)
         from lsp_agent.tools.results import finalize_output
 
         self.tools = session_pool(tools)
-        self.memory = MemoryLoader(config.workspace, config.user_memory_dirs)
+        self.memory = MemoryLoader(config.workspace, config.user_memory_dirs,
+                                   self.gate.file_rules)
         self.context = ContextManager(
-            config.context, workspace=config.workspace, memory=self.memory,
-            reader=lambda path: self.documents.snapshot(path).text,
+            config.context, service=model, workspace=config.workspace, memory=self.memory,
+            reader=self._reread_file,
             preserved=self._preserved_through_compaction,
             before_compact=self.safety.before_compact)
         self.agent = Agent(AgentDeps(
-            client=client,
-            settings=config.settings,
+            model=model,
             tools=self.tools,
             gate=self.gate,
             system=self._system,
@@ -170,7 +169,8 @@ class Session:
             raise SessionBusy(f"session {self.id} is already running a turn")
         if context is not None:
             self.diagnostics.remember(context)
-        blocks = prompt_blocks(text, context, self.workspace, self.documents)
+        blocks = prompt_blocks(text, context, self.workspace, self.documents,
+                               self.gate.file_rules)
         self._cancel_requested = False
         self._turn = asyncio.create_task(self._run(blocks))
         return self._turn
@@ -275,12 +275,12 @@ class Session:
         summarise or the model failed (an ``error`` event says why)."""
         if self.busy:
             raise SessionBusy(f"session {self.id} is running a turn; compact after it ends")
-        return await self.context.compact(self.agent, self.emit, trigger="manual",
+        return await self.context.compact(self.agent.window(), self.emit, trigger="manual",
                                           instructions=instructions)
 
     async def context_report(self) -> dict[str, Any]:
         """Token breakdown of what the next request would send, and the session's cost."""
-        return await self.context.breakdown(self.agent)
+        return await self.context.breakdown(self.agent.window())
 
     def _preserved_through_compaction(self) -> list[str]:
         kept = [todos] if (todos := self.todos.preserved()) else []
@@ -300,6 +300,13 @@ class Session:
             self._system_cache = system_layers(self.workspace, self.memory.initial())
         return self._system_cache
 
+    def _reread_file(self, path: Path) -> str:
+        """A file re-read into the context after a compaction: never a secret (a denied Read
+        of .env is among the files the conversation used)."""
+        if self.gate.file_rules.is_secret(path):
+            raise ValueError(f"{path} is a secret file; it is only read when the user agrees")
+        return self.documents.snapshot(path).text
+
     def _tool_context(self, tool_use_id: str) -> ToolContext:
         return ToolContext(
             workspace=self.workspace,
@@ -312,5 +319,8 @@ class Session:
             code_intel=self.code_intel,
             processes=self.processes,
             shell_timeout=self.config.shell_timeout,
-            extra={POOL_KEY: self.tools, "sandbox": self.safety.sandbox, TODOS_KEY: self.todos},
+            sandbox=self.safety.sandbox,
+            todos=self.todos,
+            tools=self.tools,
+            file_rules=self.gate.file_rules,
         )

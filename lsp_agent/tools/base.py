@@ -5,16 +5,22 @@ and a ``call``. Everything else (schema, size cap, permission target) has a defa
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import BaseModel
 
+from lsp_agent.permissions.secrets import DEFAULT_RULES, FileRules
+from lsp_agent.permissions.untrusted import shown
+from lsp_agent.types.edits import FileEdit
+from lsp_agent.types.permissions import Access, Subject
 from lsp_agent.workspace.documents import DocumentSource
 
 if TYPE_CHECKING:
-    from lsp_agent.code_intel.jedi_intel import JediIntel
+    from lsp_agent.code_intel.api import CodeIntel
+    from lsp_agent.tools.todos import TodoList
+    from lsp_agent.tools.tool_search import SessionTools
 
 
 class ToolError(Exception):
@@ -44,14 +50,11 @@ class ProcessRegistry(Protocol):
     def discard(self, pgid: int) -> None: ...
 
 
-@dataclass
-class FileEdit:
-    """A whole-file change a tool wants to make: the text it saw and the text it wants."""
-
-    path: Path
-    old_text: str | None  # None: the file does not exist yet
-    new_text: str
-    version: int | None  # editor version of ``old_text``, None when read from disk
+class ShellSandbox(Protocol):
+    def wrap(self, argv: list[str]) -> list[str]:
+        """``argv`` as it runs under the session's sandbox policy; raises
+        ``SandboxUnavailable`` when the policy requires a sandbox that cannot run."""
+        ...
 
 
 @dataclass
@@ -63,10 +66,15 @@ class ToolContext:
     results_dir: Path  # oversized results are saved here
     session_id: str = ""
     tool_use_id: str = ""
-    code_intel: JediIntel | None = None
+    code_intel: CodeIntel | None = None
     processes: ProcessRegistry | None = None
     shell_timeout: float = 120.0
-    extra: dict[str, Any] = field(default_factory=dict)
+    # None fails closed: a shell tool refuses to run without a sandbox policy (an explicit
+    # "off" policy is a Sandbox too).
+    sandbox: ShellSandbox | None = None
+    todos: TodoList | None = None  # the session's plan, for TodoWrite
+    tools: SessionTools | None = None  # loaded and deferred tools, for ToolSearch
+    file_rules: FileRules = DEFAULT_RULES  # which files are secrets (the session's settings)
 
     def resolve(self, raw: str) -> Path:
         """Resolve a tool's path argument against the workspace (relative or absolute)."""
@@ -76,11 +84,12 @@ class ToolContext:
         return Path(_normalise(p))
 
     def display(self, path: Path) -> str:
-        """A path as the model should see it: relative to the workspace when inside it."""
+        """A path as the model should see it: relative to the workspace when inside it,
+        escaped when its name is not printable (a name must not forge lines)."""
         try:
-            return str(path.relative_to(self.workspace))
+            return shown(str(path.relative_to(self.workspace)))
         except ValueError:
-            return str(path)
+            return shown(str(path))
 
 
 def _normalise(p: Path) -> str:
@@ -90,11 +99,24 @@ def _normalise(p: Path) -> str:
 
 
 class Tool(ABC):
+    """Declared once: name, description, input model, what a call touches (``access``, from
+    which the permission gate judges it), whether calls may run concurrently, result cap."""
+
     name: ClassVar[str]
     description: ClassVar[str]
     input_model: ClassVar[type[BaseModel]]
-    read_only: ClassVar[bool] = False
+    # Safe default: a tool that does not say what it touches is asked about.
+    access: ClassVar[Access] = "external"
+    read_only: ClassVar[bool] = False  # derived from ``access``
     max_result_chars: ClassVar[int] = 40_000
+    # Seconds a call may take before it is stopped and reported as an error, so no tool can
+    # hold a turn forever. None: the tool bounds itself (Bash's own timeout) or waits for the
+    # user (Edit and Write wait for the review).
+    time_limit: ClassVar[float | None] = 120.0
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.read_only = cls.access in ("read", "session")
 
     def api_schema(self) -> dict[str, Any]:
         schema = self.input_model.model_json_schema()
@@ -103,12 +125,16 @@ class Tool(ABC):
             prop.pop("title", None)
         return {"name": self.name, "description": self.description, "input_schema": schema}
 
-    def permission_target(self, args: BaseModel) -> str | None:
-        """What permission rules match against: a path for file tools, the command for Bash."""
-        return getattr(args, "path", None) or getattr(args, "command", None)
+    def subject(self, args: BaseModel) -> Subject:
+        """What this call touches: by default the input's ``path`` (file tools) or
+        ``command`` (shell tools)."""
+        path = getattr(args, "path", None)
+        command = getattr(args, "command", None)
+        return Subject(self.access, path=path if isinstance(path, str) and path else None,
+                       command=command if isinstance(command, str) else None)
 
-    def is_read_only(self, args: BaseModel) -> bool:
-        """Whether this call only reads; read-only calls may run concurrently."""
+    def is_concurrency_safe(self, args: BaseModel) -> bool:
+        """Whether this call may run alongside other concurrency-safe calls."""
         return self.read_only
 
     @abstractmethod

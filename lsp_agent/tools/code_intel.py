@@ -2,6 +2,10 @@
 
 The model is poor at counting columns, so tools take a symbol name plus the 1-based line it
 appears on (as numbered by Read) and find the column themselves.
+
+Results may point into other files; lines from secret files (``permissions.secrets``) are not
+shown, and hover text of a name defined in one is withheld: only Read, which asks the user,
+shows their content.
 """
 
 from __future__ import annotations
@@ -11,8 +15,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from lsp_agent.code_intel.api import CodeIntel
 from lsp_agent.code_intel.jedi_intel import (
-    JediIntel,
     OutlineSymbol,
     QueryResult,
     SymbolLocation,
@@ -21,9 +25,10 @@ from lsp_agent.code_intel.jedi_intel import (
     is_python_path,
 )
 from lsp_agent.tools.base import Tool, ToolContext, ToolError
-from lsp_agent.workspace.documents import FileReadError
+from lsp_agent.workspace.documents import FileReadError, snapshot_async
 
 NEARBY_LINES = 3
+SECRET_LINE = "(line not shown: secret file; Read asks the user first)"
 
 
 # --------------------------------------------------------------------------- inputs
@@ -54,11 +59,11 @@ class WorkspaceSymbolsInput(BaseModel):
 # --------------------------------------------------------------------------- shared steps
 
 
-def _intel_for(ctx: ToolContext, path: Path, hint: str) -> JediIntel:
+def _intel_for(ctx: ToolContext, path: Path, hint: str) -> CodeIntel:
     if ctx.code_intel is None:
         raise ToolError(f"Code intelligence is not available in this session; use Grep {hint}.")
     # With the editor bridge, other languages are answered by the editor's language servers.
-    if not is_python_path(path) and not getattr(ctx.code_intel, "handles_all_languages", False):
+    if not is_python_path(path) and not ctx.code_intel.handles_all_languages:
         kind = path.suffix or "extensionless"
         raise ToolError(
             f"Code intelligence for {kind} files is not available (Python only); use Grep {hint}."
@@ -66,9 +71,9 @@ def _intel_for(ctx: ToolContext, path: Path, hint: str) -> JediIntel:
     return ctx.code_intel
 
 
-def _read(ctx: ToolContext, path: Path) -> str:
+async def _read(ctx: ToolContext, path: Path) -> str:
     try:
-        return ctx.documents.snapshot(path).text
+        return (await snapshot_async(ctx.documents, path)).text
     except FileNotFoundError as exc:
         raise ToolError(f"File not found: {ctx.display(path)}") from exc
     except FileReadError as exc:
@@ -104,7 +109,9 @@ def _nearest_offsets(radius: int) -> list[int]:
     return offsets
 
 
-def _check_timeout(result: QueryResult, intel: JediIntel, hint: str) -> None:
+def _check_timeout(result: QueryResult, intel: CodeIntel, hint: str) -> None:
+    if result.skipped:
+        raise ToolError(f"Code intelligence skipped this: {result.skipped}. Use Grep {hint}.")
     if result.timed_out:
         raise ToolError(
             f"Code intelligence timed out after {intel.timeout:g}s (large project or complex "
@@ -122,11 +129,30 @@ def _where(ctx: ToolContext, loc: SymbolLocation) -> str:
     return f"{ctx.display(loc.path)}:{loc.line + 1}"
 
 
-def _query_setup(args: SymbolAtLine, ctx: ToolContext) -> tuple[JediIntel, Path, int, int, str]:
+def _line_text(ctx: ToolContext, loc: SymbolLocation) -> str | None:
+    """The location's source line, unless it lies in a secret file."""
+    if ctx.file_rules.is_secret(loc.path):
+        return SECRET_LINE
+    return loc.line_text
+
+
+async def _secret_definition(intel: CodeIntel, ctx: ToolContext, path: Path, line: int,
+                             column: int) -> SymbolLocation | None:
+    """Where the name at this position is defined, when that is in a secret file."""
+    try:
+        found = await intel.definition(path, line, column)
+    except ValueError:
+        return None
+    return next((loc for loc in found.items if ctx.file_rules.is_secret(loc.path)), None)
+
+
+async def _query_setup(
+    args: SymbolAtLine, ctx: ToolContext
+) -> tuple[CodeIntel, Path, int, int, str]:
     path = ctx.resolve(args.path)
     hint = f"for `{args.symbol}`"
     intel = _intel_for(ctx, path, hint)
-    text = _read(ctx, path)
+    text = await _read(ctx, path)
     line, column, note = _locate(text, args.line, args.symbol, ctx.display(path))
     return intel, path, line, column, note
 
@@ -146,10 +172,10 @@ class Definition(Tool):
         "this over Grep to find the one definition a usage refers to."
     )
     input_model = SymbolAtLine
-    read_only = True
+    access = "read"
 
     async def call(self, args: SymbolAtLine, ctx: ToolContext) -> str:
-        intel, path, line, column, note = _query_setup(args, ctx)
+        intel, path, line, column, note = await _query_setup(args, ctx)
         try:
             result = await intel.definition(path, line, column)
         except ValueError as exc:
@@ -164,8 +190,8 @@ class Definition(Tool):
         for loc in result.items:
             qualified = f" ({loc.full_name})" if loc.full_name else ""
             lines.append(f"{_where(ctx, loc)}  {loc.kind}{qualified}")
-            if loc.line_text is not None:
-                lines.append(f"    {loc.line_text.strip()}")
+            if (text := _line_text(ctx, loc)) is not None:
+                lines.append(f"    {text.strip()}")
         return note + "\n".join(lines) + _truncation_note(result, len(result.items))
 
 
@@ -179,10 +205,10 @@ class References(Tool):
         "comments."
     )
     input_model = SymbolAtLine
-    read_only = True
+    access = "read"
 
     async def call(self, args: SymbolAtLine, ctx: ToolContext) -> str:
-        intel, path, line, column, note = _query_setup(args, ctx)
+        intel, path, line, column, note = await _query_setup(args, ctx)
         try:
             result = await intel.references(path, line, column)
         except ValueError as exc:
@@ -196,7 +222,7 @@ class References(Tool):
 def _format_references(ctx: ToolContext, symbol: str, result: QueryResult) -> str:
     by_file: dict[str, dict[int, str]] = defaultdict(dict)
     for loc in result.items:
-        by_file[ctx.display(loc.path)][loc.line + 1] = (loc.line_text or "").strip()
+        by_file[ctx.display(loc.path)][loc.line + 1] = (_line_text(ctx, loc) or "").strip()
     count, files = len(result.items), len(by_file)
     more = "+" if result.truncated else ""
     out = [f"{count}{more} references to `{symbol}` in {files} file{'s' if files != 1 else ''}:"]
@@ -214,10 +240,10 @@ class Hover(Tool):
         "on. Cheaper than opening the defining file when you only need how to call something."
     )
     input_model = SymbolAtLine
-    read_only = True
+    access = "read"
 
     async def call(self, args: SymbolAtLine, ctx: ToolContext) -> str:
-        intel, path, line, column, note = _query_setup(args, ctx)
+        intel, path, line, column, note = await _query_setup(args, ctx)
         try:
             result = await intel.hover(path, line, column)
         except ValueError as exc:
@@ -225,6 +251,9 @@ class Hover(Tool):
         _check_timeout(result, intel, f"for `{args.symbol}`")
         if not result.items or not result.items[0].markdown:
             return note + f"No information available for `{args.symbol}`."
+        if secret := await _secret_definition(intel, ctx, path, line, column):
+            return note + (f"`{args.symbol}` is defined in a secret file ({_where(ctx, secret)}); "
+                           "its hover text is not shown. Read that file to ask the user for it.")
         info = result.items[0]
         return note + f"`{args.symbol}` ({info.kind}):\n{info.markdown}"
 
@@ -237,12 +266,12 @@ class DocumentSymbols(Tool):
         "large file before reading parts of it."
     )
     input_model = DocumentSymbolsInput
-    read_only = True
+    access = "read"
 
     async def call(self, args: DocumentSymbolsInput, ctx: ToolContext) -> str:
         path = ctx.resolve(args.path)
         intel = _intel_for(ctx, path, "for `^class |^def ` in the file")
-        _read(ctx, path)  # clear errors for missing or unreadable files
+        await _read(ctx, path)  # clear errors for missing or unreadable files
         result = await intel.document_symbols(path)
         _check_timeout(result, intel, "for `^class |^def ` in the file")
         shown = ctx.display(path)
@@ -272,7 +301,7 @@ class WorkspaceSymbols(Tool):
         "not know the file."
     )
     input_model = WorkspaceSymbolsInput
-    read_only = True
+    access = "read"
 
     async def call(self, args: WorkspaceSymbolsInput, ctx: ToolContext) -> str:
         intel = ctx.code_intel

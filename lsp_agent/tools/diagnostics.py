@@ -34,7 +34,7 @@ class Diagnostics(Tool):
         "current text, including unsaved changes."
     )
     input_model = DiagnosticsInput
-    read_only = True
+    access = "read"
 
     async def call(self, args: DiagnosticsInput, ctx: ToolContext) -> str:
         target = ctx.resolve(args.path) if args.path else None
@@ -42,6 +42,10 @@ class Diagnostics(Tool):
             found = {target: await ctx.diagnostics.diagnostics(target)}
         else:
             found = await _all_diagnostics(ctx, target)
+        # A message may quote the line it is about: secret files only when asked for by name.
+        secret = [p for p in found if p != target and ctx.file_rules.is_secret(p)]
+        for path in secret:
+            del found[path]
         lines = [
             format_diagnostic(ctx.display(path), item)
             for path in sorted(found)
@@ -49,10 +53,15 @@ class Diagnostics(Tool):
         ]
         if not lines and target is not None and not target.exists():
             raise ToolError(f"File not found: {ctx.display(target)}")
+        note = ""
+        if secret:
+            names = ", ".join(ctx.display(p) for p in sorted(secret)[:5])
+            note = (f"\n(Diagnostics of secret files left out: {names}. Ask for one by its path; "
+                    "that asks the user first.)")
         if not lines:
             scope = ctx.display(target) if target is not None else "the workspace"
-            return f"No diagnostics reported for {scope}."
-        return "\n".join(lines)
+            return f"No diagnostics reported for {scope}." + note
+        return "\n".join(lines) + note
 
 
 async def _all_diagnostics(ctx: ToolContext, folder: Path | None) -> dict[Path, list[dict]]:

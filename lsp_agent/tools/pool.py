@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from lsp_agent.tools.base import Tool, ToolPool
+from lsp_agent.tools.tool_search import SessionTools
 
 
 def builtin_tool_classes() -> list[type[Tool]]:
@@ -25,8 +26,6 @@ def default_pool() -> ToolPool:
 DEFERRED_TOOLS = ("DocumentSymbols", "Hover", "WorkspaceSymbols")
 
 
-def session_pool(pool: ToolPool, deferred: tuple[str, ...] = DEFERRED_TOOLS) -> ToolPool:
+def session_pool(pool: ToolPool, deferred: tuple[str, ...] = DEFERRED_TOOLS) -> SessionTools:
     """A session's own view of a shared pool, with the deferred tools behind ToolSearch."""
-    from lsp_agent.tools.tool_search import SessionTools
-
     return SessionTools(pool, deferred)

@@ -4,6 +4,11 @@ Uses ripgrep when it is on PATH and a pure-Python search otherwise. Both feed th
 collector in the same file order (sorted by path), so they give the same output: which engine
 ran is invisible to the model. Both skip ignored folders, binary files and, inside a git
 repository, files ignored by .gitignore; both search hidden files.
+
+Secret files (``permissions.secrets``) are never searched: ripgrep is told to skip them, the
+Python engine never opens them, and a line at the end of the result names the ones that were
+left out (whatever the pattern: which secret files matched would leak their content). A single
+file named as ``path`` is searched even when it is a secret: the permission gate asked first.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +29,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from lsp_agent.permissions.secrets import PathRules
+from lsp_agent.procs.lifetime import child_options
 from lsp_agent.tools.base import Tool, ToolContext, ToolError
 from lsp_agent.tools.files import IGNORED_DIRS, glob_regex, list_files, path_sort_key
+from lsp_agent.workspace.documents import kind_of
 
 OutputMode = Literal["files_with_matches", "content", "count"]
 
@@ -35,6 +44,7 @@ MAX_RG_OUTPUT_BYTES = 64 * 1024 * 1024
 MAX_RG_RECORD_BYTES = 8 * 1024 * 1024
 MAX_FALLBACK_FILE_BYTES = 20 * 1024 * 1024
 BINARY_SNIFF_BYTES = 8192
+MAX_SECRETS_NAMED = 5
 
 
 class GrepInput(BaseModel):
@@ -80,16 +90,17 @@ class _FileHits:
 class _Collector:
     """Gathers results from either engine and says when there are more than will be shown."""
 
-    def __init__(self, mode: OutputMode, cap: int):
+    def __init__(self, mode: OutputMode, cap: int, hidden: Any = None):
         self.mode = mode
         self.cap = cap
+        self.hidden = hidden or (lambda rel: False)  # files whose lines must never be kept
         self.files: list[_FileHits] = []
         self.entries = 0
         self.full = False  # more than ``cap`` entries gathered: stop searching
         self._current: _FileHits | None = None
 
     def begin(self, rel: str) -> None:
-        self._current = _FileHits(rel)
+        self._current = None if self.hidden(rel) else _FileHits(rel)
 
     def line(self, number: int, text: str, is_match: bool) -> None:
         current = self._current
@@ -122,6 +133,11 @@ class _SearchRequest:
     case_insensitive: bool
     mode: OutputMode
     context: int
+    secrets: PathRules | None = None  # files to leave out of a folder search
+
+    def is_secret(self, rel: str) -> bool:
+        return self.secrets is not None and \
+            self.secrets.match(os.path.join(self.root, rel)) is not None
 
 
 class Grep(Tool):
@@ -130,12 +146,13 @@ class Grep(Tool):
         "Search file contents with a regular expression (ripgrep syntax). Default output is "
         "the list of matching files; output_mode 'content' gives matching lines with line "
         "numbers (add context for surrounding lines), 'count' gives matches per file. Narrow "
-        "with path and glob. Skips .git, node_modules, __pycache__, .venv, binary files and "
-        ".gitignore'd files. Searches the files on disk, not unsaved editor changes. Use it "
-        "instead of running grep or rg through Bash."
+        "with path and glob. Skips .git, node_modules, __pycache__, .venv, binary files, "
+        ".gitignore'd files and secret files (.env, keys; the result names them). Searches the "
+        "files on disk, not unsaved editor changes. Use it instead of running grep or rg "
+        "through Bash."
     )
     input_model = GrepInput
-    read_only = True
+    access = "read"
 
     def __init__(self, use_ripgrep: bool = True):
         """``use_ripgrep=False`` forces the pure-Python engine even when rg is installed."""
@@ -145,28 +162,59 @@ class Grep(Tool):
         base = ctx.resolve(args.path) if args.path else ctx.workspace
         where = ctx.display(base)
         request = _request_for(args, base, where)
+        if request.target is None and not ctx.file_rules.is_secret(base):
+            request.secrets = ctx.file_rules.secret  # a secret folder was asked about: search it
         cap = args.head_limit or DEFAULT_MAX_ENTRIES
-        collector = _Collector(args.output_mode, cap)
+        collector = _Collector(args.output_mode, cap, request.is_secret)
         rg = shutil.which("rg") if self.use_ripgrep else None
         if rg:
             timed_out = await _search_with_ripgrep(rg, request, collector)
+            left_out = await _secret_files(request)
         else:
             regex = _compile(args.pattern, args.case_insensitive)
-            files = [request.target] if request.target else await _candidate_files(request)
+            listed = await _listed(request)
+            left_out = await _secret_files(request, listed)
+            files = [rel for rel in listed if rel not in left_out]
             timed_out = await asyncio.to_thread(_search_in_python, regex, request, files, collector)
+        note = _left_out_note(left_out, ctx, request)
         if not collector.files:
             if timed_out:
                 raise ToolError(f"Search timed out after {SEARCH_TIMEOUT:g} s with no matches "
-                                "yet; narrow the path or glob.")  # fmt: skip
+                                "yet; narrow the path or glob." + note)  # fmt: skip
             scope = "the workspace" if base == ctx.workspace else where
             if args.glob:
                 scope += f" (glob {args.glob!r})"
-            return f"No matches for {args.pattern!r} in {scope}."
+            return f"No matches for {args.pattern!r} in {scope}." + note
         lines = _format(collector, request, ctx)
         if timed_out:
             lines.append(f"(Search timed out after {SEARCH_TIMEOUT:g} s; results are partial. "
                          "Narrow the path or glob.)")  # fmt: skip
-        return "\n".join(lines)
+        return "\n".join(lines) + note
+
+
+async def _listed(request: _SearchRequest) -> list[str]:
+    """The files a search covers (as the Python engine searches them), in search order."""
+    return [request.target] if request.target else await _candidate_files(request)
+
+
+async def _secret_files(request: _SearchRequest, listed: list[str] | None = None) -> list[str]:
+    """The secret files the search covers: whatever the pattern, they are not searched."""
+    if request.secrets is None:
+        return []
+    if listed is None:
+        listed = await _listed(request)
+    return [rel for rel in listed if request.is_secret(rel)]
+
+
+def _left_out_note(left_out: list[str], ctx: ToolContext, request: _SearchRequest) -> str:
+    if not left_out:
+        return ""
+    names = ", ".join(ctx.display(request.root / rel) for rel in left_out[:MAX_SECRETS_NAMED])
+    more = f" and {len(left_out) - MAX_SECRETS_NAMED} more" if len(left_out) > \
+        MAX_SECRETS_NAMED else ""
+    count = f"{len(left_out)} secret file{'s' if len(left_out) != 1 else ''}"
+    return (f"\n({count} not searched: {names}{more}. Read one to ask the user for its "
+            "content.)")
 
 
 def _request_for(args: GrepInput, base: Path, where: str) -> _SearchRequest:
@@ -176,6 +224,8 @@ def _request_for(args: GrepInput, base: Path, where: str) -> _SearchRequest:
     root = base
     if not base.is_dir():
         root, target = base.parent, base.name
+        if (kind := kind_of(base.stat().st_mode)) is not None:  # a FIFO would block the read
+            raise ToolError(f"{where} is {kind}, not a regular file; Grep searches text files.")
         if _is_binary(base):
             raise ToolError(f"{where} is a binary file; Grep searches text files.")
     return _SearchRequest(
@@ -277,6 +327,9 @@ def _ripgrep_command(rg: str, request: _SearchRequest) -> list[str]:
         cmd += ["--glob", f"!{name}"]
     if request.glob:
         cmd += ["--glob", request.glob]
+    if request.secrets is not None:  # after the user's glob: later globs win
+        for exclude in request.secrets.rg_excludes():
+            cmd += ["--iglob", exclude]
     cmd += ["--regexp", request.pattern]
     if request.target:
         cmd += ["--", request.target]
@@ -291,6 +344,7 @@ async def _search_with_ripgrep(rg: str, request: _SearchRequest, collector: _Col
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        **child_options(),  # cleaned environment, dies with the server
     )
     assert proc.stdout is not None and proc.stderr is not None
     stderr_task = asyncio.create_task(_read_capped(proc.stderr, 4096))
@@ -304,7 +358,10 @@ async def _search_with_ripgrep(rg: str, request: _SearchRequest, collector: _Col
             _kill_unless_exited(proc)
         await proc.wait()
         errors = await stderr_task
-    if proc.returncode == 2 and not collector.files and not timed_out:
+    # "No files were searched": every file was filtered out (a glob, secret files): no match,
+    # as the Python engine says.
+    if proc.returncode == 2 and not collector.files and not timed_out \
+            and not errors.startswith("No files were searched"):
         raise ToolError(f"Search failed: {errors.strip() or 'ripgrep exited with status 2'}")
     return timed_out
 
@@ -427,8 +484,9 @@ def _search_in_python(
 def _text_lines(path: Path) -> list[str] | None:
     """The file's lines without terminators, or None for binary, huge or unreadable files."""
     try:
-        if path.stat().st_size > MAX_FALLBACK_FILE_BYTES:
-            return None
+        info = path.stat()
+        if info.st_size > MAX_FALLBACK_FILE_BYTES or not stat.S_ISREG(info.st_mode):
+            return None  # huge, or a FIFO/device that could block the read forever
         data = path.read_bytes()
     except OSError:
         return None

@@ -1,7 +1,9 @@
 """Bash: run one shell command in the workspace, bounded in time and in memory.
 
 Each command runs in its own process group so that a timeout or a cancelled turn can stop
-everything it started (background jobs and grandchildren included), not just the shell.
+everything it started (background jobs and grandchildren included), not just the shell; and
+inside bubblewrap's PID namespace or under the guard (lsp_agent/procs/lifetime.py), so that
+nothing it started outlives the server.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ import signal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from lsp_agent.permissions.sandbox import SandboxUnavailable
+from lsp_agent.procs.environment import EnvPolicy, command_env
+from lsp_agent.procs.lifetime import guarded
 from lsp_agent.tools.base import Tool, ToolContext, ToolError, ToolOutput
 
 MAX_TIMEOUT = 600.0
@@ -22,7 +27,6 @@ KILL_GRACE = 2.0  # between SIGTERM and SIGKILL
 DRAIN_GRACE = 1.0  # after the shell exits, for output still in the pipe
 POLL_INTERVAL = 0.05
 READ_CHUNK = 65_536
-SECRET_MARKERS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL")
 
 
 class BashInput(BaseModel):
@@ -52,14 +56,14 @@ class Bash(Tool):
         "use Read, Grep, Glob and Edit for reading, searching and changing files."
     )
     input_model = BashInput
+    # Any command may write: calls run one at a time, and the gate judges each command line.
+    access = "shell"
     max_result_chars = 40_000
-
-    def is_read_only(self, args: BaseModel) -> bool:
-        return False  # any command may write; a separate safety layer classifies commands
+    time_limit = None  # bounded by its own timeout, which kills the process group
 
     async def call(self, args: BashInput, ctx: ToolContext) -> ToolOutput:
         timeout = min(args.timeout or ctx.shell_timeout, MAX_TIMEOUT)
-        argv = sandboxed(["bash", "-c", args.command], ctx)
+        argv, life_fds = guarded(sandboxed(["bash", "-c", args.command], ctx))
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv,
@@ -68,7 +72,8 @@ class Bash(Tool):
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,  # own process group: pgid == pid
-                env=command_env(),
+                env=command_env(env_policy(ctx)),
+                pass_fds=life_fds,
             )
         except OSError as exc:
             raise ToolError(f"Could not start the command: {exc}") from None
@@ -83,29 +88,19 @@ class Bash(Tool):
 
 
 def sandboxed(argv: list[str], ctx: ToolContext) -> list[str]:
-    """``argv`` wrapped by the session's sandbox (bubblewrap), when it has one."""
-    sandbox = ctx.extra.get("sandbox")
-    if sandbox is None:
-        return argv
-    from lsp_agent.permissions.sandbox import SandboxUnavailable
-
+    """``argv`` wrapped by the session's sandbox (bubblewrap), as its policy says."""
+    if ctx.sandbox is None:  # fail closed: nobody decided how commands run
+        raise ToolError("Shell commands are not available: this session has no sandbox "
+                        "policy.")
     try:
-        return sandbox.wrap(argv)
+        return ctx.sandbox.wrap(argv)
     except SandboxUnavailable as exc:
         raise ToolError(str(exc)) from None
 
 
-def command_env() -> dict[str, str]:
-    """The inherited environment minus anything that looks like a credential."""
-    env = {name: value for name, value in os.environ.items() if not _looks_secret(name)}
-    # Nothing can answer a pager or a password prompt: make them not wait.
-    env.update(PAGER="cat", GIT_PAGER="cat", GIT_TERMINAL_PROMPT="0")
-    return env
-
-
-def _looks_secret(name: str) -> bool:
-    upper = name.upper()
-    return any(marker in upper for marker in SECRET_MARKERS)
+def env_policy(ctx: ToolContext) -> EnvPolicy | None:
+    """The session's hideEnv/passEnv settings (they travel with its sandbox settings)."""
+    return getattr(getattr(ctx.sandbox, "policy", None), "env", None)
 
 
 class OutputCapture:

@@ -13,7 +13,6 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from lsp_agent.tools.base import Tool, ToolContext, ToolError
 
-TODOS_KEY = "todos"  # where the session puts its TodoList in ToolContext.extra
 MAX_TODOS = 50
 MAX_TEXT = 300  # characters of an item's content or active_form
 
@@ -80,12 +79,12 @@ class TodoWrite(Tool):
         "Keep exactly one item in_progress while working and mark items completed as soon "
         "as they are done.")
     input_model = TodoWriteInput
-    read_only = True  # touches no file: it may run alongside other read-only calls
+    access = "session"  # touches no file: it may run alongside other read-only calls
     max_result_chars = 2_000
 
     async def call(self, args: TodoWriteInput, ctx: ToolContext) -> str:
-        todos = ctx.extra.get(TODOS_KEY)
-        if not isinstance(todos, TodoList):
+        todos = ctx.todos
+        if todos is None:
             raise ToolError("This session keeps no todo list.")
         todos.replace(args.todos)
         if not todos.items:

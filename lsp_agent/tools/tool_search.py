@@ -16,8 +16,6 @@ from pydantic import BaseModel, Field
 
 from lsp_agent.tools.base import Tool, ToolContext, ToolError, ToolPool
 
-POOL_KEY = "tools"  # where the session puts its SessionTools in ToolContext.extra
-
 
 class ToolSearchInput(BaseModel):
     query: str = Field(min_length=1, description=(
@@ -31,12 +29,12 @@ class ToolSearch(Tool):
         "Load more tools. The tools below exist but are not loaded; search for the ones you "
         "need and they become callable for the rest of the session.")
     input_model = ToolSearchInput
-    read_only = True
+    access = "session"
     max_result_chars = 8_000
 
     async def call(self, args: ToolSearchInput, ctx: ToolContext) -> str:
-        pool = ctx.extra.get(POOL_KEY)
-        if not isinstance(pool, SessionTools):
+        pool = ctx.tools
+        if pool is None:
             raise ToolError("No deferred tools are available in this session.")
         found = pool.search(args.query, args.max_results)
         if not found:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from lsp_agent.sessions.context import EditorContext
+    from lsp_agent.types.editor import EditorContext
 
 
 class DiagnosticsStore:

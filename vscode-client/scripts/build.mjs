@@ -1,5 +1,6 @@
-// Bundles the extension (Node, CommonJS) and the chat webview (browser) with esbuild, and copies
-// the webview's static assets next to them in dist/.
+// Bundles the extension (Node, CommonJS) and the chat webview (browser) with esbuild, each with its
+// own tsconfig (type-checking is `npm run typecheck`), and copies the webview's static assets next
+// to them in dist/.
 import { build, context } from 'esbuild';
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -11,9 +12,9 @@ const watch = process.argv.includes('--watch');
 
 const targets = [
   { entryPoints: [join(root, 'src/extension.ts')], outfile: join(dist, 'extension.js'), platform: 'node',
-    format: 'cjs', target: 'node20', external: ['vscode'] },
+    format: 'cjs', target: 'node20', external: ['vscode'], tsconfig: join(root, 'tsconfig.host.json') },
   { entryPoints: [join(root, 'src/webview/main.ts')], outfile: join(dist, 'webview.js'), platform: 'browser',
-    format: 'iife', target: 'es2022' },
+    format: 'iife', target: 'es2022', tsconfig: join(root, 'tsconfig.webview.json') },
 ].map((t) => ({ bundle: true, sourcemap: true, minify: !watch, logLevel: 'info', ...t }));
 
 mkdirSync(dist, { recursive: true });

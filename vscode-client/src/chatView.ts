@@ -3,33 +3,7 @@
 
 import { randomBytes } from 'node:crypto';
 import * as vscode from 'vscode';
-import type { ChatState } from './shared/chatState';
-import type { Decision } from './shared/reviewBook';
-import type { Mode } from './shared/protocol';
-
-export type FromWebview =
-  | { type: 'ready' }
-  | { type: 'prompt'; text: string; mentions: string[] }
-  | { type: 'stop' }
-  | { type: 'newSession' }
-  | { type: 'selectSession'; sessionId: string }
-  | { type: 'setMode'; mode: Mode }
-  | { type: 'setModel'; model: string }
-  | { type: 'permission'; requestId: string; decision: 'allow' | 'deny'; remember: boolean; message?: string }
-  | { type: 'review'; proposalId: string; decision: Decision }
-  | { type: 'openFile'; uri: string }
-  | { type: 'sideBySide'; uri: string }
-  | { type: 'copy'; text: string }
-  | { type: 'insert'; text: string }
-  | { type: 'mentionSearch'; query: string };
-
-export interface ViewModel {
-  state: ChatState;
-  decisions: Record<string, Record<string, Decision>>;
-  models: string[];
-  model: string;
-  server: 'starting' | 'running' | 'restarting' | 'stopped' | 'missing';
-}
+import type { FromWebview, ViewModel } from './shared/messages';
 
 export class ChatViewProvider implements vscode.WebviewViewProvider {
   static readonly viewId = 'lspAgent.chat';

@@ -3,13 +3,14 @@
 import * as vscode from 'vscode';
 import { ApplyWorkspaceEditRequest, type ApplyWorkspaceEditParams, type LanguageClient } from 'vscode-languageclient/node';
 import { registerBridge } from './bridge';
-import { ChatViewProvider, type FromWebview, type ViewModel } from './chatView';
+import { ChatViewProvider } from './chatView';
 import { ReviewController, errorText } from './review';
 import { installServer, SECRET_KEY, ServerManager, settings } from './server';
 import { currentActivity, overallStatus, reduce, restoreState, type ChatAction, type ChatState } from './shared/chatState';
+import type { FromWebview, ViewModel } from './shared/messages';
 import {
-  Methods, type EventNotification, type Mode, type NewSessionResult, type PermissionAnswer,
-  type PermissionRequest, type PromptResult, type ReviewResult,
+  Methods, type EditorContext, type EventNotification, type Mode, type PermissionAnswer, type PermissionRequest,
+  type RequestMethod, type Requests,
 } from './shared/protocol';
 
 const STATE_KEY = 'lspAgent.chatState';
@@ -42,7 +43,7 @@ class Extension {
         if (typeof sessionId === 'string') this.followSession(sessionId);
       },
     });
-    this.review = new ReviewController((params) => this.request<ReviewResult>(Methods.review, params));
+    this.review = new ReviewController((params) => this.request(Methods.review, params));
     this.chat = new ChatViewProvider(context.extensionUri, () => this.viewModel(), (msg, reply) => void this.fromWebview(msg, reply));
     this.status.command = 'lspAgent.openChat';
     this.refreshStatus();
@@ -78,10 +79,10 @@ class Extension {
     for (const id of Object.keys(this.state.sessions)) this.dispatch({ type: 'busy', sessionId: id, busy: false });
   }
 
-  async request<T>(method: string, params: unknown): Promise<T> {
+  async request<M extends RequestMethod>(method: M, params: Requests[M]['params']): Promise<Requests[M]['result']> {
     const client = this.client;
     if (!client) throw new Error('the lsp-agent server is not running (see the lsp-agent output)');
-    return client.sendRequest<T>(method, params);
+    return client.sendRequest<Requests[M]['result']>(method, params);
   }
 
   /** Apply the accepted edit as one undo step, then save the files (editorSavesAppliedEdits). */
@@ -211,7 +212,7 @@ class Extension {
     const mode: Mode = permissionMode === 'default' && config.get<boolean>('autoApplyEdits') ? 'acceptEdits' : permissionMode;
     const model = this.viewModel().model;
     const workspaceUri = vscode.workspace.workspaceFolders?.[0]?.uri.toString();
-    const result = await this.request<NewSessionResult>(Methods.newSession, { mode, ...(model ? { model } : {}), ...(workspaceUri ? { workspaceUri } : {}) });
+    const result = await this.request(Methods.newSession, { mode, ...(model ? { model } : {}), ...(workspaceUri ? { workspaceUri } : {}) });
     this.dispatch({ type: 'session', sessionId: result.sessionId, mode: result.mode, model: result.model });
     return result.sessionId;
   }
@@ -223,7 +224,7 @@ class Extension {
     this.dispatch({ type: 'userPrompt', sessionId, text });
     this.dispatch({ type: 'busy', sessionId, busy: true });
     try {
-      await this.request<PromptResult>(Methods.prompt, { sessionId, text: fullText, ...(context ? { context } : {}) });
+      await this.request(Methods.prompt, { sessionId, text: fullText, ...(context ? { context } : {}) });
     } catch (err) {
       this.dispatch({ type: 'notice', sessionId, level: 'error', text: errorText(err) });
     } finally {
@@ -281,9 +282,9 @@ class Extension {
   }
 }
 
-async function withMentions(text: string, mentions: string[]): Promise<{ fullText: string; context?: unknown }> {
+async function withMentions(text: string, mentions: string[]): Promise<{ fullText: string; context?: EditorContext }> {
   const files = mentions.filter((m) => m !== 'selection');
-  let context: unknown;
+  let context: EditorContext | undefined;
   const editor = vscode.window.activeTextEditor;
   if (mentions.includes('selection') && editor) {
     const sel = editor.selection;

@@ -6,7 +6,7 @@ import {
   CloseAction, ErrorAction, LanguageClient, State, type ErrorHandler, type LanguageClientOptions,
   type ServerOptions,
 } from 'vscode-languageclient/node';
-import { isCompatibleProtocol } from './shared/protocol';
+import { isCompatibleProtocol, type InitializationOptions, type Mode } from './shared/protocol';
 
 export const SECRET_KEY = 'lspAgent.anthropicApiKey';
 const CHECK_TIMEOUT_MS = 20_000;
@@ -95,18 +95,19 @@ export class ServerManager implements vscode.Disposable {
 
   private clientOptions(): LanguageClientOptions {
     const config = settings();
-    const permissionMode = config.get<string>('permissionMode', 'default');
-    const mode = permissionMode === 'default' && config.get<boolean>('autoApplyEdits') ? 'acceptEdits' : permissionMode;
+    const permissionMode = config.get<Mode>('permissionMode', 'default');
+    const mode: Mode = permissionMode === 'default' && config.get<boolean>('autoApplyEdits') ? 'acceptEdits' : permissionMode;
+    const initializationOptions: InitializationOptions = {
+      mode,
+      ...(config.get<string>('model') ? { model: config.get<string>('model') } : {}),
+      pythonLanguageFeatures: config.get<boolean>('pythonLanguageFeatures', false),
+      editorSavesAppliedEdits: true,
+      editorBridge: true,
+    };
     return {
       documentSelector: [{ scheme: 'file' }, { scheme: 'untitled' }],
       outputChannel: this.output,
-      initializationOptions: {
-        mode,
-        ...(config.get<string>('model') ? { model: config.get<string>('model') } : {}),
-        pythonLanguageFeatures: config.get<boolean>('pythonLanguageFeatures', false),
-        editorSavesAppliedEdits: true,
-        editorBridge: true,
-      },
+      initializationOptions,
       errorHandler: this.errorHandler(),
       middleware: {
         executeCommand: async (command, args, next) => {

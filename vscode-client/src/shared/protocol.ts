@@ -1,5 +1,10 @@
 // The wire types of docs/protocol.md that the extension uses. Unknown fields are ignored and
 // unknown event types are passed through untouched (the protocol may add both within 1.x).
+// The types come from the server's pydantic models (protocol.generated.ts, made by
+// `npm run gen:protocol`; CI fails when it drifts from the models). This file names them for the
+// client and adds what the server does not model (yet): replies it builds as plain dicts.
+
+import type * as wire from './protocol.generated';
 
 export const PROTOCOL_MAJOR = '1';
 
@@ -23,83 +28,43 @@ export const BridgeMethods = {
   diagnostics: 'agent/editor/diagnostics',
 } as const;
 
-export const MODES = ['default', 'acceptEdits', 'plan', 'dontAsk', 'bypassPermissions'] as const;
-export type Mode = (typeof MODES)[number];
+export type {
+  AgentEvent, EditorContext, InitializationOptions, NewSessionParams, NewSessionResult, PromptParams,
+  ReviewParams, SessionParams, SetModeParams, Usage,
+} from './protocol.generated';
 
-export interface Position { line: number; character: number }
-export interface Range { start: Position; end: Position }
+export type Mode = wire.SetModeParams['mode'];
+/** The modes in the order the chat panel offers them; every mode of the server is listed. */
+export const MODES = ['default', 'acceptEdits', 'plan', 'dontAsk', 'bypassPermissions'] as const satisfies readonly Mode[];
 
-export interface Usage {
-  inputTokens: number;
-  outputTokens: number;
-  cacheReadInputTokens: number;
-  cacheCreationInputTokens: number;
-}
+export type ProposalHunk = wire.HunkView;
+export type ProposalFile = wire.FileChangeView;
 
-export interface ProposalHunk { id: string; header: string; diff: string }
-export interface ProposalFile {
-  uri: string;
-  path: string;
-  isNew: boolean;
-  version?: number;
-  diff: string;
-  hunks: ProposalHunk[];
-}
-
-export const TODO_STATUSES = ['pending', 'in_progress', 'completed'] as const;
-export type TodoStatus = (typeof TODO_STATUSES)[number];
+export type TodoStatus = wire.TodoView['status'];
+export const TODO_STATUSES = ['pending', 'in_progress', 'completed'] as const satisfies readonly TodoStatus[];
 /** One item of the agent's plan (TodoWrite); ``activeForm`` is shown while it is in progress. */
-export interface TodoItem { content: string; status: TodoStatus; activeForm?: string }
+export type TodoItem = wire.TodoView;
 
-interface EventBase { sessionId: string; seq: number; ts: number }
+// Compile-time checks that the lists above name every value the server may send.
+type Nothing<T extends never> = T;
+type AllModesListed = Nothing<Exclude<Mode, (typeof MODES)[number]>>;
+type AllTodoStatusesListed = Nothing<Exclude<TodoStatus, (typeof TODO_STATUSES)[number]>>;
 
-export type AgentEvent = EventBase & (
-  // trigger "stop_hook": a Stop hook did not let the previous turn of the same prompt end.
-  | { type: 'turn_started'; prompt: string; trigger?: 'stop_hook' }
-  | { type: 'model_request'; model: string; round: number }
-  | { type: 'text_delta'; text: string }
-  | { type: 'tool_call_started'; toolUseId: string; name: string }
-  | { type: 'tool_input_complete'; toolUseId: string; name: string; input: Record<string, unknown> }
-  | { type: 'usage'; model: string; usage: Usage }
-  | { type: 'tool_execution_started'; toolUseId: string; name: string }
-  | { type: 'permission_asked'; toolUseId: string; tool: string; input: Record<string, unknown>; reason: string }
-  | { type: 'permission_decided'; toolUseId: string; tool: string; decision: 'allow' | 'deny'; source: string; message?: string }
-  | { type: 'proposal_created'; proposalId: string; toolUseId: string; files: ProposalFile[]; autoApply: boolean }
-  | { type: 'proposal_resolved'; proposalId: string; status: string; accepted: string[]; rejected: string[]; conflicts: string[]; feedback?: string }
-  | { type: 'tool_result'; toolUseId: string; name: string; content: string; isError: boolean }
-  | { type: 'retrying'; attempt: number; reason: string; delaySeconds: number }
-  | { type: 'model_fallback'; fromModel: string; toModel: string; reason: string }
-  | { type: 'error'; kind: string; message: string; recoverable: boolean }
-  | { type: 'turn_ended'; stopReason: string; usage: Usage; rounds: number }
-  | { type: 'todos_updated'; todos: TodoItem[] }
-);
+/** One event by its ``type``. */
+export type EventOf<T extends wire.AgentEvent['type']> = Extract<wire.AgentEvent, { type: T }>;
 
-export interface EventNotification { sessionId: string; seq: number; event: AgentEvent }
+/** ``agent/event``: the server builds the envelope by hand around a modelled event. */
+export interface EventNotification { sessionId: string; seq: number; event: wire.AgentEvent }
 
-export interface PermissionRequest {
-  sessionId: string;
-  toolUseId: string;
-  tool: string;
-  input: Record<string, unknown>;
-  reason: string;
-}
+/** ``agent/requestPermission``: the fields of the ``permission_asked`` event it follows. */
+export type PermissionRequest = Pick<EventOf<'permission_asked'>, 'sessionId' | 'toolUseId' | 'tool' | 'input' | 'reason'>;
+export type PermissionAnswer = wire.PermissionAnswerParams;
 
-export interface PermissionAnswer {
-  decision: 'allow' | 'deny';
-  remember?: boolean;
-  message?: string;
-}
+/** ``agent/prompt``'s result: the end of the turn. */
+export type PromptResult = Pick<EventOf<'turn_ended'>, 'stopReason' | 'usage' | 'rounds'>;
 
-export interface NewSessionResult { sessionId: string; workspaceUri: string; mode: Mode; model: string }
-export interface PromptResult { stopReason: string; usage: Usage; rounds: number }
-
-export interface ReviewParams {
-  proposalId: string;
-  accept: string[] | 'all';
-  reject: string[] | 'all';
-  feedback?: string;
-}
-
+// Not modelled on the server yet (plain dicts in lsp_agent/server/app.py, a dataclass in
+// lsp_agent/sessions/proposals.py): written by hand, checked by nothing but the e2e tests.
 export interface ReviewResult {
   proposalId: string;
   status: string;
@@ -118,13 +83,24 @@ export interface SessionInfo {
   pendingProposals: string[];
 }
 
+/** The agent's requests: method -> what the client sends and what the server answers. */
+export interface Requests {
+  [Methods.newSession]: { params: wire.NewSessionParams; result: wire.NewSessionResult };
+  [Methods.prompt]: { params: wire.PromptParams; result: PromptResult };
+  [Methods.cancel]: { params: wire.SessionParams; result: { cancelled: boolean } };
+  [Methods.setMode]: { params: wire.SetModeParams; result: { mode: Mode } };
+  [Methods.review]: { params: wire.ReviewParams; result: ReviewResult };
+  [Methods.listSessions]: { params: Record<string, never>; result: { sessions: SessionInfo[] } };
+}
+export type RequestMethod = keyof Requests;
+
 /** Whether the server speaks a protocol this client understands ("1.x"). */
 export function isCompatibleProtocol(version: unknown): boolean {
   return typeof version === 'string' && version.split('.')[0] === PROTOCOL_MAJOR;
 }
 
-export function isAgentEvent(value: unknown): value is AgentEvent {
-  const v = value as Partial<AgentEvent> | null;
+export function isAgentEvent(value: unknown): value is wire.AgentEvent {
+  const v = value as Partial<wire.AgentEvent> | null;
   return !!v && typeof v === 'object' && typeof v.type === 'string' &&
     typeof v.sessionId === 'string' && typeof v.seq === 'number';
 }

@@ -5,7 +5,7 @@ import DOMPurify from 'dompurify';
 import MarkdownIt from 'markdown-it';
 import type { Block, ChatState, ContinuationBlock, PendingPermission, ProposalBlock, SessionView, ToolCard } from '../shared/chatState';
 import { currentActivity, toolSummary } from '../shared/chatState';
-import type { ViewModel } from '../chatView';
+import type { ViewModel } from '../shared/messages';
 import { MODES, type TodoItem } from '../shared/protocol';
 
 declare function acquireVsCodeApi(): { postMessage(msg: unknown): void; getState(): any; setState(s: unknown): void };

@@ -141,7 +141,7 @@ function track(child: ChildProcess, name: string): ChildProcess {
 }
 
 function startModel(scenario: string): Promise<string> {
-  const child = track(spawn(PYTHON, ['-m', 'lsp_agent.model.scripted', '--scenario', scenario, '--port', '0'], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] }), 'model');
+  const child = track(spawn(PYTHON, ['-m', 'lsp_agent.scripted.server', '--scenario', scenario, '--port', '0'], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] }), 'model');
   return new Promise((resolveUrl, reject) => {
     const timer = setTimeout(() => reject(new Error('the scripted model server did not start')), 30_000);
     let out = '';

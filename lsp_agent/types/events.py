@@ -136,10 +136,14 @@ class ProposalCreated(EventBase):
     auto_apply: bool = False
 
 
+ResolvedStatus = Literal["accepted", "partially_accepted", "rejected", "conflict", "cancelled",
+                         "failed"]
+
+
 class ProposalResolved(EventBase):
     type: Literal["proposal_resolved"] = "proposal_resolved"
     proposal_id: str
-    status: Literal["accepted", "partially_accepted", "rejected", "conflict", "cancelled", "failed"]
+    status: ResolvedStatus
     accepted: list[str] = Field(default_factory=list)
     rejected: list[str] = Field(default_factory=list)
     conflicts: list[str] = Field(default_factory=list)

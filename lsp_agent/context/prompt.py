@@ -10,6 +10,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from lsp_agent.procs.lifetime import child_options
+
 STATIC_SYSTEM = """\
 You are lsp-agent, a coding agent working inside the user's editor on their workspace.
 
@@ -34,12 +36,14 @@ def git_summary(root: Path, timeout: float = 2.0) -> str | None:
         branch = subprocess.run(
             ["git", "rev-parse", "--abbrev-ref", "HEAD"],
             cwd=root, capture_output=True, text=True, timeout=timeout, check=False,
+            **child_options(),
         )
         if branch.returncode != 0:
             return None
         status = subprocess.run(
             ["git", "status", "--short"],
             cwd=root, capture_output=True, text=True, timeout=timeout, check=False,
+            **child_options(),
         )
     except (OSError, subprocess.TimeoutExpired):
         return None

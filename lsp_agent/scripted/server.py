@@ -9,7 +9,7 @@ In-process::
     with ScriptedModelServer(Path("scenario.json")) as server:
         client = AsyncAnthropic(api_key="test", base_url=server.base_url)
 
-As a subprocess: ``python -m lsp_agent.model.scripted --scenario FILE [--port 0]`` prints
+As a subprocess: ``python -m lsp_agent.scripted.server --scenario FILE [--port 0]`` prints
 ``LISTENING http://127.0.0.1:PORT`` and serves until SIGTERM or SIGINT.
 """
 
@@ -35,14 +35,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from lsp_agent.model.scripted_engine import EXHAUSTED_TEXT, MISMATCH_PREFIX, Plan, ScriptedEngine
-from lsp_agent.model.scripted_scenario import (
+from lsp_agent.scripted.engine import EXHAUSTED_TEXT, MISMATCH_PREFIX, Plan, ScriptedEngine
+from lsp_agent.scripted.scenario import (
     ERROR_STATUS,
     Scenario,
     ScenarioError,
 )
-from lsp_agent.model.scripted_usage import estimate_request_tokens
-from lsp_agent.model.scripted_wire import encode_sse, error_body
+from lsp_agent.scripted.usage import estimate_request_tokens
+from lsp_agent.scripted.wire import encode_sse, error_body
 
 __all__ = [
     "EXHAUSTED_TEXT",
@@ -340,7 +340,7 @@ def _listening_socket(host: str, port: int) -> socket.socket:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m lsp_agent.model.scripted",
+        prog="python -m lsp_agent.scripted.server",
         description="Serve a scripted Anthropic Messages API from a scenario file.",
     )
     parser.add_argument("--scenario", required=True, type=Path, help="scenario JSON file")

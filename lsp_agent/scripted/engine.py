@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from lsp_agent.model.scripted_scenario import (
+from lsp_agent.scripted.scenario import (
     HttpErrorFault,
     RequestView,
     Scenario,
@@ -22,8 +22,8 @@ from lsp_agent.model.scripted_scenario import (
     Turn,
     default_stop_reason,
 )
-from lsp_agent.model.scripted_usage import PromptCache, canonical_json, estimate_tokens
-from lsp_agent.model.scripted_wire import ScriptedMessage
+from lsp_agent.scripted.usage import PromptCache, canonical_json, estimate_tokens
+from lsp_agent.scripted.wire import ScriptedMessage
 
 EXHAUSTED_TEXT = "(scenario exhausted)"
 MISMATCH_PREFIX = "SCENARIO MISMATCH:"

@@ -335,7 +335,8 @@ class RequestView:
                 result_count += 1
                 any_error = any_error or bool(block.get("is_error"))
                 results.append(_block_text(block.get("content")))
-        tools = body.get("tools") if isinstance(body.get("tools"), list) else []
+        raw_tools = body.get("tools")
+        tools: list[Any] = raw_tools if isinstance(raw_tools, list) else []
         return cls(
             user_text="\n".join(texts),
             tool_result_text="\n".join(results),

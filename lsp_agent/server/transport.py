@@ -1,0 +1,139 @@
+"""stdio and TCP transports: our framing (framing.py) and protocol rules (jsonrpc.py) in place of
+pygls's reader loop, which goes deaf after one bad header (docs/upstream/pygls-framing.md).
+
+Both return the process exit code: what ``exit`` decided, or 0 when the client just went away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import threading
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from pygls.io_ import StdoutWriter
+
+from lsp_agent.server.framing import BadInput, FrameReader
+
+if TYPE_CHECKING:
+    from pygls.server import JsonRPCServer
+
+    from lsp_agent.server.jsonrpc import RobustProtocol
+
+log = logging.getLogger(__name__)
+
+CHUNK_BYTES = 64 * 1024
+QUEUED_CHUNKS = 16  # read-ahead of the stdin thread; more waits until the loop catches up
+
+
+async def run_connection(protocol: RobustProtocol, frames: FrameReader) -> int:
+    """Feed the client's messages to the protocol until ``exit`` or the end of the input."""
+    while protocol.exit_code is None:
+        item = await frames.next()
+        if item is None:
+            log.info("the client closed the connection")
+            break
+        try:
+            if isinstance(item, BadInput):
+                protocol.reject_input(item)
+            else:
+                protocol.receive(item.data)
+        except (BrokenPipeError, ConnectionError):
+            log.warning("the client stopped reading; ending the connection")
+            break
+        except Exception:  # a bug of ours: that one message fails, the server keeps serving
+            log.exception("could not handle a message")
+    protocol.closed = True
+    return protocol.exit_code or 0
+
+
+def serve_stdio(server: JsonRPCServer, stdin: BinaryIO | None = None,
+                stdout: BinaryIO | None = None) -> int:
+    protocol: Any = server.protocol
+    protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
+
+    async def main() -> int:
+        reads = _threaded_reads(stdin or sys.stdin.buffer)
+        return await run_connection(protocol, FrameReader(reads))
+
+    try:
+        return asyncio.run(main())
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        server.shutdown()
+
+
+def _threaded_reads(stream: BinaryIO) -> Callable[[], Awaitable[bytes]]:
+    """Chunks of ``stream`` read by a daemon thread (a blocked read never holds up exit)."""
+    loop = asyncio.get_running_loop()
+    chunks: asyncio.Queue[bytes] = asyncio.Queue(QUEUED_CHUNKS)
+    read = _raw_read(stream)
+
+    def pump() -> None:
+        chunk = b"-"
+        while chunk:
+            try:
+                chunk = read()
+            except (OSError, ValueError):  # closed or broken: the same as the end
+                chunk = b""
+            try:
+                asyncio.run_coroutine_threadsafe(chunks.put(chunk), loop).result()
+            except Exception:  # the loop is gone: the server is exiting
+                return
+
+    threading.Thread(target=pump, name="lsp-agent-stdin", daemon=True).start()
+    return chunks.get
+
+
+def _raw_read(stream: BinaryIO) -> Callable[[], bytes]:
+    """os.read on the descriptor: a thread blocked in a buffered read would hold the buffer's
+    lock, and the interpreter aborts when it cannot take that lock at exit."""
+    try:
+        return partial(os.read, stream.fileno(), CHUNK_BYTES)
+    except (AttributeError, OSError, ValueError):  # an in-memory stream (tests)
+        return partial(getattr(stream, "read1", stream.read), CHUNK_BYTES)
+
+
+def serve_tcp(server: JsonRPCServer, host: str, port: int) -> int:
+    """Serve one client over TCP (for debugging); the server ends with its connection."""
+    protocol: Any = server.protocol
+
+    async def main() -> int:
+        finished: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        connected = False
+
+        async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            nonlocal connected
+            if connected:
+                log.warning("refused a second client: one connection at a time")
+                writer.close()
+                return
+            connected = True
+            protocol.set_writer(writer)
+            try:
+                code = await run_connection(protocol,
+                                            FrameReader(partial(reader.read, CHUNK_BYTES)))
+            except Exception as exc:
+                finished.set_exception(exc)
+                return
+            finally:
+                writer.close()
+            finished.set_result(code)
+
+        listener = await asyncio.start_server(on_client, host, port)
+        addresses = ", ".join(str(s.getsockname()) for s in listener.sockets)
+        log.info("serving on %s", addresses)
+        async with listener:
+            return await finished
+
+    try:
+        return asyncio.run(main())
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        server.shutdown()

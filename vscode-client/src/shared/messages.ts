@@ -1,0 +1,33 @@
+// The messages between the extension host (chatView.ts) and the chat webview (webview/main.ts).
+// They live here because the two sides compile separately (tsconfig.host.json and
+// tsconfig.webview.json) and share nothing but src/shared/.
+
+import type { ChatState } from './chatState';
+import type { Mode } from './protocol';
+import type { Decision } from './reviewBook';
+
+/** What the webview posts: the user's intents. */
+export type FromWebview =
+  | { type: 'ready' }
+  | { type: 'prompt'; text: string; mentions: string[] }
+  | { type: 'stop' }
+  | { type: 'newSession' }
+  | { type: 'selectSession'; sessionId: string }
+  | { type: 'setMode'; mode: Mode }
+  | { type: 'setModel'; model: string }
+  | { type: 'permission'; requestId: string; decision: 'allow' | 'deny'; remember: boolean; message?: string }
+  | { type: 'review'; proposalId: string; decision: Decision }
+  | { type: 'openFile'; uri: string }
+  | { type: 'sideBySide'; uri: string }
+  | { type: 'copy'; text: string }
+  | { type: 'insert'; text: string }
+  | { type: 'mentionSearch'; query: string };
+
+/** The snapshot the host posts (``{ type: 'state', model }``) for the webview to render. */
+export interface ViewModel {
+  state: ChatState;
+  decisions: Record<string, Record<string, Decision>>;
+  models: string[];
+  model: string;
+  server: 'starting' | 'running' | 'restarting' | 'stopped' | 'missing';
+}
