@@ -3,7 +3,14 @@ subprocess, which talks to the scripted model server over real HTTP with the rea
 
 The editor keeps buffers of the documents it opened, applies WorkspaceEdits to them (refusing a
 TextDocumentEdit whose version does not match, as VS Code does) or to disk for closed files, and
-answers permission requests with a policy the test sets.
+answers permission requests with a policy the test sets. It declares what VS Code declares
+unless a test passes other capabilities, and applies edits the way ``apply_style`` says:
+
+* ``"vscode"``: checks versions, sends the buffer's ``didChange`` before answering;
+* ``"neovim"``: answers ``applied: true`` at once, skips an edit pinned to an older version (but
+  not to version 0, which it does not check), sends ``didChange`` ``change_delay`` s later;
+* ``"silent"``: answers ``applied: true`` and does nothing;
+* ``"misapply"``: applies each edit one line below where it belongs, then like ``"neovim"``.
 """
 
 from __future__ import annotations
@@ -25,9 +32,41 @@ from pytest_lsp import ClientServerConfig
 from lsp_agent.edits.workspace_edit import apply_text_edits, apply_workspace_edit_to_disk
 from lsp_agent.server.protocol import plain
 from lsp_agent.types import events as ev
+from lsp_agent.workspace.positions import TextLines
 
 WAIT = 30.0
 PermissionPolicy = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+VSCODE_CAPABILITIES = lsp.ClientCapabilities(
+    general=lsp.GeneralClientCapabilities(position_encodings=["utf-16"]),
+    window=lsp.WindowClientCapabilities(
+        work_done_progress=True, show_document=lsp.ShowDocumentClientCapabilities(support=True)),
+    workspace=lsp.WorkspaceClientCapabilities(
+        apply_edit=True,
+        workspace_edit=lsp.WorkspaceEditClientCapabilities(
+            document_changes=True,
+            resource_operations=[lsp.ResourceOperationKind.Create,
+                                 lsp.ResourceOperationKind.Rename,
+                                 lsp.ResourceOperationKind.Delete],
+            change_annotation_support=lsp.ChangeAnnotationsSupportOptions(groups_on_label=True))),
+    text_document=lsp.TextDocumentClientCapabilities(
+        code_action=lsp.CodeActionClientCapabilities(
+            resolve_support=lsp.ClientCodeActionResolveOptions(properties=["command"]))))
+
+# What Neovim 0.11 declares about positions and edits.
+NEOVIM_CAPABILITIES = lsp.ClientCapabilities(
+    general=lsp.GeneralClientCapabilities(position_encodings=["utf-8", "utf-16", "utf-32"]),
+    window=lsp.WindowClientCapabilities(
+        work_done_progress=True, show_document=lsp.ShowDocumentClientCapabilities(support=True)),
+    workspace=lsp.WorkspaceClientCapabilities(
+        apply_edit=True,
+        workspace_edit=lsp.WorkspaceEditClientCapabilities(
+            resource_operations=[lsp.ResourceOperationKind.Rename,
+                                 lsp.ResourceOperationKind.Create,
+                                 lsp.ResourceOperationKind.Delete])),
+    text_document=lsp.TextDocumentClientCapabilities(
+        code_action=lsp.CodeActionClientCapabilities(
+            resolve_support=lsp.ClientCodeActionResolveOptions(properties=["edit", "command"]))))
 
 
 async def allow(params: dict[str, Any]) -> dict[str, Any]:
@@ -54,8 +93,21 @@ class Editor:
         self.permission_requests: list[dict[str, Any]] = []
         self.init_result: Any = None
         self.stall_apply = False
+        self.apply_style = "vscode"
+        self.change_delay = 0.1
+        self.before_apply: Callable[[], None] | None = None  # e.g. the user types just then
         self._changed = asyncio.Condition()
+        self._late: set[asyncio.Task[None]] = set()
         self._register()
+
+    @property
+    def shown(self) -> list[str]:
+        """URIs the server asked to show (pytest-lsp records window/showDocument)."""
+        return [params.uri for params in self.client.shown_documents]
+
+    @property
+    def encoding(self) -> Any:
+        return self.init_result.capabilities.position_encoding or "utf-16"
 
     # -- what the server asks of the editor -----------------------------------------------
 
@@ -82,26 +134,62 @@ class Editor:
             self.applied.append(data)
             if self.stall_apply:  # an editor that never answers
                 await asyncio.sleep(3600)
+            if self.before_apply is not None:
+                self.before_apply()
             return self._apply(data)
 
     def _apply(self, edit: dict[str, Any]) -> lsp.ApplyWorkspaceEditResult:
+        if self.apply_style == "silent":
+            return lsp.ApplyWorkspaceEditResult(applied=True)
+        document_changes = edit.get("documentChanges")
+        if document_changes is None:  # the plain changes map: unversioned
+            document_changes = [{"textDocument": {"uri": u, "version": None}, "edits": e}
+                                for u, e in (edit.get("changes") or {}).items()]
         closed: list[dict[str, Any]] = []
-        for change in edit.get("documentChanges", []):
+        changed: list[str] = []
+        for change in document_changes:
             doc = change.get("textDocument")
             if doc is None or doc["uri"] not in self.buffers:
                 closed.append(change)
                 continue
             text, version = self.buffers[doc["uri"]]
-            if doc.get("version") is not None and doc["version"] != version:
-                return lsp.ApplyWorkspaceEditResult(
-                    applied=False, failure_reason=f"version {doc['version']} != {version}")
+            pinned = doc.get("version")
+            if pinned is not None and pinned != version:
+                if self.apply_style == "vscode":
+                    return lsp.ApplyWorkspaceEditResult(
+                        applied=False, failure_reason=f"version {pinned} != {version}")
+                if pinned > 0:
+                    continue  # Neovim: stale, skipped, and still "applied"
+            shift = 1 if self.apply_style == "misapply" else 0
             edits = [lsp.TextEdit(range=lsp.Range(
-                start=lsp.Position(**e["range"]["start"]), end=lsp.Position(**e["range"]["end"])),
+                start=lsp.Position(e["range"]["start"]["line"] + shift,
+                                   e["range"]["start"]["character"]),
+                end=lsp.Position(e["range"]["end"]["line"] + shift,
+                                 e["range"]["end"]["character"])),
                 new_text=e["newText"]) for e in change["edits"]]
-            self.buffers[doc["uri"]] = (apply_text_edits(text, edits), version + 1)
+            self.buffers[doc["uri"]] = (apply_text_edits(text, edits, self.encoding), version + 1)
+            changed.append(doc["uri"])
         if closed:
-            apply_workspace_edit_to_disk({"documentChanges": closed})
+            apply_workspace_edit_to_disk({"documentChanges": closed}, self.encoding)
+        if self.apply_style == "vscode":
+            for changed_uri in changed:
+                self._send_buffer(changed_uri)
+        else:
+            task = asyncio.ensure_future(self._send_later(changed))
+            self._late.add(task)
+            task.add_done_callback(self._late.discard)
         return lsp.ApplyWorkspaceEditResult(applied=True)
+
+    async def _send_later(self, uris: list[str]) -> None:
+        await asyncio.sleep(self.change_delay)
+        for changed_uri in uris:
+            self._send_buffer(changed_uri)
+
+    def _send_buffer(self, doc_uri: str) -> None:
+        text, version = self.buffers[doc_uri]
+        self.client.text_document_did_change(lsp.DidChangeTextDocumentParams(
+            text_document=lsp.VersionedTextDocumentIdentifier(uri=doc_uri, version=version),
+            content_changes=[lsp.TextDocumentContentChangeWholeDocument(text=text)]))
 
     # -- what the user does -----------------------------------------------------------------
 
@@ -134,6 +222,20 @@ class Editor:
         self.client.text_document_did_change(lsp.DidChangeTextDocumentParams(
             text_document=lsp.VersionedTextDocumentIdentifier(uri=uri(path), version=version),
             content_changes=[lsp.TextDocumentContentChangeWholeDocument(text=new_text)]))
+        return version
+
+    def type_at(self, path: Path, start: tuple[int, int], end: tuple[int, int], text: str) -> int:
+        """The user replaces a code-point range with ``text``: one incremental change, its
+        range sent in the negotiated encoding. Returns the new version."""
+        current, version = self.buffers[uri(path)]
+        lines = TextLines(current)
+        wire = lines.to_range(start, end, self.encoding)
+        new_text = current[: lines.offset(start)] + text + current[lines.offset(end):]
+        version += 1
+        self.buffers[uri(path)] = (new_text, version)
+        self.client.text_document_did_change(lsp.DidChangeTextDocumentParams(
+            text_document=lsp.VersionedTextDocumentIdentifier(uri=uri(path), version=version),
+            content_changes=[lsp.TextDocumentContentChangePartial(range=wire, text=text)]))
         return version
 
     def buffer(self, path: Path) -> str:
@@ -170,16 +272,14 @@ def server_config(base_url: str, state_dir: Path,
                               server_env=env)
 
 
-async def start_editor(base_url: str, root: Path, server_env: dict[str, str] | None = None,
+async def start_editor(base_url: str, root: Path,
+                       capabilities: lsp.ClientCapabilities | None = None,
+                       server_env: dict[str, str] | None = None,
                        **init_options: Any) -> Editor:
     client = await server_config(base_url, root / ".state", server_env).start()
     editor = Editor(client)
     editor.init_result = await client.initialize_session(lsp.InitializeParams(
-        capabilities=lsp.ClientCapabilities(
-            window=lsp.WindowClientCapabilities(work_done_progress=True),
-            text_document=lsp.TextDocumentClientCapabilities(
-                code_action=lsp.CodeActionClientCapabilities(
-                    resolve_support=lsp.ClientCodeActionResolveOptions(properties=["command"])))),
+        capabilities=capabilities or VSCODE_CAPABILITIES,
         root_uri=uri(root),
         initialization_options={"permissionTimeoutSeconds": 3, **init_options},
     ))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import shutil
-import threading
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,6 @@ from pygls.exceptions import JsonRpcException
 from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path
 
-from lsp_agent.code_intel import jedi_intel
 from lsp_agent.code_intel.jedi_intel import (
     JediIntel,
     QueryResult,
@@ -20,6 +21,7 @@ from lsp_agent.code_intel.jedi_intel import (
     default_cache_dir,
     find_symbol_column,
 )
+from lsp_agent.code_intel.jedi_worker import close_channel, open_channel
 from lsp_agent.server.language_features import register_language_features
 from lsp_agent.tools.base import ToolContext, ToolError, ToolPool
 from lsp_agent.tools.code_intel import (
@@ -74,17 +76,29 @@ def project(tmp_path: Path) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def jedi_cache(tmp_path_factory) -> Path:
+    """One jedi cache for the module: each JediIntel runs a fresh worker process, and parsed
+    stubs cached on disk spare each of them parsing the standard library again."""
+    return tmp_path_factory.mktemp("jedi-cache")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def shared_worker(jedi_cache: Path):
+    """Keep the module's jedi worker between tests, as a server keeps it between queries (the
+    last JediIntel to close would otherwise stop it and the next test would start cold)."""
+    channel = open_channel(jedi_cache)
+    yield channel
+    close_channel(channel)
+
+
 @pytest.fixture
-def make_intel(tmp_path: Path, project: Path):
+def make_intel(project: Path, jedi_cache: Path):
     created: list[JediIntel] = []
 
     def make(documents=None, **kwargs) -> JediIntel:
-        intel = JediIntel(
-            project,
-            documents or DiskDocuments(),
-            cache_dir=tmp_path / "jedi-cache",
-            **kwargs,
-        )
+        kwargs.setdefault("cache_dir", jedi_cache)
+        intel = JediIntel(project, documents or DiskDocuments(), **kwargs)
         created.append(intel)
         return intel
 
@@ -401,26 +415,95 @@ async def test_unsaved_buffer_is_used_instead_of_disk(make_intel, project):
 # --------------------------------------------------------------------------- timeouts
 
 
-async def test_slow_jedi_call_is_reported_as_timed_out(make_intel, project, monkeypatch):
-    release = threading.Event()
-    intel = make_intel(timeout=0.05)
-    real_script = JediIntel._script
+# A worker whose hover never returns for files named stuck.py: a jedi call that cannot end.
+STUCK_WORKER = """
+import time
+from lsp_agent.code_intel import jedi_worker
 
-    def stuck_script(self, path, text=None):
-        release.wait(timeout=30)
-        return real_script(self, path, text)
+real_queries = jedi_worker._queries
 
-    monkeypatch.setattr(JediIntel, "_script", stuck_script)
-    pricing = project / "shop" / "pricing.py"
+
+def hanging_on_stuck_py(engine):
+    table = real_queries(engine)
+    hover = table["hover"]
+
+    def hover_or_hang(request):
+        if request["path"].endswith("stuck.py"):
+            time.sleep(3600)
+        return hover(request)
+
+    table["hover"] = hover_or_hang
+    return table
+
+
+jedi_worker._queries = hanging_on_stuck_py
+jedi_worker.main()
+"""
+
+
+def process_gone(pid: int) -> bool:
     try:
-        first = await intel.definition(pricing, 0, 0)
-        # the abandoned call still holds jedi; the next query must not wait for it forever
-        second = await intel.hover(pricing, 0, 0)
-    finally:
-        release.set()
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+async def test_a_stuck_jedi_call_costs_only_its_own_timeout(make_intel, project, tmp_path):
+    script = tmp_path / "stuck_worker.py"
+    script.write_text(STUCK_WORKER)
+    command = [sys.executable, str(script)]
+    # Two clients of one worker (same cache and command), as the LSP features and the agent's
+    # tools are: one with a short timeout that hangs, one with a generous one.
+    hanging = make_intel(worker_command=command, timeout=1.0)
+    patient = make_intel(worker_command=command, timeout=60.0)
+    stuck = project / "shop" / "stuck.py"
+    stuck.write_text("value = 1\n")
+    pricing = project / "shop" / "pricing.py"
+    line, column = position(pricing, "discounted = apply_discount(", "apply_discount")
+    assert (await patient.hover(pricing, line, column)).items  # the worker is up
+    first_pid = patient._channel.worker.pid
+
+    first = asyncio.create_task(hanging.hover(stuck, 0, 0))
+    await asyncio.sleep(0)  # queued first: the other query waits behind it
+    second = asyncio.create_task(patient.hover(pricing, line, column))
+    first, second = await asyncio.gather(first, second)
 
     assert first.timed_out and first.items == []
-    assert second.timed_out
+    assert not second.timed_out
+    assert second.items[0].name == "apply_discount"  # answered by a fresh worker
+    assert patient._channel.worker.pid != first_pid
+    assert process_gone(first_pid), "the stuck worker must be killed, not abandoned"
+
+
+async def test_huge_buffer_is_not_given_to_jedi_and_other_files_are_answered(
+    make_intel, project
+):
+    huge = project / "shop" / "generated.py"
+    huge.write_text("x = 1\n")
+    fifty_mb = "value = 1\n" * 5_000_000
+    intel = make_intel(documents=EditorBuffers({huge: fifty_mb}))
+    pricing = project / "shop" / "pricing.py"
+    line, column = position(pricing, "discounted = apply_discount(", "apply_discount")
+
+    big, other = await asyncio.gather(intel.hover(huge, 0, 0),
+                                      intel.hover(pricing, line, column))
+
+    assert big.items == [] and not big.timed_out
+    assert big.skipped and "too large" in big.skipped and "50,000,000" in big.skipped
+    assert not other.timed_out and other.items[0].name == "apply_discount"
+
+
+async def test_code_intel_tool_says_a_huge_file_was_skipped(make_intel, project, tmp_path):
+    huge = project / "shop" / "generated.py"
+    huge.write_text("value = 1\n")
+    intel = make_intel(documents=EditorBuffers({huge: "value = 1\n" * 300_000}),
+                       max_chars=1_000_000)
+    ctx = make_ctx(project, tmp_path, intel)
+    ctx.documents = intel.documents
+
+    with pytest.raises(ToolError, match="too large for Python code intelligence"):
+        await Hover().call(SymbolAtLine(path="shop/generated.py", symbol="value", line=1), ctx)
 
 
 def test_cache_directory_comes_from_environment(monkeypatch, tmp_path):
@@ -430,9 +513,13 @@ def test_cache_directory_comes_from_environment(monkeypatch, tmp_path):
     assert default_cache_dir() == Path.home() / ".cache" / "lsp-agent" / "jedi"
 
 
-def test_intel_points_jedi_cache_at_configured_directory(make_intel, tmp_path):
-    make_intel()
-    assert jedi_intel.jedi.settings.cache_directory == str(tmp_path / "jedi-cache")
+async def test_intel_points_jedi_cache_at_configured_directory(make_intel, project, tmp_path):
+    intel = make_intel(cache_dir=tmp_path / "own-cache")
+    orders = project / "shop" / "orders.py"
+    line, column = position(orders, "if cart.is_empty:", "cart.is_empty")
+    assert (await intel.hover(orders, line, column)).items
+    # the worker's jedi keeps its parsed modules there (and nowhere else we chose)
+    assert any((tmp_path / "own-cache").iterdir())
 
 
 # --------------------------------------------------------------------------- find_symbol_column
@@ -561,7 +648,7 @@ async def test_workspace_symbols_tool_output(ctx):
 
 
 async def test_tools_state_timeouts(make_intel, project, tmp_path):
-    intel = make_intel()
+    intel = make_intel(timeout=5.0)
 
     async def timed_out(*args, **kwargs):
         return QueryResult(timed_out=True)

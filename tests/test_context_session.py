@@ -12,6 +12,7 @@ import pytest
 
 from lsp_agent.context.compaction import CLEARED
 from lsp_agent.context.manager import ContextPolicy
+from lsp_agent.edits.landing import ApplyReport
 from lsp_agent.model.client import ModelSettings
 from lsp_agent.model.service import ModelService
 from lsp_agent.scripted.server import ScriptedModelServer
@@ -28,8 +29,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated")
 
 
 class NoEdits:
-    async def apply(self, edit: Any, targets: dict[Path, str]) -> tuple[bool, str]:
-        return False, "no edits in these tests"
+    async def apply(self, targets: Any, scopes: Any = None) -> ApplyReport:
+        return ApplyReport.refused("no edits in these tests")
 
 
 def make_session(server: ScriptedModelServer, workspace: Path, events: list[ev.AgentEvent],

@@ -11,12 +11,14 @@ from pygls.protocol import default_converter
 
 from lsp_agent.edits.workspace_edit import (
     ANNOTATION_ID,
+    EditCaps,
     EditTarget,
     WorkspaceEditError,
     apply_text_edits,
     apply_workspace_edit_to_disk,
     build_workspace_edit,
     lsp_lines,
+    needs_disk_creation,
     text_edits_between,
     uri_to_path,
 )
@@ -299,3 +301,56 @@ def test_disk_malformed_text_edit(tmp_path: Path, bad_edit):
 
 def test_uri_to_path_decodes_percent_escapes():
     assert uri_to_path("file:///tmp/a%20b/%C3%A9.py") == Path("/tmp/a b/é.py")
+
+
+# ---------------------------------------------------------------- shapes per client capabilities
+
+EXISTING = EditTarget("file:///w/a.py", "x = 1\nfin = 'é😀'", "x = 2\nfin = 'é😀!'", 4)
+NEW = EditTarget("file:///w/new.py", None, "n = 1\n", None, is_new=True)
+
+SHAPES = [
+    # (name, caps, top-level keys, has CreateFile, annotated)
+    ("everything declared", EditCaps(), {"documentChanges", "changeAnnotations"}, True, True),
+    ("nothing declared", EditCaps.none(), {"changes"}, False, False),
+    ("documentChanges without annotations or create",
+     EditCaps(change_annotations=False, resource_operations=frozenset()),
+     {"documentChanges"}, False, False),
+    ("annotations declared without documentChanges",
+     EditCaps(document_changes=False), {"changes"}, False, False),
+    ("create without documentChanges (Neovim)",
+     EditCaps(document_changes=False, change_annotations=False), {"changes"}, False, False),
+]
+
+
+@pytest.mark.parametrize(("name", "caps", "keys", "creates", "annotated"), SHAPES,
+                         ids=[s[0] for s in SHAPES])
+def test_workspace_edit_uses_only_what_the_client_declared(name, caps, keys, creates, annotated):
+    data = {k: v for k, v in to_json(build_workspace_edit([EXISTING, NEW], caps=caps)).items()
+            if v is not None}
+    assert set(data) == keys
+    if "changes" in data:
+        assert list(data["changes"]) == [EXISTING.uri]  # the new file is the caller's to write
+        edits = data["changes"][EXISTING.uri]
+    else:
+        kinds = [c.get("kind") for c in data["documentChanges"]]
+        assert ("create" in kinds) == creates
+        edits = [e for c in data["documentChanges"] if "edits" in c for e in c["edits"]]
+        assert all(("annotationId" in c) == annotated for c in data["documentChanges"]
+                   if c.get("kind"))
+    assert all(("annotationId" in e) == annotated for e in edits)
+    assert needs_disk_creation(NEW, caps) == (not creates)
+    assert not needs_disk_creation(EXISTING, caps)
+
+
+@pytest.mark.parametrize(("encoding", "end"), [("utf-8", 14), ("utf-16", 11), ("utf-32", 10)])
+def test_end_of_a_last_line_without_newline_is_in_the_clients_units(encoding, end):
+    caps = EditCaps(encoding=encoding)
+    [doc] = to_json(build_workspace_edit([EXISTING], caps=caps))["documentChanges"]
+    last = doc["edits"][-1]["range"]["end"]
+    assert last == {"line": 1, "character": end}
+    assert end == len("fin = 'é😀'".encode({"utf-8": "utf-8", "utf-16": "utf-16-le",
+                                            "utf-32": "utf-32-le"}[encoding])) // {
+        "utf-8": 1, "utf-16": 2, "utf-32": 4}[encoding]
+    edits = [edit(*(e["range"]["start"].values()), *(e["range"]["end"].values()), e["newText"])
+             for e in doc["edits"]]
+    assert apply_text_edits(EXISTING.current_text, edits, encoding) == EXISTING.target_text

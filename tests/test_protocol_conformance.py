@@ -374,7 +374,12 @@ class Editor:
         )
 
     async def apply_edit(self, params: dict[str, Any]) -> dict[str, Any]:
-        for change in params["edit"].get("documentChanges", []):
+        edit = params["edit"]
+        changes = edit.get("documentChanges")
+        if changes is None:  # a client that did not declare documentChanges gets this map
+            changes = [{"textDocument": {"uri": uri, "version": None}, "edits": edits}
+                       for uri, edits in edit.get("changes", {}).items()]
+        for change in changes:
             reason = await self._apply_change(change)
             if reason:
                 return {"applied": False, "failureReason": reason}
@@ -392,7 +397,7 @@ class Editor:
         uri, version = change["textDocument"]["uri"], change["textDocument"]["version"]
         if uri in self.buffers:
             open_version, text = self.buffers[uri]
-            if version != open_version:
+            if version is not None and version != open_version:
                 return f"{uri} is at version {open_version}, the edit is for {version}"
             new_text = apply_text_edits(text, change["edits"])
             await self.change(uri, open_version + 1, new_text, [{"text": new_text}])
@@ -565,7 +570,7 @@ async def test_fix_on_a_file_the_editor_has_not_opened(
     client: RawClient, project: Path, model: ScriptedModelServer
 ):
     assert run_project_tests(project).returncode != 0
-    await initialize(client, project, {})
+    await initialize(client, project, {"workspace": {"applyEdit": True}})
     allow_permissions(client)
     Editor(client)
     reviews: list[Any] = []
@@ -604,10 +609,10 @@ async def test_fix_on_a_file_the_editor_has_not_opened(
     apply_at = client.index_of("request", "workspace/applyEdit", lambda p: True)
     assert proposal_at < apply_at
     [apply] = client.requests("workspace/applyEdit")
-    [doc_edit] = apply["edit"]["documentChanges"]
-    assert doc_edit["textDocument"] == {"uri": file["uri"], "version": None}
-    assert all(e["annotationId"] == "lsp-agent" for e in doc_edit["edits"])
-    assert "lsp-agent" in apply["edit"]["changeAnnotations"]
+    # The client declared applyEdit but not documentChanges: a plain changes map, no annotations.
+    assert list(apply["edit"]) == ["changes"]
+    [(edited_uri, edits)] = apply["edit"]["changes"].items()
+    assert edited_uri == file["uri"] and all("annotationId" not in e for e in edits)
 
     assert reviews == [{"proposalId": created["proposalId"], "status": "accepted",
                         "applied": hunk_ids, "rejected": [], "conflicts": [],
@@ -623,7 +628,11 @@ async def test_review_rebases_the_fix_onto_the_users_typing(
     client: RawClient, project: Path, model: ScriptedModelServer
 ):
     assert run_project_tests(project).returncode != 0
-    capabilities = {"window": {"workDoneProgress": True}}
+    capabilities = {
+        "window": {"workDoneProgress": True},
+        "workspace": {"applyEdit": True,
+                      "workspaceEdit": {"documentChanges": True, "changeAnnotationSupport": {}}},
+    }
     await initialize(client, project, capabilities)
     allow_permissions(client)
     editor = Editor(client)
@@ -651,6 +660,8 @@ async def test_review_rebases_the_fix_onto_the_users_typing(
     [apply] = client.requests("workspace/applyEdit")
     [doc_edit] = apply["edit"]["documentChanges"]
     assert doc_edit["textDocument"] == {"uri": uri, "version": 8}
+    assert all(e["annotationId"] == "lsp-agent" for e in doc_edit["edits"])
+    assert "lsp-agent" in apply["edit"]["changeAnnotations"]
     expected = TEXTUTIL.replace(BUGGY_LINE, FIXED_LINE).replace(
         "\n\n", "\n" + USER_TYPING + "\n", 1
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ import pytest
 from lsprotocol import types as lsp
 from pygls.uris import from_fs_path
 
+from lsp_agent.edits.landing import ApplyReport
+from lsp_agent.edits.workspace_edit import EditTarget, uri_to_path
 from lsp_agent.model.client import ModelSettings
 from lsp_agent.model.service import ModelService
 from lsp_agent.scripted.server import ScriptedModelServer
@@ -50,15 +53,16 @@ class Editor:
         if not hold:
             self.release.set()
 
-    async def apply(self, edit: Any, targets: dict[Path, str]) -> tuple[bool, str]:
-        self.calls.append(targets)
+    async def apply(self, targets: Sequence[EditTarget], scopes: Any = None) -> ApplyReport:
+        texts = {Path(uri_to_path(t.uri)): t.target_text for t in targets}
+        self.calls.append(texts)
         self.entered.set()
         await self.release.wait()
         if self.error is not None:
             raise self.error
-        for path, text in targets.items():
+        for path, text in texts.items():
             path.write_text(text)
-        return True, ""
+        return ApplyReport(True)
 
 
 class Events:

@@ -186,8 +186,7 @@ async def test_read_binary_file_is_an_error(ctx, tmp_path):
 
 @pytest.fixture
 def small_read_limit(monkeypatch):
-    # read_text_file's limit is a default argument, bound when the module was imported.
-    monkeypatch.setattr(documents.read_text_file, "__defaults__", (100,))
+    monkeypatch.setattr(documents, "MAX_READ_BYTES", 100)
 
 
 async def test_read_huge_file_whole_is_refused_with_relative_path(ctx, tmp_path, small_read_limit):

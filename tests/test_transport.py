@@ -20,6 +20,8 @@ from typing import IO, Any
 
 import pytest
 
+from tests.e2e_harness import processes_with, unique_duration
+
 pytestmark = pytest.mark.e2e
 
 WAIT = 30.0
@@ -287,17 +289,18 @@ def test_tcp_client_errors_are_warnings_and_exit_ends_quietly(env, tmp_path):
 
 
 def test_exit_during_a_turn_kills_the_turns_processes(peer, server, model, tmp_path):
-    pid_file = tmp_path / "sleeper.pid"
+    # A marker in the host's process table: in the sandbox's PID namespace the command's own
+    # pids mean nothing outside.
+    marker = unique_duration()
     model.load({"turns": [{"content": [{"type": "tool_use", "name": "Bash", "input": {
-        "command": f"sleep 60 & echo $! > {pid_file}; wait"}}]}]})
+        "command": f"sleep {marker} & wait"}}]}]})
     peer.send(frame(request(2, "agent/newSession", {"mode": "bypassPermissions"})))
     session = peer.answer(2)["result"]["sessionId"]
     peer.send(frame(request(3, "agent/prompt", {"sessionId": session, "text": "sleep"})))
-    assert wait_until(lambda: pid_file.exists() and pid_file.read_text().strip())
-    pid = int(pid_file.read_text())
+    assert wait_until(lambda: processes_with(marker))
     peer.send(frame(notification("exit")))
     assert server.exit_code() == 1
-    assert wait_until(lambda: not alive(pid)), f"process {pid} outlived the server"
+    assert wait_until(lambda: not processes_with(marker)), "the command outlived the server"
 
 
 def wait_until(condition: Any) -> bool:
@@ -308,10 +311,3 @@ def wait_until(condition: Any) -> bool:
         time.sleep(0.05)
     return True
 
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True

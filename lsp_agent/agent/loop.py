@@ -28,6 +28,7 @@ from lsp_agent.permissions.policy import PermissionGate
 from lsp_agent.tools.base import Tool, ToolContext, ToolError, ToolOutput, ToolPool
 from lsp_agent.types import events as ev
 from lsp_agent.types.permissions import Asker
+from lsp_agent.workspace.encoding import printable
 
 log = logging.getLogger(__name__)
 
@@ -328,6 +329,7 @@ class Agent:
             started = time.time()
             emit(ev.ToolExecutionStarted(tool_use_id=call.tool_use_id, name=call.name))
             content, is_error = await self._execute(call, emit)
+            content = printable(content)  # bytes kept from non-UTF-8 files cannot go to JSON
             emit(ev.ToolResult(
                 tool_use_id=call.tool_use_id, name=call.name, content=content,
                 is_error=is_error, started_at=started, finished_at=time.time()))
@@ -349,9 +351,12 @@ class Agent:
         if denial is not None:
             return denial, True
         try:
-            output = await tool.call(args, ctx)
+            output = await asyncio.wait_for(tool.call(args, ctx), tool.time_limit)
         except ToolError as exc:
             return str(exc), True
+        except TimeoutError:
+            return (f"{tool.name} did not finish within {tool.time_limit:g} s and was stopped; "
+                    "try a narrower request."), True
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -27,6 +27,19 @@ from lsp_agent.types import events as ev
 
 log = logging.getLogger(__name__)
 
+# What this client handles: edits as documentChanges with every resource operation (it applies
+# them to disk), and work-done progress. Positions: LSP's default, UTF-16.
+CLIENT_CAPABILITIES = lsp.ClientCapabilities(
+    window=lsp.WindowClientCapabilities(work_done_progress=True),
+    workspace=lsp.WorkspaceClientCapabilities(
+        apply_edit=True,
+        workspace_edit=lsp.WorkspaceEditClientCapabilities(
+            document_changes=True,
+            resource_operations=[lsp.ResourceOperationKind.Create,
+                                 lsp.ResourceOperationKind.Rename,
+                                 lsp.ResourceOperationKind.Delete],
+            change_annotation_support=lsp.ChangeAnnotationsSupportOptions())))
+
 OnEvent = Callable[[ev.AgentEvent], None]
 OnPermission = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 OnProposal = Callable[[ev.ProposalCreated], Awaitable[dict[str, Any]]]
@@ -52,6 +65,7 @@ class AgentClient:
         self._init_options = initialization_options or {}
         self._server_log = server_log
         self._client = LanguageClient("lsp-agent-cli", __version__)
+        self._encoding: Any = "utf-16"
         self._background: set[asyncio.Task[Any]] = set()
         self._register()
 
@@ -62,7 +76,7 @@ class AgentClient:
         def apply_edit(params: lsp.ApplyWorkspaceEditParams) -> lsp.ApplyWorkspaceEditResult:
             data = client.protocol._converter.unstructure(params.edit)
             try:
-                apply_workspace_edit_to_disk(data)
+                apply_workspace_edit_to_disk(data, self._encoding, roots=[self.workspace])
             except Exception as exc:
                 return lsp.ApplyWorkspaceEditResult(applied=False, failure_reason=str(exc))
             return lsp.ApplyWorkspaceEditResult(applied=True)
@@ -111,11 +125,11 @@ class AgentClient:
         result = await self._client.initialize_async(lsp.InitializeParams(
             process_id=os.getpid(),
             root_uri=from_fs_path(str(self.workspace)),
-            capabilities=lsp.ClientCapabilities(
-                window=lsp.WindowClientCapabilities(work_done_progress=True)),
+            capabilities=CLIENT_CAPABILITIES,
             initialization_options=self._init_options,
         ))
         self._client.initialized(lsp.InitializedParams())
+        self._encoding = result.capabilities.position_encoding or "utf-16"
         return self._client.protocol._converter.unstructure(result)
 
     async def _drain_stderr(self) -> None:

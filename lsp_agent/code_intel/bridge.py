@@ -8,6 +8,9 @@ sends Python files to jedi and everything else to the editor.
 
 Every request is bounded by ``timeout``; an editor that does not answer in time gives a
 ``timed_out`` result, an editor that fails gives an empty one (and a log line).
+
+The editor speaks the negotiated position encoding, the agent's tools code points: every
+position sent and every range answered crosses ``positions`` (the server's WirePositions).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pygls.uris import from_fs_path, to_fs_path
 
@@ -30,6 +33,7 @@ from lsp_agent.code_intel.jedi_intel import (
 )
 from lsp_agent.types.jsonutil import plain
 from lsp_agent.workspace.diagnostics import DiagnosticsStore
+from lsp_agent.workspace.positions import split_lines
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +79,23 @@ Sender = Callable[[str, dict[str, Any]], Awaitable[Any]]
 Lines = Callable[[Path], list[str] | None]
 
 
+class PositionConverter(Protocol):
+    """Code-point columns to and from the client's encoding, per file."""
+
+    def to_wire(self, path: Path, line: int, column: int) -> tuple[int, int]: ...
+    def from_wire(self, path: Path, line: int, character: int) -> tuple[int, int]: ...
+
+
+class SameUnits:
+    """A client whose columns are code points (UTF-32): nothing to convert."""
+
+    def to_wire(self, path: Path, line: int, column: int) -> tuple[int, int]:
+        return line, column
+
+    def from_wire(self, path: Path, line: int, character: int) -> tuple[int, int]:
+        return line, character
+
+
 class BridgeTimeout(Exception):
     pass
 
@@ -89,24 +110,26 @@ class EditorBridge:
         timeout: float = 10.0,
         max_results: int = 200,
         lines_of: Lines | None = None,
+        positions: PositionConverter | None = None,
     ):
         self._send = send
         self.timeout = timeout
         self.max_results = max_results
         self._lines_of = lines_of or _disk_lines
+        self._positions = positions or SameUnits()
 
     async def definition(self, path: Path, line: int, column: int) -> QueryResult[SymbolLocation]:
-        return await self._locations(DEFINITION, _at(path, line, column))
+        return await self._locations(DEFINITION, self._at(path, line, column))
 
     async def references(
         self, path: Path, line: int, column: int, include_declaration: bool = True
     ) -> QueryResult[SymbolLocation]:
-        params = {**_at(path, line, column), "includeDeclaration": include_declaration}
+        params = {**self._at(path, line, column), "includeDeclaration": include_declaration}
         return await self._locations(REFERENCES, params)
 
     async def hover(self, path: Path, line: int, column: int) -> QueryResult[HoverInfo]:
         try:
-            raw = await self._ask(HOVER, _at(path, line, column))
+            raw = await self._ask(HOVER, self._at(path, line, column))
         except BridgeTimeout:
             return QueryResult(timed_out=True)
         markdown = _hover_markdown(raw)
@@ -123,7 +146,8 @@ class EditorBridge:
             raw = await self._ask(DOCUMENT_SYMBOLS, {"uri": _uri(path)})
         except BridgeTimeout:
             return QueryResult(timed_out=True)
-        symbols = [s for item in _list(raw) if (s := _outline(item)) is not None]
+        span_in = self._span_in(path)
+        symbols = [s for item in _list(raw) if (s := _outline(item, span_in)) is not None]
         return QueryResult(
             items=symbols[: self.max_results], truncated=len(symbols) > self.max_results
         )
@@ -152,10 +176,28 @@ class EditorBridge:
             fs = to_fs_path(entry.get("uri", "")) if isinstance(entry, dict) else None
             items = entry.get("diagnostics") if isinstance(entry, dict) else None
             if fs and isinstance(items, list):
-                out[Path(fs)] = [d for d in items if isinstance(d, dict)]
+                span_in = self._span_in(Path(fs))
+                out[Path(fs)] = [_diagnostic_in(d, span_in) for d in items if isinstance(d, dict)]
         return out
 
     # -------------------------------------------------------------- plumbing
+
+    def _at(self, path: Path, line: int, column: int) -> dict[str, Any]:
+        line, character = self._positions.to_wire(path, line, column)
+        return {"uri": _uri(path), "position": {"line": line, "character": character}}
+
+    def _span_in(self, path: Path) -> SpanReader:
+        """Reads an answered LSP range of ``path`` as a Span in code points."""
+
+        def read(rng: Any) -> Span | None:
+            span = _span(rng)
+            if span is None:
+                return None
+            line, column = self._positions.from_wire(path, span.line, span.column)
+            end_line, end_column = self._positions.from_wire(path, span.end_line, span.end_column)
+            return Span(line=line, column=column, end_line=end_line, end_column=end_column)
+
+        return read
 
     async def _ask(self, method: str, params: dict[str, Any]) -> Any:
         try:
@@ -184,7 +226,7 @@ class EditorBridge:
         uri = item.get("uri") or item.get("targetUri")
         rng = item.get("targetSelectionRange") or item.get("range")
         fs = to_fs_path(uri) if isinstance(uri, str) else None
-        span = _span(rng)
+        span = self._span_in(Path(fs))(rng) if fs else None
         if not fs or span is None:
             return None
         path = Path(fs)
@@ -297,8 +339,16 @@ def _uri(path: Path) -> str:
     return from_fs_path(str(path)) or path.as_uri()
 
 
-def _at(path: Path, line: int, column: int) -> dict[str, Any]:
-    return {"uri": _uri(path), "position": {"line": line, "character": column}}
+SpanReader = Callable[[Any], "Span | None"]
+
+
+def _diagnostic_in(diagnostic: dict[str, Any], span_in: SpanReader) -> dict[str, Any]:
+    span = span_in(diagnostic.get("range"))
+    if span is None:
+        return diagnostic
+    return {**diagnostic, "range": {
+        "start": {"line": span.line, "character": span.column},
+        "end": {"line": span.end_line, "character": span.end_column}}}
 
 
 def _list(raw: Any) -> list[Any]:
@@ -342,15 +392,16 @@ def _hover_markdown(raw: Any) -> str:
     return "\n\n".join(p for p in out if p.strip())
 
 
-def _outline(item: Any) -> OutlineSymbol | None:
+def _outline(item: Any, span_in: SpanReader) -> OutlineSymbol | None:
     """A DocumentSymbol (or a SymbolInformation, flat) as an OutlineSymbol."""
     if not isinstance(item, dict) or "name" not in item:
         return None
-    rng = _span(item.get("range") or (item.get("location") or {}).get("range"))
+    rng = span_in(item.get("range") or (item.get("location") or {}).get("range"))
     if rng is None:
         return None
-    selection = _span(item.get("selectionRange")) or rng
-    children = [c for child in _list(item.get("children")) if (c := _outline(child)) is not None]
+    selection = span_in(item.get("selectionRange")) or rng
+    children = [c for child in _list(item.get("children"))
+                if (c := _outline(child, span_in)) is not None]
     return OutlineSymbol(
         name=str(item["name"]),
         kind=SYMBOL_KINDS.get(item.get("kind"), "symbol"),
@@ -363,6 +414,6 @@ def _outline(item: Any) -> OutlineSymbol | None:
 
 def _disk_lines(path: Path) -> list[str] | None:
     try:
-        return path.read_text(encoding="utf-8", errors="replace").splitlines()
+        return split_lines(path.read_text(encoding="utf-8", errors="replace"))
     except OSError:
         return None

@@ -1,40 +1,50 @@
 """Python code intelligence on top of jedi, shared by the agent tools and the LSP features.
 
-Positions at this API are 0-based lines and 0-based columns (the LSP convention); jedi counts
-lines from 1, so conversion happens here and nowhere else.
+Positions at this API are 0-based lines and 0-based columns; jedi counts lines from 1, so that
+conversion happens here and nowhere else. Columns are code points, as jedi's are: this is the
+server's own unit, and lsp_agent.server.wire_positions converts them to and from the client's
+position encoding at the protocol boundary. Lines are split the LSP way (which is parso's).
 
 Text always comes from the DocumentSource, so an unsaved editor buffer wins over the disk. A
 fresh ``jedi.Script`` is built per query: jedi caches parse trees per path, and a Script kept
 across an edit would answer about stale text. Other files of the project are read by jedi
 from disk.
 
-jedi is not thread-safe and cannot be interrupted. Every call runs in an executor under one
-lock, bounded by ``timeout``: a call that overruns is reported as ``timed_out`` while its
-thread finishes in the background.
+jedi is not thread-safe and cannot be interrupted, so it runs in a worker process that is
+killed when a query overruns (see JediIntel); the server itself never imports a Script.
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
+import logging
 import os
 import re
-import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import jedi
 from jedi.api.classes import BaseName
 from pydantic import BaseModel, Field
 
-from lsp_agent.workspace.documents import DocumentSource
+from lsp_agent.code_intel.jedi_worker import (
+    JediChannel,
+    JediTimeout,
+    close_channel,
+    open_channel,
+)
+from lsp_agent.workspace.documents import DocumentSource, FileTooLarge, snapshot_async
+from lsp_agent.workspace.positions import split_lines
 
 CACHE_DIR_ENV = "LSP_AGENT_CACHE_DIR"
 PYTHON_SUFFIXES = frozenset({".py", ".pyi"})
+# Larger files are not given to jedi: its time grows with the file and it cannot be stopped.
+MAX_JEDI_CHARS = 2_000_000
 
 T = TypeVar("T")
 R = TypeVar("R")
+Q = TypeVar("Q", bound="QueryResult[Any]")
+log = logging.getLogger(__name__)
 
 
 def default_cache_dir() -> Path:
@@ -111,10 +121,7 @@ class QueryResult(BaseModel, Generic[T]):
     items: list[T] = Field(default_factory=list)
     truncated: bool = False  # more results existed than ``max_results``
     timed_out: bool = False  # jedi did not answer within the timeout
-
-
-class _Busy(Exception):
-    """The jedi lock stayed held by an earlier, overrunning call."""
+    skipped: str | None = None  # why jedi was not asked (a file too large for it)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -128,7 +135,7 @@ def find_symbol_column(text: str, line: int, symbol: str) -> int | None:
     A dotted symbol (``m.Money``) matches the whole dotted text and yields the column of its
     last part, which is the name the caller asks about.
     """
-    lines = text.splitlines()
+    lines = split_lines(text)
     if not 0 <= line < len(lines):
         return None
     parts = [part.strip() for part in symbol.strip().split(".")]
@@ -143,7 +150,7 @@ def find_symbol_column(text: str, line: int, symbol: str) -> int | None:
 
 def identifiers_on_line(text: str, line: int) -> list[str]:
     """Distinct identifiers on 0-based ``line``, in order of appearance (for error messages)."""
-    lines = text.splitlines()
+    lines = split_lines(text)
     if not 0 <= line < len(lines):
         return []
     seen: dict[str, None] = {}
@@ -172,142 +179,76 @@ def _is_import(name: BaseName) -> bool:
         return name.description.startswith(("from ", "import "))
 
 
-# --------------------------------------------------------------------------- the service
+# --------------------------------------------------------------------------- the engine
 
 
-class JediIntel:
-    """Definitions, references, hover and symbols for one workspace root."""
+class JediEngine:
+    """The queries themselves, synchronous, on text passed in. Runs in the jedi worker
+    process (``jedi_worker.py``), never in the server: jedi cannot be interrupted, so the
+    server keeps it where a stuck call can be killed."""
 
-    handles_all_languages = False  # Python files only
-
-    def __init__(
-        self,
-        root: Path,
-        documents: DocumentSource,
-        *,
-        timeout: float = 5.0,
-        max_results: int = 200,
-        executor: concurrent.futures.Executor | None = None,
-        cache_dir: Path | None = None,
-    ):
+    def __init__(self, root: Path, *, max_results: int = 200, cache_dir: Path | None = None):
         self.root = Path(root).resolve()
-        self.documents = documents
-        self.timeout = timeout
         self.max_results = max_results
-        self._own_executor = executor is None
-        self._executor = executor or concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="jedi"
-        )
-        self._lock = threading.Lock()
         jedi.settings.cache_directory = str(cache_dir or default_cache_dir())
         self.project = jedi.Project(self.root)
 
-    def close(self) -> None:
-        """Stop the private executor (if any) without waiting for an overrunning call."""
-        if self._own_executor:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-
-    # -------------------------------------------------------------- public queries
-
-    async def definition(self, path: Path, line: int, column: int) -> QueryResult[SymbolLocation]:
-        def query() -> QueryResult[SymbolLocation]:
-            script = self._script(path)
-            names = script.goto(line + 1, column, follow_imports=True)
-            locations = (loc for loc in map(self._location, names) if loc is not None)
-            items, truncated = _capped(locations, self.max_results)
-            return QueryResult(items=items, truncated=truncated)
-
-        return await self._run(query, QueryResult[SymbolLocation])
-
-    async def references(
-        self, path: Path, line: int, column: int, include_declaration: bool = True
+    def definition(
+        self, path: Path, text: str, line: int, column: int
     ) -> QueryResult[SymbolLocation]:
-        def query() -> QueryResult[SymbolLocation]:
-            script = self._script(path)
-            names = script.get_references(line + 1, column, include_builtins=False)
-            if not include_declaration:
-                declared = {_position_key(d) for d in script.goto(line + 1, column)}
-                declared |= {
-                    _position_key(d) for d in script.goto(line + 1, column, follow_imports=True)
-                }
-                names = [n for n in names if _position_key(n) not in declared]
-            names = sorted(names, key=_position_key)
-            locations = (loc for loc in map(self._location, names) if loc is not None)
-            items, truncated = _capped(locations, self.max_results)
-            return QueryResult(items=items, truncated=truncated)
+        names = self._script(path, text).goto(line + 1, column, follow_imports=True)
+        locations = (loc for loc in map(self._location, names) if loc is not None)
+        items, truncated = _capped(locations, self.max_results)
+        return QueryResult(items=items, truncated=truncated)
 
-        return await self._run(query, QueryResult[SymbolLocation])
+    def references(
+        self, path: Path, text: str, line: int, column: int, include_declaration: bool = True
+    ) -> QueryResult[SymbolLocation]:
+        script = self._script(path, text)
+        names = script.get_references(line + 1, column, include_builtins=False)
+        if not include_declaration:
+            declared = {_position_key(d) for d in script.goto(line + 1, column)}
+            declared |= {
+                _position_key(d) for d in script.goto(line + 1, column, follow_imports=True)
+            }
+            names = [n for n in names if _position_key(n) not in declared]
+        names = sorted(names, key=_position_key)
+        locations = (loc for loc in map(self._location, names) if loc is not None)
+        items, truncated = _capped(locations, self.max_results)
+        return QueryResult(items=items, truncated=truncated)
 
-    async def hover(self, path: Path, line: int, column: int) -> QueryResult[HoverInfo]:
-        def query() -> QueryResult[HoverInfo]:
-            text = self._text(path)
-            names = self._script(path, text).help(line + 1, column)
-            if not names:
-                return QueryResult()
-            span = _word_span(text, line, column)
-            return QueryResult(items=[_hover_info(names[0], span)])
+    def hover(self, path: Path, text: str, line: int, column: int) -> QueryResult[HoverInfo]:
+        names = self._script(path, text).help(line + 1, column)
+        if not names:
+            return QueryResult()
+        span = _word_span(text, line, column)
+        return QueryResult(items=[_hover_info(names[0], span)])
 
-        return await self._run(query, QueryResult[HoverInfo])
+    def document_symbols(self, path: Path, text: str) -> QueryResult[OutlineSymbol]:
+        script = self._script(path, text)
+        names = script.get_names(all_scopes=True, definitions=True, references=False)
+        wanted = (n for n in names if _belongs_in_outline(n))
+        flat, truncated = _capped(wanted, self.max_results)
+        return QueryResult(items=_nest(flat, split_lines(text)), truncated=truncated)
 
-    async def document_symbols(self, path: Path) -> QueryResult[OutlineSymbol]:
-        def query() -> QueryResult[OutlineSymbol]:
-            text = self._text(path)
-            script = self._script(path, text)
-            names = script.get_names(all_scopes=True, definitions=True, references=False)
-            wanted = (n for n in names if _belongs_in_outline(n))
-            flat, truncated = _capped(wanted, self.max_results)
-            return QueryResult(items=_nest(flat, text.splitlines()), truncated=truncated)
-
-        return await self._run(query, QueryResult[OutlineSymbol])
-
-    async def workspace_symbols(
+    def workspace_symbols(
         self, query: str, limit: int | None = None
     ) -> QueryResult[SymbolLocation]:
-        """Names defined in the project whose name starts with ``query`` (case-insensitive);
-        a dotted query (``Cart.add``) looks up that exact qualified name."""
         cap = min(limit or self.max_results, self.max_results)
         text = query.strip()
+        if not text:
+            return QueryResult()
+        if "." in text:
+            names = self.project.search(text, all_scopes=True)
+        else:
+            names = self.project.complete_search(text, all_scopes=True)
+        found = (loc for n in names if (loc := self._workspace_symbol(n, text)) is not None)
+        items, truncated = _capped(_unique(found), cap)
+        items.sort(key=lambda loc: (_match_rank(loc.name, text), str(loc.path), loc.line))
+        return QueryResult(items=items, truncated=truncated)
 
-        def search() -> QueryResult[SymbolLocation]:
-            if not text:
-                return QueryResult()
-            if "." in text:
-                names = self.project.search(text, all_scopes=True)
-            else:
-                names = self.project.complete_search(text, all_scopes=True)
-            found = (loc for n in names if (loc := self._workspace_symbol(n, text)) is not None)
-            items, truncated = _capped(_unique(found), cap)
-            items.sort(key=lambda loc: (_match_rank(loc.name, text), str(loc.path), loc.line))
-            return QueryResult(items=items, truncated=truncated)
-
-        return await self._run(search, QueryResult[SymbolLocation])
-
-    # -------------------------------------------------------------- plumbing
-
-    async def _run(self, fn: Callable[[], R], result_type: type[R]) -> R:
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._executor, self._locked, fn)
-        try:
-            return await asyncio.wait_for(future, timeout=self.timeout)
-        except (TimeoutError, _Busy):
-            return result_type(timed_out=True)
-
-    def _locked(self, fn: Callable[[], R]) -> R:
-        # A shared executor may run this while an abandoned call still holds the lock: give up
-        # instead of parking one of its threads indefinitely.
-        if not self._lock.acquire(timeout=max(self.timeout, 0.0)):
-            raise _Busy()
-        try:
-            return fn()
-        finally:
-            self._lock.release()
-
-    def _text(self, path: Path) -> str:
-        return self.documents.snapshot(path).text
-
-    def _script(self, path: Path, text: str | None = None) -> jedi.Script:
-        code = self._text(path) if text is None else text
-        return jedi.Script(code, path=path, project=self.project)
+    def _script(self, path: Path, text: str) -> jedi.Script:
+        return jedi.Script(text, path=path, project=self.project)
 
     def _location(self, name: BaseName) -> SymbolLocation | None:
         if name.module_path is None or name.line is None or name.column is None:
@@ -340,6 +281,111 @@ class JediIntel:
                 full_name=name.full_name,
             )  # fmt: skip
         return self._location(name)
+
+
+# --------------------------------------------------------------------------- the service
+
+
+class JediIntel:
+    """Definitions, references, hover and symbols for one workspace root.
+
+    The server side of code intelligence: it takes each file's text from the DocumentSource
+    (an open buffer on the event loop, the disk in a thread) and asks the jedi worker process.
+
+    Why a process, not a thread: jedi cannot be interrupted, and it is not thread-safe (its
+    compiled-module subprocess and parso's tree cache are shared), so a thread that overruns
+    can only be abandoned, and it keeps running -- in one report a hover on a 50 MB buffer held
+    jedi for 138 s and made every other query wait. A process is killed when a query overruns
+    its ``timeout`` and the next query starts a fresh one, so one bad query costs its own
+    timeout and no more; queries queued behind it wait at most for the rest of that timeout
+    (each query's clock starts when the worker takes it; the deadline is enforced next to the
+    process, so it holds even for a request the editor cancelled).
+    Files over ``max_chars`` are not sent at all (answered empty with ``skipped`` and a log
+    line): jedi's time grows with the file, and such a file would only ever time out.
+    """
+
+    handles_all_languages = False  # Python files only
+
+    def __init__(
+        self,
+        root: Path,
+        documents: DocumentSource,
+        *,
+        timeout: float = 15.0,  # peers answer slow queries in 5-7 s: so must we
+        max_results: int = 200,
+        cache_dir: Path | None = None,
+        max_chars: int = MAX_JEDI_CHARS,
+        worker_command: list[str] | None = None,
+    ):
+        self.root = Path(root).resolve()
+        self.documents = documents
+        self.timeout = timeout
+        self.max_results = max_results
+        self.max_chars = max_chars
+        self.cache_dir = cache_dir or default_cache_dir()
+        self._channel: JediChannel | None = open_channel(self.cache_dir, worker_command)
+
+    def close(self) -> None:
+        """Let go of the shared worker (the last user stops it)."""
+        if self._channel is not None:
+            close_channel(self._channel)
+            self._channel = None
+
+    # -------------------------------------------------------------- public queries
+
+    async def definition(self, path: Path, line: int, column: int) -> QueryResult[SymbolLocation]:
+        return await self._ask(QueryResult[SymbolLocation], "definition", path,
+                               line=line, column=column)
+
+    async def references(
+        self, path: Path, line: int, column: int, include_declaration: bool = True
+    ) -> QueryResult[SymbolLocation]:
+        return await self._ask(QueryResult[SymbolLocation], "references", path, line=line,
+                               column=column, include_declaration=include_declaration)
+
+    async def hover(self, path: Path, line: int, column: int) -> QueryResult[HoverInfo]:
+        return await self._ask(QueryResult[HoverInfo], "hover", path, line=line, column=column)
+
+    async def document_symbols(self, path: Path) -> QueryResult[OutlineSymbol]:
+        return await self._ask(QueryResult[OutlineSymbol], "document_symbols", path)
+
+    async def workspace_symbols(
+        self, query: str, limit: int | None = None
+    ) -> QueryResult[SymbolLocation]:
+        """Names defined in the project whose name starts with ``query`` (case-insensitive);
+        a dotted query (``Cart.add``) looks up that exact qualified name."""
+        return await self._ask(QueryResult[SymbolLocation], "workspace_symbols", None,
+                               query=query, limit=limit)
+
+    # -------------------------------------------------------------- plumbing
+
+    async def _ask(self, result_type: type[Q], op: str, path: Path | None, **args: Any) -> Q:
+        if self._channel is None:
+            raise RuntimeError("this JediIntel was closed")
+        request: dict[str, Any] = {"op": op, "root": str(self.root),
+                                   "max_results": self.max_results, **args}
+        if path is not None:
+            text = await self._text(path)
+            if text is None or len(text) > self.max_chars:
+                size = "over the read limit" if text is None else f"{len(text):,} characters"
+                why = (f"{path.name} is too large for Python code intelligence ({size}; "
+                       f"the limit is {self.max_chars:,})")
+                log.info("jedi query %s skipped: %s", op, why)
+                return result_type(skipped=why)
+            request |= {"path": str(path), "text": text}
+        try:
+            payload = await self._channel.ask(request, self.timeout)
+        except JediTimeout:
+            log.warning("jedi query %s timed out after %gs; its worker was killed and the "
+                        "next query starts a fresh one", op, self.timeout)
+            return result_type(timed_out=True)
+        return result_type.model_validate(payload)
+
+    async def _text(self, path: Path) -> str | None:
+        try:
+            return (await snapshot_async(self.documents, path)).text
+        except FileTooLarge:
+            return None
 
 
 def _position_key(name: BaseName) -> tuple[str, int, int]:
@@ -380,7 +426,7 @@ def _match_rank(name: str, query: str) -> int:
 
 def _word_span(text: str, line: int, column: int) -> Span:
     """The identifier under the cursor, so the editor can highlight what the hover is about."""
-    lines = text.splitlines()
+    lines = split_lines(text)
     line_text = lines[line] if 0 <= line < len(lines) else ""
     for match in _IDENTIFIER.finditer(line_text):
         if match.start() <= column <= match.end():

@@ -23,6 +23,7 @@ from lsp_agent.context.tokens import Calibration, TokenCounter, estimate_message
 from lsp_agent.model.service import ModelCallFailed, ModelRequest, ModelService
 from lsp_agent.types import events as ev
 from lsp_agent.workspace.documents import FileReadError, read_text_file
+from lsp_agent.workspace.encoding import printable
 
 log = logging.getLogger(__name__)
 
@@ -351,7 +352,7 @@ class ContextManager:
         out = []
         for path in reversed(self.recent_files):
             try:
-                text = self._reader(path)
+                text = printable(self._reader(path))  # kept invalid bytes are not JSON text
             except (OSError, ValueError, FileReadError):
                 continue  # deleted or unreadable since: the summary still names it
             if len(text) > self.policy.reread_chars:

@@ -11,7 +11,7 @@ A review request passes a list of these ids, or ``"all"``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -22,6 +22,7 @@ from lsp_agent.edits.merge import Conflict, rebase
 from lsp_agent.edits.workspace_edit import EditTarget, build_workspace_edit
 from lsp_agent.types.edits import FileEdit
 from lsp_agent.types.events import FileChangeView, HunkView, ResolvedStatus
+from lsp_agent.workspace.encoding import printable
 
 ProposalStatus = Literal["pending", ResolvedStatus]
 FileStatus = Literal["applied", "rebased", "conflict", "rejected", "unchanged"]
@@ -111,6 +112,9 @@ class Proposal:
     tool_use_id: str
     files: list[FileChange]
     status: ProposalStatus = "pending"
+    # The real path (symlinks resolved) of each file when it was proposed: the path the
+    # permission check approved. A write that would land elsewhere is refused.
+    approved_paths: dict[Path, Path] = field(default_factory=dict)
 
     @classmethod
     def from_edits(
@@ -256,9 +260,10 @@ class Proposal:
                 path=f.display or str(f.path),
                 is_new=f.is_new,
                 version=f.version,
-                diff=f.diff,
+                diff=printable(f.diff),  # kept invalid bytes cannot travel as JSON text
                 hunks=[
-                    HunkView(id=qualify(n, h.id), header=h.header, diff=h.diff) for h in f.hunks
+                    HunkView(id=qualify(n, h.id), header=h.header, diff=printable(h.diff))
+                    for h in f.hunks
                 ],
             )
             for n, f in enumerate(self.files, 1)

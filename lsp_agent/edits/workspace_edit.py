@@ -1,8 +1,14 @@
-"""Accepted changes as an LSP ``WorkspaceEdit``, and a headless client that applies one to disk.
+"""Accepted changes as an LSP ``WorkspaceEdit`` shaped for what the client declared, and a
+headless client that applies one to disk.
 
-Edits are whole lines wherever possible, so positions are (line, 0) and UTF-16 columns only
-matter at the end of a file without a final newline. Lines are counted the LSP way: ``\\r\\n``,
-``\\n`` and a lone ``\\r`` each end a line.
+Edits are whole lines wherever possible, so positions are (line, 0) and the position encoding
+only matters at the end of a file without a final newline. Lines are counted the LSP way:
+``\\r\\n``, ``\\n`` and a lone ``\\r`` each end a line (lsp_agent.workspace.positions).
+
+LSP 3.17 lets a server send ``documentChanges`` only to a client that declared
+``workspace.workspaceEdit.documentChanges``, change annotations only with
+``changeAnnotationSupport``, and create/rename/delete only with the listed
+``resourceOperations``; ``EditCaps`` carries those declarations.
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ from __future__ import annotations
 import re
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
@@ -29,6 +35,18 @@ from lsprotocol.types import (
 )
 
 from lsp_agent.edits.diff import line_opcodes
+from lsp_agent.permissions.safe_write import (
+    MAX_REWRITE_BYTES,
+    WriteRefused,
+    WriteScope,
+    check_paths,
+    encode_like,
+    real_path,
+    write_bytes_checked,
+)
+from lsp_agent.workspace.documents import FileReadError, read_file_bytes
+from lsp_agent.workspace.encoding import UndecodableBytes, decode_bytes
+from lsp_agent.workspace.positions import UTF16, Encoding, TextLines, column_to_units
 
 ANNOTATION_ID = "lsp-agent"
 DEFAULT_DESCRIPTION = "Changes proposed by lsp-agent and accepted in review"
@@ -38,6 +56,35 @@ _LINE_END = re.compile(r"\r\n|\r|\n")
 
 class WorkspaceEditError(ValueError):
     """A WorkspaceEdit (or a text edit in it) that cannot be applied as given."""
+
+
+@dataclass(frozen=True)
+class EditCaps:
+    """What the client declared under ``workspace.workspaceEdit``, plus the position encoding.
+
+    The defaults are a client that declared everything (VS Code); a client that declared
+    nothing is ``EditCaps.none()``.
+    """
+
+    encoding: Encoding = UTF16
+    document_changes: bool = True
+    change_annotations: bool = True
+    resource_operations: frozenset[str] = field(
+        default_factory=lambda: frozenset({"create", "rename", "delete"}))
+
+    @classmethod
+    def none(cls, encoding: Encoding = UTF16) -> EditCaps:
+        return cls(encoding, False, False, frozenset())
+
+    @property
+    def can_create(self) -> bool:
+        """CreateFile lives in ``documentChanges``: both must be declared."""
+        return self.document_changes and "create" in self.resource_operations
+
+    @property
+    def annotates(self) -> bool:
+        """Annotated edits exist only inside ``documentChanges``."""
+        return self.document_changes and self.change_annotations
 
 
 # ---------------------------------------------------------------------------- positions
@@ -54,86 +101,54 @@ def lsp_lines(text: str) -> list[str]:
     return lines
 
 
-def utf16_len(s: str) -> int:
-    return len(s) + sum(1 for ch in s if ord(ch) > 0xFFFF)
+def _line_start(lines: TextLines, index: int, encoding: Encoding) -> Position:
+    """Start of line ``index``; a line past the last means the end of the document."""
+    if index < lines.count and lines.starts[index] < len(lines.text):
+        return Position(line=index, character=0)
+    return lines.end_position(encoding)
 
 
-def _strip_eol(line: str) -> str:
-    return line.rstrip("\r\n") if line.endswith(("\n", "\r")) else line
-
-
-def _column_to_index(line: str, column: int) -> int:
-    """Python index in ``line`` of a UTF-16 column; columns past the end clamp to the end."""
-    units = 0
-    for index, ch in enumerate(line):
-        if units >= column:
-            if units > column:
-                raise WorkspaceEditError(f"column {column} splits a surrogate pair in {line!r}")
-            return index
-        units += 2 if ord(ch) > 0xFFFF else 1
-    if units > column:
-        raise WorkspaceEditError(f"column {column} splits a surrogate pair in {line!r}")
-    return len(line)
-
-
-class _Offsets:
-    """Maps LSP positions to offsets in one fixed text."""
-
-    def __init__(self, text: str):
-        self.text = text
-        self.lines = lsp_lines(text)
-        self.starts = []
-        offset = 0
-        for line in self.lines:
-            self.starts.append(offset)
-            offset += len(line)
-
-    def offset(self, pos: Position) -> int:
-        if pos.line >= len(self.lines):
-            return len(self.text)  # past the last line: the end of the document
-        content = _strip_eol(self.lines[pos.line])
-        return self.starts[pos.line] + _column_to_index(content, pos.character)
-
-    def position_of_line(self, index: int) -> Position:
-        """Start of line ``index``; one past the last line means the end of the document."""
-        if index < len(self.lines):
-            return Position(line=index, character=0)
-        if not self.lines or self.lines[-1] != _strip_eol(self.lines[-1]):
-            return Position(line=len(self.lines), character=0)
-        return Position(line=len(self.lines) - 1, character=utf16_len(self.lines[-1]))
+def _strict_offset(lines: TextLines, pos: Position, encoding: Encoding) -> int:
+    """Offset of a position sent to us as a client; one that splits a character is an error."""
+    point = lines.to_point(pos, encoding)
+    content = lines.content(point.line)
+    if pos.line < lines.count and point.column < len(content):
+        if column_to_units(content, point.column, encoding) != pos.character:
+            raise WorkspaceEditError(
+                f"column {pos.character} splits a character in {content!r} ({encoding}; "
+                "for utf-16: a surrogate pair)")
+    return lines.offset(point)
 
 
 # ---------------------------------------------------------------------------- text edits
 
 
-def text_edits_between(old: str, new: str) -> list[TextEdit]:
+def text_edits_between(old: str, new: str, encoding: Encoding = UTF16) -> list[TextEdit]:
     """Whole-line edits turning ``old`` into ``new``: non-overlapping, in document order."""
-    offsets = _Offsets(old)
-    new_lines = lsp_lines(new)
+    lines = TextLines(old)
+    old_lines, new_lines = lsp_lines(old), lsp_lines(new)
     edits = []
-    for tag, i1, i2, j1, j2 in line_opcodes(offsets.lines, new_lines):
+    for tag, i1, i2, j1, j2 in line_opcodes(old_lines, new_lines):
         if tag == "equal":
             continue
-        edits.append(
-            TextEdit(
-                range=Range(start=offsets.position_of_line(i1), end=offsets.position_of_line(i2)),
-                new_text="".join(new_lines[j1:j2]),
-            )
-        )
+        start, end = _line_start(lines, i1, encoding), _line_start(lines, i2, encoding)
+        edits.append(TextEdit(range=Range(start=start, end=end),
+                              new_text="".join(new_lines[j1:j2])))
     return edits
 
 
-def apply_text_edits(text: str, edits: Sequence[TextEdit]) -> str:
+def apply_text_edits(text: str, edits: Sequence[TextEdit], encoding: Encoding = UTF16) -> str:
     """Apply LSP text edits, all positioned against the original ``text``.
 
-    Columns are UTF-16 code units; a column past a line's end means the line's end, a line past
-    the last means the end of the document. Overlapping edits are an error; inserts at the same
-    position keep their array order.
+    Columns are code units of ``encoding``; a column past a line's end means the line's end, a
+    line past the last means the end of the document. Overlapping edits and columns inside a
+    character are errors; inserts at the same position keep their array order.
     """
-    offsets = _Offsets(text)
+    lines = TextLines(text)
     spans = []
     for order, edit in enumerate(edits):
-        start, end = offsets.offset(edit.range.start), offsets.offset(edit.range.end)
+        start = _strict_offset(lines, edit.range.start, encoding)
+        end = _strict_offset(lines, edit.range.end, encoding)
         if end < start:
             raise WorkspaceEditError(f"edit {order} ends before it starts: {_fmt(edit.range)}")
         spans.append((start, end, order, edit.new_text))
@@ -181,62 +196,74 @@ class EditTarget:
 
 
 def build_workspace_edit(
-    targets: Sequence[EditTargetLike], description: str = DEFAULT_DESCRIPTION
+    targets: Sequence[EditTargetLike],
+    description: str = DEFAULT_DESCRIPTION,
+    caps: EditCaps | None = None,
 ) -> WorkspaceEdit:
-    """A ``documentChanges`` edit, every change annotated as the agent's.
+    """The edit for the client, in the shapes it declared (``caps``; default: everything).
 
-    An existing file gets a TextDocumentEdit pinned to its version (so the editor refuses it if
-    the user typed in between); a new file gets a CreateFile that never overwrites, followed by
-    an unversioned TextDocumentEdit inserting its content. Files already at their target are
-    left out.
+    With ``documentChanges`` an existing file gets a TextDocumentEdit pinned to its version (so
+    the editor refuses it if the user typed in between) and, when the client can create files,
+    a new file gets a CreateFile that never overwrites followed by an unversioned
+    TextDocumentEdit inserting its content. Without ``documentChanges`` the edit is the plain
+    ``changes`` map. New files the client cannot create are left out: the caller writes them
+    (``needs_disk_creation``). Files already at their target are left out too.
     """
-    changes: list[Any] = []
+    caps = caps or EditCaps()
+    annotations = None
+    if caps.annotates:
+        annotations = {ANNOTATION_ID: ChangeAnnotation(
+            label="lsp-agent", description=description, needs_confirmation=False)}
+    if not caps.document_changes:
+        changes = {t.uri: _text_edits(t, caps) for t in targets
+                   if not t.is_new and t.current_text != t.target_text}
+        return WorkspaceEdit(changes=changes)
+    document_changes: list[Any] = []
     for target in targets:
         if target.is_new:
-            changes.extend(_create_file(target))
+            if caps.can_create:
+                document_changes.extend(_create_file(target, caps))
         elif target.current_text != target.target_text:
-            changes.append(_edit_file(target))
-    return WorkspaceEdit(
-        document_changes=changes,
-        change_annotations={
-            ANNOTATION_ID: ChangeAnnotation(
-                label="lsp-agent", description=description, needs_confirmation=False
-            )
-        },
-    )
+            document_changes.append(TextDocumentEdit(
+                text_document=OptionalVersionedTextDocumentIdentifier(
+                    uri=target.uri, version=target.version),
+                edits=_maybe_annotated(_text_edits(target, caps), caps)))
+    return WorkspaceEdit(document_changes=document_changes, change_annotations=annotations)
 
 
-def _annotated(edits: list[TextEdit]) -> list[AnnotatedTextEdit]:
+def needs_disk_creation(target: EditTargetLike, caps: EditCaps) -> bool:
+    """A new file the client cannot create through the edit: the server writes it."""
+    return target.is_new and not caps.can_create
+
+
+def _text_edits(target: EditTargetLike, caps: EditCaps) -> list[TextEdit]:
+    if target.current_text is None:
+        raise ValueError(f"{target.uri}: an existing file needs its current text")
+    return text_edits_between(target.current_text, target.target_text, caps.encoding)
+
+
+def _maybe_annotated(edits: list[TextEdit], caps: EditCaps) -> list[Any]:
+    if not caps.annotates:
+        return list(edits)
     return [
         AnnotatedTextEdit(annotation_id=ANNOTATION_ID, range=e.range, new_text=e.new_text)
         for e in edits
     ]
 
 
-def _edit_file(target: EditTargetLike) -> TextDocumentEdit:
-    if target.current_text is None:
-        raise ValueError(f"{target.uri}: an existing file needs its current text")
-    return TextDocumentEdit(
-        text_document=OptionalVersionedTextDocumentIdentifier(
-            uri=target.uri, version=target.version
-        ),
-        edits=_annotated(text_edits_between(target.current_text, target.target_text)),
-    )
-
-
-def _create_file(target: EditTargetLike) -> list[Any]:
+def _create_file(target: EditTargetLike, caps: EditCaps) -> list[Any]:
     create = CreateFile(
         uri=target.uri,
         options=CreateFileOptions(overwrite=False, ignore_if_exists=True),
-        annotation_id=ANNOTATION_ID,
+        annotation_id=ANNOTATION_ID if caps.annotates else None,
     )
     if not target.target_text:
         return [create]
     origin = Position(line=0, character=0)
     fill = TextDocumentEdit(
         text_document=OptionalVersionedTextDocumentIdentifier(uri=target.uri, version=None),
-        edits=_annotated(
-            [TextEdit(range=Range(start=origin, end=origin), new_text=target.target_text)]
+        edits=_maybe_annotated(
+            [TextEdit(range=Range(start=origin, end=origin), new_text=target.target_text)], caps
         ),
     )
     return [create, fill]
@@ -260,52 +287,66 @@ def uri_to_path(uri: str) -> Path:
     return path
 
 
-def apply_workspace_edit_to_disk(edit_json: dict[str, Any]) -> list[Path]:
+def apply_workspace_edit_to_disk(
+    edit_json: dict[str, Any], encoding: Encoding = UTF16, *, roots: Sequence[Path] = ()
+) -> list[Path]:
     """Apply a WorkspaceEdit in its JSON form to files on disk, in order; returns touched paths.
 
     Supports ``documentChanges`` (TextDocumentEdit with plain or annotated edits, CreateFile,
     RenameFile, DeleteFile) and the legacy ``changes`` map. Document versions are not checked:
-    with no editor there are no versions. Stops at the first failure with WorkspaceEditError.
+    with no editor there are no versions. Columns are code units of ``encoding`` (what this
+    client negotiated). Stops at the first failure with WorkspaceEditError.
+
+    Files keep their encoding, BOM and every byte outside the edits; each write re-checks its
+    path (inside ``roots`` when given, no symlink swapped in, not read-only) as it happens.
     """
     if not isinstance(edit_json, dict):
         raise WorkspaceEditError(f"a WorkspaceEdit must be a JSON object, got {edit_json!r}")
+    # The editor's side: the server asked the user about protected files before proposing.
+    scope = WriteScope(roots=tuple(real_path(r) for r in roots), protected_ok=True)
     touched: list[Path] = []
-    if edit_json.get("documentChanges") is not None:
-        for change in edit_json["documentChanges"]:
-            touched.extend(_apply_document_change(change))
-    else:
-        for uri, edits in (edit_json.get("changes") or {}).items():
-            touched.append(_edit_on_disk(uri, edits))
+    try:
+        if edit_json.get("documentChanges") is not None:
+            for change in edit_json["documentChanges"]:
+                touched.extend(_apply_document_change(change, scope, encoding))
+        else:
+            for uri, edits in (edit_json.get("changes") or {}).items():
+                touched.append(_edit_on_disk(uri, edits, scope, encoding))
+    except WriteRefused as exc:
+        raise WorkspaceEditError(str(exc)) from None
     return list(dict.fromkeys(touched))
 
 
-def _apply_document_change(change: dict[str, Any]) -> list[Path]:
+def _apply_document_change(change: dict[str, Any], scope: WriteScope,
+                           encoding: Encoding) -> list[Path]:
     kind = change.get("kind")
     if kind == "create":
-        return [_create_on_disk(change)]
+        return [_create_on_disk(change, scope)]
     if kind == "rename":
-        return _rename_on_disk(change)
+        return _rename_on_disk(change, scope)
     if kind == "delete":
-        return [_delete_on_disk(change)]
+        return [_delete_on_disk(change, scope)]
     if kind is None and "textDocument" in change:
-        return [_edit_on_disk(change["textDocument"].get("uri"), change.get("edits", []))]
+        return [_edit_on_disk(change["textDocument"].get("uri"), change.get("edits", []), scope,
+                              encoding)]
     raise WorkspaceEditError(f"unknown document change: {change!r}")
 
 
-def _read(path: Path) -> tuple[str, str]:
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        return data.decode("latin-1"), "latin-1"
-
-
-def _edit_on_disk(uri: str, edits_json: list[dict[str, Any]]) -> Path:
+def _edit_on_disk(uri: str, edits_json: list[dict[str, Any]], scope: WriteScope,
+                  encoding: Encoding) -> Path:
     path = uri_to_path(uri)
-    if not path.is_file():
-        raise WorkspaceEditError(f"cannot edit {path}: no such file")
-    text, encoding = _read(path)
-    path.write_bytes(apply_text_edits(text, [_text_edit(e) for e in edits_json]).encode(encoding))
+    try:
+        data = read_file_bytes(path, MAX_REWRITE_BYTES)
+    except FileNotFoundError:
+        raise WorkspaceEditError(f"cannot edit {path}: no such file") from None
+    except (FileReadError, OSError) as exc:
+        raise WorkspaceEditError(f"cannot edit {path}: {exc}") from None
+    try:
+        text, _ = decode_bytes(data)
+    except UndecodableBytes as exc:
+        raise WorkspaceEditError(f"cannot edit {path}: {exc}") from None
+    new_text = apply_text_edits(text, [_text_edit(e) for e in edits_json], encoding)
+    write_bytes_checked(path, encode_like(path, new_text, data), scope)
     return path
 
 
@@ -325,22 +366,22 @@ def _text_edit(edit: dict[str, Any]) -> TextEdit:
         raise WorkspaceEditError(f"malformed text edit {edit!r}: {exc}") from exc
 
 
-def _create_on_disk(change: dict[str, Any]) -> Path:
+def _create_on_disk(change: dict[str, Any], scope: WriteScope) -> Path:
     path = uri_to_path(change.get("uri"))
     options = change.get("options") or {}
     if path.exists():
         if options.get("overwrite"):
-            path.write_bytes(b"")
+            write_bytes_checked(path, b"", scope)
         elif not options.get("ignoreIfExists"):
             raise WorkspaceEditError(f"cannot create {path}: it already exists")
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"")
+    write_bytes_checked(path, b"", scope)
     return path
 
 
-def _rename_on_disk(change: dict[str, Any]) -> list[Path]:
+def _rename_on_disk(change: dict[str, Any], scope: WriteScope) -> list[Path]:
     old, new = uri_to_path(change.get("oldUri")), uri_to_path(change.get("newUri"))
+    check_paths([old, new], scope)
     options = change.get("options") or {}
     if not old.exists():
         raise WorkspaceEditError(f"cannot rename {old}: no such file")
@@ -353,8 +394,9 @@ def _rename_on_disk(change: dict[str, Any]) -> list[Path]:
     return [old, new]
 
 
-def _delete_on_disk(change: dict[str, Any]) -> Path:
+def _delete_on_disk(change: dict[str, Any], scope: WriteScope) -> Path:
     path = uri_to_path(change.get("uri"))
+    check_paths([path], scope)
     options = change.get("options") or {}
     if not path.exists():
         if options.get("ignoreIfNotExists"):

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lsp_agent.permissions.rules import Rule, RuleError
+from lsp_agent.permissions.safe_write import WriteScope, real_path, write_bytes_checked
 from lsp_agent.permissions.secrets import pattern_problem
 
 log = logging.getLogger(__name__)
@@ -151,13 +152,14 @@ def record_rule(path: Path, rule: str, kind: str = "allow") -> None:
     if rule not in rules:
         rules.append(rule)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # Checked at write time: a settings file (or its .gitignore) that became a link to
+    # somewhere else is not written through.
+    scope = WriteScope(roots=(real_path(path.parent),), protected_ok=True)
     if path.name == "settings.local.json":
         ignore = path.parent / ".gitignore"
-        if not ignore.exists():
-            ignore.write_text("settings.local.json\n")
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.replace(path)
+        if not ignore.exists() and not ignore.is_symlink():
+            write_bytes_checked(ignore, b"settings.local.json\n", scope)
+    write_bytes_checked(path, (json.dumps(data, indent=2) + "\n").encode(), scope)
 
 
 def _read(path: Path, warnings: list[str]) -> dict[str, Any] | None:

@@ -13,6 +13,7 @@ from pygls.uris import to_fs_path
 
 from lsp_agent.server import protocol as p
 from lsp_agent.types.editor import Diagnostic, EditorContext
+from lsp_agent.workspace.encoding import printable
 
 if TYPE_CHECKING:
     from lsp_agent.server.app import AgentServer
@@ -68,36 +69,25 @@ def resolve_action(action: lsp.CodeAction) -> lsp.CodeAction:
 
 
 def _client_resolves(ls: AgentServer) -> bool:
-    try:
-        ca = ls.client_capabilities.text_document.code_action
-        support = ca.resolve_support if ca else None
-        return bool(support and "command" in support.properties)
-    except AttributeError:
-        return False
+    return ls.client_caps.code_action_resolve
 
 
 def _selection_text(ls: AgentServer, uri: str, rng: lsp.Range) -> str:
+    """The selected text; the range is in the client's encoding, converted at the boundary."""
     fs = to_fs_path(uri)
-    if not fs:
+    lines = ls.positions.lines(Path(fs)) if fs else None
+    if lines is None:
         return ""
-    try:
-        lines = ls.documents.snapshot(Path(fs)).text.splitlines(keepends=True)
-    except (OSError, ValueError):
-        return ""
-    chunk = lines[rng.start.line: rng.end.line + 1]
-    if not chunk:
-        return ""
-    if len(chunk) == 1:
-        return chunk[0][rng.start.character: rng.end.character]
-    chunk[0] = chunk[0][rng.start.character:]
-    chunk[-1] = chunk[-1][: rng.end.character]
-    return "".join(chunk)
+    start, end = ls.positions.range_in(Path(fs), rng)
+    return printable(lines.text[lines.offset(start): lines.offset(end)])
 
 
 def _remember_diagnostics(ls: AgentServer, uri: str, diags: list[lsp.Diagnostic]) -> None:
     fs = to_fs_path(uri)
     if fs and diags:
-        ls.manager.diagnostics.update(Path(fs), [_unstructure(ls, d) for d in diags])
+        path, positions = Path(fs), ls.positions.batch()
+        ls.manager.diagnostics.update(
+            path, [positions.diagnostic_in(path, _unstructure(ls, d)) for d in diags])
 
 
 # -- commands ----------------------------------------------------------------------------------

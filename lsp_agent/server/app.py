@@ -19,13 +19,17 @@ from lsp_agent.code_intel.bridge import BRIDGE_METHODS
 from lsp_agent.model.client import ModelSettings
 from lsp_agent.server import actions
 from lsp_agent.server import protocol as p
+from lsp_agent.server.client_caps import ClientCaps
 from lsp_agent.server.editor import EditorApplier, EditorDocuments, EditorPermissions
 from lsp_agent.server.jsonrpc import RobustProtocol
 from lsp_agent.server.progress import TurnProgress
+from lsp_agent.server.wire_positions import WirePositions
 from lsp_agent.sessions.manager import SessionManager, UnknownSession
 from lsp_agent.sessions.proposals import UnknownProposal
 from lsp_agent.sessions.session import Session, SessionBusy
 from lsp_agent.types import events as ev
+from lsp_agent.types.editor import EditorContext
+from lsp_agent.workspace.positions import split_lines
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +45,8 @@ class AgentProtocol(RobustProtocol):
     @lsp_method(lsp.INITIALIZE)
     def lsp_initialize(self, params: lsp.InitializeParams):
         result = yield from super().lsp_initialize(params)
+        # ClientCaps made the choice (the same rule as pygls's); say it from the one place.
+        result.capabilities.position_encoding = self._server.client_caps.position_encoding
         result.capabilities.experimental = {
             "lspAgent": {
                 "protocolVersion": PROTOCOL_VERSION,
@@ -58,14 +64,25 @@ class AgentProtocol(RobustProtocol):
                 setattr(result.capabilities, name, None)
         return result
 
+    @lsp_method(lsp.TEXT_DOCUMENT_DID_CHANGE)
+    def lsp_text_document__did_change(self, params: lsp.DidChangeTextDocumentParams):
+        # Our own application of the changes, in the negotiated encoding (see EditorDocuments).
+        server = self._server
+        server.documents.apply_change(params, server.client_caps.position_encoding)
+        if (handler := self.fm.features.get(lsp.TEXT_DOCUMENT_DID_CHANGE)) is not None:
+            yield handler, (params,), None
+
 
 class AgentServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("lsp-agent", __version__, protocol_cls=AgentProtocol)
         self.options = p.InitializationOptions()
+        self.client_caps = ClientCaps()
         self.documents = EditorDocuments(self)
+        self.positions = WirePositions(self.documents.text_of)
         self.permissions = EditorPermissions(self, self.options.permission_timeout_seconds)
-        self.applier = EditorApplier(self, self.options.apply_edit_timeout_seconds, False)
+        self.applier = EditorApplier(self, self.options.apply_edit_timeout_seconds, False,
+                                     self.documents)
         self.progress_for_turns = TurnProgress(self)
         self._manager: SessionManager | None = None
         self._intel: dict[Path, Any] = {}
@@ -84,6 +101,10 @@ class AgentServer(LanguageServer):
     # -- configuration -----------------------------------------------------------------------
 
     def configure(self, params: lsp.InitializeParams) -> None:
+        self.client_caps = ClientCaps.parse(params.capabilities)
+        self.positions.encoding = self.client_caps.position_encoding
+        self.applier.caps = self.client_caps
+        log.info("client: %s", self.client_caps.summary())
         try:
             self.options = p.InitializationOptions.model_validate(
                 params.initialization_options or {})
@@ -93,6 +114,7 @@ class AgentServer(LanguageServer):
         self.permissions.timeout = self.options.permission_timeout_seconds
         self.applier.timeout = self.options.apply_edit_timeout_seconds
         self.applier.editor_saves = self.options.editor_saves_applied_edits
+        self.applier.verify_timeout = self.options.apply_edit_verify_seconds
         self._manager = None
 
     @property
@@ -155,13 +177,11 @@ class AgentServer(LanguageServer):
 
         return EditorBridge(self.protocol.send_request_async,
                             timeout=self.options.editor_bridge_timeout_seconds,
-                            lines_of=self._buffer_lines)
+                            lines_of=self._buffer_lines, positions=self.positions)
 
     def _buffer_lines(self, path: Path) -> list[str] | None:
-        try:
-            return self.documents.snapshot(path).text.splitlines()
-        except Exception:  # missing or unreadable: the location is shown without its line
-            return None
+        text = self.documents.text_of(path)  # missing or unreadable: shown without its line
+        return split_lines(text) if text is not None else None
 
     def editor_intel(self) -> Any:
         """JediIntel for the LSP features, or None when they are switched off."""
@@ -195,9 +215,13 @@ class AgentServer(LanguageServer):
             workspace = Path(fs)
         return self.manager.create(workspace, params.mode or self.options.mode, params.model)
 
+    def context_in(self, params: p.PromptParams) -> EditorContext | None:
+        """The prompt's editor context with its positions in code points."""
+        return self.positions.context_in(params.context) if params.context else None
+
     async def run_prompt(self, session: Session, params: p.PromptParams) -> dict[str, Any]:
         try:
-            ended = await session.prompt(params.text, params.context)
+            ended = await session.prompt(params.text, self.context_in(params))
         except SessionBusy as exc:
             raise JsonRpcInvalidRequest(str(exc)) from None
         return {"stopReason": ended.stop_reason, "usage": ended.usage.wire(),
@@ -206,7 +230,7 @@ class AgentServer(LanguageServer):
     def start_prompt(self, session: Session, params: p.PromptParams) -> None:
         """Run a turn in the background (commands answer at once; events report progress)."""
         try:
-            task = session.begin(params.text, params.context)
+            task = session.begin(params.text, self.context_in(params))
         except SessionBusy as exc:
             raise JsonRpcInvalidRequest(str(exc)) from None
         task.add_done_callback(_log_failure)
@@ -224,7 +248,7 @@ def create_server() -> AgentServer:
     actions.register(server)
     from lsp_agent.server.language_features import register_language_features
 
-    register_language_features(server, server.editor_intel)
+    register_language_features(server, server.editor_intel, server.positions)
     return server
 
 
@@ -237,6 +261,14 @@ def _register_lifecycle(server: AgentServer) -> None:
     async def on_shutdown(ls: AgentServer, *_: Any) -> None:
         if ls._manager is not None:
             await ls.manager.cancel_all()
+
+    @server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
+    def on_open(ls: AgentServer, params: lsp.DidOpenTextDocumentParams) -> None:
+        ls.documents.note_change(params.text_document.uri)
+
+    @server.feature(lsp.TEXT_DOCUMENT_DID_CLOSE)
+    def on_close(ls: AgentServer, params: lsp.DidCloseTextDocumentParams) -> None:
+        ls.documents.note_change(params.text_document.uri)
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_CHANGE)
     def on_change(ls: AgentServer, params: lsp.DidChangeTextDocumentParams) -> None:

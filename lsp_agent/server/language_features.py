@@ -3,10 +3,11 @@
 Handlers are registered when the server is built (pygls fixes its capabilities from the
 registered features at initialize), so each one asks ``intel_for()`` per request and answers
 empty when code intelligence is switched off or there is no workspace. Handlers are ``async``
-and JediIntel runs jedi in its executor, so the event loop never blocks.
+and JediIntel runs jedi in a worker process, so the event loop never blocks.
 
-Columns are passed through as code points; they differ from LSP's UTF-16 columns only on
-lines with characters outside the Basic Multilingual Plane before the position.
+JediIntel speaks code points; every position in and out crosses the one boundary,
+``WirePositions``, which converts to and from the negotiated encoding against the text each
+position refers to.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from lsp_agent.code_intel.jedi_intel import (
     SymbolLocation,
     is_python_path,
 )
+from lsp_agent.server.wire_positions import WirePositions
+from lsp_agent.workspace.documents import DiskDocuments, FileReadError
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +59,16 @@ _JEDI_KINDS = {
 
 
 def register_language_features(
-    ls: LanguageServer, intel_for: Callable[[], JediIntel | None]
+    ls: LanguageServer,
+    intel_for: Callable[[], JediIntel | None],
+    positions: WirePositions | None = None,
 ) -> None:
-    """Register definition, references, hover, documentSymbol and workspace/symbol on ``ls``."""
+    """Register definition, references, hover, documentSymbol and workspace/symbol on ``ls``.
+
+    ``positions`` is the server's boundary (its encoding is set at initialize); without one,
+    UTF-16 against the files on disk.
+    """
+    wire = positions or WirePositions(_disk_text)
 
     def target(uri: str) -> tuple[JediIntel, Path] | None:
         intel = intel_for()
@@ -73,9 +83,9 @@ def register_language_features(
         if found is None:
             return None
         intel, path = found
-        pos = params.position
-        result = await _guarded(intel.definition(path, pos.line, pos.character))
-        return [_location(loc) for loc in result.items] if result else None
+        line, column = wire.point_in(path, params.position)
+        result = await _guarded(intel.definition(path, line, column))
+        return _locations(wire.batch(), result)
 
     @ls.feature(types.TEXT_DOCUMENT_REFERENCES)
     async def references(params: types.ReferenceParams) -> list[types.Location] | None:
@@ -83,10 +93,9 @@ def register_language_features(
         if found is None:
             return None
         intel, path = found
-        pos = params.position
-        query = intel.references(path, pos.line, pos.character, params.context.include_declaration)
-        result = await _guarded(query)
-        return [_location(loc) for loc in result.items] if result else None
+        line, column = wire.point_in(path, params.position)
+        query = intel.references(path, line, column, params.context.include_declaration)
+        return _locations(wire.batch(), await _guarded(query))
 
     @ls.feature(types.TEXT_DOCUMENT_HOVER)
     async def hover(params: types.HoverParams) -> types.Hover | None:
@@ -94,14 +103,14 @@ def register_language_features(
         if found is None:
             return None
         intel, path = found
-        pos = params.position
-        result = await _guarded(intel.hover(path, pos.line, pos.character))
+        line, column = wire.point_in(path, params.position)
+        result = await _guarded(intel.hover(path, line, column))
         if not result or not result.items or not result.items[0].markdown:
             return None
         info = result.items[0]
         return types.Hover(
             contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=info.markdown),
-            range=_range(info.span),
+            range=_range(wire, path, info.span),
         )
 
     @ls.feature(types.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
@@ -116,9 +125,11 @@ def register_language_features(
         result = await _guarded(intel.document_symbols(path))
         if not result:
             return None
+        conv = _Converter(wire.batch(), path)
         if _client_wants_hierarchy(ls):
-            return [_document_symbol(symbol) for symbol in result.items]
-        return [info for symbol in result.items for info in _flat_symbols(symbol, uri, None)]
+            return [_document_symbol(conv, symbol) for symbol in result.items]
+        return [info for symbol in result.items
+                for info in _flat_symbols(conv, symbol, uri, None)]
 
     @ls.feature(types.WORKSPACE_SYMBOL)
     async def workspace_symbol(
@@ -128,7 +139,8 @@ def register_language_features(
         if intel is None:
             return None
         result = await _guarded(intel.workspace_symbols(params.query))
-        return [_symbol_information(loc) for loc in result.items] if result else None
+        batch = wire.batch()
+        return [_symbol_information(batch, loc) for loc in result.items] if result else None
 
 
 async def _guarded(query: Awaitable[Q]) -> Q | None:
@@ -142,6 +154,8 @@ async def _guarded(query: Awaitable[Q]) -> Q | None:
     except Exception:  # jedi can fail in many ways on half-typed code
         log.exception("code intelligence query failed")
         return None
+    if result.skipped:  # a file too large for jedi: nothing to show, and no error either
+        return None
     if result.timed_out:
         raise JsonRpcException(
             message="Python code intelligence timed out", code=types.LSPErrorCodes.RequestFailed
@@ -150,6 +164,9 @@ async def _guarded(query: Awaitable[Q]) -> Q | None:
 
 
 def _client_wants_hierarchy(ls: LanguageServer) -> bool:
+    caps = getattr(ls, "client_caps", None)  # the lsp-agent server parsed them at initialize
+    if caps is not None:
+        return bool(caps.hierarchical_symbols)
     try:
         caps = ls.client_capabilities.text_document.document_symbol  # type: ignore[union-attr]
         return bool(caps and caps.hierarchical_document_symbol_support)
@@ -157,48 +174,69 @@ def _client_wants_hierarchy(ls: LanguageServer) -> bool:
         return True
 
 
-def _range(span: Span) -> types.Range:
-    return types.Range(
-        start=types.Position(line=span.line, character=span.column),
-        end=types.Position(line=span.end_line, character=span.end_column),
-    )
+def _disk_text(path: Path) -> str | None:
+    try:
+        return DiskDocuments().snapshot(path).text
+    except (OSError, FileReadError):
+        return None
 
 
-def _location(loc: SymbolLocation) -> types.Location:
-    return types.Location(uri=from_fs_path(str(loc.path)) or "", range=_range(loc.span))
+def _range(wire: WirePositions, path: Path, span: Span) -> types.Range:
+    return wire.range_out(path, (span.line, span.column), (span.end_line, span.end_column))
 
 
-def _document_symbol(symbol: OutlineSymbol) -> types.DocumentSymbol:
+def _location(wire: WirePositions, loc: SymbolLocation) -> types.Location:
+    return types.Location(uri=from_fs_path(str(loc.path)) or "",
+                          range=_range(wire, loc.path, loc.span))
+
+
+def _locations(wire: WirePositions, result: QueryResult[SymbolLocation] | None,
+               ) -> list[types.Location] | None:
+    return [_location(wire, loc) for loc in result.items] if result else None
+
+
+class _Converter:
+    """Ranges of one document's symbols, converted against that document."""
+
+    def __init__(self, wire: WirePositions, path: Path):
+        self.wire, self.path = wire, path
+
+    def range(self, span: Span) -> types.Range:
+        return _range(self.wire, self.path, span)
+
+
+def _document_symbol(conv: _Converter, symbol: OutlineSymbol) -> types.DocumentSymbol:
     return types.DocumentSymbol(
         name=symbol.name,
         kind=_OUTLINE_KINDS.get(symbol.kind, types.SymbolKind.Variable),
         detail=symbol.detail or None,
-        range=_range(symbol.range),
-        selection_range=_range(symbol.selection),
-        children=[_document_symbol(child) for child in symbol.children],
+        range=conv.range(symbol.range),
+        selection_range=conv.range(symbol.selection),
+        children=[_document_symbol(conv, child) for child in symbol.children],
     )
 
 
 def _flat_symbols(
-    symbol: OutlineSymbol, uri: str, container: str | None
+    conv: _Converter, symbol: OutlineSymbol, uri: str, container: str | None
 ) -> list[types.SymbolInformation]:
     info = types.SymbolInformation(
         name=symbol.name,
         kind=_OUTLINE_KINDS.get(symbol.kind, types.SymbolKind.Variable),
-        location=types.Location(uri=uri, range=_range(symbol.range)),
+        location=types.Location(uri=uri, range=conv.range(symbol.range)),
         container_name=container,
     )
-    nested = [item for child in symbol.children for item in _flat_symbols(child, uri, symbol.name)]
+    nested = [item for child in symbol.children
+              for item in _flat_symbols(conv, child, uri, symbol.name)]
     return [info, *nested]
 
 
-def _symbol_information(loc: SymbolLocation) -> types.SymbolInformation:
+def _symbol_information(wire: WirePositions, loc: SymbolLocation) -> types.SymbolInformation:
     container = None
     if loc.full_name and "." in loc.full_name:
         container = loc.full_name.rsplit(".", 1)[0]
     return types.SymbolInformation(
         name=loc.name,
         kind=_JEDI_KINDS.get(loc.kind, types.SymbolKind.Variable),
-        location=_location(loc),
+        location=_location(wire, loc),
         container_name=container,
     )

@@ -37,6 +37,8 @@ class InitializationOptions(Wire):
     python_language_features: bool = True
     permission_timeout_seconds: float = Field(default=300.0, gt=0)
     apply_edit_timeout_seconds: float = Field(default=60.0, gt=0)
+    # After applied: true, how long to wait for the buffer's didChange to show the edit.
+    apply_edit_verify_seconds: float = Field(default=3.0, gt=0)
     editor_saves_applied_edits: bool = False
     editor_bridge: bool = False  # the client answers agent/editor/* requests
     editor_bridge_timeout_seconds: float = Field(default=10.0, gt=0)

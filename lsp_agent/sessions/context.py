@@ -1,5 +1,9 @@
 """The editor context a prompt may carry (a file, a range, the selection, its diagnostics),
-validated once and turned into the text the model reads."""
+validated once and turned into the text the model reads.
+
+On the wire its positions are in the client's encoding; the server converts them to code
+points (lsp_agent.server.wire_positions) before a session sees them.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ from lsp_agent.permissions.secrets import DEFAULT_RULES, FileRules
 from lsp_agent.permissions.untrusted import shown
 from lsp_agent.types.editor import Diagnostic, EditorContext
 from lsp_agent.workspace.documents import DocumentSource, FileReadError
+from lsp_agent.workspace.encoding import printable
+from lsp_agent.workspace.positions import split_lines
 
 AROUND_LINES = 8
 SEVERITY = {1: "error", 2: "warning", 3: "info", 4: "hint"}
@@ -65,10 +71,10 @@ def _code_around(context: EditorContext, path: Path, documents: DocumentSource) 
     if anchor is None:
         return None
     try:
-        text = documents.snapshot(path).text
+        text = printable(documents.snapshot(path).text)
     except (OSError, FileReadError):
         return None
-    all_lines = text.splitlines()
+    all_lines = split_lines(text)
     first = max(0, anchor.start.line - AROUND_LINES)
     last = min(len(all_lines), anchor.end.line + AROUND_LINES + 1)
     return "\n".join(f"{n + 1:6}\t{all_lines[n]}" for n in range(first, last))

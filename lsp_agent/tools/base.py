@@ -109,6 +109,10 @@ class Tool(ABC):
     access: ClassVar[Access] = "external"
     read_only: ClassVar[bool] = False  # derived from ``access``
     max_result_chars: ClassVar[int] = 40_000
+    # Seconds a call may take before it is stopped and reported as an error, so no tool can
+    # hold a turn forever. None: the tool bounds itself (Bash's own timeout) or waits for the
+    # user (Edit and Write wait for the review).
+    time_limit: ClassVar[float | None] = 120.0
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -25,7 +25,7 @@ from lsp_agent.code_intel.jedi_intel import (
     is_python_path,
 )
 from lsp_agent.tools.base import Tool, ToolContext, ToolError
-from lsp_agent.workspace.documents import FileReadError
+from lsp_agent.workspace.documents import FileReadError, snapshot_async
 
 NEARBY_LINES = 3
 SECRET_LINE = "(line not shown: secret file; Read asks the user first)"
@@ -71,9 +71,9 @@ def _intel_for(ctx: ToolContext, path: Path, hint: str) -> CodeIntel:
     return ctx.code_intel
 
 
-def _read(ctx: ToolContext, path: Path) -> str:
+async def _read(ctx: ToolContext, path: Path) -> str:
     try:
-        return ctx.documents.snapshot(path).text
+        return (await snapshot_async(ctx.documents, path)).text
     except FileNotFoundError as exc:
         raise ToolError(f"File not found: {ctx.display(path)}") from exc
     except FileReadError as exc:
@@ -110,6 +110,8 @@ def _nearest_offsets(radius: int) -> list[int]:
 
 
 def _check_timeout(result: QueryResult, intel: CodeIntel, hint: str) -> None:
+    if result.skipped:
+        raise ToolError(f"Code intelligence skipped this: {result.skipped}. Use Grep {hint}.")
     if result.timed_out:
         raise ToolError(
             f"Code intelligence timed out after {intel.timeout:g}s (large project or complex "
@@ -144,11 +146,13 @@ async def _secret_definition(intel: CodeIntel, ctx: ToolContext, path: Path, lin
     return next((loc for loc in found.items if ctx.file_rules.is_secret(loc.path)), None)
 
 
-def _query_setup(args: SymbolAtLine, ctx: ToolContext) -> tuple[CodeIntel, Path, int, int, str]:
+async def _query_setup(
+    args: SymbolAtLine, ctx: ToolContext
+) -> tuple[CodeIntel, Path, int, int, str]:
     path = ctx.resolve(args.path)
     hint = f"for `{args.symbol}`"
     intel = _intel_for(ctx, path, hint)
-    text = _read(ctx, path)
+    text = await _read(ctx, path)
     line, column, note = _locate(text, args.line, args.symbol, ctx.display(path))
     return intel, path, line, column, note
 
@@ -171,7 +175,7 @@ class Definition(Tool):
     access = "read"
 
     async def call(self, args: SymbolAtLine, ctx: ToolContext) -> str:
-        intel, path, line, column, note = _query_setup(args, ctx)
+        intel, path, line, column, note = await _query_setup(args, ctx)
         try:
             result = await intel.definition(path, line, column)
         except ValueError as exc:
@@ -204,7 +208,7 @@ class References(Tool):
     access = "read"
 
     async def call(self, args: SymbolAtLine, ctx: ToolContext) -> str:
-        intel, path, line, column, note = _query_setup(args, ctx)
+        intel, path, line, column, note = await _query_setup(args, ctx)
         try:
             result = await intel.references(path, line, column)
         except ValueError as exc:
@@ -239,7 +243,7 @@ class Hover(Tool):
     access = "read"
 
     async def call(self, args: SymbolAtLine, ctx: ToolContext) -> str:
-        intel, path, line, column, note = _query_setup(args, ctx)
+        intel, path, line, column, note = await _query_setup(args, ctx)
         try:
             result = await intel.hover(path, line, column)
         except ValueError as exc:
@@ -267,7 +271,7 @@ class DocumentSymbols(Tool):
     async def call(self, args: DocumentSymbolsInput, ctx: ToolContext) -> str:
         path = ctx.resolve(args.path)
         intel = _intel_for(ctx, path, "for `^class |^def ` in the file")
-        _read(ctx, path)  # clear errors for missing or unreadable files
+        await _read(ctx, path)  # clear errors for missing or unreadable files
         result = await intel.document_symbols(path)
         _check_timeout(result, intel, "for `^class |^def ` in the file")
         shown = ctx.display(path)

@@ -14,14 +14,22 @@ import os
 import re
 import shutil
 import signal
+import stat
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from lsp_agent.permissions.safe_write import WriteRefused, existing_mode, real_path
 from lsp_agent.procs.lifetime import child_options
 from lsp_agent.tools.base import FileEdit, Tool, ToolContext, ToolError
-from lsp_agent.workspace.documents import DocumentSnapshot, FileReadError
+from lsp_agent.workspace.documents import (
+    DocumentSnapshot,
+    FileReadError,
+    FileTooLarge,
+    snapshot_async,
+)
+from lsp_agent.workspace.encoding import UnencodableText, count_escaped_bytes, printable
 
 # Folders no tool should wander into: VCS internals, dependencies and caches.
 IGNORED_DIRS = frozenset(
@@ -257,21 +265,41 @@ class Read(Tool):
         first = args.offset or 1
         limit = args.limit or DEFAULT_READ_LIMIT
         try:
-            lines = split_lines(ctx.documents.snapshot(path).text)
+            snapshot = await snapshot_async(ctx.documents, path)
         except FileNotFoundError:
             raise ToolError(await asyncio.to_thread(not_found_message, ctx, path)) from None
-        except FileReadError as exc:
+        except FileTooLarge as exc:
             ranged = args.offset is not None or args.limit is not None
-            if not ranged or not _looks_like_text(path):
+            if not ranged or not await asyncio.to_thread(_looks_like_text, path):
                 raise ToolError(_display_paths(str(exc), path, rel)) from None
             # Too large to load whole, but a line range can still be streamed from disk.
             shown, total = await asyncio.to_thread(_read_line_range, path, first, limit)
             return _format_read(rel, shown, first, total)
+        except FileReadError as exc:
+            raise ToolError(_display_paths(str(exc), path, rel)) from None
         except OSError as exc:
             raise ToolError(f"Cannot read {rel}: {exc.strerror or exc}") from None
+        lines = await asyncio.to_thread(split_lines, snapshot.text)  # an open buffer may be huge
         if not lines:
             return f"{rel} is empty (0 lines)."
-        return _format_read(rel, lines[first - 1 : first - 1 + limit], first, len(lines))
+        body = _format_read(rel, lines[first - 1 : first - 1 + limit], first, len(lines))
+        return printable(body) + _encoding_note(rel, snapshot)
+
+
+def _encoding_note(rel: str, snapshot: DocumentSnapshot) -> str:
+    """What the model must know to edit a file that is not plain UTF-8 (nothing otherwise)."""
+    encoding = snapshot.encoding
+    if encoding is None or encoding.is_utf8:
+        return ""
+    if encoding.errors == "surrogateescape":
+        count = count_escaped_bytes(snapshot.text)
+        return (f"\n\n(Note: {rel} has {count} byte(s) that are not valid UTF-8, shown as "
+                "\N{REPLACEMENT CHARACTER}. Edits keep them as they are, but old_string cannot "
+                "contain them: choose text around them.)")
+    if encoding.is_single_byte:
+        return (f"\n\n(Note: {rel} is stored as {encoding.label}, not UTF-8. Edits are saved "
+                "in that encoding, so new text may only use characters it has.)")
+    return ""
 
 
 def _format_read(rel: str, shown: list[str], first: int, total: int) -> str:
@@ -289,6 +317,8 @@ def _format_read(rel: str, shown: list[str], first: int, total: int) -> str:
 
 def _looks_like_text(path: Path) -> bool:
     try:
+        if not stat.S_ISREG(path.stat().st_mode):  # never open a FIFO or a device
+            return False
         with path.open("rb") as f:
             return b"\x00" not in f.read(8192)
     except OSError:
@@ -355,13 +385,13 @@ def _same_name_elsewhere(workspace: Path, name: str) -> list[Path]:
 # ---------------------------------------------------------------------------
 
 
-def _snapshot_for_change(ctx: ToolContext, path: Path) -> DocumentSnapshot | None:
+async def _snapshot_for_change(ctx: ToolContext, path: Path) -> DocumentSnapshot | None:
     """The text a change is based on; None when the file does not exist."""
     rel = ctx.display(path)
-    if path.is_dir():
+    if await asyncio.to_thread(path.is_dir):
         raise ToolError(f"{rel} is a directory, not a file.")
     try:
-        return ctx.documents.snapshot(path)
+        snapshot = await snapshot_async(ctx.documents, path)
     except FileNotFoundError:
         return None
     except FileReadError as exc:
@@ -371,6 +401,24 @@ def _snapshot_for_change(ctx: ToolContext, path: Path) -> DocumentSnapshot | Non
         ) from None
     except OSError as exc:
         raise ToolError(f"Cannot read {rel}: {exc.strerror or exc}") from None
+    try:  # the file a link leads to is what would be replaced
+        await asyncio.to_thread(lambda: existing_mode(real_path(path)))
+    except WriteRefused as exc:  # a read-only file: say so now, not after the review
+        raise ToolError(f"Cannot change {rel}: {_display_paths(str(exc), path, rel)}.") from None
+    return snapshot
+
+
+def _check_encodable(ctx: ToolContext, snapshot: DocumentSnapshot, new_text: str) -> None:
+    """Refuse text the file's encoding cannot store before the user reviews it."""
+    if snapshot.encoding is None:  # an editor buffer: checked again when written
+        return
+    try:
+        snapshot.encoding.encode(new_text)
+    except UnencodableText as exc:
+        raise ToolError(
+            f"Cannot change {ctx.display(snapshot.path)}: it is stored as "
+            f"{snapshot.encoding.label} and {exc}. Use characters that encoding has."
+        ) from None
 
 
 def _uses_crlf(text: str) -> bool:
@@ -404,10 +452,11 @@ class Write(Tool):
     )
     input_model = WriteInput
     access = "write"
+    time_limit = None  # waits for the user's review; its own file work is bounded
 
     async def call(self, args: WriteInput, ctx: ToolContext) -> str:
         path = ctx.resolve(args.path)
-        snapshot = _snapshot_for_change(ctx, path)
+        snapshot = await _snapshot_for_change(ctx, path)
         content = args.content
         if snapshot is None:
             change = FileEdit(path=path, old_text=None, new_text=content, version=None)
@@ -416,6 +465,7 @@ class Write(Tool):
                 content = _to_crlf(content)
             if content == snapshot.text:
                 return f"{ctx.display(path)} already has exactly this content; nothing to change."
+            _check_encodable(ctx, snapshot, content)
             change = FileEdit(path, snapshot.text, content, snapshot.version)
         return await ctx.proposals.propose(ctx.tool_use_id, [change])
 
@@ -488,6 +538,7 @@ class Edit(Tool):
     )
     input_model = EditInput
     access = "write"
+    time_limit = None  # waits for the user's review; its own file work is bounded
 
     def api_schema(self) -> dict[str, Any]:
         schema = super().api_schema()
@@ -497,12 +548,13 @@ class Edit(Tool):
     async def call(self, args: EditInput, ctx: ToolContext) -> str:
         path = ctx.resolve(args.path)
         rel = ctx.display(path)
-        snapshot = _snapshot_for_change(ctx, path)
+        snapshot = await _snapshot_for_change(ctx, path)
         if snapshot is None:
             raise ToolError(
                 f"File not found: {rel}. Edit changes existing files; use Write to create one."
             )
         new_text = await asyncio.to_thread(_apply_edits, snapshot.text, args, rel)
+        _check_encodable(ctx, snapshot, new_text)
         change = FileEdit(path, snapshot.text, new_text, snapshot.version)
         return await ctx.proposals.propose(ctx.tool_use_id, [change])
 

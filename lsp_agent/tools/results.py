@@ -12,6 +12,7 @@ import re
 import uuid
 from pathlib import Path
 
+from lsp_agent.permissions.safe_write import WriteScope, write_bytes_checked
 from lsp_agent.tools.base import Tool, ToolContext, ToolOutput
 
 # Shares of the size cap used for the preview: the head carries most context, the tail
@@ -42,7 +43,10 @@ def _save_full_output(content: str, ctx: ToolContext) -> Path:
     ctx.results_dir.mkdir(parents=True, exist_ok=True)
     stem = _safe_file_stem(ctx.tool_use_id) or uuid.uuid4().hex
     path = ctx.results_dir / f"{stem}.txt"
-    path.write_text(content, encoding="utf-8")
+    data = content.encode("utf-8", "surrogateescape")  # kept bytes of a non-UTF-8 file
+    # A link planted in the results folder must not redirect the write (WriteRefused is an
+    # OSError, reported like any other failure to save).
+    write_bytes_checked(path, data, WriteScope.inside(ctx.results_dir))
     return path
 
 

@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ from lsp_agent.permissions.secrets import PathRules
 from lsp_agent.procs.lifetime import child_options
 from lsp_agent.tools.base import Tool, ToolContext, ToolError
 from lsp_agent.tools.files import IGNORED_DIRS, glob_regex, list_files, path_sort_key
+from lsp_agent.workspace.documents import kind_of
 
 OutputMode = Literal["files_with_matches", "content", "count"]
 
@@ -222,6 +224,8 @@ def _request_for(args: GrepInput, base: Path, where: str) -> _SearchRequest:
     root = base
     if not base.is_dir():
         root, target = base.parent, base.name
+        if (kind := kind_of(base.stat().st_mode)) is not None:  # a FIFO would block the read
+            raise ToolError(f"{where} is {kind}, not a regular file; Grep searches text files.")
         if _is_binary(base):
             raise ToolError(f"{where} is a binary file; Grep searches text files.")
     return _SearchRequest(
@@ -480,8 +484,9 @@ def _search_in_python(
 def _text_lines(path: Path) -> list[str] | None:
     """The file's lines without terminators, or None for binary, huge or unreadable files."""
     try:
-        if path.stat().st_size > MAX_FALLBACK_FILE_BYTES:
-            return None
+        info = path.stat()
+        if info.st_size > MAX_FALLBACK_FILE_BYTES or not stat.S_ISREG(info.st_mode):
+            return None  # huge, or a FIFO/device that could block the read forever
         data = path.read_bytes()
     except OSError:
         return None

@@ -59,6 +59,7 @@ class Bash(Tool):
     # Any command may write: calls run one at a time, and the gate judges each command line.
     access = "shell"
     max_result_chars = 40_000
+    time_limit = None  # bounded by its own timeout, which kills the process group
 
     async def call(self, args: BashInput, ctx: ToolContext) -> ToolOutput:
         timeout = min(args.timeout or ctx.shell_timeout, MAX_TIMEOUT)

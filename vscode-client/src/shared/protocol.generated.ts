@@ -309,6 +309,7 @@ export interface Position {
 }
 export interface InitializationOptions {
   applyEditTimeoutSeconds?: number;
+  applyEditVerifySeconds?: number;
   editorBridge?: boolean;
   editorBridgeTimeoutSeconds?: number;
   editorSavesAppliedEdits?: boolean;

@@ -1,0 +1,283 @@
+"""The jedi worker: a child process that answers code-intelligence queries one at a time.
+
+Why a process: jedi cannot be interrupted and is not thread-safe, so a query that runs away
+(a huge buffer, pathological inference) can only be stopped by ending the process it runs in.
+The server side (``JediWorker``) gives each query a deadline enforced by a timer in the thread
+that waits for the answer: when it passes, the process is killed, the query reports a timeout,
+and the next query starts a fresh worker. Because the timer lives next to the process, the
+deadline holds even when nobody awaits the answer any more (a cancelled request).
+
+One worker (and the one thread that talks to it) is shared by every JediIntel of the server
+with the same cache folder, through a ``JediChannel``: jedi's warm caches (parsed stubs and
+modules) then serve all workspace roots, as they did when jedi ran inside the server.
+
+Protocol: one JSON object per line on stdin/stdout. The first request is ``{"cache_dir"}``,
+answered ``{"ready": true}``; each query ``{"op", "root", "max_results", ...}`` is answered
+``{"ok": <QueryResult as JSON>}`` or ``{"error": <message>, "type": <exception class name>}``.
+The worker ends when its stdin closes (the server exited) and, on Linux, when the server dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+START_TIMEOUT = 60.0  # spawning Python and importing jedi, on a busy machine
+WORKER_MODULE = "lsp_agent.code_intel.jedi_worker"
+
+
+class JediTimeout(Exception):
+    """The query did not finish in time; its worker process was killed."""
+
+
+class JediWorkerError(RuntimeError):
+    """The worker failed or stopped without answering."""
+
+
+# --------------------------------------------------------------------------- server side
+
+
+class JediWorker:
+    """The server's handle on one worker process. ``call`` blocks: run it in one thread."""
+
+    def __init__(self, cache_dir: Path, command: list[str] | None = None):
+        self._init = {"cache_dir": str(cache_dir)}
+        self._command = command or [sys.executable, "-m", WORKER_MODULE]
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()  # guards _proc against kill() from another thread
+
+    def call(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """The answer to ``request``; JediTimeout after ``timeout`` seconds (worker killed)."""
+        proc = self._ensure_started()
+        reply, expired = self._exchange(proc, request, timeout)
+        if expired:
+            raise JediTimeout(f"no answer within {timeout:g} s")
+        if "error" in reply:
+            exc_type = _ERRORS.get(reply.get("type", ""), JediWorkerError)
+            raise exc_type(reply["error"])
+        return reply["ok"]
+
+    @property
+    def pid(self) -> int | None:
+        """The running worker's process id (None before the first query or after a kill)."""
+        with self._lock:
+            return self._proc.pid if self._proc is not None else None
+
+    def kill(self) -> None:
+        with self._lock:
+            proc, self._proc = self._proc, None
+        if proc is not None:
+            _kill(proc)
+
+    def _ensure_started(self) -> subprocess.Popen[bytes]:
+        with self._lock:
+            proc = self._proc
+        if proc is not None and proc.poll() is None:
+            return proc
+        proc = subprocess.Popen(
+            self._command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        try:
+            reply, expired = self._exchange(proc, self._init, START_TIMEOUT)
+        except JediWorkerError:
+            _kill(proc)
+            raise
+        if expired or not reply.get("ready"):
+            _kill(proc)
+            raise JediWorkerError(f"the jedi worker did not start within {START_TIMEOUT:g} s")
+        with self._lock:
+            self._proc = proc
+        return proc
+
+    def _exchange(self, proc: subprocess.Popen[bytes], message: dict[str, Any],
+                  timeout: float) -> tuple[dict[str, Any], bool]:
+        """Send one line, read one line; a timer kills the process if the answer is late."""
+        expired = threading.Event()
+
+        def expire() -> None:
+            expired.set()
+            _kill(proc, reap=False)
+
+        timer = threading.Timer(timeout, expire)
+        timer.daemon = True
+        timer.start()
+        try:
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdin.write(json.dumps(message).encode() + b"\n")
+            proc.stdin.flush()
+            line = proc.stdout.readline()
+        except OSError:  # the pipe broke: the process was killed or died
+            line = b""
+        finally:
+            timer.cancel()
+        if expired.is_set():
+            _kill(proc)
+            self._forget(proc)
+            return {}, True
+        if not line:
+            code = _kill(proc)
+            self._forget(proc)
+            raise JediWorkerError(f"the jedi worker stopped (exit status {code})")
+        return json.loads(line), False
+
+    def _forget(self, proc: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            if self._proc is proc:
+                self._proc = None
+
+
+def _kill(proc: subprocess.Popen[bytes], reap: bool = True) -> int | None:
+    if proc.poll() is None:
+        try:
+            proc.kill()
+        except ProcessLookupError:
+            pass
+    if not reap:
+        return None
+    for stream in (proc.stdin, proc.stdout):
+        try:
+            if stream is not None:
+                stream.close()
+        except OSError:
+            pass
+    try:
+        return proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+class JediChannel:
+    """A worker and the single thread that talks to it: queries reach jedi one at a time."""
+
+    def __init__(self, cache_dir: Path, command: list[str] | None):
+        self.worker = JediWorker(cache_dir, command)
+        self._waiter = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="jedi-pipe")
+        self.users = 0
+
+    async def ask(self, request: dict[str, Any], deadline: float) -> dict[str, Any]:
+        """The worker's answer; JediTimeout once ``deadline`` seconds have passed since the
+        worker took the query (time spent queued behind another query is not counted). The
+        deadline is enforced next to the process, not by this await: it holds even when the
+        caller is cancelled and stops waiting."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._waiter, self.worker.call, request, deadline)
+
+    def shut(self) -> None:
+        self.worker.kill()
+        self._waiter.shutdown(wait=False, cancel_futures=True)
+
+
+_channels: dict[tuple[str, tuple[str, ...]], JediChannel] = {}
+_channels_lock = threading.Lock()
+
+
+def open_channel(cache_dir: Path, command: list[str] | None = None) -> JediChannel:
+    """The shared channel for this cache folder and worker command (one more user)."""
+    key = (str(cache_dir), tuple(command or ()))
+    with _channels_lock:
+        channel = _channels.get(key)
+        if channel is None:
+            channel = _channels[key] = JediChannel(cache_dir, command)
+        channel.users += 1
+        return channel
+
+
+def close_channel(channel: JediChannel) -> None:
+    """One user fewer; the last one stops the worker."""
+    with _channels_lock:
+        channel.users -= 1
+        if channel.users > 0:
+            return
+        for key, known in list(_channels.items()):
+            if known is channel:
+                del _channels[key]
+    channel.shut()
+
+
+_ERRORS: dict[str, type[Exception]] = {
+    "ValueError": ValueError,  # a position outside the file: the caller's mistake
+    "FileNotFoundError": FileNotFoundError,
+}
+
+
+# --------------------------------------------------------------------------- worker side
+
+
+def _queries(engine: Any) -> dict[str, Callable[[dict[str, Any]], Any]]:
+    def at(r: dict[str, Any]) -> tuple[Path, str, int, int]:
+        return Path(r["path"]), r["text"], r["line"], r["column"]
+
+    return {
+        "definition": lambda r: engine.definition(*at(r)),
+        "references": lambda r: engine.references(*at(r), r.get("include_declaration", True)),
+        "hover": lambda r: engine.hover(*at(r)),
+        "document_symbols": lambda r: engine.document_symbols(Path(r["path"]), r["text"]),
+        "workspace_symbols": lambda r: engine.workspace_symbols(r["query"], r.get("limit")),
+    }
+
+
+def _die_with_parent() -> None:
+    """On Linux, be killed when the server dies, even in the middle of a jedi call."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass  # best effort: a closed stdin ends the worker anyway
+
+
+def _frames() -> tuple[IO[bytes], IO[bytes]]:
+    """Our own copies of stdin and stdout; fd 1 then points at stderr, so nothing jedi or a
+    library prints can corrupt the protocol."""
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return sys.stdin.buffer, out
+
+
+def main() -> None:
+    _die_with_parent()
+    requests, out = _frames()
+
+    def send(message: dict[str, Any]) -> None:
+        out.write(json.dumps(message).encode() + b"\n")
+        out.flush()
+
+    first = requests.readline()
+    if not first:
+        return
+    from lsp_agent.code_intel.jedi_intel import JediEngine
+
+    cache_dir = Path(json.loads(first)["cache_dir"])
+    engines: dict[tuple[str, int], dict[str, Callable[[dict[str, Any]], Any]]] = {}
+    send({"ready": True})
+    for line in requests:
+        request = json.loads(line)
+        try:
+            key = (request["root"], request["max_results"])
+            if key not in engines:
+                engine = JediEngine(Path(key[0]), max_results=key[1], cache_dir=cache_dir)
+                engines[key] = _queries(engine)
+            result = engines[key][request["op"]](request)
+            send({"ok": result.model_dump(mode="json")})
+        except Exception as exc:  # reported to the server, which decides what the caller sees
+            kind = type(exc).__name__
+            send({"error": str(exc) if kind in _ERRORS else f"{kind}: {exc}", "type": kind})
+
+
+if __name__ == "__main__":
+    main()
