@@ -249,7 +249,7 @@ class EditorBridge:
         loc = self._location(
             item["location"],
             str(item.get("name", "")),
-            SYMBOL_KINDS.get(item.get("kind"), "symbol"),
+            _kind_name(item.get("kind")),
         )
         container = item.get("containerName")
         if loc is not None and container:
@@ -404,7 +404,7 @@ def _outline(item: Any, span_in: SpanReader) -> OutlineSymbol | None:
                 if (c := _outline(child, span_in)) is not None]
     return OutlineSymbol(
         name=str(item["name"]),
-        kind=SYMBOL_KINDS.get(item.get("kind"), "symbol"),
+        kind=_kind_name(item.get("kind")),
         detail=str(item.get("detail") or ""),
         range=rng,
         selection=selection,
@@ -417,3 +417,8 @@ def _disk_lines(path: Path) -> list[str] | None:
         return split_lines(path.read_text(encoding="utf-8", errors="replace"))
     except OSError:
         return None
+
+
+def _kind_name(kind: object) -> str:
+    """An LSP SymbolKind number as the name our tools show; anything else is a "symbol"."""
+    return SYMBOL_KINDS.get(kind, "symbol") if isinstance(kind, int) else "symbol"

@@ -9,6 +9,7 @@ merged text is produced at all, so the user's typing is never overwritten.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
 import merge3
 
@@ -83,7 +84,7 @@ def rebase(base: str, ours: str, theirs: str) -> MergeResult:
     for region in merger.merge_regions():
         kind = region[0]
         if kind == "conflict":
-            _, z1, z2, a1, a2, b1, b2 = region
+            _, z1, z2, a1, a2, b1, b2 = cast(tuple[str, int, int, int, int, int, int], region)
             conflicts.append(
                 Conflict(
                     start_line=b1 + 1,

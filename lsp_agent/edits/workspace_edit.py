@@ -272,7 +272,7 @@ def _create_file(target: EditTargetLike, caps: EditCaps) -> list[Any]:
 # ---------------------------------------------------------------------------- applying on disk
 
 
-def uri_to_path(uri: str) -> Path:
+def uri_to_path(uri: object) -> Path:
     """The local path of a ``file://`` URI; anything else is a WorkspaceEditError."""
     if not isinstance(uri, str):
         raise WorkspaceEditError(f"expected a URI string, got {uri!r}")

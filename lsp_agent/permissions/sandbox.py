@@ -121,8 +121,8 @@ class Sandbox:
         # visible (read-only) when it lives there, or its own interpreter vanishes.
         for path in _interpreter_dirs_under("/tmp"):
             args += ["--ro-bind", path, path]
-        for path in [self.workspace, *self.policy.writable]:
-            real = os.path.realpath(path)
+        for place in [self.workspace, *self.policy.writable]:
+            real = os.path.realpath(place)
             if os.path.exists(real):
                 args += ["--bind", real, real]
         if not self.policy.network:

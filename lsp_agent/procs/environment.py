@@ -115,7 +115,7 @@ def _forget_posix_copy(name: str) -> None:
     # ``os.environ`` was copied from ``posix.environ``, which keeps the start-up values.
     import posix
 
-    posix.environ.pop(name.encode(), None)  # type: ignore[attr-defined]
+    posix.environ.pop(name.encode(), None)
 
 
 def _blank_initial_environment(names: Iterable[str]) -> None:

@@ -5,6 +5,7 @@ client supports ``codeAction/resolve``, else at once.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -76,13 +77,14 @@ def _selection_text(ls: AgentServer, uri: str, rng: lsp.Range) -> str:
     """The selected text; the range is in the client's encoding, converted at the boundary."""
     fs = to_fs_path(uri)
     lines = ls.positions.lines(Path(fs)) if fs else None
-    if lines is None:
+    if fs is None or lines is None:
         return ""
     start, end = ls.positions.range_in(Path(fs), rng)
     return printable(lines.text[lines.offset(start): lines.offset(end)])
 
 
-def _remember_diagnostics(ls: AgentServer, uri: str, diags: list[lsp.Diagnostic]) -> None:
+def _remember_diagnostics(ls: AgentServer, uri: str,
+                          diags: Sequence[lsp.Diagnostic]) -> None:
     fs = to_fs_path(uri)
     if fs and diags:
         path, positions = Path(fs), ls.positions.batch()

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcInvalidParams, JsonRpcInvalidRequest
@@ -42,11 +42,15 @@ PYTHON_FEATURE_CAPABILITIES = ("definition_provider", "references_provider", "ho
 
 
 class AgentProtocol(RobustProtocol):
+    @property
+    def agent_server(self) -> AgentServer:
+        return cast(AgentServer, self._server)
+
     @lsp_method(lsp.INITIALIZE)
     def lsp_initialize(self, params: lsp.InitializeParams):
         result = yield from super().lsp_initialize(params)
         # ClientCaps made the choice (the same rule as pygls's); say it from the one place.
-        result.capabilities.position_encoding = self._server.client_caps.position_encoding
+        result.capabilities.position_encoding = self.agent_server.client_caps.position_encoding
         result.capabilities.experimental = {
             "lspAgent": {
                 "protocolVersion": PROTOCOL_VERSION,
@@ -57,7 +61,7 @@ class AgentProtocol(RobustProtocol):
                 "editorBridge": BRIDGE_METHODS,
             }
         }
-        if not self._server.options.python_language_features:
+        if not self.agent_server.options.python_language_features:
             # Registered once for every server, but advertised only when on (the handlers
             # answer nothing when off): a client then asks its other servers instead.
             for name in PYTHON_FEATURE_CAPABILITIES:
@@ -67,7 +71,7 @@ class AgentProtocol(RobustProtocol):
     @lsp_method(lsp.TEXT_DOCUMENT_DID_CHANGE)
     def lsp_text_document__did_change(self, params: lsp.DidChangeTextDocumentParams):
         # Our own application of the changes, in the negotiated encoding (see EditorDocuments).
-        server = self._server
+        server = self.agent_server
         server.documents.apply_change(params, server.client_caps.position_encoding)
         if (handler := self.fm.features.get(lsp.TEXT_DOCUMENT_DID_CHANGE)) is not None:
             yield handler, (params,), None
@@ -88,7 +92,7 @@ class AgentServer(LanguageServer):
         self._intel: dict[Path, Any] = {}
 
     # Our transports replace pygls's reader loop (see transport.py); they return the exit code.
-    def start_io(self, stdin: Any = None, stdout: Any = None) -> int:  # type: ignore[override]
+    def start_io(self, stdin: Any = None, stdout: Any = None) -> int:
         from lsp_agent.server.transport import serve_stdio
 
         return serve_stdio(self, stdin, stdout)

@@ -82,7 +82,7 @@ class TurnProgress:
                 self._ls.work_done_progress.end(token, value)
                 self._session_of.pop(token, None)
                 self._ready.pop(token, None)
-            else:
+            elif isinstance(value, lsp.WorkDoneProgressReport):
                 with contextlib.suppress(Exception):
                     self._ls.work_done_progress.report(token, value)
 
