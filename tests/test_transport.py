@@ -271,7 +271,7 @@ def test_exit_before_initialize_ends_with_1(server):
 def test_tcp_client_errors_are_warnings_and_exit_ends_quietly(env, tmp_path):
     server = Server(env, "--tcp", "127.0.0.1:0")
     try:
-        port = int(server.wait_for_log(r"serving on \('127\.0\.0\.1', (\d+)\)").group(1))
+        port = int(server.wait_for_log(r"listening on 127\.0\.0\.1:(\d+) ").group(1))
         with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as sock:
             peer = Peer(sock.makefile("rb"), sock.sendall)
             peer.send(frame(initialize(1, tmp_path)))

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from lsp_agent.agent.executor import CallResult, PendingCall, ToolExecutor
 from lsp_agent.context.conversation import Conversation, tool_result_block
 from lsp_agent.context.manager import ContextManager, Window
-from lsp_agent.model.client import ModelFailure
+from lsp_agent.model.client import explain
 from lsp_agent.model.service import ModelCallFailed, ModelRequest, ModelService
 from lsp_agent.permissions.guard import ToolGuard
 from lsp_agent.permissions.hooks import Hooks
@@ -203,7 +203,7 @@ class Agent:
                 emit(ev.Retrying(attempt=attempt, reason=failure.message, delay_seconds=delay))
                 await asyncio.sleep(delay)
                 continue
-            emit(ev.ErrorEvent(kind=failure.kind, message=_explain(failure)))
+            emit(ev.ErrorEvent(kind=failure.kind, message=explain(failure, self.model)))
             return RoundOutcome("error")
 
     async def _stream_and_run(
@@ -452,14 +452,3 @@ def _summarise_validation(exc: ValidationError) -> str:
         loc = ".".join(str(p) for p in err["loc"]) or "input"
         parts.append(f"{loc}: {err['msg']}")
     return "; ".join(parts)
-
-
-def _explain(failure: ModelFailure) -> str:
-    if failure.kind == "prompt_too_long":
-        return ("The conversation is too long for the model's context window "
-                f"({failure.message}). Start a new session or shorten the request.")
-    if failure.kind == "auth":
-        return f"The model endpoint refused the credentials: {failure.message}. Check the API key."
-    return failure.message
-
-

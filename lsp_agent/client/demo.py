@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from lsp_agent.client.lsp_client import AgentClient
-from lsp_agent.client.render import Renderer
+from lsp_agent.client.render import Renderer, describe_permission
 from lsp_agent.types import events as ev
 
 DEMO_PROMPT = "The test suite of this project fails. Find the bug and fix it."
@@ -42,6 +43,18 @@ def run_tests(workspace: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+Completed = subprocess.CompletedProcess[str]
+
+
+def verdict(before: Completed, after: Completed) -> str:
+    """What the two test runs showed, in numbers."""
+    failed = len(re.findall(r"^(?:FAIL|ERROR): ", before.stdout + before.stderr, re.MULTILINE))
+    ran = re.search(r"^Ran (\d+) tests?", after.stdout + after.stderr, re.MULTILINE)
+    now = f"all {ran.group(1)} pass now" if ran else "all pass now"
+    return (f"Demo passed: {failed} test{'s' if failed != 1 else ''} failed before the agent's "
+            f"change; {now}.")
+
+
 class DemoAnswers:
     """The demo's user: allows what is asked and approves the proposal, saying so."""
 
@@ -49,7 +62,7 @@ class DemoAnswers:
         self.r = renderer
 
     async def permission(self, params: dict[str, Any]) -> dict[str, Any]:
-        self.r.line(f"? permission asked for {params.get('tool')}: {params.get('input', {})}")
+        self.r.line(f"? {describe_permission(params)}")
         self.r.line("  (demo) the user allows it once")
         return {"decision": "allow"}
 
@@ -62,7 +75,7 @@ class DemoAnswers:
 async def _demo(args: argparse.Namespace) -> int:
     from lsp_agent.scripted.server import ScriptedModelServer
 
-    r = Renderer()
+    r = Renderer(simulated=True)  # the scripted model's tokens are estimates: so are the prices
     root = Path(tempfile.mkdtemp(prefix="lsp-agent-demo-"))
     workspace = copy_demo_project(root / "shop")
     scenario = _bundled("scenarios") / "fix_failing_test.json"
@@ -90,8 +103,8 @@ async def _demo(args: argparse.Namespace) -> int:
     after = run_tests(workspace)
     r.line((after.stdout + after.stderr).strip())
     ok = before.returncode != 0 and after.returncode == 0 and result.get("stopReason") == "end_turn"
-    r.line(r._c("32" if ok else "31", "\nDemo passed: the failing test is fixed." if ok
-                else "\nDemo failed: see the output above."))
+    r.line(r._c("32" if ok else "31", "\n" + (verdict(before, after) if ok
+                                              else "Demo failed: see the output above.")))
     if args.keep:
         r.line(f"Workspace kept at {workspace}")
     else:

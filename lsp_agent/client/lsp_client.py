@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from lsprotocol import types as lsp
 from pygls.lsp.client import LanguageClient
@@ -40,6 +40,8 @@ CLIENT_CAPABILITIES = lsp.ClientCapabilities(
                                  lsp.ResourceOperationKind.Delete],
             change_annotation_support=lsp.ChangeAnnotationsSupportOptions())))
 
+KILL_GRACE_S = 5.0  # how long a server whose input ended may take to exit
+
 OnEvent = Callable[[ev.AgentEvent], None]
 OnPermission = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 OnProposal = Callable[[ev.ProposalCreated], Awaitable[dict[str, Any]]]
@@ -56,6 +58,7 @@ class AgentClient:
         env: dict[str, str] | None = None,
         initialization_options: dict[str, Any] | None = None,
         server_log: Path | None = None,
+        server_stderr: BinaryIO | None = None,
     ):
         self.workspace = workspace.resolve()
         self._on_event = on_event
@@ -64,6 +67,7 @@ class AgentClient:
         self._env = env
         self._init_options = initialization_options or {}
         self._server_log = server_log
+        self._server_stderr = server_stderr  # where the server's log goes if not to a file
         self._client = LanguageClient("lsp-agent-cli", __version__)
         self._encoding: Any = "utf-16"
         self._background: set[asyncio.Task[Any]] = set()
@@ -119,8 +123,10 @@ class AgentClient:
 
     async def start(self) -> dict[str, Any]:
         env = dict(os.environ if self._env is None else self._env)
+        # A session of its own: Ctrl-C in the terminal reaches this client, which cancels the
+        # turn and then ends the server; the server ends too when this process dies (EOF).
         await self._client.start_io(sys.executable, "-m", "lsp_agent", "serve", env=env,
-                                    cwd=str(self.workspace))
+                                    cwd=str(self.workspace), start_new_session=True)
         self._spawn(self._drain_stderr())
         result = await self._client.initialize_async(lsp.InitializeParams(
             process_id=os.getpid(),
@@ -137,18 +143,24 @@ class AgentClient:
         server = self._client._server
         if server is None or server.stderr is None:
             return
-        sink = open(self._server_log, "ab") if self._server_log else None  # noqa: ASYNC230
+        log_file = open(self._server_log, "ab") if self._server_log else None  # noqa: ASYNC230
+        sink = log_file or self._server_stderr
         try:
             while chunk := await server.stderr.read(65536):
                 if sink:
                     sink.write(chunk)
                     sink.flush()
         finally:
-            if sink:
-                sink.close()
+            if log_file:
+                log_file.close()
 
     async def request(self, method: str, params: dict[str, Any]) -> Any:
-        return p.plain(await self._client.protocol.send_request_async(method, params))
+        answer = self._client.protocol.send_request_async(method, params)
+        # Shielded: when the caller gives up (Ctrl-C), the answer may still arrive, and pygls
+        # would fail on a cancelled future ("InvalidStateError: CANCELLED"). Left alone, it
+        # lands quietly; its outcome is marked seen so that asyncio does not warn.
+        answer.add_done_callback(lambda f: f.cancelled() or f.exception())
+        return p.plain(await asyncio.shield(answer))
 
     async def new_session(self, mode: str | None = None, model: str | None = None) -> str:
         params: dict[str, Any] = {"workspaceUri": from_fs_path(str(self.workspace))}
@@ -161,10 +173,33 @@ class AgentClient:
     async def prompt(self, session_id: str, text: str) -> dict[str, Any]:
         return await self.request(p.PROMPT, {"sessionId": session_id, "text": text})
 
+    @property
+    def server_exit_code(self) -> int | None:
+        server = self._client._server
+        return None if server is None else server.returncode
+
+    async def kill(self) -> None:
+        """End the server now, without the shutdown handshake (a second Ctrl-C, a failure).
+        Its input ends first, so that it still stops its turn's processes as it exits; a
+        server that does not exit soon after is killed."""
+        server = self._client._server
+        if server is not None and server.returncode is None:
+            with contextlib.suppress(Exception):
+                if server.stdin is not None:
+                    server.stdin.close()
+            try:
+                await asyncio.wait_for(server.wait(), KILL_GRACE_S)
+            except TimeoutError:
+                server.kill()
+        await self._teardown()
+
     async def stop(self) -> None:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._client.shutdown_async(None), 10)
             self._client.exit(None)
+        await self._teardown()
+
+    async def _teardown(self) -> None:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._client.stop(), 10)
         server = self._client._server

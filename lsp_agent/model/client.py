@@ -110,16 +110,53 @@ def _error_type(exc: anthropic.APIStatusError) -> str:
     return str(err.get("type", "")) if isinstance(err, dict) else ""
 
 
+def _status_text(exc: anthropic.APIStatusError) -> str:
+    """The endpoint's own words and the status, not the SDK's dump of the error body."""
+    body = exc.body if isinstance(exc.body, dict) else {}
+    err = body.get("error") if isinstance(body.get("error"), dict) else body
+    said = err.get("message") if isinstance(err, dict) else None
+    etype = _error_type(exc)
+    # A 200 is a stream that carried an error event: the status says nothing there.
+    label = etype if exc.status_code == 200 else " ".join(
+        part for part in (f"HTTP {exc.status_code}", etype) if part)
+    if isinstance(said, str) and said.strip():
+        return f"{_clip(said)} ({label})"
+    raw = exc.body if isinstance(exc.body, str) else getattr(exc, "message", "") or str(exc)
+    return f"{label}: {_clip(str(raw))}" if raw else label
+
+
+def _clip(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _connection_text(exc: anthropic.APIConnectionError) -> str:
+    """Which endpoint could not be reached, and why (the SDK says only "Connection error.")."""
+    import anthropic
+
+    where = "the model endpoint"
+    url = getattr(getattr(exc, "request", None), "url", None)
+    if url is not None:
+        where = f"the model endpoint {url.scheme}://{url.host}" + (f":{url.port}" if url.port
+                                                                   else "")
+    if isinstance(exc, anthropic.APITimeoutError):
+        return f"{where} did not answer in time"
+    cause = exc.__cause__
+    reason = (str(cause) or type(cause).__name__) if cause is not None else str(exc)
+    return f"cannot connect to {where}: {_clip(reason, 200)}"
+
+
 def classify(exc: BaseException) -> ModelFailure:
     """Map an SDK exception to what the loop should do about it."""
     import anthropic
 
     if isinstance(exc, anthropic.APIStatusError):
         etype = _error_type(exc)
-        text = str(exc.message if hasattr(exc, "message") else exc)
+        raw = str(exc.message if hasattr(exc, "message") else exc)
+        text = _status_text(exc)
         if etype == "overloaded_error" or exc.status_code == 529:
             return ModelFailure("overloaded", text, status=exc.status_code)
-        if "prompt is too long" in text.lower() or exc.status_code == 413:
+        if "prompt is too long" in raw.lower() or exc.status_code == 413:
             return ModelFailure("prompt_too_long", text, status=exc.status_code)
         if exc.status_code in (401, 403):
             return ModelFailure("auth", text, status=exc.status_code)
@@ -135,5 +172,33 @@ def classify(exc: BaseException) -> ModelFailure:
             return ModelFailure("transient", text, retry_after=retry_after, status=exc.status_code)
         return ModelFailure("bad_request", text, status=exc.status_code)
     if isinstance(exc, anthropic.APIConnectionError):
-        return ModelFailure("transient", f"connection to the model failed: {exc}")
+        return ModelFailure("transient", _connection_text(exc))
     return ModelFailure("fatal", f"{type(exc).__name__}: {exc}")
+
+
+# What the user can change once a failure outlasted its retries: the message says what went
+# wrong, the hint what to do about it. "{model}" is the model of the failed call.
+FAILURE_HINTS: dict[FailureKind, str] = {
+    "auth": "Check the API key: ANTHROPIC_API_KEY (in VS Code: lsp-agent: Set API Key).",
+    "not_found": ("Choose another model with --model, LSP_AGENT_MODEL or the editor's model "
+                  "setting (or check ANTHROPIC_BASE_URL)."),
+    "bad_request": ("The endpoint refused the request; if it names the model, choose another "
+                    "(--model, LSP_AGENT_MODEL or the editor's model setting)."),
+    "overloaded": "The model stays overloaded: try again later, or choose another model.",
+    "transient": "Check the network connection and ANTHROPIC_BASE_URL, then try again.",
+    "prompt_too_long": "Start a new session or shorten the request.",
+}
+
+
+def explain(failure: ModelFailure, model: str) -> str:
+    """The failure as the user reads it: what happened, then what to change."""
+    if failure.kind == "prompt_too_long":
+        what = f"The conversation is too long for the model's context window ({failure.message})."
+    elif failure.kind == "auth":
+        what = f"The model endpoint refused the credentials: {failure.message}."
+    elif failure.kind == "not_found":
+        what = f"The model endpoint does not know the model {model!r}: {failure.message}."
+    else:
+        what = failure.message.rstrip(".") + "."
+    hint = FAILURE_HINTS.get(failure.kind)
+    return f"{what} {hint.format(model=model)}" if hint else what

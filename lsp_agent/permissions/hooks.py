@@ -238,13 +238,21 @@ async def run_bounded(
         out, err = await asyncio.wait_for(_communicate(proc, stdin.encode()), limit)
     except TimeoutError:
         _kill(proc.pid)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(proc.wait(), 2)
+        await _reap(proc)
         return None, "", ""
     except asyncio.CancelledError:
         _kill(proc.pid)
+        await _reap(proc)
         raise
     return proc.returncode, out, err
+
+
+async def _reap(proc: asyncio.subprocess.Process) -> None:
+    """Wait (briefly) until the killed hook is gone and its pipes are closed: a process left
+    running has its transport closed by the garbage collector after the event loop ended,
+    which fails ("Event loop is closed")."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(proc.wait(), 2)
 
 
 async def _communicate(proc: asyncio.subprocess.Process, data: bytes) -> tuple[str, str]:

@@ -16,14 +16,20 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+Value = lsp.WorkDoneProgressReport | lsp.WorkDoneProgressEnd
+
 
 class TurnProgress:
+    """One work-done progress per turn. Each turn's values go through one queue and one task,
+    so they reach the editor in the order the events happened: a report never follows the
+    end, even when the end is queued before the editor answered the create request."""
+
     def __init__(self, ls: LanguageServer):
         self._ls = ls
         self._token_of: dict[str, str] = {}
         self._session_of: dict[str, str] = {}
-        self._ready: dict[str, asyncio.Future[bool]] = {}
-        self._sending: set[asyncio.Future[None]] = set()
+        self._queue_of: dict[str, asyncio.Queue[Value]] = {}
+        self._pumps: set[asyncio.Future[None]] = set()
 
     def session_for(self, token: int | str) -> str | None:
         return self._session_of.get(str(token))
@@ -48,14 +54,38 @@ class TurnProgress:
                     message="waiting for your review", cancellable=True))
             elif isinstance(event, ev.TurnEnded):
                 self._send(event.session_id, lsp.WorkDoneProgressEnd(
-                    message=f"finished: {event.stop_reason}"), last=True)
+                    message=f"finished: {event.stop_reason}"))
+                self._token_of.pop(event.session_id, None)
 
     def _begin(self, event: ev.TurnStarted) -> None:
         token = f"lsp-agent/{event.session_id}/{event.seq}"
         self._token_of[event.session_id] = token
         self._session_of[token] = event.session_id
+        queue: asyncio.Queue[Value] = asyncio.Queue()
+        self._queue_of[token] = queue
         title = event.prompt.splitlines()[0][:60] if event.prompt else "working"
-        self._ready[token] = asyncio.ensure_future(self._create(token, title))
+        pump = asyncio.ensure_future(self._pump(token, title, queue))
+        self._pumps.add(pump)
+        pump.add_done_callback(self._pumps.discard)
+
+    def _send(self, session_id: str, value: Value) -> None:
+        token = self._token_of.get(session_id)
+        if token is not None:
+            self._queue_of[token].put_nowait(value)
+
+    async def _pump(self, token: str, title: str, queue: asyncio.Queue[Value]) -> None:
+        """Create the progress, then send its values in order until the end."""
+        try:
+            created = await self._create(token, title)
+            while True:
+                value = await queue.get()
+                if created:
+                    self._notify(token, value)
+                if isinstance(value, lsp.WorkDoneProgressEnd):
+                    return
+        finally:
+            self._session_of.pop(token, None)
+            self._queue_of.pop(token, None)
 
     async def _create(self, token: str, title: str) -> bool:
         try:
@@ -67,25 +97,10 @@ class TurnProgress:
             title=f"lsp-agent: {title}", cancellable=True, message="thinking"))
         return True
 
-    def _send(self, session_id: str, value: object, last: bool = False) -> None:
-        token = self._token_of.get(session_id)
-        if token is None:
-            return
-        ready = self._ready[token]
-        if last:
-            self._token_of.pop(session_id, None)
-
-        async def send() -> None:
-            if not await ready:
-                return
+    def _notify(self, token: str, value: Value) -> None:
+        progress = self._ls.work_done_progress
+        with contextlib.suppress(Exception):  # a client gone meanwhile: nothing to tell
             if isinstance(value, lsp.WorkDoneProgressEnd):
-                self._ls.work_done_progress.end(token, value)
-                self._session_of.pop(token, None)
-                self._ready.pop(token, None)
+                progress.end(token, value)
             elif isinstance(value, lsp.WorkDoneProgressReport):
-                with contextlib.suppress(Exception):
-                    self._ls.work_done_progress.report(token, value)
-
-        task = asyncio.ensure_future(send())
-        self._sending.add(task)
-        task.add_done_callback(self._sending.discard)
+                progress.report(token, value)

@@ -126,8 +126,10 @@ def serve_tcp(server: JsonRPCServer, host: str, port: int) -> int:
             finished.set_result(code)
 
         listener = await asyncio.start_server(on_client, host, port)
-        addresses = ", ".join(str(s.getsockname()) for s in listener.sockets)
-        log.info("serving on %s", addresses)
+        # Said whatever the log level: whoever started it needs the address (port 0 picks one).
+        addresses = ", ".join(_address(s.getsockname()) for s in listener.sockets)
+        print(f"lsp-agent: listening on {addresses} (LSP over TCP, one client; Ctrl-C stops)",
+              file=sys.stderr, flush=True)
         async with listener:
             return await finished
 
@@ -137,3 +139,8 @@ def serve_tcp(server: JsonRPCServer, host: str, port: int) -> int:
         return 130
     finally:
         server.shutdown()
+
+
+def _address(sockname: tuple[Any, ...]) -> str:
+    host, port = sockname[0], sockname[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
