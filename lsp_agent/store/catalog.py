@@ -137,10 +137,10 @@ class Store:
         return page.items[0].session_id if page.items else None
 
     def _remember_workspace(self, workspace: Path) -> None:
-        folder = ensure_private_dir(self.layout.project(workspace))
-        marker = folder / "workspace.json"
-        if not marker.exists():
-            with contextlib.suppress(OSError):
+        """Best effort: when the state dir is unusable the writer reports it, once."""
+        with contextlib.suppress(OSError):
+            marker = ensure_private_dir(self.layout.project(workspace)) / "workspace.json"
+            if not marker.exists():
                 atomic_write_json(marker, {"path": os.path.realpath(workspace)})
 
     # -- listing -------------------------------------------------------------------------------

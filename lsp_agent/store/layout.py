@@ -93,8 +93,18 @@ def session_id_of(transcript: Path) -> str:
 
 
 def ensure_private_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) as 0700; tighten an existing folder we own."""
-    path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    """Create ``path`` and its missing parents as 0700; tighten an existing ``path`` we own.
+    (``mkdir(parents=True)`` would create the parents with the umask's mode.)"""
+    missing = []
+    folder = path
+    while not folder.is_dir():
+        missing.append(folder)
+        if folder.parent == folder:
+            break
+        folder = folder.parent
+    for folder in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            folder.mkdir(mode=DIR_MODE)
     st = path.stat()
     if st.st_mode & 0o077 and st.st_uid == os.getuid():
         os.chmod(path, DIR_MODE)

@@ -69,7 +69,8 @@ class TranscriptReader:
     # -- structure ---------------------------------------------------------------------------
 
     def _current_chain(self) -> list[en.Entry]:
-        by_uuid = {e["uuid"]: e for e in self.entries if isinstance(e.get("uuid"), str)}
+        position = {id(e): i for i, e in enumerate(self.entries)}
+        by_uuid = {e["uuid"]: e for e in self.entries}
         leaf = next((e for e in reversed(self.entries) if e.get("type") != "session"), None)
         chain: list[en.Entry] = []
         seen: set[str] = set()
@@ -81,9 +82,13 @@ class TranscriptReader:
             parent = node.get("parentUuid")
             if parent is None:
                 break
-            node = by_uuid.get(parent)
-            if node is None:
-                self.warnings.append(f"entry {parent} is missing: history before it is lost")
+            found = by_uuid.get(parent)
+            if found is None:  # a damaged line: its neighbour in the file is the best guess
+                self.warnings.append(f"entry {parent} is missing: the chain goes on with the "
+                                     "entry written before it")
+                earlier = self.entries[: position[id(node)]]
+                found = next((e for e in reversed(earlier) if e.get("type") != "session"), None)
+            node = found
         chain.reverse()
         return chain
 
