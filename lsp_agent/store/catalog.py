@@ -196,7 +196,7 @@ class Store:
         meta["gitBranch"] = old.get("gitBranch") if isinstance(old, dict) else None
         if not rt.is_live(transcript):
             with contextlib.suppress(OSError):
-                atomic_write(meta_path, self.redactor.line(json.dumps(meta)).encode())
+                atomic_write(meta_path, self.redactor.line_bytes(dumps_line(meta)))
         return meta
 
     # -- rename, delete, fork --------------------------------------------------------------------
@@ -257,13 +257,13 @@ class Store:
         for entry in copied:
             en.fold_meta(meta, entry)
         meta["updatedAt"] = stamp
-        data = "".join(self.redactor.line(dumps_line(e)) + "\n" for e in copied).encode()
+        data = b"".join(self.redactor.line_bytes(dumps_line(e)) + b"\n" for e in copied)
         meta["transcriptBytes"] = len(data)
         path = self.layout.transcript(workspace, new_id)
         if path.exists():
             raise FileExistsError(f"session {new_id} exists already")
         atomic_write(path, data, fsync=True)
-        atomic_write(meta_path_for(path), self.redactor.line(json.dumps(meta)).encode())
+        atomic_write(meta_path_for(path), self.redactor.line_bytes(dumps_line(meta)))
         return new_id
 
     # -- prompt history --------------------------------------------------------------------------
@@ -279,7 +279,7 @@ class Store:
             return
         line = dumps_line({"prompt": prompt[:PROMPT_MAX_CHARS], "timestamp": now_iso(),
                            "sessionId": session_id})
-        data = (self.redactor.line(line) + "\n").encode("utf-8", "surrogateescape")
+        data = self.redactor.line_bytes(line) + b"\n"
         path = self.layout.prompts(workspace)
         ensure_private_dir(path.parent)
         for _ in range(5):

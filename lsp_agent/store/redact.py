@@ -2,7 +2,7 @@
 
 Two sources: values the caller registers (the API key, env values of hooks and MCP servers,
 secret-looking variables of our own environment) and well-known token shapes. Detection runs on
-the serialised line (a few substring checks, one regex); only a line that contains something is
+the serialised line (substring checks on its bytes); only a line that may contain something is
 parsed and rebuilt with each string redacted, so a replacement can never break the JSON.
 """
 
@@ -18,27 +18,37 @@ from typing import Any
 MASK = "[REDACTED]"
 MIN_SECRET_LEN = 8  # shorter values ("1", "true", "debug") would wreck transcripts
 
-# Token shapes that are secrets wherever they appear.
-SECRET_PATTERNS: dict[str, str] = {
-    "anthropic key": r"sk-ant-[A-Za-z0-9_-]{20,}",
-    "openai key": r"sk-(?:proj-)?[A-Za-z0-9_-]{32,}",
-    "aws access key id": r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",
-    "github token": r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,})",
-    "slack token": r"\bxox[abprs]-[A-Za-z0-9-]{10,}",
-    "private key": r"-----BEGIN [A-Z ]*PRIVATE KEY-----(?:[A-Za-z0-9+/=\s]|\\n)*?"
-                   r"-----END [A-Z ]*PRIVATE KEY-----",
+# Token shapes that are secrets wherever they appear: literal anchors (cheap substring checks
+# that run on every line) and the regex that runs only on a line holding an anchor.
+SECRET_PATTERNS: dict[str, tuple[tuple[str, ...], str]] = {
+    "anthropic key": (("sk-ant-",), r"sk-ant-[A-Za-z0-9_-]{20,}"),
+    "openai key": (("sk-",), r"sk-(?:proj-)?[A-Za-z0-9_-]{32,}"),
+    "aws access key id": (("AKIA", "ASIA"), r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
+    "github token": (("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+                     r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,})"),
+    "slack token": (("xox",),
+                    r"\bxox[abprs]-[A-Za-z0-9-]{10,}"),
+    "private key": (("PRIVATE KEY-----",),
+                    r"-----BEGIN [A-Z ]*PRIVATE KEY-----(?:[A-Za-z0-9+/=\s]|\\n)*?"
+                    r"-----END [A-Z ]*PRIVATE KEY-----"),
 }
 # Our own environment variables whose values are secrets (names compared upper-case).
 SECRET_ENV_NAMES = ("*API_KEY*", "*TOKEN*", "*SECRET*", "*PASSWORD*", "*PASSWD*",
                     "*CREDENTIAL*", "*PRIVATE_KEY*")
 
-_PATTERN = re.compile("|".join(f"(?:{p})" for p in SECRET_PATTERNS.values()))
+_ANCHORS = tuple(sorted({a for anchors, _ in SECRET_PATTERNS.values() for a in anchors}))
+_BYTE_ANCHORS = tuple(a.encode() for a in _ANCHORS)
+_PATTERN = re.compile("|".join(f"(?:{p})" for _, p in SECRET_PATTERNS.values()))
+
+
+def _has_token_shape(text: str) -> bool:
+    return any(a in text for a in _ANCHORS) and _PATTERN.search(text) is not None
 
 
 class Redactor:
     def __init__(self, secrets: Iterable[str] = ()):
         self._values: list[str] = []
-        self._needles: list[str] = []  # the values as they appear inside a JSON string
+        self._needles: list[bytes] = []  # the values as they appear inside a JSON string
         self.add(secrets)
 
     @classmethod
@@ -56,7 +66,7 @@ class Redactor:
             if value in self._values:
                 continue
             self._values.append(value)
-            self._needles.append(json.dumps(value, ensure_ascii=False)[1:-1])
+            self._needles.append(json.dumps(value, ensure_ascii=False)[1:-1].encode())
         # Longest first: a secret that contains another is masked whole.
         order = sorted(range(len(self._values)), key=lambda i: -len(self._values[i]))
         self._values = [self._values[i] for i in order]
@@ -68,24 +78,35 @@ class Redactor:
             if env:
                 self.add(str(v) for v in env.values())
 
-    def contains_secret(self, line: str) -> bool:
-        return any(n in line for n in self._needles) or _PATTERN.search(line) is not None
+    def suspicious(self, data: bytes) -> bool:
+        """Could ``data`` (a UTF-8 serialised line) hold a secret? Substring checks only, on
+        bytes: about 1 ms per 100 KB, where one combined regex costs 20 times more."""
+        return (any(n in data for n in self._needles)
+                or any(a in data for a in _BYTE_ANCHORS))
 
     def text(self, value: str) -> str:
         for secret in self._values:
             if secret in value:
                 value = value.replace(secret, MASK)
-        return _PATTERN.sub(MASK, value)
+        return _PATTERN.sub(MASK, value) if _has_token_shape(value) else value
+
+    def line_bytes(self, line: str) -> bytes:
+        """A serialised JSON line, UTF-8 encoded, with every secret masked."""
+        data = line.encode("utf-8", "surrogateescape")
+        if not self.suspicious(data):
+            return data
+        return self.line(line).encode("utf-8", "surrogateescape")
 
     def line(self, line: str) -> str:
-        """A serialised JSON line with every secret masked (the same object when clean)."""
-        if not self.contains_secret(line):
-            return line
+        """A serialised JSON line with every secret masked."""
         try:
             value = json.loads(line)
         except ValueError:
             return self.text(line)  # not JSON: plain text, masked as text
-        return json.dumps(self._walk(value), ensure_ascii=False, separators=(",", ":"))
+        cleaned = self._walk(value)
+        if cleaned == value:
+            return line
+        return json.dumps(cleaned, ensure_ascii=False, separators=(",", ":"))
 
     def _walk(self, value: Any) -> Any:
         if isinstance(value, str):

@@ -286,7 +286,7 @@ class TranscriptWriter:
     def _write_line(self, line: str, sync: bool) -> None:
         if self._disabled:
             return
-        data = (self._redactor.line(line) + "\n").encode("utf-8", "surrogateescape")
+        data = self._redactor.line_bytes(line) + b"\n"
         if self._guard("writing", write_all, data):
             self._offset += len(data)
             if sync:
@@ -297,7 +297,7 @@ class TranscriptWriter:
             return
         meta["transcriptBytes"] = self._offset
         meta["gitBranch"] = git_branch(Path(meta.get("cwd") or "."))
-        data = self._redactor.line(json.dumps(meta, ensure_ascii=False)).encode("utf-8")
+        data = self._redactor.line_bytes(json.dumps(meta, ensure_ascii=False))
         try:
             atomic_write(self.meta_path, data)
         except OSError as exc:
