@@ -21,7 +21,7 @@ MIN_SECRET_LEN = 8  # shorter values ("1", "true", "debug") would wreck transcri
 # Token shapes that are secrets wherever they appear: literal anchors (cheap substring checks
 # that run on every line) and the regex that runs only on a line holding an anchor.
 SECRET_PATTERNS: dict[str, tuple[tuple[str, ...], str]] = {
-    "anthropic key": (("sk-ant-",), r"sk-ant-[A-Za-z0-9_-]{20,}"),
+    "anthropic key": (("sk-",), r"sk-ant-[A-Za-z0-9_-]{20,}"),
     "openai key": (("sk-",), r"sk-(?:proj-)?[A-Za-z0-9_-]{32,}"),
     "aws access key id": (("AKIA", "ASIA"), r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
     "github token": (("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),

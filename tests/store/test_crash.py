@@ -7,14 +7,14 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+import warnings
 from pathlib import Path
-
-import pytest
 
 from lsp_agent.store import Redactor, Store, load_transcript
 from lsp_agent.store import entries as en
@@ -24,8 +24,10 @@ CHILD = textwrap.dedent("""
     import sys
     from pathlib import Path
     from lsp_agent.store import entries as en
+    from lsp_agent.store import redact
     from lsp_agent.store.writer import open_writer_blocking
 
+    redact._BYTE_ANCHORS = ()  # no secret scan: the writer thread spends its time in write()
     path, big, every = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
     writer = open_writer_blocking(path, path.stem, cwd="/ws")
     padding = "x" * big
@@ -62,19 +64,15 @@ def kill_mid_stream(tmp_path: Path, path: Path, big: int, delay: float, every: i
 
 
 def sequence(path: Path) -> tuple[list[int], list[str]]:
+    """The sequence numbers of the child's entries, and the load warnings."""
     reader = load_transcript(path)
     seqs = [int(e["message"].split(":", 1)[0]) for e in reader.entries
             if e["type"] == "system"]
     return seqs, reader.warnings
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_sigkill_at_any_instant_leaves_a_loadable_prefix(tmp_path: Path, seed: int):
-    rng = random.Random(seed)
-    path = tmp_path / "state" / "s.jsonl"
-    kill_mid_stream(tmp_path, path, big=rng.choice([200_000, 2_000_000]),
-                    delay=rng.uniform(0.0, 0.4))
-
+def check_and_resume(path: Path) -> bool:
+    """The invariants after a kill; True when the kill tore the last line."""
     seqs, warnings = sequence(path)
     assert len(seqs) >= 50  # everything flushed before "ready" survived
     assert seqs == list(range(len(seqs)))  # in order, no gaps
@@ -88,11 +86,36 @@ def test_sigkill_at_any_instant_leaves_a_loadable_prefix(tmp_path: Path, seed: i
     again = load_transcript(path)
     assert again.warnings == []
     assert [int(e["message"].split(":")[0]) for e in again.chain] == list(range(len(seqs) + 1))
+    return bool(warnings)
+
+
+def test_sigkill_at_any_instant_leaves_a_loadable_prefix(tmp_path: Path):
+    """Kill at random instants while 8 MB lines are written (a kill inside ``write`` tears the
+    line) until one kill tore a line, ten kills at most."""
+    rng = random.Random(1)
+    torn = 0
+    for attempt in range(10):
+        path = tmp_path / f"state{attempt}" / "s.jsonl"
+        kill_mid_stream(tmp_path, path, big=8_000_000, every=1, delay=rng.uniform(0.05, 0.4))
+        torn += check_and_resume(path)
+        shutil.rmtree(path.parent)
+        if torn:
+            break
+    if not torn:
+        warnings.warn("no kill landed inside a write: the torn-line case went unexercised "
+                      "here (test_reader covers every cut of a file)", stacklevel=1)
+
+
+def test_sigkill_among_small_lines(tmp_path: Path):
+    for attempt, delay in enumerate((0.0, 0.02, 0.1)):
+        path = tmp_path / f"state{attempt}" / "s.jsonl"
+        kill_mid_stream(tmp_path, path, big=100_000, every=5, delay=delay)
+        check_and_resume(path)
 
 
 def test_a_crash_loop_of_kill_and_resume_never_loses_flushed_entries(tmp_path: Path):
     path = tmp_path / "state" / "s.jsonl"
-    kill_mid_stream(tmp_path, path, big=500_000, delay=0.05)
+    kill_mid_stream(tmp_path, path, big=500_000, every=3, delay=0.05)
     for round_ in range(2):
         seqs, _ = sequence(path)
         reader = load_transcript(path)
