@@ -329,9 +329,16 @@ class Store:
             fcntl.flock(fd, fcntl.LOCK_EX)
             if os.fstat(fd).st_ino != _inode(path):
                 return
-            keep = list(reversed(self._prompt_records(path)[:PROMPT_HISTORY_KEEP]))
-            data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in keep)
-            atomic_write(path, data.encode("utf-8", "surrogateescape"))
+            # At most half the threshold is kept, so compactions stay rare (amortised O(1)).
+            kept: list[bytes] = []
+            budget = PROMPT_HISTORY_COMPACT_BYTES // 2
+            for record in self._prompt_records(path)[:PROMPT_HISTORY_KEEP]:
+                line = dumps_line(record).encode("utf-8", "surrogateescape") + b"\n"
+                budget -= len(line)
+                if budget < 0:
+                    break
+                kept.append(line)
+            atomic_write(path, b"".join(reversed(kept)))
         finally:
             os.close(fd)
 
