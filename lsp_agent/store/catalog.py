@@ -251,7 +251,9 @@ class Store:
         for entry in reader.chain[:cut]:
             if entry.get("type") in FORK_DROPS:
                 continue
-            copied.append({**entry, "sessionId": new_id, "parentUuid": parent})
+            copy = {**entry, "sessionId": new_id, "parentUuid": parent}
+            copy.pop("sessionCost", None)  # the original's running total, not the fork's
+            copied.append(copy)
             parent = entry["uuid"]
         meta = en.new_meta(new_id, head["cwd"], stamp)
         for entry in copied:

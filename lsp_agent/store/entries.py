@@ -104,8 +104,9 @@ def header(cwd: str, forked_from: dict[str, Any] | None = None) -> Entry:
 
 def user_prompt(prompt: str, blocks: list[Block], *, editor_context: dict[str, Any] | None = None,
                 origin: Literal["user", "stop_hook"] = "user") -> Entry:
-    entry: Entry = {"type": "user", "message": {"role": "user", "content": blocks},
-                    "prompt": prompt, "origin": origin}
+    # ``origin`` first: a reader tells prompts from hook continuations without parsing.
+    entry: Entry = {"type": "user", "origin": origin, "prompt": prompt,
+                    "message": {"role": "user", "content": blocks}}
     if editor_context:
         entry["editorContext"] = editor_context
     return entry
@@ -166,6 +167,8 @@ def usage(model: str, tokens: dict[str, int], cost_usd: float) -> Entry:
 
 
 def turn_end(stop_reason: str, rounds: int, tokens: dict[str, int], cost_usd: float) -> Entry:
+    """The writer adds ``sessionCost``: the running total of every ``usage`` entry so far, so
+    a reader gets the session's cost from the last turn end instead of every request."""
     return {"type": "turn_end", "stopReason": stop_reason, "rounds": rounds, "usage": tokens,
             "costUsd": cost_usd}
 
@@ -196,6 +199,22 @@ def file_backup(scope: str, path: str, *, existed: bool, blob: str | None, size:
     if skipped:
         entry["skipped"] = skipped
     return entry
+
+
+def new_ledger() -> dict[str, Any]:
+    return {"usd": 0.0, "byModel": {}}
+
+
+def add_cost(ledger: dict[str, Any], usage_entry: Entry) -> None:
+    """Add one ``usage`` entry to a running total ``{"usd", "byModel": {model: {usage, usd}}}``."""
+    usd = float(usage_entry.get("costUsd") or 0.0)
+    row = ledger["byModel"].setdefault(str(usage_entry.get("model", "")),
+                                       {"usage": {}, "usd": 0.0})
+    for key, value in (usage_entry.get("usage") or {}).items():
+        if isinstance(value, int):
+            row["usage"][key] = row["usage"].get(key, 0) + value
+    row["usd"] = round(row["usd"] + usd, 6)
+    ledger["usd"] = round(ledger["usd"] + usd, 6)
 
 
 # -- the index entry (.meta.json) --------------------------------------------------------------

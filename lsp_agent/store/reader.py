@@ -10,8 +10,11 @@ a newer format version, which this version cannot read correctly.
 from __future__ import annotations
 
 import asyncio
+import copy
+import functools
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,46 +51,114 @@ class Turn:
     number: int
     uuid: str
     parent: str | None
-    prompt: str
     timestamp: str
+    record: Record
+
+    @property
+    def prompt(self) -> str:
+        return str(self.record.data.get("prompt", ""))
+
+
+class Record:
+    """One line: the chain fields read at load, the rest parsed when first needed.
+
+    Lines written by this package start with ``uuid``, ``parentUuid``, ``sessionId``,
+    ``timestamp`` and ``type`` in that order, which a regex reads in place, in the file's
+    buffer (a resume parses a few hundred of 10,000 lines). Other lines are parsed at load."""
+
+    __slots__ = ("_buf", "_data", "_end", "_start", "parent", "timestamp", "type", "uuid")
+
+    def __init__(self, uuid: str, parent: str | None, timestamp: str, type_: str,
+                 buf: bytes = b"", start: int = 0, end: int = 0,
+                 data: en.Entry | None = None):
+        self.uuid = uuid
+        self.parent = parent
+        self.timestamp = timestamp
+        self.type = type_
+        self._buf = buf
+        self._start = start
+        self._end = end
+        self._data = data
+
+    @property
+    def data(self) -> en.Entry:
+        if self._data is None:
+            try:
+                value = json.loads(self._buf[self._start: self._end])
+            except ValueError:
+                value = None
+            if not isinstance(value, dict):  # damaged after the prefix: keep the chain only
+                log.warning("transcript entry %s is damaged; skipped", self.uuid)
+                value = {"uuid": self.uuid, "parentUuid": self.parent,
+                         "timestamp": self.timestamp, "type": "damaged"}
+            self._data = value
+            self._buf = b""
+        return self._data
+
+    def contains(self, needle: bytes) -> bool:
+        """Whether the raw line holds ``needle`` (for fields the writer puts first)."""
+        if self._data is not None:
+            return needle in json.dumps(self._data, separators=(",", ":")).encode()
+        return self._buf.find(needle, self._start, self._end) >= 0
+
+    def string_field(self, name: str) -> str | None:
+        """A top-level string field that the builders put right after ``type``."""
+        if self._data is not None:
+            value = self._data.get(name)
+            return value if isinstance(value, str) else None
+        match = _field_pattern(name).search(self._buf, self._start,
+                                            min(self._end, self._start + 400))
+        if match is None:
+            value = self.data.get(name)
+            return value if isinstance(value, str) else None
+        return match.group(1).decode()
 
 
 class TranscriptReader:
     """An immutable view of one transcript as it was when loaded."""
 
-    def __init__(self, path: Path, entries: list[en.Entry], warnings: list[str]):
+    def __init__(self, path: Path, records: list[Record], warnings: list[str]):
         self.path = path
         self.session_id = session_id_of(path)
-        self.entries = entries  # every valid line, file order
+        self.records = records  # every valid line, file order
         self.warnings = warnings
-        self.header: en.Entry | None = next(
-            (e for e in entries[:1] if e.get("type") == "session"), None)
-        self.chain = self._current_chain()
-        self._chain_index = {e["uuid"]: i for i, e in enumerate(self.chain)}
-        self._file_index = {e["uuid"]: i for i, e in enumerate(entries) if "uuid" in e}
+        self.header: en.Entry | None = (records[0].data if records
+                                        and records[0].type == "session" else None)
+        self._chain = self._current_chain()
+        self._chain_index = {r.uuid: i for i, r in enumerate(self._chain)}
+        self._file_index = {r.uuid: i for i, r in enumerate(records)}
+
+    @property
+    def entries(self) -> list[en.Entry]:
+        """Every entry of the file, parsed (all branches, file order)."""
+        return [r.data for r in self.records]
+
+    @property
+    def chain(self) -> list[en.Entry]:
+        """The entries of the current branch, parsed, oldest first."""
+        return [r.data for r in self._chain]
 
     # -- structure ---------------------------------------------------------------------------
 
-    def _current_chain(self) -> list[en.Entry]:
-        position = {id(e): i for i, e in enumerate(self.entries)}
-        by_uuid = {e["uuid"]: e for e in self.entries}
-        leaf = next((e for e in reversed(self.entries) if e.get("type") != "session"), None)
-        chain: list[en.Entry] = []
+    def _current_chain(self) -> list[Record]:
+        by_uuid = {r.uuid: r for r in self.records}
+        leaf = next((r for r in reversed(self.records) if r.type != "session"), None)
+        chain: list[Record] = []
         seen: set[str] = set()
         node = leaf
-        while node is not None and node["uuid"] not in seen:
-            seen.add(node["uuid"])
-            if node.get("type") != "rewind":  # a rewind only moves the branch point
+        while node is not None and node.uuid not in seen:
+            seen.add(node.uuid)
+            if node.type != "rewind":  # a rewind only moves the branch point
                 chain.append(node)
-            parent = node.get("parentUuid")
+            parent = node.parent
             if parent is None:
                 break
             found = by_uuid.get(parent)
             if found is None:  # a damaged line: its neighbour in the file is the best guess
                 self.warnings.append(f"entry {parent} is missing: the chain goes on with the "
                                      "entry written before it")
-                earlier = self.entries[: position[id(node)]]
-                found = next((e for e in reversed(earlier) if e.get("type") != "session"), None)
+                earlier = self.records[: self.records.index(node)]
+                found = next((r for r in reversed(earlier) if r.type != "session"), None)
             node = found
         chain.reverse()
         return chain
@@ -95,14 +166,12 @@ class TranscriptReader:
     @property
     def leaf(self) -> str | None:
         """The uuid to chain the next entry to (the last entry of the file)."""
-        last = next((e for e in reversed(self.entries) if e.get("type") != "session"), None)
-        return last["uuid"] if last else None
+        last = next((r for r in reversed(self.records) if r.type != "session"), None)
+        return last.uuid if last else None
 
     def turns(self) -> list[Turn]:
-        found = [e for e in self.chain if e.get("type") == "user"
-                 and e.get("origin", "user") == "user"]
-        return [Turn(i, e["uuid"], e.get("parentUuid"), e.get("prompt", ""),
-                     e.get("timestamp", "")) for i, e in enumerate(found, 1)]
+        found = [r for r in self._chain if r.type == "user" and _is_prompt(r)]
+        return [Turn(i, r.uuid, r.parent, r.timestamp, r) for i, r in enumerate(found, 1)]
 
     def turn(self, number: int) -> Turn:
         turns = self.turns()
@@ -112,16 +181,26 @@ class TranscriptReader:
 
     def writer_state(self) -> WriterState:
         """What a writer needs to append to this transcript."""
+        cost = self.cost()
         return WriterState(leaf=self.leaf, meta=self.meta(),
-                           turns=[TurnPoint(t.uuid, t.parent) for t in self.turns()])
+                           turns=[TurnPoint(t.uuid, t.parent) for t in self.turns()],
+                           cost={"usd": cost.usd, "byModel": copy.deepcopy(cost.by_model)})
 
     def meta(self) -> dict[str, Any]:
-        """The index entry rebuilt from the transcript (used when the .meta.json is stale)."""
-        created = self.header.get("timestamp", "") if self.header else ""
-        meta = en.new_meta(self.session_id, self.header.get("cwd", "") if self.header else "",
-                           created)
-        for entry in self.entries:
-            en.fold_meta(meta, entry)
+        """The index entry rebuilt from the transcript (used when the .meta.json is stale).
+        Same result as folding every entry with ``entries.fold_meta``, without parsing them."""
+        header = self.header or {}
+        meta = en.new_meta(self.session_id, header.get("cwd", ""),
+                           header.get("timestamp", ""))
+        meta["forkedFrom"] = header.get("forkedFrom")
+        first = next((r for r in self.records if r.type == "user" and _is_prompt(r)), None)
+        meta.update(
+            firstPrompt=en.short_title(first.data.get("prompt", "")) if first else None,
+            turns=len(self.turns()), costUsd=self.cost().usd, model=self.model(),
+            mode=self.mode(), customTitle=self.title())
+        last = next((r for r in reversed(self.records) if r.type != "session"), None)
+        if last is not None:
+            meta["updatedAt"] = last.timestamp
         return meta
 
     # -- what the model saw ------------------------------------------------------------------
@@ -132,64 +211,65 @@ class TranscriptReader:
         accepts it (every tool_use answered, no orphan results)."""
         start = 0
         history: list[en.Message] = []
-        for i in range(len(self.chain) - 1, -1, -1):
-            entry = self.chain[i]
-            if entry.get("type") == "compact_boundary" and "messages" in entry:
-                history = [_copy_message(m) for m in entry["messages"]]
+        for i in range(len(self._chain) - 1, -1, -1):
+            record = self._chain[i]
+            if record.type == "compact_boundary" and "messages" in record.data:
+                history = [_copy_message(m) for m in record.data["messages"]]
                 start = i + 1
                 break
-        for entry in self.chain[start:]:
-            kind = entry.get("type")
-            if kind in en.MESSAGE_TYPES:
-                _add(history, entry)
-            elif kind == "compact_boundary" and entry.get("cleared"):
-                _clear(history, set(entry["cleared"]), entry.get("placeholder", ""))
+        for record in self._chain[start:]:
+            if record.type in en.MESSAGE_TYPES:
+                _add(history, record.data)
+            elif record.type == "compact_boundary" and record.data.get("cleared"):
+                _clear(history, set(record.data["cleared"]), record.data.get("placeholder", ""))
         return _repaired(history)
 
     # -- state -------------------------------------------------------------------------------
 
     def todos(self) -> list[dict[str, Any]]:
-        entry = self._last_on_chain("todos")
+        entry = self._last(self._chain, "todos")
         return list(entry.get("todos", [])) if entry else []
 
     def mode(self) -> str | None:
         """The mode set last (in any branch: a rewind does not undo the user's choice)."""
-        entry = self._last_in_file("mode")
+        entry = self._last(self.records, "mode")
         return entry.get("mode") if entry else None
 
     def model(self) -> str | None:
-        entry = self._last_in_file("model")
+        entry = self._last(self.records, "model")
         if entry:
             return entry.get("model")
-        last = self._last_in_file("assistant")
+        last = self._last(self.records, "assistant")
         return last.get("message", {}).get("model") if last else None
 
     def title(self) -> str | None:
-        entry = self._last_in_file("title")
+        entry = self._last(self.records, "title")
         return (entry.get("title") or None) if entry else None
 
     def cost(self) -> CostSummary:
-        """Every request the session paid for, abandoned branches included."""
-        summary = CostSummary()
-        for entry in self.entries:
-            if entry.get("type") != "usage":
-                continue
-            model = str(entry.get("model", ""))
-            row = summary.by_model.setdefault(model, {"usage": {}, "usd": 0.0})
-            for key, value in (entry.get("usage") or {}).items():
-                if isinstance(value, int):
-                    row["usage"][key] = row["usage"].get(key, 0) + value
-            usd = float(entry.get("costUsd") or 0.0)
-            row["usd"] = round(row["usd"] + usd, 6)
-            summary.usd = round(summary.usd + usd, 6)
-        return summary
+        """Every request the session paid for, abandoned branches included: the running
+        total of the last turn end plus the requests after it."""
+        start = 0
+        ledger = en.new_ledger()
+        for i in range(len(self.records) - 1, -1, -1):
+            record = self.records[i]
+            if record.type == "turn_end" and record.contains(b'"sessionCost":'):
+                total = record.data.get("sessionCost")
+                if isinstance(total, dict) and isinstance(total.get("byModel"), dict):
+                    ledger = copy.deepcopy(total)
+                    start = i + 1
+                    break
+        for record in self.records[start:]:
+            if record.type == "usage":
+                en.add_cost(ledger, record.data)
+        return CostSummary(float(ledger.get("usd") or 0.0), ledger["byModel"])
 
     def pending_proposals(self) -> list[en.Entry]:
         """Proposals on the current branch that were never decided: they were not applied."""
-        decided = {e.get("proposalId") for e in self.entries
-                   if e.get("type") == "proposal_decision"}
-        return [e for e in self.chain if e.get("type") == "proposal"
-                and e.get("proposalId") not in decided]
+        decided = {r.string_field("proposalId") for r in self.records
+                   if r.type == "proposal_decision"}
+        return [r.data for r in self._chain if r.type == "proposal"
+                and r.string_field("proposalId") not in decided]
 
     # -- history for display -----------------------------------------------------------------
 
@@ -197,7 +277,7 @@ class TranscriptReader:
         """Displayable entries of the current branch, newest first, older than ``before``."""
         if limit < 1:
             raise ValueError("limit must be at least 1")
-        end = len(self.chain)
+        end = len(self._chain)
         if before is not None:
             if before not in self._chain_index:
                 raise KeyError(f"entry {before} is not on the current branch")
@@ -205,10 +285,10 @@ class TranscriptReader:
         items: list[en.Entry] = []
         i = end - 1
         while i >= 0 and len(items) < limit:
-            if self.chain[i].get("type") in en.DISPLAY_TYPES:
-                items.append(self.chain[i])
+            if self._chain[i].type in en.DISPLAY_TYPES:
+                items.append(self._chain[i].data)
             i -= 1
-        more = any(e.get("type") in en.DISPLAY_TYPES for e in self.chain[: i + 1])
+        more = any(r.type in en.DISPLAY_TYPES for r in self._chain[: i + 1])
         return HistoryPage(items, items[-1]["uuid"] if items and more else None)
 
     # -- checkpoints -------------------------------------------------------------------------
@@ -219,51 +299,74 @@ class TranscriptReader:
         start = self._file_index.get(entry_uuid)
         if start is None:
             raise KeyError(f"entry {entry_uuid} is not in this transcript")
-        return [e for e in self.entries[start + 1:] if e.get("type") == "file_backup"]
+        return [r.data for r in self.records[start + 1:] if r.type == "file_backup"]
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def _last_on_chain(self, kind: str) -> en.Entry | None:
-        return next((e for e in reversed(self.chain) if e.get("type") == kind), None)
-
-    def _last_in_file(self, kind: str) -> en.Entry | None:
-        return next((e for e in reversed(self.entries) if e.get("type") == kind), None)
+    @staticmethod
+    def _last(records: list[Record], kind: str) -> en.Entry | None:
+        return next((r.data for r in reversed(records) if r.type == kind), None)
 
 
 # -- loading -----------------------------------------------------------------------------------
 
+# The fixed start of every line this package writes (see ``writer.TranscriptWriter._append``).
+_PREFIX = re.compile(
+    rb'\{"uuid":"([^"\\]+)","parentUuid":(?:null|"([^"\\]+)"),"sessionId":"[^"\\]*",'
+    rb'"timestamp":"([^"\\]*)","type":"([^"\\]+)"[,}]')
 
-def parse_lines(data: bytes, source: str = "transcript") -> tuple[list[en.Entry], list[str]]:
-    """Entries of a JSONL buffer and warnings for the lines skipped."""
-    entries: list[en.Entry] = []
+
+def _record(buf: bytes, start: int, end: int) -> Record | None:
+    match = _PREFIX.match(buf, start, end)
+    if match is not None and buf[end - 1] == 0x7D:  # ends with "}"
+        uid, parent, stamp, kind = match.groups()
+        return Record(uid.decode(), parent.decode() if parent else None, stamp.decode(),
+                      kind.decode(), buf, start, end)
+    return _record_strict(buf[start:end])
+
+
+def _record_strict(raw: bytes) -> Record | None:
+    try:
+        entry = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(entry, dict) or not isinstance(entry.get("uuid"), str):
+        return None
+    parent = entry.get("parentUuid")
+    return Record(entry["uuid"], parent if isinstance(parent, str) else None,
+                  str(entry.get("timestamp", "")), str(entry.get("type", "")), data=entry)
+
+
+def parse_lines(data: bytes, source: str = "transcript") -> tuple[list[Record], list[str]]:
+    """Records of a JSONL buffer and warnings for the lines skipped. Lines are found in
+    place (no copy of the buffer); only lines without the writer's prefix are parsed now."""
+    records: list[Record] = []
     warnings: list[str] = []
-    lines = data.split(b"\n")
-    torn_tail = lines[-1] != b""
-    if not torn_tail:
-        lines.pop()
-    last = len(lines) - 1
-    loads = json.loads
-    for number, raw in enumerate(lines):
-        if not raw:
-            continue
-        try:
-            entry = loads(raw)
-        except ValueError:
-            entry = None
-        if isinstance(entry, dict) and isinstance(entry.get("uuid"), str):
-            entries.append(entry)
-            continue
-        what = ("a torn last line (the writer was interrupted)" if number == last and torn_tail
-                else f"line {number + 1}, which is not a valid entry")
-        warnings.append(f"{source}: skipped {what}")
+    start, size, number = 0, len(data), 0
+    while start < size:
+        end = data.find(b"\n", start)
+        torn = end < 0
+        if torn:
+            end = size
+        number += 1
+        if end > start:
+            # A last line without its newline may be torn: it is parsed whole.
+            record = _record_strict(data[start:end]) if torn else _record(data, start, end)
+            if record is not None:
+                records.append(record)
+            else:
+                what = ("a torn last line (the writer was interrupted)" if torn
+                        else f"line {number}, which is not a valid entry")
+                warnings.append(f"{source}: skipped {what}")
+        start = end + 1
     for warning in warnings:
         log.warning("%s", warning)
-    return entries, warnings
+    return records, warnings
 
 
-def check_version(entries: list[en.Entry], path: Path) -> None:
-    first = entries[0] if entries else {}
-    version = first.get("formatVersion") if first.get("type") == "session" else None
+def check_version(records: list[Record], path: Path) -> None:
+    first = records[0].data if records and records[0].type == "session" else {}
+    version = first.get("formatVersion")
     if isinstance(version, int) and version > en.FORMAT_VERSION:
         raise TranscriptVersionError(
             f"{path} was written in transcript format {version} by a newer lsp-agent; this "
@@ -274,11 +377,11 @@ def check_version(entries: list[en.Entry], path: Path) -> None:
 def load_transcript(path: Path) -> TranscriptReader:
     with open(path, "rb") as f:
         data = f.read()
-    entries, warnings = parse_lines(data, str(path))
-    check_version(entries, path)
-    if entries and entries[0].get("type") != "session":
+    records, warnings = parse_lines(data, str(path))
+    check_version(records, path)
+    if records and records[0].type != "session":
         warnings.append(f"{path}: the session header is missing")
-    return TranscriptReader(path, entries, warnings)
+    return TranscriptReader(path, records, warnings)
 
 
 async def aload_transcript(path: Path) -> TranscriptReader:
@@ -286,6 +389,16 @@ async def aload_transcript(path: Path) -> TranscriptReader:
 
 
 # -- rebuilding messages -----------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=16)
+def _field_pattern(name: str) -> re.Pattern[bytes]:
+    return re.compile(rb'"' + re.escape(name.encode()) + rb'":"([^"\\]*)"')
+
+
+def _is_prompt(record: Record) -> bool:
+    """A user's prompt, not a Stop hook's continuation (``origin`` is written first)."""
+    return not record.contains(b'"origin":"stop_hook"')
 
 
 def _copy_message(message: en.Message) -> en.Message:

@@ -22,6 +22,7 @@ import asyncio
 import atexit
 import concurrent.futures
 import contextlib
+import copy
 import fcntl
 import json
 import logging
@@ -81,6 +82,7 @@ class WriterState:
     leaf: str | None
     meta: dict[str, Any]
     turns: list[TurnPoint] = field(default_factory=list)
+    cost: dict[str, Any] = field(default_factory=en.new_ledger)  # see entries.add_cost
 
 
 def now_iso(t: float | None = None) -> str:
@@ -120,6 +122,7 @@ class TranscriptWriter:
         self._leaf = state.leaf
         self._meta = state.meta
         self._turns = list(state.turns)
+        self._cost = copy.deepcopy(state.cost)  # running total, stamped on turn ends
         self._redactor = redactor or Redactor()
         self._on_error = on_error
         self._loop = loop
@@ -173,6 +176,10 @@ class TranscriptWriter:
             self._leaf = uid
         if kind == "user" and entry.get("origin", "user") == "user":
             self._turns.append(TurnPoint(uid, stamped["parentUuid"]))
+        elif kind == "usage":
+            en.add_cost(self._cost, entry)
+        elif kind == "turn_end":
+            stamped["sessionCost"] = copy.deepcopy(self._cost)
         en.fold_meta(self._meta, stamped)
         if self._disabled:
             return uid

@@ -146,6 +146,7 @@ async def test_fork_copies_the_branch_before_a_turn(store, workspace):
         writer.append(text_prompt(f"p{i}"))
         writer.append(reply(f"r{i}"))
         writer.append(en.usage("m", {"output_tokens": 1}, 1.0))
+        writer.append(en.turn_end("end_turn", 1, {}, 1.0))
     writer.rewind(3)
     writer.append(text_prompt("p3b"))
     await writer.close()

@@ -182,3 +182,40 @@ async def test_state_todos_mode_model_cost_and_pending_proposals(store, workspac
     assert cost.usd == 0.75
     assert cost.by_model["claude-a"]["usage"] == {"input_tokens": 10, "output_tokens": 2}
     assert [p["proposalId"] for p in reader.pending_proposals()] == ["p2"]
+
+
+async def test_cost_comes_from_the_last_turn_end_plus_later_requests(store, workspace):
+    writer = await store.create(workspace)
+    writer.append(text_prompt("one"))
+    writer.append(en.usage("a", {"input_tokens": 10}, 1.0))
+    writer.append(en.usage("b", {"input_tokens": 1}, 0.5))
+    writer.append(en.turn_end("end_turn", 2, {}, 1.5))
+    writer.append(text_prompt("two"))
+    writer.append(en.usage("a", {"input_tokens": 5}, 0.25))  # the turn crashed: no turn end
+    await writer.close()
+    reader = load_transcript(writer.path)
+    turn_end = next(e for e in reader.entries if e["type"] == "turn_end")
+    assert turn_end["sessionCost"]["usd"] == 1.5
+    cost = reader.cost()
+    assert cost.usd == 1.75
+    assert cost.by_model["a"] == {"usage": {"input_tokens": 15}, "usd": 1.25}
+
+    # Resuming carries the running total on.
+    _, again = await store.resume(workspace, writer.session_id)
+    again.append(en.usage("b", {"input_tokens": 1}, 0.5))
+    again.append(en.turn_end("end_turn", 1, {}, 0.5))
+    await again.close()
+    resumed = load_transcript(writer.path)
+    assert resumed.cost().usd == 2.25
+    assert [e for e in resumed.entries if e["type"] == "turn_end"][-1]["sessionCost"][
+        "byModel"]["b"]["usd"] == 1.0
+
+
+async def test_a_line_damaged_after_its_prefix_is_skipped_when_read(store, workspace):
+    path, _ = await write(store, workspace, [
+        text_prompt("go"), tool_call("t1"), tool_result("t1", "file text"), reply("done")])
+    data = path.read_bytes().replace(b'"content":"file text"', b'"content":"file text')
+    path.write_bytes(data)
+    reader = load_transcript(path)
+    assert len(reader.records) == 5  # the prefix still reads: the chain is whole
+    assert texts(reader.messages()) == ["go", "t1", "done", INTERRUPTED]
