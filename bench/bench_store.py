@@ -31,6 +31,7 @@ import json
 import os
 import platform
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -329,10 +330,16 @@ async def bench_checkpoints(tmp: Path, tree: Path, turns: int) -> dict[str, Any]
     checkpointer = Checkpointer(CaptureRules(tree), store.blobs, writer.append)
     ours_ms: list[float] = []
     git_ms: list[float] = []
+    ours_cpu_ms: list[float] = []  # this process (loop, capture thread, writer thread)
+    git_cpu_ms: list[float] = []  # the git processes
     paths = [str(p.relative_to(tree)) for p in changed]
 
-    def git_turn(turn: int) -> float | None:
-        start = time.perf_counter()
+    def children_cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
+    def git_turn(turn: int) -> tuple[float, float] | None:
+        start, cpu = time.perf_counter(), children_cpu()
         try:
             shadow.checkpoint(f"turn {turn}")
         except subprocess.TimeoutExpired:
@@ -341,19 +348,20 @@ async def bench_checkpoints(tmp: Path, tree: Path, turns: int) -> dict[str, Any]
         except subprocess.CalledProcessError:
             errors["shadow_git"] += 1
             return None
-        return (time.perf_counter() - start) * 1000
+        return (time.perf_counter() - start) * 1000, (children_cpu() - cpu) * 1000
 
-    async def our_turn(turn: int) -> float | None:
+    async def our_turn(turn: int) -> tuple[float, float] | None:
         checkpointer.begin_turn(writer.append(en.user_prompt(f"turn {turn}", [])))
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         try:
             entries = await asyncio.wait_for(checkpointer.before_write(paths), OURS_TIMEOUT)
+            await writer.flush()  # the backup entries are on disk too
         except TimeoutError:
             timeouts["ours"] += 1
             return None
         if any(e.get("skipped") for e in entries):
             errors["ours"] += 1
-        return (time.perf_counter() - start) * 1000
+        return (time.perf_counter() - start) * 1000, (time.process_time() - cpu) * 1000
 
     def edit(turn: int) -> None:
         for path in changed:
@@ -371,9 +379,11 @@ async def bench_checkpoints(tmp: Path, tree: Path, turns: int) -> dict[str, Any]
             ours = await our_turn(turn)
             edit(turn)
         if timed and ours is not None:
-            ours_ms.append(ours)
+            ours_ms.append(ours[0])
+            ours_cpu_ms.append(ours[1])
         if timed and theirs is not None:
-            git_ms.append(theirs)
+            git_ms.append(theirs[0])
+            git_cpu_ms.append(theirs[1])
     await writer.close()
 
     backup_line_bytes = sum(len(line) + 1 for line in writer.path.read_text().splitlines()
@@ -390,6 +400,7 @@ async def bench_checkpoints(tmp: Path, tree: Path, turns: int) -> dict[str, Any]
         "files_per_turn": FILES_PER_TURN,
         "changed_file_bytes": sum(p.stat().st_size for p in changed),
         "ours_ms": percentiles(ours_ms), "shadow_git_ms": percentiles(git_ms),
+        "ours_cpu_ms": percentiles(ours_cpu_ms), "shadow_git_cpu_ms": percentiles(git_cpu_ms),
         "shadow_git_initial_commit_s": init_s, "errors": errors, "timeouts": timeouts,
         "disk": {
             "ours_blob_bytes_on_disk": du(store.blobs.root),
@@ -444,12 +455,13 @@ def report(results: dict[str, Any]) -> None:
         d = c["disk"]
         print(f"\n### Checkpoint per turn ({c['package_tree_files']} files, "
               f"{c['files_per_turn']} files changed a turn, {c['turns_timed']} timed turns)\n")
-        print("| approach | p50 (ms) | p95 (ms) | max (ms) | errors | timeouts |\n"
-              "|---|---|---|---|---|---|")
+        print("| approach | wall p50 (ms) | wall p95 (ms) | wall max (ms) | CPU p50 (ms) | "
+              "errors | timeouts |\n|---|---|---|---|---|---|---|")
         for name, key in (("lsp-agent pre-images", "ours"), ("shadow git", "shadow_git")):
-            p = c[f"{key}_ms"]
+            p, cpu = c[f"{key}_ms"], c[f"{key}_cpu_ms"]
             print(f"| {name} | {fmt(p.get('p50'), 2)} | {fmt(p.get('p95'), 2)} | "
-                  f"{fmt(p.get('max'), 2)} | {c['errors'][key]} | {c['timeouts'][key]} |")
+                  f"{fmt(p.get('max'), 2)} | {fmt(cpu.get('p50'), 2)} | {c['errors'][key]} | "
+                  f"{c['timeouts'][key]} |")
         print(f"\nshadow git initial commit: {fmt(c['shadow_git_initial_commit_s'], 1)} s")
         print("\n| disk (MiB) | lsp-agent | shadow git |\n|---|---|---|")
         initial = mib(d["shadow_git_after_initial_commit"])

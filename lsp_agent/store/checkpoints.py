@@ -21,8 +21,10 @@ them when the agent did not touch the file after them.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import stat
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,42 +52,59 @@ VENV_MARKER = "pyvenv.cfg"
 class GitIgnore:
     """``.gitignore`` files from the workspace root down, plus ``.git/info/exclude``, with git's
     precedence (the deepest file's last matching pattern wins; an ignored folder hides all it
-    holds). Parsed files are cached until their mtime changes. Git's global excludes file and
-    tracked files that match a pattern (git keeps tracking them) are not considered."""
+    holds). Parsed files are cached until their mtime changes; their mtimes are looked at
+    again after ``RECHECK_SECONDS`` (one turn's captures share the stats). Git's global
+    excludes file and tracked files that match a pattern (git keeps tracking them) are not
+    considered."""
+
+    RECHECK_SECONDS = 2.0
 
     def __init__(self, root: Path):
-        self.root = root
-        self._cache: dict[Path, tuple[int, pathspec.GitIgnoreSpec | None]] = {}
+        self.root = str(root)
+        self._parsed: dict[str, tuple[int, pathspec.GitIgnoreSpec | None]] = {}
+        self._checked: dict[str, tuple[float, pathspec.GitIgnoreSpec | None]] = {}
 
-    def _spec(self, file: Path) -> pathspec.GitIgnoreSpec | None:
+    def _spec(self, file: str) -> pathspec.GitIgnoreSpec | None:
+        now = time.monotonic()
+        checked = self._checked.get(file)
+        if checked is not None and now - checked[0] < self.RECHECK_SECONDS:
+            return checked[1]
+        spec = self._load(file)
+        self._checked[file] = (now, spec)
+        return spec
+
+    def _load(self, file: str) -> pathspec.GitIgnoreSpec | None:
         try:
-            mtime = file.stat().st_mtime_ns
+            mtime = os.stat(file).st_mtime_ns
         except OSError:
-            self._cache.pop(file, None)
+            self._parsed.pop(file, None)
             return None
-        cached = self._cache.get(file)
+        cached = self._parsed.get(file)
         if cached and cached[0] == mtime:
             return cached[1]
         try:
-            lines = file.read_text("utf-8", "replace").splitlines()
+            with open(file, encoding="utf-8", errors="replace") as f:
+                lines = f.read().splitlines()
         except OSError:
             return None
         spec = pathspec.GitIgnoreSpec.from_lines(lines) if lines else None
-        self._cache[file] = (mtime, spec)
+        self._parsed[file] = (mtime, spec)
         return spec
 
     def ignored(self, parts: tuple[str, ...]) -> bool:
         """``parts``: the path relative to the root. Folders are checked before the file."""
         levels: list[tuple[int, pathspec.GitIgnoreSpec]] = []
-        exclude = self._spec(self.root / ".git" / "info" / "exclude")
+        exclude = self._spec(os.path.join(self.root, ".git", "info", "exclude"))
         if exclude is not None:
             levels.append((0, exclude))
+        folder = self.root
         for depth in range(len(parts)):
-            spec = self._spec(self.root.joinpath(*parts[:depth], ".gitignore"))
+            spec = self._spec(os.path.join(folder, ".gitignore"))
             if spec is not None:
                 levels.append((depth, spec))
             if levels and self._matches(levels, parts[: depth + 1], depth + 1 < len(parts)):
                 return True
+            folder = os.path.join(folder, parts[depth])
         return False
 
     @staticmethod
@@ -108,22 +127,32 @@ class CaptureRules:
     honour_gitignore: bool = True
     skip_secrets: bool = True
     _root: Path = field(init=False)
+    _root_str: str = field(init=False)
+    _root_prefix: str = field(init=False)
     _gitignore: GitIgnore = field(init=False)
-    _venv_dirs: dict[Path, bool] = field(init=False, default_factory=dict)
+    _venv_dirs: dict[str, bool] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self._root = Path(os.path.realpath(self.workspace))
+        self._root_str = str(self._root)
+        self._root_prefix = self._root_str.rstrip(os.sep) + os.sep
         self._gitignore = GitIgnore(self._root)
 
-    def locate(self, path: str | os.PathLike[str]) -> tuple[Path, str, tuple[str, ...] | None]:
-        """The real path, the name recorded for it (workspace-relative with ``/``, absolute
+    def absolute(self, path: str | os.PathLike[str]) -> str:
+        """``path`` made absolute against the workspace (``~`` expanded, not resolved)."""
+        return os.path.join(self._root_str, os.path.expanduser(os.fspath(path)))
+
+    def place(self, real: str) -> tuple[Path, str, tuple[str, ...] | None]:
+        """For a real path: the name recorded for it (workspace-relative with ``/``, absolute
         outside the workspace) and its parts under the workspace (None outside)."""
-        raw = Path(os.path.expanduser(os.fspath(path)))
-        real = Path(os.path.realpath(raw if raw.is_absolute() else self._root / raw))
-        if real == self._root or not real.is_relative_to(self._root):
-            return real, str(real), None
-        parts = real.relative_to(self._root).parts
-        return real, "/".join(parts), parts
+        if not real.startswith(self._root_prefix):
+            return Path(real), real, None
+        parts = tuple(p for p in real[len(self._root_prefix):].split(os.sep) if p)
+        return Path(real), "/".join(parts), parts or None
+
+    def locate(self, path: str | os.PathLike[str]) -> tuple[Path, str, tuple[str, ...] | None]:
+        """``place`` for any path (resolved with ``realpath``)."""
+        return self.place(os.path.realpath(self.absolute(path)))
 
     def skip_reason(self, real: Path, parts: tuple[str, ...] | None) -> str | None:
         """Why this path is not captured (size is checked when reading), or None."""
@@ -136,53 +165,102 @@ class CaptureRules:
             return "inside a virtualenv, which checkpoints skip"
         if self.honour_gitignore and self._gitignore.ignored(parts):
             return "ignored by .gitignore"
-        if self.skip_secrets and (why := secret_reason(real)):
+        if self.skip_secrets and (why := _secret_reason(str(real))):
             return f"{why}; secrets are not copied into checkpoints"
         return None
 
     def _in_virtualenv(self, parts: tuple[str, ...]) -> bool:
-        folder = self._root
+        folder = self._root_str
         for name in parts[:-1]:
-            folder = folder / name
+            folder = os.path.join(folder, name)
             known = self._venv_dirs.get(folder)
             if known is None:
-                known = self._venv_dirs[folder] = (folder / VENV_MARKER).is_file()
+                known = self._venv_dirs[folder] = os.path.isfile(
+                    os.path.join(folder, VENV_MARKER))
             if known:
                 return True
         return False
 
 
+@functools.lru_cache(maxsize=4096)
+def _secret_reason(real: str) -> str | None:
+    # Cached: the rule reads only the path (it resolves it again, an lstat per component).
+    return secret_reason(Path(real))
+
+
 # -- capturing ---------------------------------------------------------------------------------
+
+
+_PROC_FD = Path("/proc/self/fd")
+_HAVE_O_PATH = hasattr(os, "O_PATH") and _PROC_FD.is_dir()
+
+
+def _resolve(raw: str) -> tuple[int | None, str]:
+    """Where ``raw`` really is, checked before anything is opened for reading: an ``O_PATH``
+    descriptor (None when the file is missing) and the real path. ``O_PATH`` resolves the
+    path in the kernel in one call (``realpath`` costs an lstat per component) and opens
+    nothing: a link to a device never reaches the device's open."""
+    if not _HAVE_O_PATH:
+        real = os.path.realpath(raw)
+        return None, real
+    try:
+        fd = os.open(raw, os.O_PATH | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        return None, os.path.realpath(raw)
+    try:
+        return fd, os.readlink(_PROC_FD / str(fd))
+    except OSError:
+        os.close(fd)
+        return None, os.path.realpath(raw)
+
+
+def _open_for_reading(handle: int | None, real: str) -> int:
+    """Open the file ``_resolve`` found (the same inode, through its descriptor)."""
+    flags = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK
+    if handle is not None:
+        return os.open(_PROC_FD / str(handle), flags)
+    return os.open(real, flags | os.O_NOFOLLOW)
 
 
 def capture(rules: CaptureRules, blobs: BlobStore, scope: str,
             path: str | os.PathLike[str]) -> en.Entry:
     """The ``file_backup`` entry for one file's current content (blocking I/O)."""
-    real, name, parts = rules.locate(path)
+    handle, real_path = _resolve(rules.absolute(path))
+    try:
+        return _capture_resolved(rules, blobs, scope, handle, real_path)
+    finally:
+        if handle is not None:
+            os.close(handle)
+
+
+def _capture_resolved(rules: CaptureRules, blobs: BlobStore, scope: str, handle: int | None,
+                      real_path: str) -> en.Entry:
+    real, name, parts = rules.place(real_path)
     reason = rules.skip_reason(real, parts)
     if reason is not None:
-        exists = real.exists()
+        exists = handle is not None or os.path.lexists(real_path)
         return en.file_backup(scope, name, existed=exists, blob=None, size=0, skipped=reason)
     try:
-        fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+        st = os.fstat(handle) if handle is not None else os.stat(real_path)
     except FileNotFoundError:
         return en.file_backup(scope, name, existed=False, blob=None, size=0)
     except OSError as exc:
+        return _unreadable(scope, name, exc)
+    if not stat.S_ISREG(st.st_mode):
         return en.file_backup(scope, name, existed=True, blob=None, size=0,
-                              skipped=f"could not be read ({exc.strerror or exc})")
+                              skipped="not a regular file")
+    if st.st_size > rules.max_file_bytes:
+        return _too_big(scope, name, st.st_size, rules.max_file_bytes)
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            return en.file_backup(scope, name, existed=True, blob=None, size=0,
-                                  skipped="not a regular file")
-        if st.st_size > rules.max_file_bytes:
-            return _too_big(scope, name, st.st_size, rules.max_file_bytes)
-        data = _read_at_most(fd, rules.max_file_bytes + 1)
+        fd = _open_for_reading(handle, real_path)
+        try:
+            data = _read_at_most(fd, rules.max_file_bytes + 1)
+        finally:
+            os.close(fd)
+    except FileNotFoundError:
+        return en.file_backup(scope, name, existed=False, blob=None, size=0)
     except OSError as exc:
-        return en.file_backup(scope, name, existed=True, blob=None, size=0,
-                              skipped=f"could not be read ({exc.strerror or exc})")
-    finally:
-        os.close(fd)
+        return _unreadable(scope, name, exc)
     if len(data) > rules.max_file_bytes:  # grew while we looked
         return _too_big(scope, name, len(data), rules.max_file_bytes)
     try:
@@ -192,6 +270,11 @@ def capture(rules: CaptureRules, blobs: BlobStore, scope: str,
                               skipped=f"its snapshot could not be saved ({exc.strerror or exc})")
     return en.file_backup(scope, name, existed=True, blob=digest, size=len(data),
                           file_mode=stat.S_IMODE(st.st_mode))
+
+
+def _unreadable(scope: str, name: str, exc: OSError) -> en.Entry:
+    return en.file_backup(scope, name, existed=True, blob=None, size=0,
+                          skipped=f"could not be read ({exc.strerror or exc})")
 
 
 def _too_big(scope: str, name: str, size: int, cap: int) -> en.Entry:
