@@ -25,7 +25,7 @@ from pathlib import Path
 from lsp_agent.store.layout import atomic_write, ensure_private_dir
 
 RAW, ZLIB = b"R", b"Z"
-COMPRESS_LEVEL = 6
+COMPRESS_LEVEL = 1  # git's default for loose objects: most of the gain for a third of the CPU
 HASH_HEX = 64
 GC_GRACE_SECONDS = 3600.0  # blobs younger than this may belong to a checkpoint being written
 
@@ -45,6 +45,7 @@ def is_blob_name(name: str) -> bool:
 class BlobStore:
     def __init__(self, root: Path):
         self.root = Path(root)
+        self._folders: set[str] = set()  # fan-out folders known to exist
 
     def path(self, digest: str) -> Path:
         if not is_blob_name(digest):
@@ -68,8 +69,14 @@ class BlobStore:
             pass
         packed = zlib.compress(data, COMPRESS_LEVEL)
         body = ZLIB + packed if len(packed) < len(data) else RAW + data
-        ensure_private_dir(path.parent)
-        atomic_write(path, body)
+        if digest[:2] not in self._folders:
+            ensure_private_dir(path.parent)
+            self._folders.add(digest[:2])
+        try:
+            atomic_write(path, body)
+        except FileNotFoundError:  # the folder went away (a collection emptied it)
+            ensure_private_dir(path.parent)
+            atomic_write(path, body)
         return digest, len(body)
 
     def get(self, digest: str) -> bytes:

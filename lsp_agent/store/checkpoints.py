@@ -44,6 +44,7 @@ IGNORED_DIR_NAMES = frozenset({
     ".lsp-agent-state",
 })
 VENV_MARKER = "pyvenv.cfg"
+MAX_CACHED_VERDICTS = 50_000
 
 
 # -- what may be captured ----------------------------------------------------------------------
@@ -63,6 +64,11 @@ class GitIgnore:
         self.root = str(root)
         self._parsed: dict[str, tuple[int, pathspec.GitIgnoreSpec | None]] = {}
         self._checked: dict[str, tuple[float, pathspec.GitIgnoreSpec | None]] = {}
+        # Verdicts, valid while no .gitignore changed (``_generation``): files of one folder
+        # share the folders' verdicts, a turn touches the files of the last turns again, and
+        # a check against a big .gitignore costs a regex per pattern.
+        self._verdicts: dict[tuple[str, ...], tuple[int, bool]] = {}
+        self._generation = 0
 
     def _spec(self, file: str) -> pathspec.GitIgnoreSpec | None:
         now = time.monotonic()
@@ -77,11 +83,13 @@ class GitIgnore:
         try:
             mtime = os.stat(file).st_mtime_ns
         except OSError:
-            self._parsed.pop(file, None)
+            if self._parsed.pop(file, None) is not None:
+                self._generation += 1
             return None
         cached = self._parsed.get(file)
         if cached and cached[0] == mtime:
             return cached[1]
+        self._generation += 1
         try:
             with open(file, encoding="utf-8", errors="replace") as f:
                 lines = f.read().splitlines()
@@ -102,7 +110,17 @@ class GitIgnore:
             spec = self._spec(os.path.join(folder, ".gitignore"))
             if spec is not None:
                 levels.append((depth, spec))
-            if levels and self._matches(levels, parts[: depth + 1], depth + 1 < len(parts)):
+            is_dir = depth + 1 < len(parts)
+            key = parts[: depth + 1]
+            known = self._verdicts.get(key)
+            if known is not None and known[0] == self._generation:
+                verdict = known[1]
+            else:
+                verdict = bool(levels) and self._matches(levels, key, is_dir)
+                if len(self._verdicts) >= MAX_CACHED_VERDICTS:
+                    self._verdicts.clear()
+                self._verdicts[key] = (self._generation, verdict)
+            if verdict:
                 return True
             folder = os.path.join(folder, parts[depth])
         return False

@@ -318,3 +318,18 @@ async def test_garbage_collection_keeps_what_sessions_reference(store, workspace
     assert store.blobs.exists(kept) and store.blobs.exists(young)
     assert not store.blobs.exists(dropped) and not stale_tmp.exists()
     assert report.deleted == 2
+
+
+def test_a_changed_gitignore_is_seen(tmp_path, workspace, monkeypatch):
+    from lsp_agent.store.checkpoints import GitIgnore
+
+    monkeypatch.setattr(GitIgnore, "RECHECK_SECONDS", 0.0)
+    (workspace / "out").mkdir()
+    (workspace / "out" / "gen.js").write_text("x")
+    rules, blobs = CaptureRules(workspace), BlobStore(tmp_path / "blobs")
+    assert "skipped" not in capture(rules, blobs, "s", "out/gen.js")
+    (workspace / ".gitignore").write_text("out/\n")
+    assert capture(rules, blobs, "s", "out/gen.js")["skipped"] == "ignored by .gitignore"
+    (workspace / ".gitignore").write_text("# nothing ignored\n")
+    os.utime(workspace / ".gitignore", ns=(1, 1))  # a different mtime, whatever the clock
+    assert "skipped" not in capture(rules, blobs, "s", "out/gen.js")
