@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import time
 import uuid
@@ -49,6 +50,8 @@ from lsp_agent.store.writer import (
     open_writer,
     open_writer_blocking,
 )
+
+log = logging.getLogger(__name__)
 
 PROMPT_MAX_CHARS = 10_000
 PROMPT_HISTORY_COMPACT_BYTES = 1 << 20  # rewrite the history deduplicated past this size
@@ -270,15 +273,25 @@ class Store:
 
     # -- prompt history --------------------------------------------------------------------------
 
-    async def add_prompt(self, workspace: Path, prompt: str, session_id: str) -> None:
-        await asyncio.to_thread(self.add_prompt_blocking, workspace, prompt, session_id)
+    async def add_prompt(self, workspace: Path, prompt: str, session_id: str) -> bool:
+        return await asyncio.to_thread(self.add_prompt_blocking, workspace, prompt, session_id)
 
-    def add_prompt_blocking(self, workspace: Path, prompt: str, session_id: str) -> None:
+    def add_prompt_blocking(self, workspace: Path, prompt: str, session_id: str) -> bool:
+        """Remember a prompt; False when it could not be saved (the caller goes on: the
+        transcript writer reports an unusable state dir once)."""
+        if not prompt.strip():
+            return True
+        try:
+            self._append_prompt(workspace, prompt, session_id)
+        except OSError as exc:
+            log.warning("prompt history not saved: %s", exc)
+            return False
+        return True
+
+    def _append_prompt(self, workspace: Path, prompt: str, session_id: str) -> None:
         """One line, one ``write`` on an ``O_APPEND`` descriptor: lines of concurrent servers
         never interleave. The shared lock only keeps a compaction from replacing the file
         under us (we check that the file we hold is still the file at the path)."""
-        if not prompt.strip():
-            return
         line = dumps_line({"prompt": prompt[:PROMPT_MAX_CHARS], "timestamp": now_iso(),
                            "sessionId": session_id})
         data = self.redactor.line_bytes(line) + b"\n"
@@ -310,7 +323,7 @@ class Store:
     def _prompt_records(self, path: Path) -> list[dict[str, Any]]:
         try:
             data = path.read_bytes()
-        except FileNotFoundError:
+        except OSError:  # none yet, or an unusable state dir
             return []
         seen: set[str] = set()
         out = []

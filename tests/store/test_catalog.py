@@ -218,3 +218,14 @@ async def test_invalid_session_ids_never_become_paths(store, workspace):
     for bad in ["../x", "a/b", "", ".hidden", "x" * 100]:
         with pytest.raises(ValueError):
             await store.load(workspace, bad)
+
+
+async def test_prompt_history_in_an_unusable_state_dir_is_skipped(tmp_path, workspace):
+    from lsp_agent.store import Redactor
+
+    blocker = tmp_path / "state"
+    blocker.write_text("not a folder")
+    store = Store(blocker, redactor=Redactor())
+    assert await store.add_prompt(workspace, "hello", "s") is False
+    assert await store.prompt_history(workspace) == []
+    assert (await store.list_sessions(workspace)).total == 0
