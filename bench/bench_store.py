@@ -506,10 +506,20 @@ def main() -> None:
     parser.add_argument("--tree", help="use a copy of this source tree instead")
     args = parser.parse_args()
     results = asyncio.run(main_async(args))
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=1) + "\n")
     report(results)
     print(f"\nmachine: {json.dumps(results['machine'])}")
+    # Sections not run this time keep their last results; each section says when it ran.
+    merged: dict[str, Any] = {}
+    if RESULTS.exists():
+        merged = json.loads(RESULTS.read_text())
+    for section in ("append", "load", "checkpoint"):
+        if section in results:
+            merged[section] = {**results[section], "machine": results["machine"],
+                               "args": results["args"]}
+    merged.pop("machine", None)
+    merged.pop("args", None)
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(merged, indent=1) + "\n")
 
 
 if __name__ == "__main__":
