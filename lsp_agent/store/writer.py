@@ -170,8 +170,13 @@ class TranscriptWriter:
             raise WriterClosed(f"transcript writer of {self.session_id} is closed")
         uid = str(uuid.uuid4())
         kind = entry.get("type", "")
-        stamped = {"uuid": uid, "parentUuid": self._leaf if chained else None,
-                   "sessionId": self.session_id, "timestamp": now_iso(), **entry}
+        parent = self._leaf if chained else None
+        stamp = now_iso()
+        stamped = {"uuid": uid, "parentUuid": parent, "sessionId": self.session_id,
+                   "timestamp": stamp, **entry}
+        if len(stamped) != len(entry) + 4:  # the entry brought common fields: ours win
+            stamped.update(uuid=uid, parentUuid=parent, sessionId=self.session_id,
+                           timestamp=stamp)
         if chained:
             self._leaf = uid
         if kind == "user" and entry.get("origin", "user") == "user":

@@ -281,3 +281,15 @@ def test_blocking_open_creates_then_refuses_an_existing_session(tmp_path: Path):
     first.close_blocking()
     with pytest.raises(FileExistsError):
         open_writer_blocking(path, "s1", cwd="/x")
+
+
+async def test_common_fields_are_always_the_writers(store: Store, workspace: Path):
+    writer = await store.create(workspace)
+    first = writer.append(text_prompt("one"))
+    second = writer.append({**reply("two"), "uuid": "forged", "parentUuid": None,
+                            "sessionId": "other", "timestamp": "1999"})
+    await writer.close()
+    entry = lines(writer.path)[-1]
+    assert (entry["uuid"], entry["parentUuid"], entry["sessionId"]) == (
+        second, first, writer.session_id)
+    assert list(entry)[:5] == ["uuid", "parentUuid", "sessionId", "timestamp", "type"]
