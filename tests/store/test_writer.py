@@ -293,3 +293,33 @@ async def test_common_fields_are_always_the_writers(store: Store, workspace: Pat
     assert (entry["uuid"], entry["parentUuid"], entry["sessionId"]) == (
         second, first, writer.session_id)
     assert list(entry)[:5] == ["uuid", "parentUuid", "sessionId", "timestamp", "type"]
+
+
+def test_entry_ids_are_unique_uuid4_and_timestamps_iso():
+    import uuid as uuid_module
+
+    from lsp_agent.store.writer import new_id, now_iso
+
+    ids = [new_id() for _ in range(20_000)]
+    assert len(set(ids)) == len(ids)
+    for value in ids[:500]:
+        parsed = uuid_module.UUID(value)
+        assert parsed.version == 4 and parsed.variant == uuid_module.RFC_4122
+        assert str(parsed) == value
+    assert now_iso(1764585668.8049) == "2025-12-01T10:41:08.804Z"
+    assert now_iso(1764585669.0) == "2025-12-01T10:41:09.000Z"
+
+
+def test_a_forked_process_does_not_repeat_ids():
+    from lsp_agent.store.writer import new_id
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its next id and leave at once
+        os.write(write, new_id().encode())
+        os._exit(0)
+    os.close(write)
+    child_id = os.read(read, 100).decode()
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert child_id != new_id()
