@@ -239,10 +239,11 @@ class Store:
         if not 1 <= before_turn <= len(turns) + 1:
             raise ValueError(f"cannot fork before turn {before_turn}: the session has "
                              f"{len(turns)} turns")
-        cut = len(reader.chain)
+        chain = reader.chain
+        cut = len(chain)
         if before_turn <= len(turns):
             start = turns[before_turn - 1].uuid
-            cut = next(i for i, e in enumerate(reader.chain) if e["uuid"] == start)
+            cut = next(i for i, e in enumerate(chain) if e["uuid"] == start)
         new_id = check_session_id(new_id or str(uuid.uuid4()))
         stamp = now_iso()
         head = {"uuid": str(uuid.uuid4()), "parentUuid": None, "sessionId": new_id,
@@ -251,7 +252,7 @@ class Store:
                     {"sessionId": session_id, "beforeTurn": before_turn})}
         copied = [head]
         parent: str | None = None
-        for entry in reader.chain[:cut]:
+        for entry in chain[:cut]:
             if entry.get("type") in FORK_DROPS:
                 continue
             copy = {**entry, "sessionId": new_id, "parentUuid": parent}

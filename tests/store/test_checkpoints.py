@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import stat
 from pathlib import Path
 
 import pytest
@@ -112,6 +113,9 @@ def test_blobs_are_deduplicated_compressed_and_verified(tmp_path):
     again, added_again = blobs.put(text)
     assert again == digest and added > 0 and added_again == 0
     assert blobs.path(digest).stat().st_size < len(text) / 10
+    assert stat.S_IMODE(blobs.path(digest).stat().st_mode) == 0o600
+    assert stat.S_IMODE(blobs.path(digest).parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(blobs.root.stat().st_mode) == 0o700
     assert blobs.get(digest) == text
     noise = os.urandom(4096)  # incompressible: stored raw
     raw_digest, _ = blobs.put(noise)
