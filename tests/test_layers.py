@@ -25,6 +25,7 @@ LAYERS = [
     "tools",
     "context",
     "model",
+    "store",  # transcripts, checkpoints and their blobs (what makes sessions last)
     "edits",
     "permissions",
     "code_intel",

@@ -327,13 +327,15 @@ class Store:
         except OSError:  # none yet, or an unusable state dir
             return []
         seen: set[str] = set()
-        out = []
+        out: list[dict[str, Any]] = []
         for raw in reversed(data.split(b"\n")):
             try:
                 record = json.loads(raw) if raw else None
             except ValueError:
                 continue  # a torn line
-            text = record.get("prompt") if isinstance(record, dict) else None
+            if not isinstance(record, dict):
+                continue
+            text = record.get("prompt")
             if isinstance(text, str) and text not in seen:
                 seen.add(text)
                 out.append(record)
