@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from pathlib import Path
 from typing import Any, cast
 
@@ -16,7 +15,6 @@ from pygls.uris import from_fs_path, to_fs_path
 
 from lsp_agent import PROTOCOL_VERSION, __version__
 from lsp_agent.code_intel.bridge import BRIDGE_METHODS
-from lsp_agent.model.client import ModelSettings
 from lsp_agent.server import actions
 from lsp_agent.server import protocol as p
 from lsp_agent.server.client_caps import ClientCaps
@@ -24,12 +22,12 @@ from lsp_agent.server.editor import EditorApplier, EditorDocuments, EditorPermis
 from lsp_agent.server.jsonrpc import RobustProtocol
 from lsp_agent.server.progress import TurnProgress
 from lsp_agent.server.wire_positions import WirePositions
+from lsp_agent.server.wiring import Wiring
 from lsp_agent.sessions.manager import SessionManager, UnknownSession
 from lsp_agent.sessions.proposals import UnknownProposal
 from lsp_agent.sessions.session import Session, SessionBusy
 from lsp_agent.types import events as ev
 from lsp_agent.types.editor import EditorContext
-from lsp_agent.workspace.positions import split_lines
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +87,7 @@ class AgentServer(LanguageServer):
                                      self.documents)
         self.progress_for_turns = TurnProgress(self)
         self._manager: SessionManager | None = None
-        self._intel: dict[Path, Any] = {}
+        self.wiring = Wiring(self)  # builds the sessions' parts from the editor's side
 
     # Our transports replace pygls's reader loop (see transport.py); they return the exit code.
     def start_io(self, stdin: Any = None, stdout: Any = None) -> int:
@@ -124,29 +122,8 @@ class AgentServer(LanguageServer):
     @property
     def manager(self) -> SessionManager:
         if self._manager is None:
-            settings = ModelSettings.from_env(model=self.options.model,
-                                              fallback_model=self.options.fallback_model)
-            log.info("model settings: %s", settings.redacted())
-            self._manager = SessionManager(
-                settings=settings,
-                documents=self.documents,
-                applier=self.applier,
-                sink=self.send_event,
-                asker=self.permissions.ask,
-                state_dir=self.state_dir,
-                code_intel_for=self.code_intel_for,
-                safety_options=self.options.safety_options(),
-            )
-            if self.options.editor_bridge:
-                from lsp_agent.code_intel.bridge import EditorDiagnostics
-
-                self._manager.diagnostics = EditorDiagnostics(self.editor_bridge())
+            self._manager = self.wiring.session_manager()
         return self._manager
-
-    @property
-    def state_dir(self) -> Path:
-        raw = self.options.state_dir or os.environ.get("LSP_AGENT_STATE_DIR")
-        return Path(raw).expanduser() if raw else Path.home() / ".cache" / "lsp-agent"
 
     @property
     def root(self) -> Path:
@@ -166,33 +143,11 @@ class AgentServer(LanguageServer):
         return max(holding, key=lambda f: len(f.parts), default=self.root)
 
     def code_intel_for(self, root: Path) -> Any:
-        if root not in self._intel:
-            from lsp_agent.code_intel.jedi_intel import JediIntel
-
-            self._intel[root] = JediIntel(root, self.documents)
-            if self.options.editor_bridge:  # other languages: ask the editor
-                from lsp_agent.code_intel.bridge import RoutedIntel
-
-                self._intel[root] = RoutedIntel(self._intel[root], self.editor_bridge())
-        return self._intel[root]
-
-    def editor_bridge(self) -> Any:
-        from lsp_agent.code_intel.bridge import EditorBridge
-
-        return EditorBridge(self.protocol.send_request_async,
-                            timeout=self.options.editor_bridge_timeout_seconds,
-                            lines_of=self._buffer_lines, positions=self.positions)
-
-    def _buffer_lines(self, path: Path) -> list[str] | None:
-        text = self.documents.text_of(path)  # missing or unreadable: shown without its line
-        return split_lines(text) if text is not None else None
+        return self.wiring.code_intel_for(root)
 
     def editor_intel(self) -> Any:
         """JediIntel for the LSP features, or None when they are switched off."""
-        if not self.options.python_language_features:
-            return None
-        intel = self.code_intel_for(self.root)
-        return getattr(intel, "jedi", intel)  # the LSP features serve Python only
+        return self.wiring.editor_intel()
 
     # -- events ------------------------------------------------------------------------------
 

@@ -1,0 +1,81 @@
+"""The wiring of the LSP front end, in one place: from the editor-facing adapters (documents,
+edit applier, permission asker, the editor bridge) and the initialization options, build the
+session manager and the code intelligence each workspace root uses. The handlers in app.py
+only call into what this builds."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lsp_agent.model.client import ModelSettings
+from lsp_agent.sessions.manager import SessionManager
+from lsp_agent.workspace.positions import split_lines
+
+if TYPE_CHECKING:
+    from lsp_agent.server.app import AgentServer
+
+log = logging.getLogger(__name__)
+
+
+class Wiring:
+    def __init__(self, server: AgentServer):
+        self._server = server
+        self._intel: dict[Path, Any] = {}
+
+    def session_manager(self) -> SessionManager:
+        server, options = self._server, self._server.options
+        settings = ModelSettings.from_env(model=options.model,
+                                          fallback_model=options.fallback_model)
+        log.info("model settings: %s", settings.redacted())
+        manager = SessionManager(
+            settings=settings,
+            documents=server.documents,
+            applier=server.applier,
+            sink=server.send_event,
+            asker=server.permissions.ask,
+            state_dir=self.state_dir(),
+            code_intel_for=self.code_intel_for,
+            safety_options=options.safety_options(),
+        )
+        if options.editor_bridge:
+            from lsp_agent.code_intel.bridge import EditorDiagnostics
+
+            manager.diagnostics = EditorDiagnostics(self.editor_bridge())
+        return manager
+
+    def state_dir(self) -> Path:
+        raw = self._server.options.state_dir or os.environ.get("LSP_AGENT_STATE_DIR")
+        return Path(raw).expanduser() if raw else Path.home() / ".cache" / "lsp-agent"
+
+    def code_intel_for(self, root: Path) -> Any:
+        if root not in self._intel:
+            from lsp_agent.code_intel.jedi_intel import JediIntel
+
+            self._intel[root] = JediIntel(root, self._server.documents)
+            if self._server.options.editor_bridge:  # other languages: ask the editor
+                from lsp_agent.code_intel.bridge import RoutedIntel
+
+                self._intel[root] = RoutedIntel(self._intel[root], self.editor_bridge())
+        return self._intel[root]
+
+    def editor_bridge(self) -> Any:
+        from lsp_agent.code_intel.bridge import EditorBridge
+
+        server = self._server
+        return EditorBridge(server.protocol.send_request_async,
+                            timeout=server.options.editor_bridge_timeout_seconds,
+                            lines_of=self._buffer_lines, positions=server.positions)
+
+    def editor_intel(self) -> Any:
+        """JediIntel for the LSP features, or None when they are switched off."""
+        if not self._server.options.python_language_features:
+            return None
+        intel = self.code_intel_for(self._server.root)
+        return getattr(intel, "jedi", intel)  # the LSP features serve Python only
+
+    def _buffer_lines(self, path: Path) -> list[str] | None:
+        text = self._server.documents.text_of(path)  # missing or unreadable: shown bare
+        return split_lines(text) if text is not None else None

@@ -1,0 +1,77 @@
+"""Assembling a session from its parts, in one place.
+
+A front end (the LSP server, later the ACP front end and children agents) hands over what it
+shares across sessions -- documents, the edit applier, the event sink, the permission asker,
+code intelligence, the tool pool -- and the factory adds what belongs to a session: its model
+service (one SDK client per endpoint and key, shared), its config and its id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lsp_agent.model.client import ModelSettings, make_client
+from lsp_agent.model.service import ModelService
+from lsp_agent.sessions.proposals import EditApplier
+from lsp_agent.sessions.session import EventSink, Session, SessionConfig
+from lsp_agent.tools.base import ToolPool
+from lsp_agent.tools.pool import default_pool
+from lsp_agent.types.permissions import Asker, Mode
+from lsp_agent.workspace.diagnostics import DiagnosticsStore
+from lsp_agent.workspace.documents import DocumentSource
+
+if TYPE_CHECKING:
+    import anthropic
+
+
+@dataclass
+class SharedParts:
+    """What every session of one front end shares."""
+
+    documents: DocumentSource
+    applier: EditApplier
+    sink: EventSink
+    asker: Asker | None
+    diagnostics: DiagnosticsStore = field(default_factory=DiagnosticsStore)
+    tools: ToolPool = field(default_factory=default_pool)
+    code_intel_for: Callable[[Path], Any] | None = None
+
+
+class SessionFactory:
+    def __init__(self, parts: SharedParts, settings: ModelSettings, state_dir: Path,
+                 safety_options: dict[str, Any] | None = None):
+        self.parts = parts
+        self.settings = settings
+        self.state_dir = state_dir
+        self.safety_options = safety_options  # editor / command-line settings (permissions...)
+        # One SDK client per endpoint and key, shared by every session (and its children).
+        self._clients: dict[tuple[str | None, str | None], anthropic.AsyncAnthropic] = {}
+
+    def create(self, workspace: Path, mode: Mode, model: str | None = None,
+               session_id: str | None = None) -> Session:
+        settings = self.settings
+        if model:
+            settings = ModelSettings(**{**vars(settings), "model": model})
+        parts = self.parts
+        return Session(
+            SessionConfig(workspace=workspace, settings=settings, mode=mode,
+                          state_dir=self.state_dir, safety_options=self.safety_options),
+            model=self.model_service(settings),
+            tools=parts.tools,
+            documents=parts.documents,
+            diagnostics=parts.diagnostics,
+            applier=parts.applier,
+            sink=parts.sink,
+            asker=parts.asker,
+            code_intel=parts.code_intel_for(workspace) if parts.code_intel_for else None,
+            session_id=session_id,
+        )
+
+    def model_service(self, settings: ModelSettings) -> ModelService:
+        key = (settings.base_url, settings.api_key)
+        if key not in self._clients:
+            self._clients[key] = make_client(settings)
+        return ModelService(settings, self._clients[key])
