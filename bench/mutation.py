@@ -123,12 +123,8 @@ def _swap_op(table: dict, attr: str) -> Mutate:
 
 
 def _swap_compare(index: int) -> Mutate:
-    def mutate(node: ast.AST) -> ast.AST | None:
-        if not isinstance(node, ast.Compare) or index >= len(node.ops):
-            return None
-        if type(node.ops[index]) not in CMP_SWAPS:
-            return None
-        node.ops[index] = CMP_SWAPS[type(node.ops[index])]()
+    def mutate(node: ast.AST) -> ast.AST:
+        node.ops[index] = CMP_SWAPS[type(node.ops[index])]()  # type: ignore[attr-defined]
         return node
     return mutate
 
@@ -236,18 +232,13 @@ def _label(value: object) -> str:
 
 
 def _children(node: ast.AST) -> Iterator[tuple[int, ast.AST]]:
-    """Child nodes numbered in a stable order, skipping what is not worth mutating."""
-    index = 0
-    for name, value in ast.iter_fields(node):
-        items = value if isinstance(value, list) else [value]
-        for item in items:
-            if isinstance(item, ast.AST):
-                if not _skipped(node, name, item):
-                    yield index, item
-                index += 1
+    """Child nodes numbered as ``_slots`` numbers them, without what is not worth mutating."""
+    for index, (name, _position, child) in enumerate(_slots(node)):
+        if not _skipped(name, child):
+            yield index, child
 
 
-def _skipped(parent: ast.AST, field_name: str, child: ast.AST) -> bool:
+def _skipped(field_name: str, child: ast.AST) -> bool:
     if field_name in {"annotation", "returns", "decorator_list", "type_comment"}:
         return True
     if isinstance(child, ast.JoinedStr | ast.ImportFrom | ast.Import):
@@ -277,40 +268,31 @@ def _walk(node: ast.AST, path: tuple[int, ...] = (), scope: str = "<module>",
         yield from _walk(child, (*path, index), scope)
 
 
+def _slots(node: ast.AST) -> Iterator[tuple[str, int | None, ast.AST]]:
+    """Child nodes in a stable order: (field, position in a list field or None, child)."""
+    for name, value in ast.iter_fields(node):
+        if isinstance(value, list):
+            yield from ((name, i, item) for i, item in enumerate(value)
+                        if isinstance(item, ast.AST))
+        elif isinstance(value, ast.AST):
+            yield name, None, value
+
+
 def _node_at(tree: ast.AST, path: tuple[int, ...]) -> tuple[ast.AST, ast.AST | None, int]:
     """The node at ``path``, its parent and its index there."""
     node, parent, last = tree, None, -1
     for step in path:
         parent, last = node, step
-        node = _nth_child(node, step)
+        node = list(_slots(node))[step][2]
     return node, parent, last
 
 
-def _nth_child(node: ast.AST, wanted: int) -> ast.AST:
-    index = 0
-    for _name, value in ast.iter_fields(node):
-        for item in value if isinstance(value, list) else [value]:
-            if isinstance(item, ast.AST):
-                if index == wanted:
-                    return item
-                index += 1
-    raise LookupError(wanted)
-
-
 def _replace_child(parent: ast.AST, wanted: int, new: ast.AST) -> None:
-    index = 0
-    for name, value in ast.iter_fields(parent):
-        items = value if isinstance(value, list) else [value]
-        for position, item in enumerate(items):
-            if isinstance(item, ast.AST):
-                if index == wanted:
-                    if isinstance(value, list):
-                        value[position] = new
-                    else:
-                        setattr(parent, name, new)
-                    return
-                index += 1
-    raise LookupError(wanted)
+    name, position, _old = list(_slots(parent))[wanted]
+    if position is None:
+        setattr(parent, name, new)
+    else:
+        getattr(parent, name)[position] = new
 
 
 def _short(node: ast.AST, limit: int = 90) -> str:
@@ -589,8 +571,15 @@ def write_results(args: argparse.Namespace, reports: list[ModuleReport], elapsed
         "settings": {"max_mutants": args.max_mutants, "seed": args.seed, "jobs": args.jobs,
                      "budget_seconds": args.budget, "only": args.only},
         "seconds": elapsed,
-        "modules": [asdict(r) for r in reports],
+        "modules": [compact(asdict(r)) for r in reports],
     }, indent=2) + "\n", encoding="utf-8")
+
+
+def compact(report: dict) -> dict:
+    """Survivors in full; for a caught mutant its id, how and how fast are enough."""
+    report["killed_mutants"] = [{k: m[k] for k in ("id", "status", "seconds", "failed_test")}
+                                for m in report["killed_mutants"]]
+    return report
 
 
 def summary(reports: list[ModuleReport], elapsed: float) -> str:
