@@ -184,6 +184,9 @@ def test_unknown_hunk_id_is_rejected_with_valid_ids():
     c = change("a\n", "b\n")
     with pytest.raises(ValueError, match=r"h7.*valid ids: h1"):
         apply_selected(c, {"h7"})
+    two = change(numbered(30), numbered(30).replace("line3\n", "X\n").replace("line28\n", "Y\n"))
+    with pytest.raises(ValueError, match=r"valid ids: h1, h2$"):  # the model retries from these
+        target_text(two, {"h9"})
 
 
 # Three well-separated one-line changes: every subset of hunks has an obvious expected text.

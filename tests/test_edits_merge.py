@@ -112,3 +112,27 @@ def test_adjacent_line_changes_conflict_rather_than_guess():
     result = rebase(BASE, ours, theirs)
     assert not result.clean
     assert result.conflicts[0].location() == "lines 4-5"
+
+
+def test_every_conflict_is_reported_in_order_and_quoted_verbatim():
+    ours = edit(edit(BASE, "l2\n", "limit = MAX\n"), "l10\n", "agent10\r\nagent10b\n")
+    theirs = edit(edit(BASE, "l2\n", "user2\n"), "l10\n", "user10\n")
+    result = rebase(BASE, ours, theirs)
+    assert [c.location() for c in result.conflicts] == ["line 2", "line 10"]
+    header = "of the current text: the user changed this region after it was read.\n"
+    assert result.describe() == (
+        f"Conflict at line 2 {header}"
+        "User's current text:\n    user2\n"
+        "Agent's version:\n    limit = MAX\n"  # only the line ending is dropped
+        "\n"
+        f"Conflict at line 10 {header}"
+        "User's current text:\n    user10\n"
+        "Agent's version:\n    agent10\n    agent10b\n"
+    )
+
+
+def test_a_long_conflict_quotes_twenty_lines_and_counts_the_rest():
+    user = tuple(f"u{i}\n" for i in range(21))
+    text = Conflict(start_line=1, base_lines=(), agent_lines=("a\n",), user_lines=user).describe()
+    assert "    u19\n" in text and "u20" not in text
+    assert "    ... (1 more lines)\n" in text

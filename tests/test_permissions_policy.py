@@ -235,3 +235,91 @@ def test_broken_settings_file_is_reported_not_fatal(ws):
     (ws / ".lsp-agent" / "settings.json").write_text("{not json")
     loaded = st.load(ws)
     assert any("unreadable settings" in w for w in loaded.warnings)
+
+
+# Every interpreter the broadness check knows, spelled out: a rule that lets one of them run
+# with any arguments lets the model run any code.
+INTERPRETERS = ["python", "python3", "node", "bash", "sh", "zsh", "perl", "ruby", "npx", "sudo",
+                "env", "xargs", "eval", "exec", "uv", "pipx", "deno", "php", "docker"]
+
+
+@pytest.mark.parametrize("form", ["Bash({}:*)", "Bash({}*)", "Bash({} *)", "Bash({})"])
+@pytest.mark.parametrize("interpreter", INTERPRETERS)
+def test_an_allow_rule_for_any_interpreter_is_too_broad(interpreter, form):
+    why = Rule.parse(form.format(interpreter)).broadness()
+    assert why is not None and f"allows {interpreter} to run arbitrary code" in why
+
+
+def test_an_interpreter_rule_with_fixed_arguments_is_narrow():
+    assert Rule.parse("Bash(python -m pytest:*)").broadness() is None
+    assert Rule.parse("Bash(pythonista:*)").broadness() is None
+
+
+def test_an_empty_or_star_pattern_is_the_bare_rule():
+    assert Rule.parse("Bash(*)") == Rule.parse("Bash") and str(Rule.parse("Bash(*)")) == "Bash"
+    assert Rule.parse("Read()") == Rule.parse("Read") and Rule.parse("Edit( * )").pattern is None
+
+
+@pytest.mark.parametrize(("rule", "path", "matches"), [
+    ("Edit(src/**/x.py)", "src/x.py", True),  # "**/" also matches no folder at all
+    ("Edit(src/**/x.py)", "src/a/b/x.py", True),
+    ("Edit(src/**/x.py)", "src/a/y.py", False),
+    ("Edit(src)", "src/deep/a.py", True),  # a folder covers what is inside it
+    ("Edit(src)", "srcx/a.py", False),
+    ("Edit(src/*.py)", "src/a/b.py", False),  # "*" stops at a slash
+    ("Edit(src/?.py)", "src/a.py", True),
+    ("Edit(./src/**)", "src/a.py", True),  # "./x" and "/x" are relative to the rule's root
+    ("Edit(/src/**)", "src/a.py", True),
+])
+def test_path_rule_globs(ws, rule, path, matches):
+    assert Rule.parse(rule, "project", ws).matches_path(ws / path, ws) is matches
+
+
+@pytest.mark.parametrize("folder", [".git", ".ssh", ".gnupg", ".aws", ".kube", ".docker"])
+def test_writing_into_or_onto_a_protected_folder_asks(ws, folder):
+    assert f"inside {folder}" in paths.protected_reason(ws / folder / "config")
+    # The folder itself, as the target of `cp key ~/.aws` or `mv x ~/.ssh`.
+    assert f"inside {folder}" in paths.protected_reason(ws / folder)
+
+
+@pytest.mark.parametrize("folder", [".ssh", ".gnupg", ".aws", ".kube", ".docker"])
+def test_anything_in_a_credentials_folder_is_a_secret(ws, folder):
+    assert "holds credentials" in paths.secret_reason(ws / folder / "config")
+    assert "holds credentials" in paths.secret_reason(ws / folder / "sub" / "config")
+
+
+@pytest.mark.parametrize("name", [
+    ".env", ".env.local", "prod.env", ".netrc", ".npmrc", ".pypirc", ".pgpass",
+    ".git-credentials", "id_rsa", "id_rsa.pub", "id_dsa", "id_ecdsa", "id_ed25519", "tls.pem",
+    "server.key", "cert.p12", "cert.pfx", "store.jks", "app.keystore", "credentials",
+    "credentials.json", "vault.kdbx", "secrets.yaml"])
+def test_secret_file_names(ws, name):
+    assert "looks like a secret" in paths.secret_reason(ws / "config" / name)
+
+
+def test_ordinary_files_are_not_secrets(ws):
+    for name in ["env.py", "keys.py", "README.md", "secret_santa.txt", "credentials_test.py"]:
+        assert paths.secret_reason(ws / name) is None, name
+
+
+@pytest.mark.parametrize("name", [
+    ".bashrc", ".bash_profile", ".bash_login", ".bash_logout", ".profile", ".zshrc", ".zshenv",
+    ".zprofile", ".zlogin", ".cshrc", ".tcshrc", ".kshrc", ".inputrc", ".gitconfig",
+    ".gitmodules", ".gitattributes", ".envrc", ".pythonrc", ".curlrc", ".wgetrc"])
+def test_start_up_files_that_run_code_are_protected(ws, name):
+    assert "runs code" in paths.protected_reason(ws / name)
+
+
+@pytest.mark.parametrize("folder", [".lsp-agent", ".claude"])
+def test_permission_settings_files_are_protected(ws, folder):
+    for name in ["settings.json", "settings.local.json"]:
+        assert "permission settings" in paths.protected_reason(ws / folder / name)
+
+
+def test_the_users_own_settings_file_is_protected_and_look_alikes_are_not(tmp_path):
+    home_config = tmp_path / "home" / ".config"
+    assert "permission settings" in paths.protected_reason(
+        home_config / "lsp-agent" / "settings.json")
+    assert paths.protected_reason(tmp_path / "config" / "settings.json") is None
+    assert paths.protected_reason(tmp_path / "lsp-agent" / "notes.txt") is None
+    assert paths.protected_reason(home_config / "other-tool" / "settings.json") is None

@@ -193,7 +193,8 @@ class ProposalBook:
         except WriteRefused as exc:
             return self._failed(proposal, str(exc), feedback)
         if todo and not answered and not settled:  # the editor refused every attempt
-            return self._failed(proposal, f"the editor did not apply it: {reason}", feedback)
+            return self._failed(proposal, f"the editor did not apply it: {reason}", feedback,
+                                detail=reason)
         plan = _keeping(plan, {**{f.number: _as_conflict(f, reason) for f in todo}, **settled})
         status = proposal.resolve(plan)
         result = _result(proposal, plan, status, proposal.outcome_text(plan, feedback))
@@ -227,11 +228,15 @@ class ProposalBook:
             else:
                 existing_mode(resolve_for_write(path, scopes[path]))
 
-    def _failed(self, proposal: Proposal, reason: str, feedback: str | None) -> ReviewResult:
+    def _failed(self, proposal: Proposal, reason: str, feedback: str | None,
+                detail: str | None = None) -> ReviewResult:
+        """``reason`` completes the model's "NOT applied: ..."; ``detail`` (default: the
+        reason) is what the reviewer is shown."""
         proposal.fail()
         outcome = proposal.not_applied_text(reason, feedback)
         self._emit_resolved(proposal, "failed", feedback=feedback)
-        return ReviewResult(proposal.id, "failed", outcome=outcome, conflict_details=[reason])
+        return ReviewResult(proposal.id, "failed", outcome=outcome,
+                            conflict_details=[detail or reason])
 
     async def _current_texts(
         self, proposal: Proposal, decision: ReviewDecision
