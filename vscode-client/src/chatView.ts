@@ -16,8 +16,18 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
     private readonly onMessage: (msg: FromWebview, reply: (data: unknown) => void) => void,
   ) {}
 
+  private readonly becameVisible = new vscode.EventEmitter<void>();
+  readonly onDidBecomeVisible = this.becameVisible.event;
+  private badge: vscode.ViewBadge | undefined;
+
   get visible(): boolean {
     return !!this.view?.visible;
+  }
+
+  /** The number on the activity-bar icon (0 removes it). */
+  setBadge(value: number, tooltip: string): void {
+    this.badge = value ? { value, tooltip } : undefined;
+    if (this.view) this.view.badge = this.badge;
   }
 
   resolveWebviewView(view: vscode.WebviewView): void {
@@ -29,7 +39,8 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
       if (msg.type === 'ready') this.postNow();
       else this.onMessage(msg, (data) => void view.webview.postMessage(data));
     });
-    view.onDidChangeVisibility(() => view.visible && this.postNow());
+    view.badge = this.badge;
+    view.onDidChangeVisibility(() => { if (view.visible) { this.postNow(); this.becameVisible.fire(); } });
     view.onDidDispose(() => { this.view = undefined; });
   }
 
