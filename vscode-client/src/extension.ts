@@ -224,6 +224,7 @@ class Extension {
     return {
       state: this.state, decisions: this.review.decisions(), models, model: this.model || settings().get<string>('model', '') || models[0],
       server: this.serverState, endpoint: this.endpoint(), python: this.server.python?.path,
+      workspaceRoot: vscode.workspace.workspaceFolders?.[0]?.uri.fsPath,
     };
   }
 
@@ -438,8 +439,10 @@ async function withMentions(text: string, mentions: string[]): Promise<{ fullTex
 }
 
 /** Open a file (at a line) where it is already shown, else in the active group. */
-async function openAt(uri: string, line?: number): Promise<void> {
-  const target = vscode.Uri.parse(uri);
+async function openAt(uriOrPath: string, line?: number): Promise<void> {
+  const root = vscode.workspace.workspaceFolders?.[0]?.uri;
+  const target = /^[a-z][\w+.-]+:/i.test(uriOrPath) ? vscode.Uri.parse(uriOrPath)
+    : uriOrPath.startsWith('/') || !root ? vscode.Uri.file(uriOrPath) : vscode.Uri.joinPath(root, uriOrPath);
   const selection = line !== undefined ? new vscode.Range(line, 0, line, 0) : undefined;
   await vscode.window.showTextDocument(target, { preview: true, viewColumn: columnShowing(target), ...(selection ? { selection } : {}) });
 }

@@ -40,4 +40,6 @@ export interface ViewModel {
   endpoint: string;
   /** The interpreter of the server, named when lsp-agent is missing there. */
   python?: string;
+  /** The first workspace folder's path: tool cards show paths relative to it. */
+  workspaceRoot?: string;
 }
