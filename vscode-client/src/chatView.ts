@@ -86,7 +86,7 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
 <title>lsp-agent</title>
 </head>
 <body>
-<div id="app" role="application" aria-label="lsp-agent chat"></div>
+<main id="app" aria-label="lsp-agent chat"></main>
 <script nonce="${nonce}" src="${asset('webview.js')}"></script>
 </body>
 </html>`;

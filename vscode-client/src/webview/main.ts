@@ -47,7 +47,7 @@ md.renderer.rules.fence = (tokens_, idx) => {
   return `<div class="code"><div class="code-bar"><span>${esc(lang)}</span>` +
     `<button class="icon" data-action="copy" title="Copy" aria-label="Copy code"><i class="codicon codicon-copy" aria-hidden="true"></i></button>` +
     `<button class="icon" data-action="insert" title="Insert at cursor" aria-label="Insert code at cursor"><i class="codicon codicon-insert" aria-hidden="true"></i></button>` +
-    `</div><pre><code>${highlight(token.content, ALIASES[lang] ?? lang)}</code></pre></div>`;
+    `</div><pre tabindex="0"><code>${highlight(token.content, ALIASES[lang] ?? lang)}</code></pre></div>`;
 };
 
 function highlight(code: string, language: string): string {
@@ -75,22 +75,23 @@ const EXAMPLES = [
 
 const app = document.getElementById('app')!;
 app.innerHTML = `
-  <header class="toolbar">
+  <h1 class="visually-hidden">lsp-agent chat</h1>
+  <div class="toolbar" role="toolbar" aria-label="Session">
     <select id="session" aria-label="Session"></select>
     <div id="meter" class="meter" tabindex="0" role="group" aria-label="Context and cost"></div>
-  </header>
-  <header class="toolbar pickers">
+  </div>
+  <div class="toolbar pickers" role="toolbar" aria-label="Mode and model">
     <button id="mode" class="picker" aria-haspopup="listbox"></button>
     <button id="model" class="picker" aria-haspopup="listbox"></button>
-  </header>
+  </div>
   <div id="banner" role="alert"></div>
-  <main id="log" role="log" aria-live="polite" aria-relevant="additions text" aria-label="Conversation" tabindex="0"></main>
+  <div id="log" role="log" aria-live="polite" aria-relevant="additions text" aria-label="Conversation" tabindex="0"></div>
   <button id="jump" class="jump" hidden><i class="codicon codicon-arrow-down" aria-hidden="true"></i> Jump to latest</button>
   <section id="todos" aria-label="The agent's plan"></section>
   <section id="review" aria-label="Changes to review"></section>
   <section id="permissions" aria-label="Permission requests"></section>
-  <footer>
-    <div id="chips" aria-label="Mentions"></div>
+  <div class="composer">
+    <div id="chips" role="group" aria-label="Mentions"></div>
     <div id="mention-list" role="listbox" aria-label="Files to mention" hidden></div>
     <textarea id="input" rows="3" placeholder="Ask the agent… (@ to mention a file or the selection, Enter to send, Shift+Enter for a new line)" aria-label="Message"></textarea>
     <div class="actions">
@@ -98,7 +99,7 @@ app.innerHTML = `
       <button id="stop" class="secondary" title="Stop the running turn" hidden><i class="codicon codicon-debug-stop" aria-hidden="true"></i> Stop</button>
       <button id="send" title="Send (Enter)"><i class="codicon codicon-send" aria-hidden="true"></i> Send</button>
     </div>
-  </footer>`;
+  </div>`;
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const log = $('log');
@@ -131,6 +132,7 @@ function render(): void {
   setHtml($('permissions'), unplaced.map((p) => permissionHtml(p)).join(''));
   renderStatus(session);
   renderChips();
+  follow();
 }
 
 function setHtml(el: HTMLElement, html: string): void {
@@ -213,7 +215,7 @@ function renderLog(session: SessionView | undefined): void {
     : [{ key: 'empty', html: emptyHtml() }];
   const children = Array.from(log.children) as HTMLElement[];
   const sameSession = renderedKeys[0]?.split(':')[0] === items[0]?.key.split(':')[0];
-  if (!sameSession) { log.innerHTML = ''; children.length = 0; scrolledUp = false; }
+  if (!sameSession) { log.innerHTML = ''; children.length = 0; scrolledUp = false; lastTop = 0; }
   items.forEach((item, i) => {
     const existing = sameSession ? children[i] : undefined;
     if (existing && existing.dataset.key === item.key && existing.dataset.html === item.html) return;
@@ -224,7 +226,6 @@ function renderLog(session: SessionView | undefined): void {
   });
   for (const extra of Array.from(log.children).slice(items.length)) extra.remove();
   renderedKeys = items.map((it) => it.key);
-  follow();
 }
 
 function elementOf(html: string): HTMLElement {
@@ -243,10 +244,17 @@ function follow(): void {
   jump.hidden = !scrolledUp || log.scrollHeight - log.scrollTop - log.clientHeight < 40;
 }
 
+// Only the user scrolls up: the panel scrolls down, and layout changes move no scrollTop.
+let lastTop = 0;
 log.addEventListener('scroll', () => {
-  scrolledUp = log.scrollHeight - log.scrollTop - log.clientHeight > 40;
+  const fromBottom = log.scrollHeight - log.scrollTop - log.clientHeight;
+  if (log.scrollTop < lastTop - 2 && fromBottom > 40) scrolledUp = true;
+  else if (fromBottom <= 40) scrolledUp = false;
+  lastTop = log.scrollTop;
   jump.hidden = !scrolledUp;
 });
+// The sections below the log (plan, review, permission) grow and shrink: stay at the bottom.
+new ResizeObserver(() => follow()).observe(log);
 jump.addEventListener('click', () => { scrolledUp = false; follow(); log.focus(); });
 
 function emptyHtml(): string {
@@ -310,7 +318,7 @@ function continuationHtml(block: ContinuationBlock, key: string): string {
   const first = block.reason.split('\n')[0];
   return `<details class="continuation" role="note" data-tool="${key}" ${openCards.has(key) ? 'open' : ''}>
     <summary><i class="codicon codicon-debug-continue" aria-hidden="true"></i> Continued by a Stop hook${first ? `<span class="muted">: ${esc(first)}</span>` : ''}</summary>
-    ${block.reason ? `<pre>${esc(block.reason)}</pre>` : ''}
+    ${block.reason ? `<pre tabindex="0">${esc(block.reason)}</pre>` : ''}
   </details>`;
 }
 
@@ -369,7 +377,7 @@ function toolHtml(card: ToolCard, session: SessionView): string {
     ? `<div class="decided denied"><i class="codicon codicon-circle-slash" aria-hidden="true"></i> ${card.permission.source === 'user' || !card.permission.source ? 'You denied this' : `Denied by ${esc(SOURCE_WORDS[card.permission.source] ?? card.permission.source)}`}${card.permission.message ? `: ${esc(card.permission.message)}` : '.'}</div>`
     : card.permission?.answered === 'allow' && card.permission.source === 'user' ? '<div class="decided">You allowed this.</div>' : '';
   const state = `${view.text}${outcome === 'denied' && card.permission?.source && card.permission.source !== 'user' ? ` by ${SOURCE_WORDS[card.permission.source] ?? card.permission.source}` : ''}`;
-  const details = card.input ? `<details class="raw" data-tool="raw-${esc(card.toolUseId)}" ${openCards.has(`raw-${card.toolUseId}`) ? 'open' : ''}><summary>Details</summary><pre>${esc(JSON.stringify(card.input, null, 2))}</pre></details>` : '';
+  const details = card.input ? `<details class="raw" data-tool="raw-${esc(card.toolUseId)}" ${openCards.has(`raw-${card.toolUseId}`) ? 'open' : ''}><summary>Details</summary><pre tabindex="0" aria-label="Input of the tool call">${esc(JSON.stringify(card.input, null, 2))}</pre></details>` : '';
   return `<details class="tool tone-${view.tone} outcome-${outcome}" data-tool="${esc(card.toolUseId)}" ${open ? 'open' : ''} role="group" aria-label="${esc(`${card.name}: ${plainTitle(card, session)}, ${state}`)}">
     <summary><i class="codicon codicon-${TOOL_ICON[card.name] ?? 'tools'} tool-icon" aria-hidden="true"></i><span class="title">${title}</span><span class="state"><i class="codicon codicon-${view.icon}" aria-hidden="true"></i> ${esc(state)}</span></summary>
     <div class="tool-body">${body}${decided}${pending ? permissionHtml(pending) : ''}${details}</div>
@@ -401,9 +409,9 @@ function toolContent(card: ToolCard, session: SessionView, outcome: string): { t
       const path = rel(input.path);
       const proposal = proposalOf(card, session);
       const verb = card.name === 'Edit' ? 'Edit' : 'Write';
-      const title = `${verb} ${path ? fileLink(path) : '…'}`;
+      const title = `${verb} ${esc(path || '…')}`;
       if (proposal) return { title, body: proposal.files.map((f) => fileDiffHtml(f)).join('') + proposalActions(proposal) };
-      return { title, body: errorHtml };
+      return { title, body: (path ? `<div>${fileLink(path)}</div>` : '') + errorHtml };
     }
     case 'Bash': {
       const command = typeof input.command === 'string' ? input.command : '';
@@ -414,11 +422,11 @@ function toolContent(card: ToolCard, session: SessionView, outcome: string): { t
       const meta = done && card.permission?.answered !== 'deny'
         ? `<div class="term-meta ${run.exitCode ? 'bad' : ''}">${esc([exit, time].filter(Boolean).join(' · '))}</div>` : '';
       const output = done && run.output && card.permission?.answered !== 'deny'
-        ? `<details class="term-output" data-tool="out-${esc(card.toolUseId)}" ${closedCards.has(`out-${card.toolUseId}`) ? '' : 'open'}><summary>Output (${run.output.split('\n').length} lines)</summary><pre class="term">${esc(clip(run.output))}</pre></details>` : '';
+        ? `<details class="term-output" data-tool="out-${esc(card.toolUseId)}" ${closedCards.has(`out-${card.toolUseId}`) ? '' : 'open'}><summary>Output (${run.output.split('\n').length} lines)</summary><pre class="term" tabindex="0" aria-label="Output of the command">${esc(clip(run.output))}</pre></details>` : '';
       const description = typeof input.description === 'string' && input.description ? input.description : '';
       return {
         title: esc(description || firstLine(command) || 'Run a command'),
-        body: `<pre class="term command" aria-label="Command"><span class="prompt" aria-hidden="true">$ </span>${esc(command)}</pre>${meta}${output}${failed && !run.output ? errorHtml : ''}`,
+        body: `<pre class="term command" tabindex="0" aria-label="Command"><span class="prompt" aria-hidden="true">$ </span>${esc(command)}</pre>${meta}${output}${failed && !run.output ? errorHtml : ''}`,
       };
     }
     case 'Read': {
@@ -427,7 +435,10 @@ function toolContent(card: ToolCard, session: SessionView, outcome: string): { t
       const limit = typeof input.limit === 'number' ? input.limit : undefined;
       const range = from !== undefined || limit !== undefined ? ` lines ${from ?? 1}–${limit !== undefined ? (from ?? 1) + limit - 1 : 'end'}` : '';
       const count = card.status === 'done' ? resultCount('Read', result) : undefined;
-      return { title: `Read ${path ? fileLink(path, from, path) : '…'}${esc(range)}${count ? ` <span class="muted">${esc(count)}</span>` : ''}`, body: errorHtml };
+      return {
+        title: `Read ${esc(path || '…')}${esc(range)}${count ? ` <span class="muted">${esc(count)}</span>` : ''}`,
+        body: (path ? `<div>${fileLink(path, from, `Open ${path}${range}`)}</div>` : '') + errorHtml,
+      };
     }
     case 'Grep': case 'Glob': {
       const pattern = typeof input.pattern === 'string' ? input.pattern : '';
@@ -445,7 +456,7 @@ function toolContent(card: ToolCard, session: SessionView, outcome: string): { t
       const title = `${esc(card.name)} <span class="muted">${esc(summary)}${count ? ` · ${esc(count)}` : ''}</span>`;
       if (card.status !== 'done') return { title, body: errorHtml };
       const locs = locationsHtml(result, card.name);
-      return { title, body: locs || (card.name === 'Hover' ? `<pre>${esc(clip(result))}</pre>` : '') };
+      return { title, body: locs || (card.name === 'Hover' ? `<pre tabindex="0">${esc(clip(result))}</pre>` : '') };
     }
   }
 }
@@ -460,26 +471,27 @@ function locationsHtml(result: string, tool: string): string {
     return `<li>${fileLink(path, l.line)}${count}${text}</li>`;
   }).join('');
   const more = locs.length > MAX_LOCATIONS ? `<li class="muted">and ${locs.length - MAX_LOCATIONS} more</li>` : '';
-  return `<ul class="locations">${items}${more}</ul>`;
+  return `<ul class="locations" aria-label="Locations">${items}${more}</ul>`;
 }
 
 function fileDiffHtml(file: ProposalFile): string {
   const lang = EXTENSION_LANGUAGE[file.path.split('.').pop() ?? ''] ?? '';
   let added = 0;
   let removed = 0;
-  const rows = file.hunks.flatMap((h) => h.diff.split('\n').filter((l, i) => l && !(i === 0 && l.startsWith('@@'))).map((line) => {
+  const hunks = file.hunks.map((h) => h.diff.split('\n').filter((l, i) => l && !(i === 0 && l.startsWith('@@'))).map((line) => {
     const tag = line[0];
     if (tag === '\\') return '';
     const cls = tag === '+' ? 'add' : tag === '-' ? 'del' : 'ctx';
     if (tag === '+') added++;
     if (tag === '-') removed++;
     const sign = tag === '+' ? '+' : tag === '-' ? '−' : ' ';
-    return `<div class="dl ${cls}"><span class="sign" aria-label="${cls === 'add' ? 'added' : cls === 'del' ? 'removed' : ''}">${sign}</span><span>${highlight(line.slice(1), lang) || ' '}</span></div>`;
-  }).join('') + '<div class="dl gap" aria-hidden="true">⋯</div>');
+    const label = cls === 'add' ? ' aria-label="added"' : cls === 'del' ? ' aria-label="removed"' : '';
+    return `<div class="dl ${cls}"><span class="sign"${label}>${sign}</span><span>${highlight(line.slice(1), lang) || ' '}</span></div>`;
+  }).join(''));
   const name = relativePath(file.path, model!.workspaceRoot);
   return `<div class="diff" role="group" aria-label="Changes to ${esc(name)}">
     <div class="diff-head">${fileLink(name)}${file.isNew ? ' <span class="muted">new file</span>' : ''} <span class="stat add">+${added}</span> <span class="stat del">−${removed}</span></div>
-    <div class="diff-lines">${rows.slice(0, -1).join('')}</div></div>`;
+    <div class="diff-lines" tabindex="0" aria-label="Diff of ${esc(name)}">${hunks.join('<div class="dl gap" aria-hidden="true">⋯</div>')}</div></div>`;
 }
 
 function proposalActions(p: ProposalBlock): string {
@@ -531,7 +543,7 @@ function renderReview(session: SessionView): string {
       <button data-action="accept-all" data-proposal="${esc(p.proposalId)}"><i class="codicon codicon-check-all" aria-hidden="true"></i> Accept all</button>
       <button data-action="reject-all" data-proposal="${esc(p.proposalId)}" class="secondary"><i class="codicon codicon-close-all" aria-hidden="true"></i> Reject all</button></div>`;
   }).join('');
-  return `<h3><i class="codicon codicon-git-pull-request" aria-hidden="true"></i> Changes to review</h3>${rows}`;
+  return `<h2><i class="codicon codicon-git-pull-request" aria-hidden="true"></i> Changes to review</h2>${rows}`;
 }
 
 function renderChips(): void {
