@@ -18,7 +18,7 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
 
   private readonly becameVisible = new vscode.EventEmitter<void>();
   readonly onDidBecomeVisible = this.becameVisible.event;
-  private badge: vscode.ViewBadge | undefined;
+  private badge: vscode.ViewBadge = { value: 0, tooltip: '' };
 
   get visible(): boolean {
     return !!this.view?.visible;
@@ -26,7 +26,8 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
 
   /** The number on the activity-bar icon (0 removes it). */
   setBadge(value: number, tooltip: string): void {
-    this.badge = value ? { value, tooltip } : undefined;
+    // A zero badge, not undefined: undefined leaves the last badge up in VS Code 1.100.
+    this.badge = { value, tooltip };
     if (this.view) this.view.badge = this.badge;
   }
 

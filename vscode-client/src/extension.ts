@@ -159,6 +159,7 @@ class Extension {
 
   /** The badge counts what waits for the user: permissions, reviews and unseen answers. */
   private refreshBadge(): void {
+    if (this.chat.visible) this.unseen.clear(); // seen now, whatever the visibility events said
     const waiting = Object.values(this.state.sessions).filter((s) => ['permission', 'review'].includes(sessionStatus(s))).length;
     const count = waiting + [...this.unseen].filter((id) => this.state.sessions[id] && sessionStatus(this.state.sessions[id]) === 'idle').length;
     this.chat.setBadge(count, count ? `${count} waiting for you in lsp-agent` : '');

@@ -27,6 +27,8 @@ export interface NoticeBlock {
   kind: 'notice'; level: 'info' | 'warning' | 'error'; text: string;
   /** The model endpoint could not be reached: the panel names the URL. */
   endpoint?: boolean;
+  /** A retry in progress: replaced by the next retry, the error, or dropped when the answer comes. */
+  retry?: boolean;
   actions?: NoticeAction[];
 }
 
@@ -220,7 +222,7 @@ function applySessionEvent(s: SessionView, event: AgentEvent): SessionView {
       return { ...s, model: event.model || s.model, requestStart: s.blocks.length,
         turnModels: event.model && !s.turnModels.includes(event.model) ? [...s.turnModels, event.model] : s.turnModels };
     case 'text_delta':
-      return { ...s, retrying: undefined, blocks: appendText(s.blocks, event.text) };
+      return { ...s, retrying: undefined, blocks: appendText(s.retrying ? withoutRetries(s.blocks) : s.blocks, event.text) };
     case 'tool_call_started':
       return { ...s, blocks: [...s.blocks, { kind: 'tool', toolUseId: event.toolUseId, name: event.name, status: 'streaming' }] };
     case 'tool_input_complete':
@@ -257,9 +259,10 @@ function applySessionEvent(s: SessionView, event: AgentEvent): SessionView {
     case 'retrying': {
       // Said at once, with the reason: a connection failure names the endpoint and offers its setting.
       const endpoint = isConnectionFailure(event.reason);
+      const reason = event.reason.replace(/\.\s*$/, '');
       return { ...s, retrying: { attempt: event.attempt, delaySeconds: event.delaySeconds, reason: event.reason },
-        blocks: [...s.blocks.slice(0, s.requestStart), { kind: 'notice', level: endpoint ? 'error' : 'warning', endpoint,
-          text: `${endpoint ? 'Cannot reach the model endpoint' : 'The model request failed'}: ${event.reason}. ` +
+        blocks: [...withoutRetries(s.blocks.slice(0, s.requestStart)), { kind: 'notice', level: endpoint ? 'error' : 'warning', endpoint, retry: true,
+          text: `${endpoint ? 'Cannot reach the model endpoint' : 'The model request failed'}: ${reason}. ` +
             `Retrying in ${event.delaySeconds}s (attempt ${event.attempt}).`,
           actions: endpoint ? ['settings'] : [] }] };
     }
@@ -267,7 +270,7 @@ function applySessionEvent(s: SessionView, event: AgentEvent): SessionView {
       return { ...s, model: event.toModel, blocks: [...s.blocks.slice(0, s.requestStart), { kind: 'notice', level: 'warning',
         text: `Switched to ${event.toModel}: ${event.reason}` }] };
     case 'error':
-      return { ...s, retrying: undefined, blocks: [...s.blocks, errorNotice(event.kind, event.message)] };
+      return { ...s, retrying: undefined, blocks: [...withoutRetries(s.blocks), errorNotice(event.kind, event.message)] };
     case 'cost':
       return { ...s, costUsd: event.session.usd, turnCostUsd: event.turn.usd };
     case 'context_pressure':
@@ -277,7 +280,8 @@ function applySessionEvent(s: SessionView, event: AgentEvent): SessionView {
     case 'turn_ended': {
       // A Stop hook may start another turn of the same prompt: the prompt's answer ends the work.
       const said = STOP_WORDS[event.stopReason];
-      const erred = event.stopReason === 'error' && s.blocks.slice(s.requestStart).some((b) => b.kind === 'notice' && b.level === 'error');
+      const last = s.blocks[s.blocks.length - 1];
+      const erred = event.stopReason === 'error' && last?.kind === 'notice' && last.level === 'error'; // said already
       const notice: Block[] = said && !erred ? [{ kind: 'notice', level: event.stopReason === 'error' ? 'error' : 'info', text: said,
         ...(event.stopReason === 'error' ? { actions: ['retry'] as NoticeAction[] } : {}) }] : [];
       const summary: TurnSummary = {
@@ -312,6 +316,10 @@ const ERROR_ACTIONS: Record<string, NoticeAction[]> = {
 
 export function isConnectionFailure(reason: string): boolean {
   return /connection|connect|unreachable|timed out|timeout|name resolution|ECONNREFUSED/i.test(reason);
+}
+
+function withoutRetries(blocks: Block[]): Block[] {
+  return blocks.filter((b) => !(b.kind === 'notice' && b.retry));
 }
 
 function errorNotice(kind: string, message: string): NoticeBlock {

@@ -263,8 +263,9 @@ async function setSetting(page: Page, key: string, label: string, value: string)
   await field.fill('');
   await field.pressSequentially(value, { delay: 20 });
   await field.press('Tab');
-  await page.waitForTimeout(300);
+  await page.waitForTimeout(500);
   await page.keyboard.press('Control+W');
+  await until('the settings editor closed', async () => !(await page.locator('.settings-editor').isVisible()) || 'still open');
 }
 
 /** Switch the colour theme with its picker, as a user does. */

@@ -80,9 +80,13 @@ test('an unreachable endpoint is said at once, with what to do', () => {
   assert.equal(notice.endpoint, true);
   assert.deepEqual(notice.actions, ['settings']);
   assert.match(notice.text, /Cannot reach the model endpoint.*Retrying in 1s \(attempt 1\)/);
+  s = run(s, { type: 'model_request', model: 'm', round: 1 },
+    { type: 'retrying', attempt: 2, reason: 'connection to the model failed: Connection error.', delaySeconds: 2 });
+  assert.equal(s.sessions.s1.blocks.filter((b) => b.kind === 'notice').length, 1, 'one retry notice, updated in place');
+  assert.match((s.sessions.s1.blocks.at(-1) as any).text, /Connection error\. Retrying in 2s \(attempt 2\)/);
   s = run(s, { type: 'error', kind: 'transient', message: 'connection to the model failed: Connection error.' },
     { type: 'turn_ended', stopReason: 'error', rounds: 1, usage: { inputTokens: 0, outputTokens: 0, cacheReadInputTokens: 0, cacheCreationInputTokens: 0 } });
   const blocks = s.sessions.s1.blocks;
   assert.deepEqual((blocks.at(-1) as any).actions, ['retry', 'settings']);
-  assert.equal(blocks.filter((b) => b.kind === 'notice').length, 2, 'no extra "Stopped: error" after the error itself');
+  assert.equal(blocks.filter((b) => b.kind === 'notice').length, 1, 'the error replaces the retry notice; no extra "Stopped: error"');
 });
