@@ -26,6 +26,7 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
 
   /** The number on the activity-bar icon (0 removes it). */
   setBadge(value: number, tooltip: string): void {
+    if (value === this.badge.value && tooltip === this.badge.tooltip) return;
     // A zero badge, not undefined: undefined leaves the last badge up in VS Code 1.100.
     this.badge = { value, tooltip };
     if (this.view) this.view.badge = this.badge;

@@ -495,7 +495,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     vscode.commands.registerCommand('lspAgent.openChat', () => ext.chat.reveal(false)),
     vscode.commands.registerCommand('lspAgent.setApiKey', () => setApiKey(context, ext)),
     vscode.commands.registerCommand('lspAgent.clearApiKey', async () => { await context.secrets.delete(SECRET_KEY); await ext.server.restart(); }),
-    vscode.commands.registerCommand('lspAgent.newSession', async () => { await ext.newSession(); await ext.chat.reveal(false); }),
+    // Show the panel first: creating the session may wait for a server that is still starting,
+    // and a late reveal would pull the panel back after the user moved on.
+    vscode.commands.registerCommand('lspAgent.newSession', async () => { await ext.chat.reveal(false); await ext.newSession(); }),
     vscode.commands.registerCommand('lspAgent.stop', () => ext.stop()),
     vscode.commands.registerCommand('lspAgent.restartServer', () => ext.server.restart()),
     vscode.commands.registerCommand('lspAgent.showLog', () => ext.output.show(true)),

@@ -253,8 +253,9 @@ log.addEventListener('scroll', () => {
   lastTop = log.scrollTop;
   jump.hidden = !scrolledUp;
 });
-// The sections below the log (plan, review, permission) grow and shrink: stay at the bottom.
-new ResizeObserver(() => follow()).observe(log);
+// The sections below the log (plan, review, permission) grow and shrink: stay at the bottom
+// (not while hidden: a hidden panel has no size to follow).
+new ResizeObserver(() => { if (log.clientHeight > 0) follow(); }).observe(log);
 jump.addEventListener('click', () => { scrolledUp = false; follow(); log.focus(); });
 
 function emptyHtml(): string {
@@ -571,7 +572,8 @@ function esc(s: string): string {
 
 function send(): void {
   const text = input.value.trim();
-  if (!text) return;
+  const active = model?.state.activeSessionId ? model.state.sessions[model.state.activeSessionId] : undefined;
+  if (!text || active?.busy) return; // one turn at a time: the draft waits for this one to end
   vscode.postMessage({ type: 'prompt', text, mentions });
   input.value = '';
   mentions = [];

@@ -206,7 +206,7 @@ async function missingInterpreter(env: Env, python: string): Promise<void> {
   await setSetting(page, 'lspAgent.pythonPath', 'Python Path', python);
   await until('the server back', async () => (await statusItem(page).innerText()).trim() === 'lsp-agent' || await statusItem(page).innerText());
   await until('the stale notice closed', async () => (await page.locator('.notification-toast', { hasText: 'is not installed for' }).count()) === 0 || 'still shown');
-  assert.equal(await chatFrame(page).locator('.banner.error').count(), 0, 'the banner is gone');
+  await until('the banner gone', async () => (await chatFrame(page).locator('.banner.error').count()) === 0 || 'still shown');
 }
 
 // -- a turn that ends while the panel is hidden ------------------------------------------------------
@@ -216,6 +216,7 @@ async function hiddenTurnEnd(env: Env, chat: FrameLocator): Promise<void> {
   await runCommand(page, 'lsp-agent: New Session');
   await send(chat, 'Take your time');
   await page.locator('.activitybar .action-item a[aria-label^="Explorer"]').click();
+  await page.locator('.part.sidebar .composite.title', { hasText: 'Explorer' }).waitFor({ timeout: STEP_TIMEOUT });
   const done = notification(page, 'lsp-agent finished');
   await done.waitFor({ timeout: STEP_TIMEOUT });
   const badge = page.locator('.activitybar .action-item', { has: page.locator('a[aria-label^="lsp-agent"]') }).locator('.badge-content');
@@ -235,8 +236,10 @@ async function send(chat: FrameLocator, text: string): Promise<void> {
   await input.press('Enter');
 }
 
+/** The answer with this marker is there and its turn is over (Send is back instead of Stop). */
 async function answer(chat: FrameLocator, marker: string): Promise<void> {
   await chat.locator('.msg.assistant', { hasText: marker }).waitFor({ timeout: STEP_TIMEOUT });
+  await chat.locator('#send').waitFor({ state: 'visible', timeout: STEP_TIMEOUT });
 }
 
 async function statusSays(page: Page, words: string): Promise<void> {

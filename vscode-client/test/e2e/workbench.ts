@@ -40,8 +40,8 @@ export async function runCommand(page: Page, title: string): Promise<void> {
     if (!(await box.fill(`>${title}`, { timeout: 5000 }).then(() => true, () => false))) continue;
     const row = page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
     if (await row.isVisible({ timeout: 2000 }).catch(() => false)) {
-      await row.click();
-      return;
+      if (await row.click({ timeout: 5000 }).then(() => true, () => false)) return;
+      continue; // the palette closed under us (focus moved): open it again
     }
     await page.keyboard.press('Escape'); // the extension may not be active yet: the list is taken at open
     await page.waitForTimeout(1000);
