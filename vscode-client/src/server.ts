@@ -209,7 +209,7 @@ export class ServerManager implements vscode.Disposable {
     this.missingNotice = { python, close };
     void vscode.window.withProgress({
       location: vscode.ProgressLocation.Notification, cancellable: true,
-      title: `lsp-agent is not installed for ${python}.`,
+      title: `lsp-agent is not installed for ${python}`,
     }, (progress, token) => {
       progress.report({ message: '[Install it there](command:lspAgent.installServer) · [Choose another interpreter](command:lspAgent.choosePython) · [Show log](command:lspAgent.showLog)' });
       token.onCancellationRequested(close);

@@ -131,6 +131,16 @@ async function failedRunAndDiff(env: Env, chat: FrameLocator): Promise<void> {
   assert.match(await rejected.locator('summary .state').innerText(), /Rejected by you/);
   assert.equal(await rejected.locator('.state .codicon-check').count(), 0, 'a rejected edit has no green check');
   assert.equal(await chat.locator('#stop').isVisible(), false, 'Stop hidden once the turn ended');
+  assert.equal(await rejected.evaluate((el) => (el as HTMLDetailsElement).open), false, 'a card opened for the review closes once decided');
+  // The answer after the review is in view; scrolled up, the panel offers to jump back.
+  const log = chat.locator('#log');
+  const fromBottom = () => log.evaluate((el) => el.scrollHeight - el.scrollTop - el.clientHeight);
+  await until('the final answer in view', async () => (await fromBottom()) < 40 || `${await fromBottom()} px below`);
+  await log.evaluate((el) => { el.scrollTop = 0; });
+  const jump = chat.locator('#jump');
+  await jump.waitFor({ state: 'visible', timeout: STEP_TIMEOUT });
+  await jump.click();
+  await until('back at the latest output', async () => (await fromBottom()) < 40 || `${await fromBottom()} px below`);
   await shoot(env, 'rejected-edit');
 }
 

@@ -208,7 +208,7 @@ function stopAll(): void {
   }
 }
 
-const overall = setTimeout(() => { console.error('e2e: overall timeout'); stopAll(); process.exit(1); }, 10 * 60_000);
+const overall = setTimeout(() => { console.error('e2e: overall timeout'); stopAll(); process.exit(1); }, 18 * 60_000);
 main().then(() => { clearTimeout(overall); stopAll(); }, (err) => {
   console.error('e2e FAILED:', err);
   clearTimeout(overall);
