@@ -45,7 +45,17 @@ async function emptyState(env: Env, chat: FrameLocator): Promise<void> {
   assert.match(await empty.innerText(), /What should the agent do\?/);
   assert.equal(await chat.locator('.empty button.example').count(), 3, 'three example prompts');
   assert.equal(await chat.locator('#stop').isVisible(), false, 'no Stop while nothing runs');
+  assert.equal(await chat.locator('button[aria-label="New session"]').count(), 0, 'one "+" (the view\'s), not two');
   await shoot(env, 'empty-state');
+  // Modes by readable names, each with what it allows.
+  assert.equal((await chat.locator('#mode').innerText()).trim(), 'Ask first');
+  await chat.locator('#mode').click();
+  const modes = env.page.locator('.quick-input-list');
+  await modes.locator('.monaco-list-row', { hasText: 'Plan only' }).waitFor({ timeout: STEP_TIMEOUT });
+  const listed = await modes.innerText();
+  assert.match(listed, /Plan only[\s\S]*Read and plan; no edits, no commands/);
+  assert.ok(!/dontAsk|bypassPermissions/.test(listed), 'no raw mode ids');
+  await env.page.keyboard.press('Escape');
 }
 
 // -- bug 1: the model picker changes the open session's model ------------------------------------
