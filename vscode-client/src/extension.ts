@@ -125,7 +125,10 @@ class Extension {
     const event = notification.event;
     this.dispatch({ type: 'event', event });
     this.logEvent(event);
-    if (event.type === 'proposal_created') void this.review.onProposal(event);
+    if (event.type === 'proposal_created') {
+      void this.review.onProposal(event);
+      if (!event.autoApply && !this.chat.visible) this.reviewWaitingHidden(event.files.map((f) => f.path), event.files[0]?.uri);
+    }
     if (event.type === 'proposal_resolved') this.review.onResolved(event.proposalId);
     if (event.type === 'turn_ended') {
       void this.refreshContext(event.sessionId);
@@ -155,6 +158,16 @@ class Extension {
     void vscode.window.showInformationMessage(text, 'Open Chat').then((choice) => {
       if (choice) { this.dispatch({ type: 'activate', sessionId }); void this.chat.reveal(false); }
     });
+  }
+
+  /** A proposal waits for review while the panel is hidden: say so (the badge counts it too). */
+  private reviewWaitingHidden(paths: string[], firstUri: string | undefined): void {
+    const names = paths.map((p) => vscode.workspace.asRelativePath(p)).join(', ');
+    void vscode.window.showInformationMessage(`lsp-agent proposes changes to ${names}: waiting for your review.`, 'Review', 'Open Chat')
+      .then((choice) => {
+        if (choice === 'Review' && firstUri) void openAt(firstUri);
+        if (choice === 'Open Chat') void this.chat.reveal(false);
+      });
   }
 
   /** The badge counts what waits for the user: permissions, reviews and unseen answers. */
