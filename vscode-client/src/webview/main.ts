@@ -326,14 +326,11 @@ function continuationHtml(block: ContinuationBlock, key: string): string {
 // -- the plan (todo list) ---------------------------------------------------------------------
 
 const TODO_LABEL: Record<TodoItem['status'], string> = { pending: 'Pending', in_progress: 'In progress', completed: 'Completed' };
-let lastTodosHtml = '';
-
-/** Pinned above the input so the plan stays in view while the transcript scrolls. */
+/** Pinned above the input so the plan stays in view while the transcript scrolls. Compared with
+ * what the section shows (not with a remembered string a toggle could reset), so another
+ * session's plan never stays up; unchanged, it keeps the focus and the toggle state. */
 function renderTodos(session: SessionView | undefined): void {
-  const html = session?.todos.length ? todosHtml(session) : '';
-  if (html === lastTodosHtml) return; // keep the focus and the toggle state between updates
-  lastTodosHtml = html;
-  $('todos').innerHTML = html;
+  setHtml($('todos'), session?.todos.length ? todosHtml(session) : '');
 }
 
 function todosHtml(session: SessionView): string {
@@ -689,7 +686,6 @@ function rememberToggle(id: string, open: boolean): void {
 
 $('todos').addEventListener('toggle', (e) => {
   planCollapsed = !(e.target as HTMLDetailsElement).open;
-  lastTodosHtml = '';
   persist();
 }, true);
 

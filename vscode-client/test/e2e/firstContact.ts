@@ -44,6 +44,7 @@ async function emptyState(env: Env, chat: FrameLocator): Promise<void> {
   await empty.waitFor({ timeout: STEP_TIMEOUT });
   assert.match(await empty.innerText(), /What should the agent do\?/);
   assert.equal(await chat.locator('.empty button.example').count(), 3, 'three example prompts');
+  await until('no plan of another session', async () => (await chat.locator('#todos .plan').count()) === 0 || 'a plan is shown');
   assert.equal(await chat.locator('#stop').isVisible(), false, 'no Stop while nothing runs');
   assert.equal(await chat.locator('button[aria-label="New session"]').count(), 0, 'one "+" (the view\'s), not two');
   await shoot(env, 'empty-state');
