@@ -32,7 +32,7 @@ from lsp_agent.types.editor import EditorContext
 log = logging.getLogger(__name__)
 
 CUSTOM_METHODS = [p.NEW_SESSION, p.PROMPT, p.CANCEL, p.SET_MODE, p.REVIEW, p.LIST_SESSIONS,
-                  p.CONTEXT, p.COMPACT]
+                  p.CONTEXT, p.COMPACT, p.SET_MODEL]
 
 
 PYTHON_FEATURE_CAPABILITIES = ("definition_provider", "references_provider", "hover_provider",
@@ -267,6 +267,11 @@ def _register_agent_methods(server: AgentServer) -> None:
         args = p.parse(p.SetModeParams, params)
         ls.session(args.session_id).set_mode(args.mode)
         return {"mode": args.mode}
+
+    @server.feature(p.SET_MODEL)
+    def set_model(ls: AgentServer, params: Any) -> dict[str, Any]:
+        args = p.parse(p.SetModelParams, params)
+        return {"model": ls.session(args.session_id).set_model(args.model)}
 
     @server.feature(p.LIST_SESSIONS)
     def list_sessions(ls: AgentServer, params: Any) -> dict[str, Any]:

@@ -21,6 +21,7 @@ NEW_SESSION = "agent/newSession"
 PROMPT = "agent/prompt"
 CANCEL = "agent/cancel"
 SET_MODE = "agent/setMode"
+SET_MODEL = "agent/setModel"
 REVIEW = "agent/review"
 LIST_SESSIONS = "agent/listSessions"
 CONTEXT = "agent/context"
@@ -88,6 +89,11 @@ class CompactParams(Wire):
 class SetModeParams(Wire):
     session_id: str
     mode: Mode
+
+
+class SetModelParams(Wire):
+    session_id: str
+    model: str = Field(pattern=r"\S")  # a model name; blank is an error
 
 
 class ReviewParams(Wire):

@@ -159,6 +159,12 @@ class Session:
     def set_mode(self, mode: Mode) -> None:
         self.gate.mode = mode
 
+    def set_model(self, model: str) -> str:
+        """Use ``model`` from the session's next model request on (also within a running turn:
+        each request reads it; ``model_request`` and ``usage`` events name the model used)."""
+        self.agent.model = model.strip()
+        return self.agent.model
+
     @property
     def busy(self) -> bool:
         return self._turn is not None and not self._turn.done()

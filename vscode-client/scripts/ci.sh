@@ -24,4 +24,4 @@ npm run package
 # code-server (VS Code 1.100) for the end-to-end tests; its ripgrep comes from the system's.
 scripts/ripgrep-cache.sh
 (cd test/e2e/host && npm ci --no-audit --no-fund)
-timeout 900 npm run test:e2e
+timeout 1200 npm run test:e2e

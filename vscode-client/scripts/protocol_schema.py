@@ -40,6 +40,7 @@ CLIENT_SENT: dict[str, Any] = {
     "SessionParams": protocol.SessionParams,
     "CompactParams": protocol.CompactParams,
     "SetModeParams": protocol.SetModeParams,
+    "SetModelParams": protocol.SetModelParams,
     "ReviewParams": protocol.ReviewParams,
     "PermissionAnswerParams": protocol.PermissionAnswerParams,
     "FixArguments": protocol.FixArguments,

@@ -16,8 +16,20 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
     private readonly onMessage: (msg: FromWebview, reply: (data: unknown) => void) => void,
   ) {}
 
+  private readonly becameVisible = new vscode.EventEmitter<void>();
+  readonly onDidBecomeVisible = this.becameVisible.event;
+  private badge: vscode.ViewBadge = { value: 0, tooltip: '' };
+
   get visible(): boolean {
     return !!this.view?.visible;
+  }
+
+  /** The number on the activity-bar icon (0 removes it). */
+  setBadge(value: number, tooltip: string): void {
+    if (value === this.badge.value && tooltip === this.badge.tooltip) return;
+    // A zero badge, not undefined: undefined leaves the last badge up in VS Code 1.100.
+    this.badge = { value, tooltip };
+    if (this.view) this.view.badge = this.badge;
   }
 
   resolveWebviewView(view: vscode.WebviewView): void {
@@ -29,7 +41,8 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
       if (msg.type === 'ready') this.postNow();
       else this.onMessage(msg, (data) => void view.webview.postMessage(data));
     });
-    view.onDidChangeVisibility(() => view.visible && this.postNow());
+    view.badge = this.badge;
+    view.onDidChangeVisibility(() => { if (view.visible) { this.postNow(); this.becameVisible.fire(); } });
     view.onDidDispose(() => { this.view = undefined; });
   }
 
@@ -75,7 +88,7 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
 <title>lsp-agent</title>
 </head>
 <body>
-<div id="app" role="application" aria-label="lsp-agent chat"></div>
+<main id="app" aria-label="lsp-agent chat"></main>
 <script nonce="${nonce}" src="${asset('webview.js')}"></script>
 </body>
 </html>`;

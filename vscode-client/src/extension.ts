@@ -6,15 +6,25 @@ import { registerBridge } from './bridge';
 import { ChatViewProvider } from './chatView';
 import { ReviewController, errorText } from './review';
 import { installServer, SECRET_KEY, ServerManager, settings } from './server';
-import { currentActivity, overallStatus, reduce, restoreState, type ChatAction, type ChatState } from './shared/chatState';
+import {
+  currentActivity, overallStatus, reduce, restoreState, sessionStatus, STATUS_TEXT, type ChatAction, type ChatState,
+  type SessionStatus,
+} from './shared/chatState';
 import type { FromWebview, ViewModel } from './shared/messages';
 import {
-  Methods, type EditorContext, type EventNotification, type Mode, type PermissionAnswer, type PermissionRequest,
-  type RequestMethod, type Requests,
+  MODE_INFO, MODES, Methods, type AgentEvent, type EditorContext, type EventNotification, type Mode, type PermissionAnswer,
+  type PermissionRequest, type RequestMethod, type Requests,
 } from './shared/protocol';
 
 const STATE_KEY = 'lspAgent.chatState';
 const DEFAULT_MODELS = ['claude-sonnet-4-5', 'claude-opus-4-1', 'claude-haiku-4-5'];
+const DEFAULT_ENDPOINT = 'https://api.anthropic.com';
+/** What the model picker says of the models it knows; others are listed without a description. */
+const MODEL_INFO: Record<string, string> = {
+  'claude-sonnet-4-5': 'Balanced: strong coding at moderate cost',
+  'claude-opus-4-1': 'Most capable, slowest and most expensive',
+  'claude-haiku-4-5': 'Fastest and cheapest, for simple tasks',
+};
 
 class Extension {
   private state: ChatState;
@@ -24,6 +34,9 @@ class Extension {
   private readonly permissionWaiters = new Map<string, (answer: PermissionAnswer) => void>();
   private nextPermissionId = 1;
   private clientDisposables: vscode.Disposable[] = [];
+  /** Turns that ended while the panel was hidden, not yet seen (the activity-bar badge). */
+  private unseen = new Set<string>();
+  private askedForKey = false;
   readonly output = vscode.window.createOutputChannel('lsp-agent');
   readonly status = vscode.window.createStatusBarItem(vscode.StatusBarAlignment.Left, 100);
   readonly server: ServerManager;
@@ -45,6 +58,7 @@ class Extension {
     });
     this.review = new ReviewController((params) => this.request(Methods.review, params));
     this.chat = new ChatViewProvider(context.extensionUri, () => this.viewModel(), (msg, reply) => void this.fromWebview(msg, reply));
+    this.chat.onDidBecomeVisible(() => { this.unseen.clear(); this.refreshBadge(); });
     this.status.command = 'lspAgent.openChat';
     this.refreshStatus();
     this.status.show();
@@ -110,8 +124,69 @@ class Extension {
   private onEvent(notification: EventNotification): void {
     const event = notification.event;
     this.dispatch({ type: 'event', event });
-    if (event.type === 'proposal_created') void this.review.onProposal(event);
+    this.logEvent(event);
+    if (event.type === 'proposal_created') {
+      void this.review.onProposal(event);
+      if (!event.autoApply && !this.chat.visible) this.reviewWaitingHidden(event.files.map((f) => f.path), event.files[0]?.uri);
+    }
     if (event.type === 'proposal_resolved') this.review.onResolved(event.proposalId);
+    if (event.type === 'turn_ended') {
+      void this.refreshContext(event.sessionId);
+      if (!this.chat.visible) this.turnEndedHidden(event.sessionId, event.stopReason);
+    }
+  }
+
+  /** What the user may need to act on goes to the Output channel too (with the endpoint). */
+  private logEvent(event: AgentEvent): void {
+    const at = `[${event.sessionId}]`;
+    if (event.type === 'retrying') this.output.appendLine(`${at} model request to ${this.endpoint()} failed: ${event.reason}; retry ${event.attempt} in ${event.delaySeconds}s`);
+    if (event.type === 'error') this.output.appendLine(`${at} error (${event.kind}) from ${this.endpoint()}: ${event.message}`);
+    if (event.type === 'model_fallback') this.output.appendLine(`${at} switched from ${event.fromModel} to ${event.toModel}: ${event.reason}`);
+    if (event.type === 'cost') this.output.appendLine(`${at} turn cost $${event.turn.usd.toFixed(4)}, session $${event.session.usd.toFixed(4)}`);
+  }
+
+  private endpoint(): string {
+    return settings().get<string>('baseUrl', '') || DEFAULT_ENDPOINT;
+  }
+
+  /** A turn ended while the panel was hidden: a badge on the activity-bar icon and a notification. */
+  private turnEndedHidden(sessionId: string, stopReason: string): void {
+    this.unseen.add(sessionId);
+    this.refreshBadge();
+    const title = this.state.sessions[sessionId]?.title ?? 'the session';
+    const text = stopReason === 'end_turn' ? `lsp-agent finished "${title}".` : `lsp-agent stopped "${title}" (${stopReason}).`;
+    void vscode.window.showInformationMessage(text, 'Open Chat').then((choice) => {
+      if (choice) { this.dispatch({ type: 'activate', sessionId }); void this.chat.reveal(false); }
+    });
+  }
+
+  /** A proposal waits for review while the panel is hidden: say so (the badge counts it too). */
+  private reviewWaitingHidden(paths: string[], firstUri: string | undefined): void {
+    const names = paths.map((p) => vscode.workspace.asRelativePath(p)).join(', ');
+    void vscode.window.showInformationMessage(`lsp-agent proposes changes to ${names}: waiting for your review.`, 'Review', 'Open Chat')
+      .then((choice) => {
+        if (choice === 'Review' && firstUri) void openAt(firstUri);
+        if (choice === 'Open Chat') void this.chat.reveal(false);
+      });
+  }
+
+  /** The badge counts what waits for the user: permissions, reviews and unseen answers. */
+  private refreshBadge(): void {
+    if (this.chat.visible) this.unseen.clear(); // seen now, whatever the visibility events said
+    const waiting = Object.values(this.state.sessions).filter((s) => ['permission', 'review'].includes(sessionStatus(s))).length;
+    const count = waiting + [...this.unseen].filter((id) => this.state.sessions[id] && sessionStatus(this.state.sessions[id]) === 'idle').length;
+    this.chat.setBadge(count, count ? `${count} waiting for you in lsp-agent` : '');
+  }
+
+  /** The context meter: what the session's next request would hold. */
+  private async refreshContext(sessionId: string): Promise<void> {
+    if (!this.client) return;
+    try {
+      const report = await this.request(Methods.context, { sessionId });
+      this.dispatch({ type: 'context', sessionId, context: { totalTokens: report.totalTokens, windowTokens: report.windowTokens, ratio: report.ratio, parts: report.parts } });
+    } catch (err) {
+      this.output.appendLine(`context: ${errorText(err)}`);
+    }
   }
 
   private askPermission(request: PermissionRequest): Promise<PermissionAnswer> {
@@ -147,8 +222,10 @@ class Extension {
   private changed(): void {
     this.chat.update();
     this.refreshStatus();
+    this.refreshBadge();
     void this.context.workspaceState.update(STATE_KEY, this.state);
-    void vscode.commands.executeCommand('setContext', 'lspAgent.busy', overallStatus(this.state) !== 'idle');
+    const active = this.activeSession();
+    void vscode.commands.executeCommand('setContext', 'lspAgent.busy', !!active && !!this.state.sessions[active].busy);
   }
 
   reviewChanged(): void {
@@ -158,26 +235,35 @@ class Extension {
 
   private viewModel(): ViewModel {
     const models = settings().get<string[]>('models', DEFAULT_MODELS);
-    return { state: this.state, decisions: this.review.decisions(), models, model: this.model || settings().get<string>('model', '') || models[0], server: this.serverState };
+    return {
+      state: this.state, decisions: this.review.decisions(), models, model: this.model || settings().get<string>('model', '') || models[0],
+      server: this.serverState, endpoint: this.endpoint(), python: this.server.python?.path,
+      workspaceRoot: vscode.workspace.workspaceFolders?.[0]?.uri.fsPath,
+    };
   }
 
+  /** The one status item: the server's state, else the most urgent state of the sessions. */
   private refreshStatus(): void {
     const server = this.serverState;
-    const status = server === 'running' ? overallStatus(this.state) : server;
-    const text = {
-      idle: '$(hubot) lsp-agent', working: '$(sync~spin) lsp-agent: working', approval: '$(bell-dot) lsp-agent: waiting for approval',
+    const status: SessionStatus | ViewModel['server'] = server === 'running' ? overallStatus(this.state) : server;
+    const text: Record<typeof status, string> = {
+      idle: '$(hubot) lsp-agent', running: '$(sync~spin) lsp-agent: working', review: '$(git-pull-request) lsp-agent: waiting for your review',
+      permission: '$(bell-dot) lsp-agent: waiting for your permission',
       starting: '$(loading~spin) lsp-agent: starting', restarting: '$(loading~spin) lsp-agent: restarting', missing: '$(warning) lsp-agent: not installed', stopped: '$(debug-disconnect) lsp-agent: stopped',
-    }[status];
-    this.status.text = text;
+    };
+    this.status.text = text[status];
     const tooltips: Record<string, string> = {
       starting: 'The lsp-agent server is starting',
       restarting: `The lsp-agent server stopped; restarting in ${this.restartInMs / 1000}s (see the lsp-agent output)`,
       stopped: 'The lsp-agent server is not running: click to open the chat, see the lsp-agent output for details',
-      missing: 'lsp-agent is not installed for the configured Python: see the lsp-agent output',
+      missing: `lsp-agent is not installed for ${this.server.python?.path ?? 'the configured Python'}: click to install it`,
+      review: 'lsp-agent proposed changes: review them in the editor or the chat',
+      permission: 'lsp-agent asks for your permission: answer in the chat',
     };
-    const activity = status === 'working' ? this.busyActivity() : undefined;
-    this.status.tooltip = tooltips[status] ?? (activity ? `lsp-agent: ${activity}` : 'Open the lsp-agent chat');
-    this.status.backgroundColor = status === 'approval' ? new vscode.ThemeColor('statusBarItem.warningBackground') : undefined;
+    const activity = status === 'running' ? this.busyActivity() : undefined;
+    this.status.tooltip = tooltips[status] ?? (activity ? `lsp-agent: ${activity}` : `lsp-agent: ${STATUS_TEXT.idle}. Open the chat`);
+    this.status.command = status === 'missing' ? 'lspAgent.installServer' : 'lspAgent.openChat';
+    this.status.backgroundColor = status === 'permission' || status === 'review' ? new vscode.ThemeColor('statusBarItem.warningBackground') : undefined;
   }
 
   /** What a working session is doing now, from its todo list. */
@@ -218,6 +304,7 @@ class Extension {
   }
 
   async prompt(text: string, mentions: string[]): Promise<void> {
+    await this.askForKeyAtFirstUse();
     const sessionId = (this.creatingSession && await this.creatingSession)
       ?? this.activeSession() ?? await this.newSession();
     const { fullText, context } = await withMentions(text, mentions);
@@ -232,6 +319,23 @@ class Extension {
     }
   }
 
+  /** Anthropic's API needs a key: ask for it before the first prompt rather than fail at it. */
+  private async askForKeyAtFirstUse(): Promise<void> {
+    if (this.askedForKey || settings().get<string>('baseUrl', '')) return;
+    const env = settings().get<Record<string, string>>('serverEnv', {});
+    if (process.env.ANTHROPIC_API_KEY || env.ANTHROPIC_API_KEY || await this.context.secrets.get(SECRET_KEY)) return;
+    this.askedForKey = true;
+    this.output.appendLine('no API key is set: asking for one (lsp-agent: Set API Key)');
+    await setApiKey(this.context, this);
+  }
+
+  /** Send the session's last prompt again (after an error). */
+  private async retry(): Promise<void> {
+    const session = this.state.activeSessionId ? this.state.sessions[this.state.activeSessionId] : undefined;
+    const last = session && [...session.blocks].reverse().find((b) => b.kind === 'text' && b.role === 'user');
+    if (last && last.kind === 'text') await this.prompt(last.text, []);
+  }
+
   async stop(): Promise<void> {
     const sessionId = this.activeSession();
     if (sessionId) await this.request(Methods.cancel, { sessionId }).catch((err) => this.output.appendLine(`cancel: ${errorText(err)}`));
@@ -240,7 +344,8 @@ class Extension {
   /** A command started a session on the server ("Fix with agent"): show it in the panel. */
   followSession(sessionId: string): void {
     const config = settings();
-    this.dispatch({ type: 'session', sessionId, mode: config.get<Mode>('permissionMode', 'default'), model: this.viewModel().model });
+    const known = this.state.sessions[sessionId];
+    this.dispatch({ type: 'session', sessionId, mode: known?.mode ?? config.get<Mode>('permissionMode', 'default'), model: known?.model || this.viewModel().model });
     void this.chat.reveal(true);
   }
 
@@ -257,12 +362,18 @@ class Extension {
       case 'prompt': return this.prompt(msg.text, msg.mentions);
       case 'stop': return this.stop();
       case 'newSession': await this.newSession(); return;
-      case 'selectSession': return this.dispatch({ type: 'activate', sessionId: msg.sessionId });
+      case 'selectSession': this.dispatch({ type: 'activate', sessionId: msg.sessionId }); return this.refreshContext(msg.sessionId);
       case 'setMode': return this.setMode(msg.mode);
-      case 'setModel': this.model = msg.model; this.chat.update(); return;
+      case 'setModel': return this.setModel(msg.model);
+      case 'pickMode': return this.pickMode();
+      case 'pickModel': return this.pickModel();
+      case 'retry': return this.retry();
+      case 'openSettings': await vscode.commands.executeCommand('workbench.action.openSettings', msg.query ?? 'lspAgent'); return;
+      case 'setApiKey': await vscode.commands.executeCommand('lspAgent.setApiKey'); return;
+      case 'install': await vscode.commands.executeCommand('lspAgent.installServer'); return;
       case 'permission': return this.answerPermission(msg.requestId, { decision: msg.decision, remember: msg.remember, ...(msg.message ? { message: msg.message } : {}) });
       case 'review': return this.review.decideProposal(msg.proposalId, msg.decision);
-      case 'openFile': await vscode.window.showTextDocument(vscode.Uri.parse(msg.uri), { preview: true }); return;
+      case 'openFile': return openAt(msg.uri, msg.line);
       case 'sideBySide': return this.review.openSideBySide(msg.uri);
       case 'copy': await vscode.env.clipboard.writeText(msg.text); return;
       case 'insert': return insertAtCursor(msg.text);
@@ -280,6 +391,49 @@ class Extension {
     await this.request(Methods.setMode, { sessionId, mode });
     this.dispatch({ type: 'mode', sessionId, mode });
   }
+
+  /**
+   * The open session answers with this model from its next request on (agent/setModel); new
+   * sessions start with it too. Without a session it is only the choice for the next one.
+   */
+  async setModel(model: string): Promise<void> {
+    this.model = model;
+    const sessionId = this.activeSession();
+    if (sessionId && this.client) {
+      const result = await this.request(Methods.setModel, { sessionId, model });
+      this.dispatch({ type: 'model', sessionId, model: result.model });
+      this.output.appendLine(`[${sessionId}] model: ${result.model} from the next request on`);
+    } else {
+      this.chat.update();
+    }
+  }
+
+  pickModelCommand(): Promise<void> {
+    return this.pickModel();
+  }
+
+  private async pickModel(): Promise<void> {
+    const current = this.currentModel();
+    const models = [...new Set([...settings().get<string[]>('models', DEFAULT_MODELS), current].filter(Boolean))];
+    const items = models.map((m) => ({ label: m, description: m === current ? 'current' : '', detail: MODEL_INFO[m] }));
+    const picked = await vscode.window.showQuickPick(items, {
+      title: 'lsp-agent: model', placeHolder: this.activeSession() ? 'Model for this session (from its next request on)' : 'Model for new sessions',
+    });
+    if (picked && picked.label !== current) await this.setModel(picked.label);
+  }
+
+  private currentModel(): string {
+    const id = this.activeSession();
+    return (id && this.state.sessions[id].model) || this.viewModel().model;
+  }
+
+  private async pickMode(): Promise<void> {
+    const id = this.activeSession();
+    const current = id ? this.state.sessions[id].mode : settings().get<Mode>('permissionMode', 'default');
+    const items = MODES.map((m) => ({ label: MODE_INFO[m].label, description: m === current ? 'current' : '', detail: MODE_INFO[m].description, mode: m }));
+    const picked = await vscode.window.showQuickPick(items, { title: 'lsp-agent: permission mode', placeHolder: 'What the agent may do without asking' });
+    if (picked && picked.mode !== current) await this.setMode(picked.mode);
+  }
 }
 
 async function withMentions(text: string, mentions: string[]): Promise<{ fullText: string; context?: EditorContext }> {
@@ -296,6 +450,26 @@ async function withMentions(text: string, mentions: string[]): Promise<{ fullTex
   }
   const fullText = files.length ? `${text}\n\nFiles mentioned: ${files.join(', ')}` : text;
   return { fullText, context };
+}
+
+/** Open a file (at a line) where it is already shown, else in the active group. */
+async function openAt(uriOrPath: string, line?: number): Promise<void> {
+  const root = vscode.workspace.workspaceFolders?.[0]?.uri;
+  const target = /^[a-z][\w+.-]+:/i.test(uriOrPath) ? vscode.Uri.parse(uriOrPath)
+    : uriOrPath.startsWith('/') || !root ? vscode.Uri.file(uriOrPath) : vscode.Uri.joinPath(root, uriOrPath);
+  const selection = line !== undefined ? new vscode.Range(line, 0, line, 0) : undefined;
+  await vscode.window.showTextDocument(target, { preview: true, viewColumn: columnShowing(target), ...(selection ? { selection } : {}) });
+}
+
+/** The editor group already holding this file, so no second copy opens elsewhere. */
+export function columnShowing(uri: vscode.Uri): vscode.ViewColumn | undefined {
+  const key = uri.toString();
+  const visible = vscode.window.visibleTextEditors.find((e) => e.document.uri.toString() === key);
+  if (visible?.viewColumn) return visible.viewColumn;
+  for (const group of vscode.window.tabGroups.all) {
+    if (group.tabs.some((t) => t.input instanceof vscode.TabInputText && t.input.uri.toString() === key)) return group.viewColumn;
+  }
+  return undefined;
 }
 
 async function mentionCandidates(query: string): Promise<{ label: string; value: string }[]> {
@@ -317,7 +491,7 @@ async function insertAtCursor(text: string): Promise<void> {
 }
 
 async function setApiKey(context: vscode.ExtensionContext, ext: Extension): Promise<void> {
-  const key = await vscode.window.showInputBox({ title: 'lsp-agent: API key', prompt: 'Kept in the editor\'s secret storage and passed to the server as ANTHROPIC_API_KEY', password: true, ignoreFocusOut: true });
+  const key = await vscode.window.showInputBox({ title: 'lsp-agent: API key', prompt: 'Your Anthropic API key (kept in the editor\'s secret storage and passed to the server as ANTHROPIC_API_KEY)', password: true, ignoreFocusOut: true });
   if (key === undefined) return;
   await context.secrets.store(SECRET_KEY, key.trim());
   ext.output.appendLine('API key updated; restarting the server');
@@ -326,21 +500,28 @@ async function setApiKey(context: vscode.ExtensionContext, ext: Extension): Prom
 
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
   const ext = new Extension(context);
+  extension = ext;
   context.subscriptions.push(
-    ext.output, ext.status, ext.server, ext.review,
+    ext.status, ext.server, ext.review,
     vscode.window.registerWebviewViewProvider(ChatViewProvider.viewId, ext.chat, { webviewOptions: { retainContextWhenHidden: true } }),
     ext.review.onDidChangeReview(() => ext.reviewChanged()),
     vscode.commands.registerCommand('lspAgent.openChat', () => ext.chat.reveal(false)),
     vscode.commands.registerCommand('lspAgent.setApiKey', () => setApiKey(context, ext)),
     vscode.commands.registerCommand('lspAgent.clearApiKey', async () => { await context.secrets.delete(SECRET_KEY); await ext.server.restart(); }),
-    vscode.commands.registerCommand('lspAgent.newSession', async () => { await ext.newSession(); await ext.chat.reveal(false); }),
+    // Show the panel first: creating the session may wait for a server that is still starting,
+    // and a late reveal would pull the panel back after the user moved on.
+    vscode.commands.registerCommand('lspAgent.newSession', async () => { await ext.chat.reveal(false); await ext.newSession(); }),
     vscode.commands.registerCommand('lspAgent.stop', () => ext.stop()),
     vscode.commands.registerCommand('lspAgent.restartServer', () => ext.server.restart()),
     vscode.commands.registerCommand('lspAgent.showLog', () => ext.output.show(true)),
-    vscode.commands.registerCommand('lspAgent.installServer', () => installServer()),
+    vscode.commands.registerCommand('lspAgent.installServer', async () => { if (await installServer(ext.output)) await ext.server.restart(); }),
+    vscode.commands.registerCommand('lspAgent.choosePython', () => vscode.commands.executeCommand('workbench.action.openSettings', 'lspAgent.pythonPath')),
+    vscode.commands.registerCommand('lspAgent.pickModel', () => ext.pickModelCommand()),
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (['pythonPath', 'baseUrl', 'model', 'pythonLanguageFeatures', 'serverArgs', 'serverEnv'].some((k) => e.affectsConfiguration(`lspAgent.${k}`))) void ext.server.restart();
     }),
+    // Last: disposed after the server, whose shutdown still writes to it.
+    ext.output,
   );
   await ext.server.start();
 }
@@ -353,6 +534,10 @@ async function prepareCommand(command: string, args: any[]): Promise<any[] | und
   return [{ ...args[0], ...(instruction.trim() ? { instruction: instruction.trim() } : {}) }, ...args.slice(1)];
 }
 
-export function deactivate(): void {
-  // Disposables stop the server.
+let extension: Extension | undefined;
+
+/** Stop the server before the output channel goes: a reload then logs no "Channel has been closed". */
+export async function deactivate(): Promise<void> {
+  await extension?.server.stop();
+  extension = undefined;
 }

@@ -28,7 +28,7 @@ export class ReviewController implements vscode.Disposable, vscode.CodeLensProvi
     overviewRulerLane: vscode.OverviewRulerLane.Left,
   });
   private readonly added = vscode.window.createTextEditorDecorationType({
-    after: { color: new vscode.ThemeColor('gitDecoration.addedResourceForeground'), margin: '0 0 0 2em', fontStyle: 'italic' },
+    after: { color: new vscode.ThemeColor('editor.foreground'), backgroundColor: new vscode.ThemeColor('diffEditor.insertedTextBackground'), margin: '0 0 0 2em' },
     overviewRulerColor: new vscode.ThemeColor('editorOverviewRuler.addedForeground'),
     overviewRulerLane: vscode.OverviewRulerLane.Left,
   });
@@ -134,11 +134,17 @@ export class ReviewController implements vscode.Disposable, vscode.CodeLensProvi
     const uri = vscode.Uri.parse(first.uri);
     if (vscode.window.visibleTextEditors.some((e) => e.document.uri.toString() === first.uri)) return;
     const doc = await vscode.workspace.openTextDocument(uri);
+    // Open in a tab: show it in its own group, not a second copy in another one.
+    const holding = vscode.window.tabGroups.all.find((g) => g.tabs.some((t) => t.input instanceof vscode.TabInputText && t.input.uri.toString() === first.uri));
     const active = vscode.window.activeTextEditor;
     const line = hunkSpan(first.hunks[0]).start;
     const selection = new vscode.Range(line, 0, line, 0);
     if (focus === 'reveal') {
-      await vscode.window.showTextDocument(doc, { selection, preview: true });
+      await vscode.window.showTextDocument(doc, { selection, preview: true, ...(holding ? { viewColumn: holding.viewColumn } : {}) });
+      return;
+    }
+    if (holding) {
+      await vscode.window.showTextDocument(doc, { viewColumn: holding.viewColumn, preserveFocus: true, preview: true, selection });
       return;
     }
     // Keep the user's place: beside the editor they are typing in, without moving the focus.
@@ -159,7 +165,7 @@ export class ReviewController implements vscode.Disposable, vscode.CodeLensProvi
     const added: vscode.DecorationOptions[] = [];
     const lastLine = editor.document.lineCount - 1;
     for (const { hunk } of hunks) {
-      const hover = hunkHover(hunk);
+      const hover = hunkHover(hunk, editor.document);
       for (const block of hunk.blocks) {
         if (block.removed) {
           const end = Math.min(block.line + block.removed - 1, lastLine);
@@ -186,8 +192,8 @@ export class ReviewController implements vscode.Disposable, vscode.CodeLensProvi
       const args = [uri, proposal.proposalId, hunk.id];
       const stale = hunk.touched ? ' (you edited here: the agent will merge or report a conflict)' : '';
       return [
-        new vscode.CodeLens(range, { title: '$(check) Accept', command: 'lspAgent.acceptHunk', arguments: args, tooltip: `Accept ${hunk.id}` }),
-        new vscode.CodeLens(range, { title: '$(close) Reject', command: 'lspAgent.rejectHunk', arguments: args, tooltip: `Reject ${hunk.id}` }),
+        new vscode.CodeLens(range, { title: '$(check) Accept', command: 'lspAgent.acceptHunk', arguments: args, tooltip: `Accept this change (${hunkStats(hunk)})` }),
+        new vscode.CodeLens(range, { title: '$(close) Reject', command: 'lspAgent.rejectHunk', arguments: args, tooltip: `Reject this change (${hunkStats(hunk)})` }),
         new vscode.CodeLens(range, { title: `${hunkStats(hunk)}${stale}`, command: 'lspAgent.openSideBySide', arguments: [uri] }),
       ];
     });
@@ -244,10 +250,15 @@ function proposedKey(proposalId: string, uri: string): string {
   return `${proposalId}\u0000${uri}`;
 }
 
-function hunkHover(hunk: HunkView): vscode.MarkdownString {
-  const lines = hunk.blocks.flatMap((b) => b.added.map((l) => `+${l}`));
-  const md = new vscode.MarkdownString(`**lsp-agent proposes** (${hunk.id}, ${hunkStats(hunk)})\n\n\`\`\`diff\n${lines.join('\n') || '(lines removed)'}\n\`\`\``);
-  return md;
+/** The whole change on hover: the lines it removes (from the buffer) and the lines it adds. */
+function hunkHover(hunk: HunkView, document: vscode.TextDocument): vscode.MarkdownString {
+  const lines = hunk.blocks.flatMap((b) => {
+    const removed: string[] = [];
+    for (let i = b.line; i < b.line + b.removed && i < document.lineCount; i++) removed.push(`-${document.lineAt(i).text}`);
+    return [...removed, ...b.added.map((l) => `+${l}`)];
+  });
+  const fence = '`'.repeat(Math.max(3, ...[...lines.join('\n').matchAll(/`+/g)].map((m) => m[0].length + 1)));
+  return new vscode.MarkdownString(`**lsp-agent proposes** (${hunkStats(hunk)})\n\n${fence}diff\n${lines.join('\n')}\n${fence}`);
 }
 
 async function currentText(uri: string): Promise<string> {

@@ -1,10 +1,10 @@
 // Starts `python -m lsp_agent serve` through vscode-languageclient and keeps it running.
 
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import * as vscode from 'vscode';
 import {
-  CloseAction, ErrorAction, LanguageClient, State, type ErrorHandler, type LanguageClientOptions,
-  type ServerOptions,
+  CloseAction, ErrorAction, LanguageClient, State, type ClientCapabilities, type ErrorHandler,
+  type LanguageClientOptions, type ServerOptions, type StaticFeature,
 } from 'vscode-languageclient/node';
 import { isCompatibleProtocol, type InitializationOptions, type Mode } from './shared/protocol';
 
@@ -13,13 +13,37 @@ const CHECK_TIMEOUT_MS = 20_000;
 const MAX_BACKOFF_MS = 30_000;
 const STABLE_AFTER_MS = 60_000;
 
+/** The interpreter the server runs with, and where that choice came from (said in the log). */
+export interface Interpreter { path: string; source: string }
+
+/** The client, with a normal exit logged as such instead of as an error. */
+class AgentLanguageClient extends LanguageClient {
+  override error(message: string, data?: unknown, showNotification?: boolean | 'force'): void {
+    if (/^Server process exited with code 0\.?$/.test(message)) {
+      this.info('The server process ended normally.');
+      return;
+    }
+    super.error(message, data, showNotification);
+  }
+}
+
+/** The panel and the single status item show a turn's progress: no second, work-done one. */
+const NO_WORK_DONE_PROGRESS: StaticFeature = {
+  fillClientCapabilities(capabilities: ClientCapabilities): void {
+    if (capabilities.window) capabilities.window.workDoneProgress = false;
+  },
+  initialize(): void {},
+  getState: () => ({ kind: 'static' }),
+  clear(): void {},
+};
+
 export interface ServerHooks {
   /** Called with each new running client, to register handlers on it. */
   onClient(client: LanguageClient): void;
   /** The server process ended; a new one starts in restartInMs. */
   onStopped(restartInMs: number): void;
   /** lsp_agent is not importable by the interpreter: the server cannot start. */
-  onMissing(): void;
+  onMissing(python: string): void;
   /** Before a server command (lspAgent.fix/explain/change) runs: adjust its arguments, or cancel. */
   prepareCommand(command: string, args: any[]): Promise<any[] | undefined>;
   /** A server command started a session. */
@@ -32,7 +56,13 @@ export class ServerManager implements vscode.Disposable {
   private restartTimer: NodeJS.Timeout | undefined;
   private startedAt = 0;
   private disposed = false;
-  private missingShown = false;
+  /** The "not installed" notification while it is up: closed when the server starts. */
+  private missingNotice: { python: string; close: () => void } | undefined;
+  /** Restarts run one after another; a burst of setting changes makes one restart. */
+  private restartChain: Promise<void> = Promise.resolve();
+  private restartQueued = false;
+  /** The interpreter the running (or last started) server uses. */
+  python: Interpreter | undefined;
 
   constructor(
     private readonly context: vscode.ExtensionContext,
@@ -42,19 +72,23 @@ export class ServerManager implements vscode.Disposable {
 
   async start(): Promise<void> {
     if (this.disposed) return;
-    const python = await resolvePython();
+    const interpreter = await resolvePython();
+    this.python = interpreter;
+    const python = interpreter.path;
     const missing = await checkInstalled(python);
     if (missing) {
-      this.output.appendLine(`lsp-agent is not importable by ${python}: ${missing}`);
-      this.hooks.onMissing();
-      void this.offerInstall(python);
+      this.output.appendLine(`lsp-agent is not importable by ${python} (${interpreter.source}): ${missing}`);
+      this.hooks.onMissing(python);
+      this.showMissing(python);
       return;
     }
+    this.closeMissing();
     const env = await this.serverEnv();
     const args = ['-m', 'lsp_agent', ...settings().get<string[]>('serverArgs', []), 'serve'];
-    this.output.appendLine(`starting: ${python} ${args.join(' ')}`);
+    this.output.appendLine(`starting: ${python} ${args.join(' ')} (interpreter from ${interpreter.source})`);
     const serverOptions: ServerOptions = { command: python, args, options: { env } };
-    const client = new LanguageClient('lspAgent', 'lsp-agent', serverOptions, this.clientOptions());
+    const client = new AgentLanguageClient('lspAgent', 'lsp-agent', serverOptions, this.clientOptions());
+    client.registerFeature(NO_WORK_DONE_PROGRESS);
     this.client = client;
     this.startedAt = Date.now();
     try {
@@ -72,11 +106,19 @@ export class ServerManager implements vscode.Disposable {
     this.hooks.onClient(client);
   }
 
-  async restart(): Promise<void> {
-    clearTimeout(this.restartTimer);
-    await this.stop();
-    this.restarts = 0;
-    await this.start();
+  /** Stop and start again, after any restart already under way; bursts collapse into one. */
+  restart(): Promise<void> {
+    if (this.restartQueued) return this.restartChain;
+    this.restartQueued = true;
+    const run = async () => {
+      this.restartQueued = false;
+      clearTimeout(this.restartTimer);
+      await this.stop();
+      this.restarts = 0;
+      await this.start();
+    };
+    this.restartChain = this.restartChain.then(run, run);
+    return this.restartChain;
   }
 
   async stop(): Promise<void> {
@@ -90,6 +132,7 @@ export class ServerManager implements vscode.Disposable {
   dispose(): void {
     this.disposed = true;
     clearTimeout(this.restartTimer);
+    this.closeMissing();
     void this.stop();
   }
 
@@ -154,16 +197,29 @@ export class ServerManager implements vscode.Disposable {
     return env;
   }
 
-  private async offerInstall(python: string): Promise<void> {
-    if (this.missingShown) return;
-    this.missingShown = true;
-    const choice = await vscode.window.showErrorMessage(
-      `lsp-agent is not installed for ${python}. Install it into that environment, or choose another interpreter.`,
-      'Install', 'Choose Interpreter', 'Show Log');
-    this.missingShown = false;
-    if (choice === 'Install') await vscode.commands.executeCommand('lspAgent.installServer');
-    if (choice === 'Choose Interpreter') await vscode.commands.executeCommand('workbench.action.openSettings', 'lspAgent.pythonPath');
-    if (choice === 'Show Log') this.output.show(true);
+  /**
+   * Say that the interpreter lacks lsp-agent, with one-click fixes, in a notification that closes
+   * by itself once the server starts (a progress notification: plain ones cannot be closed).
+   */
+  private showMissing(python: string): void {
+    if (this.missingNotice?.python === python) return;
+    this.closeMissing();
+    let close = () => {};
+    const closed = new Promise<void>((resolve) => { close = resolve; });
+    this.missingNotice = { python, close };
+    void vscode.window.withProgress({
+      location: vscode.ProgressLocation.Notification, cancellable: true,
+      title: `lsp-agent is not installed for ${python}`,
+    }, (progress, token) => {
+      progress.report({ message: '[Install it there](command:lspAgent.installServer) · [Choose another interpreter](command:lspAgent.choosePython) · [Show log](command:lspAgent.showLog)' });
+      token.onCancellationRequested(close);
+      return closed;
+    });
+  }
+
+  private closeMissing(): void {
+    this.missingNotice?.close();
+    this.missingNotice = undefined;
   }
 }
 
@@ -172,8 +228,8 @@ export function settings(): vscode.WorkspaceConfiguration {
 }
 
 /** The configured interpreter, else the Python extension's selected one, else python3. */
-export async function resolvePython(): Promise<string> {
-  const configured = settings().get<string>('pythonPath', '').trim();
+export async function resolvePython(): Promise<Interpreter> {
+  const configured = configuredPython();
   if (configured) return configured;
   const ext = vscode.extensions.getExtension('ms-python.python');
   if (ext) {
@@ -181,12 +237,28 @@ export async function resolvePython(): Promise<string> {
       const api = ext.isActive ? ext.exports : await ext.activate();
       const folder = vscode.workspace.workspaceFolders?.[0]?.uri;
       const active = api?.environments?.getActiveEnvironmentPath?.(folder);
-      if (active?.path) return active.path as string;
+      if (active?.path) return { path: active.path as string, source: 'the Python extension' };
     } catch {
       // The Python extension failed; fall through to the default.
     }
   }
-  return 'python3';
+  return { path: 'python3', source: 'the default (lspAgent.pythonPath is empty)' };
+}
+
+/**
+ * lspAgent.pythonPath from the most specific level that sets it. Read level by level: a value
+ * set in the user settings must not be lost because another level (or another setting) changed.
+ */
+function configuredPython(): Interpreter | undefined {
+  const found = settings().inspect<string>('pythonPath');
+  const levels: [string | undefined, string][] = [
+    [found?.workspaceFolderValue, 'the folder settings'], [found?.workspaceValue, 'the workspace settings'],
+    [found?.globalValue, 'the user settings'], [settings().get<string>('pythonPath'), 'the settings'],
+  ];
+  for (const [value, where] of levels) {
+    if (typeof value === 'string' && value.trim()) return { path: value.trim(), source: `lspAgent.pythonPath in ${where}` };
+  }
+  return undefined;
 }
 
 /** Empty string when lsp_agent imports, else why not (bounded in time). */
@@ -199,14 +271,32 @@ export function checkInstalled(python: string): Promise<string> {
   });
 }
 
-export async function installServer(): Promise<void> {
-  const python = await resolvePython();
+/**
+ * pip-install lsp-agent into the interpreter the server uses, showing progress, with pip's output
+ * in the Output channel; true when it worked. Bounded: the user can cancel it (pip is killed).
+ */
+export async function installServer(output: vscode.OutputChannel): Promise<boolean> {
+  const python = (await resolvePython()).path;
   const target = settings().get<string>('installSource', 'lsp-agent') || 'lsp-agent';
-  const terminal = vscode.window.createTerminal({ name: 'lsp-agent install' });
-  terminal.show();
-  terminal.sendText(`${quote(python)} -m pip install ${quote(target)}`);
-  const done = await vscode.window.showInformationMessage('When the installation has finished, restart the server.', 'Restart Server');
-  if (done) await vscode.commands.executeCommand('lspAgent.restartServer');
+  output.appendLine(`installing: ${python} -m pip install ${quote(target)}`);
+  return vscode.window.withProgress({
+    location: vscode.ProgressLocation.Notification, title: `Installing lsp-agent into ${python}…`, cancellable: true,
+  }, (_progress, token) => new Promise<boolean>((resolve) => {
+    const child = spawn(python, ['-m', 'pip', 'install', target], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const log = (data: Buffer) => output.append(data.toString());
+    child.stdout.on('data', log);
+    child.stderr.on('data', log);
+    token.onCancellationRequested(() => child.kill());
+    child.on('error', (err) => { output.appendLine(`install failed: ${err.message}`); resolve(false); });
+    child.on('close', (code) => {
+      output.appendLine(`pip exited with code ${code}`);
+      if (code !== 0 && !token.isCancellationRequested) {
+        void vscode.window.showErrorMessage(`lsp-agent: pip could not install lsp-agent into ${python} (exit code ${code}).`, 'Show Log')
+          .then((choice) => choice && output.show(true));
+      }
+      resolve(code === 0);
+    });
+  }));
 }
 
 function quote(s: string): string {

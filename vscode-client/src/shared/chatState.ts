@@ -12,11 +12,36 @@ export interface ToolCard {
   input?: Record<string, unknown>;
   status: ToolStatus;
   result?: string;
-  permission?: { reason: string; answered?: 'allow' | 'deny'; source?: string };
+  permission?: { reason: string; answered?: 'allow' | 'deny'; source?: string; message?: string };
+  /** Seconds since the epoch, from the server's tool_result (for the run's duration). */
+  startedAt?: number;
+  finishedAt?: number;
+  /** The proposal this call made (Edit, Write): its card shows the diff and the review state. */
+  proposalId?: string;
 }
 
 export interface TextBlock { kind: 'text'; role: 'user' | 'assistant'; text: string }
-export interface NoticeBlock { kind: 'notice'; level: 'info' | 'warning' | 'error'; text: string }
+/** What a notice offers to do about it. */
+export type NoticeAction = 'retry' | 'settings' | 'apiKey';
+export interface NoticeBlock {
+  kind: 'notice'; level: 'info' | 'warning' | 'error'; text: string;
+  /** The model endpoint could not be reached: the panel names the URL. */
+  endpoint?: boolean;
+  /** A retry in progress: replaced by the next retry, the error, or dropped when the answer comes. */
+  retry?: boolean;
+  actions?: NoticeAction[];
+}
+
+/** Under each answer: which model answered, its tokens and what the turn cost. */
+export interface TurnSummary {
+  kind: 'turn';
+  models: string[];
+  inputTokens: number;
+  outputTokens: number;
+  cacheReadTokens: number;
+  usd?: number;
+  stopReason: string;
+}
 export interface ProposalBlock {
   kind: 'proposal';
   proposalId: string;
@@ -30,7 +55,15 @@ export interface ProposalBlock {
 /** A turn a Stop hook started after the previous one of the same prompt: shown instead of a user message. */
 export interface ContinuationBlock { kind: 'continuation'; reason: string }
 
-export type Block = TextBlock | ToolCard | NoticeBlock | ProposalBlock | ContinuationBlock;
+export type Block = TextBlock | ToolCard | NoticeBlock | ProposalBlock | ContinuationBlock | TurnSummary;
+
+/** What the context meter shows (agent/context, refreshed by context_pressure events). */
+export interface ContextInfo {
+  totalTokens: number;
+  windowTokens: number;
+  ratio: number;
+  parts?: Record<string, number>;
+}
 
 export interface PendingPermission extends PermissionRequest { requestId: string }
 
@@ -50,6 +83,14 @@ export interface SessionView {
   usage: { input: number; output: number };
   /** The agent's latest todo list (its plan); empty when it has none. */
   todos: TodoItem[];
+  /** What the session has cost so far (the latest ``cost`` event). */
+  costUsd?: number;
+  /** Models that answered in the running turn, and the turn's cost once known. */
+  turnModels: string[];
+  turnCostUsd?: number;
+  context?: ContextInfo;
+  /** The turn is being retried: the panel says so until the next answer arrives. */
+  retrying?: { attempt: number; delaySeconds: number; reason: string };
 }
 
 export interface ChatState {
@@ -66,6 +107,8 @@ export type ChatAction =
   | { type: 'permissionRequested'; request: PendingPermission }
   | { type: 'permissionAnswered'; requestId: string; decision: 'allow' | 'deny' }
   | { type: 'mode'; sessionId: string; mode: Mode }
+  | { type: 'model'; sessionId: string; model: string }
+  | { type: 'context'; sessionId: string; context: ContextInfo }
   | { type: 'notice'; sessionId: string; level: NoticeBlock['level']; text: string }
   /** The panel sent `agent/prompt` (true) or it answered (false); false also ends a turn shown as running. */
   | { type: 'busy'; sessionId: string; busy: boolean };
@@ -75,7 +118,7 @@ export const emptyState = (): ChatState => ({ sessions: {}, order: [] });
 function newSession(sessionId: string, mode: Mode, model: string, title = 'New session'): SessionView {
   return {
     sessionId, title, mode, model, busy: false, promptPending: false, blocks: [], lastSeq: 0, permissions: [],
-    requestStart: 0, usage: { input: 0, output: 0 }, todos: [],
+    requestStart: 0, usage: { input: 0, output: 0 }, todos: [], turnModels: [],
   };
 }
 
@@ -115,6 +158,10 @@ export function reduce(state: ChatState, action: ChatAction): ChatState {
       }));
     case 'mode':
       return update(state, action.sessionId, (s) => ({ ...s, mode: action.mode }));
+    case 'model':
+      return update(state, action.sessionId, (s) => ({ ...s, model: action.model }));
+    case 'context':
+      return update(state, action.sessionId, (s) => ({ ...s, context: action.context }));
     case 'busy':
       return update(state, action.sessionId, (s) => ({ ...s, busy: action.busy, promptPending: action.busy }));
     case 'notice':
@@ -132,13 +179,17 @@ function update(state: ChatState, sessionId: string, fn: (s: SessionView) => Ses
   return { ...state, sessions: { ...state.sessions, [sessionId]: fn(s) } };
 }
 
-function lastLine(text: string): string {
-  const lines = text.trim().split('\n');
-  return lines[lines.length - 1] ?? '';
-}
+/** Prompts the editor writes for the user ("Fix with agent" ...) and the title each gets. */
+const EDITOR_PROMPTS: [RegExp, (m: RegExpExecArray) => string][] = [
+  [/^Fix this problem the editor reports: (.*)/, (m) => `Fix: ${m[1]}`],
+  [/^Explain what the selected code does/, () => 'Explain the selection'],
+];
 
+/** A session's title: the user's first words, or what the editor asked for them. */
 export function titleOf(text: string): string {
-  const line = text.trim().split('\n')[0];
+  const first = text.trim().split('\n')[0] ?? '';
+  const known = EDITOR_PROMPTS.map(([re, title]) => { const m = re.exec(first); return m && title(m); }).find(Boolean);
+  const line = (known || first).trim();
   return line.length > 48 ? `${line.slice(0, 47)}…` : line || 'New session';
 }
 
@@ -164,13 +215,14 @@ function applySessionEvent(s: SessionView, event: AgentEvent): SessionView {
       const last = s.blocks[s.blocks.length - 1];
       const typed = last?.kind === 'text' && last.role === 'user';
       const blocks: Block[] = typed ? s.blocks : [...s.blocks, { kind: 'text', role: 'user', text: event.prompt }];
-      const title = s.blocks.length || typed ? s.title : titleOf(lastLine(event.prompt));
-      return { ...s, busy: true, blocks, title, requestStart: blocks.length };
+      const title = s.blocks.length || typed ? s.title : titleOf(event.prompt);
+      return { ...s, busy: true, blocks, title, requestStart: blocks.length, turnModels: [], turnCostUsd: undefined };
     }
     case 'model_request':
-      return { ...s, model: event.model || s.model, requestStart: s.blocks.length };
+      return { ...s, model: event.model || s.model, requestStart: s.blocks.length,
+        turnModels: event.model && !s.turnModels.includes(event.model) ? [...s.turnModels, event.model] : s.turnModels };
     case 'text_delta':
-      return { ...s, blocks: appendText(s.blocks, event.text) };
+      return { ...s, retrying: undefined, blocks: appendText(s.retrying ? withoutRetries(s.blocks) : s.blocks, event.text) };
     case 'tool_call_started':
       return { ...s, blocks: [...s.blocks, { kind: 'tool', toolUseId: event.toolUseId, name: event.name, status: 'streaming' }] };
     case 'tool_input_complete':
@@ -182,15 +234,20 @@ function applySessionEvent(s: SessionView, event: AgentEvent): SessionView {
     case 'permission_decided':
       return patchTool(s, event.toolUseId, (t) => ({
         status: event.decision === 'deny' ? 'error' : t.status === 'waiting' ? 'running' : t.status,
-        permission: { reason: t.permission?.reason ?? '', answered: event.decision, source: event.source },
+        permission: { reason: t.permission?.reason ?? '', answered: event.decision, source: event.source,
+          ...(event.message ? { message: event.message } : {}) },
       }));
     case 'tool_result':
-      return patchTool(s, event.toolUseId, { status: event.isError ? 'error' : 'done', result: event.content });
-    case 'proposal_created':
-      return { ...s, blocks: [...s.blocks, {
+      return patchTool(s, event.toolUseId, { status: event.isError ? 'error' : 'done', result: event.content,
+        ...(event.startedAt ? { startedAt: event.startedAt, finishedAt: event.finishedAt } : {}) });
+    case 'proposal_created': {
+      // The proposal also lives in its tool card (Edit, Write), which shows its diff and state.
+      const linked = patchTool(s, event.toolUseId, { proposalId: event.proposalId });
+      return { ...linked, blocks: [...linked.blocks, {
         kind: 'proposal', proposalId: event.proposalId, files: event.files, autoApply: event.autoApply,
         status: 'pending', accepted: [], rejected: [],
       }] };
+    }
     case 'proposal_resolved':
       return { ...s, blocks: s.blocks.map((b) => b.kind === 'proposal' && b.proposalId === event.proposalId
         ? { ...b, status: event.status, accepted: event.accepted, rejected: event.rejected } : b) };
@@ -199,23 +256,77 @@ function applySessionEvent(s: SessionView, event: AgentEvent): SessionView {
         input: s.usage.input + event.usage.inputTokens + event.usage.cacheReadInputTokens + event.usage.cacheCreationInputTokens,
         output: s.usage.output + event.usage.outputTokens,
       } };
-    case 'retrying':
-      return { ...s, blocks: [...s.blocks.slice(0, s.requestStart), { kind: 'notice', level: 'warning',
-        text: `Retrying in ${event.delaySeconds}s (${event.reason})` }] };
+    case 'retrying': {
+      // Said at once, with the reason: a connection failure names the endpoint and offers its setting.
+      const endpoint = isConnectionFailure(event.reason);
+      const reason = event.reason.replace(/\.\s*$/, '');
+      return { ...s, retrying: { attempt: event.attempt, delaySeconds: event.delaySeconds, reason: event.reason },
+        blocks: [...withoutRetries(s.blocks.slice(0, s.requestStart)), { kind: 'notice', level: endpoint ? 'error' : 'warning', endpoint, retry: true,
+          text: `${endpoint ? 'Cannot reach the model endpoint' : 'The model request failed'}: ${reason}. ` +
+            `Retrying in ${event.delaySeconds}s (attempt ${event.attempt}).`,
+          actions: endpoint ? ['settings'] : [] }] };
+    }
     case 'model_fallback':
       return { ...s, model: event.toModel, blocks: [...s.blocks.slice(0, s.requestStart), { kind: 'notice', level: 'warning',
         text: `Switched to ${event.toModel}: ${event.reason}` }] };
     case 'error':
-      return { ...s, blocks: [...s.blocks, { kind: 'notice', level: 'error', text: event.message }] };
+      return { ...s, retrying: undefined, blocks: [...withoutRetries(s.blocks), errorNotice(event.kind, event.message)] };
+    case 'cost':
+      return { ...s, costUsd: event.session.usd, turnCostUsd: event.turn.usd };
+    case 'context_pressure':
+      return { ...s, context: { ...s.context, totalTokens: event.usedTokens, windowTokens: event.windowTokens, ratio: event.ratio } };
     case 'todos_updated':
       return { ...s, todos: validTodos(event.todos) };
-    case 'turn_ended':
+    case 'turn_ended': {
       // A Stop hook may start another turn of the same prompt: the prompt's answer ends the work.
-      return { ...s, busy: s.promptPending, permissions: [], blocks: event.stopReason === 'end_turn' ? s.blocks
-        : [...s.blocks, { kind: 'notice', level: event.stopReason === 'error' ? 'error' : 'info', text: `Stopped: ${event.stopReason}` }] };
+      const said = STOP_WORDS[event.stopReason];
+      const last = s.blocks[s.blocks.length - 1];
+      const erred = event.stopReason === 'error' && last?.kind === 'notice' && last.level === 'error'; // said already
+      const notice: Block[] = said && !erred ? [{ kind: 'notice', level: event.stopReason === 'error' ? 'error' : 'info', text: said,
+        ...(event.stopReason === 'error' ? { actions: ['retry'] as NoticeAction[] } : {}) }] : [];
+      const summary: TurnSummary = {
+        kind: 'turn', models: s.turnModels, stopReason: event.stopReason,
+        inputTokens: event.usage.inputTokens + event.usage.cacheReadInputTokens + event.usage.cacheCreationInputTokens,
+        outputTokens: event.usage.outputTokens, cacheReadTokens: event.usage.cacheReadInputTokens,
+        ...(s.turnCostUsd !== undefined ? { usd: s.turnCostUsd } : {}),
+      };
+      const answered = s.turnModels.length > 0 && (summary.inputTokens > 0 || summary.outputTokens > 0);
+      return { ...s, busy: s.promptPending, permissions: [], retrying: undefined,
+        blocks: [...s.blocks, ...notice, ...(answered ? [summary] : [])] };
+    }
     default:
       return s;
   }
+}
+
+/** How a turn that did not simply end is told to the user (end_turn says nothing). */
+const STOP_WORDS: Record<string, string> = {
+  cancelled: 'Stopped by you.',
+  error: 'The turn stopped because of an error.',
+  max_turns: 'Stopped: the turn used all the tool rounds it may use.',
+  refusal: 'The model declined to answer.',
+};
+
+/** Error kinds of the server (ModelFailure) and what the panel offers for each. */
+const ERROR_ACTIONS: Record<string, NoticeAction[]> = {
+  auth: ['apiKey', 'settings'],
+  not_found: ['settings', 'retry'],
+  rate_limited: ['retry'],
+};
+
+export function isConnectionFailure(reason: string): boolean {
+  return /connection|connect|unreachable|timed out|timeout|name resolution|ECONNREFUSED/i.test(reason);
+}
+
+function withoutRetries(blocks: Block[]): Block[] {
+  return blocks.filter((b) => !(b.kind === 'notice' && b.retry));
+}
+
+function errorNotice(kind: string, message: string): NoticeBlock {
+  const endpoint = isConnectionFailure(message);
+  if (endpoint) return { kind: 'notice', level: 'error', endpoint, text: `Cannot reach the model endpoint: ${message}`, actions: ['retry', 'settings'] };
+  if (kind === 'auth') return { kind: 'notice', level: 'error', text: `The model endpoint refused the API key: ${message.replace(/^The model endpoint refused the credentials: /, '').replace(/\. Check the API key\.$/, '')}`, actions: ERROR_ACTIONS.auth };
+  return { kind: 'notice', level: 'error', text: message, actions: ERROR_ACTIONS[kind] ?? ['retry'] };
 }
 
 /** The hook's reason, without the wrapper the model sees. */
@@ -264,7 +375,7 @@ export function restoreState(saved: unknown): ChatState {
   for (const [id, s] of Object.entries(raw.sessions)) {
     sessions[id] = {
       ...newSession(id, s.mode, s.model, s.title), ...s,
-      busy: false, promptPending: false, permissions: [], todos: validTodos(s.todos),
+      busy: false, promptPending: false, permissions: [], todos: validTodos(s.todos), turnModels: [], retrying: undefined,
     };
   }
   return { ...raw, sessions, order: raw.order.filter((id) => sessions[id]) };
@@ -276,12 +387,33 @@ export function currentActivity(session: SessionView): string | undefined {
   return doing ? doing.activeForm ?? doing.content : undefined;
 }
 
-/** What the status bar shows. */
-export function overallStatus(state: ChatState): 'idle' | 'working' | 'approval' {
-  const sessions = Object.values(state.sessions);
-  if (sessions.some((s) => s.permissions.length > 0)) return 'approval';
-  if (sessions.some((s) => s.blocks.some((b) => b.kind === 'proposal' && b.status === 'pending' && !b.autoApply))) return 'approval';
-  return sessions.some((s) => s.busy) ? 'working' : 'idle';
+/** One vocabulary for the status bar, the panel and the cards. */
+export type SessionStatus = 'permission' | 'review' | 'running' | 'idle';
+export const STATUS_TEXT: Record<SessionStatus, string> = {
+  permission: 'Waiting for your permission',
+  review: 'Waiting for your review',
+  running: 'Working',
+  idle: 'Idle',
+};
+
+/** A proposal waiting for the user's verdict. */
+export function awaitsReview(b: Block): b is ProposalBlock {
+  return b.kind === 'proposal' && b.status === 'pending' && !b.autoApply;
+}
+
+/** What one session waits for: the user before the agent. */
+export function sessionStatus(s: SessionView): SessionStatus {
+  if (s.permissions.length > 0) return 'permission';
+  if (s.blocks.some(awaitsReview)) return 'review';
+  return s.busy ? 'running' : 'idle';
+}
+
+const STATUS_ORDER: SessionStatus[] = ['permission', 'review', 'running', 'idle'];
+
+/** What the status bar shows: the most urgent status of any session. */
+export function overallStatus(state: ChatState): SessionStatus {
+  const all = Object.values(state.sessions).map(sessionStatus);
+  return STATUS_ORDER.find((st) => all.includes(st)) ?? 'idle';
 }
 
 /** A one-line summary of a tool call's input for its card header. */

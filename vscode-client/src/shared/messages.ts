@@ -17,7 +17,13 @@ export type FromWebview =
   | { type: 'setModel'; model: string }
   | { type: 'permission'; requestId: string; decision: 'allow' | 'deny'; remember: boolean; message?: string }
   | { type: 'review'; proposalId: string; decision: Decision }
-  | { type: 'openFile'; uri: string }
+  | { type: 'openFile'; uri: string; line?: number }
+  | { type: 'pickMode' }
+  | { type: 'pickModel' }
+  | { type: 'retry' }
+  | { type: 'openSettings'; query?: string }
+  | { type: 'setApiKey' }
+  | { type: 'install' }
   | { type: 'sideBySide'; uri: string }
   | { type: 'copy'; text: string }
   | { type: 'insert'; text: string }
@@ -30,4 +36,10 @@ export interface ViewModel {
   models: string[];
   model: string;
   server: 'starting' | 'running' | 'restarting' | 'stopped' | 'missing';
+  /** The model endpoint (lspAgent.baseUrl, else Anthropic's), named in connection errors. */
+  endpoint: string;
+  /** The interpreter of the server, named when lsp-agent is missing there. */
+  python?: string;
+  /** The first workspace folder's path: tool cards show paths relative to it. */
+  workspaceRoot?: string;
 }

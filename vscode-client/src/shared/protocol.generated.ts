@@ -41,6 +41,7 @@ export interface LspAgentProtocol {
   SelectionArguments: SelectionArguments;
   SessionParams: SessionParams;
   SetModeParams: SetModeParams;
+  SetModelParams: SetModelParams;
 }
 export interface TurnStarted {
   prompt: string;
@@ -375,5 +376,9 @@ export interface SessionParams {
 }
 export interface SetModeParams {
   mode: 'default' | 'plan' | 'acceptEdits' | 'dontAsk' | 'bypassPermissions';
+  sessionId: string;
+}
+export interface SetModelParams {
+  model: string;
   sessionId: string;
 }

@@ -13,6 +13,8 @@ export const Methods = {
   prompt: 'agent/prompt',
   cancel: 'agent/cancel',
   setMode: 'agent/setMode',
+  setModel: 'agent/setModel',
+  context: 'agent/context',
   review: 'agent/review',
   listSessions: 'agent/listSessions',
   event: 'agent/event',
@@ -30,12 +32,21 @@ export const BridgeMethods = {
 
 export type {
   AgentEvent, EditorContext, InitializationOptions, NewSessionParams, NewSessionResult, PromptParams,
-  ReviewParams, SessionParams, SetModeParams, Usage,
+  ReviewParams, SessionParams, SetModeParams, SetModelParams, Usage,
 } from './protocol.generated';
 
 export type Mode = wire.SetModeParams['mode'];
 /** The modes in the order the chat panel offers them; every mode of the server is listed. */
 export const MODES = ['default', 'acceptEdits', 'plan', 'dontAsk', 'bypassPermissions'] as const satisfies readonly Mode[];
+
+/** How the pickers and the panel name each mode, and what it lets the agent do (docs/security.md). */
+export const MODE_INFO: Record<Mode, { label: string; description: string }> = {
+  default: { label: 'Ask first', description: 'Review every edit; ask before commands' },
+  acceptEdits: { label: 'Auto-apply edits', description: 'Apply edits at once; ask before commands' },
+  plan: { label: 'Plan only', description: 'Read and plan; no edits, no commands' },
+  dontAsk: { label: 'Never ask', description: 'Only what allow rules permit; refuse the rest' },
+  bypassPermissions: { label: 'Full access', description: 'Edit and run everything without asking' },
+};
 
 export type ProposalHunk = wire.HunkView;
 export type ProposalFile = wire.FileChangeView;
@@ -74,6 +85,16 @@ export interface ReviewResult {
   conflictDetails: string[];
 }
 
+/** ``agent/context``: what the next request would hold (a plain dict on the server). */
+export interface ContextReport {
+  totalTokens: number;
+  windowTokens: number;
+  ratio: number;
+  parts: Record<string, number>;
+  level: string;
+  cost?: { usd: number };
+}
+
 export interface SessionInfo {
   sessionId: string;
   workspaceUri: string;
@@ -89,6 +110,8 @@ export interface Requests {
   [Methods.prompt]: { params: wire.PromptParams; result: PromptResult };
   [Methods.cancel]: { params: wire.SessionParams; result: { cancelled: boolean } };
   [Methods.setMode]: { params: wire.SetModeParams; result: { mode: Mode } };
+  [Methods.setModel]: { params: wire.SetModelParams; result: { model: string } };
+  [Methods.context]: { params: wire.SessionParams; result: ContextReport };
   [Methods.review]: { params: wire.ReviewParams; result: ReviewResult };
   [Methods.listSessions]: { params: Record<string, never>; result: { sessions: SessionInfo[] } };
 }

@@ -1,70 +1,120 @@
 // The chat panel's UI. It renders snapshots from the extension host and posts the user's intents
-// back; it owns only view state (draft text, open cards, scroll), kept with setState.
+// back; it owns only view state (draft text, cards the user opened or closed, scroll), kept with
+// setState. The transcript is rendered block by block: only blocks whose HTML changed are
+// replaced, so focus, selection and screen readers are not disturbed by streamed text.
 
 import DOMPurify from 'dompurify';
+import hljs from 'highlight.js/lib/core';
+import bash from 'highlight.js/lib/languages/bash';
+import css from 'highlight.js/lib/languages/css';
+import go from 'highlight.js/lib/languages/go';
+import java from 'highlight.js/lib/languages/java';
+import javascript from 'highlight.js/lib/languages/javascript';
+import json from 'highlight.js/lib/languages/json';
+import markdownLang from 'highlight.js/lib/languages/markdown';
+import python from 'highlight.js/lib/languages/python';
+import rust from 'highlight.js/lib/languages/rust';
+import typescript from 'highlight.js/lib/languages/typescript';
+import xml from 'highlight.js/lib/languages/xml';
+import yaml from 'highlight.js/lib/languages/yaml';
 import MarkdownIt from 'markdown-it';
-import type { Block, ChatState, ContinuationBlock, PendingPermission, ProposalBlock, SessionView, ToolCard } from '../shared/chatState';
-import { currentActivity, toolSummary } from '../shared/chatState';
+import type {
+  Block, ChatState, ContinuationBlock, NoticeBlock, PendingPermission, ProposalBlock, SessionView, ToolCard, TurnSummary,
+} from '../shared/chatState';
+import { awaitsReview, currentActivity, sessionStatus, STATUS_TEXT, toolSummary } from '../shared/chatState';
 import type { ViewModel } from '../shared/messages';
-import { MODES, type TodoItem } from '../shared/protocol';
+import { MODE_INFO, type ProposalFile, type TodoItem } from '../shared/protocol';
+import {
+  duration, humanError, locations, OUTCOME_VIEW, outcomeOf, proposalOf, relativePath, resultCount, shellRun, tokens, usd,
+} from '../shared/toolView';
 
 declare function acquireVsCodeApi(): { postMessage(msg: unknown): void; getState(): any; setState(s: unknown): void };
 
+const LANGUAGES: Record<string, unknown> = { bash, css, go, java, javascript, json, markdown: markdownLang, python, rust, typescript, xml, yaml };
+for (const [name, lang] of Object.entries(LANGUAGES)) hljs.registerLanguage(name, lang as Parameters<typeof hljs.registerLanguage>[1]);
+const EXTENSION_LANGUAGE: Record<string, string> = {
+  py: 'python', js: 'javascript', mjs: 'javascript', cjs: 'javascript', jsx: 'javascript', ts: 'typescript', tsx: 'typescript',
+  json: 'json', sh: 'bash', bash: 'bash', css: 'css', go: 'go', java: 'java', rs: 'rust', md: 'markdown', html: 'xml', xml: 'xml',
+  yml: 'yaml', yaml: 'yaml', toml: 'yaml',
+};
+const ALIASES: Record<string, string> = { py: 'python', js: 'javascript', ts: 'typescript', sh: 'bash', shell: 'bash', console: 'bash', html: 'xml', yml: 'yaml' };
+
 const vscode = acquireVsCodeApi();
 const md = new MarkdownIt({ html: false, linkify: false, breaks: false });
-const codeBlocks: string[] = [];
-md.renderer.rules.fence = (tokens, idx) => {
-  const token = tokens[idx];
-  const index = codeBlocks.push(token.content) - 1;
-  const lang = md.utils.escapeHtml(token.info.trim().split(/\s+/)[0] || '');
-  return `<div class="code"><div class="code-bar"><span>${lang}</span>` +
-    `<button class="icon" data-action="copy" data-code="${index}" title="Copy" aria-label="Copy code"><i class="codicon codicon-copy"></i></button>` +
-    `<button class="icon" data-action="insert" data-code="${index}" title="Insert at cursor" aria-label="Insert code at cursor"><i class="codicon codicon-insert"></i></button>` +
-    `</div><pre><code>${md.utils.escapeHtml(token.content)}</code></pre></div>`;
+md.renderer.rules.fence = (tokens_, idx) => {
+  const token = tokens_[idx];
+  const lang = token.info.trim().split(/\s+/)[0] || '';
+  return `<div class="code"><div class="code-bar"><span>${esc(lang)}</span>` +
+    `<button class="icon" data-action="copy" title="Copy" aria-label="Copy code"><i class="codicon codicon-copy" aria-hidden="true"></i></button>` +
+    `<button class="icon" data-action="insert" title="Insert at cursor" aria-label="Insert code at cursor"><i class="codicon codicon-insert" aria-hidden="true"></i></button>` +
+    `</div><pre tabindex="0"><code>${highlight(token.content, ALIASES[lang] ?? lang)}</code></pre></div>`;
 };
 
-interface ViewState { draft: string; open: string[]; mentions: string[]; planCollapsed: boolean }
-const saved: ViewState = { draft: '', open: [], mentions: [], planCollapsed: false, ...(vscode.getState() ?? {}) };
+function highlight(code: string, language: string): string {
+  if (!language || !hljs.getLanguage(language)) return esc(code);
+  try {
+    return hljs.highlight(code, { language, ignoreIllegals: true }).value;
+  } catch {
+    return esc(code);
+  }
+}
+
+interface ViewState { draft: string; open: string[]; closed: string[]; mentions: string[]; planCollapsed: boolean }
+const saved: ViewState = { draft: '', open: [], closed: [], mentions: [], planCollapsed: false, ...(vscode.getState() ?? {}) };
 let planCollapsed = saved.planCollapsed;
+/** Cards the user opened or closed: their choice wins over the automatic one. */
 const openCards = new Set(saved.open);
+const closedCards = new Set(saved.closed);
 let model: ViewModel | undefined;
+
+const EXAMPLES = [
+  'Explain what this project does and how it is organised',
+  'Find why the tests fail and fix it',
+  'Add type hints to the functions in the open file',
+];
 
 const app = document.getElementById('app')!;
 app.innerHTML = `
-  <header class="toolbar">
+  <h1 class="visually-hidden">lsp-agent chat</h1>
+  <div class="toolbar" role="toolbar" aria-label="Session">
     <select id="session" aria-label="Session"></select>
-    <button class="icon" id="new" title="New session" aria-label="New session"><i class="codicon codicon-add"></i></button>
-  </header>
-  <header class="toolbar">
-    <label>Mode <select id="mode" aria-label="Permission mode">${MODES.map((m) => `<option value="${m}">${m}</option>`).join('')}</select></label>
-    <label>Model <select id="model" aria-label="Model"></select></label>
-  </header>
-  <main id="log" role="log" aria-live="polite" aria-label="Conversation" tabindex="0"></main>
+    <div id="meter" class="meter" tabindex="0" role="group" aria-label="Context and cost"></div>
+  </div>
+  <div class="toolbar pickers" role="toolbar" aria-label="Mode and model">
+    <button id="mode" class="picker" aria-haspopup="listbox"></button>
+    <button id="model" class="picker" aria-haspopup="listbox"></button>
+  </div>
+  <div id="banner" role="alert"></div>
+  <div id="log" role="log" aria-live="polite" aria-relevant="additions text" aria-label="Conversation" tabindex="0"></div>
+  <button id="jump" class="jump" hidden><i class="codicon codicon-arrow-down" aria-hidden="true"></i> Jump to latest</button>
   <section id="todos" aria-label="The agent's plan"></section>
   <section id="review" aria-label="Changes to review"></section>
   <section id="permissions" aria-label="Permission requests"></section>
-  <footer>
-    <div id="chips" aria-label="Mentions"></div>
-    <div id="mention-list" role="listbox" hidden></div>
+  <div class="composer">
+    <div id="chips" role="group" aria-label="Mentions"></div>
+    <div id="mention-list" role="listbox" aria-label="Files to mention" hidden></div>
     <textarea id="input" rows="3" placeholder="Ask the agent… (@ to mention a file or the selection, Enter to send, Shift+Enter for a new line)" aria-label="Message"></textarea>
     <div class="actions">
-      <span id="status" aria-live="polite"></span>
-      <button id="stop" class="secondary" title="Stop the running turn"><i class="codicon codicon-debug-stop"></i> Stop</button>
-      <button id="send" title="Send (Enter)"><i class="codicon codicon-send"></i> Send</button>
+      <span id="status" role="status"></span>
+      <button id="stop" class="secondary" title="Stop the running turn" hidden><i class="codicon codicon-debug-stop" aria-hidden="true"></i> Stop</button>
+      <button id="send" title="Send (Enter)"><i class="codicon codicon-send" aria-hidden="true"></i> Send</button>
     </div>
-  </footer>`;
+  </div>`;
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const log = $('log');
 const input = $<HTMLTextAreaElement>('input');
 const mentionList = $('mention-list');
+const jump = $<HTMLButtonElement>('jump');
 input.value = saved.draft;
 let mentions: string[] = saved.mentions;
 let mentionItems: { label: string; value: string }[] = [];
 let mentionIndex = 0;
+/** The user scrolled up to read: new output does not pull the view down. */
+let scrolledUp = false;
 
 function persist(): void {
-  vscode.setState({ draft: input.value, open: [...openCards], mentions, planCollapsed } satisfies ViewState);
+  vscode.setState({ draft: input.value, open: [...openCards], closed: [...closedCards], mentions, planCollapsed } satisfies ViewState);
 }
 
 // -- rendering ---------------------------------------------------------------------------
@@ -74,71 +124,213 @@ function render(): void {
   const { state } = model;
   const session = state.activeSessionId ? state.sessions[state.activeSessionId] : undefined;
   renderHeader(state, session);
-  const stick = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
-  codeBlocks.length = 0;
-  log.innerHTML = session ? session.blocks.map((b, i) => renderBlock(b, session, i)).join('') : emptyHtml();
-  if (stick) log.scrollTop = log.scrollHeight;
+  renderBanner();
+  renderLog(session);
   renderTodos(session);
-  $('review').innerHTML = session ? renderReview(session) : '';
+  setHtml($('review'), session ? renderReview(session) : '');
   const unplaced = session ? session.permissions.filter((p) => !session.blocks.some((b) => b.kind === 'tool' && b.toolUseId === p.toolUseId)) : [];
-  $('permissions').innerHTML = unplaced.map((p) => permissionHtml(p)).join('');
-  $('status').textContent = model.server !== 'running' ? `server ${model.server}` : session?.busy ? `${(session && currentActivity(session)) ?? 'working'}…` : '';
-  ($('stop') as HTMLButtonElement).disabled = !session?.busy;
+  setHtml($('permissions'), unplaced.map((p) => permissionHtml(p)).join(''));
+  renderStatus(session);
   renderChips();
+  follow();
+}
+
+function setHtml(el: HTMLElement, html: string): void {
+  if (el.dataset.html !== html) { el.innerHTML = html; el.dataset.html = html; }
+}
+
+function renderStatus(session: SessionView | undefined): void {
+  const status = session ? sessionStatus(session) : 'idle';
+  const busy = !!session?.busy;
+  let text = '';
+  if (model!.server !== 'running') text = '';
+  else if (status === 'running') text = `${session?.retrying ? 'Retrying' : (session && currentActivity(session)) ?? STATUS_TEXT.running}…`;
+  else if (status !== 'idle') text = STATUS_TEXT[status];
+  const statusEl = $('status');
+  const html = text ? `<i class="codicon codicon-${status === 'running' ? 'loading codicon-modifier-spin' : status === 'review' ? 'eye' : 'shield'}" aria-hidden="true"></i> ${esc(text)}` : '';
+  if (statusEl.dataset.html !== html) { statusEl.innerHTML = html; statusEl.dataset.html = html; statusEl.className = status; }
+  // Stop only while a turn runs; Send otherwise.
+  $('stop').hidden = !busy;
+  $('send').hidden = busy;
 }
 
 function renderHeader(state: ChatState, session: SessionView | undefined): void {
   const sessions = $<HTMLSelectElement>('session');
-  sessions.innerHTML = (session ? '' : '<option value="">New session</option>') +
+  const options = (session ? '' : '<option value="">New session</option>') +
     state.order.map((id) => `<option value="${esc(id)}">${esc(state.sessions[id]?.title ?? id)}</option>`).join('');
+  if (sessions.dataset.html !== options) { sessions.innerHTML = options; sessions.dataset.html = options; }
   sessions.value = session?.sessionId ?? '';
-  $<HTMLSelectElement>('mode').value = session?.mode ?? 'default';
-  const models = $<HTMLSelectElement>('model');
-  const choices = [...new Set([...(model!.models), model!.model, ...(session?.model ? [session.model] : [])].filter(Boolean))];
-  models.innerHTML = choices.map((m) => `<option value="${esc(m)}">${esc(m)}</option>`).join('');
-  models.value = session?.model || model!.model;
+  const mode = MODE_INFO[session?.mode ?? 'default'] ?? MODE_INFO.default;
+  const modeBtn = $('mode');
+  setHtml(modeBtn, `<i class="codicon codicon-shield" aria-hidden="true"></i><span>${esc(mode.label)}</span><i class="codicon codicon-chevron-down" aria-hidden="true"></i>`);
+  modeBtn.title = `Permission mode: ${mode.label}. ${mode.description}. Click to change.`;
+  modeBtn.setAttribute('aria-label', `Permission mode: ${mode.label}, ${mode.description}`);
+  const current = session?.model || model!.model;
+  const modelBtn = $('model');
+  setHtml(modelBtn, `<i class="codicon codicon-sparkle" aria-hidden="true"></i><span>${esc(current)}</span><i class="codicon codicon-chevron-down" aria-hidden="true"></i>`);
+  modelBtn.title = `Model: ${current}${session ? ' (this session, from its next request on)' : ''}. Click to change.`;
+  modelBtn.setAttribute('aria-label', `Model: ${current}`);
+  renderMeter(session);
 }
 
+function renderMeter(session: SessionView | undefined): void {
+  const meter = $('meter');
+  const ctx = session?.context;
+  const cost = session?.costUsd;
+  if (!session || (!ctx && cost === undefined)) { setHtml(meter, ''); meter.hidden = true; return; }
+  meter.hidden = false;
+  const pct = ctx ? Math.min(100, Math.round(ctx.ratio * 1000) / 10) : 0;
+  const level = pct >= 80 ? 'critical' : pct >= 50 ? 'warning' : 'ok';
+  const parts = ctx?.parts ? Object.entries(ctx.parts).map(([k, v]) => `${PART_NAMES[k] ?? k} ${tokens(v)}`).join(', ') : '';
+  const breakdown = [
+    ctx ? `Context: ${tokens(ctx.totalTokens)} of ${tokens(ctx.windowTokens)} tokens (${pct}%)` : '',
+    parts ? `Next request: ${parts}` : '',
+    cost !== undefined ? `Session cost: ${usd(cost)}` : '',
+  ].filter(Boolean).join('\n');
+  setHtml(meter, `${ctx ? `<span class="bar ${level}" aria-hidden="true"><span style="width:${pct}%"></span></span><span>${pct}%</span>` : ''}` +
+    `${cost !== undefined ? `<span class="cost">${usd(cost)}</span>` : ''}`);
+  meter.title = breakdown;
+  meter.setAttribute('aria-label', breakdown.replace(/\n/g, '. '));
+}
+
+const PART_NAMES: Record<string, string> = { system: 'system', tools: 'tools', memory: 'memory', messages: 'messages', toolResults: 'tool results' };
+
+function renderBanner(): void {
+  const server = model!.server;
+  const python = model!.python ?? 'the configured Python';
+  const html = server === 'missing'
+    ? `<div class="banner error"><i class="codicon codicon-warning" aria-hidden="true"></i><span>lsp-agent is not installed for <code>${esc(python)}</code>.</span>
+       <button data-action="install">Install</button><button class="secondary" data-action="settings" data-query="lspAgent.pythonPath">Choose interpreter</button></div>`
+    : server === 'restarting' || server === 'stopped'
+      ? `<div class="banner warning"><i class="codicon codicon-debug-disconnect" aria-hidden="true"></i><span>The lsp-agent server stopped; ${server === 'restarting' ? 'restarting…' : 'see the lsp-agent output.'}</span></div>`
+      : server === 'starting' ? `<div class="banner info"><i class="codicon codicon-loading codicon-modifier-spin" aria-hidden="true"></i><span>Starting the lsp-agent server…</span></div>` : '';
+  setHtml($('banner'), html);
+}
+
+/** The transcript, block by block; unchanged blocks keep their DOM (and focus). */
+let renderedKeys: string[] = [];
+function renderLog(session: SessionView | undefined): void {
+  const items: { key: string; html: string }[] = session && session.blocks.length
+    ? session.blocks.map((b, i) => ({ key: `${session.sessionId}:${i}`, html: renderBlock(b, session, i) })).filter((it) => it.html)
+    : [{ key: 'empty', html: emptyHtml() }];
+  const children = Array.from(log.children) as HTMLElement[];
+  const sameSession = renderedKeys[0]?.split(':')[0] === items[0]?.key.split(':')[0];
+  if (!sameSession) { log.innerHTML = ''; children.length = 0; scrolledUp = false; lastTop = 0; }
+  items.forEach((item, i) => {
+    const existing = sameSession ? children[i] : undefined;
+    if (existing && existing.dataset.key === item.key && existing.dataset.html === item.html) return;
+    const el = elementOf(item.html);
+    el.dataset.key = item.key;
+    el.dataset.html = item.html;
+    if (existing) existing.replaceWith(el); else log.appendChild(el);
+  });
+  for (const extra of Array.from(log.children).slice(items.length)) extra.remove();
+  renderedKeys = items.map((it) => it.key);
+}
+
+function elementOf(html: string): HTMLElement {
+  const t = document.createElement('template');
+  t.innerHTML = html.trim();
+  const first = t.content.firstElementChild as HTMLElement | null;
+  if (first && t.content.childElementCount === 1) return first;
+  const wrap = document.createElement('div');
+  wrap.append(t.content);
+  return wrap;
+}
+
+/** Keep the newest output in view unless the user scrolled up; then offer to jump. */
+function follow(): void {
+  if (!scrolledUp) log.scrollTop = log.scrollHeight;
+  jump.hidden = !scrolledUp || log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+}
+
+// Only the user scrolls up: the panel scrolls down, and layout changes move no scrollTop.
+let lastTop = 0;
+log.addEventListener('scroll', () => {
+  const fromBottom = log.scrollHeight - log.scrollTop - log.clientHeight;
+  if (log.scrollTop < lastTop - 2 && fromBottom > 40) scrolledUp = true;
+  else if (fromBottom <= 40) scrolledUp = false;
+  lastTop = log.scrollTop;
+  jump.hidden = !scrolledUp;
+});
+// The sections below the log (plan, review, permission) grow and shrink: stay at the bottom
+// (not while hidden: a hidden panel has no size to follow).
+new ResizeObserver(() => { if (log.clientHeight > 0) follow(); }).observe(log);
+jump.addEventListener('click', () => { scrolledUp = false; follow(); log.focus(); });
+
 function emptyHtml(): string {
-  return `<div class="empty"><i class="codicon codicon-hubot"></i><p>Ask for a change, or pick <b>Fix with agent</b> on a problem in the editor.</p></div>`;
+  const examples = EXAMPLES.map((e) => `<li><button class="example" data-action="example" data-text="${esc(e)}"><i class="codicon codicon-lightbulb" aria-hidden="true"></i> ${esc(e)}</button></li>`).join('');
+  return `<div class="empty"><i class="codicon codicon-hubot" aria-hidden="true"></i>
+    <h2>What should the agent do?</h2>
+    <p>Describe a change or a question. It reads your workspace, proposes edits you review hunk by hunk, and asks before running commands.</p>
+    <ul class="examples" aria-label="Examples">${examples}</ul>
+    <p class="muted">Or pick <b>Fix with agent</b> on a problem in the editor (Ctrl+.). Type @ to mention a file.</p></div>`;
 }
 
 function renderBlock(block: Block, session: SessionView, index: number): string {
   switch (block.kind) {
     case 'text':
       return block.role === 'user'
-        ? `<div class="msg user"><div class="who">You</div><div class="body">${esc(block.text)}</div></div>`
-        : `<div class="msg assistant"><div class="who">Agent</div><div class="body markdown">${markdown(block.text)}</div></div>`;
+        ? `<div class="msg user" role="article" aria-label="You"><div class="who">You</div><div class="body">${esc(block.text)}</div></div>`
+        : `<div class="msg assistant" role="article" aria-label="Agent"><div class="who">Agent</div><div class="body markdown">${markdown(block.text)}</div></div>`;
     case 'notice':
-      return `<div class="notice ${block.level}" role="status"><i class="codicon codicon-${block.level === 'error' ? 'error' : block.level === 'warning' ? 'warning' : 'info'}"></i> ${esc(block.text)}</div>`;
+      return noticeHtml(block, session);
     case 'tool':
       return toolHtml(block, session);
     case 'proposal':
-      return proposalHtml(block);
+      // Shown inside its Edit/Write card; a proposal without one stands alone.
+      return session.blocks.some((b) => b.kind === 'tool' && b.proposalId === block.proposalId) ? '' : proposalHtml(block);
     case 'continuation':
       return continuationHtml(block, `stop-hook-${index}`);
+    case 'turn':
+      return turnHtml(block);
   }
+}
+
+const NOTICE_ACTIONS: Record<string, string> = {
+  retry: '<button data-action="retry"><i class="codicon codicon-refresh" aria-hidden="true"></i> Retry</button>',
+  settings: '<button class="secondary" data-action="settings" data-query="lspAgent.baseUrl"><i class="codicon codicon-settings-gear" aria-hidden="true"></i> Open settings</button>',
+  apiKey: '<button data-action="api-key"><i class="codicon codicon-key" aria-hidden="true"></i> Set API key</button>',
+};
+
+function noticeHtml(block: NoticeBlock, session: SessionView): string {
+  const icon = block.level === 'error' ? 'error' : block.level === 'warning' ? 'warning' : 'info';
+  // Retry re-sends the prompt: offered once the turn is over.
+  const actions = (block.actions ?? []).filter((a) => a !== 'retry' || !session.busy).map((a) => NOTICE_ACTIONS[a]).join('');
+  const endpoint = block.endpoint ? `<div class="endpoint">Endpoint: <code>${esc(model!.endpoint)}</code></div>` : '';
+  return `<div class="notice ${block.level}" role="${block.level === 'error' ? 'alert' : 'status'}">
+    <div><i class="codicon codicon-${icon}" aria-hidden="true"></i> ${esc(block.text)}</div>${endpoint}
+    ${actions ? `<div class="buttons">${actions}</div>` : ''}</div>`;
+}
+
+function turnHtml(t: TurnSummary): string {
+  const parts = [
+    t.models.join(', '),
+    `${tokens(t.inputTokens)} in`,
+    `${tokens(t.outputTokens)} out`,
+    ...(t.cacheReadTokens ? [`${tokens(t.cacheReadTokens)} from cache`] : []),
+    ...(t.usd !== undefined ? [usd(t.usd)] : []),
+  ].filter(Boolean);
+  const label = `This answer: ${parts.join(', ')}`;
+  return `<div class="turn-summary" role="note" aria-label="${esc(label)}" title="${esc(label)}"><i class="codicon codicon-pulse" aria-hidden="true"></i> ${parts.map(esc).join(' · ')}</div>`;
 }
 
 function continuationHtml(block: ContinuationBlock, key: string): string {
   const first = block.reason.split('\n')[0];
   return `<details class="continuation" role="note" data-tool="${key}" ${openCards.has(key) ? 'open' : ''}>
     <summary><i class="codicon codicon-debug-continue" aria-hidden="true"></i> Continued by a Stop hook${first ? `<span class="muted">: ${esc(first)}</span>` : ''}</summary>
-    ${block.reason ? `<pre>${esc(block.reason)}</pre>` : ''}
+    ${block.reason ? `<pre tabindex="0">${esc(block.reason)}</pre>` : ''}
   </details>`;
 }
 
 // -- the plan (todo list) ---------------------------------------------------------------------
 
 const TODO_LABEL: Record<TodoItem['status'], string> = { pending: 'Pending', in_progress: 'In progress', completed: 'Completed' };
-let lastTodosHtml = '';
-
-/** Pinned above the input so the plan stays in view while the transcript scrolls. */
+/** Pinned above the input so the plan stays in view while the transcript scrolls. Compared with
+ * what the section shows (not with a remembered string a toggle could reset), so another
+ * session's plan never stays up; unchanged, it keeps the focus and the toggle state. */
 function renderTodos(session: SessionView | undefined): void {
-  const html = session?.todos.length ? todosHtml(session) : '';
-  if (html === lastTodosHtml) return; // keep the focus and the toggle state between updates
-  lastTodosHtml = html;
-  $('todos').innerHTML = html;
+  setHtml($('todos'), session?.todos.length ? todosHtml(session) : '');
 }
 
 function todosHtml(session: SessionView): string {
@@ -161,25 +353,158 @@ function todoHtml(todo: TodoItem, busy: boolean): string {
     `<i class="codicon codicon-${icon}" aria-hidden="true"></i><span>${esc(text)}</span></li>`;
 }
 
-const STATUS_ICON: Record<ToolCard['status'], string> = {
-  streaming: 'loading codicon-modifier-spin', running: 'loading codicon-modifier-spin', waiting: 'question', done: 'check', error: 'error',
+// -- tool cards -------------------------------------------------------------------------------
+
+const TOOL_ICON: Record<string, string> = {
+  Bash: 'terminal', Read: 'file', Edit: 'edit', Write: 'new-file', Grep: 'search', Glob: 'files', TodoWrite: 'checklist',
+  Definition: 'symbol-method', References: 'references', Hover: 'info', DocumentSymbols: 'symbol-class',
+  WorkspaceSymbols: 'symbol-namespace', Diagnostics: 'warning', ToolSearch: 'tools',
 };
+
+const MAX_LOCATIONS = 30;
 
 function toolHtml(card: ToolCard, session: SessionView): string {
   const pending = session.permissions.find((p) => p.toolUseId === card.toolUseId);
-  const open = openCards.has(card.toolUseId) || !!pending;
-  const result = card.result ? `<pre class="result">${esc(card.result.length > 4000 ? `${card.result.slice(0, 4000)}\n…` : card.result)}</pre>` : '';
-  const input = card.input ? `<pre class="input">${esc(JSON.stringify(card.input, null, 2))}</pre>` : '';
-  const decided = card.permission?.answered ? `<div class="decided">${card.permission.answered === 'allow' ? 'Allowed' : 'Denied'}${card.permission.source && card.permission.source !== 'user' ? ` (${esc(card.permission.source)})` : ''}</div>` : '';
-  return `<details class="tool ${card.status}" data-tool="${esc(card.toolUseId)}" ${open ? 'open' : ''}>
-    <summary><i class="codicon codicon-${STATUS_ICON[card.status]}"></i> <b>${esc(card.name)}</b> <span class="summary">${esc(toolSummary(card.name, card.input))}</span>${card.status === 'waiting' ? ' <span class="badge">needs approval</span>' : ''}</summary>
-    ${input}${decided}${pending ? permissionHtml(pending) : ''}${result}
+  const outcome = outcomeOf(card, session);
+  const view = OUTCOME_VIEW[outcome];
+  const { title, body } = toolContent(card, session, outcome);
+  // Open while it needs the user or failed; closed once done, unless the user chose otherwise.
+  const auto = !!pending || outcome === 'review' || outcome === 'failed' || outcome === 'conflict' || (card.name === 'Bash' && outcome === 'running');
+  const open = openCards.has(card.toolUseId) || (!closedCards.has(card.toolUseId) && auto);
+  const decided = card.permission?.answered === 'deny'
+    ? `<div class="decided denied"><i class="codicon codicon-circle-slash" aria-hidden="true"></i> ${card.permission.source === 'user' || !card.permission.source ? 'You denied this' : `Denied by ${esc(SOURCE_WORDS[card.permission.source] ?? card.permission.source)}`}${card.permission.message ? `: ${esc(card.permission.message)}` : '.'}</div>`
+    : card.permission?.answered === 'allow' && card.permission.source === 'user' ? '<div class="decided">You allowed this.</div>' : '';
+  const state = `${view.text}${outcome === 'denied' && card.permission?.source && card.permission.source !== 'user' ? ` by ${SOURCE_WORDS[card.permission.source] ?? card.permission.source}` : ''}`;
+  const details = card.input ? `<details class="raw" data-tool="raw-${esc(card.toolUseId)}" ${openCards.has(`raw-${card.toolUseId}`) ? 'open' : ''}><summary>Details</summary><pre tabindex="0" aria-label="Input of the tool call">${esc(JSON.stringify(card.input, null, 2))}</pre></details>` : '';
+  return `<details class="tool tone-${view.tone} outcome-${outcome}" data-tool="${esc(card.toolUseId)}" ${open ? 'open' : ''} role="group" aria-label="${esc(`${card.name}: ${plainTitle(card, session)}, ${state}`)}">
+    <summary><i class="codicon codicon-${TOOL_ICON[card.name] ?? 'tools'} tool-icon" aria-hidden="true"></i><span class="title">${title}</span><span class="state"><i class="codicon codicon-${view.icon}" aria-hidden="true"></i> ${esc(state)}</span></summary>
+    <div class="tool-body">${body}${decided}${pending ? permissionHtml(pending) : ''}${details}</div>
   </details>`;
+}
+
+const SOURCE_WORDS: Record<string, string> = { rule: 'a permission rule', mode: 'the mode', hook: 'a hook', safety: 'a safety rule', timeout: 'timeout (no answer)', error: 'an error' };
+
+function plainTitle(card: ToolCard, session: SessionView): string {
+  return toolContent(card, session, outcomeOf(card, session)).title.replace(/<[^>]+>/g, '').replace(/&[a-z#0-9]+;/g, (e) => ({ '&amp;': '&', '&lt;': '<', '&gt;': '>', '&quot;': '"', '&#39;': "'" })[e] ?? e);
+}
+
+function rel(path: unknown): string {
+  return typeof path === 'string' ? relativePath(path, model!.workspaceRoot) : '';
+}
+
+function fileLink(path: string, line?: number, label?: string): string {
+  const shown = label ?? (line ? `${path}:${line}` : path);
+  return `<a href="#" class="loc" data-action="open" data-path="${esc(path)}"${line ? ` data-line="${line - 1}"` : ''}>${esc(shown)}</a>`;
+}
+
+function toolContent(card: ToolCard, session: SessionView, outcome: string): { title: string; body: string } {
+  const input = card.input ?? {};
+  const result = card.result ?? '';
+  const failed = card.status === 'error' && card.permission?.answered !== 'deny';
+  const errorHtml = failed && result ? `<div class="tool-error"><i class="codicon codicon-error" aria-hidden="true"></i> ${esc(humanError(result))}</div>` : '';
+  switch (card.name) {
+    case 'Edit': case 'Write': {
+      const path = rel(input.path);
+      const proposal = proposalOf(card, session);
+      const verb = card.name === 'Edit' ? 'Edit' : 'Write';
+      const title = `${verb} ${esc(path || '…')}`;
+      if (proposal) return { title, body: proposal.files.map((f) => fileDiffHtml(f)).join('') + proposalActions(proposal) };
+      return { title, body: (path ? `<div>${fileLink(path)}</div>` : '') + errorHtml };
+    }
+    case 'Bash': {
+      const command = typeof input.command === 'string' ? input.command : '';
+      const run = shellRun(result);
+      const done = card.status === 'done' || card.status === 'error';
+      const time = duration(card);
+      const exit = run.signal ? `killed by ${run.signal}` : run.exitCode !== undefined ? `exit code ${run.exitCode}` : '';
+      const meta = done && card.permission?.answered !== 'deny'
+        ? `<div class="term-meta ${run.exitCode ? 'bad' : ''}">${esc([exit, time].filter(Boolean).join(' · '))}</div>` : '';
+      const output = done && run.output && card.permission?.answered !== 'deny'
+        ? `<details class="term-output" data-tool="out-${esc(card.toolUseId)}" ${closedCards.has(`out-${card.toolUseId}`) ? '' : 'open'}><summary>Output (${run.output.split('\n').length} lines)</summary><pre class="term" tabindex="0" aria-label="Output of the command">${esc(clip(run.output))}</pre></details>` : '';
+      const description = typeof input.description === 'string' && input.description ? input.description : '';
+      return {
+        title: esc(description || firstLine(command) || 'Run a command'),
+        body: `<pre class="term command" tabindex="0" aria-label="Command"><span class="prompt" aria-hidden="true">$ </span>${esc(command)}</pre>${meta}${output}${failed && !run.output ? errorHtml : ''}`,
+      };
+    }
+    case 'Read': {
+      const path = rel(input.path);
+      const from = typeof input.offset === 'number' ? input.offset : undefined;
+      const limit = typeof input.limit === 'number' ? input.limit : undefined;
+      const range = from !== undefined || limit !== undefined ? ` lines ${from ?? 1}–${limit !== undefined ? (from ?? 1) + limit - 1 : 'end'}` : '';
+      const count = card.status === 'done' ? resultCount('Read', result) : undefined;
+      return {
+        title: `Read ${esc(path || '…')}${esc(range)}${count ? ` <span class="muted">${esc(count)}</span>` : ''}`,
+        body: (path ? `<div>${fileLink(path, from, `Open ${path}${range}`)}</div>` : '') + errorHtml,
+      };
+    }
+    case 'Grep': case 'Glob': {
+      const pattern = typeof input.pattern === 'string' ? input.pattern : '';
+      const where = rel(input.path) || (typeof input.glob === 'string' ? input.glob : '');
+      const count = card.status === 'done' ? resultCount(card.name, result) : undefined;
+      const verb = card.name === 'Grep' ? 'Search' : 'Find files';
+      const title = `${verb} <code>${esc(pattern)}</code>${where ? ` in ${esc(where)}` : ''}${count ? ` <span class="muted">${esc(count)}</span>` : ''}`;
+      return { title, body: card.status === 'done' ? locationsHtml(result, card.name) : errorHtml };
+    }
+    case 'TodoWrite':
+      return { title: `Update the plan <span class="muted">${esc(toolSummary(card.name, card.input))}</span>`, body: '' };
+    default: {
+      const summary = toolSummary(card.name, card.input);
+      const count = card.status === 'done' ? resultCount(card.name, result) : undefined;
+      const title = `${esc(card.name)} <span class="muted">${esc(summary)}${count ? ` · ${esc(count)}` : ''}</span>`;
+      if (card.status !== 'done') return { title, body: errorHtml };
+      const locs = locationsHtml(result, card.name);
+      return { title, body: locs || (card.name === 'Hover' ? `<pre tabindex="0">${esc(clip(result))}</pre>` : '') };
+    }
+  }
+}
+
+function locationsHtml(result: string, tool: string): string {
+  const locs = locations(result, tool);
+  if (!locs.length) return '';
+  const items = locs.slice(0, MAX_LOCATIONS).map((l) => {
+    const path = rel(l.path);
+    const count = l.count !== undefined ? ` <span class="muted">${l.count} match${l.count === 1 ? '' : 'es'}</span>` : '';
+    const text = l.text ? ` <span class="loc-text">${esc(l.text.trim().slice(0, 120))}</span>` : '';
+    return `<li>${fileLink(path, l.line)}${count}${text}</li>`;
+  }).join('');
+  const more = locs.length > MAX_LOCATIONS ? `<li class="muted">and ${locs.length - MAX_LOCATIONS} more</li>` : '';
+  return `<ul class="locations" aria-label="Locations">${items}${more}</ul>`;
+}
+
+function fileDiffHtml(file: ProposalFile): string {
+  const lang = EXTENSION_LANGUAGE[file.path.split('.').pop() ?? ''] ?? '';
+  let added = 0;
+  let removed = 0;
+  const hunks = file.hunks.map((h) => h.diff.split('\n').filter((l, i) => l && !(i === 0 && l.startsWith('@@'))).map((line) => {
+    const tag = line[0];
+    if (tag === '\\') return '';
+    const cls = tag === '+' ? 'add' : tag === '-' ? 'del' : 'ctx';
+    if (tag === '+') added++;
+    if (tag === '-') removed++;
+    const sign = tag === '+' ? '+' : tag === '-' ? '−' : ' ';
+    const label = cls === 'add' ? ' aria-label="added"' : cls === 'del' ? ' aria-label="removed"' : '';
+    return `<div class="dl ${cls}"><span class="sign"${label}>${sign}</span><span>${highlight(line.slice(1), lang) || ' '}</span></div>`;
+  }).join(''));
+  const name = relativePath(file.path, model!.workspaceRoot);
+  return `<div class="diff" role="group" aria-label="Changes to ${esc(name)}">
+    <div class="diff-head">${fileLink(name)}${file.isNew ? ' <span class="muted">new file</span>' : ''} <span class="stat add">+${added}</span> <span class="stat del">−${removed}</span></div>
+    <div class="diff-lines" tabindex="0" aria-label="Diff of ${esc(name)}">${hunks.join('<div class="dl gap" aria-hidden="true">⋯</div>')}</div></div>`;
+}
+
+function proposalActions(p: ProposalBlock): string {
+  if (!awaitsReview(p)) return '';
+  const file = p.files[0];
+  return `<div class="buttons">
+    <button data-action="accept-all" data-proposal="${esc(p.proposalId)}"><i class="codicon codicon-check" aria-hidden="true"></i> Accept</button>
+    <button class="secondary" data-action="reject-all" data-proposal="${esc(p.proposalId)}"><i class="codicon codicon-discard" aria-hidden="true"></i> Reject</button>
+    ${file ? `<button class="secondary" data-action="side" data-uri="${esc(file.uri)}"><i class="codicon codicon-diff" aria-hidden="true"></i> Side by side</button>` : ''}
+  </div>`;
 }
 
 function permissionHtml(p: PendingPermission): string {
   return `<div class="permission" data-request="${esc(p.requestId)}" role="group" aria-label="Permission for ${esc(p.tool)}">
-    <div class="reason"><i class="codicon codicon-shield"></i> ${esc(p.reason)}</div>
+    <div class="reason"><i class="codicon codicon-shield" aria-hidden="true"></i> ${esc(p.reason)}</div>
     <div class="buttons">
       <button data-action="allow">Allow once</button>
       <button data-action="allow-session" class="secondary">Allow for this session</button>
@@ -189,36 +514,51 @@ function permissionHtml(p: PendingPermission): string {
   </div>`;
 }
 
+const PROPOSAL_WORDS: Record<string, string> = {
+  pending: 'Proposed', accepted: 'Accepted', partially_accepted: 'Partly accepted', rejected: 'Rejected', conflict: 'Conflict with your edits',
+  cancelled: 'Cancelled', failed: 'Could not be applied',
+};
+
 function proposalHtml(p: ProposalBlock): string {
-  const label = p.autoApply ? 'Applied' : p.status === 'pending' ? 'Proposed' : `Proposal ${p.status.replace('_', ' ')}`;
-  const files = p.files.map((f) => `<li><a href="#" data-action="open" data-uri="${esc(f.uri)}">${esc(f.path)}</a> <span class="muted">${f.hunks.length} change${f.hunks.length === 1 ? '' : 's'}</span></li>`).join('');
-  return `<div class="proposal ${esc(p.status)}"><i class="codicon codicon-diff"></i> ${label}: <ul>${files}</ul></div>`;
+  const label = p.autoApply ? 'Applied' : PROPOSAL_WORDS[p.status] ?? p.status;
+  const files = p.files.map((f) => `<li>${fileLink(relativePath(f.path, model!.workspaceRoot))} <span class="muted">${f.hunks.length} change${f.hunks.length === 1 ? '' : 's'}</span></li>`).join('');
+  return `<div class="proposal ${esc(p.status)}"><i class="codicon codicon-diff" aria-hidden="true"></i> ${label}: <ul>${files}</ul></div>`;
 }
 
 function renderReview(session: SessionView): string {
-  const pending = session.blocks.filter((b): b is ProposalBlock => b.kind === 'proposal' && b.status === 'pending' && !b.autoApply && !!model!.decisions[b.proposalId]);
+  const pending = session.blocks.filter((b): b is ProposalBlock => awaitsReview(b) && !!model!.decisions[b.proposalId]);
   if (!pending.length) return '';
   const rows = pending.map((p) => {
     const decided = model!.decisions[p.proposalId] ?? {};
     const files = p.files.map((f) => {
       const left = f.hunks.filter((h) => !decided[h.id]).length;
-      return `<li><a href="#" data-action="open" data-uri="${esc(f.uri)}">${esc(f.path)}</a>
+      const name = relativePath(f.path, model!.workspaceRoot);
+      return `<li>${fileLink(name)}
         <span class="muted">${left} of ${f.hunks.length} to review</span>
-        <button class="icon" data-action="side" data-uri="${esc(f.uri)}" title="Open side by side" aria-label="Open ${esc(f.path)} side by side"><i class="codicon codicon-diff"></i></button></li>`;
+        <button class="icon" data-action="side" data-uri="${esc(f.uri)}" title="Open side by side" aria-label="Open ${esc(name)} side by side"><i class="codicon codicon-diff" aria-hidden="true"></i></button></li>`;
     }).join('');
     return `<div class="review-item"><ul>${files}</ul>
-      <button data-action="accept-all" data-proposal="${esc(p.proposalId)}"><i class="codicon codicon-check-all"></i> Accept all</button>
-      <button data-action="reject-all" data-proposal="${esc(p.proposalId)}" class="secondary"><i class="codicon codicon-close-all"></i> Reject all</button></div>`;
+      <button data-action="accept-all" data-proposal="${esc(p.proposalId)}"><i class="codicon codicon-check-all" aria-hidden="true"></i> Accept all</button>
+      <button data-action="reject-all" data-proposal="${esc(p.proposalId)}" class="secondary"><i class="codicon codicon-close-all" aria-hidden="true"></i> Reject all</button></div>`;
   }).join('');
-  return `<h3><i class="codicon codicon-git-pull-request"></i> Changes to review</h3>${rows}`;
+  return `<h2><i class="codicon codicon-git-pull-request" aria-hidden="true"></i> Changes to review</h2>${rows}`;
 }
 
 function renderChips(): void {
-  $('chips').innerHTML = mentions.map((m, i) => `<span class="chip">@${esc(m)}<button class="icon" data-action="unmention" data-index="${i}" aria-label="Remove ${esc(m)}"><i class="codicon codicon-close"></i></button></span>`).join('');
+  setHtml($('chips'), mentions.map((m, i) => `<span class="chip">@${esc(m)}<button class="icon" data-action="unmention" data-index="${i}" aria-label="Remove ${esc(m)}"><i class="codicon codicon-close" aria-hidden="true"></i></button></span>`).join(''));
 }
 
 function markdown(text: string): string {
-  return DOMPurify.sanitize(md.render(text), { ADD_ATTR: ['data-action', 'data-code'] });
+  return DOMPurify.sanitize(md.render(text), { ADD_ATTR: ['data-action'] });
+}
+
+function firstLine(s: string): string {
+  const line = s.split('\n')[0] ?? '';
+  return line.length > 80 ? `${line.slice(0, 79)}…` : line;
+}
+
+function clip(s: string): string {
+  return s.length > 20000 ? `${s.slice(0, 20000)}\n…` : s;
 }
 
 function esc(s: string): string {
@@ -229,10 +569,12 @@ function esc(s: string): string {
 
 function send(): void {
   const text = input.value.trim();
-  if (!text) return;
+  const active = model?.state.activeSessionId ? model.state.sessions[model.state.activeSessionId] : undefined;
+  if (!text || active?.busy) return; // one turn at a time: the draft waits for this one to end
   vscode.postMessage({ type: 'prompt', text, mentions });
   input.value = '';
   mentions = [];
+  scrolledUp = false;
   hideMentions();
   persist();
   renderChips();
@@ -242,12 +584,14 @@ function showMentions(items: { label: string; value: string }[]): void {
   mentionItems = items;
   mentionIndex = 0;
   mentionList.hidden = items.length === 0;
-  mentionList.innerHTML = items.map((item, i) => `<div role="option" id="mention-${i}" class="mention${i === 0 ? ' active' : ''}" data-action="mention" data-index="${i}" aria-selected="${i === 0}">${item.value === 'selection' ? '<i class="codicon codicon-selection"></i> current selection' : `<i class="codicon codicon-file"></i> ${esc(item.label)}`}</div>`).join('');
+  mentionList.innerHTML = items.map((item, i) => `<div role="option" id="mention-${i}" class="mention${i === 0 ? ' active' : ''}" data-action="mention" data-index="${i}" aria-selected="${i === 0}">${item.value === 'selection' ? '<i class="codicon codicon-selection" aria-hidden="true"></i> current selection' : `<i class="codicon codicon-file" aria-hidden="true"></i> ${esc(item.label)}`}</div>`).join('');
+  input.setAttribute('aria-activedescendant', items.length ? 'mention-0' : '');
 }
 
 function hideMentions(): void {
   mentionList.hidden = true;
   mentionItems = [];
+  input.removeAttribute('aria-activedescendant');
 }
 
 function pickMention(index: number): void {
@@ -279,6 +623,7 @@ input.addEventListener('keydown', (e) => {
       e.preventDefault();
       mentionIndex = (mentionIndex + (e.key === 'ArrowDown' ? 1 : mentionItems.length - 1)) % mentionItems.length;
       mentionList.querySelectorAll('.mention').forEach((el, i) => { el.classList.toggle('active', i === mentionIndex); el.setAttribute('aria-selected', String(i === mentionIndex)); });
+      input.setAttribute('aria-activedescendant', `mention-${mentionIndex}`);
       return;
     }
     if (e.key === 'Enter' || e.key === 'Tab') { e.preventDefault(); pickMention(mentionIndex); return; }
@@ -289,23 +634,25 @@ input.addEventListener('keydown', (e) => {
 
 $('send').addEventListener('click', send);
 $('stop').addEventListener('click', () => vscode.postMessage({ type: 'stop' }));
-$('new').addEventListener('click', () => vscode.postMessage({ type: 'newSession' }));
+$('mode').addEventListener('click', () => vscode.postMessage({ type: 'pickMode' }));
+$('model').addEventListener('click', () => vscode.postMessage({ type: 'pickModel' }));
 $<HTMLSelectElement>('session').addEventListener('change', (e) => {
   const id = (e.target as HTMLSelectElement).value;
   vscode.postMessage(id ? { type: 'selectSession', sessionId: id } : { type: 'newSession' });
 });
-$<HTMLSelectElement>('mode').addEventListener('change', (e) => vscode.postMessage({ type: 'setMode', mode: (e.target as HTMLSelectElement).value }));
-$<HTMLSelectElement>('model').addEventListener('change', (e) => vscode.postMessage({ type: 'setModel', model: (e.target as HTMLSelectElement).value }));
 
 document.addEventListener('click', (e) => {
+  const summary = (e.target as HTMLElement).closest('summary');
+  const details = summary?.parentElement as HTMLDetailsElement | undefined;
+  if (details?.dataset.tool && summary && !(e.target as HTMLElement).closest('[data-action]')) rememberToggle(details.dataset.tool, !details.open);
   const target = (e.target as HTMLElement).closest<HTMLElement>('[data-action]');
   if (!target) return;
   const action = target.dataset.action!;
   const request = target.closest<HTMLElement>('[data-request]')?.dataset.request;
-  if (action !== 'open') e.preventDefault();
+  e.preventDefault();
   switch (action) {
     case 'copy': case 'insert':
-      vscode.postMessage({ type: action, text: codeBlocks[Number(target.dataset.code)] ?? '' }); break;
+      vscode.postMessage({ type: action, text: target.closest('.code')?.querySelector('code')?.textContent ?? '' }); break;
     case 'allow': case 'allow-session':
       vscode.postMessage({ type: 'permission', requestId: request, decision: 'allow', remember: action === 'allow-session' }); break;
     case 'deny': {
@@ -314,25 +661,31 @@ document.addEventListener('click', (e) => {
     }
     case 'accept-all': case 'reject-all':
       vscode.postMessage({ type: 'review', proposalId: target.dataset.proposal, decision: action === 'accept-all' ? 'accept' : 'reject' }); break;
-    case 'open': e.preventDefault(); vscode.postMessage({ type: 'openFile', uri: target.dataset.uri }); break;
+    case 'open': {
+      const line = target.dataset.line !== undefined ? Number(target.dataset.line) : undefined;
+      vscode.postMessage({ type: 'openFile', uri: target.dataset.uri ?? target.dataset.path, ...(line !== undefined ? { line } : {}) }); break;
+    }
     case 'side': vscode.postMessage({ type: 'sideBySide', uri: target.dataset.uri }); break;
     case 'mention': pickMention(Number(target.dataset.index)); break;
     case 'unmention': mentions.splice(Number(target.dataset.index), 1); renderChips(); persist(); break;
+    case 'example': input.value = target.dataset.text ?? ''; input.focus(); persist(); break;
+    case 'retry': scrolledUp = false; vscode.postMessage({ type: 'retry' }); break;
+    case 'settings': vscode.postMessage({ type: 'openSettings', query: target.dataset.query }); break;
+    case 'api-key': vscode.postMessage({ type: 'setApiKey' }); break;
+    case 'install': vscode.postMessage({ type: 'install' }); break;
   }
 });
 
-// Remember which tool cards the user opened or closed.
-log.addEventListener('toggle', (e) => {
-  const el = e.target as HTMLDetailsElement;
-  const id = el.dataset?.tool;
-  if (!id) return;
-  if (el.open) openCards.add(id); else openCards.delete(id);
+/** The user opened or closed a card: keep it so across updates. */
+function rememberToggle(id: string, open: boolean): void {
+  if (open) { openCards.add(id); closedCards.delete(id); } else { closedCards.add(id); openCards.delete(id); }
+  // The new state is part of the card's HTML: render it so the next update does not undo it.
   persist();
-}, true);
+  setTimeout(render, 0);
+}
 
 $('todos').addEventListener('toggle', (e) => {
   planCollapsed = !(e.target as HTMLDetailsElement).open;
-  lastTodosHtml = '';
   persist();
 }, true);
 

@@ -93,7 +93,7 @@ async function conflictCase(env: Env, file: string): Promise<void> {
   await accept.first().click();
   await notification(page, 'conflicted with your edits').waitFor({ timeout: STEP_TIMEOUT });
   await waitForCount(accept, 0);
-  await chat.locator('.proposal.conflict').waitFor({ timeout: STEP_TIMEOUT });
+  await chat.locator('.tool.outcome-conflict').waitFor({ timeout: STEP_TIMEOUT });
   await chat.locator('.msg.assistant', { hasText: 'Saw the conflict' }).waitFor({ timeout: STEP_TIMEOUT });
   await screenshot(page, env.results, 'conflict');
   await clickLineEnd(page, 'return "b"  # mine');
@@ -178,9 +178,9 @@ export async function hiddenPermissionScenario(env: Env): Promise<void> {
   const first = notification(page, 'wants to run Bash');
   await first.waitFor({ timeout: STEP_TIMEOUT });
   assert.match(await first.innerText(), /hidden-ok/);
-  await until('the status bar waiting for approval', async () => {
+  await until('the status bar waiting for permission', async () => {
     const text = await statusItem(page).innerText();
-    return text.includes('waiting for approval') || text;
+    return text.includes('waiting for your permission') || text;
   });
   await screenshot(page, env.results, 'permission-notification');
   await first.getByRole('button', { name: 'Allow Once' }).click();

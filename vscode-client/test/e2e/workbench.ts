@@ -31,12 +31,17 @@ export async function runCommand(page: Page, title: string): Promise<void> {
   for (let attempt = 0; attempt < 10; attempt++) {
     await page.keyboard.press('F1');
     const box = page.locator('.quick-input-widget input');
-    await box.waitFor();
-    await box.fill(`>${title}`);
+    if (!(await box.waitFor({ timeout: 5000 }).then(() => true, () => false))) {
+      // A webview that just took the focus may not pass F1 on yet: focus the workbench and retry.
+      await page.locator('.part.sidebar .composite.title').first().click().catch(() => undefined);
+      continue;
+    }
+    // Something taking the focus closes the palette: then try again.
+    if (!(await box.fill(`>${title}`, { timeout: 5000 }).then(() => true, () => false))) continue;
     const row = page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
     if (await row.isVisible({ timeout: 2000 }).catch(() => false)) {
-      await row.click();
-      return;
+      if (await row.click({ timeout: 5000 }).then(() => true, () => false)) return;
+      continue; // the palette closed under us (focus moved): open it again
     }
     await page.keyboard.press('Escape'); // the extension may not be active yet: the list is taken at open
     await page.waitForTimeout(1000);

@@ -24,10 +24,10 @@ test('streamed text deltas join into one assistant message', () => {
 
 test('a turn started from the editor shows its prompt', () => {
   seq = 0;
-  const s = run(emptyState(), { type: 'turn_started', prompt: 'context...\nFix: slugify returns underscores' });
+  const s = run(emptyState(), { type: 'turn_started', prompt: 'Fix this problem the editor reports: slugify returns underscores\nFind the cause (it may be in another file), propose the fix, and verify it.' });
   assert.equal(s.activeSessionId, 's1');
   assert.equal(s.sessions.s1.blocks[0].kind, 'text');
-  assert.equal(s.sessions.s1.title, 'Fix: slugify returns underscores');
+  assert.equal(s.sessions.s1.title, 'Fix: slugify returns underscores', 'titled by the diagnostic, not the prompt\'s last line');
 });
 
 test('tool cards follow the call from streaming to result', () => {
@@ -38,13 +38,13 @@ test('tool cards follow the call from streaming to result', () => {
     { type: 'tool_execution_started', toolUseId: 't1', name: 'Bash' });
   s = reduce(s, { type: 'permissionRequested', request: { requestId: 'r1', sessionId: 's1', toolUseId: 't1', tool: 'Bash', input: {}, reason: 'runs pytest' } });
   assert.equal((s.sessions.s1.blocks[1] as any).status, 'waiting');
-  assert.equal(overallStatus(s), 'approval');
+  assert.equal(overallStatus(s), 'permission');
   s = reduce(s, { type: 'permissionAnswered', requestId: 'r1', decision: 'allow' });
   assert.equal(s.sessions.s1.permissions.length, 0);
-  assert.equal(overallStatus(s), 'working');
-  s = run(s, { type: 'tool_result', toolUseId: 't1', name: 'Bash', content: '1 passed', isError: false });
+  assert.equal(overallStatus(s), 'running');
+  s = run(s, { type: 'tool_result', toolUseId: 't1', name: 'Bash', content: '1 passed', isError: false, startedAt: 10, finishedAt: 12.5 });
   assert.deepEqual({ ...(s.sessions.s1.blocks[1] as any) }, {
-    kind: 'tool', toolUseId: 't1', name: 'Bash', input: { command: 'pytest' }, status: 'done', result: '1 passed',
+    kind: 'tool', toolUseId: 't1', name: 'Bash', input: { command: 'pytest' }, status: 'done', result: '1 passed', startedAt: 10, finishedAt: 12.5,
     permission: { reason: 'runs pytest', answered: 'allow', source: 'user' },
   });
   s = run(s, { type: 'turn_ended', stopReason: 'end_turn', usage: {}, rounds: 1 });
@@ -71,9 +71,9 @@ test('a pending proposal needs approval until it is resolved', () => {
   seq = 0;
   let s = run(started(), { type: 'turn_started', prompt: 'x' },
     { type: 'proposal_created', proposalId: 'p1', toolUseId: 't', autoApply: false, files: [] });
-  assert.equal(overallStatus(s), 'approval');
+  assert.equal(overallStatus(s), 'review');
   s = run(s, { type: 'proposal_resolved', proposalId: 'p1', status: 'accepted', accepted: ['f1.h1'], rejected: [], conflicts: [] });
-  assert.equal(overallStatus(s), 'working');
+  assert.equal(overallStatus(s), 'running');
 });
 
 test('tool summaries pick the telling input field', () => {
@@ -118,7 +118,7 @@ test('a Stop-hook continuation keeps a panel prompt busy until its answer', () =
   s = reduce(s, { type: 'busy', sessionId: 's1', busy: true });
   s = run(s, { type: 'turn_started', prompt: 'fix the bug' }, { type: 'text_delta', text: 'Done.' }, ended);
   assert.equal(s.sessions.s1.busy, true, 'the prompt has not answered yet');
-  assert.equal(overallStatus(s), 'working');
+  assert.equal(overallStatus(s), 'running');
   s = run(s, { type: 'turn_started', prompt: FEEDBACK, trigger: 'stop_hook' });
   const blocks = s.sessions.s1.blocks;
   assert.deepEqual(blocks[blocks.length - 1], { kind: 'continuation', reason: 'tests still fail' });
