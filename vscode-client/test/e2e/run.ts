@@ -40,19 +40,18 @@ async function main(): Promise<void> {
     const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
     await page.goto(`${url}/?folder=${encodeURIComponent(workspace)}`);
     await page.locator('.monaco-workbench').waitFor({ timeout: STEP_TIMEOUT });
-    // E2E_ONLY=first-contact runs only issue 15's scenario (quicker while working on the panel).
-    const only = process.env.E2E_ONLY;
+    // E2E_ONLY=first-contact,selection runs only those scenarios (quicker while working on one).
+    const only = process.env.E2E_ONLY?.split(',');
+    const wanted = (key: string) => !only || only.includes(key);
     try {
       const env: Env = { page, workspace, tmp, modelUrl, results: RESULTS };
-      if (!only) {
-        await step('chat, permission prompt and inline review', () => chatScenario(page, workspace));
-        await step('fix with agent from the lightbulb', () => fixScenario(page, workspace));
-        await step('typing in a file under review: merge, then conflict', () => typingScenario(env));
-        await step('explain with agent and ask agent to change this', () => selectionScenario(env));
-        await step('permission prompt while the panel is hidden', () => hiddenPermissionScenario(env));
-        await step('server crash and restart with backoff', () => restartScenario(env));
-      }
-      if (!only || only === 'first-contact') await step('first contact (issue 15)', () => firstContactScenario(env, PYTHON));
+      if (wanted('chat')) await step('chat, permission prompt and inline review', () => chatScenario(page, workspace));
+      if (wanted('fix')) await step('fix with agent from the lightbulb', () => fixScenario(page, workspace));
+      if (wanted('typing')) await step('typing in a file under review: merge, then conflict', () => typingScenario(env));
+      if (wanted('selection')) await step('explain with agent and ask agent to change this', () => selectionScenario(env));
+      if (wanted('hidden')) await step('permission prompt while the panel is hidden', () => hiddenPermissionScenario(env));
+      if (wanted('restart')) await step('server crash and restart with backoff', () => restartScenario(env));
+      if (wanted('first-contact')) await step('first contact (issue 15)', () => firstContactScenario(env, PYTHON));
     } catch (err) {
       await screenshot(page, 'failure').catch(() => undefined);
       throw err;
