@@ -118,6 +118,10 @@ def serve_tcp(server: JsonRPCServer, host: str, port: int) -> int:
             try:
                 code = await run_connection(protocol,
                                             FrameReader(partial(reader.read, CHUNK_BYTES)))
+            except asyncio.CancelledError:
+                # Ctrl-C: asyncio.run cancels this task, and the stream's done-callback would
+                # log a cancelled connection task as an error with a traceback.
+                return
             except Exception as exc:
                 finished.set_exception(exc)
                 return
