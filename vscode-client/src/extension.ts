@@ -131,7 +131,8 @@ class Extension {
     }
     if (event.type === 'proposal_resolved') this.review.onResolved(event.proposalId);
     if (event.type === 'turn_ended') {
-      void this.refreshContext(event.sessionId);
+      // A moment later: right after a turn the user often acts (code actions, a new prompt).
+      setTimeout(() => { if (!this.state.sessions[event.sessionId]?.busy) void this.refreshContext(event.sessionId); }, 1500);
       if (!this.chat.visible) this.turnEndedHidden(event.sessionId, event.stopReason);
     }
   }

@@ -140,8 +140,14 @@ export async function selectionScenario(env: Env): Promise<void> {
  * different times and the list re-renders as they do, so wait until it holds still first:
  * picking from a list that is still moving can land on the wrong row. */
 async function chooseCodeAction(page: Env['page'], title: string): Promise<void> {
-  await page.keyboard.press('Control+.');
   const rows = page.locator('.action-widget .monaco-list-row');
+  // A server still finishing the previous turn may answer "No code actions available": ask again.
+  for (let attempt = 0; attempt < 5; attempt++) {
+    await page.keyboard.press('Control+.');
+    if (await rows.filter({ hasText: title }).first().waitFor({ timeout: 10_000 }).then(() => true, () => false)) break;
+    await page.keyboard.press('Escape');
+    await page.waitForTimeout(1000);
+  }
   await rows.filter({ hasText: title }).first().waitFor({ timeout: STEP_TIMEOUT });
   let previous = '';
   for (let i = 0; i < 20; i++) {
