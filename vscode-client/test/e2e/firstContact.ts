@@ -9,12 +9,13 @@
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { FrameLocator, Page } from 'playwright-core';
 import {
   chatFrame, loadScenario, modelRequests, notification, runCommand, screenshot, statusItem, STEP_TIMEOUT, until, type Env,
 } from './workbench';
+import { outputLog, serverPid, serverPidOrZero } from './scenarios';
 
 const FIXTURES = resolve(__dirname, '../fixtures');
 /** Screenshots of each state, per theme, kept with the tests (looked at before closing issue 15). */
@@ -332,41 +333,4 @@ async function baseUrlOf(pid: number): Promise<string | undefined> {
   } catch {
     return undefined;
   }
-}
-
-/** The lsp-agent server of this run: found by the state dir only this run's processes have. */
-function serverPidOrZero(tmp: string): number {
-  const marker = `LSP_AGENT_STATE_DIR=${join(tmp, 'state')}`;
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const cmd = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
-      if (!cmd.includes('lsp_agent') || !cmd.includes('serve')) continue;
-      if (readFileSync(`/proc/${entry}/environ`, 'utf8').split('\0').includes(marker)) return Number(entry);
-    } catch {
-      // the process ended meanwhile
-    }
-  }
-  return 0;
-}
-
-function serverPid(tmp: string): number {
-  const pid = serverPidOrZero(tmp);
-  assert.ok(pid, 'the lsp-agent server process of this run is running');
-  return pid;
-}
-
-/** The extension's output channel as the workbench logs it. */
-function outputLog(tmp: string): string {
-  const found: string[] = [];
-  const walk = (dir: string): void => {
-    for (const name of readdirSync(dir)) {
-      const path = join(dir, name);
-      if (statSync(path).isDirectory()) walk(path);
-      else if (/lsp-agent\.log$/.test(name)) found.push(readFileSync(path, 'utf8'));
-    }
-  };
-  const logs = join(tmp, 'user', 'logs');
-  if (existsSync(logs)) walk(logs);
-  return found.join('\n');
 }

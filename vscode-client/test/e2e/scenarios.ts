@@ -261,7 +261,7 @@ async function planShown(env: Env): Promise<void> {
 }
 
 /** The lsp-agent server of this run: found by the state dir only this run's processes have. */
-function serverPidOrZero(tmp: string): number {
+export function serverPidOrZero(tmp: string): number {
   const marker = `LSP_AGENT_STATE_DIR=${join(tmp, 'state')}`;
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
@@ -276,14 +276,14 @@ function serverPidOrZero(tmp: string): number {
   return 0;
 }
 
-function serverPid(tmp: string): number {
+export function serverPid(tmp: string): number {
   const pid = serverPidOrZero(tmp);
   assert.ok(pid, 'the lsp-agent server process of this run is running');
   return pid;
 }
 
 /** The extension's output channel as the workbench logs it. */
-function outputLog(tmp: string): string {
+export function outputLog(tmp: string): string {
   const found: string[] = [];
   const walk = (dir: string): void => {
     for (const name of readdirSync(dir)) {
