@@ -122,10 +122,23 @@ export async function selectionScenario(env: Env): Promise<void> {
   await chat.locator('.msg.assistant', { hasText: 'EXPLAIN-OK' }).waitFor({ timeout: STEP_TIMEOUT });
   await screenshot(page, env.results, 'explain');
 
-  await selectLine(page, 'def two():');
-  await chooseCodeAction(page, 'Ask agent to change this');
+  // The explain turn must be over: a turn ending moves things in the workbench (status, panel)
+  // and can close the action menu under the keyboard.
+  await until('the explain turn over', async () => {
+    const text = await statusItem(page).innerText();
+    return !text.includes('working') || text;
+  });
   const box = page.locator('.quick-input-widget input');
-  await page.locator('.quick-input-widget', { hasText: 'change the selection' }).waitFor({ timeout: STEP_TIMEOUT });
+  const question = page.locator('.quick-input-widget', { hasText: 'change the selection' });
+  // Enter on the menu's row must bring the question; if the menu closed under it (nothing
+  // asked, the model not called: each wrong prompt would show as UNEXPECTED), pick it again.
+  for (let attempt = 1; ; attempt++) {
+    await selectLine(page, 'def two():');
+    const picked = await chooseCodeAction(page, 'Ask agent to change this').then(() => true, (err) => { if (attempt === 3) throw err; return false; });
+    if (picked && await question.waitFor({ timeout: 15_000 }).then(() => true, () => false)) break;
+    if (attempt === 3) await question.waitFor({ timeout: STEP_TIMEOUT });
+    await page.keyboard.press('Escape');
+  }
   await box.fill('Rename it to deux');
   await screenshot(page, env.results, 'change-instruction');
   await box.press('Enter');
@@ -159,7 +172,9 @@ async function chooseCodeAction(page: Env['page'], title: string): Promise<void>
   // Walk to it with the keyboard, as a user would (the widget blocks pointer events until the
   // mouse has moved over it).
   for (let i = 0; i < 12; i++) {
-    const focused = await page.locator('.action-widget .monaco-list-row.focused').first().textContent().catch(() => '');
+    // Only a menu on screen: a closed one can leave its last focused row in the DOM, and Enter
+    // would then go to the editor.
+    const focused = await page.locator('.action-widget:visible .monaco-list-row.focused').first().textContent({ timeout: 2000 }).catch(() => '');
     if (focused?.includes(title)) {
       await page.keyboard.press('Enter');
       return;
