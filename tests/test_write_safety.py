@@ -416,3 +416,47 @@ async def test_a_tool_past_its_time_limit_is_stopped_and_reported(model, workspa
     result = next(e for e in events if isinstance(e, ev.ToolResult))
     assert result.is_error and "Hang did not finish within 0.3 s" in result.content
     assert events[-1].stop_reason == "end_turn"
+
+
+# --------------------------------------------------------------------------- reads on the loop
+
+
+@pytest.fixture
+def count_thread_hops(monkeypatch) -> list[str]:
+    """Names of the functions sent to a worker thread while the test runs."""
+    hops: list[str] = []
+    real_to_thread = asyncio.to_thread
+
+    async def counting(func, /, *args, **kwargs):
+        hops.append(getattr(func, "__name__", repr(func)))
+        return await real_to_thread(func, *args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "to_thread", counting)
+    return hops
+
+
+async def test_a_small_file_is_read_without_a_thread_hop(workspace, count_thread_hops):
+    # A hop costs more than reading a small file; the bench's Read rounds depend on this.
+    (workspace / "notes.txt").write_text("alpha\nbeta\n")
+    out = await Read().call(ReadInput(path="notes.txt"), context(workspace))
+    assert out == "     1\talpha\n     2\tbeta"
+    assert count_thread_hops == []
+
+
+async def test_a_large_file_is_read_and_split_in_a_worker(workspace, count_thread_hops):
+    from lsp_agent.workspace.documents import INLINE_READ_BYTES
+
+    (workspace / "big.txt").write_text("x" * 99 + "\n" * 1 + ("y" * 99 + "\n") * (INLINE_READ_BYTES // 100))
+    out = await Read().call(ReadInput(path="big.txt", limit=2), context(workspace))
+    assert out.startswith("     1\t" + "x" * 99)
+    assert "disk_snapshot" in count_thread_hops and "split_lines" in count_thread_hops
+
+
+async def test_a_fifo_swapped_in_after_the_size_check_still_cannot_block(workspace, fifo, monkeypatch):
+    # The race the inline path must survive: the stat saw a small regular file, then a FIFO
+    # took its place. The read opens non-blocking and checks the type on the descriptor.
+    from lsp_agent.workspace import documents
+
+    monkeypatch.setattr(documents, "is_small_regular_file", lambda path: True)
+    with pytest.raises(ToolError, match="FIFO"):
+        await asyncio.wait_for(Read().call(ReadInput(path="pipe.txt"), context(workspace)), 10)

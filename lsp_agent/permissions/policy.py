@@ -23,7 +23,7 @@ from lsp_agent.permissions.secrets import FileRules, file_rules
 from lsp_agent.permissions.settings import (
     Settings,
     local_settings_path,
-    managed_settings_path,
+    own_settings_files,
     record_rule,
     user_settings_path,
 )
@@ -78,9 +78,8 @@ class PermissionGate:
     @property
     def file_rules(self) -> FileRules:
         """The secret and protected tables, with the settings' additions (cached)."""
-        own_settings = (str(user_settings_path()), str(managed_settings_path()))
         return file_rules(tuple(self.settings.secret_files),
-                          tuple(self.settings.protected_files) + own_settings)
+                          tuple(self.settings.protected_files) + own_settings_files())
 
     # -- the decision --------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,21 @@ class Settings:
 def user_settings_path() -> Path:
     base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     return Path(base) / "lsp-agent" / "settings.json"
+
+
+def own_settings_files() -> tuple[str, str]:
+    """The user and managed settings files as strings, for the protected-files table.
+
+    Asked on every file decision: cached per environment, building paths costs more than
+    the rest of the decision."""
+    env = os.environ
+    return _own_settings_files(env.get("XDG_CONFIG_HOME"), env.get("HOME"),
+                               env.get("LSP_AGENT_MANAGED_SETTINGS"))
+
+
+@lru_cache(maxsize=8)
+def _own_settings_files(xdg: str | None, home: str | None, managed: str | None) -> tuple[str, str]:
+    return str(user_settings_path()), str(managed_settings_path())
 
 
 def local_settings_path(workspace: Path) -> Path:

@@ -24,6 +24,7 @@ from lsp_agent.permissions.safe_write import WriteRefused, existing_mode, real_p
 from lsp_agent.procs.lifetime import child_options
 from lsp_agent.tools.base import FileEdit, Tool, ToolContext, ToolError
 from lsp_agent.workspace.documents import (
+    INLINE_READ_BYTES,
     DocumentSnapshot,
     FileReadError,
     FileTooLarge,
@@ -281,7 +282,10 @@ class Read(Tool):
             raise ToolError(_display_paths(str(exc), path, rel)) from None
         except OSError as exc:
             raise ToolError(f"Cannot read {rel}: {exc.strerror or exc}") from None
-        lines = await asyncio.to_thread(split_lines, snapshot.text)  # an open buffer may be huge
+        text = snapshot.text
+        # An open buffer may be huge: split those in a worker, the rest here (a hop costs more).
+        lines = (split_lines(text) if len(text) <= INLINE_READ_BYTES
+                 else await asyncio.to_thread(split_lines, text))
         if not lines:
             return f"{rel} is empty (0 lines)."
         body = _format_read(rel, lines[first - 1 : first - 1 + limit], first, len(lines))

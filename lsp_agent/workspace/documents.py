@@ -24,6 +24,10 @@ from typing import Protocol
 from lsp_agent.workspace.encoding import TextEncoding, UndecodableBytes, decode_bytes
 
 MAX_READ_BYTES = 2_000_000
+# Files up to this size are read on the event loop. A hop to a worker thread costs 0.3-1 ms on
+# a small machine, reading a small regular file tens of microseconds: for the files an agent
+# reads most, the hop was most of the Read tool's time (bench/bench_engine.py, overhead).
+INLINE_READ_BYTES = 256 * 1024
 
 # What a path can be besides a regular file, and how to say it (checked in this order).
 _NOT_REGULAR: tuple[tuple[Callable[[int], bool], str], ...] = (
@@ -138,10 +142,30 @@ async def snapshot_async(source: DocumentSource, path: Path) -> DocumentSnapshot
     A source that can tell open buffers apart (``open_snapshot``) answers those on the loop,
     where text and version are read together; only disk reads go to a worker thread.
     """
+    if type(source) is DiskDocuments:  # not a subclass: those may answer from elsewhere
+        return await disk_snapshot_async(path)
     open_snapshot = getattr(source, "open_snapshot", None)
     if open_snapshot is None:
         return await asyncio.to_thread(source.snapshot, path)
     buffered = open_snapshot(path)
     if buffered is not None:
         return buffered
+    return await disk_snapshot_async(path)
+
+
+async def disk_snapshot_async(path: Path) -> DocumentSnapshot:
+    """``disk_snapshot`` on the loop for a small regular file, in a worker for anything else
+    (large, special, on a slow disk, missing: the worker raises the reason)."""
+    if is_small_regular_file(path):
+        # A FIFO swapped in after the stat cannot block: read_file_bytes opens non-blocking
+        # and checks the type again on the descriptor.
+        return disk_snapshot(path)
     return await asyncio.to_thread(disk_snapshot, path)
+
+
+def is_small_regular_file(path: Path, limit: int = INLINE_READ_BYTES) -> bool:
+    try:
+        info = path.stat()
+    except OSError:
+        return False
+    return stat.S_ISREG(info.st_mode) and info.st_size <= limit
