@@ -199,3 +199,77 @@ async def test_a_pending_proposal_is_reported_not_applied_after_a_crash(model, p
         assert next(s for s in again["sessions"] if s["sessionId"] == session)["open"] is True
     finally:
         await second.client.shutdown_session()
+
+
+LONGER = "def add(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return a * b\n"
+
+
+async def test_rewind_after_a_crash_restores_edits_and_shell_writes_and_keeps_user_typing(
+        model, project):
+    (project / "calc.py").write_text(LONGER)
+    model.load({"turns": [
+        {"content": [{"type": "tool_use", "name": "Edit", "input": {
+            "path": "calc.py", "old_string": "a - b", "new_string": "a + b"}}]},
+        {"content": [{"type": "tool_use", "name": "Bash", "input": {
+            "command": "echo generated > out.txt && echo '# tool' >> calc.py"}}]},
+        {"content": "FIXED-IT"},
+    ]})
+    first = await start_editor(model.base_url, project)
+    session = await first.new_session(project, mode="acceptEdits")
+    await first.request("agent/prompt", {"sessionId": session, "text": "Fix add"})
+    assert (project / "out.txt").read_text() == "generated\n"
+    assert "a + b" in (project / "calc.py").read_text()
+    kill_server(first)
+
+    second = await start_editor(model.base_url, project)
+    try:
+        await second.request("agent/resumeSession", {"sessionId": session})
+        checkpoints = (await second.request("agent/checkpoints",
+                                            {"sessionId": session}))["checkpoints"]
+        assert [c["turn"] for c in checkpoints] == [1]
+        assert {f["path"] for f in checkpoints[0]["files"]} == {"calc.py", "out.txt"}
+        # The user opens calc.py and types a line the agent never touched.
+        calc = project / "calc.py"
+        second.open(calc)
+        second.type_at(calc, (4, 0), (4, 0), "# mine\n")
+        await asyncio.sleep(0.2)
+
+        report = await second.request("agent/rewind", {"sessionId": session, "turn": 1,
+                                                       "restore": "both"})
+        assert report["conflicts"] == [] and report["notRestored"] == []
+        assert sorted(report["restored"]) == ["calc.py", "out.txt"]
+        assert report["conversation"] is True
+        text = second.buffer(calc)
+        assert "a - b" in text and "# mine\n" in text and "# tool" not in text
+        assert not (project / "out.txt").exists()
+
+        model.load({"turns": [{"content": "again"}]})
+        await second.request("agent/prompt", {"sessionId": session, "text": "Start over"})
+        sent = json.dumps(model.requests[-1]["messages"])
+        assert "Fix add" not in sent and "Start over" in sent
+        # The rewound turn stays in the transcript as a branch: its history is still there.
+        listed = await second.request("agent/listSessions", {})
+        assert next(s for s in listed["sessions"] if s["sessionId"] == session)["turns"] == 1
+    finally:
+        await second.client.shutdown_session()
+
+
+async def test_rewind_reports_a_conflict_and_keeps_the_user_s_text(model, project):
+    model.load({"turns": [
+        {"content": [{"type": "tool_use", "name": "Edit", "input": {
+            "path": "calc.py", "old_string": "a - b", "new_string": "a + b"}}]},
+        {"content": "done"},
+    ]})
+    editor = await start_editor(model.base_url, project)
+    try:
+        session = await editor.new_session(project, mode="acceptEdits")
+        await editor.request("agent/prompt", {"sessionId": session, "text": "Fix add"})
+        (project / "calc.py").write_text("def add(a, b):\n    return b + a  # mine\n")
+        report = await editor.request("agent/rewind", {"sessionId": session, "turn": 1,
+                                                       "restore": "code"})
+        assert [c["path"] for c in report["conflicts"]] == ["calc.py"]
+        assert (project / "calc.py").read_text() == "def add(a, b):\n    return b + a  # mine\n"
+        with pytest.raises(JsonRpcException, match="no turn 5"):
+            await editor.request("agent/rewind", {"sessionId": session, "turn": 5})
+    finally:
+        await editor.client.shutdown_session()

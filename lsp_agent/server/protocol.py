@@ -32,6 +32,8 @@ FORK_SESSION = "agent/forkSession"
 RENAME_SESSION = "agent/renameSession"
 DELETE_SESSION = "agent/deleteSession"
 PROMPT_HISTORY = "agent/promptHistory"
+REWIND = "agent/rewind"
+CHECKPOINTS = "agent/checkpoints"
 EVENT = "agent/event"
 REQUEST_PERMISSION = "agent/requestPermission"
 
@@ -106,6 +108,11 @@ class ForkSessionParams(SavedSessionParams):
 
 class RenameSessionParams(SavedSessionParams):
     title: str = Field(min_length=1, max_length=200, pattern=r"\S")
+
+
+class RewindParams(SavedSessionParams):
+    turn: int = Field(ge=1)  # back to just before this turn (1-based)
+    restore: Literal["code", "conversation", "both"] = "both"
 
 
 class ListSessionsParams(Wire):

@@ -301,6 +301,15 @@ class TranscriptReader:
             raise KeyError(f"entry {entry_uuid} is not in this transcript")
         return [r.data for r in self.records[start + 1:] if r.type == "file_backup"]
 
+    def latest_afters(self, entry_uuid: str) -> dict[str, en.Entry]:
+        """Per path, the last ``file_after`` written after ``entry_uuid`` (file order): what
+        the agent last left each file as."""
+        start = self._file_index.get(entry_uuid)
+        if start is None:
+            raise KeyError(f"entry {entry_uuid} is not in this transcript")
+        return {r.data.get("path", ""): r.data for r in self.records[start + 1:]
+                if r.type == "file_after"}
+
     # -- helpers -----------------------------------------------------------------------------
 
     @staticmethod
