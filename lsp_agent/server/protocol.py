@@ -56,6 +56,10 @@ class InitializationOptions(Wire):
     fallback_model: str | None = None
     state_dir: str | None = None
     persist_sessions: bool = True  # transcripts under the state dir (resume, fork, history)
+    # Saved sessions not updated for this long are deleted (with their checkpoints), and the
+    # oldest go first while all of them take more than the size limit.
+    session_retention_days: float = Field(default=30.0, gt=0)
+    session_storage_max_mb: float = Field(default=500.0, gt=0)
     # Settings-file sections (see docs/security.md), between managed and project settings.
     permissions: dict[str, Any] | None = None
     sandbox: dict[str, Any] | None = None

@@ -107,7 +107,12 @@ class Session:
         self._cancel_requested = False
         self.processes = ProcessGroups()
         self.todos = TodoList(on_change=self._todos_changed)
-        self.results_dir = config.state_dir / "sessions" / self.id / "tool-results"
+        # Oversized tool results: with the session's other files when it is saved, so the
+        # retention policy deletes them with it.
+        self.results_dir = (
+            recorder.store.layout.session_dir(config.workspace, self.id) / "tool-results"
+            if recorder is not None
+            else config.state_dir / "sessions" / self.id / "tool-results")
         self.safety = SessionSafety.build(config.workspace, config.mode, [self.results_dir],
                                           config.safety_options, self.id)
         self.gate = self.safety.gate
