@@ -8,6 +8,7 @@ SDK against the scripted model server, a pytest-lsp client as the editor.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import signal
@@ -273,3 +274,95 @@ async def test_rewind_reports_a_conflict_and_keeps_the_user_s_text(model, projec
             await editor.request("agent/rewind", {"sessionId": session, "turn": 5})
     finally:
         await editor.client.shutdown_session()
+
+
+async def test_an_unusable_state_dir_says_so_once_and_the_session_works(model, project):
+    (project / ".state").write_text("a file where the state folder should be")
+    model.load({"turns": [{"content": "first"}, {"content": "second"}]})
+    editor = await start_editor(model.base_url, project)
+    try:
+        session = await editor.new_session(project)
+        for text in ("one", "two"):
+            result = await editor.request("agent/prompt", {"sessionId": session, "text": text})
+            assert result["stopReason"] == "end_turn"
+        notices = [e for e in editor.of(session, ev.ErrorEvent) if e.kind == "persistence"]
+        assert len(notices) == 1 and "not saved" in notices[0].message
+        assert notices[0].recoverable is True
+        listed = await editor.request("agent/listSessions", {})
+        assert session in {s["sessionId"] for s in listed["sessions"]}
+    finally:
+        await editor.client.shutdown_session()
+
+
+async def test_a_session_open_in_another_server_is_not_resumed_twice(model, project):
+    model.load({"turns": [{"content": "hello"}]})
+    first = await start_editor(model.base_url, project)
+    second = await start_editor(model.base_url, project)
+    try:
+        session = await first.new_session(project)
+        await first.request("agent/prompt", {"sessionId": session, "text": "hi"})
+        listed = await second.request("agent/listSessions", {})
+        assert next(s for s in listed["sessions"] if s["sessionId"] == session)["live"] is True
+        with pytest.raises(JsonRpcException, match="open in another process"):
+            await second.request("agent/resumeSession", {"sessionId": session})
+    finally:
+        await first.client.shutdown_session()
+        await second.client.shutdown_session()
+
+
+async def test_killed_mid_shell_the_resumed_conversation_is_consistent(model, project):
+    model.load({"turns": [{"content": [{"type": "text", "text": "Running."}, {
+        "type": "tool_use", "name": "Bash", "input": {"command": "sleep 30 > slept.txt"}}]}]})
+    first = await start_editor(model.base_url, project)
+    session = await first.new_session(project, mode="bypassPermissions")
+    prompt = asyncio.ensure_future(first.request("agent/prompt", {"sessionId": session,
+                                                                  "text": "Sleep a while"}))
+    await first.wait_for(session, ev.ToolExecutionStarted)
+    await asyncio.sleep(0.3)
+    kill_server(first)
+    with pytest.raises((JsonRpcException, ConnectionError, EOFError, asyncio.TimeoutError,
+                        RuntimeError)):
+        await prompt
+
+    model.load({"turns": [{"content": "resumed"}]})
+    second = await start_editor(model.base_url, project)
+    try:
+        resumed = await second.request("agent/resumeSession", {"sessionId": session})
+        assert resumed["mode"] == "default"  # bypassPermissions is never resumed
+        assert any("bypassPermissions" in w for w in resumed["warnings"])
+        await second.request("agent/prompt", {"sessionId": session, "text": "Go on"})
+        messages = model.requests[-1]["messages"]
+        uses = {b["id"] for m in messages if m["role"] == "assistant"
+                for b in m["content"] if b["type"] == "tool_use"}
+        answered = {b["tool_use_id"] for m in messages if m["role"] == "user"
+                    for b in m["content"] if b.get("type") == "tool_result"}
+        assert uses <= answered
+        roles = [m["role"] for m in messages]
+        assert all(a != b for a, b in itertools.pairwise(roles)), roles
+        checkpoints = (await second.request("agent/checkpoints",
+                                            {"sessionId": session}))["checkpoints"]
+        assert [f["path"] for f in checkpoints[0]["files"]] == ["slept.txt"]
+    finally:
+        await second.client.shutdown_session()
+
+
+async def test_old_sessions_go_at_start_under_the_retention_policy(model, project):
+    model.load({"turns": [{"content": "old news"}]})
+    first = await start_editor(model.base_url, project)
+    session = await first.new_session(project)
+    await first.request("agent/prompt", {"sessionId": session, "text": "hi"})
+    await first.client.shutdown_session()
+    await asyncio.sleep(1.5)
+    second = await start_editor(model.base_url, project,
+                                sessionRetentionDays=1 / 86400)  # one second
+    try:
+        for _ in range(100):
+            listed = await second.request("agent/listSessions", {})
+            if session not in {s["sessionId"] for s in listed["sessions"]}:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            pytest.fail("the old session was not deleted")
+        assert not list((project / ".state" / "projects").rglob(f"{session}*"))
+    finally:
+        await second.client.shutdown_session()
