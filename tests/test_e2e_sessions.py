@@ -366,3 +366,21 @@ async def test_old_sessions_go_at_start_under_the_retention_policy(model, projec
         assert not list((project / ".state" / "projects").rglob(f"{session}*"))
     finally:
         await second.client.shutdown_session()
+
+
+async def test_the_api_key_never_reaches_the_transcript_or_the_prompt_history(model, project):
+    key = "test-key"  # the harness's ANTHROPIC_API_KEY
+    model.load({"turns": [{"content": f"I saw the key {key} somewhere."}]})
+    editor = await start_editor(model.base_url, project)
+    try:
+        session = await editor.new_session(project)
+        await editor.request("agent/prompt", {"sessionId": session,
+                                              "text": f"is {key} my key?"})
+    finally:
+        await editor.client.shutdown_session()
+    saved = [p for p in (project / ".state" / "projects").rglob("*") if p.is_file()]
+    assert any(p.name == f"{session}.jsonl" for p in saved)
+    for path in saved:
+        assert key not in path.read_text(errors="replace"), path
+    transcript = next(p for p in saved if p.name == f"{session}.jsonl").read_text()
+    assert "[REDACTED]" in transcript

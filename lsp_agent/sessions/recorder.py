@@ -145,6 +145,10 @@ class SessionRecorder:
     # -- events ------------------------------------------------------------------------------
 
     def on_event(self, event: ev.AgentEvent) -> None:
+        if isinstance(event, ev.ModelRequest):
+            self.model = event.model  # the model the next assistant entry comes from
+        elif isinstance(event, ev.ModelFallback):
+            self.model_changed(event.to_model)  # a resume goes on with the fallback model
         record = _EVENT_ENTRIES.get(type(event))
         if record is not None:
             entry = record(event)
