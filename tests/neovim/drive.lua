@@ -92,6 +92,9 @@ end
 
 local function main()
   vim.opt.runtimepath:append(cfg.plugin_dir)
+  if cfg.without_lsp_enable then
+    vim.lsp.enable = nil -- as on Neovim 0.10: the plugin starts the client with vim.lsp.start
+  end
   local agent = require('lsp-agent')
   agent.setup({
     cmd = cfg.server_cmd,
@@ -183,6 +186,24 @@ local function main()
     return #events_of('turn_ended') > 1
   end)
   out.second_turn = events_of('turn_ended')[2]
+
+  -- :LspAgentFix on a diagnostic another source (say pyright) put on `subtract(7, 2)`.
+  local pyright = vim.api.nvim_create_namespace('pyright-like')
+  row = cfg.call_line + 1 -- 0-based, below the typed first line
+  line = vim.api.nvim_buf_get_lines(buf, row, row + 1, true)[1]
+  call_col = line:find('subtract(', 1, true) - 1
+  vim.diagnostic.set(pyright, buf, { {
+    lnum = row, col = call_col, end_lnum = row, end_col = call_col + #'subtract(7, 2)',
+    severity = vim.diagnostic.severity.WARN, source = 'pyright', message = cfg.fix_message,
+  } })
+  vim.api.nvim_set_current_buf(buf)
+  vim.api.nvim_win_set_cursor(0, { row + 1, 0 })
+  vim.cmd('LspAgentFix')
+  wait('the fix turn ends', function()
+    return #events_of('turn_ended') > 2
+  end)
+  out.fix_turn = events_of('turn_ended')[3]
+
   local output = agent.state.outputs[agent.state.session]
   out.output = table.concat(vim.api.nvim_buf_get_lines(output, 0, -1, true), '\n')
   out.output_visible = vim.fn.bufwinid(output) ~= -1

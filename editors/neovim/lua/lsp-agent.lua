@@ -30,6 +30,7 @@ M.state = {
   outputs = {}, -- session id -> output buffer
   pending = {}, -- proposal id -> proposal_created event, until it is resolved
   order = {}, -- proposal ids, oldest first
+  busy = {}, -- session id -> true while a turn runs (from turn_started to turn_ended)
   events = {}, -- the last `max_events` events, oldest first
   max_events = 500,
 }
@@ -88,7 +89,7 @@ local function await(ask)
   return value
 end
 
-local function select(items, prompt, format)
+local function choose(items, prompt, format)
   return await(function(cb)
     vim.ui.select(items, { prompt = prompt, format_item = format }, cb)
   end)
@@ -216,6 +217,10 @@ local track = {
   end,
   turn_started = function(e)
     M.state.session = e.sessionId
+    M.state.busy[e.sessionId] = true
+  end,
+  turn_ended = function(e)
+    M.state.busy[e.sessionId] = nil
   end,
 }
 
@@ -249,7 +254,7 @@ local function on_permission(_, params, _)
   local what = tool_summary(params.input)
   local prompt = string.format('lsp-agent wants to run %s%s: %s', params.tool,
     what ~= '' and (' `' .. what .. '`') or '', first_line(params.reason))
-  local choice = select(M.permission_choices, prompt, function(c)
+  local choice = choose(M.permission_choices, prompt, function(c)
     return c.label
   end)
   -- Dismissed: a denial the agent is told about (the server also treats silence so).
@@ -505,11 +510,11 @@ function M.review()
   local win = api.nvim_get_current_win()
   api.nvim_win_set_buf(win, buf)
   coroutine.wrap(function()
-    local choice = select(M.review_choices, 'Review ' .. id, function(c)
+    local choice = choose(M.review_choices, 'Review ' .. id, function(c)
       return c.label
     end)
     local verdict = choice and choice.decide(input, function(items, prompt)
-      return select(items, prompt)
+      return choose(items, prompt)
     end, proposal)
     if api.nvim_win_is_valid(win) then
       api.nvim_win_close(win, true)
@@ -519,6 +524,67 @@ function M.review()
     else
       table.insert(M.state.order, 1, id) -- dismissed: still pending
     end
+  end)()
+end
+
+-- A byte column of Neovim's as a column in the negotiated encoding (lsp-agent gets utf-8 from
+-- Neovim's defaults, where the two are the same).
+local function wire_col(buf, row, byte_col, encoding)
+  if encoding == 'utf-8' then
+    return byte_col
+  end
+  local line = api.nvim_buf_get_lines(buf, row, row + 1, false)[1] or ''
+  byte_col = math.min(byte_col, #line)
+  if HAS_011 then
+    return vim.str_utfindex(line, encoding, byte_col, false)
+  end
+  local col32, col16 = vim.str_utfindex(line, byte_col)
+  return encoding == 'utf-16' and col16 or col32
+end
+
+local function lsp_diagnostic(buf, d, encoding)
+  local end_row, end_col = d.end_lnum or d.lnum, d.end_col or d.col
+  return {
+    range = {
+      start = { line = d.lnum, character = wire_col(buf, d.lnum, d.col, encoding) },
+      ['end'] = { line = end_row, character = wire_col(buf, end_row, end_col, encoding) },
+    },
+    message = d.message,
+    severity = d.severity,
+    source = d.source,
+    code = d.code,
+  }
+end
+
+--- "Fix with agent" for a diagnostic on the cursor's line, from any source (Neovim gives a code
+--- action request only the lsp-agent client's own diagnostics, and the server publishes none).
+--- Runs in the current session when it is idle, else in a new one.
+function M.fix()
+  local client = need_client()
+  if not client then
+    return
+  end
+  local buf = api.nvim_get_current_buf()
+  local row = api.nvim_win_get_cursor(0)[1] - 1
+  local diagnostics = vim.diagnostic.get(buf, { lnum = row })
+  if #diagnostics == 0 then
+    return notify('no diagnostic on this line')
+  end
+  coroutine.wrap(function()
+    local d = #diagnostics == 1 and diagnostics[1]
+      or choose(diagnostics, 'Fix which problem?', function(item)
+        return first_line(item.message)
+      end)
+    if not d then
+      return
+    end
+    local session = M.state.session
+    local args = { uri = vim.uri_from_bufnr(buf), diagnostic = lsp_diagnostic(buf, d, client.offset_encoding) }
+    if session and not M.state.busy[session] then
+      args.sessionId = session
+    end
+    commands['lspAgent.fix']({ command = 'lspAgent.fix', arguments = { args } },
+      { client_id = client.id, bufnr = buf })
   end)()
 end
 
@@ -547,6 +613,7 @@ local function create_commands()
     M.prompt(a.args, a.range > 0 and { a.line1, a.line2 } or nil)
   end, { nargs = '+', range = true, desc = 'lsp-agent: send a prompt (with the selected lines)' })
   cmd('LspAgentReview', M.review, { desc = 'lsp-agent: review the oldest pending proposal' })
+  cmd('LspAgentFix', M.fix, { desc = "lsp-agent: fix a diagnostic on the cursor's line" })
   cmd('LspAgentCancel', M.cancel, { desc = 'lsp-agent: stop the running turn' })
   cmd('LspAgentMode', function(a)
     M.set_mode(a.args)
