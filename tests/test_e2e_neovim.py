@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pygls.uris import to_fs_path
 
 pytestmark = pytest.mark.e2e
 
@@ -51,6 +52,7 @@ DEF_LINE, CALL_LINE = 3, 7
 INSTRUCTION = "Ajoute un commentaire en français"  # what drive.lua answers to vim.ui.input
 CHECK = "python3 -c 'import calc; print(calc.subtract(7, 2))'"
 NEW_LAST_LINE = 'fin = "thé glacé"  # ajouté'
+NOTES = "Tâches :\n- soustraction à faire\n"  # a file the agent edits while it is not open
 FOLLOW_UP = "Réponse : 中文 😀 fini."
 FIX_MESSAGE = "subtract: résultat négatif attendu"
 # After the user's typing (a new first line, "_bis" after "résumé"), as the model must read the
@@ -70,11 +72,19 @@ SCENARIO = {
                       "input": {"path": "calc.py", "old_string": 'fin = "thé"',
                                 "new_string": NEW_LAST_LINE}}],
          "expect": {"tool_result_contains": "5"}},
+        {"content": [{"type": "tool_use", "name": "Edit",
+                      "input": {"path": "notes.txt", "old_string": "à faire",
+                                "new_string": "fait ✓"}}],
+         "expect": {"tool_result_contains": "accepted"}},
         {"content": "C'est fait."},
         {"content": FOLLOW_UP, "expect": {"user_text_contains": "Et maintenant ?"}},
         {"content": "Corrigé.", "expect": {"user_text_contains": FIX_SEEN}},
     ],
 }
+
+
+def path_of(uri: str) -> Path:
+    return Path(to_fs_path(uri) or "")
 
 
 def nvim_version(nvim: str) -> tuple[int, int]:
@@ -120,7 +130,7 @@ def run_neovim(tmp_path: Path, project: Path, base_url: str,
         # The plugin's default command, with this interpreter.
         "server_cmd": [sys.executable, "-m", "lsp_agent", "--log-level", "warning", "serve"],
         "call_line": CALL_LINE, "without_lsp_enable": without_lsp_enable,
-        "fix_message": FIX_MESSAGE}))
+        "fix_message": FIX_MESSAGE, "closed_file": "notes.txt"}))
     # HOME and the XDG folders are the test's own (tests/conftest.py); Neovim and the server
     # it starts inherit them, and --clean keeps Neovim off any user config and plugin.
     env = {**os.environ, "LSP_AGENT_NVIM_TEST": str(config),
@@ -163,6 +173,7 @@ def test_neovim_runs_the_whole_flow_on_non_ascii_text(tmp_path, scripted_model,
     project = tmp_path / "proj"
     project.mkdir()
     (project / "calc.py").write_text(CALC, encoding="utf-8")
+    (project / "notes.txt").write_text(NOTES, encoding="utf-8")
 
     seen = run_neovim(tmp_path, project, scripted_model, without_lsp_enable)
 
@@ -191,9 +202,10 @@ def test_neovim_runs_the_whole_flow_on_non_ascii_text(tmp_path, scripted_model,
 
     # The edit: a plain `changes` map (nothing Neovim did not declare), accepted, applied on
     # top of the user's typing, with the buffer and the disk holding the same text.
-    # One edit: the typing reached the server before the review (the plugin's request flushes
-    # it), and the server saw its edit land in the buffer (no second attempt).
-    assert len(seen["edits"]) == 1, seen["edits"]
+    # One edit per proposal: the typing reached the server before the review (the plugin's
+    # request flushes it), and the server saw its edit land in the buffer (no second attempt).
+    assert [[path_of(u).name for u in e.get("changes", {})] for e in seen["edits"]] == \
+        [["calc.py"], ["notes.txt"]], seen["edits"]
     for edit in seen["edits"]:
         assert set(edit) == {"changes"}, edit
         assert all("annotationId" not in e for edits in edit["changes"].values() for e in edits)
@@ -205,6 +217,12 @@ def test_neovim_runs_the_whole_flow_on_non_ascii_text(tmp_path, scripted_model,
     assert (project / "calc.py").read_text(encoding="utf-8") == expected
     assert seen["modified"] is False, "the plugin saves the buffers an accepted edit changed"
     assert seen["turn_ended"]["stopReason"] == "end_turn"
+
+    # An edit to a file that is not open: Neovim loads it to apply the edit, the plugin saves
+    # it, and no buffer is left modified behind a file the server wrote.
+    assert seen["resolved_closed"]["status"] == "accepted", seen["tool_results"]
+    assert seen["closed_file_disk"] == NOTES.replace("à faire", "fait ✓")
+    assert seen["modified_buffers"] == []
 
     # A follow-up through :LspAgentPrompt in the same session, streamed to the output buffer.
     assert seen["second_turn"]["stopReason"] == "end_turn"

@@ -163,6 +163,11 @@ local function main()
   wait('the proposal is resolved', function()
     return #events_of('proposal_resolved') > 0
   end)
+  -- A second proposal, for a file that is not open in Neovim.
+  wait('a second proposal waits', function()
+    return next(agent.state.pending) ~= nil
+  end)
+  vim.cmd('LspAgentReview')
   wait('the turn ends', function()
     return #events_of('turn_ended') > 0
   end)
@@ -179,6 +184,12 @@ local function main()
   out.buffer = buffer_text(buf)
   out.disk = read_file(calc)
   out.modified = vim.bo[buf].modified
+  out.resolved_closed = events_of('proposal_resolved')[2]
+  out.closed_file_disk = read_file(cfg.project .. '/' .. cfg.closed_file)
+  out.modified_buffers = {}
+  for _, info in ipairs(vim.fn.getbufinfo({ bufmodified = 1 })) do
+    table.insert(out.modified_buffers, info.name)
+  end
 
   -- A follow-up prompt in the same session, through the user command.
   vim.cmd('LspAgentPrompt Et maintenant ?')

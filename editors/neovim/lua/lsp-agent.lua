@@ -145,6 +145,7 @@ local function append(session_id, text)
   vim.bo[buf].modifiable = true
   api.nvim_buf_set_text(buf, last, col, last, col, vim.split(text, '\n', { plain = true }))
   vim.bo[buf].modifiable = false
+  vim.bo[buf].modified = false -- nothing to save: no [+] in the statusline
   local line = api.nvim_buf_line_count(buf)
   for _, win in ipairs(vim.fn.win_findbuf(buf)) do
     api.nvim_win_set_cursor(win, { line, 0 }) -- follow the stream
