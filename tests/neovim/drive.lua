@@ -91,6 +91,9 @@ local function floating_text()
 end
 
 local function main()
+  -- Python's ftplugin asks `has('python3')`, which probes the python3 provider for seconds;
+  -- nothing here needs the provider.
+  vim.g.loaded_python3_provider = 0
   vim.opt.runtimepath:append(cfg.plugin_dir)
   if cfg.without_lsp_enable then
     vim.lsp.enable = nil -- as on Neovim 0.10: the plugin starts the client with vim.lsp.start
