@@ -188,6 +188,9 @@ def test_neovim_runs_the_whole_flow_on_non_ascii_text(tmp_path, scripted_model,
                                   "file": str(project / "calc.py")}
     assert "def subtract(a: int, b: int) -> int" in seen["hover"]
 
+    # Neovim's range for a selection ending on a multi-byte character covers that character.
+    assert seen["explain_selection"] == "résumé"
+
     # The code action ran resolved, with the instruction asked for and the selection cut right.
     assert "SCENARIO MISMATCH" not in seen["output"], seen["output"]  # see SCENARIO's expect
     assert seen["turn_started"]["prompt"] == INSTRUCTION

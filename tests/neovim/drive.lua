@@ -140,6 +140,23 @@ local function main()
   end)
   vim.api.nvim_win_close(hover_win, true)
 
+  -- A selection of `résumé` as Neovim sends it: its end is one byte into the final "é"
+  -- (mark-indexed, inclusive: the last character's first byte, plus one unit). Only looked
+  -- at: the action's data carries the selected text; nothing is run.
+  local word = line:find('résumé', 1, true) - 1
+  vim.lsp.buf.code_action({
+    range = { start = { row, word }, ['end'] = { row, word + #'résum' } },
+    filter = function(action)
+      if action.title == 'Explain with agent' then
+        out.explain_selection = action.data.arguments[1].selectionText
+      end
+      return false
+    end,
+  })
+  wait('the actions for a selection ending on "é"', function()
+    return out.explain_selection ~= nil
+  end)
+
   -- "Ask agent to change this" on `subtract(7, 2)`: listed, resolved, run by Neovim itself.
   local close_col = line:find(')', call_col, true) - 1
   vim.lsp.buf.code_action({
