@@ -69,6 +69,29 @@ def test_out_of_range_wire_positions_are_clamped(name, text, wire, expected, enc
     assert lines.to_point(Position(line=wire[0], character=wire[1]), encoding) == expected[encoding]
 
 
+# A range ending inside a character covers it: Neovim's code action range for a visual
+# selection of "résumé" ends one byte into the final "é" (utf-8 column 8 of 9).
+# (name, text, wire range, encoding, selected text)
+RANGES_INSIDE = [
+    ("utf-8 end inside é", "résumé = 1", ((0, 0), (0, 8)), UTF8, "résumé"),
+    ("utf-8 end inside 中", "x中y", ((0, 0), (0, 2)), UTF8, "x中"),
+    ("utf-8 start and end inside 😀", "a😀b", ((0, 2), (0, 3)), UTF8, "😀"),
+    ("utf-16 end inside a surrogate pair", "a😀b", ((0, 0), (0, 2)), UTF16, "a😀"),
+    ("reversed, end inside é", "éa", ((0, 1), (0, 0)), UTF8, "é"),
+    ("utf-16 end at a boundary", "a😀b", ((0, 1), (0, 3)), UTF16, "😀"),
+]
+
+
+@pytest.mark.parametrize(("name", "text", "rng", "encoding", "selected"), RANGES_INSIDE,
+                         ids=[r[0] for r in RANGES_INSIDE])
+def test_a_range_covers_every_character_it_touches(name, text, rng, encoding, selected):
+    lines = TextLines(text)
+    (l1, c1), (l2, c2) = rng
+    start, end = lines.to_points(Range(start=Position(line=l1, character=c1),
+                                       end=Position(line=l2, character=c2)), encoding)
+    assert text[lines.offset(start): lines.offset(end)] == selected
+
+
 @pytest.mark.parametrize("encoding", ENCODINGS)
 def test_points_out_of_range_are_clamped_before_conversion(encoding):
     lines = TextLines("é\nzz")

@@ -15,7 +15,9 @@ Out-of-range input is clamped, never an error (LSP 3.17, ``Position``): a charac
 end of its line means the end of the line (before the terminator); a line past the last means
 the end of the document; a negative number counts as 0. A wire column that falls inside one
 character (the middle of a UTF-8 sequence or of a surrogate pair) moves back to that
-character's start.
+character's start, except at the end of a range, where it moves on to the character's end: a
+range covers every character it touches. (Neovim's code action range for a selection that ends
+on a multi-byte character ends one code unit into it.)
 """
 
 from __future__ import annotations
@@ -78,8 +80,9 @@ def unit_length(text: str, encoding: Encoding) -> int:
     return len(text.encode("utf-8", "surrogatepass"))
 
 
-def units_to_column(line: str, units: int, encoding: Encoding) -> int:
-    """Code-point column of a wire column on ``line`` (its content, without terminator)."""
+def units_to_column(line: str, units: int, encoding: Encoding, round_up: bool = False) -> int:
+    """Code-point column of a wire column on ``line`` (its content, without terminator). A
+    column inside a character means its start, or its end with ``round_up`` (a range's end)."""
     if units <= 0:
         return 0
     if encoding == UTF32 or line.isascii():
@@ -88,8 +91,8 @@ def units_to_column(line: str, units: int, encoding: Encoding) -> int:
     seen = 0
     for index, ch in enumerate(line):
         seen += width(ch)
-        if seen > units:  # ``units`` is inside or at the start of this character
-            return index
+        if seen > units:  # ``units`` is inside this character (its start returned before)
+            return index + 1 if round_up else index
         if seen == units:
             return index + 1
     return len(line)
@@ -152,12 +155,13 @@ class TextLines:
 
     # -- wire positions (code units of an encoding) -----------------------------------------
 
-    def to_point(self, position: Position, encoding: Encoding) -> Point:
-        """A wire position as a clamped point."""
+    def to_point(self, position: Position, encoding: Encoding, round_up: bool = False) -> Point:
+        """A wire position as a clamped point (``round_up``: see ``units_to_column``)."""
         if position.line >= self.count:
             return self.end()
         line = max(position.line, 0)
-        return Point(line, units_to_column(self.content(line), position.character, encoding))
+        return Point(line, units_to_column(self.content(line), position.character, encoding,
+                                           round_up))
 
     def to_position(self, point: Point | tuple[int, int], encoding: Encoding) -> Position:
         """A point (clamped first) as a wire position."""
@@ -165,9 +169,12 @@ class TextLines:
         return Position(line=line, character=column_to_units(self.content(line), column, encoding))
 
     def to_points(self, rng: Range, encoding: Encoding) -> tuple[Point, Point]:
-        """A wire range as points, start first even if the client sent them reversed."""
-        start, end = self.to_point(rng.start, encoding), self.to_point(rng.end, encoding)
-        return (start, end) if start <= end else (end, start)
+        """A wire range as points, start first even if the client sent them reversed; it
+        covers every character it touches (its end rounds up inside a character)."""
+        first, last = rng.start, rng.end
+        if (first.line, first.character) > (last.line, last.character):
+            first, last = last, first
+        return self.to_point(first, encoding), self.to_point(last, encoding, round_up=True)
 
     def to_range(self, start: Point | tuple[int, int], end: Point | tuple[int, int],
                  encoding: Encoding) -> Range:
