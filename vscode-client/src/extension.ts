@@ -8,6 +8,7 @@ import { registerBridge } from './bridge';
 import { ChatViewProvider } from './chatView';
 import { ReviewController, errorText } from './review';
 import { installServer, SECRET_KEY, ServerManager, settings } from './server';
+import { ANSWER_COMMAND, answerOfLink, permissionLinks, permissionTitle } from './shared/permissionNotice';
 import { hasCredential } from './shared/setup';
 import {
   currentActivity, overallStatus, reduce, restoreState, sessionStatus, STATUS_TEXT, type ChatAction, type ChatState,
@@ -20,8 +21,6 @@ import {
 } from './shared/protocol';
 
 const STATE_KEY = 'lspAgent.chatState';
-/** Answers a permission from its notification's links (not in the palette: no contribution). */
-const ANSWER_COMMAND = 'lspAgent.answerPermission';
 const DEFAULT_MODELS = ['claude-sonnet-4-5', 'claude-opus-4-1', 'claude-haiku-4-5'];
 const DEFAULT_ENDPOINT = 'https://api.anthropic.com';
 /** What the model picker says of the models it knows; others are listed without a description. */
@@ -220,19 +219,13 @@ class Extension {
     let close = () => {};
     const closed = new Promise<void>((resolve) => { close = resolve; });
     this.permissionNotices.set(requestId, close);
-    const link = (label: string, command: string, args: unknown[] = []) =>
-      `[${label}](command:${command}${args.length ? `?${encodeURIComponent(JSON.stringify(args))}` : ''})`;
-    const answers = [
-      link('Allow once', ANSWER_COMMAND, [requestId, 'allow']), link('Allow for this session', ANSWER_COMMAND, [requestId, 'allow-session']),
-      link('Deny', ANSWER_COMMAND, [requestId, 'deny']), link('Open chat', 'lspAgent.openChat'),
-    ].join(' · ');
     // Cancellable: its Cancel button keeps the toast expanded with the links in view; Cancel only
     // closes the notification (the question stays in the panel, counted by the badge).
     void vscode.window.withProgress({
       location: vscode.ProgressLocation.Notification, cancellable: true,
-      title: `lsp-agent wants to run ${request.tool}: ${request.reason.replace(/[[\]]/g, '')}`,
+      title: permissionTitle(request.tool, request.reason),
     }, (progress, token) => {
-      progress.report({ message: answers });
+      progress.report({ message: permissionLinks(requestId) });
       token.onCancellationRequested(() => this.closePermissionNotice(requestId));
       return closed;
     });
@@ -240,10 +233,7 @@ class Extension {
 
   /** An answer from the notification's links. */
   answerFromNotice(requestId: unknown, answer: unknown): void {
-    if (typeof requestId !== 'string') return;
-    // Only these exact words allow: anything else a link could carry denies.
-    const allow = answer === 'allow' || answer === 'allow-session';
-    this.answerPermission(requestId, allow ? { decision: 'allow', remember: answer === 'allow-session' } : { decision: 'deny' });
+    if (typeof requestId === 'string') this.answerPermission(requestId, answerOfLink(answer));
   }
 
   private answerPermission(requestId: string, answer: PermissionAnswer): void {
