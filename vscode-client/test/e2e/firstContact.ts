@@ -62,7 +62,10 @@ export async function apiKeyScenario(env: Env, shots: boolean): Promise<void> {
   await ask.waitFor({ timeout: STEP_TIMEOUT });
   assert.match(await ask.innerText(), new RegExp(`${escapeRe(env.modelUrl)}[\\s\\S]*Escape if the endpoint needs none`), 'names the endpoint and the way out');
   assert.equal(await page.locator('.quick-input-widget input').getAttribute('type'), 'password', 'the key is not shown');
-  if (shots) await shootThemes(env, 'api-key-prompt', chat);
+  if (shots) {
+    await shootThemes(env, 'api-key-prompt', chat);
+    await setTheme(env, 'light'); // the scenarios after this one run in the theme they were written in
+  }
   await page.locator('.quick-input-widget input').fill(TYPED_KEY);
   await page.keyboard.press('Enter');
   // Kept in the secret storage, which the restarted server gets it from: nothing else holds it.
