@@ -1,11 +1,15 @@
 // Entry point: wires the server, the chat panel, the inline review and the editor bridge.
 
 import * as vscode from 'vscode';
-import { ApplyWorkspaceEditRequest, type ApplyWorkspaceEditParams, type LanguageClient } from 'vscode-languageclient/node';
+import {
+  ApplyWorkspaceEditRequest, type ApplyWorkspaceEditParams, type CancellationToken, type LanguageClient,
+} from 'vscode-languageclient/node';
 import { registerBridge } from './bridge';
 import { ChatViewProvider } from './chatView';
 import { ReviewController, errorText } from './review';
 import { installServer, SECRET_KEY, ServerManager, settings } from './server';
+import { ANSWER_COMMAND, answerOfLink, permissionLinks, permissionTitle } from './shared/permissionNotice';
+import { hasCredential } from './shared/setup';
 import {
   currentActivity, overallStatus, reduce, restoreState, sessionStatus, STATUS_TEXT, type ChatAction, type ChatState,
   type SessionStatus,
@@ -32,6 +36,8 @@ class Extension {
   private restartInMs = 0;
   private model = '';
   private readonly permissionWaiters = new Map<string, (answer: PermissionAnswer) => void>();
+  /** The notification asking each permission while the panel was hidden: closed once it is moot. */
+  private readonly permissionNotices = new Map<string, () => void>();
   private nextPermissionId = 1;
   private clientDisposables: vscode.Disposable[] = [];
   /** Turns that ended while the panel was hidden, not yet seen (the activity-bar badge). */
@@ -74,7 +80,7 @@ class Extension {
     this.serverState = 'running';
     this.clientDisposables = [
       client.onNotification(Methods.event, (n: EventNotification) => this.onEvent(n)),
-      client.onRequest(Methods.requestPermission, (p: PermissionRequest) => this.askPermission(p)),
+      client.onRequest(Methods.requestPermission, (p: PermissionRequest, token: CancellationToken) => this.askPermission(p, token)),
       client.onRequest(ApplyWorkspaceEditRequest.type, (p) => this.applyEdit(client, p)),
       ...registerBridge(client),
     ];
@@ -89,11 +95,15 @@ class Extension {
     this.clientDisposables = [];
     for (const resolve of this.permissionWaiters.values()) resolve({ decision: 'deny', message: 'the server restarted' });
     this.permissionWaiters.clear();
+    for (const close of this.permissionNotices.values()) close();
+    this.permissionNotices.clear();
     this.review.forgetAll();
     for (const id of Object.keys(this.state.sessions)) this.dispatch({ type: 'busy', sessionId: id, busy: false });
   }
 
   async request<M extends RequestMethod>(method: M, params: Requests[M]['params']): Promise<Requests[M]['result']> {
+    // A request made while the server restarts (a setting just changed) goes to the new server.
+    await this.server.settled();
     const client = this.client;
     if (!client) throw new Error('the lsp-agent server is not running (see the lsp-agent output)');
     return client.sendRequest<Requests[M]['result']>(method, params);
@@ -190,27 +200,65 @@ class Extension {
     }
   }
 
-  private askPermission(request: PermissionRequest): Promise<PermissionAnswer> {
+  private askPermission(request: PermissionRequest, token?: CancellationToken): Promise<PermissionAnswer> {
     const requestId = `perm-${this.nextPermissionId++}`;
     const answer = new Promise<PermissionAnswer>((resolve) => this.permissionWaiters.set(requestId, resolve));
+    // The server withdraws the ask ($/cancelRequest) when the turn stops or it gave up waiting.
+    const withdrawn = token?.onCancellationRequested(() => this.withdrawPermission(requestId));
+    void answer.finally(() => withdrawn?.dispose());
     this.dispatch({ type: 'permissionRequested', request: { ...request, requestId } });
-    if (!this.chat.visible) void this.notifyPermission(requestId, request);
+    if (!this.chat.visible) this.notifyPermission(requestId, request);
     return answer;
   }
 
-  private async notifyPermission(requestId: string, request: PermissionRequest): Promise<void> {
-    const choice = await vscode.window.showWarningMessage(
-      `lsp-agent wants to run ${request.tool}: ${request.reason}`, 'Allow Once', 'Allow for Session', 'Deny', 'Open Chat');
-    if (choice === 'Open Chat' || choice === undefined) { await this.chat.reveal(false); return; }
-    this.answerPermission(requestId, choice === 'Deny' ? { decision: 'deny' } : { decision: 'allow', remember: choice === 'Allow for Session' });
+  /**
+   * Ask in a notification while the panel is hidden. A progress notification with the answers
+   * as links: unlike a message with buttons, it can be closed when the question is moot.
+   */
+  private notifyPermission(requestId: string, request: PermissionRequest): void {
+    let close = () => {};
+    const closed = new Promise<void>((resolve) => { close = resolve; });
+    this.permissionNotices.set(requestId, close);
+    // Cancellable: its Cancel button keeps the toast expanded with the links in view; Cancel only
+    // closes the notification (the question stays in the panel, counted by the badge).
+    void vscode.window.withProgress({
+      location: vscode.ProgressLocation.Notification, cancellable: true,
+      title: permissionTitle(request.tool, request.reason),
+    }, (progress, token) => {
+      progress.report({ message: permissionLinks(requestId) });
+      token.onCancellationRequested(() => this.closePermissionNotice(requestId));
+      return closed;
+    });
+  }
+
+  /** An answer from the notification's links. */
+  answerFromNotice(requestId: unknown, answer: unknown): void {
+    if (typeof requestId === 'string') this.answerPermission(requestId, answerOfLink(answer));
   }
 
   private answerPermission(requestId: string, answer: PermissionAnswer): void {
     const resolve = this.permissionWaiters.get(requestId);
     if (!resolve) return;
     this.permissionWaiters.delete(requestId);
+    this.closePermissionNotice(requestId);
     resolve(answer);
     this.dispatch({ type: 'permissionAnswered', requestId, decision: answer.decision });
+  }
+
+  /** The server no longer waits for this answer: take the question down everywhere. */
+  private withdrawPermission(requestId: string): void {
+    const resolve = this.permissionWaiters.get(requestId);
+    if (!resolve) return;
+    this.permissionWaiters.delete(requestId);
+    this.closePermissionNotice(requestId);
+    resolve({ decision: 'deny', message: 'withdrawn by the server' }); // ignored by the server; frees the handler
+    this.output.appendLine(`permission request withdrawn by the server (${requestId})`);
+    this.dispatch({ type: 'permissionWithdrawn', requestId });
+  }
+
+  private closePermissionNotice(requestId: string): void {
+    this.permissionNotices.get(requestId)?.();
+    this.permissionNotices.delete(requestId);
   }
 
   // -- state --------------------------------------------------------------------------------
@@ -320,14 +368,18 @@ class Extension {
     }
   }
 
-  /** Anthropic's API needs a key: ask for it before the first prompt rather than fail at it. */
+  /**
+   * No model credential anywhere (environment, lspAgent.serverEnv, secret storage): ask for the
+   * API key before the first prompt rather than let it fail. Once per window: Escape goes on
+   * without one (an endpoint that needs none).
+   */
   private async askForKeyAtFirstUse(): Promise<void> {
-    if (this.askedForKey || settings().get<string>('baseUrl', '')) return;
+    if (this.askedForKey) return;
     const env = settings().get<Record<string, string>>('serverEnv', {});
-    if (process.env.ANTHROPIC_API_KEY || env.ANTHROPIC_API_KEY || await this.context.secrets.get(SECRET_KEY)) return;
+    if (hasCredential(process.env, env) || await this.context.secrets.get(SECRET_KEY)) return;
     this.askedForKey = true;
-    this.output.appendLine('no API key is set: asking for one (lsp-agent: Set API Key)');
-    await setApiKey(this.context, this);
+    this.output.appendLine(`no API key is set for ${this.endpoint()}: asking for one (lsp-agent: Set API Key)`);
+    await setApiKey(this.context, this, this.endpoint());
   }
 
   /** Send the session's last prompt again (after an error). */
@@ -491,9 +543,16 @@ async function insertAtCursor(text: string): Promise<void> {
   await editor.edit((b) => b.replace(editor.selection, text));
 }
 
-async function setApiKey(context: vscode.ExtensionContext, ext: Extension): Promise<void> {
-  const key = await vscode.window.showInputBox({ title: 'lsp-agent: API key', prompt: 'Your Anthropic API key (kept in the editor\'s secret storage and passed to the server as ANTHROPIC_API_KEY)', password: true, ignoreFocusOut: true });
-  if (key === undefined) return;
+/** Ask for the API key, keep it in the secret storage and restart the server with it. */
+async function setApiKey(context: vscode.ExtensionContext, ext: Extension, firstUseEndpoint?: string): Promise<void> {
+  const key = await vscode.window.showInputBox({
+    title: 'lsp-agent: API key',
+    prompt: firstUseEndpoint
+      ? `No API key is set for ${firstUseEndpoint}. Enter it (kept in the editor's secret storage, passed to the server as ANTHROPIC_API_KEY), or press Escape if the endpoint needs none.`
+      : 'Your Anthropic API key (kept in the editor\'s secret storage and passed to the server as ANTHROPIC_API_KEY)',
+    placeHolder: 'sk-ant-…', password: true, ignoreFocusOut: true,
+  });
+  if (key === undefined || !key.trim()) return;
   await context.secrets.store(SECRET_KEY, key.trim());
   ext.output.appendLine('API key updated; restarting the server');
   await ext.server.restart();
@@ -518,6 +577,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     vscode.commands.registerCommand('lspAgent.installServer', async () => { if (await installServer(ext.output)) await ext.server.restart(); }),
     vscode.commands.registerCommand('lspAgent.choosePython', () => vscode.commands.executeCommand('workbench.action.openSettings', 'lspAgent.pythonPath')),
     vscode.commands.registerCommand('lspAgent.pickModel', () => ext.pickModelCommand()),
+    vscode.commands.registerCommand(ANSWER_COMMAND, (requestId: unknown, answer: unknown) => ext.answerFromNotice(requestId, answer)),
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (['pythonPath', 'baseUrl', 'model', 'pythonLanguageFeatures', 'serverArgs', 'serverEnv'].some((k) => e.affectsConfiguration(`lspAgent.${k}`))) void ext.server.restart();
     }),

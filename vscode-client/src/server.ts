@@ -7,6 +7,7 @@ import {
   type LanguageClientOptions, type ServerOptions, type StaticFeature,
 } from 'vscode-languageclient/node';
 import { isCompatibleProtocol, type InitializationOptions, type Mode } from './shared/protocol';
+import { DEFAULT_INSTALL_SOURCE, pipInstallArgs } from './shared/setup';
 
 export const SECRET_KEY = 'lspAgent.anthropicApiKey';
 const CHECK_TIMEOUT_MS = 20_000;
@@ -118,6 +119,11 @@ export class ServerManager implements vscode.Disposable {
       await this.start();
     };
     this.restartChain = this.restartChain.then(run, run);
+    return this.restartChain;
+  }
+
+  /** Resolves once no restart is under way or queued (a burst of setting changes ends in one). */
+  settled(): Promise<void> {
     return this.restartChain;
   }
 
@@ -277,12 +283,20 @@ export function checkInstalled(python: string): Promise<string> {
  */
 export async function installServer(output: vscode.OutputChannel): Promise<boolean> {
   const python = (await resolvePython()).path;
-  const target = settings().get<string>('installSource', 'lsp-agent') || 'lsp-agent';
-  output.appendLine(`installing: ${python} -m pip install ${quote(target)}`);
+  const install = pipInstallArgs(settings().get<string>('installSource', DEFAULT_INSTALL_SOURCE));
+  if ('error' in install) {
+    output.appendLine(`install: ${install.error}`);
+    void vscode.window.showErrorMessage(`lsp-agent: ${install.error}.`, 'Open Settings')
+      .then((choice) => choice && vscode.commands.executeCommand('workbench.action.openSettings', 'lspAgent.installSource'));
+    return false;
+  }
+  output.appendLine(`installing: ${python} ${install.args.map(quote).join(' ')}`);
   return vscode.window.withProgress({
     location: vscode.ProgressLocation.Notification, title: `Installing lsp-agent into ${python}…`, cancellable: true,
   }, (_progress, token) => new Promise<boolean>((resolve) => {
-    const child = spawn(python, ['-m', 'pip', 'install', target], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // A relative wheel or folder is read from the workspace folder, as the setting's users expect.
+    const cwd = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
+    const child = spawn(python, install.args, { stdio: ['ignore', 'pipe', 'pipe'], ...(cwd ? { cwd } : {}) });
     const log = (data: Buffer) => output.append(data.toString());
     child.stdout.on('data', log);
     child.stderr.on('data', log);

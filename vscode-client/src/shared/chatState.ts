@@ -12,7 +12,11 @@ export interface ToolCard {
   input?: Record<string, unknown>;
   status: ToolStatus;
   result?: string;
-  permission?: { reason: string; answered?: 'allow' | 'deny'; source?: string; message?: string };
+  permission?: {
+    reason: string; answered?: 'allow' | 'deny'; source?: string; message?: string;
+    /** The server stopped waiting ($/cancelRequest) before the user answered. */
+    withdrawn?: boolean;
+  };
   /** Seconds since the epoch, from the server's tool_result (for the run's duration). */
   startedAt?: number;
   finishedAt?: number;
@@ -106,6 +110,8 @@ export type ChatAction =
   | { type: 'event'; event: AgentEvent }
   | { type: 'permissionRequested'; request: PendingPermission }
   | { type: 'permissionAnswered'; requestId: string; decision: 'allow' | 'deny' }
+  /** The server cancelled its agent/requestPermission (the turn stopped, or it timed out): no longer ask. */
+  | { type: 'permissionWithdrawn'; requestId: string }
   | { type: 'mode'; sessionId: string; mode: Mode }
   | { type: 'model'; sessionId: string; model: string }
   | { type: 'context'; sessionId: string; context: ContextInfo }
@@ -149,6 +155,17 @@ export function reduce(state: ChatState, action: ChatAction): ChatState {
         blocks: s.blocks.map((b) => b.kind === 'tool' && b.toolUseId === request.toolUseId
           ? { ...b, status: action.decision === 'allow' ? 'running' : 'error',
               permission: { reason: request.reason, answered: action.decision, source: 'user' } } : b),
+      }));
+    }
+    case 'permissionWithdrawn': {
+      const owner = Object.values(state.sessions).find((s) => s.permissions.some((p) => p.requestId === action.requestId));
+      if (!owner) return state;
+      const request = owner.permissions.find((p) => p.requestId === action.requestId)!;
+      // The call goes on as the server decides (its permission_decided / tool_result follow).
+      return update(state, owner.sessionId, (s) => ({
+        ...s, permissions: s.permissions.filter((p) => p.requestId !== action.requestId),
+        blocks: s.blocks.map((b) => b.kind === 'tool' && b.toolUseId === request.toolUseId && !b.permission?.answered
+          ? { ...b, status: b.status === 'waiting' ? 'running' : b.status, permission: { reason: request.reason, withdrawn: true } } : b),
       }));
     }
     case 'userPrompt':

@@ -373,7 +373,8 @@ function toolHtml(card: ToolCard, session: SessionView): string {
   const open = openCards.has(card.toolUseId) || (!closedCards.has(card.toolUseId) && auto);
   const decided = card.permission?.answered === 'deny'
     ? `<div class="decided denied"><i class="codicon codicon-circle-slash" aria-hidden="true"></i> ${card.permission.source === 'user' || !card.permission.source ? 'You denied this' : `Denied by ${esc(SOURCE_WORDS[card.permission.source] ?? card.permission.source)}`}${card.permission.message ? `: ${esc(card.permission.message)}` : '.'}</div>`
-    : card.permission?.answered === 'allow' && card.permission.source === 'user' ? '<div class="decided">You allowed this.</div>' : '';
+    : card.permission?.answered === 'allow' && card.permission.source === 'user' ? '<div class="decided">You allowed this.</div>'
+    : card.permission?.withdrawn ? '<div class="decided"><i class="codicon codicon-circle-slash" aria-hidden="true"></i> No longer asked: the agent stopped waiting for your answer.</div>' : '';
   const state = `${view.text}${outcome === 'denied' && card.permission?.source && card.permission.source !== 'user' ? ` by ${SOURCE_WORDS[card.permission.source] ?? card.permission.source}` : ''}`;
   const details = card.input ? `<details class="raw" data-tool="raw-${esc(card.toolUseId)}" ${openCards.has(`raw-${card.toolUseId}`) ? 'open' : ''}><summary>Details</summary><pre tabindex="0" aria-label="Input of the tool call">${esc(JSON.stringify(card.input, null, 2))}</pre></details>` : '';
   return `<details class="tool tone-${view.tone} outcome-${outcome}" data-tool="${esc(card.toolUseId)}" ${open ? 'open' : ''} role="group" aria-label="${esc(`${card.name}: ${plainTitle(card, session)}, ${state}`)}">

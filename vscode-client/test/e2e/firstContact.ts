@@ -3,14 +3,16 @@
 // interpreter without lsp-agent is said once and the notice closes when fixed; a failed test run
 // is red, an Edit is a diff waiting for review and a rejected one is not a green check; each
 // answer shows its model and cost; an unreachable endpoint is said at once with its URL and what
-// to do; a turn that ends while the panel is hidden leaves a badge and a notification; axe-core
-// finds no serious accessibility problem in light, dark and high-contrast themes, with
-// screenshots of each.
+// to do; an interpreter without lsp-agent gets it with one click (a wheel of this repository,
+// built here, installed offline); a turn that ends while the panel is hidden leaves a badge and a
+// notification; without a key the panel asks for one at first use and the server restarts with
+// it. Each state is shot in light, dark and high-contrast themes, and axe-core finds no serious
+// accessibility problem in the panel in any of them.
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import type { FrameLocator, Page } from 'playwright-core';
 import {
   chatFrame, loadScenario, modelRequests, notification, runCommand, screenshot, statusItem, STEP_TIMEOUT, until, type Env,
@@ -23,6 +25,9 @@ export const SHOTS = resolve(__dirname, 'screenshots');
 const THEMES = { light: 'Default Light Modern', dark: 'Default Dark Modern', 'high-contrast': 'Default High Contrast' } as const;
 type Theme = keyof typeof THEMES;
 const UNREACHABLE = 'http://127.0.0.1:9';
+/** The key typed at first use: it must reach the restarted server's environment. */
+const TYPED_KEY = 'sk-e2e-typed-at-first-use';
+const REPO = resolve(__dirname, '../../..');
 
 export async function firstContactScenario(env: Env, python: string): Promise<void> {
   mkdirSync(SHOTS, { recursive: true });
@@ -34,8 +39,51 @@ export async function firstContactScenario(env: Env, python: string): Promise<vo
   await failedRunAndDiff(env, chat);
   await settingsRestart(env, chat, python);
   await unreachableEndpoint(env, chat);
-  await missingInterpreter(env, python);
+  await missingInterpreterInstalled(env, python);
   await hiddenTurnEnd(env, chat);
+}
+
+// -- no API key: the panel asks at first use, the server restarts with it ----------------------------
+
+/**
+ * Runs first, before anything set a key: the run starts the server without one. With shots, each
+ * theme of the question is shot; without (another scenario is wanted), the key is only entered.
+ */
+export async function apiKeyScenario(env: Env, shots: boolean): Promise<void> {
+  const { page } = env;
+  let before = 0;
+  await until('the first server', async () => (before = serverPidOrZero(env.tmp)) !== 0 || 'not started');
+  assert.equal(credentialOf(before), undefined, 'the server starts without a key');
+  await loadScenario(env.modelUrl, join(FIXTURES, 'e2e-api-key.json'));
+  await runCommand(page, 'lsp-agent: Open Chat');
+  const chat = chatFrame(page);
+  await send(chat, 'My first question: who holds the key?');
+  const ask = page.locator('.quick-input-widget', { hasText: 'No API key is set' });
+  await ask.waitFor({ timeout: STEP_TIMEOUT });
+  assert.match(await ask.innerText(), new RegExp(`${escapeRe(env.modelUrl)}[\\s\\S]*Escape if the endpoint needs none`), 'names the endpoint and the way out');
+  assert.equal(await page.locator('.quick-input-widget input').getAttribute('type'), 'password', 'the key is not shown');
+  if (shots) {
+    await shootThemes(env, 'api-key-prompt', chat);
+    await setTheme(env, 'light'); // the scenarios after this one run in the theme they were written in
+  }
+  await page.locator('.quick-input-widget input').fill(TYPED_KEY);
+  await page.keyboard.press('Enter');
+  // Kept in the secret storage, which the restarted server gets it from: nothing else holds it.
+  await until('the server restarted with the key', async () => {
+    const pid = serverPidOrZero(env.tmp);
+    return (pid !== 0 && pid !== before && credentialOf(pid) === TYPED_KEY) || `pid ${pid}`;
+  });
+  await answer(chat, 'KEY-OK');
+  assert.equal((await modelRequests(env.modelUrl)).length, 1, 'the prompt went to the model once, after the key was set');
+  assert.match(outputLog(env.tmp), /no API key is set for .*asking for one[\s\S]*API key updated; restarting the server/);
+  assert.ok(!outputLog(env.tmp).includes(TYPED_KEY), 'the key is not logged');
+  if (shots) await screenshot(env.page, env.results, 'api-key-answered');
+  await runCommand(page, 'lsp-agent: New Session');
+}
+
+/** The model credential in a process's environment (undefined when it has none). */
+function credentialOf(pid: number): string | undefined {
+  return readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').find((e) => e.startsWith('ANTHROPIC_API_KEY='))?.slice('ANTHROPIC_API_KEY='.length);
 }
 
 // -- a new session: an empty state with examples ------------------------------------------------
@@ -48,7 +96,7 @@ async function emptyState(env: Env, chat: FrameLocator): Promise<void> {
   await until('no plan of another session', async () => (await chat.locator('#todos .plan').count()) === 0 || 'a plan is shown');
   assert.equal(await chat.locator('#stop').isVisible(), false, 'no Stop while nothing runs');
   assert.equal(await chat.locator('button[aria-label="New session"]').count(), 0, 'one "+" (the view\'s), not two');
-  await shoot(env, 'empty-state');
+  await shootThemes(env, 'empty-state', chat);
   // Modes by readable names, each with what it allows.
   assert.equal((await chat.locator('#mode').innerText()).trim(), 'Ask first');
   await chat.locator('#mode').click();
@@ -57,6 +105,7 @@ async function emptyState(env: Env, chat: FrameLocator): Promise<void> {
   const listed = await modes.innerText();
   assert.match(listed, /Plan only[\s\S]*Read and plan; no edits, no commands/);
   assert.ok(!/dontAsk|bypassPermissions/.test(listed), 'no raw mode ids');
+  await shootThemes(env, 'mode-picker');
   await env.page.keyboard.press('Escape');
 }
 
@@ -72,7 +121,7 @@ async function modelSwitch(env: Env, chat: FrameLocator): Promise<void> {
   const row = page.locator('.quick-input-list .monaco-list-row', { hasText: 'claude-opus-4-1' }).first();
   await row.waitFor({ timeout: STEP_TIMEOUT });
   assert.match(await page.locator('.quick-input-list').innerText(), /Most capable/, 'models come with descriptions');
-  await shoot(env, 'model-picker');
+  await shootThemes(env, 'model-picker');
   await row.click();
   await until('the picker keeping the new model', async () => (await picker.innerText()).trim() === 'claude-opus-4-1' || await picker.innerText());
   await page.waitForTimeout(500);
@@ -91,7 +140,7 @@ async function modelSwitch(env: Env, chat: FrameLocator): Promise<void> {
   await until('the context meter', async () => /\d+(\.\d)?%/.test(await meter.innerText()) || await meter.innerText());
   assert.match(await meter.innerText(), /\$\d/);
   assert.match(await meter.getAttribute('title') ?? '', /Context: .* tokens[\s\S]*tools[\s\S]*Session cost/);
-  await shoot(env, 'model-switched-cost');
+  await shootThemes(env, 'model-switched-cost', chat);
 }
 
 // -- a failed run in red, an Edit as a diff waiting for review, then rejected ---------------------
@@ -103,6 +152,7 @@ async function failedRunAndDiff(env: Env, chat: FrameLocator): Promise<void> {
   await bash.locator('.permission').waitFor({ timeout: STEP_TIMEOUT });
   assert.match(await bash.locator('summary .state').innerText(), /Needs your permission/, 'the badge is not cut');
   await statusSays(page, 'waiting for your permission');
+  await shootThemes(env, 'permission-prompt', chat);
   await bash.getByRole('button', { name: 'Allow once' }).click();
   await chat.locator('.tool.outcome-failed', { hasText: 'Run the tests' }).waitFor({ timeout: STEP_TIMEOUT });
   assert.match(await bash.locator('.term-meta.bad').innerText(), /exit code 1 · \d/, 'exit code and duration');
@@ -130,12 +180,7 @@ async function failedRunAndDiff(env: Env, chat: FrameLocator): Promise<void> {
   // The review opened stats.py once, with the hunk hover showing both sides.
   await page.locator('.codelens-decoration a', { hasText: 'Accept' }).first().waitFor({ timeout: STEP_TIMEOUT });
   assert.equal(await page.locator('.tab', { hasText: 'stats.py' }).count(), 1, 'no second copy of the file');
-  for (const theme of Object.keys(THEMES) as Theme[]) {
-    await setTheme(env, theme);
-    await shoot(env, `review-and-failed-run-${theme}`);
-    await accessibility(chat, theme);
-  }
-  await setTheme(env, 'dark');
+  await shootThemes(env, 'review-and-failed-run', chat);
   await edit.getByRole('button', { name: 'Reject' }).click();
   await answer(chat, 'FIX-DONE');
   const rejected = chat.locator('.tool.outcome-rejected', { hasText: 'stats.py' });
@@ -153,7 +198,7 @@ async function failedRunAndDiff(env: Env, chat: FrameLocator): Promise<void> {
   await jump.waitFor({ state: 'visible', timeout: STEP_TIMEOUT });
   await jump.click();
   await until('back at the latest output', async () => (await fromBottom()) < 40 || `${await fromBottom()} px below`);
-  await shoot(env, 'rejected-edit');
+  await shootThemes(env, 'rejected-edit', chat);
 }
 
 // -- bug 2: a setting change restarts the server with the configured interpreter ------------------
@@ -167,6 +212,7 @@ async function settingsRestart(env: Env, chat: FrameLocator, python: string): Pr
     const pid = serverPidOrZero(env.tmp);
     return (pid !== 0 && pid !== before && !!(await baseUrlOf(pid))?.startsWith(UNREACHABLE)) || `pid ${pid}`;
   });
+  await serverSettled(env);
   const pid = serverPid(env.tmp);
   assert.equal(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0], python, 'the server runs with lspAgent.pythonPath');
   const log = outputLog(env.tmp);
@@ -190,7 +236,7 @@ async function unreachableEndpoint(env: Env, chat: FrameLocator): Promise<void> 
   // The turn ends in an error that says what to do; the Output channel has it too.
   await notice.getByRole('button', { name: 'Retry' }).waitFor({ timeout: STEP_TIMEOUT });
   assert.match(outputLog(env.tmp), new RegExp(`model request to ${escapeRe(UNREACHABLE)} failed`));
-  await shoot(env, 'endpoint-unreachable');
+  await shootThemes(env, 'endpoint-unreachable', chat);
   // Open settings goes to the setting; the endpoint comes back; Retry sends the prompt again.
   await notice.getByRole('button', { name: 'Open settings' }).click();
   await page.locator('.settings-editor .setting-item-contents', { hasText: 'Base Url' }).first().waitFor({ timeout: STEP_TIMEOUT });
@@ -209,26 +255,93 @@ async function unreachableEndpoint(env: Env, chat: FrameLocator): Promise<void> 
   await answer(chat, 'BACK-ONLINE');
 }
 
-// -- an interpreter without lsp-agent: said once, and the notice goes when it is fixed -------------
+// -- an interpreter without lsp-agent: said once, installed with one click, the notice goes ----------
 
-async function missingInterpreter(env: Env, python: string): Promise<void> {
+async function missingInterpreterInstalled(env: Env, python: string): Promise<void> {
   const { page } = env;
-  const bare = join(env.tmp, 'bare-venv');
-  if (!existsSync(bare)) assert.equal(spawnSync('python3', ['-m', 'venv', '--without-pip', bare], { timeout: 120_000 }).status, 0, 'a bare venv');
-  const barePython = join(bare, 'bin', 'python');
-  await setSetting(page, 'lspAgent.pythonPath', 'Python Path', barePython);
+  const fresh = freshVenv(env, python);
+  buildWheel(python, wheelPath(env.tmp));
+  await setSetting(page, 'lspAgent.pythonPath', 'Python Path', fresh);
   const notice = notification(page, 'lsp-agent is not installed for');
   await notice.waitFor({ timeout: STEP_TIMEOUT });
-  assert.match(await notice.innerText(), new RegExp(escapeRe(barePython)));
+  assert.match(await notice.innerText(), new RegExp(escapeRe(fresh)));
   assert.match(await notice.innerText(), /Install it there/, 'a one-click install');
   await statusSays(page, 'not installed');
   await runCommand(page, 'lsp-agent: Open Chat');
-  await chatFrame(page).locator('.banner.error', { hasText: 'not installed' }).waitFor({ timeout: STEP_TIMEOUT });
-  await shoot(env, 'interpreter-missing');
-  await setSetting(page, 'lspAgent.pythonPath', 'Python Path', python);
+  const chat = chatFrame(page);
+  const banner = chat.locator('.banner.error', { hasText: 'not installed' });
+  await banner.waitFor({ timeout: STEP_TIMEOUT });
+  await shootThemes(env, 'interpreter-missing', chat);
+  // One click: pip installs the wheel (lspAgent.installSource) into that interpreter, offline.
+  await banner.getByRole('button', { name: 'Install' }).click();
+  await until('the server running with the fresh interpreter', async () => {
+    const pid = serverPidOrZero(env.tmp);
+    const exe = pid ? readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0] : '';
+    return exe === fresh || `pid ${pid} ${exe}; log: ${outputLog(env.tmp).slice(-400)}`;
+  }, 180_000);
+  assert.match(outputLog(env.tmp), new RegExp(`installing: ${escapeRe(fresh)} -m pip install ${escapeRe(wheelPath(env.tmp))}[\\s\\S]*pip exited with code 0`));
+  assert.equal(spawnSync(fresh, ['-c', 'import lsp_agent, sys; sys.exit(0 if lsp_agent.__file__.startswith(sys.prefix) else 1)']).status, 0,
+    'lsp-agent is now installed in that interpreter\'s environment');
   await until('the server back', async () => (await statusItem(page).innerText()).trim() === 'lsp-agent' || await statusItem(page).innerText());
   await until('the stale notice closed', async () => (await page.locator('.notification-toast', { hasText: 'is not installed for' }).count()) === 0 || 'still shown');
-  await until('the banner gone', async () => (await chatFrame(page).locator('.banner.error').count()) === 0 || 'still shown');
+  await until('the banner gone', async () => (await chat.locator('.banner.error').count()) === 0 || 'still shown');
+}
+
+/** Where the wheel of this repository is built (lspAgent.installSource of the run points here). */
+export function wheelPath(tmp: string): string {
+  const version = /^version = "([^"]+)"/m.exec(readFileSync(join(REPO, 'pyproject.toml'), 'utf8'))?.[1] ?? '0';
+  return join(tmp, 'wheelhouse', `lsp_agent-${version}-py3-none-any.whl`);
+}
+
+/**
+ * A new venv of the same Python, with pip but without lsp-agent. Its dependencies come from the
+ * test's interpreter through a .pth (links to every package there but lsp-agent itself), so the
+ * install needs no network: pip sees them installed and only installs the wheel.
+ */
+function freshVenv(env: Env, python: string): string {
+  const venv = join(env.tmp, 'fresh-venv');
+  const bin = join(venv, 'bin', 'python');
+  if (!existsSync(bin)) assert.equal(spawnSync(python, ['-m', 'venv', venv], { timeout: 180_000 }).status, 0, 'a fresh venv with pip');
+  const purelib = (exe: string) => spawnSync(exe, ['-c', 'import sysconfig; print(sysconfig.get_paths()["purelib"])'], { encoding: 'utf8' }).stdout.trim();
+  const from = purelib(python);
+  const deps = join(env.tmp, 'deps');
+  mkdirSync(deps, { recursive: true });
+  const own = /^(lsp_agent|pip|setuptools|pkg_resources|_distutils_hack)\b|^__editable__|\.pth$/;
+  for (const name of readdirSync(from)) {
+    if (own.test(name) || existsSync(join(deps, name))) continue;
+    symlinkSync(join(from, name), join(deps, name));
+  }
+  writeFileSync(join(purelib(bin), 'e2e-deps.pth'), `${deps}\n`);
+  assert.notEqual(spawnSync(bin, ['-c', 'import lsp_agent']).status, 0, 'the fresh venv has no lsp-agent yet');
+  return bin;
+}
+
+/** A wheel of this repository, built without network or a build backend: the package and its metadata. */
+function buildWheel(python: string, wheel: string): void {
+  mkdirSync(dirname(wheel), { recursive: true });
+  const script = `
+import base64, hashlib, pathlib, sys, tomllib, zipfile
+repo, wheel = pathlib.Path(sys.argv[1]), sys.argv[2]
+project = tomllib.loads((repo / "pyproject.toml").read_text())["project"]
+name, version = "lsp_agent", project["version"]
+info = f"{name}-{version}.dist-info"
+meta = [f"Metadata-Version: 2.1", f"Name: {project['name']}", f"Version: {version}", f"Requires-Python: {project['requires-python']}"]
+meta += [f"Requires-Dist: {d}" for d in project["dependencies"]]
+files = {str(p.relative_to(repo)): p.read_bytes() for p in sorted((repo / name).rglob("*"))
+         if p.is_file() and "__pycache__" not in p.parts}
+files[f"{info}/METADATA"] = ("\\n".join(meta) + "\\n").encode()
+files[f"{info}/WHEEL"] = b"Wheel-Version: 1.0\\nGenerator: lsp-agent-e2e\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n"
+files[f"{info}/entry_points.txt"] = b"[console_scripts]\\nlsp-agent = lsp_agent.cli:main\\n"
+def digest(data):
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+record = [f"{path},{digest(data)},{len(data)}" for path, data in files.items()] + [f"{info}/RECORD,,"]
+files[f"{info}/RECORD"] = ("\\n".join(record) + "\\n").encode()
+with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as zf:
+    for path, data in files.items():
+        zf.writestr(path, data)
+`;
+  const built = spawnSync(python, ['-c', script, REPO, wheel], { encoding: 'utf8', timeout: 120_000 });
+  assert.equal(built.status, 0, `building the wheel: ${built.stderr}`);
 }
 
 // -- a turn that ends while the panel is hidden ------------------------------------------------------
@@ -243,7 +356,7 @@ async function hiddenTurnEnd(env: Env, chat: FrameLocator): Promise<void> {
   await done.waitFor({ timeout: STEP_TIMEOUT });
   const badge = page.locator('.activitybar .action-item', { has: page.locator('a[aria-label^="lsp-agent"]') }).locator('.badge-content');
   await until('a badge on the activity-bar icon', async () => (await badge.innerText().catch(() => '')).trim() === '1' || 'no badge');
-  await shoot(env, 'hidden-turn-ended');
+  await shootThemes(env, 'hidden-turn-ended');
   await done.getByRole('button', { name: 'Open Chat' }).click();
   await answer(chat, 'HIDDEN-FINISHED');
   await until('the badge cleared', async () => (await badge.count()) === 0 || !(await badge.isVisible()) || 'still there');
@@ -264,6 +377,20 @@ async function answer(chat: FrameLocator, marker: string): Promise<void> {
   await chat.locator('#send').waitFor({ state: 'visible', timeout: STEP_TIMEOUT });
 }
 
+/** The server is up and stays the same process (the restarts of a burst of setting changes are over). */
+async function serverSettled(env: Env): Promise<void> {
+  let last = 0;
+  await until('the server settled', async () => {
+    const pid = serverPidOrZero(env.tmp);
+    const idle = (await statusItem(env.page).innerText()).trim() === 'lsp-agent';
+    const same = pid !== 0 && pid === last;
+    last = pid;
+    if (same && idle) return true;
+    await env.page.waitForTimeout(1000);
+    return `pid ${pid}, idle ${idle}`;
+  });
+}
+
 async function statusSays(page: Page, words: string): Promise<void> {
   await until(`the status bar saying ${words}`, async () => {
     const text = await statusItem(page).innerText();
@@ -274,6 +401,44 @@ async function statusSays(page: Page, words: string): Promise<void> {
 async function shoot(env: Env, name: string): Promise<void> {
   await screenshot(env.page, env.results, name);
   await env.page.screenshot({ path: join(SHOTS, `${name}.png`) });
+}
+
+/** The theme the workbench shows now (VS Code in a browser starts in its light theme). */
+let currentTheme: Theme = 'light';
+
+/**
+ * One key cycles light -> dark -> high contrast -> light: "Toggle between Light/Dark Themes"
+ * goes from a light theme to the preferred dark one, from a dark one to the preferred light one
+ * (here the high-contrast theme) and from high contrast to the preferred high-contrast light one
+ * (here the light theme). A key, not a picker: opening the palette would close what the state
+ * shows (a quick pick, the API key's input box). Set before the start: the workbench does not
+ * pick up settings files changed while it runs here.
+ */
+const CYCLE_KEY = 'ctrl+alt+shift+f12';
+export const THEME_CYCLE_SETTINGS = {
+  'workbench.preferredDarkColorTheme': THEMES.dark,
+  'workbench.preferredLightColorTheme': THEMES['high-contrast'],
+  'workbench.preferredHighContrastLightColorTheme': THEMES.light,
+  'window.autoDetectHighContrast': false,
+  'window.autoDetectColorScheme': false,
+};
+export const THEME_CYCLE_KEYBINDINGS = [{ key: CYCLE_KEY, command: 'workbench.action.toggleLightDarkThemes' }];
+const CYCLE: Theme[] = ['light', 'dark', 'high-contrast'];
+
+/**
+ * Shoot a state in each theme, starting with the current one (two switches per state), and check
+ * the panel with axe-core in each when it is on screen. The theme is switched in the settings
+ * file: a picker would close what the state shows (a quick pick, an input box, a notification).
+ */
+async function shootThemes(env: Env, name: string, chat?: FrameLocator): Promise<void> {
+  await until(`the ${currentTheme} theme`, async () => (await shown(env.page, currentTheme)) || await classes(env.page));
+  const order = [currentTheme, ...(Object.keys(THEMES) as Theme[]).filter((t) => t !== currentTheme)];
+  for (const theme of order) {
+    if (theme !== currentTheme) await setTheme(env, theme);
+    await env.page.mouse.move(1200, 50); // no hover tooltip from the last click in the picture
+    await shoot(env, `${name}-${theme}`);
+    if (chat) await accessibility(chat, theme, name);
+  }
 }
 
 /** Change a user setting in the Settings UI, typing its value key by key, then close the editor. */
@@ -293,22 +458,23 @@ async function setSetting(page: Page, key: string, label: string, value: string)
   await until('the settings editor closed', async () => !(await page.locator('.settings-editor').isVisible()) || 'still open');
 }
 
-/** Switch the colour theme with its picker, as a user does. */
+const classes = async (page: Page) => await page.locator('.monaco-workbench').getAttribute('class') ?? '';
+const shown = async (page: Page, t: Theme) => (await classes(page)).includes(t === 'high-contrast' ? 'hc-black' : t === 'dark' ? 'vs-dark' : 'light_modern');
+
+/** Switch the colour theme with the cycling key (see CYCLE_KEY). */
 async function setTheme(env: Env, theme: Theme): Promise<void> {
   const { page } = env;
-  await runCommand(page, 'Preferences: Color Theme');
-  await page.locator('.quick-input-widget input').fill(THEMES[theme]);
-  await page.locator('.quick-input-list .monaco-list-row', { hasText: THEMES[theme] }).first().click();
-  const want = theme === 'high-contrast' ? 'hc-black' : theme === 'dark' ? 'vs-dark' : 'light_modern';
-  await until(`the ${theme} theme`, async () => {
-    const cls = await page.locator('.monaco-workbench').getAttribute('class') ?? '';
-    return cls.includes(want) || cls;
-  });
+  while (currentTheme !== theme) {
+    const next = CYCLE[(CYCLE.indexOf(currentTheme) + 1) % CYCLE.length];
+    await page.keyboard.press('Control+Alt+Shift+F12'); // CYCLE_KEY
+    await until(`the ${next} theme`, async () => (await shown(page, next)) || await classes(page));
+    currentTheme = next;
+  }
   await page.waitForTimeout(800); // the webview gets the theme's variables a moment later
 }
 
 /** axe-core in the chat webview: no serious or critical violation. */
-async function accessibility(chat: FrameLocator, theme: Theme): Promise<void> {
+async function accessibility(chat: FrameLocator, theme: Theme, state: string): Promise<void> {
   const frame = await (await chat.locator('body').elementHandle())!.ownerFrame();
   assert.ok(frame, 'the chat frame');
   const source = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
@@ -319,8 +485,8 @@ async function accessibility(chat: FrameLocator, theme: Theme): Promise<void> {
     return result.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map((n) => n.target.join(' ')) }));
   });
   const serious = violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-  console.log(`e2e: axe (${theme}): ${violations.length} violations, ${serious.length} serious or critical${violations.length ? `: ${JSON.stringify(violations)}` : ''}`);
-  assert.deepEqual(serious, [], `axe-core found serious accessibility problems in the ${theme} theme`);
+  console.log(`e2e: axe (${state}, ${theme}): ${violations.length} violations, ${serious.length} serious or critical${violations.length ? `: ${JSON.stringify(violations)}` : ''}`);
+  assert.deepEqual(serious, [], `axe-core found serious accessibility problems in ${state}, ${theme} theme`);
 }
 
 function escapeRe(s: string): string {

@@ -13,9 +13,9 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium, type Page } from 'playwright-core';
-import { firstContactScenario } from './firstContact';
+import { apiKeyScenario, firstContactScenario, THEME_CYCLE_KEYBINDINGS, THEME_CYCLE_SETTINGS, wheelPath } from './firstContact';
 import { hiddenPermissionScenario, restartScenario, selectionScenario, typingScenario } from './scenarios';
-import { chatFrame, runCommand, screenshot as shootIn, openFile, waitForCount, STEP_TIMEOUT, type Env } from './workbench';
+import { chatFrame, loadScenario, runCommand, screenshot as shootIn, openFile, waitForCount, STEP_TIMEOUT, type Env } from './workbench';
 
 const ROOT = resolve(__dirname, '../..');
 const CODE_SERVER = join(ROOT, 'test/e2e/host/node_modules/.bin/code-server');
@@ -33,7 +33,8 @@ async function main(): Promise<void> {
   const tmp = mkdtempSync(join(tmpdir(), 'lsp-agent-e2e-'));
   const workspace = join(tmp, 'workspace');
   cpSync(join(ROOT, 'test/fixtures/workspace'), workspace, { recursive: true });
-  const modelUrl = await startModel(join(ROOT, 'test/fixtures/e2e-scenario.json'));
+  const chatScript = join(ROOT, 'test/fixtures/e2e-scenario.json');
+  const modelUrl = await startModel(chatScript);
   const url = await startCodeServer(tmp, workspace, modelUrl);
   const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS(tmp) });
   try {
@@ -45,6 +46,9 @@ async function main(): Promise<void> {
     const wanted = (key: string) => !only || only.includes(key);
     try {
       const env: Env = { page, workspace, tmp, modelUrl, results: RESULTS };
+      // Always first: the run starts without an API key, and the first prompt asks for one.
+      await step('API key asked at first use', () => apiKeyScenario(env, wanted('api-key')));
+      await loadScenario(modelUrl, chatScript);
       if (wanted('chat')) await step('chat, permission prompt and inline review', () => chatScenario(page, workspace));
       if (wanted('fix')) await step('fix with agent from the lightbulb', () => fixScenario(page, workspace));
       if (wanted('typing')) await step('typing in a file under review: merge, then conflict', () => typingScenario(env));
@@ -163,7 +167,10 @@ async function startCodeServer(tmp: string, workspace: string, modelUrl: string)
   const dirs = { user: join(tmp, 'user'), ext: join(tmp, 'extensions'), xdg: join(tmp, 'xdg') };
   for (const d of Object.values(dirs)) mkdirSync(d, { recursive: true });
   // Short retry back-off: the unreachable-endpoint case ends in seconds, not in 31 s.
-  const env = { ...process.env, XDG_CONFIG_HOME: dirs.xdg, XDG_DATA_HOME: dirs.xdg, ANTHROPIC_API_KEY: 'e2e-key', LSP_AGENT_STATE_DIR: join(tmp, 'state'), LSP_AGENT_BACKOFF_BASE: '0.05' };
+  // No API key: the first prompt asks for it (apiKeyScenario). pip runs offline (the one-click install).
+  const env: NodeJS.ProcessEnv = { ...process.env, XDG_CONFIG_HOME: dirs.xdg, XDG_DATA_HOME: dirs.xdg, LSP_AGENT_STATE_DIR: join(tmp, 'state'), LSP_AGENT_BACKOFF_BASE: '0.05', PIP_NO_INDEX: '1' };
+  delete env.ANTHROPIC_API_KEY;
+  delete env.ANTHROPIC_AUTH_TOKEN;
   const config = join(tmp, 'code-server.yaml');
   writeFileSync(config, 'auth: none\n');
   const common = ['--config', config, '--user-data-dir', dirs.user, '--extensions-dir', dirs.ext];
@@ -174,8 +181,12 @@ async function startCodeServer(tmp: string, workspace: string, modelUrl: string)
     'workbench.startupEditor': 'none', 'extensions.autoUpdate': false, 'extensions.autoCheckUpdates': false,
     'update.mode': 'none', 'telemetry.telemetryLevel': 'off', 'security.workspace.trust.enabled': false,
     'workbench.tips.enabled': false, 'chat.disableAIFeatures': true,
+    // The themes the screenshots cycle through with one key (firstContact.ts: setTheme).
+    ...THEME_CYCLE_SETTINGS,
     'lspAgent.pythonPath': PYTHON, 'lspAgent.baseUrl': modelUrl, 'lspAgent.reviewFocus': 'keep',
+    'lspAgent.installSource': wheelPath(tmp),
   }, null, 2));
+  writeFileSync(join(dirs.user, 'User/keybindings.json'), JSON.stringify(THEME_CYCLE_KEYBINDINGS, null, 2));
   const port = await freePort();
   track(spawn(CODE_SERVER, [...common, '--bind-addr', `127.0.0.1:${port}`, '--auth', 'none', '--disable-telemetry',
     '--disable-update-check', '--disable-workspace-trust', '--disable-getting-started-override', '--ignore-last-opened', workspace],

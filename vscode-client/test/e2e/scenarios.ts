@@ -1,6 +1,7 @@
 // The scenarios beyond the basic chat: typing in a file under review (merge and conflict),
 // Explain / Ask agent to change this on a selection, a permission prompt while the chat panel
-// is hidden, and the server crashing and coming back.
+// is hidden (answered in its notification, then withdrawn by the server when the turn stops), and
+// the server crashing and coming back.
 
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -204,16 +205,28 @@ export async function hiddenPermissionScenario(env: Env): Promise<void> {
     return text.includes('waiting for your permission') || text;
   });
   await screenshot(page, env.results, 'permission-notification');
-  await first.getByRole('button', { name: 'Allow Once' }).click();
+  await first.getByRole('link', { name: 'Allow once' }).click();
+  await until('the answered notification closed', async () => (await page.locator('.notification-toast', { hasText: 'hidden-ok' }).count()) === 0 || 'still shown');
+  // The second ask is withdrawn: the user stops the turn, the server cancels its request
+  // ($/cancelRequest), and the question goes from the notifications and from the panel.
   const second = notification(page, 'second-check');
   await second.waitFor({ timeout: STEP_TIMEOUT });
-  await second.getByRole('button', { name: 'Deny' }).click();
+  await runCommand(page, 'lsp-agent: Stop');
+  await until('the withdrawn notification closed', async () => (await page.locator('.notification-toast', { hasText: 'second-check' }).count()) === 0 || 'still shown');
   await runCommand(page, 'lsp-agent: Open Chat');
   const chat = chatFrame(page);
-  await chat.locator('.msg.assistant', { hasText: 'HIDDEN-DONE' }).waitFor({ timeout: STEP_TIMEOUT });
+  await chat.locator('.notice', { hasText: 'Stopped by you.' }).waitFor({ timeout: STEP_TIMEOUT });
+  assert.equal(await chat.locator('.permission').count(), 0, 'no permission dialog left in the panel');
+  const card = chat.locator('.tool', { hasText: 'Second check' });
+  assert.equal(await card.locator('.state', { hasText: 'Needs your permission' }).count(), 0, 'the card no longer asks');
+  await until('the status bar no longer waiting', async () => {
+    const text = await statusItem(page).innerText();
+    return !text.includes('permission') || text;
+  });
+  assert.match(outputLog(env.tmp), /permission request withdrawn by the server/);
   const requests = await modelRequests(env.modelUrl);
   assert.match(JSON.stringify(requests[1].body.messages.at(-1)), /hidden-ok/, 'the allowed command ran');
-  await screenshot(page, env.results, 'permission-answered-in-notification');
+  await screenshot(page, env.results, 'permission-withdrawn');
 }
 
 // -- 4. the server crashes and comes back -------------------------------------------------------

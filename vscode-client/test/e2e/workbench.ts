@@ -87,7 +87,8 @@ function plain(text: string): string {
 /** The first line shown below a CodeLens: the line it belongs to. */
 export async function lineBelow(editor: Locator, lens: Locator): Promise<string> {
   const box = await lens.boundingBox();
-  assert.ok(box, 'the CodeLens is visible');
+  // Callers poll (until): a lens being re-rendered has no box for a moment.
+  if (!box) return '(the CodeLens is not laid out)';
   const lines = await editor.locator('.view-line').evaluateAll((els) => els.map((el) => ({
     top: el.getBoundingClientRect().top, text: el.textContent ?? '' })));
   const below = lines.filter((l) => l.top >= box.y + box.height - 2).sort((a, b) => a.top - b.top)[0];

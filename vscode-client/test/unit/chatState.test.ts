@@ -190,3 +190,31 @@ test('malformed todo items are dropped or shown as pending', () => {
   const s = run(started(), { type: 'todos_updated', todos: [{ content: 'a', status: 'weird' }, { status: 'pending' }, null] });
   assert.deepEqual(s.sessions.s1.todos, [{ content: 'a', status: 'pending' }]);
 });
+
+test('a permission request the server withdraws leaves the panel: no dialog, no "waiting", the card says why', () => {
+  seq = 0;
+  let s = run(started(), { type: 'turn_started', prompt: 'x' }, { type: 'tool_call_started', toolUseId: 't1', name: 'Bash' },
+    { type: 'tool_input_complete', toolUseId: 't1', name: 'Bash', input: { command: 'pytest' } });
+  s = reduce(s, { type: 'permissionRequested', request: { requestId: 'r1', sessionId: 's1', toolUseId: 't1', tool: 'Bash', input: {}, reason: 'runs pytest' } });
+  s = reduce(s, { type: 'permissionRequested', request: { requestId: 'r2', sessionId: 's1', toolUseId: 't2', tool: 'Bash', input: {}, reason: 'other' } });
+  assert.equal(overallStatus(s), 'permission');
+  s = reduce(s, { type: 'permissionWithdrawn', requestId: 'r1' });
+  assert.deepEqual(s.sessions.s1.permissions.map((p) => p.requestId), ['r2'], 'only the withdrawn request goes');
+  const tool = s.sessions.s1.blocks[1] as any;
+  assert.equal(tool.status, 'running', 'no longer waiting for the user');
+  assert.deepEqual(tool.permission, { reason: 'runs pytest', withdrawn: true });
+  s = reduce(s, { type: 'permissionWithdrawn', requestId: 'r2' });
+  assert.equal(overallStatus(s), 'running', 'nothing waits for the user any more');
+  // An unknown or repeated withdrawal changes nothing; the server's verdict still lands on the card.
+  assert.equal(reduce(s, { type: 'permissionWithdrawn', requestId: 'r1' }), s);
+  s = run(s, { type: 'permission_decided', toolUseId: 't1', tool: 'Bash', decision: 'deny', source: 'timeout' });
+  assert.deepEqual((s.sessions.s1.blocks[1] as any).permission, { reason: 'runs pytest', answered: 'deny', source: 'timeout' });
+});
+
+test('a withdrawal after the user answered does not undo the answer', () => {
+  seq = 0;
+  let s = run(started(), { type: 'turn_started', prompt: 'x' }, { type: 'tool_call_started', toolUseId: 't1', name: 'Bash' });
+  s = reduce(s, { type: 'permissionRequested', request: { requestId: 'r1', sessionId: 's1', toolUseId: 't1', tool: 'Bash', input: {}, reason: 'r' } });
+  s = reduce(s, { type: 'permissionAnswered', requestId: 'r1', decision: 'allow' });
+  assert.equal(reduce(s, { type: 'permissionWithdrawn', requestId: 'r1' }), s);
+});
