@@ -181,11 +181,40 @@ async def test_cancel_during_a_permission_request(shop: Path, model: ScriptedMod
         assert result.stop_reason == "cancelled"
         assert not (shop / "marker.txt").exists()
         # The session keeps serving.
-        editor.policy = lambda asked: _reject(asked)
+        editor.policy = _reject
         again = await asyncio.wait_for(
             conn.prompt(session_id=session_id, prompt=prompt("and now?")), WAIT)
         assert again.stop_reason == "end_turn"
         assert not (shop / "marker.txt").exists()
+
+
+async def test_cancel_during_the_review_of_a_diff_writes_nothing(
+        shop: Path, fix_model: ScriptedModelServer) -> None:
+    editor = Editor()
+    before = (shop / "pricing.py").read_text()
+    reviewing, answer = asyncio.Event(), asyncio.Event()
+
+    async def policy(asked: Asked) -> str | None:
+        if not asked.diffs:
+            return asked.kinds["allow_once"]
+        reviewing.set()
+        await answer.wait()
+        return asked.kinds["allow_once"]  # too late: the turn was cancelled
+
+    editor.policy = policy
+    async with acp_agent(editor, fix_model.base_url, shop) as (conn, _):
+        session_id = await start(conn, shop)
+        turn = asyncio.ensure_future(conn.prompt(session_id=session_id,
+                                                 prompt=prompt(FIX_PROMPT)))
+        await asyncio.wait_for(reviewing.wait(), WAIT)
+        await conn.cancel(session_id=session_id)
+        result = await asyncio.wait_for(turn, WAIT)
+        answer.set()
+        assert result.stop_reason == "cancelled"
+        # A whole turn more: a late "apply" would have been written by its end.
+        editor.policy = _reject
+        await asyncio.wait_for(conn.prompt(session_id=session_id, prompt=prompt("done?")), WAIT)
+    assert (shop / "pricing.py").read_text() == before and editor.writes == []
 
 
 async def _reject(asked: Asked) -> str | None:

@@ -1,0 +1,130 @@
+"""The pure parts of the ACP front end: bad lines, the event mapping, prompt blocks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from acp import embedded_text_resource, resource_block, resource_link_block, text_block
+
+from lsp_agent.acp.mapping import (
+    UpdateMapper,
+    diff_contents,
+    mode_state,
+    stop_reason,
+    tool_title,
+)
+from lsp_agent.acp.prompt import prompt_text
+from lsp_agent.acp.transport import parse_message
+from lsp_agent.types import events as ev
+from lsp_agent.types.permissions import MODES
+
+BAD_LINES = [  # (line, code, id of the reply)
+    (b"{oops", -32700, None),
+    (b"\xff\xfe", -32700, None),
+    (b"[]", -32600, None),
+    (b'[{"jsonrpc": "2.0", "id": 1, "method": "initialize"}]', -32600, None),
+    (b"42", -32600, None),
+    (b'"text"', -32600, None),
+    (b"null", -32600, None),
+    (b'{"jsonrpc": "2.0"}', -32600, None),
+    (b'{"jsonrpc": "2.0", "id": {"a": 1}, "method": "x"}', -32600, None),
+    (b'{"jsonrpc": "2.0", "id": true, "method": "x"}', -32600, None),
+    (b'{"jsonrpc": "2.0", "id": 3, "method": ["x"]}', -32600, 3),
+    (b'{"jsonrpc": "2.0", "id": "a", "method": "x", "params": 5}', -32600, "a"),
+]
+
+
+@pytest.mark.parametrize(("line", "code", "reply_id"), BAD_LINES)
+def test_bad_lines_get_the_error_that_names_them(line: bytes, code: int, reply_id) -> None:
+    message, error = parse_message(line)
+    assert message is None and error is not None
+    assert error["error"]["code"] == code and error["id"] == reply_id
+    assert error["error"]["message"].startswith(("Parse error", "Invalid request"))
+
+
+@pytest.mark.parametrize("line", [
+    b'{"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}',
+    b'{"jsonrpc": "2.0", "method": "session/cancel", "params": {"sessionId": "s"}}',
+    b'{"jsonrpc": "2.0", "id": "r1", "result": null}',
+    b'{"jsonrpc": "2.0", "id": 0, "error": {"code": -1, "message": "no"}}',
+    b'{"jsonrpc": "2.0", "id": 2, "method": "x", "params": []}',
+])
+def test_good_lines_pass(line: bytes) -> None:
+    message, error = parse_message(line)
+    assert error is None and isinstance(message, dict)
+
+
+@pytest.mark.parametrize(("name", "arguments", "title"), [
+    ("Read", {"path": "src/a.py"}, "Read src/a.py"),
+    ("Bash", {"command": "pytest -q", "description": "Run the tests"}, "Bash Run the tests"),
+    ("Bash", {"command": "pytest\n  -q"}, "Bash pytest -q"),
+    ("Bash", {"command": "x" * 500}, "Bash " + "x" * 119 + "\u2026"),
+    ("TodoWrite", {"todos": []}, "Update the plan"),
+    ("mcp__db__query", {"sql": "select 1"}, "mcp__db__query"),
+    ("Read", None, "Read"),
+])
+def test_tool_titles(name: str, arguments, title: str) -> None:
+    assert tool_title(name, arguments) == title
+
+
+def test_a_tool_call_carries_its_locations_and_keeps_its_diff_with_its_result() -> None:
+    mapper = UpdateMapper(Path("/w"), 200_000)
+    (start,) = mapper.updates(ev.ToolCallStarted(tool_use_id="t1", name="Edit"))
+    assert start.session_update == "tool_call" and start.kind == "edit"
+    (given,) = mapper.updates(ev.ToolInputComplete(
+        tool_use_id="t1", name="Edit", input={"path": "a.py", "old_string": "x"}))
+    assert given.title == "Edit a.py" and given.locations[0].path == "/w/a.py"
+    shown = mapper.show_diffs("t1", diff_contents([(Path("/w/a.py"), "x\n", "y\n")]))
+    assert shown.content[0].old_text == "x\n" and shown.content[0].new_text == "y\n"
+    (done,) = mapper.updates(ev.ToolResult(tool_use_id="t1", name="Edit", content="Applied."))
+    assert done.status == "completed"
+    assert [c.type for c in done.content] == ["diff", "content"]  # the diff stays visible
+    (failed,) = mapper.updates(ev.ToolResult(tool_use_id="t2", name="Bash", content="no",
+                                             is_error=True))
+    assert failed.status == "failed"
+
+
+def test_todos_become_a_plan_and_usage_an_update() -> None:
+    mapper = UpdateMapper(Path("/w"), 100_000)
+    (plan,) = mapper.updates(ev.TodosUpdated(todos=[
+        ev.TodoView(content="Find the bug", status="completed"),
+        ev.TodoView(content="Fix it", status="in_progress")]))
+    assert plan.session_update == "plan"
+    assert [(e.content, e.status) for e in plan.entries] == [
+        ("Find the bug", "completed"), ("Fix it", "in_progress")]
+    (usage,) = mapper.updates(ev.UsageReport(model="m", usage=ev.Usage(
+        input_tokens=10, output_tokens=5, cache_read_input_tokens=100)))
+    assert (usage.used, usage.size, usage.cost) == (115, 100_000, None)
+    (priced,) = mapper.updates(ev.CostReport(turn=ev.SessionCost(usd=0.5),
+                                             session=ev.SessionCost(usd=1.25)))
+    assert priced.cost.amount == 1.25 and priced.cost.currency == "USD"
+    assert mapper.updates(ev.ModelRequest(model="m", round=1)) == []
+
+
+@pytest.mark.parametrize(("ours", "theirs"), [
+    ("end_turn", "end_turn"), ("max_turns", "max_turn_requests"), ("cancelled", "cancelled"),
+    ("refusal", "refusal"), ("error", None)])
+def test_stop_reasons(ours: str, theirs) -> None:
+    ended = ev.TurnEnded(stop_reason=ours, usage=ev.Usage(), rounds=1)  # type: ignore[arg-type]
+    assert stop_reason(ended) == theirs
+
+
+def test_every_permission_mode_is_a_session_mode() -> None:
+    state = mode_state("plan")
+    assert state.current_mode_id == "plan"
+    assert [m.id for m in state.available_modes] == list(MODES)
+
+
+def test_prompt_blocks_quote_attachments_but_not_secret_files(tmp_path: Path) -> None:
+    code = tmp_path / "a.py"
+    env = tmp_path / ".env"
+    text = prompt_text([
+        text_block("Fix this"),
+        resource_link_block("b.py", (tmp_path / "b.py").as_uri()),
+        resource_block(embedded_text_resource(code.as_uri(), "print(1)")),
+        resource_block(embedded_text_resource(env.as_uri(), "API_KEY=sk-secret")),
+    ])
+    assert text.startswith("Fix this\n[@b.py](file://")
+    assert "print(1)" in text
+    assert "sk-secret" not in text and "secret file" in text
