@@ -23,7 +23,12 @@ from tests.acp_harness import (
     acp_agent,
     prompt,
 )
-from tests.e2e_harness import demo_project
+from tests.e2e_harness import (
+    demo_project,
+    processes_with,
+    unique_duration,
+    wait_for_processes,
+)
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -80,6 +85,9 @@ async def test_a_bug_fixed_with_a_permission_prompt_and_an_approved_diff(
         assert BUGGY_LINE in diff.old_text and "# unsaved note" in diff.old_text
         assert FIXED_LINE in diff.new_text
         assert BUGGY_LINE in edit.disk_then[str(pricing)]  # not written yet when asked
+        edit_id = edit.tool_call.tool_call_id
+        assert any(u.tool_call_id == edit_id and u.content and u.content[0].type == "diff"
+                   for u in editor.updates_of("tool_call_update"))
         # Written through the client, onto the buffer's text; the disk has it right after.
         assert editor.writes == [str(pricing)]
         assert pricing.read_text() == original.replace(BUGGY_LINE, FIXED_LINE) + "# unsaved note\n"
@@ -277,3 +285,22 @@ async def test_accept_edits_mode_applies_without_asking(
     assert not any(a.diffs for a in editor.asked)  # commands still ask, edits do not
     assert editor.asked and FIXED_LINE in (shop / "pricing.py").read_text()
     assert editor.writes == [str(shop / "pricing.py")]
+
+
+async def test_the_end_of_stdin_ends_the_agent_and_its_processes(
+        shop: Path, model: ScriptedModelServer) -> None:
+    duration = unique_duration()
+    model.load({"turns": [{"content": [{"type": "tool_use", "name": "Bash",
+                                        "input": {"command": f"sleep {duration}"}}]}]})
+    editor = Editor()
+    async with acp_agent(editor, model.base_url, shop, "--permission-mode",
+                         "bypassPermissions") as (conn, proc):
+        session_id = await start(conn, shop)
+        turn = asyncio.ensure_future(conn.prompt(session_id=session_id,
+                                                 prompt=prompt("sleep a while")))
+        assert await wait_for_processes(duration, present=True)
+        proc.stdin.write_eof()  # the editor closed the pipe
+        assert await asyncio.wait_for(proc.wait(), WAIT) == 0
+        assert await wait_for_processes(duration, present=False) == []
+        turn.cancel()
+    assert processes_with(duration) == []

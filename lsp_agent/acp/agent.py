@@ -118,7 +118,7 @@ class AcpAgent:
                  client_info.name if client_info else "(unnamed)", self.fs.can_read,
                  self.fs.can_write)
         return InitializeResponse(
-            protocol_version=min(protocol_version, PROTOCOL_VERSION),
+            protocol_version=PROTOCOL_VERSION,  # the only one we speak: the client decides
             agent_capabilities=AgentCapabilities(
                 load_session=False,
                 prompt_capabilities=PromptCapabilities(image=False, audio=False,
@@ -267,7 +267,10 @@ class AcpAgent:
         if proposal is None:
             return
         diffs = diff_contents([(f.path, f.old_text, f.new_text) for f in proposal.files])
-        subject = self._mappers[session.id].show_diffs(created.tool_use_id, diffs)
+        mapper = self._mappers[session.id]
+        subject = mapper.show_diffs(created.tool_use_id, diffs)
+        self._send(session.id, mapper.tool_call_update(
+            created.tool_use_id, content=subject.content, locations=subject.locations))
         choice = await self._request(session.id, subject, EDIT_OPTIONS)
         accept, reject, mode = EDIT_ANSWERS.get(choice or "reject", EDIT_ANSWERS["reject"])
         if mode is not None:

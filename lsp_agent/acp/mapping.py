@@ -158,7 +158,7 @@ class UpdateMapper:
         call.diffs = diffs
         return ToolCallUpdate(
             tool_call_id=tool_use_id, title=call.title, kind=TOOL_KINDS.get(call.name, "edit"),
-            status="pending", content=list(diffs),
+            content=list(diffs),
             locations=[ToolCallLocation(path=d.path) for d in diffs])
 
     def _started(self, event: ev.ToolCallStarted) -> list[Update]:
