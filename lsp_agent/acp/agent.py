@@ -152,6 +152,7 @@ class AcpAgent:
             raise _error(INVALID_PARAMS, "the prompt is empty")
         if (command := _command(text)) is not None:
             return await self._run_command(session, *command)
+        self._errors.pop(session.id, None)
         token = CURRENT_SESSION.set(session.id)  # the turn's tasks inherit it (fs requests)
         try:
             ended = await session.prompt(text)
