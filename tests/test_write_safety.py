@@ -446,13 +446,14 @@ async def test_a_small_file_is_read_without_a_thread_hop(workspace, count_thread
 async def test_a_large_file_is_read_and_split_in_a_worker(workspace, count_thread_hops):
     from lsp_agent.workspace.documents import INLINE_READ_BYTES
 
-    (workspace / "big.txt").write_text("x" * 99 + "\n" * 1 + ("y" * 99 + "\n") * (INLINE_READ_BYTES // 100))
+    lines = ("y" * 99 + "\n") * (INLINE_READ_BYTES // 100)
+    (workspace / "big.txt").write_text("x" * 99 + "\n" + lines)
     out = await Read().call(ReadInput(path="big.txt", limit=2), context(workspace))
     assert out.startswith("     1\t" + "x" * 99)
     assert "disk_snapshot" in count_thread_hops and "split_lines" in count_thread_hops
 
 
-async def test_a_fifo_swapped_in_after_the_size_check_still_cannot_block(workspace, fifo, monkeypatch):
+async def test_a_fifo_swapped_in_after_the_size_check_cannot_block(workspace, fifo, monkeypatch):
     # The race the inline path must survive: the stat saw a small regular file, then a FIFO
     # took its place. The read opens non-blocking and checks the type on the descriptor.
     from lsp_agent.workspace import documents

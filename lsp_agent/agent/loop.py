@@ -117,7 +117,7 @@ class Agent:
     async def _turn(self, prompt_blocks: list[dict[str, Any]], emit: Emit) -> None:
         texts = [b.get("text", "") for b in prompt_blocks if b.get("type") == "text"]
         emit(ev.TurnStarted(prompt=(texts[-1] if texts else "")[:2000]))  # the user's words
-        self.conversation.add_user_blocks(prompt_blocks)
+        self.conversation.add_user_blocks(prompt_blocks, origin="prompt")
         self.deps.context.begin_turn(prompt_blocks)
         self._usage = ev.Usage()
         rounds = continuations = 0

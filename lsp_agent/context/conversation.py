@@ -7,19 +7,46 @@ cancellation or an error in the middle of a turn.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, Protocol
 
 Block = dict[str, Any]
 Message = dict[str, Any]
+# Who wrote user blocks: the user's prompt (a turn starts), or the agent itself (a request to
+# continue, memory files that follow tool results).
+UserOrigin = Literal["prompt", "agent"]
+
+
+class ConversationObserver(Protocol):
+    """Told of every change, in order and synchronously, so that a transcript written from
+    these calls rebuilds exactly the history the model saw (see store/reader.py)."""
+
+    def user_blocks(self, blocks: list[Block], origin: UserOrigin) -> None: ...
+
+    def assistant_blocks(self, blocks: list[Block]) -> None: ...
+
+    def tool_results(self, blocks: list[Block]) -> None: ...
+
+    def replaced(self, messages: list[Message], boundary: Any) -> None:
+        """The history was compacted; ``messages`` is all of it now, ``boundary`` the
+        CompactBoundary event about to be emitted."""
+        ...
 
 
 class Conversation:
     def __init__(self) -> None:
         self.messages: list[Message] = []
+        self.observer: ConversationObserver | None = None
 
-    def add_user_blocks(self, blocks: list[Block]) -> None:
+    def compacted(self, boundary: Any) -> None:
+        """Call after the messages were replaced or cleared by a compaction."""
+        if self.observer is not None:
+            self.observer.replaced(self.messages, boundary)
+
+    def add_user_blocks(self, blocks: list[Block], origin: UserOrigin = "agent") -> None:
         if not blocks:
             return
+        if self.observer is not None:
+            self.observer.user_blocks(blocks, origin)
         if self.messages and self.messages[-1]["role"] == "user":
             self.messages[-1]["content"].extend(blocks)
         else:
@@ -32,6 +59,8 @@ class Conversation:
         blocks = [b for b in blocks if not _is_empty_text(b)]
         if not blocks:
             return
+        if self.observer is not None:
+            self.observer.assistant_blocks(blocks)
         if self.messages and self.messages[-1]["role"] == "assistant":
             self.messages[-1]["content"].extend(blocks)
         else:
@@ -39,6 +68,8 @@ class Conversation:
 
     def add_tool_results(self, results: list[Block]) -> None:
         # Tool results must come first in the user message that answers the tool uses.
+        if self.observer is not None:
+            self.observer.tool_results(results)
         if self.messages and self.messages[-1]["role"] == "user":
             self.messages[-1]["content"][:0] = results
         else:

@@ -178,9 +178,11 @@ class ContextManager:
             if cleared:
                 self._cache.clear()
                 after = self.estimate(window)
-                emit(ev.CompactBoundary(strategy="clear_tool_results", trigger="auto",
-                                        tokens_before=before, tokens_after=after,
-                                        cleared_tool_results=cleared))
+                cleared_boundary = ev.CompactBoundary(
+                    strategy="clear_tool_results", trigger="auto", tokens_before=before,
+                    tokens_after=after, cleared_tool_results=cleared)
+                window.conversation.compacted(cleared_boundary)
+                emit(cleared_boundary)
                 before = after
         if before > self.policy.summarise_at and self.failures < self.policy.max_failures:
             await self.compact(window, emit, trigger="auto")
@@ -219,6 +221,7 @@ class ContextManager:
         after = self.estimate(window)
         boundary = ev.CompactBoundary(strategy="summary", trigger=trigger,  # type: ignore[arg-type]
                                       tokens_before=before, tokens_after=after)
+        window.conversation.compacted(boundary)
         emit(boundary)
         self._report_pressure(after, emit)
         if trigger != "manual" and after > self.policy.summarise_at:

@@ -15,7 +15,7 @@ from pygls.uris import from_fs_path, to_fs_path
 
 from lsp_agent import PROTOCOL_VERSION, __version__
 from lsp_agent.code_intel.bridge import BRIDGE_METHODS
-from lsp_agent.server import actions
+from lsp_agent.server import actions, session_methods
 from lsp_agent.server import protocol as p
 from lsp_agent.server.client_caps import ClientCaps
 from lsp_agent.server.editor import EditorApplier, EditorDocuments, EditorPermissions
@@ -32,7 +32,8 @@ from lsp_agent.types.editor import EditorContext
 log = logging.getLogger(__name__)
 
 CUSTOM_METHODS = [p.NEW_SESSION, p.PROMPT, p.CANCEL, p.SET_MODE, p.REVIEW, p.LIST_SESSIONS,
-                  p.CONTEXT, p.COMPACT, p.SET_MODEL]
+                  p.CONTEXT, p.COMPACT, p.SET_MODEL, p.RESUME_SESSION, p.SESSION_HISTORY,
+                  p.FORK_SESSION, p.RENAME_SESSION, p.DELETE_SESSION, p.PROMPT_HISTORY]
 
 
 PYTHON_FEATURE_CAPABILITIES = ("definition_provider", "references_provider", "hover_provider",
@@ -204,6 +205,7 @@ def create_server() -> AgentServer:
     server = AgentServer()
     _register_lifecycle(server)
     _register_agent_methods(server)
+    session_methods.register(server)
     actions.register(server)
     from lsp_agent.server.language_features import register_language_features
 
@@ -219,7 +221,7 @@ def _register_lifecycle(server: AgentServer) -> None:
     @server.feature(lsp.SHUTDOWN)
     async def on_shutdown(ls: AgentServer, *_: Any) -> None:
         if ls._manager is not None:
-            await ls.manager.cancel_all()
+            await ls.manager.close_all()  # turns stopped, transcripts flushed and closed
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_OPEN)
     def on_open(ls: AgentServer, params: lsp.DidOpenTextDocumentParams) -> None:
@@ -272,14 +274,6 @@ def _register_agent_methods(server: AgentServer) -> None:
     def set_model(ls: AgentServer, params: Any) -> dict[str, Any]:
         args = p.parse(p.SetModelParams, params)
         return {"model": ls.session(args.session_id).set_model(args.model)}
-
-    @server.feature(p.LIST_SESSIONS)
-    def list_sessions(ls: AgentServer, params: Any) -> dict[str, Any]:
-        return {"sessions": [
-            {"sessionId": s.id, "workspaceUri": from_fs_path(str(s.workspace)),
-             "mode": s.mode, "model": s.agent.model, "busy": s.busy,
-             "pendingProposals": s.proposals.pending_ids}
-            for s in ls.manager.all()]}
 
     @server.feature(p.CONTEXT)
     async def context(ls: AgentServer, params: Any) -> dict[str, Any]:

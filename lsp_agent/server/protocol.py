@@ -26,6 +26,12 @@ REVIEW = "agent/review"
 LIST_SESSIONS = "agent/listSessions"
 CONTEXT = "agent/context"
 COMPACT = "agent/compact"
+RESUME_SESSION = "agent/resumeSession"
+SESSION_HISTORY = "agent/sessionHistory"
+FORK_SESSION = "agent/forkSession"
+RENAME_SESSION = "agent/renameSession"
+DELETE_SESSION = "agent/deleteSession"
+PROMPT_HISTORY = "agent/promptHistory"
 EVENT = "agent/event"
 REQUEST_PERMISSION = "agent/requestPermission"
 
@@ -47,6 +53,7 @@ class InitializationOptions(Wire):
     model: str | None = None
     fallback_model: str | None = None
     state_dir: str | None = None
+    persist_sessions: bool = True  # transcripts under the state dir (resume, fork, history)
     # Settings-file sections (see docs/security.md), between managed and project settings.
     permissions: dict[str, Any] | None = None
     sandbox: dict[str, Any] | None = None
@@ -69,6 +76,47 @@ class NewSessionResult(Wire):
     mode: Mode
     model: str
     warnings: list[str] = Field(default_factory=list)  # settings problems, sandbox status
+
+
+class ResumeSessionResult(NewSessionResult):
+    # Proposals waiting for review when the session ended: never applied, now closed.
+    not_applied: list[str] = Field(default_factory=list)
+    turns: int = 0
+
+
+class SavedSessionParams(Wire):
+    """A saved session of a workspace (default: the server's root folder)."""
+
+    session_id: str
+    workspace_uri: str | None = None
+
+
+class ResumeSessionParams(SavedSessionParams):
+    mode: Mode | None = None  # when the saved mode is not resumed (bypassPermissions)
+
+
+class SessionHistoryParams(SavedSessionParams):
+    before: str | None = None  # an entry uuid: the page before it (older)
+    limit: int = Field(default=50, ge=1, le=500)
+
+
+class ForkSessionParams(SavedSessionParams):
+    at_turn: int | None = Field(default=None, ge=1)  # the fork holds the turns before it
+
+
+class RenameSessionParams(SavedSessionParams):
+    title: str = Field(min_length=1, max_length=200, pattern=r"\S")
+
+
+class ListSessionsParams(Wire):
+    workspace_uri: str | None = None
+    offset: int = Field(default=0, ge=0)
+    limit: int = Field(default=50, ge=1, le=500)
+
+
+class PromptHistoryParams(Wire):
+    workspace_uri: str | None = None
+    limit: int = Field(default=100, ge=1, le=1000)
 
 
 class PromptParams(Wire):

@@ -39,6 +39,7 @@ class Wiring:
             state_dir=self.state_dir(),
             code_intel_for=self.code_intel_for,
             safety_options=options.safety_options(),
+            persist=options.persist_sessions,
         )
         if options.editor_bridge:
             from lsp_agent.code_intel.bridge import EditorDiagnostics

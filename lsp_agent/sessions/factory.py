@@ -8,6 +8,8 @@ service (one SDK client per endpoint and key, shared), its config and its id.
 
 from __future__ import annotations
 
+import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +18,9 @@ from typing import TYPE_CHECKING, Any
 from lsp_agent.model.client import ModelSettings, make_client
 from lsp_agent.model.service import ModelService
 from lsp_agent.sessions.proposals import EditApplier
+from lsp_agent.sessions.recorder import SessionRecorder
 from lsp_agent.sessions.session import EventSink, Session, SessionConfig
+from lsp_agent.store import Store
 from lsp_agent.tools.base import ToolPool
 from lsp_agent.tools.pool import default_pool
 from lsp_agent.types.permissions import Asker, Mode
@@ -25,6 +29,8 @@ from lsp_agent.workspace.documents import DocumentSource
 
 if TYPE_CHECKING:
     import anthropic
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -42,8 +48,9 @@ class SharedParts:
 
 class SessionFactory:
     def __init__(self, parts: SharedParts, settings: ModelSettings, state_dir: Path,
-                 safety_options: dict[str, Any] | None = None):
+                 safety_options: dict[str, Any] | None = None, store: Store | None = None):
         self.parts = parts
+        self.store = store  # None: sessions are not saved
         self.settings = settings
         self.state_dir = state_dir
         self.safety_options = safety_options  # editor / command-line settings (permissions...)
@@ -51,12 +58,21 @@ class SessionFactory:
         self._clients: dict[tuple[str | None, str | None], anthropic.AsyncAnthropic] = {}
 
     def create(self, workspace: Path, mode: Mode, model: str | None = None,
-               session_id: str | None = None) -> Session:
+               session_id: str | None = None, recorder: SessionRecorder | None = None,
+               ) -> Session:
+        """A new session (its transcript opens in the background), or with ``recorder``
+        one that goes on with a transcript opened for a resume."""
+        session_id = session_id or uuid.uuid4().hex[:12]
+        fresh = False
+        if recorder is None and self.store is not None:
+            fresh = True
+            recorder = SessionRecorder(self.store, workspace, session_id, log.warning)
+            recorder.open_new()
         settings = self.settings
         if model:
             settings = ModelSettings(**{**vars(settings), "model": model})
         parts = self.parts
-        return Session(
+        session = Session(
             SessionConfig(workspace=workspace, settings=settings, mode=mode,
                           state_dir=self.state_dir, safety_options=self.safety_options),
             model=self.model_service(settings),
@@ -68,7 +84,12 @@ class SessionFactory:
             asker=parts.asker,
             code_intel=parts.code_intel_for(workspace) if parts.code_intel_for else None,
             session_id=session_id,
+            recorder=recorder,
         )
+        if fresh and recorder is not None:  # what a resume starts from
+            recorder.mode_changed(mode)
+            recorder.model_changed(session.agent.model)
+        return session
 
     def model_service(self, settings: ModelSettings) -> ModelService:
         key = (settings.base_url, settings.api_key)

@@ -3,23 +3,45 @@ SessionFactory from the parts the front end shares."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lsp_agent.model.client import ModelSettings
 from lsp_agent.sessions.factory import SessionFactory, SharedParts
 from lsp_agent.sessions.proposals import EditApplier, UnknownProposal
+from lsp_agent.sessions.recorder import SessionRecorder
 from lsp_agent.sessions.session import EventSink, Session
+from lsp_agent.store import HistoryPage, SessionInUse, SessionNotFound, SessionPage, Store, entries
 from lsp_agent.tools.base import ToolPool
 from lsp_agent.tools.pool import default_pool
 from lsp_agent.types.permissions import Asker, Mode
 from lsp_agent.workspace.diagnostics import DiagnosticsStore
 from lsp_agent.workspace.documents import DocumentSource
 
+log = logging.getLogger(__name__)
+
+# A resumed session never starts in this mode: the user chooses it again (see docs/sessions.md).
+NOT_RESUMED_MODES = frozenset({"bypassPermissions"})
+
 
 class UnknownSession(KeyError):
     pass
+
+
+class PersistenceOff(RuntimeError):
+    """Sessions are not saved by this server (``persist=False``)."""
+
+
+@dataclass
+class Resumed:
+    session: Session
+    not_applied: list[str] = field(default_factory=list)  # proposals pending at the end
+    warnings: list[str] = field(default_factory=list)
+    was_live: bool = False  # already open in this server: nothing was read back
 
 
 class SessionManager:
@@ -34,11 +56,15 @@ class SessionManager:
         code_intel_for: Callable[[Path], Any] | None = None,
         tools: ToolPool | None = None,
         safety_options: dict[str, Any] | None = None,
+        persist: bool = True,
     ):
+        self.store = Store(state_dir) if persist else None
+        if self.store is not None and settings.api_key:
+            self.store.redactor.add([settings.api_key])
         self.factory = SessionFactory(
             SharedParts(documents=documents, applier=applier, sink=sink, asker=asker,
                         tools=tools or default_pool(), code_intel_for=code_intel_for),
-            settings, state_dir, safety_options)
+            settings, state_dir, safety_options, store=self.store)
         self._sessions: dict[str, Session] = {}
 
     @property
@@ -76,3 +102,104 @@ class SessionManager:
     async def cancel_all(self) -> None:
         for session in self._sessions.values():
             await session.cancel()
+
+    async def close_all(self) -> None:
+        """Stop every turn and close every transcript (the server is shutting down)."""
+        await asyncio.gather(*(s.close() for s in self._sessions.values()),
+                             return_exceptions=True)
+
+    # -- sessions on disk --------------------------------------------------------------------
+
+    def _store(self) -> Store:
+        if self.store is None:
+            raise PersistenceOff("sessions are not saved by this server")
+        return self.store
+
+    async def resume(self, workspace: Path, session_id: str, mode: Mode = "default") -> Resumed:
+        """Rebuild a saved session in this server: the history as the model last saw it, its
+        todos, cost, mode and model. Raises SessionNotFound, TranscriptVersionError (a newer
+        format), SessionInUse (open in another process) and PersistenceOff."""
+        if session_id in self._sessions:
+            return Resumed(self._sessions[session_id], was_live=True)
+        store = self._store()
+        recorder = SessionRecorder(store, workspace, session_id, log.warning)
+        reader, writer = await store.resume(workspace, session_id, on_error=recorder.report)
+        recorder.attach(writer)
+        state = await asyncio.to_thread(_saved_state, reader)
+        warnings = list(reader.warnings)
+        saved_mode = state["mode"] or mode
+        if saved_mode in NOT_RESUMED_MODES:
+            warnings.append(f"The session ran in {saved_mode} mode; it resumes in {mode} mode. "
+                            "Choose the mode again if you want it.")
+            saved_mode = mode
+        session = self.factory.create(workspace, saved_mode, state["model"],
+                                      session_id=session_id, recorder=recorder)
+        session.restore(state["messages"], state["todos"], state["cost"], state["first"])
+        for proposal_id in state["pending"]:
+            recorder.append(entries.proposal_decision(
+                proposal_id, "not_applied",
+                feedback="the session ended before the review; nothing was applied"))
+        self._sessions[session.id] = session
+        return Resumed(session, not_applied=state["pending"], warnings=warnings)
+
+    async def list_saved(self, workspace: Path, offset: int = 0, limit: int = 50) -> SessionPage:
+        return await self._store().list_sessions(workspace, offset=offset, limit=limit)
+
+    async def history(self, workspace: Path, session_id: str, before: str | None = None,
+                      limit: int = 50) -> HistoryPage:
+        live = self._sessions.get(session_id)
+        if live is not None and live.recorder is not None and live.recorder.writer is not None:
+            await live.recorder.writer.flush()  # what is queued is part of the history
+        reader = await self._store().load(workspace, session_id)
+        return await asyncio.to_thread(reader.history, before, limit)
+
+    async def fork(self, workspace: Path, session_id: str, at_turn: int | None = None) -> str:
+        """A new saved session with the history before turn ``at_turn`` (all of it without);
+        resume it to use it."""
+        live = self._sessions.get(session_id)
+        if live is not None and live.recorder is not None and live.recorder.writer is not None:
+            await live.recorder.writer.flush()
+        store = self._store()
+        if at_turn is None:
+            reader = await store.load(workspace, session_id)
+            at_turn = len(reader.turns()) + 1
+        return await store.fork(workspace, session_id, at_turn)
+
+    async def rename(self, workspace: Path, session_id: str, title: str) -> None:
+        live = self._sessions.get(session_id)
+        if live is not None and live.recorder is not None and live.recorder.writer is not None:
+            live.recorder.writer.set_title(title)
+            return
+        await self._store().rename(workspace, session_id, title)
+
+    async def delete(self, workspace: Path, session_id: str) -> None:
+        """Delete a saved session; one open in this server is closed first (refused while it
+        runs a turn)."""
+        live = self._sessions.get(session_id)
+        if live is not None:
+            if live.busy:
+                raise SessionInUse(f"session {session_id} is running a turn; stop it first")
+            await live.close()
+            del self._sessions[session_id]
+        await self._store().delete(workspace, session_id)
+
+    async def prompt_history(self, workspace: Path, limit: int = 100) -> list[str]:
+        return await self._store().prompt_history(workspace, limit)
+
+    async def latest(self, workspace: Path) -> str | None:
+        return await self._store().latest(workspace)
+
+
+def _saved_state(reader: Any) -> dict[str, Any]:
+    """Everything a resume needs from a transcript (computed off the event loop)."""
+    turns = reader.turns()
+    return {
+        "messages": reader.messages(), "todos": reader.todos(), "mode": reader.mode(),
+        "model": reader.model(), "cost": reader.cost().by_model,
+        "pending": [p["proposalId"] for p in reader.pending_proposals()],
+        "first": turns[0].prompt if turns else None,
+    }
+
+
+__all__ = ["PersistenceOff", "Resumed", "SessionInUse", "SessionManager", "SessionNotFound",
+           "UnknownSession"]

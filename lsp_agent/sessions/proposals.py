@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -94,6 +94,9 @@ class ProposalHost:
     documents: DocumentSource
     emit: Callable[[ev.AgentEvent], Any]
     mode: Callable[[], Mode]  # read at each proposal: the user may switch modes mid-session
+    # Called with the files about to be written, before the editor or the disk gets them
+    # (the session's checkpoint keeps their pre-images for a rewind).
+    before_write: Callable[[list[Path]], Awaitable[None]] | None = None
 
 
 class ProposalBook:
@@ -217,6 +220,8 @@ class ProposalBook:
             await asyncio.to_thread(self._check_targets, targets, scopes)
         except WriteRefused as exc:
             raise WriteRefused(f"the server refused to write it: {exc}") from None
+        if self._host.before_write is not None:
+            await self._host.before_write(list(targets))
         try:
             return await self._applier.apply([_edit_target(f) for f in todo], scopes)
         except WriteRefused as exc:

@@ -30,6 +30,7 @@ from lsp_agent.permissions.session_safety import (
 )
 from lsp_agent.sessions.context import prompt_blocks
 from lsp_agent.sessions.proposals import EditApplier, ProposalBook, ProposalHost
+from lsp_agent.sessions.recorder import SessionRecorder
 from lsp_agent.tools.base import ToolContext, ToolPool
 from lsp_agent.tools.pool import session_pool
 from lsp_agent.tools.todos import TodoItem, TodoList
@@ -94,6 +95,7 @@ class Session:
         asker: Asker | None,
         code_intel: Any = None,
         session_id: str | None = None,
+        recorder: SessionRecorder | None = None,
     ):
         self.id = session_id or uuid.uuid4().hex[:12]
         self.config = config
@@ -112,8 +114,11 @@ class Session:
         self.documents = documents
         self.diagnostics = diagnostics
         self.code_intel = code_intel
+        # The transcript: None when sessions are not saved (tests, --no-persist).
+        self.recorder = recorder
         self.proposals = ProposalBook(ProposalHost(
-            self.id, config.workspace, documents, self.emit, lambda: self.gate.mode), applier)
+            self.id, config.workspace, documents, self.emit, lambda: self.gate.mode,
+            before_write=self._before_write), applier)
         from lsp_agent.tools.results import finalize_output
 
         self.tools = session_pool(tools)
@@ -137,6 +142,10 @@ class Session:
             hooks=self.safety.hooks,
         ))
         self._system_cache: list[dict[str, Any]] | None = None
+        if recorder is not None:
+            recorder.set_notify(self._persistence_notice)
+            recorder.model = self.agent.model
+            self.agent.conversation.observer = recorder
 
     # -- events ------------------------------------------------------------------------------
 
@@ -144,6 +153,8 @@ class Session:
         self._seq += 1
         event.session_id = self.id
         event.seq = self._seq
+        if self.recorder is not None:
+            self.recorder.on_event(event)
         try:
             self._sink(event)
         except Exception:  # a broken consumer must not break the turn
@@ -157,12 +168,16 @@ class Session:
         return self.gate.mode
 
     def set_mode(self, mode: Mode) -> None:
+        if mode != self.gate.mode and self.recorder is not None:
+            self.recorder.mode_changed(mode)
         self.gate.mode = mode
 
     def set_model(self, model: str) -> str:
         """Use ``model`` from the session's next model request on (also within a running turn:
         each request reads it; ``model_request`` and ``usage`` events name the model used)."""
         self.agent.model = model.strip()
+        if self.recorder is not None:
+            self.recorder.model_changed(self.agent.model)
         return self.agent.model
 
     @property
@@ -178,7 +193,7 @@ class Session:
         blocks = prompt_blocks(text, context, self.workspace, self.documents,
                                self.gate.file_rules)
         self._cancel_requested = False
-        self._turn = asyncio.create_task(self._run(blocks))
+        self._turn = asyncio.create_task(self._run(blocks, text, context))
         return self._turn
 
     async def prompt(self, text: str, context: EditorContext | None = None) -> ev.TurnEnded:
@@ -190,13 +205,21 @@ class Session:
             await self.cancel()
             raise
 
-    async def _run(self, blocks: list[dict[str, Any]]) -> ev.TurnEnded:
+    async def _run(self, blocks: list[dict[str, Any]], text: str = "",
+                   context: EditorContext | None = None) -> ev.TurnEnded:
         texts = [b.get("text", "") for b in blocks if b.get("type") == "text"]
         blocks, blocked = await self.safety.before_turn(blocks, texts[-1] if texts else "")
         if blocked is not None:
             return self._refuse_turn(texts[-1] if texts else "", blocked)
+        if self.recorder is not None:
+            # Open before the prompt is recorded: its entry starts the turn's checkpoint.
+            await self.recorder.ready()
+            self.recorder.expect_prompt(text, "user", context.wire() if context else None)
+            self.recorder.remember_prompt(text)
         continuations = 0
         while True:
+            if continuations and self.recorder is not None:
+                self.recorder.expect_prompt(str(blocks[0].get("text", "")), "stop_hook", None)
             ended = await self._agent_turn(blocks, continued=continuations > 0)
             reason = await self._stop_hooks(ended, active=continuations > 0)
             if reason is not None and continuations >= MAX_STOP_CONTINUATIONS:
@@ -329,4 +352,39 @@ class Session:
             todos=self.todos,
             tools=self.tools,
             file_rules=self.gate.file_rules,
+            before_write=self._before_write if self.recorder is not None else None,
         )
+
+    # -- persistence -------------------------------------------------------------------------
+
+    async def _before_write(self, paths: list[Path]) -> None:
+        if self.recorder is not None:
+            await self.recorder.before_write(paths)
+
+    def _persistence_notice(self, message: str) -> None:
+        self.emit(ev.ErrorEvent(kind="persistence", message=message, recoverable=True))
+
+    def restore(self, messages: list[dict[str, Any]], todos: list[dict[str, Any]],
+                cost_by_model: dict[str, Any], first_prompt: str | None) -> None:
+        """State read back from a transcript (a resume): the history as the model last saw
+        it, the plan and what the session has cost so far. Nothing is re-recorded."""
+        self.agent.conversation.messages[:] = messages
+        items = []
+        for raw in todos:
+            try:
+                items.append(TodoItem.model_validate(raw))
+            except ValueError:
+                log.warning("skipping an unreadable todo of session %s: %r", self.id, raw)
+        self.todos.restore(items)
+        for model, row in cost_by_model.items():
+            tokens = {k: v for k, v in (row.get("usage") or {}).items()
+                      if k in ev.Usage.model_fields and isinstance(v, int)}
+            self.context.session_cost.add(model, ev.Usage(**tokens))
+        if first_prompt:
+            self.context.original_request = first_prompt
+
+    async def close(self) -> None:
+        """End the session: stop its turn, then flush and close its transcript."""
+        await self.cancel()
+        if self.recorder is not None:
+            await self.recorder.close()

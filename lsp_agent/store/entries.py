@@ -57,7 +57,7 @@ class SessionHeader(Common):
 class UserEntry(Common):
     message: Message  # {"role": "user", "content": [blocks as sent to the model]}
     prompt: str  # what the user typed (display, prompt history, titles)
-    origin: Literal["user", "stop_hook"]
+    origin: Literal["user", "stop_hook", "agent"]
     editorContext: NotRequired[dict[str, Any]]
 
 
@@ -103,7 +103,7 @@ def header(cwd: str, forked_from: dict[str, Any] | None = None) -> Entry:
 
 
 def user_prompt(prompt: str, blocks: list[Block], *, editor_context: dict[str, Any] | None = None,
-                origin: Literal["user", "stop_hook"] = "user") -> Entry:
+                origin: Literal["user", "stop_hook", "agent"] = "user") -> Entry:
     # ``origin`` first: a reader tells prompts from hook continuations without parsing.
     entry: Entry = {"type": "user", "origin": origin, "prompt": prompt,
                     "message": {"role": "user", "content": blocks}}

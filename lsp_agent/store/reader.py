@@ -397,8 +397,9 @@ def _field_pattern(name: str) -> re.Pattern[bytes]:
 
 
 def _is_prompt(record: Record) -> bool:
-    """A user's prompt, not a Stop hook's continuation (``origin`` is written first)."""
-    return not record.contains(b'"origin":"stop_hook"')
+    """A user's prompt, not a Stop hook's continuation nor blocks the agent added itself
+    (``origin`` is written first; a line without one, written by hand, is a prompt)."""
+    return record.contains(b'"origin":"user"') or not record.contains(b'"origin":')
 
 
 def _copy_message(message: en.Message) -> en.Message:

@@ -58,6 +58,10 @@ class TodoList:
         if self._on_change is not None:
             self._on_change(self.items)
 
+    def restore(self, items: list[TodoItem]) -> None:
+        """The list as it was saved (a resumed session): no change to report."""
+        self.items = list(items)
+
     def counts(self) -> dict[str, int]:
         return {s: sum(t.status == s for t in self.items) for s in MARKS}
 

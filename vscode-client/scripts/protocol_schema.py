@@ -30,6 +30,7 @@ TITLE = "LspAgentProtocol"
 SERVER_SENT: dict[str, Any] = {
     "AgentEvent": events.AgentEvent,
     "NewSessionResult": protocol.NewSessionResult,
+    "ResumeSessionResult": protocol.ResumeSessionResult,
 }
 
 # Sent by the client (request params, command arguments, initializationOptions, answers).
@@ -45,6 +46,13 @@ CLIENT_SENT: dict[str, Any] = {
     "PermissionAnswerParams": protocol.PermissionAnswerParams,
     "FixArguments": protocol.FixArguments,
     "SelectionArguments": protocol.SelectionArguments,
+    "ResumeSessionParams": protocol.ResumeSessionParams,
+    "SessionHistoryParams": protocol.SessionHistoryParams,
+    "ForkSessionParams": protocol.ForkSessionParams,
+    "RenameSessionParams": protocol.RenameSessionParams,
+    "SavedSessionParams": protocol.SavedSessionParams,
+    "ListSessionsParams": protocol.ListSessionsParams,
+    "PromptHistoryParams": protocol.PromptHistoryParams,
 }
 
 NULL = {"type": "null"}

@@ -32,13 +32,21 @@ export interface LspAgentProtocol {
   AgentEvent: AgentEvent;
   CompactParams: CompactParams;
   FixArguments: FixArguments;
+  ForkSessionParams: ForkSessionParams;
   InitializationOptions: InitializationOptions;
+  ListSessionsParams: ListSessionsParams;
   NewSessionParams: NewSessionParams;
   NewSessionResult: NewSessionResult;
   PermissionAnswerParams: PermissionAnswerParams;
+  PromptHistoryParams: PromptHistoryParams;
   PromptParams: PromptParams;
+  RenameSessionParams: RenameSessionParams;
+  ResumeSessionParams: ResumeSessionParams;
+  ResumeSessionResult: ResumeSessionResult;
   ReviewParams: ReviewParams;
+  SavedSessionParams: SavedSessionParams;
   SelectionArguments: SelectionArguments;
+  SessionHistoryParams: SessionHistoryParams;
   SessionParams: SessionParams;
   SetModeParams: SetModeParams;
   SetModelParams: SetModelParams;
@@ -308,6 +316,11 @@ export interface Position {
   character: number;
   line: number;
 }
+export interface ForkSessionParams {
+  atTurn?: number | null;
+  sessionId: string;
+  workspaceUri?: string | null;
+}
 export interface InitializationOptions {
   applyEditTimeoutSeconds?: number;
   applyEditVerifySeconds?: number;
@@ -324,11 +337,17 @@ export interface InitializationOptions {
   permissions?: {
     [k: string]: unknown;
   } | null;
+  persistSessions?: boolean;
   pythonLanguageFeatures?: boolean;
   sandbox?: {
     [k: string]: unknown;
   } | null;
   stateDir?: string | null;
+}
+export interface ListSessionsParams {
+  limit?: number;
+  offset?: number;
+  workspaceUri?: string | null;
 }
 export interface NewSessionParams {
   mode?: ('default' | 'plan' | 'acceptEdits' | 'dontAsk' | 'bypassPermissions') | null;
@@ -347,6 +366,10 @@ export interface PermissionAnswerParams {
   message?: string | null;
   remember?: boolean | ('session' | 'project' | 'user');
 }
+export interface PromptHistoryParams {
+  limit?: number;
+  workspaceUri?: string | null;
+}
 export interface PromptParams {
   context?: EditorContext | null;
   sessionId: string;
@@ -358,11 +381,37 @@ export interface EditorContext {
   selectionText?: string | null;
   uri: string;
 }
+export interface RenameSessionParams {
+  sessionId: string;
+  title: string;
+  workspaceUri?: string | null;
+}
+export interface ResumeSessionParams {
+  mode?: ('default' | 'plan' | 'acceptEdits' | 'dontAsk' | 'bypassPermissions') | null;
+  sessionId: string;
+  workspaceUri?: string | null;
+}
+export interface ResumeSessionResult {
+  mode: 'default' | 'plan' | 'acceptEdits' | 'dontAsk' | 'bypassPermissions';
+  model: string;
+  notApplied: string[];
+  sessionId: string;
+  turns: number;
+  warnings: string[];
+  workspaceUri: string;
+}
 export interface ReviewParams {
   accept?: string[] | 'all';
   feedback?: string | null;
   proposalId: string;
   reject?: string[] | 'all';
+}
+/**
+ * A saved session of a workspace (default: the server's root folder).
+ */
+export interface SavedSessionParams {
+  sessionId: string;
+  workspaceUri?: string | null;
 }
 export interface SelectionArguments {
   instruction?: string | null;
@@ -370,6 +419,12 @@ export interface SelectionArguments {
   selectionText?: string;
   sessionId?: string | null;
   uri: string;
+}
+export interface SessionHistoryParams {
+  before?: string | null;
+  limit?: number;
+  sessionId: string;
+  workspaceUri?: string | null;
 }
 export interface SessionParams {
   sessionId: string;
