@@ -156,9 +156,13 @@ async def test_a_prompt_on_an_unknown_session_is_a_clear_error(
                                                          mode_id="yolo"), WAIT)
         assert "unknown mode 'yolo'" in str(caught.value)
         with pytest.raises(RequestError) as caught:
-            await asyncio.wait_for(conn.load_session(cwd=str(shop), session_id=session_id,
+            await asyncio.wait_for(conn.load_session(cwd=str(shop), session_id="0" * 12,
                                                      mcp_servers=[]), WAIT)
-        assert "session/load is not supported" in str(caught.value)
+        assert caught.value.code == -32602 and "unknown session" in str(caught.value)
+        with pytest.raises(RequestError) as caught:
+            await asyncio.wait_for(conn.load_session(cwd=str(shop), session_id="../etc",
+                                                     mcp_servers=[]), WAIT)
+        assert caught.value.code == -32602
         assert fix_model.requests == []  # nothing reached the model
 
 
@@ -304,3 +308,42 @@ async def test_the_end_of_stdin_ends_the_agent_and_its_processes(
         assert await wait_for_processes(duration, present=False) == []
         turn.cancel()
     assert processes_with(duration) == []
+
+
+async def test_a_saved_session_loads_in_a_new_agent_with_its_history_replayed(
+        shop: Path, fix_model: ScriptedModelServer) -> None:
+    first = Editor()
+    async with acp_agent(first, fix_model.base_url, shop) as (conn, _):
+        session_id = await start(conn, shop)
+        await asyncio.wait_for(
+            conn.prompt(session_id=session_id, prompt=prompt(FIX_PROMPT)), WAIT)
+    first_calls = {u.tool_call_id: u.title for u in first.updates_of("tool_call_update")
+                   if u.title}
+
+    later = Editor()
+    async with acp_agent(later, fix_model.base_url, shop) as (conn, _):
+        init = await asyncio.wait_for(conn.initialize(
+            protocol_version=PROTOCOL_VERSION, client_capabilities=FS_CAPABILITIES), WAIT)
+        assert init.agent_capabilities.load_session is True
+        listed = await asyncio.wait_for(conn.list_sessions(cwd=str(shop)), WAIT)
+        assert [s.session_id for s in listed.sessions] == [session_id]
+        loaded = await asyncio.wait_for(conn.load_session(
+            cwd=str(shop), session_id=session_id, mcp_servers=[]), WAIT)
+        assert loaded.modes.current_mode_id == "default"
+        # Replayed before the answer: the prompt, the text, every tool call and its result.
+        (user,) = later.updates_of("user_message_chunk")
+        assert user.content.text == FIX_PROMPT
+        text = "".join(u.content.text for u in later.updates_of("agent_message_chunk"))
+        assert "All 4 tests pass now" in text
+        replayed = {u.tool_call_id: u.title for u in later.updates_of("tool_call")}
+        assert replayed == first_calls  # same ids, same titles
+        done = {u.tool_call_id for u in later.updates_of("tool_call_update")
+                if u.status == "completed"}
+        assert done == set(replayed)
+        # The conversation goes on where it was: the model gets the old history.
+        requests_before = len(fix_model.requests)
+        again = await asyncio.wait_for(
+            conn.prompt(session_id=session_id, prompt=prompt("Thanks. Anything else?")), WAIT)
+        assert again.stop_reason == "end_turn"
+        sent = fix_model.requests[requests_before]["messages"]
+        assert FIX_PROMPT in json.dumps(sent[0]) and len(sent) > 5

@@ -9,8 +9,9 @@ written before it).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -23,10 +24,15 @@ from acp.schema import (
     ClientCapabilities,
     Implementation,
     InitializeResponse,
+    ListSessionsResponse,
+    LoadSessionResponse,
     NewSessionResponse,
     PermissionOption,
     PromptCapabilities,
     PromptResponse,
+    SessionCapabilities,
+    SessionInfo,
+    SessionListCapabilities,
     SetSessionModeResponse,
     ToolCallUpdate,
     UnstructuredCommandInput,
@@ -37,10 +43,13 @@ from lsp_agent import __version__
 from lsp_agent.acp.client_io import CURRENT_SESSION, ClientDocuments, ClientFs, ClientWriter
 from lsp_agent.acp.mapping import UpdateMapper, diff_contents, mode_state, stop_reason
 from lsp_agent.acp.prompt import prompt_text
+from lsp_agent.acp.replay import replay
 from lsp_agent.model.client import ModelSettings
-from lsp_agent.sessions.manager import SessionManager, UnknownSession
+from lsp_agent.sessions.manager import PersistenceOff, SessionManager, UnknownSession
 from lsp_agent.sessions.proposals import UnknownProposal
 from lsp_agent.sessions.session import Session, SessionBusy
+from lsp_agent.store import SessionInUse, SessionNotFound, TranscriptVersionError
+from lsp_agent.store.layout import InvalidSessionId
 from lsp_agent.types import events as ev
 from lsp_agent.types.permissions import MODES, Mode, PermissionAnswer
 
@@ -80,8 +89,31 @@ COMMANDS = [
 ]
 
 
+LIST_PAGE = 50
+HISTORY_PAGE = 500
+MAX_REPLAYED = 5_000  # entries of history replayed by session/load (the newest)
+
+# Store errors and what the client gets for them (a table: one place to extend).
+STORE_ERRORS: tuple[tuple[type[Exception], int, str], ...] = (
+    (SessionNotFound, INVALID_PARAMS, "unknown session: {}"),
+    (InvalidSessionId, INVALID_PARAMS, "{}"),
+    (TranscriptVersionError, INVALID_REQUEST, "{}"),
+    (SessionInUse, INVALID_REQUEST, "{}"),
+    (PersistenceOff, INVALID_REQUEST, "{}"),
+)
+
+
 def _error(code: int, message: str) -> RequestError:
     return RequestError(code, message)
+
+
+@contextlib.contextmanager
+def _store_errors() -> Iterator[None]:
+    try:
+        yield
+    except tuple(kind for kind, _, _ in STORE_ERRORS) as exc:
+        code, text = next((c, t) for kind, c, t in STORE_ERRORS if isinstance(exc, kind))
+        raise _error(code, text.format(str(exc).strip("'\""))) from None
 
 
 class AcpAgent:
@@ -120,7 +152,8 @@ class AcpAgent:
         return InitializeResponse(
             protocol_version=PROTOCOL_VERSION,  # the only one we speak: the client decides
             agent_capabilities=AgentCapabilities(
-                load_session=False,
+                load_session=self.manager.store is not None,
+                session_capabilities=SessionCapabilities(list=SessionListCapabilities()),
                 prompt_capabilities=PromptCapabilities(image=False, audio=False,
                                                        embedded_context=True)),
             agent_info=Implementation(name="lsp-agent", title="lsp-agent", version=__version__),
@@ -129,9 +162,7 @@ class AcpAgent:
     async def new_session(self, cwd: str, additional_directories: list[str] | None = None,
                           mcp_servers: list[Any] | None = None,
                           **kwargs: Any) -> NewSessionResponse:
-        workspace = Path(cwd)
-        if not workspace.is_absolute() or not await asyncio.to_thread(workspace.is_dir):
-            raise _error(INVALID_PARAMS, f"cwd must be an existing folder's absolute path: {cwd}")
+        workspace = await self._workspace(cwd)
         if mcp_servers:
             log.warning("ignoring %d MCP server(s) from the client: not supported over ACP yet",
                         len(mcp_servers))
@@ -141,9 +172,59 @@ class AcpAgent:
         self._send(session.id, update_available_commands(COMMANDS))
         return NewSessionResponse(session_id=session.id, modes=mode_state(session.mode))
 
-    async def load_session(self, cwd: str, session_id: str, **kwargs: Any) -> None:
-        raise _error(INVALID_REQUEST, "session/load is not supported: lsp-agent does not keep "
-                     "sessions across processes yet (loadSession is false); start a new session")
+    async def load_session(self, cwd: str, session_id: str, mcp_servers: list[Any] | None = None,
+                           **kwargs: Any) -> LoadSessionResponse:
+        """Resume a saved session and replay what the user saw of it, then answer."""
+        workspace = await self._workspace(cwd)
+        with _store_errors():
+            resumed = await self.manager.resume(workspace, session_id, self.default_mode)
+            entries = await self._history(workspace, session_id)
+        session = resumed.session
+        self._mappers.setdefault(session.id, UpdateMapper(session.workspace,
+                                                          session.config.context.window_tokens))
+        for update in replay(entries, session.workspace):
+            self._send(session.id, update)
+        notes = [*resumed.warnings, *(f"Proposal {p} was not applied: the session ended before "
+                                      "its review." for p in resumed.not_applied)]
+        if notes:
+            self._send(session.id, update_agent_message_text(
+                "\n[lsp-agent: resumed] " + " ".join(notes) + "\n"))
+        self._send(session.id, update_available_commands(COMMANDS))
+        await self._flush()  # the whole history before the answer, as ACP asks
+        return LoadSessionResponse(modes=mode_state(session.mode))
+
+    async def list_sessions(self, cwd: str | None = None, cursor: str | None = None,
+                            **kwargs: Any) -> ListSessionsResponse:
+        """Saved sessions of ``cwd`` (required here), newest first, a page at a time."""
+        if cwd is None:
+            raise _error(INVALID_PARAMS, "session/list needs cwd: sessions are kept per folder")
+        workspace = await self._workspace(cwd)
+        offset = int(cursor) if cursor and cursor.isdigit() else 0
+        with _store_errors():
+            page = await self.manager.list_saved(workspace, offset, LIST_PAGE)
+        return ListSessionsResponse(
+            sessions=[SessionInfo(session_id=item.session_id, cwd=str(workspace),
+                                  title=item.title or None, updated_at=item.updated_at or None)
+                      for item in page.items],
+            next_cursor=str(page.next_offset) if page.next_offset is not None else None)
+
+    async def _history(self, workspace: Path, session_id: str) -> list[dict[str, Any]]:
+        """The saved history, oldest first (at most MAX_REPLAYED entries, the newest)."""
+        newest_first: list[dict[str, Any]] = []
+        before: str | None = None
+        while len(newest_first) < MAX_REPLAYED:
+            page = await self.manager.history(workspace, session_id, before, HISTORY_PAGE)
+            newest_first += page.items
+            before = page.next_before
+            if before is None:
+                break
+        return newest_first[:MAX_REPLAYED][::-1]
+
+    async def _workspace(self, cwd: str) -> Path:
+        workspace = Path(cwd)
+        if not workspace.is_absolute() or not await asyncio.to_thread(workspace.is_dir):
+            raise _error(INVALID_PARAMS, f"cwd must be an existing folder's absolute path: {cwd}")
+        return workspace
 
     async def prompt(self, prompt: list[Any], session_id: str, **kwargs: Any) -> PromptResponse:
         session = self._session(session_id)
@@ -191,7 +272,7 @@ class AcpAgent:
         return SetSessionModeResponse()
 
     async def shutdown(self) -> None:
-        await self.manager.cancel_all()
+        await self.manager.close_all()  # turns stop, their processes die, transcripts close
         if self._pump is not None:
             self._pump.cancel()
 

@@ -202,7 +202,7 @@ class UpdateMapper:
         return [update_agent_message_text(event.text)]
 
     def _plan(self, event: ev.TodosUpdated) -> list[Update]:
-        return [update_plan([plan_entry(t.content, status=t.status) for t in event.todos])]
+        return [plan_from([t.model_dump() for t in event.todos])]
 
     def _usage(self, event: ev.UsageReport) -> list[Update]:
         u = event.usage
@@ -245,6 +245,17 @@ _HANDLERS: dict[type, Callable[[UpdateMapper, Any], list[Update]]] = {
         f"Context compacted ({e.strategy}): {e.tokens_before:,} -> {e.tokens_after:,} "
         "tokens\n"),
 }
+
+
+PLAN_STATUSES = frozenset({"pending", "in_progress", "completed"})
+
+
+def plan_from(todos: list[dict[str, Any]]) -> AgentPlanUpdate:
+    """The todo list as an ACP plan (sent whole each time, as ACP wants)."""
+    return update_plan([
+        plan_entry(str(t.get("content", "")),
+                   status=t["status"] if t.get("status") in PLAN_STATUSES else "pending")
+        for t in todos])
 
 
 def diff_contents(files: list[tuple[Path, str | None, str]]) -> list[FileEditToolCallContent]:
