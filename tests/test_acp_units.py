@@ -128,3 +128,38 @@ def test_prompt_blocks_quote_attachments_but_not_secret_files(tmp_path: Path) ->
     assert text.startswith("Fix this\n[@b.py](file://")
     assert "print(1)" in text
     assert "sk-secret" not in text and "secret file" in text
+
+
+def test_a_saved_history_replays_what_the_user_saw() -> None:
+    from lsp_agent.acp.replay import replay
+
+    entries = [
+        {"type": "user", "origin": "user", "prompt": "fix it",
+         "message": {"role": "user", "content": [{"type": "text", "text": "ctx + fix it"}]}},
+        {"type": "assistant", "message": {"role": "assistant", "content": [
+            {"type": "text", "text": "Looking."},
+            {"type": "tool_use", "id": "t1", "name": "Read", "input": {"path": "a.py"}}]}},
+        {"type": "tool_result", "message": {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "t1", "is_error": True,
+             "content": [{"type": "text", "text": "no such file"}]}]}},
+        {"type": "todos", "todos": [{"content": "Fix", "status": "in_progress"},
+                                    {"content": "Odd", "status": "weird"}]},
+        {"type": "mode", "mode": "acceptEdits"},
+        {"type": "mode", "mode": "nonsense"},
+        {"type": "user", "origin": "stop_hook", "prompt": "keep going"},
+        {"type": "system", "kind": "model_error", "message": "overloaded", "level": "error"},
+        {"type": "usage", "model": "m", "usage": {}, "costUsd": 0},
+        {"type": "turn_end", "stopReason": "end_turn"},
+    ]
+    updates = replay(entries, Path("/w"))
+    assert [u.session_update for u in updates] == [
+        "user_message_chunk", "agent_message_chunk", "tool_call", "tool_call_update", "plan",
+        "current_mode_update", "agent_thought_chunk", "agent_message_chunk"]
+    user, _, call, result, plan, mode, _, error = updates
+    assert user.content.text == "fix it"  # what the user typed, not the context around it
+    assert call.title == "Read a.py" and call.locations[0].path == "/w/a.py"
+    assert result.tool_call_id == "t1" and result.status == "failed"
+    assert result.content[0].content.text == "no such file"
+    assert [e.status for e in plan.entries] == ["in_progress", "pending"]
+    assert mode.current_mode_id == "acceptEdits"
+    assert "overloaded" in error.content.text
