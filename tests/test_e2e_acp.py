@@ -187,6 +187,10 @@ async def test_cancel_during_a_permission_request(shop: Path, model: ScriptedMod
         turn = asyncio.ensure_future(conn.prompt(session_id=session_id,
                                                  prompt=prompt("make a marker")))
         await asyncio.wait_for(asked_event.wait(), WAIT)
+        with pytest.raises(RequestError) as caught:  # one turn at a time per session
+            await asyncio.wait_for(conn.prompt(session_id=session_id,
+                                               prompt=prompt("and this too")), WAIT)
+        assert caught.value.code == -32600 and "already running a turn" in str(caught.value)
         await conn.cancel(session_id=session_id)
         result = await asyncio.wait_for(turn, WAIT)
         answer.set()
