@@ -9,9 +9,8 @@ written before it).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any, cast
 
@@ -31,32 +30,35 @@ from acp.schema import (
     PromptCapabilities,
     PromptResponse,
     SessionCapabilities,
-    SessionInfo,
     SessionListCapabilities,
     SetSessionModeResponse,
     ToolCallUpdate,
     UnstructuredCommandInput,
-    Usage,
 )
 
 from lsp_agent import __version__
+from lsp_agent.acp import saved
 from lsp_agent.acp.client_io import CURRENT_SESSION, ClientDocuments, ClientFs, ClientWriter
-from lsp_agent.acp.mapping import UpdateMapper, diff_contents, mode_state, stop_reason
+from lsp_agent.acp.mapping import (
+    UpdateMapper,
+    diff_contents,
+    mode_state,
+    prompt_usage,
+    stop_reason,
+)
 from lsp_agent.acp.prompt import prompt_text
 from lsp_agent.acp.replay import replay
 from lsp_agent.model.client import ModelSettings
-from lsp_agent.sessions.manager import PersistenceOff, SessionManager, UnknownSession
+from lsp_agent.sessions.manager import SessionManager, UnknownSession
 from lsp_agent.sessions.proposals import UnknownProposal
 from lsp_agent.sessions.session import Session, SessionBusy
-from lsp_agent.store import SessionInUse, SessionNotFound, TranscriptVersionError
-from lsp_agent.store.layout import InvalidSessionId
 from lsp_agent.types import events as ev
 from lsp_agent.types.permissions import MODES, Mode, PermissionAnswer
 
 log = logging.getLogger(__name__)
 
-INVALID_PARAMS = -32602
-INVALID_REQUEST = -32600
+INVALID_PARAMS = saved.INVALID_PARAMS
+INVALID_REQUEST = saved.INVALID_REQUEST
 
 # session/request_permission for a tool call: option id -> our answer.
 TOOL_OPTIONS = [
@@ -89,31 +91,8 @@ COMMANDS = [
 ]
 
 
-LIST_PAGE = 50
-HISTORY_PAGE = 500
-MAX_REPLAYED = 5_000  # entries of history replayed by session/load (the newest)
-
-# Store errors and what the client gets for them (a table: one place to extend).
-STORE_ERRORS: tuple[tuple[type[Exception], int, str], ...] = (
-    (SessionNotFound, INVALID_PARAMS, "unknown session: {}"),
-    (InvalidSessionId, INVALID_PARAMS, "{}"),
-    (TranscriptVersionError, INVALID_REQUEST, "{}"),
-    (SessionInUse, INVALID_REQUEST, "{}"),
-    (PersistenceOff, INVALID_REQUEST, "{}"),
-)
-
-
 def _error(code: int, message: str) -> RequestError:
     return RequestError(code, message)
-
-
-@contextlib.contextmanager
-def _store_errors() -> Iterator[None]:
-    try:
-        yield
-    except tuple(kind for kind, _, _ in STORE_ERRORS) as exc:
-        code, text = next((c, t) for kind, c, t in STORE_ERRORS if isinstance(exc, kind))
-        raise _error(code, text.format(str(exc).strip("'\""))) from None
 
 
 class AcpAgent:
@@ -176,17 +155,14 @@ class AcpAgent:
                            **kwargs: Any) -> LoadSessionResponse:
         """Resume a saved session and replay what the user saw of it, then answer."""
         workspace = await self._workspace(cwd)
-        with _store_errors():
-            resumed = await self.manager.resume(workspace, session_id, self.default_mode)
-            entries = await self._history(workspace, session_id)
+        resumed, entries = await saved.resume(self.manager, workspace, session_id,
+                                              self.default_mode)
         session = resumed.session
         self._mappers.setdefault(session.id, UpdateMapper(session.workspace,
                                                           session.config.context.window_tokens))
         for update in replay(entries, session.workspace):
             self._send(session.id, update)
-        notes = [*resumed.warnings, *(f"Proposal {p} was not applied: the session ended before "
-                                      "its review." for p in resumed.not_applied)]
-        if notes:
+        if notes := saved.resume_notes(resumed):
             self._send(session.id, update_agent_message_text(
                 "\n[lsp-agent: resumed] " + " ".join(notes) + "\n"))
         self._send(session.id, update_available_commands(COMMANDS))
@@ -195,30 +171,9 @@ class AcpAgent:
 
     async def list_sessions(self, cwd: str | None = None, cursor: str | None = None,
                             **kwargs: Any) -> ListSessionsResponse:
-        """Saved sessions of ``cwd`` (required here), newest first, a page at a time."""
         if cwd is None:
             raise _error(INVALID_PARAMS, "session/list needs cwd: sessions are kept per folder")
-        workspace = await self._workspace(cwd)
-        offset = int(cursor) if cursor and cursor.isdigit() else 0
-        with _store_errors():
-            page = await self.manager.list_saved(workspace, offset, LIST_PAGE)
-        return ListSessionsResponse(
-            sessions=[SessionInfo(session_id=item.session_id, cwd=str(workspace),
-                                  title=item.title or None, updated_at=item.updated_at or None)
-                      for item in page.items],
-            next_cursor=str(page.next_offset) if page.next_offset is not None else None)
-
-    async def _history(self, workspace: Path, session_id: str) -> list[dict[str, Any]]:
-        """The saved history, oldest first (at most MAX_REPLAYED entries, the newest)."""
-        newest_first: list[dict[str, Any]] = []
-        before: str | None = None
-        while len(newest_first) < MAX_REPLAYED:
-            page = await self.manager.history(workspace, session_id, before, HISTORY_PAGE)
-            newest_first += page.items
-            before = page.next_before
-            if before is None:
-                break
-        return newest_first[:MAX_REPLAYED][::-1]
+        return await saved.list_page(self.manager, await self._workspace(cwd), cursor)
 
     async def _workspace(self, cwd: str) -> Path:
         workspace = Path(cwd)
@@ -245,13 +200,7 @@ class AcpAgent:
         reason = stop_reason(ended)
         if reason is None:
             raise _error(-32603, self._errors.pop(session.id, "the turn ended in an error"))
-        u = ended.usage
-        return PromptResponse(stop_reason=reason, usage=Usage(
-            input_tokens=u.input_tokens, output_tokens=u.output_tokens,
-            cached_read_tokens=u.cache_read_input_tokens,
-            cached_write_tokens=u.cache_creation_input_tokens,
-            total_tokens=u.input_tokens + u.output_tokens + u.cache_read_input_tokens
-            + u.cache_creation_input_tokens))
+        return PromptResponse(stop_reason=reason, usage=prompt_usage(ended.usage))
 
     async def cancel(self, session_id: str, **kwargs: Any) -> None:
         try:

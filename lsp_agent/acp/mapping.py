@@ -36,6 +36,7 @@ from acp.schema import (
     ToolCallStart,
     ToolCallUpdate,
     ToolKind,
+    Usage,
     UsageUpdate,
 )
 
@@ -109,6 +110,15 @@ def tool_locations(workspace: Path, arguments: dict[str, Any] | None
     line = next((v for k in ("line", "offset") if isinstance(v := (arguments or {}).get(k), int)
                  and v > 0), None)
     return [ToolCallLocation(path=str(workspace / raw), line=line)]
+
+
+def prompt_usage(u: ev.Usage) -> Usage:
+    """A turn's tokens as ``session/prompt`` answers them."""
+    return Usage(input_tokens=u.input_tokens, output_tokens=u.output_tokens,
+                 cached_read_tokens=u.cache_read_input_tokens,
+                 cached_write_tokens=u.cache_creation_input_tokens,
+                 total_tokens=u.input_tokens + u.output_tokens + u.cache_read_input_tokens
+                 + u.cache_creation_input_tokens)
 
 
 def stop_reason(ended: ev.TurnEnded) -> StopReason | None:
