@@ -351,3 +351,24 @@ async def test_a_saved_session_loads_in_a_new_agent_with_its_history_replayed(
         assert again.stop_reason == "end_turn"
         sent = fix_model.requests[requests_before]["messages"]
         assert FIX_PROMPT in json.dumps(sent[0]) and len(sent) > 5
+
+
+async def test_todowrite_becomes_a_plan(shop: Path, model: ScriptedModelServer) -> None:
+    todos = [{"content": "Find the bug", "status": "completed"},
+             {"content": "Fix it", "status": "in_progress"},
+             {"content": "Run the tests", "status": "pending"}]
+    model.load({"turns": [
+        {"content": [{"type": "tool_use", "name": "TodoWrite", "input": {"todos": todos}}]},
+        {"content": "Planned."},
+    ]})
+    editor = Editor()
+    async with acp_agent(editor, model.base_url, shop) as (conn, _):
+        session_id = await start(conn, shop)
+        result = await asyncio.wait_for(
+            conn.prompt(session_id=session_id, prompt=prompt("plan it")), WAIT)
+    assert result.stop_reason == "end_turn"
+    (plan,) = editor.updates_of("plan")
+    assert [(e.content, e.status) for e in plan.entries] == [
+        (t["content"], t["status"]) for t in todos]
+    (call,) = editor.updates_of("tool_call")
+    assert call.kind == "think" and editor.asked == []  # the plan is the agent's own state
