@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from acp import embedded_text_resource, resource_block, resource_link_block, text_block
+from acp.schema import ReadTextFileResponse
 
+from lsp_agent.acp.client_io import ClientDocuments, ClientFs, ClientWriter
 from lsp_agent.acp.mapping import (
     UpdateMapper,
     diff_contents,
@@ -16,8 +19,10 @@ from lsp_agent.acp.mapping import (
 )
 from lsp_agent.acp.prompt import prompt_text
 from lsp_agent.acp.transport import parse_message
+from lsp_agent.edits.workspace_edit import EditTarget
 from lsp_agent.types import events as ev
 from lsp_agent.types.permissions import MODES
+from lsp_agent.workspace.documents import FileReadError, disk_snapshot
 
 BAD_LINES = [  # (line, code, id of the reply)
     (b"{oops", -32700, None),
@@ -163,3 +168,113 @@ def test_a_saved_history_replays_what_the_user_saw() -> None:
     assert [e.status for e in plan.entries] == ["in_progress", "pending"]
     assert mode.current_mode_id == "acceptEdits"
     assert "overloaded" in error.content.text
+
+
+# -- the client's file system ---------------------------------------------------------------
+
+
+def _read(path: str) -> str:  # small test files: blocking is fine in the fake client
+    return Path(path).read_text()
+
+
+def _write(path: str, text: str) -> None:
+    Path(path).write_text(text)
+
+
+class FakeClient:
+    """The two fs requests of an ACP connection, recorded; ``fail`` makes them raise."""
+
+    def __init__(self, buffers: dict[str, str] | None = None, fail: set[str] | None = None):
+        self.buffers = buffers or {}
+        self.fail = fail or set()
+        self.asked: list[tuple[str, str]] = []
+
+    async def read_text_file(self, session_id: str, path: str) -> Any:
+        self.asked.append(("read", path))
+        if path in self.fail:
+            raise RuntimeError("the editor has no such buffer")
+        text = self.buffers.get(path)
+        return ReadTextFileResponse(content=text if text is not None else _read(path))
+
+    async def write_text_file(self, session_id: str, path: str, content: str) -> None:
+        self.asked.append(("write", path))
+        if path in self.fail:
+            raise RuntimeError("read-only buffer")
+        _write(path, content)
+
+
+def client_fs(client: FakeClient, read: bool = True, write: bool = True) -> ClientFs:
+    return ClientFs(conn=client, can_read=read, can_write=write, session_for=lambda _p: "s1")
+
+
+async def test_reads_come_from_the_client_buffer_with_the_disk_encoding(tmp_path: Path) -> None:
+    path = tmp_path / "a.py"
+    path.write_bytes("caf\xe9 = 1\n".encode("latin-1"))
+    client = FakeClient({str(path): "café = 2  # unsaved\n"})
+    snap = await ClientDocuments(client_fs(client)).read_snapshot(path)
+    assert snap.text == "café = 2  # unsaved\n" and snap.encoding is not None
+    assert snap.encoding == disk_snapshot(path).encoding
+
+
+@pytest.mark.parametrize("case", ["no capability", "client error", "folder", "missing"])
+async def test_reads_fall_back_to_the_disk_reader(tmp_path: Path, case: str) -> None:
+    path = tmp_path / "a.py"
+    path.write_text("on disk\n")
+    client = FakeClient({str(path): "buffer\n"}, fail={str(path)} if case == "client error"
+                        else set())
+    documents = ClientDocuments(client_fs(client, read=case != "no capability"))
+    if case == "folder":
+        with pytest.raises(FileReadError):
+            await documents.read_snapshot(tmp_path)
+        assert client.asked == []  # never asked about what the disk reader refuses
+        return
+    if case == "missing":
+        with pytest.raises(FileNotFoundError):
+            await documents.read_snapshot(tmp_path / "gone.py")
+        assert client.asked == []
+        return
+    assert (await documents.read_snapshot(path)).text == "on disk\n"
+
+
+async def test_writes_go_through_the_client_after_the_path_is_checked(tmp_path: Path) -> None:
+    from lsp_agent.permissions.safe_write import WriteRefused, WriteScope, real_path
+
+    target = tmp_path / "a.py"
+    target.write_text("old\n")
+    client = FakeClient()
+    writer = ClientWriter(client_fs(client))
+    assert writer.writes_to_disk is False
+    scope = {target: WriteScope(roots=(real_path(tmp_path),), expected=real_path(target))}
+    report = await writer.apply([EditTarget(target.as_uri(), "old\n", "new\n", None)], scope)
+    assert report.applied and client.asked == [("write", str(target))]
+    assert target.read_text() == "new\n"
+    # A link swapped in since the proposal: refused before the client is asked.
+    outside = tmp_path.parent / f"{tmp_path.name}-outside.txt"
+    outside.write_text("keep\n")
+    target.unlink()
+    target.symlink_to(outside)
+    client.asked.clear()
+    with pytest.raises(WriteRefused):
+        await writer.apply([EditTarget(target.as_uri(), "new\n", "evil\n", None)], scope)
+    assert client.asked == [] and outside.read_text() == "keep\n"
+
+
+async def test_a_write_the_client_refuses(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.py", tmp_path / "b.py"
+    for path in (first, second):
+        path.write_text("old\n")
+    targets = [EditTarget(p.as_uri(), "old\n", "new\n", None) for p in (first, second)]
+    refused = await ClientWriter(client_fs(FakeClient(fail={str(first)}))).apply(targets)
+    assert not refused.applied and "did not write" in refused.reason
+    partly = await ClientWriter(client_fs(FakeClient(fail={str(second)}))).apply(targets)
+    assert partly.applied and list(partly.diverged) == [second.as_uri()]
+
+
+async def test_without_write_capability_the_disk_is_written(tmp_path: Path) -> None:
+    target = tmp_path / "a.py"
+    target.write_text("old\n")
+    client = FakeClient()
+    writer = ClientWriter(client_fs(client, write=False))
+    assert writer.writes_to_disk is True
+    await writer.apply([EditTarget(target.as_uri(), "old\n", "new\n", None)])
+    assert target.read_text() == "new\n" and client.asked == []

@@ -26,6 +26,7 @@ from lsp_agent.permissions.safe_write import (
     write_texts_checked,
 )
 from lsp_agent.workspace.documents import (
+    MAX_READ_BYTES,
     DocumentSnapshot,
     disk_snapshot,
     disk_snapshot_async,
@@ -68,7 +69,8 @@ class ClientDocuments:
     async def read_snapshot(self, path: Path) -> DocumentSnapshot:
         disk = await disk_snapshot_async(path)  # FileNotFoundError, FileReadError pass through
         session_id = self.fs.session_id(path)
-        if not self.fs.can_read or session_id is None or not is_small_regular_file(path):
+        if (not self.fs.can_read or session_id is None
+                or not is_small_regular_file(path, MAX_READ_BYTES)):
             return disk
         try:
             answer = await asyncio.wait_for(
