@@ -514,8 +514,10 @@ async def replay_with_sdk(model: ScriptedProcess) -> list[float]:
     return out
 
 
-async def run_through_lsp(base_url: str, workspace: Path, workdir: Path, rounds: int) -> RoundTimes:
-    """The same scenario through ``lsp-agent serve``: several prompts of at most 50 rounds."""
+async def run_through_lsp(base_url: str, workspace: Path, workdir: Path, rounds: int,
+                          persist: bool = True) -> RoundTimes:
+    """The same scenario through ``lsp-agent serve``: several prompts of at most 50 rounds.
+    ``persist``: the session writes its transcript (the default), or not."""
     times = RoundTimes()
     env = server_env(workdir, ANTHROPIC_BASE_URL=base_url, ANTHROPIC_API_KEY="bench")
 
@@ -532,6 +534,7 @@ async def run_through_lsp(base_url: str, workspace: Path, workdir: Path, rounds:
         reject,
         env=env,
         server_log=workdir / "lsp-overhead.log",
+        initialization_options={"persistSessions": persist},
     )
     try:
         await asyncio.wait_for(client.start(), START_TIMEOUT)
@@ -631,11 +634,21 @@ async def bench_overhead(cfg: Config, workdir: Path) -> dict[str, Any]:
             f"  overhead: through the LSP server, {cfg.rounds} rounds x {cfg.repeats}", flush=True
         )
 
-        async def through_lsp() -> RoundTimes:
-            return await run_through_lsp(model.base_url, workspace, workdir, cfg.rounds)
-
+        # Sessions saved (the default) and not, interleaved repeat by repeat: the difference
+        # is what writing the transcript costs the loop.
+        paths = {"lsp_server": True, "lsp_server_unsaved": False}
+        times: dict[str, list[RoundTimes]] = {name: [] for name in paths}
+        sdk: dict[str, list[list[float]]] = {name: [] for name in paths}
         try:
-            out["lsp_server"] = await measure_path(model, cfg.rounds, cfg.repeats, through_lsp)
+            for _ in range(cfg.repeats):
+                for name, persist in paths.items():
+                    model.load(overhead_scenario(cfg.rounds))
+                    times[name].append(await run_through_lsp(
+                        model.base_url, workspace, workdir, cfg.rounds, persist))
+                    sdk[name].append(await replay_with_sdk(model))
+            for name in paths:
+                out[name] = overhead_stats(combine(times[name]), fastest_per_round(sdk[name]))
+                out[name]["repeats"] = cfg.repeats
         except Exception as exc:
             out["lsp_server"] = {"skipped": f"{type(exc).__name__}: {exc}"}
     return out
@@ -929,7 +942,8 @@ def overhead_table(data: dict[str, Any]) -> str:
         "first 10% / last 10% p50 (ms) |"
     )
     lines = [head, "|" + "---|" * 9]
-    for key, label in (("in_process", "in-process Agent"), ("lsp_server", "LSP server")):
+    for key, label in (("in_process", "in-process Agent"), ("lsp_server", "LSP server"),
+                       ("lsp_server_unsaved", "LSP server, sessions not saved")):
         row = data.get(key)
         if row is None:
             continue

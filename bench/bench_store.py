@@ -234,6 +234,53 @@ def bench_load(tmp: Path, turns: int, repeats: int) -> dict[str, Any]:
             **shape, **{k: percentiles(v) for k, v in timings.items()}}
 
 
+async def bench_server_resume(tmp: Path, turns: int, repeats: int) -> dict[str, Any]:
+    """``agent/resumeSession`` of a ``turns``-turn session through a real ``lsp-agent serve``
+    (started before the clock runs), then the first history page: what a client waits for
+    before the session can take its next prompt and show its latest messages."""
+    from lsp_agent.client.lsp_client import AgentClient
+
+    long_path, _ = make_long_session(tmp / "server", turns)
+    workspace = tmp / "server-ws"
+    workspace.mkdir()
+    state = tmp / "server-state"
+    store = Store(state)
+    target = store.layout.transcript(workspace, "long")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "LSP_AGENT_STATE_DIR": str(state), "ANTHROPIC_API_KEY": "bench",
+           "ANTHROPIC_BASE_URL": "http://127.0.0.1:9", "LSP_AGENT_LOG": "warning"}
+    timings: dict[str, list[float]] = {"resume_ms": [], "first_page_ms": []}
+    errors = 0
+
+    async def nothing(*_: Any) -> dict[str, Any]:
+        return {}
+
+    for i in range(repeats + 1):  # the first run warms the page cache and imports
+        shutil.copyfile(long_path, target)
+        client = AgentClient(workspace, lambda _e: None, nothing, nothing, env=env,
+                             server_log=tmp / "server.log")
+        await client.start()
+        try:
+            # A first session pays the server's one-time imports (the model client): not
+            # part of resuming.
+            await client.new_session()
+            started = time.perf_counter()
+            await client.request("agent/resumeSession", {"sessionId": "long"})
+            resumed = time.perf_counter()
+            await client.request("agent/sessionHistory", {"sessionId": "long", "limit": 50})
+            paged = time.perf_counter()
+        except Exception:
+            errors += 1
+            continue
+        finally:
+            await client.stop()
+        if i:
+            timings["resume_ms"].append((resumed - started) * 1000)
+            timings["first_page_ms"].append((paged - resumed) * 1000)
+    return {"turns": turns, "file_bytes": long_path.stat().st_size, "repeats": repeats,
+            "errors": errors, **{k: percentiles(v) for k, v in timings.items()}}
+
+
 # -- 3. checkpoints ----------------------------------------------------------------------------
 
 
@@ -450,6 +497,16 @@ def report(results: dict[str, Any]) -> None:
             wall, cpu = lo[f"{key}_ms"], lo[f"{key}_cpu_ms"]
             print(f"| {name} | {fmt(wall['p50'], 1)} | {fmt(wall['p95'], 1)} | "
                   f"{fmt(cpu['p50'], 1)} |")
+    if "server_resume" in results:
+        r = results["server_resume"]
+        print(f"\n### Resume through the server ({r['turns']} turns, "
+              f"{r['file_bytes'] / 1e6:.1f} MB, {r['repeats']} runs, {r['errors']} errors)\n")
+        print("| request | p50 (ms) | p95 (ms) | max (ms) |\n|---|---|---|---|")
+        for name, key in (("agent/resumeSession", "resume_ms"),
+                          ("agent/sessionHistory, first page", "first_page_ms")):
+            p = r[key]
+            print(f"| {name} | {fmt(p.get('p50'), 1)} | {fmt(p.get('p95'), 1)} | "
+                  f"{fmt(p.get('max'), 1)} |")
     if "checkpoint" in results:
         c = results["checkpoint"]
         d = c["disk"]
@@ -475,7 +532,8 @@ def report(results: dict[str, Any]) -> None:
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    only = set(args.only.split(",")) if args.only else {"append", "load", "checkpoint"}
+    only = (set(args.only.split(",")) if args.only
+            else {"append", "load", "server_resume", "checkpoint"})
     results: dict[str, Any] = {"machine": machine_info(), "args": vars(args)}
     with tempfile.TemporaryDirectory(prefix="bench-store-") as raw:
         tmp = Path(raw)
@@ -484,6 +542,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         if "load" in only:
             results["load"] = await asyncio.to_thread(
                 bench_load, tmp, 1000, 3 if args.quick else 10)
+        if "server_resume" in only:
+            results["server_resume"] = await bench_server_resume(
+                tmp, 1000, 3 if args.quick else 10)
         if "checkpoint" in only:
             tree = Path(args.tree) if args.tree else await asyncio.to_thread(
                 fetch_tree, tmp, args.package, Path(args.sdist) if args.sdist else None)
@@ -500,7 +561,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", help="comma list of: append, load, checkpoint")
+    parser.add_argument("--only",
+                        help="comma list of: append, load, server_resume, checkpoint")
     parser.add_argument("--package", default="ansible", help="sdist to download from PyPI")
     parser.add_argument("--sdist", help="use this downloaded sdist instead")
     parser.add_argument("--tree", help="use a copy of this source tree instead")
@@ -512,7 +574,7 @@ def main() -> None:
     merged: dict[str, Any] = {}
     if RESULTS.exists():
         merged = json.loads(RESULTS.read_text())
-    for section in ("append", "load", "checkpoint"):
+    for section in ("append", "load", "server_resume", "checkpoint"):
         if section in results:
             merged[section] = {**results[section], "machine": results["machine"],
                                "args": results["args"]}

@@ -156,6 +156,18 @@ def cmd_acp(args: argparse.Namespace) -> int:
     return run(args.permission_mode, args.model)
 
 
+def cmd_sessions(args: argparse.Namespace) -> int:
+    from lsp_agent.client.saved import cmd_sessions as run_sessions
+
+    return run_sessions(args)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from lsp_agent.client.saved import cmd_export as run_export
+
+    return run_export(args)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from lsp_agent.client.demo import run_demo
 
@@ -205,6 +217,11 @@ def build_parser() -> argparse.ArgumentParser:
         run.add_argument(f"--{kind}", action="append", default=[], metavar="RULE",
                          help=f"{kind} rule such as 'Bash(npm test:*)' or 'Edit(src/**)'; "
                               "repeatable; ranks above project and user settings")
+    resume = run.add_mutually_exclusive_group()
+    resume.add_argument("--continue", dest="continue_session", action="store_true",
+                        help="go on with the workspace's most recent saved session")
+    resume.add_argument("--resume", metavar="ID", default=None,
+                        help="go on with the saved session ID (see: lsp-agent sessions)")
     run.add_argument("--scripted", metavar="SCENARIO",
                      help="offline: the scripted model replays SCENARIO (a scenario file, or "
                           "the bundled fix_failing_test) instead of a real model; no API key, "
@@ -218,6 +235,26 @@ def build_parser() -> argparse.ArgumentParser:
     acp.add_argument("--model", default=None, metavar="MODEL",
                      help="model id (default: $LSP_AGENT_MODEL, else claude-sonnet-4-5)")
     acp.set_defaults(func=cmd_acp)
+
+    sessions = sub.add_parser("sessions", parents=[common],
+                              help="list the saved sessions of a workspace, newest first")
+    sessions.add_argument("--workspace", default=".", type=workspace_folder, metavar="FOLDER",
+                          help="the project's folder (default: the current folder)")
+    sessions.add_argument("--json", action="store_true", help="one JSON object per line")
+    sessions.add_argument("--limit", type=int, default=50, metavar="N",
+                          help="at most N sessions (default 50)")
+    sessions.set_defaults(func=cmd_sessions)
+
+    export = sub.add_parser("export", parents=[common],
+                            help="write a saved session as Markdown or as its JSONL transcript")
+    export.add_argument("session_id", metavar="ID", help="the session (see: lsp-agent sessions)")
+    export.add_argument("--workspace", default=".", type=workspace_folder, metavar="FOLDER",
+                        help="the project's folder (default: the current folder)")
+    export.add_argument("--format", choices=("md", "jsonl"), default="md",
+                        help="md (readable, default) or jsonl (the transcript as saved)")
+    export.add_argument("-o", "--output", metavar="FILE", default=None,
+                        help="write to FILE instead of stdout")
+    export.set_defaults(func=cmd_export)
 
     demo = sub.add_parser("demo", parents=[common],
                           help="offline demo against the scripted model server")

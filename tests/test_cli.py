@@ -332,3 +332,60 @@ def test_serve_over_tcp_says_where_it_listens_and_ctrl_c_is_quiet(tmp_path):
     assert proc.returncode == 130
     assert out == ""
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
+
+
+# -- saved sessions: run --continue / --resume, sessions, export -------------------------------
+
+def test_continue_resume_sessions_and_export(tmp_path):
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    scenario = {"turns": [
+        {"content": "FIRST-ANSWER"},
+        {"content": "SECOND-ANSWER", "expect": {"user_text_contains": "and then?"}},
+        {"content": "THIRD-ANSWER"},
+    ]}
+    with ScriptedModelServer(scenario) as model:
+        env = model_env(model.base_url, tmp_path)
+        first = cli("run", "remember the word kumquat", "--workspace", str(workspace),
+                    "--yes", env=env)
+        assert first.returncode == 0, first.stderr
+        session = first.stderr.split("lsp-agent: session ")[1].split()[0]
+        second = cli("run", "and then?", "--continue", "--workspace", str(workspace),
+                     "--yes", env=env)
+        assert second.returncode == 0, second.stderr
+        sent = json.dumps(model.requests[-1]["messages"])
+        assert "kumquat" in sent and "FIRST-ANSWER" in sent, "the earlier turn was sent"
+        third = cli("run", "last one", "--resume", session, "--workspace", str(workspace),
+                    "--yes", env=env)
+        assert third.returncode == 0, third.stderr
+        missing = cli("run", "x", "--resume", "nosuchsession", "--workspace", str(workspace),
+                      "--yes", env=env)
+    assert missing.returncode == 2
+    assert "cannot resume session nosuchsession" in one_line_error(missing)
+
+    listed = cli("sessions", "--workspace", str(workspace), "--json", env=env)
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert [r["sessionId"] for r in rows] == [session]
+    assert rows[0]["turns"] == 3 and rows[0]["title"] == "remember the word kumquat"
+
+    md = cli("export", session, "--workspace", str(workspace), env=env)
+    assert md.returncode == 0, md.stderr
+    assert md.stdout.index("kumquat") < md.stdout.index("FIRST-ANSWER") \
+        < md.stdout.index("and then?") < md.stdout.index("THIRD-ANSWER")
+    out = tmp_path / "t.jsonl"
+    raw = cli("export", session, "--workspace", str(workspace), "--format", "jsonl",
+              "-o", str(out), env=env)
+    assert raw.returncode == 0 and all(json.loads(line) for line in out.read_text().splitlines())
+    assert "k" not in {json.loads(line).get("apiKey") for line in out.read_text().splitlines()}
+
+
+def test_continue_without_a_saved_session_says_so(tmp_path):
+    workspace = tmp_path / "empty"
+    workspace.mkdir()
+    with ScriptedModelServer({"turns": [{"content": "x"}]}) as model:
+        done = cli("run", "hi", "--continue", "--workspace", str(workspace), "--yes",
+                   env=model_env(model.base_url, tmp_path))
+    assert done.returncode == 2
+    assert "no saved session" in one_line_error(done)
+    unknown = cli("export", "nope", "--workspace", str(workspace), env=no_model_env(tmp_path))
+    assert unknown.returncode == 2 and "lsp-agent sessions" in one_line_error(unknown)

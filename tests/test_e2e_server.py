@@ -450,7 +450,7 @@ async def test_hover_is_answered_while_a_turn_streams(editor: Editor, model, wor
 async def test_initialize_advertises_the_protocol(editor: Editor):
     capabilities = editor.init_result.capabilities
     advertised = plain(capabilities.experimental)["lspAgent"]
-    assert advertised["protocolVersion"] == "1.0"
+    assert advertised["protocolVersion"] == "1.1"
     assert "agent/prompt" in advertised["methods"]
     assert "agent/requestPermission" in advertised["clientRequests"]
     assert capabilities.code_action_provider.resolve_provider is True

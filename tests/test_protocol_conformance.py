@@ -534,7 +534,7 @@ def assert_scenario_followed(model: ScriptedModelServer) -> None:
 async def test_initialize_advertises_protocol_version(client: RawClient, project: Path):
     result = await initialize(client, project, {})
     agent = result["capabilities"]["experimental"]["lspAgent"]
-    assert agent["protocolVersion"] == "1.0"
+    assert agent["protocolVersion"] == "1.1"
     assert "agent/prompt" in agent["methods"] and "agent/review" in agent["methods"]
     assert agent["clientRequests"] == ["agent/requestPermission"]
     commands = result["capabilities"]["executeCommandProvider"]["commands"]

@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+from pygls.exceptions import JsonRpcException
+
 from lsp_agent.client.errors import (
     EXIT_FOR_STOP_REASON,
     SETUP_ERROR_KINDS,
@@ -190,6 +192,9 @@ class HeadlessRun:
             try:
                 result = await self._turn(client)
                 await client.stop()
+            except CliError:  # e.g. no session to continue: said as it is
+                await client.kill()
+                raise
             except asyncio.CancelledError:  # a second Ctrl-C, or one before the turn began
                 _uncancel()
                 await client.kill()
@@ -203,10 +208,36 @@ class HeadlessRun:
         return self._exit_code(stop_reason)
 
     async def _turn(self, client: AgentClient) -> dict[str, Any]:
+        await saved_session(self.args, self.env)  # a wrong id fails before the server starts
         await client.start()
-        self.session = await client.new_session(mode=self.args.permission_mode,
-                                                model=self.args.model)
-        return await client.prompt(self.session, self.args.prompt)
+        self.session = await self._session(client)
+        result = await client.prompt(self.session, self.args.prompt)
+        self.answers.say(f"lsp-agent: session {self.session} (go on with: lsp-agent run "
+                         f"--resume {self.session} ...)")
+        return result
+
+    async def _session(self, client: AgentClient) -> str:
+        """A new session, or the saved one --continue / --resume names."""
+        wanted = await saved_session(self.args, self.env)
+        if wanted is None:
+            return await client.new_session(mode=self.args.permission_mode,
+                                            model=self.args.model)
+        params: dict[str, Any] = {"sessionId": wanted}
+        if self.args.permission_mode:
+            params["mode"] = self.args.permission_mode
+        try:
+            resumed = await client.request("agent/resumeSession", params)
+        except JsonRpcException as exc:
+            raise CliError(f"cannot resume session {wanted}: {exc.message}") from None
+        if self.args.permission_mode and resumed["mode"] != self.args.permission_mode:
+            await client.request("agent/setMode", {"sessionId": wanted,
+                                                   "mode": self.args.permission_mode})
+        if self.args.model:
+            await client.request("agent/setModel", {"sessionId": wanted,
+                                                    "model": self.args.model})
+        for warning in resumed.get("warnings", []):
+            self.answers.say(f"lsp-agent: {warning}")
+        return str(resumed["sessionId"])
 
     def _exit_code(self, stop_reason: str) -> ExitCode:
         code = EXIT_FOR_STOP_REASON.get(stop_reason, ExitCode.TURN_FAILED)
@@ -256,6 +287,32 @@ class HeadlessRun:
     async def _cancel_turn(self, client: AgentClient) -> None:
         with contextlib.suppress(Exception):
             await client.request(p.CANCEL, {"sessionId": self.session})
+
+
+async def saved_session(args: argparse.Namespace, env: dict[str, str]) -> str | None:
+    """The session --continue or --resume names, checked on disk (None: start a new one)."""
+    from lsp_agent.client.saved import state_dir
+    from lsp_agent.store import InvalidSessionId, Store
+
+    store = Store(state_dir(env))
+    workspace = Path(args.workspace)
+    if getattr(args, "continue_session", False):
+        latest = await store.latest(workspace)
+        if latest is None:
+            raise CliError(f"no saved session in {workspace} to continue; run without "
+                           "--continue to start one")
+        return latest
+    wanted = getattr(args, "resume", None)
+    if wanted is None:
+        return None
+    try:
+        exists = store.layout.transcript(workspace, wanted).exists()
+    except InvalidSessionId as exc:
+        raise CliError(f"cannot resume session {wanted}: {exc}") from None
+    if not exists:
+        raise CliError(f"cannot resume session {wanted}: no such session in {workspace} "
+                       "(list them with: lsp-agent sessions)")
+    return str(wanted)
 
 
 def _uncancel() -> None:

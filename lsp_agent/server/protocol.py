@@ -32,6 +32,8 @@ FORK_SESSION = "agent/forkSession"
 RENAME_SESSION = "agent/renameSession"
 DELETE_SESSION = "agent/deleteSession"
 PROMPT_HISTORY = "agent/promptHistory"
+REWIND = "agent/rewind"
+CHECKPOINTS = "agent/checkpoints"
 EVENT = "agent/event"
 REQUEST_PERMISSION = "agent/requestPermission"
 
@@ -54,6 +56,10 @@ class InitializationOptions(Wire):
     fallback_model: str | None = None
     state_dir: str | None = None
     persist_sessions: bool = True  # transcripts under the state dir (resume, fork, history)
+    # Saved sessions not updated for this long are deleted (with their checkpoints), and the
+    # oldest go first while all of them take more than the size limit.
+    session_retention_days: float = Field(default=30.0, gt=0)
+    session_storage_max_mb: float = Field(default=500.0, gt=0)
     # Settings-file sections (see docs/security.md), between managed and project settings.
     permissions: dict[str, Any] | None = None
     sandbox: dict[str, Any] | None = None
@@ -106,6 +112,11 @@ class ForkSessionParams(SavedSessionParams):
 
 class RenameSessionParams(SavedSessionParams):
     title: str = Field(min_length=1, max_length=200, pattern=r"\S")
+
+
+class RewindParams(SavedSessionParams):
+    turn: int = Field(ge=1)  # back to just before this turn (1-based)
+    restore: Literal["code", "conversation", "both"] = "both"
 
 
 class ListSessionsParams(Wire):

@@ -15,7 +15,8 @@ from pygls.exceptions import JsonRpcInvalidParams, JsonRpcInvalidRequest
 from pygls.uris import from_fs_path, to_fs_path
 
 from lsp_agent.server import protocol as p
-from lsp_agent.sessions.manager import PersistenceOff
+from lsp_agent.sessions import rewind
+from lsp_agent.sessions.manager import PersistenceOff, UnknownSession
 from lsp_agent.store import SessionInUse, SessionNotFound, TranscriptVersionError
 from lsp_agent.store.layout import InvalidSessionId
 
@@ -122,6 +123,34 @@ def register(server: AgentServer) -> None:
         if ls.manager.store is None:
             return {"prompts": []}
         return {"prompts": await _guarded(ls.manager.prompt_history(workspace, args.limit))}
+
+
+    @server.feature(p.REWIND)
+    async def rewind_session(ls: AgentServer, params: Any) -> dict[str, Any]:
+        args = p.parse(p.RewindParams, params)
+        session = await open_session(ls, args)
+        try:
+            report = await rewind.rewind(session, args.turn, args.restore)
+        except rewind.RewindRefused as exc:
+            raise JsonRpcInvalidRequest(str(exc)) from None
+        return report.wire()
+
+    @server.feature(p.CHECKPOINTS)
+    async def list_checkpoints(ls: AgentServer, params: Any) -> dict[str, Any]:
+        args = p.parse(p.SavedSessionParams, params)
+        session = await open_session(ls, args)
+        return {"checkpoints": await rewind.checkpoints(session)}
+
+
+async def open_session(ls: AgentServer, args: p.SavedSessionParams) -> Any:
+    """The session open in this server, resumed from disk when it is not."""
+    try:
+        return ls.manager.get(args.session_id)
+    except UnknownSession:
+        workspace = workspace_of(ls, args.workspace_uri)
+        resumed = await _guarded(ls.manager.resume(workspace, args.session_id,
+                                                   ls.options.mode))
+        return resumed.session
 
 
 async def list_all(ls: AgentServer, workspace: Path, offset: int, limit: int) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from lsp_agent.model.client import ModelSettings
 from lsp_agent.sessions.manager import SessionManager
+from lsp_agent.store import RetentionPolicy
 from lsp_agent.workspace.positions import split_lines
 
 if TYPE_CHECKING:
@@ -41,6 +42,11 @@ class Wiring:
             safety_options=options.safety_options(),
             persist=options.persist_sessions,
         )
+        if manager.store is not None:
+            manager.store.policy = RetentionPolicy(
+                max_age_days=options.session_retention_days,
+                max_total_bytes=int(options.session_storage_max_mb * 1024 * 1024))
+            manager.start_housekeeping()
         if options.editor_bridge:
             from lsp_agent.code_intel.bridge import EditorDiagnostics
 

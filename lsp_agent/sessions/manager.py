@@ -66,6 +66,7 @@ class SessionManager:
                         tools=tools or default_pool(), code_intel_for=code_intel_for),
             settings, state_dir, safety_options, store=self.store)
         self._sessions: dict[str, Session] = {}
+        self._housekeeping: asyncio.Future[None] | None = None
 
     @property
     def settings(self) -> ModelSettings:
@@ -109,6 +110,24 @@ class SessionManager:
                              return_exceptions=True)
 
     # -- sessions on disk --------------------------------------------------------------------
+
+    def start_housekeeping(self) -> None:
+        """Apply the retention policy once, in the background (old sessions and their
+        checkpoints go; sessions open here or in another process never do)."""
+        self._housekeeping = asyncio.ensure_future(self._apply_retention())
+
+    async def _apply_retention(self) -> None:
+        store = self._store()
+        keep = frozenset(s.recorder.writer.path for s in self._sessions.values()
+                         if s.recorder is not None and s.recorder.writer is not None)
+        try:
+            report = await store.apply_retention(keep=keep)
+        except Exception:  # housekeeping must never disturb the sessions
+            log.warning("applying the session retention policy failed", exc_info=True)
+            return
+        if report.deleted:
+            log.info("retention: deleted %d old sessions (%d -> %d bytes)",
+                     len(report.deleted), report.total_bytes_before, report.total_bytes_after)
 
     def _store(self) -> Store:
         if self.store is None:

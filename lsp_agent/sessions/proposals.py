@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -33,6 +33,7 @@ from lsp_agent.permissions.safe_write import (
     real_path,
     resolve_for_write,
 )
+from lsp_agent.tools.base import FileHistory
 from lsp_agent.types import events as ev
 from lsp_agent.types.edits import FileEdit
 from lsp_agent.types.permissions import Mode
@@ -94,9 +95,9 @@ class ProposalHost:
     documents: DocumentSource
     emit: Callable[[ev.AgentEvent], Any]
     mode: Callable[[], Mode]  # read at each proposal: the user may switch modes mid-session
-    # Called with the files about to be written, before the editor or the disk gets them
-    # (the session's checkpoint keeps their pre-images for a rewind).
-    before_write: Callable[[list[Path]], Awaitable[None]] | None = None
+    # Told of the files before the editor or the disk gets them, and after (the session's
+    # checkpoint keeps what they were and what the agent made of them, for a rewind).
+    file_history: FileHistory | None = None
 
 
 class ProposalBook:
@@ -220,12 +221,16 @@ class ProposalBook:
             await asyncio.to_thread(self._check_targets, targets, scopes)
         except WriteRefused as exc:
             raise WriteRefused(f"the server refused to write it: {exc}") from None
-        if self._host.before_write is not None:
-            await self._host.before_write(list(targets))
+        history = self._host.file_history
+        if history is not None:
+            await history.before_write(list(targets))
         try:
-            return await self._applier.apply([_edit_target(f) for f in todo], scopes)
+            report = await self._applier.apply([_edit_target(f) for f in todo], scopes)
         except WriteRefused as exc:
             raise WriteRefused(f"it was not written to disk: {exc}") from None
+        if history is not None and report.applied:
+            await history.after_write(list(targets), targets)
+        return report
 
     def _check_targets(self, targets: dict[Path, str], scopes: dict[Path, WriteScope]) -> None:
         """Checked before the editor is involved: its own save would go through a swapped link

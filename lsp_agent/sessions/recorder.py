@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from lsp_agent.context.conversation import Block, Message, UserOrigin
 from lsp_agent.context.cost import price_for, usd
-from lsp_agent.store import CaptureRules, Checkpointer, Store, TranscriptWriter, entries
+from lsp_agent.store import BlobStore, CaptureRules, Checkpointer, Store, TranscriptWriter, entries
+from lsp_agent.store.checkpoints import capture
 from lsp_agent.types import events as ev
 
 log = logging.getLogger(__name__)
@@ -144,6 +145,10 @@ class SessionRecorder:
     # -- events ------------------------------------------------------------------------------
 
     def on_event(self, event: ev.AgentEvent) -> None:
+        if isinstance(event, ev.ModelRequest):
+            self.model = event.model  # the model the next assistant entry comes from
+        elif isinstance(event, ev.ModelFallback):
+            self.model_changed(event.to_model)  # a resume goes on with the fallback model
         record = _EVENT_ENTRIES.get(type(event))
         if record is not None:
             entry = record(event)
@@ -168,6 +173,22 @@ class SessionRecorder:
         except Exception:  # a checkpoint must never stop the write the user approved
             log.warning("checkpoint of %s failed", list(paths), exc_info=True)
 
+    async def after_write(self, paths: Iterable[Path | str],
+                          texts: Mapping[Path, str] | None = None) -> None:
+        """Record what the agent left these files as: ``texts`` when it knows what it meant
+        (an edit; the editor may save later), else the disk as it is now (a command)."""
+        if not await self.ready() or self.checkpoints is None or self.checkpoints.scope is None:
+            return
+        scope, rules, blobs = self.checkpoints.scope, self.checkpoints.rules, self.store.blobs
+        try:
+            made = await asyncio.to_thread(_after_images, rules, blobs, scope, list(paths),
+                                           dict(texts or {}))
+        except Exception:
+            log.warning("recording what %s became failed", list(paths), exc_info=True)
+            return
+        for entry in made:
+            self.append(entry)
+
     async def close(self) -> None:
         if self._closed:
             return
@@ -177,6 +198,27 @@ class SessionRecorder:
             await asyncio.gather(*self._background, return_exceptions=True)
         if self._writer is not None:
             await self._writer.close()
+
+
+def _after_images(rules: CaptureRules, blobs: BlobStore, scope: str, paths: list[Path | str],
+                  texts: dict[Path, str]) -> list[dict[str, Any]]:
+    made = []
+    for path in paths:
+        text = texts.get(Path(path))
+        if text is not None:
+            real, name, parts = rules.locate(path)
+            if rules.skip_reason(real, parts) is not None:
+                continue
+            data = text.encode("utf-8", "surrogateescape")
+            digest, _ = blobs.put(data)
+            made.append(entries.file_after(scope, name, blob=digest, size=len(data), text=True))
+            continue
+        shot = capture(rules, blobs, scope, path)  # the disk now, as a backup would see it
+        if shot.get("skipped"):
+            continue
+        made.append(entries.file_after(scope, shot["path"], blob=shot.get("blob"),
+                                       size=shot.get("size", 0), text=False))
+    return made
 
 
 # -- event -> entry ----------------------------------------------------------------------------

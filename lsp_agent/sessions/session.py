@@ -107,18 +107,24 @@ class Session:
         self._cancel_requested = False
         self.processes = ProcessGroups()
         self.todos = TodoList(on_change=self._todos_changed)
-        self.results_dir = config.state_dir / "sessions" / self.id / "tool-results"
+        # Oversized tool results: with the session's other files when it is saved, so the
+        # retention policy deletes them with it.
+        self.results_dir = (
+            recorder.store.layout.session_dir(config.workspace, self.id) / "tool-results"
+            if recorder is not None
+            else config.state_dir / "sessions" / self.id / "tool-results")
         self.safety = SessionSafety.build(config.workspace, config.mode, [self.results_dir],
                                           config.safety_options, self.id)
         self.gate = self.safety.gate
         self.documents = documents
+        self.applier = applier
         self.diagnostics = diagnostics
         self.code_intel = code_intel
         # The transcript: None when sessions are not saved (tests, --no-persist).
         self.recorder = recorder
         self.proposals = ProposalBook(ProposalHost(
             self.id, config.workspace, documents, self.emit, lambda: self.gate.mode,
-            before_write=self._before_write), applier)
+            file_history=recorder), applier)
         from lsp_agent.tools.results import finalize_output
 
         self.tools = session_pool(tools)
@@ -352,14 +358,10 @@ class Session:
             todos=self.todos,
             tools=self.tools,
             file_rules=self.gate.file_rules,
-            before_write=self._before_write if self.recorder is not None else None,
+            file_history=self.recorder,
         )
 
     # -- persistence -------------------------------------------------------------------------
-
-    async def _before_write(self, paths: list[Path]) -> None:
-        if self.recorder is not None:
-            await self.recorder.before_write(paths)
 
     def _persistence_notice(self, message: str) -> None:
         self.emit(ev.ErrorEvent(kind="persistence", message=message, recoverable=True))
@@ -369,19 +371,28 @@ class Session:
         """State read back from a transcript (a resume): the history as the model last saw
         it, the plan and what the session has cost so far. Nothing is re-recorded."""
         self.agent.conversation.messages[:] = messages
-        items = []
-        for raw in todos:
-            try:
-                items.append(TodoItem.model_validate(raw))
-            except ValueError:
-                log.warning("skipping an unreadable todo of session %s: %r", self.id, raw)
-        self.todos.restore(items)
+        self.todos.restore(self._saved_todos(todos))
         for model, row in cost_by_model.items():
             tokens = {k: v for k, v in (row.get("usage") or {}).items()
                       if k in ev.Usage.model_fields and isinstance(v, int)}
             self.context.session_cost.add(model, ev.Usage(**tokens))
         if first_prompt:
             self.context.original_request = first_prompt
+
+    def restore_conversation(self, messages: list[dict[str, Any]],
+                             todos: list[dict[str, Any]]) -> None:
+        """The history after a rewind of the conversation (the todos as they were then)."""
+        self.agent.conversation.messages[:] = messages
+        self.todos.replace(self._saved_todos(todos))  # the client is told of the change
+
+    def _saved_todos(self, todos: list[dict[str, Any]]) -> list[TodoItem]:
+        items = []
+        for raw in todos:
+            try:
+                items.append(TodoItem.model_validate(raw))
+            except ValueError:
+                log.warning("skipping an unreadable todo of session %s: %r", self.id, raw)
+        return items
 
     async def close(self) -> None:
         """End the session: stop its turn, then flush and close its transcript."""

@@ -17,6 +17,7 @@ from lsp_agent.store.checkpoints import (
     plan_rewind,
     read_target,
 )
+from lsp_agent.store.layout import InvalidSessionId
 from lsp_agent.store.reader import (
     CostSummary,
     HistoryPage,
@@ -31,7 +32,8 @@ from lsp_agent.store.writer import SessionInUse, TranscriptWriter, WriterState, 
 
 __all__ = [
     "BlobError", "BlobStore", "CaptureRules", "Checkpointer", "CostSummary", "FileTarget",
-    "GcReport", "HistoryPage", "Redactor", "RetentionPolicy", "RetentionReport", "RewindPlan",
+    "GcReport", "HistoryPage", "InvalidSessionId", "Redactor", "RetentionPolicy",
+    "RetentionReport", "RewindPlan",
     "SessionInUse", "SessionNotFound", "SessionPage", "SessionSummary", "Store",
     "TranscriptReader", "TranscriptVersionError", "TranscriptWriter", "Unrestorable",
     "WriterState", "aload_transcript", "entries", "load_transcript", "open_writer",

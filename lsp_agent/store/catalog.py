@@ -102,6 +102,7 @@ class Store:
     def __post_init__(self) -> None:
         self.layout = StateLayout(Path(self.state_dir))
         self.blobs = BlobStore(self.layout.blobs)
+        self._last_loaded: tuple[tuple[str, int, int], TranscriptReader] | None = None
 
     # -- writers -------------------------------------------------------------------------------
 
@@ -120,7 +121,8 @@ class Store:
         """The session as saved and a writer that goes on with it. Raises ``SessionNotFound``,
         ``TranscriptVersionError`` and ``SessionInUse``."""
         reader = await self.load(workspace, session_id)
-        writer = await open_writer(reader.path, session_id, state=reader.writer_state(),
+        state = await asyncio.to_thread(reader.writer_state)  # reads the whole chain
+        writer = await open_writer(reader.path, session_id, state=state,
                                    redactor=self.redactor, on_error=on_error)
         return reader, writer
 
@@ -130,9 +132,18 @@ class Store:
     def load_blocking(self, workspace: Path, session_id: str) -> TranscriptReader:
         path = self.layout.transcript(workspace, session_id)
         try:
-            return load_transcript(path)
+            st = path.stat()
+            key = (str(path), st.st_size, st.st_mtime_ns)
+            cached = self._last_loaded
+            if cached is not None and cached[0] == key:
+                # A resume then its first history page, a rewind then its checkpoints: the
+                # same file, unchanged; a reader never changes once loaded.
+                return cached[1]
+            reader = load_transcript(path)
         except FileNotFoundError:
             raise SessionNotFound(f"no session {session_id} for {workspace}") from None
+        self._last_loaded = (key, reader)
+        return reader
 
     async def latest(self, workspace: Path) -> str | None:
         """The most recently updated session of the workspace (``--continue``)."""

@@ -190,6 +190,14 @@ def rewind(to_turn: int, from_leaf: str | None) -> Entry:
     return {"type": "rewind", "toTurn": to_turn, "fromLeaf": from_leaf}
 
 
+def file_after(scope: str, path: str, *, blob: str | None, size: int, text: bool) -> Entry:
+    """What the agent left a file as (its latest write in ``scope``): the base a rewind
+    merges the user's later edits from. ``text``: the blob is the UTF-8 text the agent meant
+    (an edit); else the file's bytes as a command left them. ``blob`` None: it was deleted."""
+    return {"type": "file_after", "scope": scope, "path": path, "blob": blob, "size": size,
+            "text": text}
+
+
 def file_backup(scope: str, path: str, *, existed: bool, blob: str | None, size: int,
                 file_mode: int | None = None, skipped: str | None = None) -> Entry:
     entry: Entry = {"type": "file_backup", "scope": scope, "path": path, "existed": existed,

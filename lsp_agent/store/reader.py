@@ -127,6 +127,7 @@ class TranscriptReader:
         self._chain = self._current_chain()
         self._chain_index = {r.uuid: i for i, r in enumerate(self._chain)}
         self._file_index = {r.uuid: i for i, r in enumerate(records)}
+        self._turns: list[Turn] | None = None
 
     @property
     def entries(self) -> list[en.Entry]:
@@ -170,8 +171,11 @@ class TranscriptReader:
         return last.uuid if last else None
 
     def turns(self) -> list[Turn]:
-        found = [r for r in self._chain if r.type == "user" and _is_prompt(r)]
-        return [Turn(i, r.uuid, r.parent, r.timestamp, r) for i, r in enumerate(found, 1)]
+        if self._turns is None:  # asked several times by a resume: the reader never changes
+            found = [r for r in self._chain if r.type == "user" and _is_prompt(r)]
+            self._turns = [Turn(i, r.uuid, r.parent, r.timestamp, r)
+                           for i, r in enumerate(found, 1)]
+        return list(self._turns)
 
     def turn(self, number: int) -> Turn:
         turns = self.turns()
@@ -300,6 +304,15 @@ class TranscriptReader:
         if start is None:
             raise KeyError(f"entry {entry_uuid} is not in this transcript")
         return [r.data for r in self.records[start + 1:] if r.type == "file_backup"]
+
+    def latest_afters(self, entry_uuid: str) -> dict[str, en.Entry]:
+        """Per path, the last ``file_after`` written after ``entry_uuid`` (file order): what
+        the agent last left each file as."""
+        start = self._file_index.get(entry_uuid)
+        if start is None:
+            raise KeyError(f"entry {entry_uuid} is not in this transcript")
+        return {r.data.get("path", ""): r.data for r in self.records[start + 1:]
+                if r.type == "file_after"}
 
     # -- helpers -----------------------------------------------------------------------------
 

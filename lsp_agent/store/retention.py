@@ -32,6 +32,7 @@ from lsp_agent.store.layout import (
 
 DAY = 86_400.0
 BACKUP_MARKER = b'"type":"file_backup"'
+AFTER_MARKER = b'"type":"file_after"'
 
 
 @dataclass(frozen=True)
@@ -111,12 +112,13 @@ def transcripts(layout: StateLayout) -> list[Path]:
 
 
 def referenced_blobs(transcript: Path) -> frozenset[str]:
-    """Blob hashes named by the transcript's file_backup lines (other lines are not parsed)."""
+    """Blob hashes named by the transcript's file_backup and file_after lines (other lines
+    are not parsed)."""
     found: set[str] = set()
     try:
         with open(transcript, "rb") as f:
             for line in f:
-                if BACKUP_MARKER not in line:
+                if BACKUP_MARKER not in line and AFTER_MARKER not in line:
                     continue
                 with contextlib.suppress(ValueError):
                     blob = json.loads(line).get("blob")

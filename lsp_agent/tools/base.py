@@ -5,7 +5,7 @@ and a ``call``. Everything else (schema, size cap, permission target) has a defa
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -58,6 +58,15 @@ class ShellSandbox(Protocol):
         ...
 
 
+class FileHistory(Protocol):
+    """Keeps what files were before and after the agent wrote them (checkpoints, rewind)."""
+
+    async def before_write(self, paths: list[Path]) -> None: ...
+
+    async def after_write(self, paths: list[Path],
+                          texts: Mapping[Path, str] | None = None) -> None: ...
+
+
 @dataclass
 class ToolContext:
     workspace: Path
@@ -76,9 +85,8 @@ class ToolContext:
     todos: TodoList | None = None  # the session's plan, for TodoWrite
     tools: SessionTools | None = None  # loaded and deferred tools, for ToolSearch
     file_rules: FileRules = DEFAULT_RULES  # which files are secrets (the session's settings)
-    # Saves the pre-images of files about to be written (the session's checkpoint); a shell
-    # tool calls it with the files its command names as written.
-    before_write: Callable[[list[Path]], Awaitable[None]] | None = None
+    # The session's checkpoint: a shell tool names the files its command writes.
+    file_history: FileHistory | None = None
 
     def resolve(self, raw: str) -> Path:
         """Resolve a tool's path argument against the workspace (relative or absolute)."""

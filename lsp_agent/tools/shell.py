@@ -16,6 +16,7 @@ import signal
 from pydantic import BaseModel, ConfigDict, Field
 
 from lsp_agent.permissions.sandbox import SandboxUnavailable
+from lsp_agent.permissions.shell_writes import written_paths
 from lsp_agent.procs.environment import EnvPolicy, command_env
 from lsp_agent.procs.lifetime import guarded
 from lsp_agent.tools.base import Tool, ToolContext, ToolError, ToolOutput
@@ -62,6 +63,20 @@ class Bash(Tool):
     time_limit = None  # bounded by its own timeout, which kills the process group
 
     async def call(self, args: BashInput, ctx: ToolContext) -> ToolOutput:
+        history = ctx.file_history
+        if history is None:
+            return await self._run(args, ctx)
+        # The checkpoint keeps what the files the command names as written were, and what
+        # the command made of them (a rewind puts them back; see docs/sessions.md).
+        written = await asyncio.to_thread(written_paths, args.command, ctx.workspace)
+        if written:
+            await history.before_write(written)
+        output = await self._run(args, ctx)
+        if written:
+            await history.after_write(written)
+        return output
+
+    async def _run(self, args: BashInput, ctx: ToolContext) -> ToolOutput:
         timeout = min(args.timeout or ctx.shell_timeout, MAX_TIMEOUT)
         argv, life_fds = guarded(sandboxed(["bash", "-c", args.command], ctx))
         try:

@@ -53,6 +53,7 @@ CLIENT_SENT: dict[str, Any] = {
     "SavedSessionParams": protocol.SavedSessionParams,
     "ListSessionsParams": protocol.ListSessionsParams,
     "PromptHistoryParams": protocol.PromptHistoryParams,
+    "RewindParams": protocol.RewindParams,
 }
 
 NULL = {"type": "null"}

@@ -44,6 +44,7 @@ export interface LspAgentProtocol {
   ResumeSessionParams: ResumeSessionParams;
   ResumeSessionResult: ResumeSessionResult;
   ReviewParams: ReviewParams;
+  RewindParams: RewindParams;
   SavedSessionParams: SavedSessionParams;
   SelectionArguments: SelectionArguments;
   SessionHistoryParams: SessionHistoryParams;
@@ -405,6 +406,12 @@ export interface ReviewParams {
   feedback?: string | null;
   proposalId: string;
   reject?: string[] | 'all';
+}
+export interface RewindParams {
+  restore?: 'code' | 'conversation' | 'both';
+  sessionId: string;
+  turn: number;
+  workspaceUri?: string | null;
 }
 /**
  * A saved session of a workspace (default: the server's root folder).
