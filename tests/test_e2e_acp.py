@@ -30,7 +30,7 @@ from tests.e2e_harness import (
     wait_for_processes,
 )
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
 FIX_PROMPT = "The tests fail. Find the bug and fix it."
 BUGGY_LINE = "    return price - price * percent\n"

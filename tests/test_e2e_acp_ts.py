@@ -23,6 +23,7 @@ BUGGY_LINE = "    return price - price * percent\n"
 FIXED_LINE = "    return price - price * percent / 100\n"
 
 pytestmark = [
+    pytest.mark.e2e,
     pytest.mark.timeout(180),
     pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed"),
     pytest.mark.skipif(not (CLIENT / "node_modules" / "@agentclientprotocol" / "sdk").is_dir(),
