@@ -1,4 +1,5 @@
-"""Command line: ``serve`` (what editors launch), ``run`` (one headless turn), ``demo``.
+"""Command line: ``serve`` (what editors launch), ``acp`` (the same over the Agent Client
+Protocol), ``run`` (one headless turn), ``demo``.
 
 A mistake on the command line (or in its input: a missing folder, an empty prompt, no API key)
 is one line on stderr that says what to fix, never a traceback; the exit code says what
@@ -146,6 +147,15 @@ def _run(args: argparse.Namespace, env: dict[str, str], simulated: bool) -> int:
     return run_headless(args, env, simulated)
 
 
+def cmd_acp(args: argparse.Namespace) -> int:
+    from lsp_agent.procs.environment import seal_server_secrets
+
+    seal_server_secrets()  # before anything can start a subprocess
+    from lsp_agent.acp.serve import run
+
+    return run(args.permission_mode, args.model)
+
+
 def cmd_sessions(args: argparse.Namespace) -> int:
     from lsp_agent.client.saved import cmd_sessions as run_sessions
 
@@ -217,6 +227,14 @@ def build_parser() -> argparse.ArgumentParser:
                           "the bundled fix_failing_test) instead of a real model; no API key, "
                           "no network; costs are simulated")
     run.set_defaults(func=cmd_run)
+
+    acp = sub.add_parser("acp", parents=[common],
+                         help="speak the Agent Client Protocol on stdio (Zed, JetBrains, ...)")
+    acp.add_argument("--permission-mode", choices=MODES, default="default",
+                     help="permission mode of new sessions (the client can switch it)")
+    acp.add_argument("--model", default=None, metavar="MODEL",
+                     help="model id (default: $LSP_AGENT_MODEL, else claude-sonnet-4-5)")
+    acp.set_defaults(func=cmd_acp)
 
     sessions = sub.add_parser("sessions", parents=[common],
                               help="list the saved sessions of a workspace, newest first")

@@ -20,6 +20,7 @@ LAYERS = [
     "cli",  # lsp_agent/cli.py and __main__.py
     "client",  # the headless `run` and the demo: an LSP client of our own server
     "server",  # LSP front end: thin handlers
+    "acp",  # ACP front end (lsp-agent acp): thin handlers, same sessions
     "sessions",
     "agent",
     "tools",

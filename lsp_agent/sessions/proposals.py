@@ -113,6 +113,11 @@ class ProposalBook:
     def owns(self, proposal_id: str) -> bool:
         return proposal_id in self._waiting
 
+    def pending(self, proposal_id: str) -> Proposal | None:
+        """The proposal waiting for review, whole (a front end shows its files' full texts)."""
+        waiting = self._waiting.get(proposal_id)
+        return waiting.proposal if waiting is not None else None
+
     async def propose(self, tool_use_id: str, changes: list[FileEdit]) -> str:
         host = self._host
         proposal = await asyncio.to_thread(  # diffing large files must not stall the loop

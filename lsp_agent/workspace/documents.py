@@ -144,6 +144,10 @@ async def snapshot_async(source: DocumentSource, path: Path) -> DocumentSnapshot
     """
     if type(source) is DiskDocuments:  # not a subclass: those may answer from elsewhere
         return await disk_snapshot_async(path)
+    read_snapshot = getattr(source, "read_snapshot", None)
+    if read_snapshot is not None:  # a source that asks someone else (an ACP client's buffers)
+        snapshot: DocumentSnapshot = await read_snapshot(path)
+        return snapshot
     open_snapshot = getattr(source, "open_snapshot", None)
     if open_snapshot is None:
         return await asyncio.to_thread(source.snapshot, path)
