@@ -343,6 +343,8 @@ export interface InitializationOptions {
   sandbox?: {
     [k: string]: unknown;
   } | null;
+  sessionRetentionDays?: number;
+  sessionStorageMaxMb?: number;
   stateDir?: string | null;
 }
 export interface ListSessionsParams {
