@@ -26,9 +26,11 @@ export interface SessionsHost {
 interface ResumeResult { sessionId: string; mode: Mode; model: string; turns?: number; notApplied?: string[]; warnings?: string[] }
 
 type Node = { kind: 'session'; session: SavedSession } | { kind: 'more' };
+type Activate = 'always' | 'ifNoneActive';
 
 export const SESSIONS_VIEW = 'lspAgent.sessions';
 const HISTORY_PAGE = 50;
+const RESUME_ATTEMPTS = 8;
 
 export class SavedSessions implements vscode.TreeDataProvider<Node>, vscode.Disposable {
   private list: SessionList = emptyList();
@@ -164,11 +166,14 @@ export class SavedSessions implements vscode.TreeDataProvider<Node>, vscode.Disp
     await this.resume(s.sessionId, sessionTitle(s));
   }
 
-  /** Resume a session in this server and show its newest history page; it becomes active. */
-  async resume(sessionId: string, title?: string): Promise<void> {
+  /**
+   * Resume a session in this server and show its newest history page. It becomes the active one;
+   * on start only if the user did not open or start another meanwhile.
+   */
+  async resume(sessionId: string, title?: string, activate: Activate = 'always'): Promise<void> {
     const result = await this.host.send<ResumeResult>(M.resumeSession, { sessionId, ...this.where() });
     this.histories.delete(sessionId);
-    await this.showHistory(result, title, true);
+    await this.showHistory(result, title, activate);
     for (const w of result.warnings ?? []) this.host.log(`[${sessionId}] ${w}`);
     if (result.notApplied?.length) {
       this.host.dispatch({ type: 'notice', sessionId, level: 'warning',
@@ -180,20 +185,32 @@ export class SavedSessions implements vscode.TreeDataProvider<Node>, vscode.Disp
   /** The session open in the chat before a window reload or a server restart: bring it back. */
   async resumeOnStart(sessionId: string | undefined): Promise<void> {
     if (!sessionId) return;
-    try {
-      await this.resume(sessionId);
-      this.host.log(`[${sessionId}] resumed`);
-    } catch (err) {
-      // Not saved (persistence off), deleted, or open elsewhere: the panel keeps it read-only.
-      this.host.log(`[${sessionId}] could not be resumed: ${errorText(err)}`);
+    // After a window reload the old extension host's server may still hold the session for a
+    // moment (its lock goes with the process): ask again a few times.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.resume(sessionId, undefined, 'ifNoneActive');
+        this.host.log(`[${sessionId}] resumed`);
+        return;
+      } catch (err) {
+        if (attempt < RESUME_ATTEMPTS && /open in another process/.test(errorText(err))) {
+          await new Promise((r) => setTimeout(r, 1000));
+          continue;
+        }
+        // Not saved (persistence off), deleted, or open elsewhere: the panel keeps it read-only.
+        this.host.log(`[${sessionId}] could not be resumed: ${errorText(err)}`);
+        return;
+      }
     }
   }
 
-  private async showHistory(session: ResumeResult, title: string | undefined, activate: boolean): Promise<void> {
+  private async showHistory(session: ResumeResult, title: string | undefined, activate: Activate): Promise<void> {
     const page = await this.host.send<SessionHistoryResult>(M.sessionHistory, { sessionId: session.sessionId, limit: HISTORY_PAGE, ...this.where() });
     const loaded = addHistoryPage(undefined, page, session.turns);
     this.histories.set(session.sessionId, loaded);
-    this.dispatchHistory(session.sessionId, session.mode, session.model, loaded, title, activate);
+    const active = this.host.state().activeSessionId;
+    this.dispatchHistory(session.sessionId, session.mode, session.model, loaded, title,
+      activate === 'always' || !active || active === session.sessionId);
   }
 
   private dispatchHistory(sessionId: string, mode: Mode, model: string, loaded: LoadedHistory, title: string | undefined, activate: boolean): void {
@@ -242,8 +259,8 @@ export class SavedSessions implements vscode.TreeDataProvider<Node>, vscode.Disp
   async restoreCheckpoint(sessionId: string, turn: number): Promise<void> {
     const { checkpoints } = await this.host.send<CheckpointsResult>(M.checkpoints, { sessionId, ...this.where() });
     const files = filesFrom(checkpoints, turn);
-    const listed = files.slice(0, 12).map((f) => `  ${f.path}${f.existed ? '' : ' (new: removed)'}${f.notRestorable ? ' (cannot be restored)' : ''}`);
-    const more = files.length > listed.length ? [`  and ${files.length - listed.length} more`] : [];
+    const listed = files.slice(0, 12).map((f) => `• ${f.path}${f.existed ? '' : ' (new: removed)'}${f.notRestorable ? ' (cannot be restored)' : ''}`);
+    const more = files.length > listed.length ? [`• and ${files.length - listed.length} more`] : [];
     const detail = [
       files.length ? `Code: these files go back to how they were before this message:\n${[...listed, ...more].join('\n')}` : 'Code: the agent changed no file from this message on.',
       `Conversation: this message and everything after it leave the chat (kept in the transcript as a branch).`,
@@ -257,7 +274,7 @@ export class SavedSessions implements vscode.TreeDataProvider<Node>, vscode.Disp
     if (what !== 'code') {
       const view = this.host.state().sessions[sessionId];
       this.histories.delete(sessionId);
-      await this.showHistory({ sessionId, mode: view?.mode ?? 'default', model: view?.model ?? '', turns: turn - 1 }, undefined, true);
+      await this.showHistory({ sessionId, mode: view?.mode ?? 'default', model: view?.model ?? '', turns: turn - 1 }, undefined, 'always');
     }
     const said = rewindSummary(result, what);
     this.host.dispatch({ type: 'notice', sessionId, level: said.level, text: said.text });

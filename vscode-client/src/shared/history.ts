@@ -48,6 +48,7 @@ interface Builder {
   blocks: Block[];
   tools: Map<string, ToolCard>;
   proposals: Map<string, ProposalBlock>;
+  proposalOfCall: Map<string, string>;
   turnModels: string[];
   todos: TodoItem[];
   costUsd?: number;
@@ -94,8 +95,8 @@ const CONVERTERS: Record<string, Converter> = {
     const files = asBlocks(e.files).map(proposalFile);
     const block: ProposalBlock = { kind: 'proposal', proposalId: str(e.proposalId), files, autoApply: false, status: 'cancelled', accepted: [], rejected: [] };
     out.proposals.set(block.proposalId, block);
-    const card = out.tools.get(str(e.toolUseId));
-    if (card) card.proposalId = block.proposalId;
+    // The proposal is recorded while its call runs, before the answer holding the call: linked at the end.
+    out.proposalOfCall.set(str(e.toolUseId), block.proposalId);
     out.blocks.push(block);
   },
   proposal_decision: (e, out) => {
@@ -108,17 +109,22 @@ const CONVERTERS: Record<string, Converter> = {
   turn_end: (e, out) => {
     const stop = str(e.stopReason);
     const usage = (e.usage ?? {}) as Record<string, unknown>;
-    const n = (k: string) => (typeof usage[k] === 'number' ? usage[k] as number : 0);
+    // Token counts by their Messages-API names or the events' camelCase ones (the server writes either).
+    const n = (k: string) => [k, camel(k)].map((key) => usage[key]).find((v): v is number => typeof v === 'number') ?? 0;
     if (STOP_WORDS[stop]) out.blocks.push({ kind: 'notice', level: stop === 'error' ? 'error' : 'info', text: STOP_WORDS[stop] });
+    const sessionCost = (e.sessionCost ?? {}) as { usd?: unknown };
+    const total = typeof sessionCost.usd === 'number' ? sessionCost.usd : undefined;
+    // The turn's cost: its own figure, else what the session's running total grew by.
+    const usd = typeof e.costUsd === 'number' && e.costUsd > 0 ? e.costUsd
+      : total !== undefined ? Math.max(0, total - (out.costUsd ?? 0)) : undefined;
     const summary: TurnSummary = {
       kind: 'turn', models: out.turnModels, stopReason: stop,
       inputTokens: n('input_tokens') + n('cache_read_input_tokens') + n('cache_creation_input_tokens'),
       outputTokens: n('output_tokens'), cacheReadTokens: n('cache_read_input_tokens'),
-      ...(typeof e.costUsd === 'number' ? { usd: e.costUsd } : {}),
+      ...(usd !== undefined ? { usd } : {}),
     };
     if (out.turnModels.length && (summary.inputTokens || summary.outputTokens)) out.blocks.push(summary);
-    const sessionCost = (e.sessionCost ?? {}) as { usd?: unknown };
-    if (typeof sessionCost.usd === 'number') out.costUsd = sessionCost.usd;
+    if (total !== undefined) out.costUsd = total;
     out.turnModels = [];
   },
   todos: (e, out) => { out.todos = asBlocks(e.todos).filter((t) => typeof t.content === 'string') as unknown as TodoItem[]; },
@@ -141,8 +147,13 @@ const CONVERTERS: Record<string, Converter> = {
 export function historyView(loaded: LoadedHistory): HistoryView {
   const prompts = loaded.entries.filter(isTurn).length;
   const first = loaded.nextBefore === null || loaded.turns === undefined ? 1 : Math.max(1, loaded.turns - prompts + 1);
-  const out: Builder = { blocks: [], tools: new Map(), proposals: new Map(), turnModels: [], todos: [], nextTurn: first };
+  const out: Builder = { blocks: [], tools: new Map(), proposals: new Map(), proposalOfCall: new Map(), turnModels: [], todos: [], nextTurn: first };
   for (const entry of loaded.entries) CONVERTERS[entry.type]?.(entry, out);
+  // An Edit or Write card shows its proposal's diff and state (the proposal block then hides).
+  for (const [toolUseId, proposalId] of out.proposalOfCall) {
+    const card = out.tools.get(toolUseId);
+    if (card) card.proposalId = proposalId;
+  }
   return { blocks: out.blocks, todos: out.todos, costUsd: out.costUsd, turns: out.nextTurn - 1 };
 }
 
@@ -165,6 +176,10 @@ function proposalFile(f: Record<string, unknown>): ProposalFile {
     else if (hunks.length && !line.startsWith('--- ') && !line.startsWith('+++ ')) hunks[hunks.length - 1].diff += `\n${line}`;
   }
   return { path: str(f.path), uri: str(f.uri), isNew: !!f.isNew, diff, hunks };
+}
+
+function camel(snake: string): string {
+  return snake.replace(/_([a-z])/g, (_m, c: string) => c.toUpperCase());
 }
 
 function resultText(content: unknown): string {

@@ -155,7 +155,7 @@ export function rewindSummary(result: RewindResult, what: RestoreWhat): { level:
     if (result.notRestored.length) parts.push(`Not restored: ${result.notRestored.map((f) => `${f.path} (${f.reason})`).join('; ')}.`);
     if (result.conflicts.length) parts.push(`Left alone, you changed them too: ${result.conflicts.map((f) => `${f.path} (${f.reason})`).join('; ')}.`);
   }
-  if (what !== 'code') parts.push(result.conversation === false ? 'The conversation was not rewound.' : `The conversation goes on from before turn ${result.turn}.`);
+  if (what !== 'code') parts.push(result.conversation === false ? 'The conversation was not rewound.' : `The conversation goes on from before message ${result.turn}.`);
   const level = result.notRestored.length || result.conflicts.length || result.conversation === false ? 'warning' : 'info';
-  return { level, text: `Checkpoint before turn ${result.turn}: ${parts.join(' ')}` };
+  return { level, text: `Checkpoint before message ${result.turn}: ${parts.join(' ')}` };
 }

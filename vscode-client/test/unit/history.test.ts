@@ -15,9 +15,11 @@ function transcript(): HistoryEntry[] {
   n = 0;
   return [
     prompt('Fix add in calc.py'),
-    answer({ type: 'text', text: 'Fixing it.' }, { type: 'tool_use', id: 't1', name: 'Edit', input: { path: 'calc.py', old_string: '-', new_string: '+' } }),
+    // As the server records it: the proposal and its decision come while the call runs, before
+    // the answer holding the call is written.
     e('proposal', { proposalId: 'p1', toolUseId: 't1', files: [{ path: 'calc.py', isNew: false, diff: '--- a/calc.py\n+++ b/calc.py\n@@ -1,2 +1,2 @@\n def add(a, b):\n-    return a - b\n+    return a + b' }] }),
     e('proposal_decision', { proposalId: 'p1', status: 'accepted', accepted: ['h0'], rejected: [], conflicts: [] }),
+    answer({ type: 'text', text: 'Fixing it.' }, { type: 'tool_use', id: 't1', name: 'Edit', input: { path: 'calc.py', old_string: '-', new_string: '+' } }),
     e('tool_result', { message: { role: 'user', content: [{ type: 'tool_result', tool_use_id: 't1', content: [{ type: 'text', text: 'Applied.' }] }] },
       results: [{ toolUseId: 't1', name: 'Edit', isError: false, startedAt: 10, finishedAt: 11 }] }),
     answer({ type: 'text', text: 'Done.' }),
@@ -26,15 +28,15 @@ function transcript(): HistoryEntry[] {
     answer({ type: 'tool_use', id: 't2', name: 'Bash', input: { command: 'pytest' } }),
     e('todos', { todos: [{ content: 'Run tests', status: 'in_progress' }] }),
     e('system', { kind: 'note', message: 'The server restarted.', level: 'warning' }),
-    e('turn_end', { stopReason: 'cancelled', rounds: 1, usage: { input_tokens: 10, output_tokens: 0 }, costUsd: 0.002, sessionCost: { usd: 0.012 } }),
+    e('turn_end', { stopReason: 'cancelled', rounds: 1, usage: { inputTokens: 10, outputTokens: 0 }, costUsd: 0, sessionCost: { usd: 0.012 } }),
   ];
 }
 
 test('a saved transcript renders as the chat showed it: prompts, answers, tool cards with results, the proposal, turn summaries', () => {
   const view = historyView({ entries: transcript(), nextBefore: null });
   const kinds = view.blocks.map((b) => (b.kind === 'text' ? `${b.role}` : b.kind));
-  assert.deepEqual(kinds, ['user', 'assistant', 'tool', 'proposal', 'assistant', 'turn', 'user', 'tool', 'notice', 'notice', 'turn']);
-  const [first, , edit, proposal] = view.blocks;
+  assert.deepEqual(kinds, ['user', 'proposal', 'assistant', 'tool', 'assistant', 'turn', 'user', 'tool', 'notice', 'notice', 'turn']);
+  const [first, proposal, , edit] = view.blocks;
   assert.deepEqual(first, { kind: 'text', role: 'user', text: 'Fix add in calc.py', turn: 1 });
   assert.equal((edit as ToolCard).status, 'done');
   assert.equal((edit as ToolCard).result, 'Applied.');
@@ -50,6 +52,9 @@ test('a saved transcript renders as the chat showed it: prompts, answers, tool c
   assert.ok(summary.kind === 'turn' && summary.inputTokens === 150 && summary.outputTokens === 20 && summary.usd === 0.01);
   assert.deepEqual(summary.kind === 'turn' && summary.models, ['claude-sonnet-4-5']);
   assert.equal(view.costUsd, 0.012, 'the session cost is the last turn end\'s running total');
+  const second = view.blocks[10];
+  assert.ok(second.kind === 'turn' && second.inputTokens === 10, 'camelCase token counts are read too');
+  assert.ok(second.kind === 'turn' && Math.abs((second.usd ?? 0) - 0.002) < 1e-9, 'without its own cost, a turn costs what the running total grew by');
   assert.deepEqual(view.todos.map((t) => t.content), ['Run tests']);
   assert.equal(view.turns, 2);
 });

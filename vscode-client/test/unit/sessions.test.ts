@@ -66,7 +66,7 @@ test('a restore puts back the files of that turn and every later one, each once'
 test('the rewind result is said: restored, not restored with reasons, conflicts, the conversation', () => {
   const ok = rewindSummary({ turn: 1, restored: ['calc.py'], notRestored: [], conflicts: [], conversation: true }, 'both');
   assert.equal(ok.level, 'info');
-  assert.equal(ok.text, 'Checkpoint before turn 1: Restored calc.py. The conversation goes on from before turn 1.');
+  assert.equal(ok.text, 'Checkpoint before message 1: Restored calc.py. The conversation goes on from before message 1.');
   const partial = rewindSummary({ turn: 2, restored: [], notRestored: [{ path: '.env', reason: 'a secret file' }],
     conflicts: [{ path: 'app.py', reason: 'you changed line 3' }] }, 'code');
   assert.equal(partial.level, 'warning');
