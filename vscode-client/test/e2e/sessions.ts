@@ -18,6 +18,7 @@ const SHOTS = resolve(__dirname, 'screenshots');
 const THEMES = { light: ['Default Light Modern', 'light_modern'], dark: ['Default Dark Modern', 'vs-dark'], 'high-contrast': ['Default High Contrast', 'hc-black'] } as const;
 type Theme = keyof typeof THEMES;
 const PROMPT = 'Please make greet.py friendlier';
+const RENAMED = 'Friendlier greeting';
 const ORIGINAL = 'def greet(name):\n    return "Hello " + name\n';
 
 export async function sessionsScenario(env: Env): Promise<void> {
@@ -29,6 +30,7 @@ export async function sessionsScenario(env: Env): Promise<void> {
   await editTurn(env, file);
   await reloadAndGoOn(env);
   await sessionsListed(env);
+  await renameFilterForkDelete(env);
   await restoreCheckpoint(env, file);
 }
 
@@ -90,9 +92,66 @@ async function sessionsListed(env: Env): Promise<void> {
   });
 }
 
-function sessionRow(page: Page) {
-  return page.locator('.pane', { has: page.locator('.pane-header', { hasText: 'Sessions' }) })
-    .locator('.monaco-list-row', { hasText: PROMPT }).first();
+function sessionsPane(page: Page) {
+  return page.locator('.pane', { has: page.locator('.pane-header', { hasText: 'Sessions' }) });
+}
+
+function sessionRow(page: Page, title = PROMPT) {
+  return sessionsPane(page).locator('.monaco-list-row', { hasText: title }).first();
+}
+
+/** An inline action of a row (shown on hover), as a user clicks it. */
+async function rowAction(page: Page, row: ReturnType<typeof sessionRow>, action: string): Promise<void> {
+  await row.hover();
+  await row.locator(`.action-label[aria-label="${action}"]`).click();
+}
+
+async function quickInput(page: Page, text: string): Promise<void> {
+  const box = page.locator('.quick-input-widget input');
+  await box.waitFor({ timeout: STEP_TIMEOUT });
+  await box.fill(text);
+  await box.press('Enter');
+}
+
+/** Rename (inline action and input box), filter by title, fork (opens in the chat), delete the fork. */
+async function renameFilterForkDelete(env: Env): Promise<void> {
+  const { page } = env;
+  const chat = chatFrame(page);
+  const rows = sessionsPane(page).locator('.monaco-list-row');
+  await rowAction(page, sessionRow(page), 'Rename Session');
+  await quickInput(page, RENAMED);
+  await sessionRow(page, RENAMED).waitFor({ timeout: STEP_TIMEOUT });
+  await until('the chat\'s session list renamed', async () => (await chat.locator('#session option', { hasText: RENAMED }).count()) === 1 || 'not yet');
+  // The filter keeps the titles holding its words.
+  await sessionsPane(page).hover();
+  await sessionsPane(page).locator('.action-label[aria-label="Filter Sessions by Title"]').click();
+  await quickInput(page, 'zzz');
+  await until('no row for a filter nothing matches', async () => (await rows.count()) === 0 || `${await rows.count()} rows`);
+  await sessionsPane(page).locator('.pane-body', { hasText: 'has "zzz" in its title' }).waitFor({ timeout: STEP_TIMEOUT });
+  await sessionsPane(page).locator('.action-label[aria-label="Filter Sessions by Title"]').click();
+  await quickInput(page, 'FRIENDLIER greet');
+  await sessionRow(page, RENAMED).waitFor({ timeout: STEP_TIMEOUT });
+  await sessionsPane(page).locator('.action-label[aria-label="Clear Sessions Filter"]').click();
+  // Fork: a second saved session, opened in the chat with the same messages.
+  await rowAction(page, sessionRow(page, RENAMED), 'Fork Session');
+  await waitForRows(rows, 2);
+  await until('the fork open in the chat', async () => ((await chat.locator('#session option:checked').innerText()).includes('(fork)')) || 'not yet');
+  await chat.locator('.msg.assistant', { hasText: 'REMEMBERED' }).waitFor({ timeout: STEP_TIMEOUT });
+  // Delete the fork, after the confirmation.
+  const fork = rows.filter({ has: page.locator('.codicon-repo-forked') }).first();
+  await rowAction(page, fork, 'Delete Session');
+  const dialog = page.locator('.monaco-dialog-box');
+  await dialog.waitFor({ timeout: STEP_TIMEOUT });
+  await dialog.getByRole('button', { name: 'Delete' }).click();
+  await waitForRows(rows, 1);
+  // Back to the original: a click resumes it in the chat.
+  await sessionRow(page, RENAMED).click();
+  await until('the original open in the chat', async () => ((await chat.locator('#session option:checked').innerText()).includes(RENAMED)) || 'not yet');
+  await chat.locator('.msg.user', { hasText: PROMPT }).waitFor({ timeout: STEP_TIMEOUT });
+}
+
+async function waitForRows(rows: ReturnType<typeof sessionRow>, count: number): Promise<void> {
+  await until(`${count} sessions listed`, async () => (await rows.count()) === count || `${await rows.count()} rows`);
 }
 
 /** "Restore checkpoint" on the first message: the dialog in each theme, then code and conversation. */
@@ -103,7 +162,7 @@ async function restoreCheckpoint(env: Env, file: string): Promise<void> {
   const themes = Object.keys(THEMES) as Theme[];
   for (const theme of themes) {
     await setTheme(page, theme);
-    await sessionRow(page).hover();
+    await sessionRow(page, RENAMED).hover();
     await shoot(env, `sessions-view-${theme}`);
     await accessibility(chat); // the prompts' "Restore checkpoint" buttons in this theme
     await chat.locator('.msg.user', { hasText: PROMPT }).getByRole('button', { name: /Restore checkpoint/ }).click();
