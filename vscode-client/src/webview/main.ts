@@ -251,8 +251,8 @@ let lastTop = 0;
 log.addEventListener('scroll', () => {
   const fromBottom = log.scrollHeight - log.scrollTop - log.clientHeight;
   if (log.scrollTop < lastTop - 2 && fromBottom > 40) scrolledUp = true;
-  if (scrolledUp && log.scrollTop < 8) loadEarlier();
   else if (fromBottom <= 40) scrolledUp = false;
+  if (scrolledUp && log.scrollTop < 8) loadEarlier(); // at the top of a saved session: its older messages
   lastTop = log.scrollTop;
   jump.hidden = !scrolledUp;
 });
