@@ -10,6 +10,7 @@ import { ReviewController, errorText } from './review';
 import { installServer, SECRET_KEY, ServerManager, settings } from './server';
 import { ANSWER_COMMAND, answerOfLink, permissionLinks, permissionTitle } from './shared/permissionNotice';
 import { hasCredential } from './shared/setup';
+import { SavedSessions, SESSIONS_VIEW } from './sessionsView';
 import {
   currentActivity, overallStatus, reduce, restoreState, sessionStatus, STATUS_TEXT, type ChatAction, type ChatState,
   type SessionStatus,
@@ -48,6 +49,10 @@ class Extension {
   readonly server: ServerManager;
   readonly review: ReviewController;
   readonly chat: ChatViewProvider;
+  /** Saved sessions: the Sessions view, resume, checkpoints, prompt history (sessionsView.ts). */
+  readonly sessions: SavedSessions;
+  /** The session open before a reload or restart, being resumed: prompts wait for it. */
+  private resuming: Promise<void> | undefined;
 
   constructor(private readonly context: vscode.ExtensionContext) {
     // The transcript is restored for display; sessions themselves live in the server process.
@@ -65,6 +70,16 @@ class Extension {
     this.review = new ReviewController((params) => this.request(Methods.review, params));
     this.chat = new ChatViewProvider(context.extensionUri, () => this.viewModel(), (msg, reply) => void this.fromWebview(msg, reply));
     this.chat.onDidBecomeVisible(() => { this.unseen.clear(); this.refreshBadge(); });
+    this.sessions = new SavedSessions({
+      send: <R>(method: string, params: object) => {
+        if (!this.client) return Promise.reject(new Error('the lsp-agent server is not running (see the lsp-agent output)'));
+        return this.client.sendRequest<R>(method, params);
+      },
+      dispatch: (action) => this.dispatch(action),
+      state: () => this.state,
+      revealChat: () => this.chat.reveal(false),
+      log: (line) => this.output.appendLine(line),
+    });
     this.status.command = 'lspAgent.openChat';
     this.refreshStatus();
     this.status.show();
@@ -85,8 +100,12 @@ class Extension {
       ...registerBridge(client),
     ];
     // Sessions of a previous server process are gone: keep their transcripts read-only.
+    const previous = this.state.activeSessionId;
     this.state = { ...this.state, activeSessionId: undefined };
     this.changed();
+    // ...except the one that was open: it is saved, resume it with its history.
+    this.resuming = this.sessions.resumeOnStart(previous);
+    this.sessions.refresh();
   }
 
   private detach(serverState: ViewModel['server']): void {
@@ -141,6 +160,7 @@ class Extension {
     }
     if (event.type === 'proposal_resolved') this.review.onResolved(event.proposalId);
     if (event.type === 'turn_ended') {
+      this.sessions.refresh();
       // A moment later: right after a turn the user often acts (code actions, a new prompt).
       setTimeout(() => { if (!this.state.sessions[event.sessionId]?.busy) void this.refreshContext(event.sessionId); }, 1500);
       if (!this.chat.visible) this.turnEndedHidden(event.sessionId, event.stopReason);
@@ -349,11 +369,13 @@ class Extension {
     const workspaceUri = vscode.workspace.workspaceFolders?.[0]?.uri.toString();
     const result = await this.request(Methods.newSession, { mode, ...(model ? { model } : {}), ...(workspaceUri ? { workspaceUri } : {}) });
     this.dispatch({ type: 'session', sessionId: result.sessionId, mode: result.mode, model: result.model });
+    this.sessions.refresh();
     return result.sessionId;
   }
 
   async prompt(text: string, mentions: string[]): Promise<void> {
     await this.askForKeyAtFirstUse();
+    await this.resuming;
     const sessionId = (this.creatingSession && await this.creatingSession)
       ?? this.activeSession() ?? await this.newSession();
     const { fullText, context } = await withMentions(text, mentions);
@@ -431,6 +453,10 @@ class Extension {
       case 'copy': await vscode.env.clipboard.writeText(msg.text); return;
       case 'insert': return insertAtCursor(msg.text);
       case 'mentionSearch': reply({ type: 'mentionResults', items: await mentionCandidates(msg.query) }); return;
+      // Saved sessions (sessionsView.ts).
+      case 'restoreCheckpoint': return this.sessions.restoreCheckpoint(msg.sessionId, msg.turn);
+      case 'loadEarlier': return this.sessions.loadEarlier(msg.sessionId);
+      case 'promptHistory': reply({ type: 'promptHistory', prompts: await this.sessions.promptHistory() }); return;
       default: return;
     }
   }
@@ -578,6 +604,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     vscode.commands.registerCommand('lspAgent.choosePython', () => vscode.commands.executeCommand('workbench.action.openSettings', 'lspAgent.pythonPath')),
     vscode.commands.registerCommand('lspAgent.pickModel', () => ext.pickModelCommand()),
     vscode.commands.registerCommand(ANSWER_COMMAND, (requestId: unknown, answer: unknown) => ext.answerFromNotice(requestId, answer)),
+    ext.sessions, ...ext.sessions.commands(),
+    vscode.commands.registerCommand('lspAgent.openSessions', () => vscode.commands.executeCommand(`${SESSIONS_VIEW}.focus`)),
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (['pythonPath', 'baseUrl', 'model', 'pythonLanguageFeatures', 'serverArgs', 'serverEnv'].some((k) => e.affectsConfiguration(`lspAgent.${k}`))) void ext.server.restart();
     }),

@@ -1,6 +1,7 @@
 // The chat transcript as a pure reducer over agent events and user actions. The extension host
 // keeps the authoritative state (it survives webview reloads) and the webview renders it.
 
+import { reduceSaved, type SavedSessionAction } from './history';
 import { TODO_STATUSES, type AgentEvent, type Mode, type PermissionRequest, type ProposalFile, type TodoItem } from './protocol';
 
 export type ToolStatus = 'streaming' | 'running' | 'waiting' | 'done' | 'error';
@@ -24,7 +25,11 @@ export interface ToolCard {
   proposalId?: string;
 }
 
-export interface TextBlock { kind: 'text'; role: 'user' | 'assistant'; text: string }
+export interface TextBlock {
+  kind: 'text'; role: 'user' | 'assistant'; text: string;
+  /** A prompt's turn number in its session (1-based, as agent/checkpoints counts): "Restore checkpoint". */
+  turn?: number;
+}
 /** What a notice offers to do about it. */
 export type NoticeAction = 'retry' | 'settings' | 'apiKey';
 export interface NoticeBlock {
@@ -95,6 +100,10 @@ export interface SessionView {
   context?: ContextInfo;
   /** The turn is being retried: the panel says so until the next answer arrives. */
   retrying?: { attempt: number; delaySeconds: number; reason: string };
+  /** Prompts (turns) so far, when known: numbers the next one. */
+  turns?: number;
+  /** A saved session shown from its newest history page: the cursor of the next older page. */
+  olderCursor?: string;
 }
 
 export interface ChatState {
@@ -117,7 +126,8 @@ export type ChatAction =
   | { type: 'context'; sessionId: string; context: ContextInfo }
   | { type: 'notice'; sessionId: string; level: NoticeBlock['level']; text: string }
   /** The panel sent `agent/prompt` (true) or it answered (false); false also ends a turn shown as running. */
-  | { type: 'busy'; sessionId: string; busy: boolean };
+  | { type: 'busy'; sessionId: string; busy: boolean }
+  | SavedSessionAction;
 
 export const emptyState = (): ChatState => ({ sessions: {}, order: [] });
 
@@ -187,6 +197,8 @@ export function reduce(state: ChatState, action: ChatAction): ChatState {
       }));
     case 'event':
       return applyEvent(state, action.event);
+    case 'history': case 'title': case 'forget':
+      return reduceSaved(state, action, newSession);
   }
 }
 
@@ -231,9 +243,11 @@ function applySessionEvent(s: SessionView, event: AgentEvent): SessionView {
       // Turns started from the editor ("Fix with agent") have no prompt typed in the panel.
       const last = s.blocks[s.blocks.length - 1];
       const typed = last?.kind === 'text' && last.role === 'user';
-      const blocks: Block[] = typed ? s.blocks : [...s.blocks, { kind: 'text', role: 'user', text: event.prompt }];
+      const turn = (s.turns ?? s.blocks.filter((b) => b.kind === 'text' && b.role === 'user').length - (typed ? 1 : 0)) + 1;
+      const prompt: TextBlock = { kind: 'text', role: 'user', text: typed ? last.text : event.prompt, turn };
+      const blocks: Block[] = typed ? [...s.blocks.slice(0, -1), prompt] : [...s.blocks, prompt];
       const title = s.blocks.length || typed ? s.title : titleOf(event.prompt);
-      return { ...s, busy: true, blocks, title, requestStart: blocks.length, turnModels: [], turnCostUsd: undefined };
+      return { ...s, busy: true, blocks, title, requestStart: blocks.length, turnModels: [], turnCostUsd: undefined, turns: turn };
     }
     case 'model_request':
       return { ...s, model: event.model || s.model, requestStart: s.blocks.length,

@@ -27,7 +27,11 @@ export type FromWebview =
   | { type: 'sideBySide'; uri: string }
   | { type: 'copy'; text: string }
   | { type: 'insert'; text: string }
-  | { type: 'mentionSearch'; query: string };
+  | { type: 'mentionSearch'; query: string }
+  // Saved sessions: "Restore checkpoint" on a prompt, older history, Up-arrow recall.
+  | { type: 'restoreCheckpoint'; sessionId: string; turn: number }
+  | { type: 'loadEarlier'; sessionId: string }
+  | { type: 'promptHistory' };
 
 /** The snapshot the host posts (``{ type: 'state', model }``) for the webview to render. */
 export interface ViewModel {

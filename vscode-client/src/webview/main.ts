@@ -27,6 +27,7 @@ import { MODE_INFO, type ProposalFile, type TodoItem } from '../shared/protocol'
 import {
   duration, humanError, locations, OUTCOME_VIEW, outcomeOf, proposalOf, relativePath, resultCount, shellRun, tokens, usd,
 } from '../shared/toolView';
+import { PromptRecall } from '../shared/promptRecall';
 
 declare function acquireVsCodeApi(): { postMessage(msg: unknown): void; getState(): any; setState(s: unknown): void };
 
@@ -213,6 +214,7 @@ function renderLog(session: SessionView | undefined): void {
   const items: { key: string; html: string }[] = session && session.blocks.length
     ? session.blocks.map((b, i) => ({ key: `${session.sessionId}:${i}`, html: renderBlock(b, session, i) })).filter((it) => it.html)
     : [{ key: 'empty', html: emptyHtml() }];
+  if (session?.olderCursor) items.unshift({ key: `${session.sessionId}:earlier`, html: earlierHtml() });
   const children = Array.from(log.children) as HTMLElement[];
   const sameSession = renderedKeys[0]?.split(':')[0] === items[0]?.key.split(':')[0];
   if (!sameSession) { log.innerHTML = ''; children.length = 0; scrolledUp = false; lastTop = 0; }
@@ -250,6 +252,7 @@ log.addEventListener('scroll', () => {
   const fromBottom = log.scrollHeight - log.scrollTop - log.clientHeight;
   if (log.scrollTop < lastTop - 2 && fromBottom > 40) scrolledUp = true;
   else if (fromBottom <= 40) scrolledUp = false;
+  if (scrolledUp && log.scrollTop < 8) loadEarlier(); // at the top of a saved session: its older messages
   lastTop = log.scrollTop;
   jump.hidden = !scrolledUp;
 });
@@ -271,7 +274,7 @@ function renderBlock(block: Block, session: SessionView, index: number): string 
   switch (block.kind) {
     case 'text':
       return block.role === 'user'
-        ? `<div class="msg user" role="article" aria-label="You"><div class="who">You</div><div class="body">${esc(block.text)}</div></div>`
+        ? `<div class="msg user" role="article" aria-label="You"><div class="who">You${restoreHtml(block.turn, session)}</div><div class="body">${esc(block.text)}</div></div>`
         : `<div class="msg assistant" role="article" aria-label="Agent"><div class="who">Agent</div><div class="body markdown">${markdown(block.text)}</div></div>`;
     case 'notice':
       return noticeHtml(block, session);
@@ -285,6 +288,27 @@ function renderBlock(block: Block, session: SessionView, index: number): string 
     case 'turn':
       return turnHtml(block);
   }
+}
+
+// -- saved sessions: restore a checkpoint, older history ----------------------------------------
+
+/** "Restore checkpoint" on a prompt of a saved session, once no turn runs. */
+function restoreHtml(turn: number | undefined, session: SessionView): string {
+  if (!turn || session.busy || model!.server !== 'running') return '';
+  return `<button class="link restore" data-action="restore" data-turn="${turn}" title="Put the files and/or the conversation back as they were before this message" aria-label="Restore checkpoint before message ${turn}"><i class="codicon codicon-discard" aria-hidden="true"></i> Restore checkpoint</button>`;
+}
+
+function earlierHtml(): string {
+  return `<div class="earlier"><button class="secondary" data-action="earlier"><i class="codicon codicon-fold-up" aria-hidden="true"></i> Show earlier messages</button></div>`;
+}
+
+/** Ask for the next older page once per cursor (the button, or scrolling to the top). */
+let earlierAsked = '';
+function loadEarlier(): void {
+  const session = model?.state.activeSessionId ? model.state.sessions[model.state.activeSessionId] : undefined;
+  if (!session?.olderCursor || earlierAsked === session.olderCursor) return;
+  earlierAsked = session.olderCursor;
+  vscode.postMessage({ type: 'loadEarlier', sessionId: session.sessionId });
 }
 
 const NOTICE_ACTIONS: Record<string, string> = {
@@ -630,8 +654,36 @@ input.addEventListener('keydown', (e) => {
     if (e.key === 'Enter' || e.key === 'Tab') { e.preventDefault(); pickMention(mentionIndex); return; }
     if (e.key === 'Escape') { hideMentions(); return; }
   }
+  if (recallKey(e)) return;
   if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); send(); }
 });
+
+// Up in an empty input recalls earlier prompts (asked for afresh at each start), Down goes forward.
+const recall = new PromptRecall();
+let recallWanted = false;
+function recallKey(e: KeyboardEvent): boolean {
+  if (e.shiftKey || e.altKey || e.ctrlKey || e.metaKey || e.isComposing) return false;
+  if (e.key === 'ArrowUp' && recall.handlesUp(input.value)) {
+    e.preventDefault();
+    if (recall.recalling) showRecalled(recall.up());
+    else { recallWanted = true; vscode.postMessage({ type: 'promptHistory' }); }
+    return true;
+  }
+  if (e.key === 'ArrowDown' && recall.handlesDown(input.value)) {
+    e.preventDefault();
+    showRecalled(recall.down());
+    return true;
+  }
+  return false;
+}
+
+function showRecalled(text: string | undefined): void {
+  if (text === undefined) return;
+  input.value = text;
+  input.setSelectionRange(text.length, text.length);
+  persist();
+}
+input.addEventListener('input', () => recall.stop());
 
 $('send').addEventListener('click', send);
 $('stop').addEventListener('click', () => vscode.postMessage({ type: 'stop' }));
@@ -674,6 +726,12 @@ document.addEventListener('click', (e) => {
     case 'settings': vscode.postMessage({ type: 'openSettings', query: target.dataset.query }); break;
     case 'api-key': vscode.postMessage({ type: 'setApiKey' }); break;
     case 'install': vscode.postMessage({ type: 'install' }); break;
+    case 'restore': {
+      const sessionId = model?.state.activeSessionId;
+      if (sessionId) vscode.postMessage({ type: 'restoreCheckpoint', sessionId, turn: Number(target.dataset.turn) });
+      break;
+    }
+    case 'earlier': loadEarlier(); break;
   }
 });
 
@@ -694,6 +752,11 @@ window.addEventListener('message', (e) => {
   const msg = e.data;
   if (msg?.type === 'state') { model = msg.model; render(); }
   if (msg?.type === 'mentionResults' && mentionQuery() !== undefined) showMentions(msg.items);
+  if (msg?.type === 'promptHistory' && recallWanted && input.value.trim() === '') {
+    recallWanted = false;
+    recall.load(msg.prompts ?? []);
+    showRecalled(recall.up());
+  }
 });
 
 vscode.postMessage({ type: 'ready' });
