@@ -83,9 +83,13 @@ async def test_a_killed_server_s_session_is_listed_resumed_and_goes_on(model, pr
         assert '"name": "Edit"' in sent and "What did you do?" in sent
         assert model.requests[-1]["messages"][0]["role"] == "user"
 
+        # The cost so far came back with the session: this turn's is added to the first's.
+        cost = second.of(session, ev.CostReport)[-1]
+        assert cost.session.usd > cost.turn.usd > 0
         history = await second.request("agent/sessionHistory", {"sessionId": session,
                                                                 "limit": 3})
         assert [e["type"] for e in history["entries"]][:2] == ["turn_end", "assistant"]
+        assert history["entries"][0]["costUsd"] == round(cost.turn.usd, 6)
         assert history["nextBefore"]
         older = await second.request("agent/sessionHistory", {
             "sessionId": session, "before": history["nextBefore"], "limit": 500})

@@ -212,8 +212,9 @@ class HeadlessRun:
         await client.start()
         self.session = await self._session(client)
         result = await client.prompt(self.session, self.args.prompt)
-        self.answers.say(f"lsp-agent: session {self.session} (go on with: lsp-agent run "
-                         f"--resume {self.session} ...)")
+        if result.get("stopReason") in ("end_turn", "max_turns"):  # a failure says one line
+            self.answers.say(f"lsp-agent: session {self.session} (go on with: lsp-agent run "
+                             f"--resume {self.session} ...)")
         return result
 
     async def _session(self, client: AgentClient) -> str:

@@ -43,6 +43,7 @@ class SessionRecorder:
         self._closed = False
         self._background: set[asyncio.Future[Any]] = set()
         self.model = ""  # the model of the next assistant entry (the session keeps it current)
+        self._turn_usd = 0.0
 
     # -- opening -----------------------------------------------------------------------------
 
@@ -150,10 +151,15 @@ class SessionRecorder:
         elif isinstance(event, ev.ModelFallback):
             self.model_changed(event.to_model)  # a resume goes on with the fallback model
         record = _EVENT_ENTRIES.get(type(event))
-        if record is not None:
-            entry = record(event)
-            if entry is not None:
-                self.append(entry)
+        if record is None:
+            return
+        entry = record(event)
+        if entry["type"] == "usage":
+            self._turn_usd += entry["costUsd"]
+        elif entry["type"] == "turn_end":
+            entry["costUsd"] = round(self._turn_usd, 6)  # what this turn's requests cost
+            self._turn_usd = 0.0
+        self.append(entry)
 
     def mode_changed(self, mode: str) -> None:
         self.append(entries.mode_change(mode))
@@ -252,7 +258,7 @@ def _error(event: ev.ErrorEvent) -> dict[str, Any]:
     return entries.system(event.kind, event.message, "warning" if event.recoverable else "error")
 
 
-_EVENT_ENTRIES: dict[type, Callable[[Any], dict[str, Any] | None]] = {
+_EVENT_ENTRIES: dict[type, Callable[[Any], dict[str, Any]]] = {
     ev.UsageReport: _usage_entry,
     ev.TurnEnded: _turn_end,
     ev.ProposalCreated: _proposal,

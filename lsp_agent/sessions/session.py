@@ -373,9 +373,12 @@ class Session:
         self.agent.conversation.messages[:] = messages
         self.todos.restore(self._saved_todos(todos))
         for model, row in cost_by_model.items():
-            tokens = {k: v for k, v in (row.get("usage") or {}).items()
-                      if k in ev.Usage.model_fields and isinstance(v, int)}
-            self.context.session_cost.add(model, ev.Usage(**tokens))
+            try:  # saved as on the wire (camelCase); either spelling is read
+                usage = ev.Usage.model_validate(row.get("usage") or {})
+            except ValueError:
+                log.warning("skipping unreadable usage of %s in session %s", model, self.id)
+                continue
+            self.context.session_cost.add(model, usage)
         if first_prompt:
             self.context.original_request = first_prompt
 
