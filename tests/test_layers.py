@@ -21,6 +21,7 @@ LAYERS = [
     "client",  # the headless `run` and the demo: an LSP client of our own server
     "server",  # LSP front end: thin handlers
     "sessions",
+    "extensions",  # MCP servers, skills, commands, plugins: what users add without code
     "agent",
     "tools",
     "context",

@@ -28,7 +28,9 @@ from lsp_agent.permissions.session_safety import (
     SessionSafety,
     stop_hook_prompt,
 )
+from lsp_agent.sessions import commands
 from lsp_agent.sessions.context import prompt_blocks
+from lsp_agent.sessions.extensions import session_extensions
 from lsp_agent.sessions.proposals import EditApplier, ProposalBook, ProposalHost
 from lsp_agent.tools.base import ToolContext, ToolPool
 from lsp_agent.tools.pool import session_pool
@@ -137,6 +139,7 @@ class Session:
             hooks=self.safety.hooks,
         ))
         self._system_cache: list[dict[str, Any]] | None = None
+        self.extensions = session_extensions(self)  # MCP servers, skills, commands, plugins
 
     # -- events ------------------------------------------------------------------------------
 
@@ -178,7 +181,10 @@ class Session:
         blocks = prompt_blocks(text, context, self.workspace, self.documents,
                                self.gate.file_rules)
         self._cancel_requested = False
-        self._turn = asyncio.create_task(self._run(blocks))
+        # Slash commands and extensions see the prompt first (sessions/commands.py).
+        self._turn = commands.begin_turn(self, text, context) or \
+            asyncio.create_task(self._run(blocks))
+        commands.end_turn(self, self._turn)
         return self._turn
 
     async def prompt(self, text: str, context: EditorContext | None = None) -> ev.TurnEnded:

@@ -1,0 +1,238 @@
+"""Slash commands, handled in the session so every client has them.
+
+A prompt ``/name args`` is a command when ``name`` is one word (``/usr/bin/x is broken`` is a
+prompt). Built-ins answer without the model; a skill (``/skill args``) or a custom command
+(``.claude/commands/name.md``) becomes the prompt the model receives; an unknown name is an
+error event, never sent to the model. A built-in answers as a turn of zero rounds: turn_started,
+its text as text_delta, turn_ended -- events every client already renders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from lsp_agent.context.conversation import Conversation
+from lsp_agent.extensions.commands import (
+    include_files,
+    run_shell_snippets,
+    substitute_arguments,
+)
+from lsp_agent.extensions.skills import render_skill
+from lsp_agent.sessions.context import prompt_blocks
+from lsp_agent.types import events as ev
+from lsp_agent.types.editor import EditorContext
+from lsp_agent.types.permissions import MODES
+
+if TYPE_CHECKING:
+    from lsp_agent.sessions.session import Session
+
+_COMMAND = re.compile(r"^/([A-Za-z0-9_][A-Za-z0-9_:.\-]*)(?:\s+(.*))?$", re.DOTALL)
+MAX_SNIPPET_OUTPUT = 20_000
+Handler = Callable[["Session", str], Awaitable[str]]
+
+
+@dataclass(frozen=True)
+class Builtin:
+    description: str
+    handler: Handler
+    argument_hint: str | None = None
+
+
+def parse(text: str) -> tuple[str, str] | None:
+    """(name, arguments) when ``text`` is a slash command."""
+    match = _COMMAND.match(text.strip())
+    return (match.group(1), (match.group(2) or "").strip()) if match else None
+
+
+def begin_turn(session: Session, text: str,
+               context: EditorContext | None) -> asyncio.Task[ev.TurnEnded] | None:
+    """The hook where a prompt enters the session: extensions see it (servers start, approvals
+    are asked), and a slash command gets its own task (None: an ordinary prompt)."""
+    session.extensions.on_prompt()
+    command = parse(text)
+    task = asyncio.create_task(run_command(session, *command, text, context)) \
+        if command else None
+    return task
+
+
+def end_turn(session: Session, task: asyncio.Future[Any]) -> None:
+    task.add_done_callback(lambda _t: session.extensions.end_turn())
+
+
+async def run_command(session: Session, name: str, args: str, text: str,
+                      context: EditorContext | None) -> ev.TurnEnded:
+    builtin = BUILTINS.get(name)
+    if builtin is not None:
+        try:
+            output = await builtin.handler(session, args)
+        except Exception as exc:  # a failing command is reported, the session goes on
+            return _answer(session, text, f"/{name} failed: {type(exc).__name__}: {exc}",
+                           error=True)
+        return _answer(session, text, output)
+    exts = session.extensions
+    skill = exts.skills.get(name)
+    if skill is not None and skill.user_invocable:
+        if skill.allowed_tools:
+            exts.grant(skill.allowed_tools)
+        body = await asyncio.to_thread(render_skill, skill, args)
+        return await _to_model(session, body, context)
+    command = exts.commands.get(name)
+    if command is not None:
+        if command.allowed_tools:
+            exts.grant(command.allowed_tools)
+        if command.model:
+            session.set_model(command.model)
+        prompt = substitute_arguments(await asyncio.to_thread(command.body), args)
+        prompt = include_files(prompt, session.workspace, session.gate.file_rules)
+        prompt = await run_shell_snippets(prompt, lambda cmd: _shell(session, cmd))
+        return await _to_model(session, prompt, context)
+    return _answer(session, text, f"Unknown command /{name}. Type /help for the commands "
+                   "of this session; nothing was sent to the model.", error=True,
+                   kind="unknown_command")
+
+
+async def _to_model(session: Session, prompt: str,
+                    context: EditorContext | None) -> ev.TurnEnded:
+    blocks = prompt_blocks(prompt, context, session.workspace, session.documents,
+                           session.gate.file_rules)
+    return await session._run(blocks)
+
+
+def _answer(session: Session, prompt: str, text: str, error: bool = False,
+            kind: str = "command_failed") -> ev.TurnEnded:
+    session.emit(ev.TurnStarted(prompt=prompt[:2000]))
+    if error:
+        session.emit(ev.ErrorEvent(kind=kind, message=text))
+    else:
+        session.emit(ev.TextDelta(text=text))
+    ended = ev.TurnEnded(stop_reason="error" if error else "end_turn", usage=ev.Usage(),
+                         rounds=0)
+    session.emit(ended)
+    return ended
+
+
+async def _shell(session: Session, command: str) -> str:
+    """``!`cmd` ``: run like a Bash call of the model (hooks, rules, mode, sandbox)."""
+    tool = session.tools.get("Bash")
+    if tool is None:
+        return f"(not run: no shell tool) {command}"
+    args = tool.input_model.model_validate({"command": command})
+    tool_use_id = f"command-{uuid.uuid4().hex[:8]}"
+    ctx = session._tool_context(tool_use_id)
+    screened = await session.agent.guard.screen(tool, args, ctx.resolve)
+    verdict = screened.verdict
+    if verdict.action == "ask":
+        asker = session.agent.deps.asker
+        if asker is None:
+            return f"(not run: {verdict.reason}) {command}"
+        asked = ev.PermissionAsked(tool_use_id=tool_use_id, tool=tool.name,
+                                   input={"command": command}, reason=verdict.reason)
+        session.emit(asked)
+        answer = await asker(asked)
+        if answer.decision != "allow":
+            return f"(not run: the user said no) {command}"
+    elif verdict.action == "deny":
+        return f"(not run: {verdict.reason}) {command}"
+    output = await tool.call(screened.args, ctx)
+    content = output if isinstance(output, str) else output.content
+    return content[:MAX_SNIPPET_OUTPUT]
+
+
+# -- built-ins ---------------------------------------------------------------------------------
+
+async def _help(session: Session, args: str) -> str:
+    lines = ["Commands:"]
+    lines += [f"  /{c['name']}{' ' + c['argumentHint'] if c.get('argumentHint') else ''}"
+              f" - {c['description']} ({c['source']})" for c in list_commands(session)]
+    return "\n".join(lines)
+
+
+async def _clear(session: Session, args: str) -> str:
+    session.agent.conversation = Conversation()
+    session.todos.replace([])
+    return "Conversation cleared: the next prompt starts afresh."
+
+
+async def _compact(session: Session, args: str) -> str:
+    boundary = await session.context.compact(session.agent.window(), session.emit,
+                                             trigger="manual", instructions=args or None)
+    if boundary is None:
+        return "Nothing was compacted."
+    return (f"Compacted: {boundary.tokens_before:,} -> {boundary.tokens_after:,} tokens.")
+
+
+async def _context(session: Session, args: str) -> str:
+    report = await session.context_report()
+    return "Context of the next request:\n" + json.dumps(report, indent=1, default=str)[:8000]
+
+
+async def _cost(session: Session, args: str) -> str:
+    cost = session.context.turn_cost().session
+    return "Session cost so far:\n" + json.dumps(cost.wire(), indent=1)
+
+
+async def _model(session: Session, args: str) -> str:
+    if args:
+        return f"Model set to {session.set_model(args)}."
+    return f"Model: {session.agent.model}. Use /model <name> to change it."
+
+
+async def _mode(session: Session, args: str) -> str:
+    if not args:
+        return f"Mode: {session.mode}. Modes: {', '.join(MODES)}."
+    if args not in MODES:
+        raise ValueError(f"unknown mode {args!r}; one of {', '.join(MODES)}")
+    session.set_mode(args)
+    return f"Mode set to {args}."
+
+
+async def _mcp(session: Session, args: str) -> str:
+    hub = session.extensions.mcp
+    words = args.split()
+    if len(words) == 2 and words[0] == "restart":
+        status = await hub.restart(words[1])
+        return f"{status['name']}: {status['state']}" + \
+            (f" ({status['error']})" if status["error"] else "")
+    servers = hub.status()
+    if not servers:
+        return "No MCP servers are configured (.mcp.json, settings 'mcpServers')."
+    return "MCP servers:\n" + "\n".join(
+        f"  {s['name']} [{s['scope']}, {s['transport']}]: {s['state']}, {s['tools']} tools"
+        + (f" -- {s['error']}" if s["error"] else "") for s in servers)
+
+
+BUILTINS: dict[str, Builtin] = {
+    "help": Builtin("List the commands of this session", _help),
+    "clear": Builtin("Start the conversation afresh", _clear),
+    "compact": Builtin("Summarise the conversation now", _compact, "[instructions]"),
+    "context": Builtin("Show what the next request holds, by part", _context),
+    "cost": Builtin("Show the session's token use and cost", _cost),
+    "model": Builtin("Show or set the model", _model, "[model]"),
+    "mode": Builtin("Show or set the permission mode", _mode, "[mode]"),
+    "mcp": Builtin("Show the MCP servers and their state", _mcp, "[restart <server>]"),
+}
+
+
+def list_commands(session: Session) -> list[dict[str, Any]]:
+    """Every command of the session, for completion: built-ins, skills, custom commands."""
+    out: list[dict[str, Any]] = [
+        {"name": name, "description": b.description, "argumentHint": b.argument_hint,
+         "source": "builtin"} for name, b in BUILTINS.items()]
+    taken = set(BUILTINS)
+    for skill in session.extensions.skills.values():
+        if skill.user_invocable and skill.name not in taken:
+            taken.add(skill.name)
+            out.append({"name": skill.name, "description": skill.description,
+                        "argumentHint": skill.argument_hint, "source": f"skill:{skill.source}"})
+    for command in session.extensions.commands.values():
+        if command.name not in taken:
+            taken.add(command.name)
+            out.append({"name": command.name, "description": command.description,
+                        "argumentHint": command.argument_hint, "source": command.source})
+    return out
