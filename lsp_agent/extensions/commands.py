@@ -26,7 +26,7 @@ MAX_COMMAND_BYTES = 200_000
 MAX_COMMANDS = 500
 MAX_INCLUDE_BYTES = 200_000
 _POSITIONAL = re.compile(r"\$([1-9])")
-_INCLUDE = re.compile(r"(?<![\w`])@((?:[\w.\-]+/)*[\w.\-]+\.[\w]+)")
+_INCLUDE = re.compile(r"(?<![\w`])@([\w.\-/~]*[\w\-])")
 _SHELL = re.compile(r"!`([^`\n]+)`")
 
 

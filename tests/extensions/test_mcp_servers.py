@@ -203,7 +203,7 @@ async def test_unapproved_project_server_starts_nothing_until_approved(tmp_path:
     hub.start()
     asked = []
 
-    async def deny(event):  # noqa: ANN001
+    async def deny(event):
         asked.append(event)
         return PermissionAnswer("deny")
 
@@ -213,7 +213,7 @@ async def test_unapproved_project_server_starts_nothing_until_approved(tmp_path:
     assert not marker.exists()
     assert len(asked) == 1 and f"touch {marker}" in asked[0].input["command"]
 
-    async def allow(event):  # noqa: ANN001
+    async def allow(event):
         return PermissionAnswer("allow", remember="project")
 
     hub._asking = None
@@ -242,7 +242,7 @@ async def test_disabled_project_server_is_reported_disabled(tmp_path: Path) -> N
 
 async def test_streamable_http_server_on_loopback(tmp_path: Path) -> None:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, SERVER, "--http", str(port)],
+    proc = subprocess.Popen([sys.executable, SERVER, "--http", str(port)],  # noqa: ASYNC220
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + WAIT
