@@ -27,8 +27,10 @@ log = logging.getLogger(__name__)
 
 class McpHub:
     def __init__(self, workspace: Path, config: McpConfig, log_dir: Path,
-                 on_tools_changed: Callable[[list[McpTool]], None] = lambda _t: None):
+                 on_tools_changed: Callable[[list[McpTool]], None] = lambda _t: None,
+                 session_id: str | None = None):
         self.workspace = workspace
+        self.session_id = session_id
         self.config = config
         self.approved_now: set[str] = set()
         self._on_tools_changed = on_tools_changed
@@ -68,6 +70,7 @@ class McpHub:
                        "source": spec.source},
                 reason=(f"The project's {Path(spec.source).name} asks to start the MCP server "
                         f"{spec.name!r}: {spec.shown}. It runs with your rights. Allow it?"))
+            asked.session_id = self.session_id
             try:
                 answer = await asker(asked)
             except Exception:  # an editor that cannot ask: nothing starts

@@ -57,7 +57,7 @@ class SessionExtensions:
                                        for p in self.plugins if p.mcp_servers])
         self.warnings += config.warnings
         self.mcp = McpHub(workspace, config, state_dir / "sessions" / session_id / "mcp",
-                          self._mcp_tools_changed)
+                          self._mcp_tools_changed, session_id)
         self.skills: dict[str, Skill] = load_skills(skill_roots(workspace), self.warnings)
         for plugin in self.plugins:
             for name, skill in load_skills([(f"plugin:{plugin.name}", plugin.root / "skills")],
