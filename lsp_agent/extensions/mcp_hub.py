@@ -70,7 +70,7 @@ class McpHub:
                        "source": spec.source},
                 reason=(f"The project's {Path(spec.source).name} asks to start the MCP server "
                         f"{spec.name!r}: {spec.shown}. It runs with your rights. Allow it?"))
-            asked.session_id = self.session_id
+            asked.session_id = self.session_id or ""
             try:
                 answer = await asker(asked)
             except Exception:  # an editor that cannot ask: nothing starts
