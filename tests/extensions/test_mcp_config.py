@@ -98,3 +98,16 @@ def test_approval_is_recorded_in_the_local_settings(tmp_path: Path) -> None:
     assert (tmp_path / ".lsp-agent" / ".gitignore").read_text() == "settings.local.json\n"
     config = load_mcp_config(tmp_path, env={})
     assert config.trust.state(config.servers["a"]) == "approved"
+
+
+def test_editor_options_define_and_approve_servers(tmp_path: Path) -> None:
+    from lsp_agent.server.protocol import InitializationOptions
+
+    write(tmp_path / ".mcp.json", {"mcpServers": {"proj": {"command": "p"}}})
+    options = InitializationOptions.model_validate({
+        "mcpServers": {"mine": {"command": "m"}}, "enabledMcpjsonServers": ["proj"]},
+    ).safety_options()
+    config = load_mcp_config(tmp_path, options, env={})
+    assert config.servers["mine"].scope == "options"
+    assert {n: config.trust.state(s) for n, s in config.servers.items()} == {
+        "mine": "approved", "proj": "approved"}

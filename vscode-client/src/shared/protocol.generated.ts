@@ -311,11 +311,20 @@ export interface Position {
 export interface InitializationOptions {
   applyEditTimeoutSeconds?: number;
   applyEditVerifySeconds?: number;
+  disabledMcpjsonServers?: string[] | null;
   editorBridge?: boolean;
   editorBridgeTimeoutSeconds?: number;
   editorSavesAppliedEdits?: boolean;
+  enableAllProjectMcpServers?: boolean | null;
+  enabledMcpjsonServers?: string[] | null;
+  enabledPlugins?: {
+    [k: string]: boolean;
+  } | null;
   fallbackModel?: string | null;
   hooks?: {
+    [k: string]: unknown;
+  } | null;
+  mcpServers?: {
     [k: string]: unknown;
   } | null;
   mode?: 'default' | 'plan' | 'acceptEdits' | 'dontAsk' | 'bypassPermissions';
@@ -324,6 +333,7 @@ export interface InitializationOptions {
   permissions?: {
     [k: string]: unknown;
   } | null;
+  pluginDirs?: string[] | null;
   pythonLanguageFeatures?: boolean;
   sandbox?: {
     [k: string]: unknown;
