@@ -42,6 +42,9 @@ class Builtin:
     description: str
     handler: Handler
     argument_hint: str | None = None
+    # A prompt built-in: the handler's text goes to the model, with these rules pre-approved.
+    to_model: bool = False
+    allowed_tools: tuple[str, ...] = ()
 
 
 def parse(text: str) -> tuple[str, str] | None:
@@ -74,6 +77,9 @@ async def run_command(session: Session, name: str, args: str, text: str,
         except Exception as exc:  # a failing command is reported, the session goes on
             return _answer(session, text, f"/{name} failed: {type(exc).__name__}: {exc}",
                            error=True)
+        if builtin.to_model:
+            session.extensions.grant(list(builtin.allowed_tools))
+            return await _to_model(session, output, context)
         return _answer(session, text, output)
     exts = session.extensions
     skill = exts.skills.get(name)
@@ -207,6 +213,85 @@ async def _mcp(session: Session, args: str) -> str:
         + (f" -- {s['error']}" if s["error"] else "") for s in servers)
 
 
+async def _memory(session: Session, args: str) -> str:
+    from lsp_agent.context.memory import MEMORY_NAMES
+
+    loader = session.memory
+    candidates = [(d / n, "user") for d in loader.user_dirs for n in ("AGENTS.md", "CLAUDE.md")]
+    candidates += [(session.workspace / n, "project") for n in MEMORY_NAMES]
+    lines = [f"  {'loaded ' if p.is_file() else 'absent '} {p} ({scope})"
+             for p, scope in candidates]
+    return ("Memory files (instructions the agent reads at the start of each session; edit "
+            "them to change what it remembers):\n" + "\n".join(lines))
+
+
+async def _doctor(session: Session, args: str) -> str:
+    """What could keep the agent from working, each with its fix."""
+    problems: list[str] = []
+    notes: list[str] = []
+    settings = session.agent.settings
+    if not settings.api_key:
+        problems.append("No API key: set ANTHROPIC_API_KEY (or the editor's setting).")
+    try:
+        from lsp_agent.model.service import ModelRequest
+
+        await asyncio.wait_for(session.agent.deps.model.count_tokens(ModelRequest(
+            model=session.agent.model, max_tokens=1, system=[], tools=[],
+            messages=[{"role": "user", "content": "ping"}])), 20)
+        notes.append(f"model endpoint reachable ({settings.base_url or 'api.anthropic.com'})")
+    except Exception as exc:  # any failure is the finding
+        problems.append(f"The model endpoint did not answer ({type(exc).__name__}: "
+                        f"{str(exc)[:200]}): check ANTHROPIC_BASE_URL, the key and the network.")
+    sandbox = session.safety.sandbox
+    if sandbox is not None:
+        status = sandbox.status()
+        (notes if "sandbox on" in status or "off (settings)" in status else problems).append(
+            status + ("" if "sandbox on" in status else
+                      "; install bubblewrap (bwrap) to contain shell commands"))
+    problems += [f"Settings: {w} -- fix or remove that entry." for w in session.safety.warnings]
+    for server in session.extensions.mcp.status():
+        if server["state"] == "failed":
+            problems.append(f"MCP server {server['name']} failed: {server['error']} -- check "
+                            f"its command or URL in {server['source']}, then /mcp restart "
+                            f"{server['name']}.")
+        elif server["state"] == "needs_approval":
+            notes.append(f"MCP server {server['name']} waits for your approval (asked at the "
+                         "next prompt).")
+        else:
+            notes.append(f"MCP server {server['name']}: {server['state']}")
+    head = "No problems found." if not problems else f"{len(problems)} problem(s):"
+    return "\n".join([head, *(f"  - {p}" for p in problems), "OK:",
+                      *(f"  - {n}" for n in notes)])
+
+
+async def _review(session: Session, args: str) -> str:
+    return ("Review the changes in the working tree. Run `git status`, `git diff` and "
+            "`git diff --cached`, read the changed code where the diff is not enough, and "
+            "report: bugs and risky changes first (with file and line), then missing tests, "
+            "then smaller remarks. Do not change any file." + (f"\nFocus: {args}" if args else ""))
+
+
+async def _commit(session: Session, args: str) -> str:
+    return ("Commit the current changes with git, following this protocol strictly:\n"
+            "1. Run `git status` and `git diff` (and `git diff --cached`) to see what changed.\n"
+            "2. Stage only files that belong to the change, by name (`git add <path>`); never "
+            "`git add -A` blindly. Never stage secrets: .env files, keys, credentials, tokens; "
+            "if one is among the changes, leave it out and tell the user.\n"
+            "3. Commit with `git commit -m` and a message in the imperative saying what and why."
+            "\n4. Never amend (`--amend`), never skip hooks (`--no-verify`), never force, never "
+            "push. If a hook fails, report it and stop.\n"
+            "Only use git add, git status, git diff and git commit."
+            + (f"\nAbout the message: {args}" if args else ""))
+
+
+async def _init(session: Session, args: str) -> str:
+    return ("Write an AGENTS.md for this project: explore the repository (layout, build and "
+            "test commands, conventions, the code's main parts), then propose the file with "
+            "the Write tool at the workspace root (the user reviews it). Keep it short and "
+            "concrete: commands that work, where things are, rules a newcomer must know."
+            + (f"\nAlso: {args}" if args else ""))
+
+
 BUILTINS: dict[str, Builtin] = {
     "help": Builtin("List the commands of this session", _help),
     "clear": Builtin("Start the conversation afresh", _clear),
@@ -216,6 +301,15 @@ BUILTINS: dict[str, Builtin] = {
     "model": Builtin("Show or set the model", _model, "[model]"),
     "mode": Builtin("Show or set the permission mode", _mode, "[mode]"),
     "mcp": Builtin("Show the MCP servers and their state", _mcp, "[restart <server>]"),
+    "memory": Builtin("Show the memory files the agent reads", _memory),
+    "doctor": Builtin("Check the endpoint, key, sandbox, settings and MCP servers", _doctor),
+    "review": Builtin("Review the working tree's changes", _review, "[focus]", to_model=True,
+                      allowed_tools=("Bash(git status)", "Bash(git diff:*)")),
+    "commit": Builtin("Commit the changes (never amends, never skips hooks, no secrets)",
+                      _commit, "[message hint]", to_model=True,
+                      allowed_tools=("Bash(git status)", "Bash(git diff:*)")),
+    "init": Builtin("Propose an AGENTS.md for this project", _init, "[notes]",
+                    to_model=True),
 }
 
 

@@ -289,3 +289,20 @@ async def test_many_mcp_tools_are_deferred_behind_tool_search(
             ["mcp__big__t7"]
     finally:
         await session.extensions.close()
+
+
+async def test_doctor_memory_and_prompt_builtins(model: ScriptedModelServer, ws: Path) -> None:
+    write(ws / ".mcp.json", json.dumps({"mcpServers": {"proj": {"command": "x"}}}))
+    write(ws / "AGENTS.md", "Use tabs.")
+    model.load({"turns": [{"content": "reviewed"}]})
+    sink = Sink()
+    session = make_session(model, ws, sink)
+    await asyncio.wait_for(session.prompt("/doctor"), WAIT)
+    report = sink.of(ev.TextDelta)[-1].text
+    assert "model endpoint reachable" in report
+    assert "MCP server proj waits for your approval" in report
+    await asyncio.wait_for(session.prompt("/memory"), WAIT)
+    assert f"loaded  {ws / 'AGENTS.md'}" in sink.of(ev.TextDelta)[-1].text
+    await asyncio.wait_for(session.prompt("/review the parser"), WAIT)
+    sent = json.dumps(model.requests[-1]["messages"])
+    assert "Review the changes in the working tree" in sent and "Focus: the parser" in sent
