@@ -49,6 +49,7 @@ class McpServer:
         self.state: State = "stopped"
         self.error: str | None = spec.error
         self.tools: list[Any] = []  # the server's tool descriptions (mcp_types.Tool)
+        self.prompts: list[Any] = []  # its prompts (offered as /mcp__server__prompt)
         self.restarts = 0
         self._log_dir = log_dir
         self._on_change = on_change
@@ -127,6 +128,25 @@ class McpServer:
                                 "restarted.") from None
             raise ToolError(f"MCP server {self.spec.name}: {exc}") from None
 
+    async def get_prompt(self, name: str, arguments: dict[str, str]) -> str:
+        """An MCP prompt's messages as one text (for a slash command)."""
+        client = await self._ready_client()
+        result = await asyncio.wait_for(client.get_prompt(name, arguments), startup_timeout())
+        return "\n\n".join(_content_text(m.content) for m in result.messages)
+
+    async def read_resource(self, uri: str) -> str:
+        """A resource's text contents (binary contents are described, not included)."""
+        client = await self._ready_client()
+        result = await asyncio.wait_for(client.read_resource(uri), startup_timeout())
+        return "\n".join(_resource_text(c) for c in result.contents)
+
+    async def _ready_client(self) -> Any:
+        if self.state == "starting":
+            await self.wait_ready(startup_timeout())
+        if self._client is None or self.state != "connected":
+            raise ToolError(self.unavailable())
+        return self._client
+
     def unavailable(self) -> str:
         why = {"needs_approval": "it needs the user's approval (a project server)",
                "disabled": "it is disabled in the settings",
@@ -171,6 +191,7 @@ class McpServer:
                 async with asyncio.timeout(startup_timeout()):  # the handshake included
                     client = await stack.enter_async_context(Client(self._transport(errlog)))
                     tools = await _list_tools(client)
+                    self.prompts = await _list_prompts(client)
                 self._client = client
                 self.tools = tools
                 self._set("connected", None)
@@ -240,6 +261,29 @@ async def _list_tools(client: Any) -> list[Any]:
         tools += result.tools
         cursor = getattr(result, "next_cursor", None)
     return tools[:MAX_TOOLS_PER_SERVER]
+
+
+async def _list_prompts(client: Any) -> list[Any]:
+    if getattr(client.server_capabilities, "prompts", None) is None:
+        return []
+    try:
+        return list((await client.list_prompts()).prompts)[:MAX_TOOLS_PER_SERVER]
+    except Exception:  # prompts are optional: a server that fails them still serves tools
+        log.debug("listing prompts failed", exc_info=True)
+        return []
+
+
+def _resource_text(contents: Any) -> str:
+    text = getattr(contents, "text", None)
+    if isinstance(text, str):
+        return text
+    return f"[binary {getattr(contents, 'mime_type', '') or ''} content]"
+
+
+def _content_text(content: Any) -> str:
+    from lsp_agent.extensions.mcp_tools import _block_text
+
+    return _block_text(content)
 
 
 def _explain(exc: BaseException, log_path: Path) -> str:

@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
 _COMMAND = re.compile(r"^/([A-Za-z0-9_][A-Za-z0-9_:.\-]*)(?:\s+(.*))?$", re.DOTALL)
 MAX_SNIPPET_OUTPUT = 20_000
+MAX_RESOURCE_CHARS = 100_000
+_RESOURCE = re.compile(r"(?<![\w`])@([A-Za-z0-9_-]+):([A-Za-z][\w+.-]*://[^\s]*[^\s.,;:!?)])")
 Handler = Callable[["Session", str], Awaitable[str]]
 
 
@@ -56,12 +58,35 @@ def parse(text: str) -> tuple[str, str] | None:
 def begin_turn(session: Session, text: str,
                context: EditorContext | None) -> asyncio.Task[ev.TurnEnded] | None:
     """The hook where a prompt enters the session: extensions see it (servers start, approvals
-    are asked), and a slash command gets its own task (None: an ordinary prompt)."""
+    are asked), and a slash command, or a prompt naming MCP resources, gets its own task
+    (None: an ordinary prompt)."""
     session.extensions.on_prompt()
     command = parse(text)
-    task = asyncio.create_task(run_command(session, *command, text, context)) \
-        if command else None
-    return task
+    if command:
+        return asyncio.create_task(run_command(session, *command, text, context))
+    if _resource_mentions(session, text):
+        return asyncio.create_task(_with_resources(session, text, context))
+    return None
+
+
+def _resource_mentions(session: Session, text: str) -> list[tuple[str, str]]:
+    servers = session.extensions.mcp.servers
+    return [(m.group(1), m.group(2)) for m in _RESOURCE.finditer(text)
+            if m.group(1) in servers]
+
+
+async def _with_resources(session: Session, text: str,
+                          context: EditorContext | None) -> ev.TurnEnded:
+    """``@server:uri`` mentions: the resources' text follows the prompt."""
+    parts = [text]
+    for server, uri in dict.fromkeys(_resource_mentions(session, text)):
+        try:
+            content = await session.extensions.mcp.servers[server].read_resource(uri)
+        except Exception as exc:  # reported to the model as part of the prompt
+            content = f"(could not be read: {type(exc).__name__}: {exc})"
+        parts.append(f'<mcp-resource server="{server}" uri="{uri}">\n'
+                     f"{content[:MAX_RESOURCE_CHARS]}\n</mcp-resource>")
+    return await _to_model(session, "\n\n".join(parts), context)
 
 
 def end_turn(session: Session, task: asyncio.Future[Any]) -> None:
@@ -88,6 +113,13 @@ async def run_command(session: Session, name: str, args: str, text: str,
             exts.grant(skill.allowed_tools)
         body = await asyncio.to_thread(render_skill, skill, args)
         return await _to_model(session, body, context)
+    mcp_prompt = _mcp_prompt(session, name)
+    if mcp_prompt is not None:
+        server, remote = mcp_prompt
+        names = [a.name for a in remote.arguments or []]
+        words = args.split(maxsplit=max(len(names) - 1, 0)) if args else []
+        rendered = await server.get_prompt(remote.name, dict(zip(names, words, strict=False)))
+        return await _to_model(session, rendered, context)
     command = exts.commands.get(name)
     if command is not None:
         if command.allowed_tools:
@@ -101,6 +133,18 @@ async def run_command(session: Session, name: str, args: str, text: str,
     return _answer(session, text, f"Unknown command /{name}. Type /help for the commands "
                    "of this session; nothing was sent to the model.", error=True,
                    kind="unknown_command")
+
+
+def _mcp_prompt(session: Session, name: str) -> tuple[Any, Any] | None:
+    """(server, prompt) for ``mcp__<server>__<prompt>``."""
+    if not name.startswith("mcp__") or name.count("__") < 2:
+        return None
+    _, server_name, prompt_name = name.split("__", 2)
+    server = session.extensions.mcp.servers.get(server_name)
+    if server is None:
+        return None
+    found = next((p for p in server.prompts if p.name == prompt_name), None)
+    return (server, found) if found is not None else None
 
 
 async def _to_model(session: Session, prompt: str,
@@ -324,6 +368,13 @@ def list_commands(session: Session) -> list[dict[str, Any]]:
             taken.add(skill.name)
             out.append({"name": skill.name, "description": skill.description,
                         "argumentHint": skill.argument_hint, "source": f"skill:{skill.source}"})
+    for server in session.extensions.mcp.servers.values():
+        for remote in server.prompts:
+            hint = " ".join(f"<{a.name}>" if a.required else f"[{a.name}]"
+                            for a in remote.arguments or [])
+            out.append({"name": f"mcp__{server.spec.name}__{remote.name}",
+                        "description": remote.description or "", "argumentHint": hint or None,
+                        "source": f"mcp:{server.spec.name}"})
     for command in session.extensions.commands.values():
         if command.name not in taken:
             taken.add(command.name)

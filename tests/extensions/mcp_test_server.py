@@ -66,6 +66,16 @@ def build(name: str, extra_tools: int) -> MCPServer:
         """The value of an environment variable of the server."""
         return os.environ.get(name, "<unset>")
 
+    @server.prompt()
+    def summarize(topic: str, style: str = "short") -> str:
+        """Ask for a summary of a topic."""
+        return f"Summarize {topic} in a {style} way."
+
+    @server.resource("test://greeting", mime_type="text/plain")
+    def greeting() -> str:
+        """A greeting text."""
+        return "RESOURCE-TEXT: hello from the server"
+
     for i in range(extra_tools):
         def make(i: int):
             def tool(x: int = 0) -> str:

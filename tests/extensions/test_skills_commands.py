@@ -306,3 +306,26 @@ async def test_doctor_memory_and_prompt_builtins(model: ScriptedModelServer, ws:
     await asyncio.wait_for(session.prompt("/review the parser"), WAIT)
     sent = json.dumps(model.requests[-1]["messages"])
     assert "Review the changes in the working tree" in sent and "Focus: the parser" in sent
+
+
+async def test_mcp_prompts_are_commands_and_resources_are_mentions(
+        model: ScriptedModelServer, tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    write(user_settings_path(), json.dumps({"mcpServers": {"srv": {
+        "command": sys.executable, "args": [SERVER]}}}))
+    model.load({"turns": [{"content": "one"}, {"content": "two"}]})
+    session = make_session(model, ws, Sink())
+    session.extensions.on_prompt()
+    await session.extensions.mcp.wait_started(WAIT)
+    try:
+        listed = {c["name"]: c for c in list_commands(session)}
+        assert listed["mcp__srv__summarize"]["argumentHint"] == "<topic> [style]"
+        await asyncio.wait_for(session.prompt("/mcp__srv__summarize rust very long"), WAIT)
+        assert "Summarize rust in a very long way." in json.dumps(model.requests[-1])
+        await asyncio.wait_for(session.prompt("Translate @srv:test://greeting please"), WAIT)
+        sent = json.dumps(model.requests[-1]["messages"][-1])
+        assert "RESOURCE-TEXT: hello from the server" in sent
+        assert "Translate @srv:test://greeting please" in sent
+    finally:
+        await session.extensions.close()
