@@ -198,12 +198,28 @@ class McpServer:
                 self._ready.set()
                 stop = asyncio.ensure_future(self._stop.wait())
                 lost = asyncio.ensure_future(self._lost.wait())
+                watch = asyncio.ensure_future(self._watch_lists(client))
                 try:
                     await asyncio.wait({stop, lost}, return_when=asyncio.FIRST_COMPLETED)
                 finally:
-                    stop.cancel()
-                    lost.cancel()
+                    for waiter in (stop, lost, watch):
+                        waiter.cancel()
+                    await asyncio.gather(watch, return_exceptions=True)
                     self._client = None
+
+    async def _watch_lists(self, client: Any) -> None:
+        """Refresh the tools and prompts when the server says they changed (protocol
+        2026-07-28 subscriptions; older servers are not watched)."""
+        try:
+            async with client.listen(tools_list_changed=True, prompts_list_changed=True) as sub:
+                async for _event in sub:
+                    self.tools = await _list_tools(client)
+                    self.prompts = await _list_prompts(client)
+                    self._on_change(self)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # not supported, or the stream dropped: the tools stay as listed
+            log.debug("MCP server %s: no list-changed stream", self.spec.name, exc_info=True)
 
     def _transport(self, errlog: IO[str]) -> Any:
         spec = self.spec

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
 from mcp_types import ImageContent, ToolAnnotations
 
 
@@ -65,6 +66,15 @@ def build(name: str, extra_tools: int) -> MCPServer:
     def env(name: str) -> str:
         """The value of an environment variable of the server."""
         return os.environ.get(name, "<unset>")
+
+    @server.tool()
+    async def grow(ctx: Context) -> str:
+        """Add a tool named 'grown' and tell the client the list changed."""
+        def grown() -> str:
+            return "grown tool"
+        server.add_tool(grown, name="grown", description="A tool added at run time.")
+        await ctx.notify_tools_changed()
+        return "grew"
 
     @server.prompt()
     def summarize(topic: str, style: str = "short") -> str:

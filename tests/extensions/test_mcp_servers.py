@@ -266,3 +266,23 @@ async def test_streamable_http_server_on_loopback(tmp_path: Path) -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+async def test_tools_are_refreshed_when_the_server_says_they_changed(tmp_path: Path) -> None:
+    seen: list[list[str]] = []
+    hub = McpHub(tmp_path, config(stdio_spec("srv")), tmp_path / "logs",
+                 lambda tools: seen.append([t.name for t in tools]))
+    hub.start()
+    await hub.wait_started(WAIT)
+    try:
+        assert "mcp__srv__grown" not in {t.name for t in hub.tools()}
+        await tool(hub, "mcp__srv__grow").call(McpArgs(), tool_context(tmp_path))
+        for _ in range(200):  # the change arrives as a notification: poll for its effect
+            if "mcp__srv__grown" in {t.name for t in hub.tools()}:
+                break
+            await asyncio.sleep(0.05)
+        assert "mcp__srv__grown" in seen[-1]
+        out = await tool(hub, "mcp__srv__grown").call(McpArgs(), tool_context(tmp_path))
+        assert out.content == "grown tool"
+    finally:
+        await hub.close()
