@@ -28,7 +28,6 @@ sys.path.insert(0, str(ROOT))
 
 from lsp_agent.extensions.mcp_config import McpConfig, ServerSpec  # noqa: E402
 from lsp_agent.extensions.mcp_hub import McpHub  # noqa: E402
-from lsp_agent.extensions.mcp_tools import McpArgs  # noqa: E402
 from lsp_agent.tools.pool import default_pool, session_pool  # noqa: E402
 
 SERVER = str(ROOT / "tests" / "extensions" / "mcp_test_server.py")
