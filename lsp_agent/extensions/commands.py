@@ -110,9 +110,12 @@ def include_files(text: str, workspace: Path, rules: FileRules) -> str:
         if rules.is_secret(path) or rules.is_secret(workspace / raw):
             return f"@{raw} (not included: a secret file)"
         try:
-            data = path.read_bytes()[:MAX_INCLUDE_BYTES]
+            if not path.is_file():  # a folder, a FIFO, nothing: an @mention left as typed
+                return match.group(0)
+            with path.open("rb") as handle:
+                data = handle.read(MAX_INCLUDE_BYTES)
         except OSError:
-            return match.group(0)  # not a file: an @mention or an e-mail, left as typed
+            return match.group(0)
         content = data.decode("utf-8", errors="replace")
         return f"@{raw}:\n```\n{content}\n```"
 

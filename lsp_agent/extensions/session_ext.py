@@ -25,6 +25,7 @@ from lsp_agent.extensions.skills import (
     user_dirs,
 )
 from lsp_agent.permissions.policy import PermissionGate
+from lsp_agent.permissions.rules import Rule, RuleError
 from lsp_agent.tools.tool_search import SessionTools
 from lsp_agent.types.permissions import Asker
 
@@ -95,10 +96,25 @@ class SessionExtensions:
             self.mcp.start()
         self.mcp.ask_approvals(self._asker())
 
-    def grant(self, rules: list[str]) -> None:
+    def grant(self, rules: list[str], source: str = "user", by_user: bool = True) -> None:
         """Pre-approve ``rules`` (a skill's or command's ``allowed-tools``) until the turn
-        ends. Rules the session already had stay after it."""
-        fresh = [r for r in rules if r not in self._gate.session_rules]
+        ends. Rules the session already had stay after it.
+
+        A repository must not grant itself permissions: the rules of a project skill the
+        *model* chose to invoke are not honoured (the user typing ``/name`` is consent), and
+        over-broad rules (every shell command, an interpreter, writing anywhere) never are."""
+        if source == "project" and not by_user:
+            self.warnings.append(f"allowed-tools of a project skill invoked by the model "
+                                 f"were not applied: {', '.join(rules)}")
+            return
+        fresh = []
+        for text in rules:
+            try:
+                rule = Rule.parse(text, "session", self.workspace)
+            except RuleError:
+                continue
+            if rule.broadness() is None and text not in self._gate.session_rules:
+                fresh.append(text)
         self._gate.session_rules.update(fresh)
         self._granted.update(fresh)
 

@@ -14,6 +14,7 @@ then plugins (named ``plugin:skill``, so they never collide).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 from collections.abc import Callable
@@ -181,7 +182,8 @@ class SkillTool(Tool):
     access = "session"
     max_result_chars = 60_000
 
-    def __init__(self, skills: dict[str, Skill], grant: Callable[[list[str]], None]):
+    def __init__(self, skills: dict[str, Skill],
+                 grant: Callable[[list[str], str, bool], None]):
         self.skills = {n: s for n, s in skills.items() if s.model_invocable}
         self._grant = grant
         listing = "\n".join(f"- {s.name}: {s.description}" for s in self.skills.values())
@@ -198,9 +200,9 @@ class SkillTool(Tool):
         if ctx.file_rules.is_secret(skill.file):
             raise ToolError(f"{skill.file} is a secret file; it is not loaded")
         try:
-            text = render_skill(skill, args.args)
+            text = await asyncio.to_thread(render_skill, skill, args.args)
         except OSError as exc:
             raise ToolError(f"Cannot read {skill.file}: {exc}") from None
         if skill.allowed_tools:
-            self._grant(skill.allowed_tools)
+            self._grant(skill.allowed_tools, skill.source, False)  # the model invoked it
         return text

@@ -110,7 +110,7 @@ async def run_command(session: Session, name: str, args: str, text: str,
     skill = exts.skills.get(name)
     if skill is not None and skill.user_invocable:
         if skill.allowed_tools:
-            exts.grant(skill.allowed_tools)
+            exts.grant(skill.allowed_tools, skill.source, True)
         body = await asyncio.to_thread(render_skill, skill, args)
         return await _to_model(session, body, context)
     mcp_prompt = _mcp_prompt(session, name)
@@ -123,11 +123,12 @@ async def run_command(session: Session, name: str, args: str, text: str,
     command = exts.commands.get(name)
     if command is not None:
         if command.allowed_tools:
-            exts.grant(command.allowed_tools)
+            exts.grant(command.allowed_tools, command.source, True)
         if command.model:
             session.set_model(command.model)
         prompt = substitute_arguments(await asyncio.to_thread(command.body), args)
-        prompt = include_files(prompt, session.workspace, session.gate.file_rules)
+        prompt = await asyncio.to_thread(include_files, prompt, session.workspace,
+                                         session.gate.file_rules)
         prompt = await run_shell_snippets(prompt, lambda cmd: _shell(session, cmd))
         return await _to_model(session, prompt, context)
     return _answer(session, text, f"Unknown command /{name}. Type /help for the commands "

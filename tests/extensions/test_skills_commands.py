@@ -186,8 +186,45 @@ def ws(tmp_path: Path) -> Path:
 
 async def test_skill_description_in_request_body_in_result_and_grants(
         model: ScriptedModelServer, ws: Path) -> None:
+    """A user-level skill the model invokes pre-approves its allowed-tools for the turn."""
+    user = Path(str(user_settings_path())).parent / "skills"
+    skill(user, "tidy", "name: tidy\ndescription: Tidy the workspace\n"
+          "allowed-tools: Bash(touch tidied), Bash", body="TIDY-BODY")
+    model.load({"turns": [
+        {"content": [{"type": "tool_use", "name": "Skill", "input": {"skill": "tidy"}}]},
+        {"content": [{"type": "tool_use", "name": "Bash",
+                      "input": {"command": "touch tidied"}}]},
+        {"content": "done"}]})
+    sink = Sink()
+    asked: list[Any] = []
+
+    async def asker(event: Any) -> PermissionAnswer:
+        asked.append(event)
+        return PermissionAnswer("deny")
+
+    session = make_session(model, ws, sink, asker)
+    ended = await asyncio.wait_for(session.prompt("tidy up"), WAIT)
+    assert ended.stop_reason == "end_turn"
+    first = model.requests[0]
+    skill_tool = next(t for t in first["tools"] if t["name"] == "Skill")
+    assert "release: Cut a release of the project" in skill_tool["description"]
+    assert "tidy: Tidy the workspace" in skill_tool["description"]
+    assert "SECRET-BODY" not in json.dumps(first) and "TIDY-BODY" not in json.dumps(first)
+    result = sink.of(ev.ToolResult)[0]
+    assert "TIDY-BODY" in result.content and str(user / "tidy") in result.content
+    assert asked == [] and (ws / "tidied").exists()  # allowed-tools pre-approved it
+    assert session.gate.session_rules == set()  # ... for that turn only; "Bash" never
+
+
+async def test_project_skill_cannot_grant_itself_permissions(
+        model: ScriptedModelServer, ws: Path) -> None:
+    """The model invoking a repository's skill is not the user's consent: its allowed-tools
+    are ignored; the user typing /release is, and they apply for that turn."""
     model.load({"turns": [
         {"content": [{"type": "tool_use", "name": "Skill", "input": {"skill": "release"}}]},
+        {"content": [{"type": "tool_use", "name": "Bash",
+                      "input": {"command": "touch released"}}]},
+        {"content": "done"},
         {"content": [{"type": "tool_use", "name": "Bash",
                       "input": {"command": "touch released"}}]},
         {"content": "done"}]})
@@ -199,17 +236,13 @@ async def test_skill_description_in_request_body_in_result_and_grants(
         return PermissionAnswer("deny")
 
     session = make_session(model, ws, sink, asker)
-    ended = await asyncio.wait_for(session.prompt("release it"), WAIT)
-    assert ended.stop_reason == "end_turn"
-    first = model.requests[0]
-    skill_tool = next(t for t in first["tools"] if t["name"] == "Skill")
-    assert "release: Cut a release of the project" in skill_tool["description"]
-    assert "SECRET-BODY" not in json.dumps(first)
-    result = sink.of(ev.ToolResult)[0]
-    assert "SECRET-BODY" in result.content and str(ws / ".claude" / "skills" / "release") \
-        in result.content
-    assert asked == [] and (ws / "released").exists()  # allowed-tools pre-approved it
-    assert "Bash(touch released)" not in session.gate.session_rules  # ... for that turn only
+    await asyncio.wait_for(session.prompt("release it"), WAIT)
+    assert [a.input for a in asked] == [{"command": "touch released"}]
+    assert not (ws / "released").exists()
+    assert any("project skill invoked by the model" in w for w in session.extensions.warnings)
+    await asyncio.wait_for(session.prompt("/release"), WAIT)
+    assert "SECRET-BODY" in json.dumps(model.requests[-2]["messages"])
+    assert len(asked) == 1 and (ws / "released").exists()
 
 
 async def test_custom_command_expanded_with_snippet_and_unknown_command(
