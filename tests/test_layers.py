@@ -22,6 +22,7 @@ LAYERS = [
     "server",  # LSP front end: thin handlers
     "acp",  # ACP front end (lsp-agent acp): thin handlers, same sessions
     "sessions",
+    "extensions",  # MCP servers, skills, commands, plugins: what users add without code
     "agent",
     "tools",
     "context",

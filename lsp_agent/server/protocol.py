@@ -64,9 +64,21 @@ class InitializationOptions(Wire):
     permissions: dict[str, Any] | None = None
     sandbox: dict[str, Any] | None = None
     hooks: dict[str, Any] | None = None
+    # Extensions (docs/extensions.md): the editor's settings count as the user's own.
+    mcp_servers: dict[str, Any] | None = None
+    enable_all_project_mcp_servers: bool | None = None
+    enabled_mcpjson_servers: list[str] | None = None
+    disabled_mcpjson_servers: list[str] | None = None
+    enabled_plugins: dict[str, bool] | None = None
+    plugin_dirs: list[str] | None = None
 
     def safety_options(self) -> dict[str, Any] | None:
-        found = {"permissions": self.permissions, "sandbox": self.sandbox, "hooks": self.hooks}
+        found = {"permissions": self.permissions, "sandbox": self.sandbox, "hooks": self.hooks,
+                 "mcpServers": self.mcp_servers,
+                 "enableAllProjectMcpServers": self.enable_all_project_mcp_servers,
+                 "enabledMcpjsonServers": self.enabled_mcpjson_servers,
+                 "disabledMcpjsonServers": self.disabled_mcpjson_servers,
+                 "enabledPlugins": self.enabled_plugins, "pluginDirs": self.plugin_dirs}
         return {k: v for k, v in found.items() if v is not None} or None
 
 

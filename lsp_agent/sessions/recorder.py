@@ -136,6 +136,11 @@ class SessionRecorder:
             {"toolUseId": b.get("tool_use_id"), "isError": bool(b.get("is_error"))}
             for b in blocks]))
 
+    def cleared(self) -> None:
+        """The user started afresh (/clear): an empty history from here on."""
+        self.append(entries.compact_boundary(strategy="clear", trigger="manual",
+                                             tokens_before=0, tokens_after=0, messages=[]))
+
     def replaced(self, messages: list[Message], boundary: Any) -> None:
         copied = [{"role": m["role"], "content": list(m.get("content") or [])} for m in messages]
         self.append(entries.compact_boundary(

@@ -28,7 +28,9 @@ from lsp_agent.permissions.session_safety import (
     SessionSafety,
     stop_hook_prompt,
 )
+from lsp_agent.sessions import commands
 from lsp_agent.sessions.context import prompt_blocks
+from lsp_agent.sessions.extensions import session_extensions
 from lsp_agent.sessions.proposals import EditApplier, ProposalBook, ProposalHost
 from lsp_agent.sessions.recorder import SessionRecorder
 from lsp_agent.tools.base import ToolContext, ToolPool
@@ -152,6 +154,7 @@ class Session:
             recorder.set_notify(self._persistence_notice)
             recorder.model = self.agent.model
             self.agent.conversation.observer = recorder
+        self.extensions = session_extensions(self)  # MCP servers, skills, commands, plugins
 
     # -- events ------------------------------------------------------------------------------
 
@@ -199,7 +202,10 @@ class Session:
         blocks = prompt_blocks(text, context, self.workspace, self.documents,
                                self.gate.file_rules)
         self._cancel_requested = False
-        self._turn = asyncio.create_task(self._run(blocks, text, context))
+        # Slash commands and extensions see the prompt first (sessions/commands.py).
+        self._turn = commands.begin_turn(self, text, context) or \
+            asyncio.create_task(self._run(blocks, text, context))
+        commands.end_turn(self, self._turn)
         return self._turn
 
     async def prompt(self, text: str, context: EditorContext | None = None) -> ev.TurnEnded:
@@ -388,6 +394,15 @@ class Session:
         self.agent.conversation.messages[:] = messages
         self.todos.replace(self._saved_todos(todos))  # the client is told of the change
 
+    def clear_conversation(self) -> None:
+        """Start afresh (``/clear``): the history is emptied in place (the transcript's
+        observer stays) and the transcript records it, so a resume starts afresh too."""
+        self.agent.conversation.messages.clear()
+        self.context.original_request = None
+        if self.recorder is not None:
+            self.recorder.cleared()
+        self.todos.replace([])
+
     def _saved_todos(self, todos: list[dict[str, Any]]) -> list[TodoItem]:
         items = []
         for raw in todos:
@@ -400,5 +415,6 @@ class Session:
     async def close(self) -> None:
         """End the session: stop its turn, then flush and close its transcript."""
         await self.cancel()
+        await self.extensions.close()  # its MCP servers stop with it
         if self.recorder is not None:
             await self.recorder.close()

@@ -71,7 +71,7 @@ class ToolResultEntry(Common):
 
 
 class CompactBoundaryEntry(Common):
-    strategy: Literal["clear_tool_results", "summary"]
+    strategy: Literal["clear_tool_results", "summary", "clear"]
     trigger: str
     tokensBefore: int
     tokensAfter: int
@@ -124,7 +124,7 @@ def tool_results(blocks: list[Block], results: list[dict[str, Any]] | None = Non
             "results": results or []}
 
 
-def compact_boundary(*, strategy: Literal["clear_tool_results", "summary"], trigger: str,
+def compact_boundary(*, strategy: Literal["clear_tool_results", "summary", "clear"], trigger: str,
                      tokens_before: int, tokens_after: int, summary: str | None = None,
                      messages: list[Message] | None = None, cleared: list[str] | None = None,
                      placeholder: str | None = None) -> Entry:

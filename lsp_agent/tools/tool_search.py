@@ -59,16 +59,42 @@ class SessionTools(ToolPool):
 
     def __init__(self, pool: ToolPool, deferred: Iterable[str]):
         # Share the pool's tools and precomputed schemas (no per-session schema work).
-        self._tools = dict(pool._tools)
-        self._schemas = list(pool._schemas)
-        self.deferred = frozenset(deferred) & set(self._tools)
+        self._base = (dict(pool._tools), list(pool._schemas), frozenset(deferred))
+        self._groups: dict[str, tuple[list[Tool], bool]] = {}  # extension tools (MCP)
+        self.loaded: set[str] = set()
+        self._build()
+
+    def _build(self) -> None:
+        tools, schemas, deferred = self._base
+        self._tools, self._schemas = dict(tools), list(schemas)
+        extra_deferred = set()
+        for group_tools, defer in self._groups.values():
+            for tool in group_tools:
+                if tool.name in self._tools:
+                    continue  # a built-in name is never replaced
+                self._tools[tool.name] = tool
+                self._schemas.append(tool.api_schema())
+                if defer:
+                    extra_deferred.add(tool.name)
+        self.deferred = (deferred | extra_deferred) & set(self._tools)
         if self.deferred and ToolSearch.name not in self._tools:
             search = ToolSearch()
-            self._tools = dict(sorted({**self._tools, search.name: search}.items()))
-            self._schemas = sorted([*self._schemas, search.api_schema()],
-                                   key=lambda s: s["name"])
-        self.loaded: set[str] = set()
+            self._tools[search.name] = search
+            self._schemas.append(search.api_schema())
+        self._tools = dict(sorted(self._tools.items()))
+        self._schemas = sorted(self._schemas, key=lambda s: s["name"])
+        self.loaded &= set(self._tools)
         self._active = self._active_schemas()
+
+    def set_group(self, group: str, tools: list[Tool], defer: bool) -> None:
+        """Replace the tools an extension provides (an MCP server's, as it connects or
+        goes); ``defer``: names only, behind ToolSearch, so that the fixed request overhead
+        does not grow with them."""
+        if tools:
+            self._groups[group] = (list(tools), defer)
+        else:
+            self._groups.pop(group, None)
+        self._build()
 
     def api_schemas(self) -> list[dict[str, Any]]:
         return self._active
@@ -111,8 +137,27 @@ class SessionTools(ToolPool):
             if name == ToolSearch.name:
                 if not waiting:
                     continue
-                listing = "; ".join(
-                    f"{n}: {_first_sentence(self._tools[n].description)}" for n in waiting)
+                listing = _listing(self._tools, waiting)
                 schema = {**schema, "description": f"{schema['description']} {listing}"}
             active.append(schema)
         return active
+
+
+GROUP_LISTED_AT = 5  # more deferred tools than this in one group: listed by name only
+
+
+def _listing(tools: dict[str, Tool], waiting: list[str]) -> str:
+    """Deferred tools for ToolSearch's description: each with its first sentence, but a big
+    group (one MCP server's tools) by names only, so the overhead stays small."""
+    groups: dict[str, list[str]] = {}
+    for name in waiting:
+        group = getattr(tools[name], "search_group", None)
+        groups.setdefault(group or name, []).append(name)
+    parts = []
+    for group, names in groups.items():
+        if len(names) > GROUP_LISTED_AT:
+            short = [n.removeprefix(group + "__") for n in names]
+            parts.append(f"{group}__* ({len(names)} tools: {', '.join(short)})")
+        else:
+            parts += [f"{n}: {_first_sentence(tools[n].description)}" for n in names]
+    return "; ".join(parts)

@@ -325,11 +325,20 @@ export interface ForkSessionParams {
 export interface InitializationOptions {
   applyEditTimeoutSeconds?: number;
   applyEditVerifySeconds?: number;
+  disabledMcpjsonServers?: string[] | null;
   editorBridge?: boolean;
   editorBridgeTimeoutSeconds?: number;
   editorSavesAppliedEdits?: boolean;
+  enableAllProjectMcpServers?: boolean | null;
+  enabledMcpjsonServers?: string[] | null;
+  enabledPlugins?: {
+    [k: string]: boolean;
+  } | null;
   fallbackModel?: string | null;
   hooks?: {
+    [k: string]: unknown;
+  } | null;
+  mcpServers?: {
     [k: string]: unknown;
   } | null;
   mode?: 'default' | 'plan' | 'acceptEdits' | 'dontAsk' | 'bypassPermissions';
@@ -339,6 +348,7 @@ export interface InitializationOptions {
     [k: string]: unknown;
   } | null;
   persistSessions?: boolean;
+  pluginDirs?: string[] | null;
   pythonLanguageFeatures?: boolean;
   sandbox?: {
     [k: string]: unknown;

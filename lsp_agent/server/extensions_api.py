@@ -1,0 +1,54 @@
+"""LSP requests about a session's extensions: ``agent/mcpStatus``, ``agent/mcpRestart``,
+``agent/commands``. Thin handlers; the logic lives in lsp_agent/extensions and
+lsp_agent/sessions/commands.py."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pygls.exceptions import JsonRpcInvalidParams
+
+from lsp_agent.server import protocol as p
+from lsp_agent.sessions.commands import list_commands
+
+if TYPE_CHECKING:
+    from lsp_agent.server.app import AgentServer
+
+MCP_STATUS = "agent/mcpStatus"
+MCP_RESTART = "agent/mcpRestart"
+COMMANDS = "agent/commands"
+METHODS = [MCP_STATUS, MCP_RESTART, COMMANDS]
+
+
+class McpRestartParams(p.Wire):
+    session_id: str
+    server: str
+
+
+def register(server: AgentServer) -> None:
+    @server.feature(MCP_STATUS)
+    def mcp_status(ls: AgentServer, params: Any) -> dict[str, Any]:
+        args = p.parse(p.SessionParams, params)
+        return {"servers": ls.session(args.session_id).extensions.mcp.status()}
+
+    @server.feature(MCP_RESTART)
+    async def mcp_restart(ls: AgentServer, params: Any) -> dict[str, Any]:
+        args = p.parse(McpRestartParams, params)
+        hub = ls.session(args.session_id).extensions.mcp
+        try:
+            return await hub.restart(args.server)
+        except KeyError:
+            raise JsonRpcInvalidParams(f"no MCP server named {args.server!r}") from None
+
+    @server.feature(COMMANDS)
+    def commands(ls: AgentServer, params: Any) -> dict[str, Any]:
+        args = p.parse(p.SessionParams, params)
+        return {"commands": list_commands(ls.session(args.session_id))}
+
+
+async def close_all(server: AgentServer) -> None:
+    """Stop every session's MCP servers (at shutdown; they also die with the process)."""
+    if server._manager is None:
+        return
+    for session in server.manager.all():
+        await session.extensions.close()
