@@ -155,6 +155,9 @@ class Session:
             recorder.model = self.agent.model
             self.agent.conversation.observer = recorder
         self.extensions = session_extensions(self)  # MCP servers, skills, commands, plugins
+        if recorder is not None:  # MCP servers' env values and headers never reach a file
+            specs = list(self.extensions.mcp.config.servers.values())
+            recorder.store.redactor.add_env(*(s.env for s in specs), *(s.headers for s in specs))
 
     # -- events ------------------------------------------------------------------------------
 
