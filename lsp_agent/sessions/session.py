@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from lsp_agent.agent.loop import Agent, AgentDeps
+from lsp_agent.agent.subagents import AgentTool, Delegation, label_event
+from lsp_agent.context.agents import load_catalog
 from lsp_agent.context.layers import system_layers
 from lsp_agent.context.manager import ContextManager, ContextPolicy
 from lsp_agent.context.memory import MemoryLoader
@@ -31,6 +33,7 @@ from lsp_agent.permissions.session_safety import (
 from lsp_agent.sessions.context import prompt_blocks
 from lsp_agent.sessions.proposals import EditApplier, ProposalBook, ProposalHost
 from lsp_agent.sessions.recorder import SessionRecorder
+from lsp_agent.tools.background import BackgroundTask, BackgroundTasks
 from lsp_agent.tools.base import ToolContext, ToolPool
 from lsp_agent.tools.pool import session_pool
 from lsp_agent.tools.todos import TodoItem, TodoList
@@ -107,6 +110,7 @@ class Session:
         self._cancel_requested = False
         self.processes = ProcessGroups()
         self.todos = TodoList(on_change=self._todos_changed)
+        self.tasks = BackgroundTasks(on_end=self._background_task_ended)
         # Oversized tool results: with the session's other files when it is saved, so the
         # retention policy deletes them with it.
         self.results_dir = (
@@ -127,7 +131,15 @@ class Session:
             file_history=recorder), applier)
         from lsp_agent.tools.results import finalize_output
 
-        self.tools = session_pool(tools)
+        # Delegation (docs/delegation.md): the Agent tool and what children share.
+        self.delegation = Delegation(
+            model=model, gate=self.gate, asker=asker, emit=self.emit, tools=tools,
+            system=self._system, tool_context=self._tool_context,
+            new_context=self._child_context, session_id=self.id, hooks=self.safety.hooks,
+            finalize=finalize_output,
+            catalog=load_catalog(config.workspace, [*tools.names(), AgentTool.name]))
+        agent_tool = AgentTool(self.delegation)
+        self.tools = session_pool(ToolPool([*tools, agent_tool]))
         self.memory = MemoryLoader(config.workspace, config.user_memory_dirs,
                                    self.gate.file_rules)
         self.context = ContextManager(
@@ -146,7 +158,9 @@ class Session:
             session_id=self.id,
             context=self.context,
             hooks=self.safety.hooks,
+            notices=self.tasks.notices,
         ))
+        agent_tool.owner = self.agent
         self._system_cache: list[dict[str, Any]] | None = None
         if recorder is not None:
             recorder.set_notify(self._persistence_notice)
@@ -158,6 +172,7 @@ class Session:
     def emit(self, event: ev.AgentEvent) -> ev.AgentEvent:
         self._seq += 1
         event.session_id = self.id
+        label_event(event)  # emitted while a subagent runs (its proposals): name the child
         event.seq = self._seq
         if self.recorder is not None:
             self.recorder.on_event(event)
@@ -217,6 +232,7 @@ class Session:
         blocks, blocked = await self.safety.before_turn(blocks, texts[-1] if texts else "")
         if blocked is not None:
             return self._refuse_turn(texts[-1] if texts else "", blocked)
+        self.delegation.report_warnings()
         if self.recorder is not None:
             # Open before the prompt is recorded: its entry starts the turn's checkpoint.
             await self.recorder.ready()
@@ -297,6 +313,7 @@ class Session:
         self.processes.kill_all()
         self.proposals.cancel_pending()
         self.agent.cancel()
+        self.delegation.cancel_children()
         if self._stopping is not None:
             self._stopping.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -324,6 +341,10 @@ class Session:
             kept.append(f"Proposals still waiting for the user's review: {', '.join(pending)}.")
         return kept
 
+    def _background_task_ended(self, task: BackgroundTask) -> None:
+        self.emit(ev.BackgroundTaskEnded(task_id=task.id, status=task.end_status,
+                                         exit_code=task.exit_code))
+
     def _todos_changed(self, items: list[TodoItem]) -> None:
         self.emit(ev.TodosUpdated(todos=[ev.TodoView(**item.model_dump()) for item in items]))
 
@@ -334,6 +355,12 @@ class Session:
         if self._system_cache is None:
             self._system_cache = system_layers(self.workspace, self.memory.initial())
         return self._system_cache
+
+    def _child_context(self) -> ContextManager:
+        """A subagent's own context management (window, compaction, cost of its turn)."""
+        return ContextManager(self.config.context, service=self.agent.deps.model,
+                              workspace=self.workspace, memory=self.memory,
+                              reader=self._reread_file)
 
     def _reread_file(self, path: Path) -> str:
         """A file re-read into the context after a compaction: never a secret (a denied Read
@@ -359,6 +386,7 @@ class Session:
             tools=self.tools,
             file_rules=self.gate.file_rules,
             file_history=self.recorder,
+            tasks=self.tasks,
         )
 
     # -- persistence -------------------------------------------------------------------------
@@ -397,5 +425,6 @@ class Session:
     async def close(self) -> None:
         """End the session: stop its turn, then flush and close its transcript."""
         await self.cancel()
+        self.tasks.kill_all()  # background commands end with their session
         if self.recorder is not None:
             await self.recorder.close()
