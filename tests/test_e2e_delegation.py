@@ -91,6 +91,14 @@ async def test_delegating_to_a_custom_agent(model, tmp_path, workspace):
         assert {e.agent_id for e in reads} == {e.agent_id for e in started}
         assert ended.usage.input_tokens == sum(
             e.usage.input_tokens for e in editor.of(session, ev.UsageReport))
+        # Each child's conversation is saved next to the parent's transcript, not in it.
+        (transcript,) = (tmp_path / ".state").rglob(f"{session}.jsonl")
+        sidechains = sorted(transcript.with_suffix("").glob("subagents/*.jsonl"))
+        assert [p.stem for p in sidechains] == sorted(e.agent_id for e in started)
+        for path in sidechains:
+            text = path.read_text()
+            assert FILE_CONTENT in text and "Read plan.txt" in text and SUMMARY in text
+        assert FILE_CONTENT not in transcript.read_text()
     finally:
         await editor.client.shutdown_session()
 

@@ -22,7 +22,7 @@ import dataclasses
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, Protocol, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -59,6 +59,16 @@ def label_event(event: ev.AgentEvent) -> None:
         event.agent_id, event.parent_tool_use_id = child
 
 
+class Sidechain(ConversationObserver, Protocol):
+    """A child's own transcript (sessions/sidechain.py)."""
+
+    model: str
+
+    def on_event(self, event: ev.AgentEvent) -> None: ...
+
+    async def close(self) -> None: ...
+
+
 @dataclass
 class Delegation:
     """What every agent of one session shares with the children it starts."""
@@ -76,7 +86,7 @@ class Delegation:
     hooks: Hooks | None = None
     finalize: Callable[[Tool, str | ToolOutput, ToolContext], Awaitable[ToolOutput]] | None = None
     # A child's sidechain transcript (None: not saved).
-    sidechain: Callable[[str, AgentType], ConversationObserver | None] | None = None
+    sidechain: Callable[[str, AgentType, str], Sidechain | None] | None = None
     max_depth: int = DEFAULT_MAX_DEPTH
     max_parallel: int = DEFAULT_MAX_PARALLEL
     _slots: asyncio.Semaphore | None = field(default=None, repr=False)
@@ -193,6 +203,7 @@ class Child:
         self.agent_id = "agent-" + uuid.uuid4().hex[:12]
         self.label = args.name or agent_type.name
         self.errors: list[str] = []
+        self.sidechain: Sidechain | None = None
         self.agent = self._build()
 
     def _build(self) -> Agent:
@@ -210,7 +221,10 @@ class Child:
             if isinstance(tool, AgentTool):
                 tool.owner = agent
         if d.sidechain is not None:
-            agent.conversation.observer = d.sidechain(self.agent_id, self.type)
+            self.sidechain = d.sidechain(self.agent_id, self.type, self.args.prompt)
+            agent.conversation.observer = self.sidechain
+            if self.sidechain is not None:
+                self.sidechain.model = agent.model
         return agent
 
     def _system(self) -> list[dict[str, Any]]:
@@ -261,6 +275,8 @@ class Child:
             CURRENT_CHILD.reset(token)
             if task is not None:
                 running.discard(task)
+            if self.sidechain is not None:
+                await asyncio.shield(self.sidechain.close())
         assert ended is not None
         self._ended(ended.stop_reason, ended.usage, ended.rounds)
         return self._result(ended)
@@ -268,6 +284,8 @@ class Child:
     def _forward(self, event: ev.AgentEvent) -> ev.TurnEnded | None:
         """Send a child's event on to the client; the turn's start, end and cost are the
         parent's to report (SubagentStarted / SubagentEnded say them for the child)."""
+        if self.sidechain is not None:
+            self.sidechain.on_event(event)
         if isinstance(event, ev.TurnEnded):
             return event
         if isinstance(event, ev.TurnStarted | ev.CostReport):

@@ -33,6 +33,7 @@ from lsp_agent.permissions.session_safety import (
 from lsp_agent.sessions.context import prompt_blocks
 from lsp_agent.sessions.proposals import EditApplier, ProposalBook, ProposalHost
 from lsp_agent.sessions.recorder import SessionRecorder
+from lsp_agent.sessions.sidechain import open_sidechain
 from lsp_agent.tools.background import BackgroundTask, BackgroundTasks
 from lsp_agent.tools.base import ToolContext, ToolPool
 from lsp_agent.tools.pool import session_pool
@@ -137,6 +138,8 @@ class Session:
             system=self._system, tool_context=self._tool_context,
             new_context=self._child_context, session_id=self.id, hooks=self.safety.hooks,
             finalize=finalize_output,
+            sidechain=lambda agent_id, kind, prompt: open_sidechain(
+                recorder, agent_id, kind, prompt),
             catalog=load_catalog(config.workspace, [*tools.names(), AgentTool.name]))
         agent_tool = AgentTool(self.delegation)
         self.tools = session_pool(ToolPool([*tools, agent_tool]))
