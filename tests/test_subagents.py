@@ -304,3 +304,51 @@ async def test_a_childs_permission_request_and_proposal_name_the_child(model, wo
     assert proposal.agent_id == started.agent_id
     assert proposal.parent_tool_use_id == started.parent_tool_use_id
     assert (workspace / "app.py").read_text() == "x = 2\n"
+
+
+async def test_cancel_with_three_children_and_two_background_shells(model, workspace):
+    """All stopped, every tool use answered (parent's and children's), no process left."""
+    marker = unique_duration(300)
+    child = {"system_contains": "You are a subagent of lsp-agent"}
+    model.load({"turns": [
+        {"content": [bash_bg(f"sleep {marker}"), bash_bg(f"sleep {marker}"),
+                     *(agent_call(f"child {n}", "wait", "general-purpose") for n in range(3))],
+         "when": [{**child, "content": [{"type": "tool_use", "name": "Bash",
+                                         "input": {"command": f"sleep {marker}"}}]}]},
+        {"content": "never"},
+    ]})
+    events = Events()
+    session = make_session(model, workspace, events, Editor(), mode="bypassPermissions")
+    turn = session.begin("go")
+
+    def running_children() -> set[str | None]:
+        return {e.agent_id for e in events.of(ev.ToolExecutionStarted) if e.agent_id}
+
+    while len(running_children()) < 3:
+        await asyncio.wait_for(events.first(ev.ToolExecutionStarted), WAIT)
+        await asyncio.sleep(0.02)
+    assert len(session.tasks.running()) == 2
+    await asyncio.wait_for(session.cancel(), WAIT)
+    ended = await asyncio.wait_for(turn, WAIT)
+    assert ended.stop_reason == "cancelled"
+    assert sorted(e.stop_reason for e in events.of(ev.SubagentEnded)) == ["cancelled"] * 3
+    assert session.agent.conversation.unanswered_tool_uses() == []
+    calls = {e.tool_use_id for e in events.of(ev.ToolInputComplete)}
+    assert calls == {e.tool_use_id for e in events.of(ev.ToolResult)}, "every call answered"
+    assert await wait_for_processes(marker, present=False) == []
+    assert {t["status"] for t in session.tasks.summaries()} == {"stopped"}
+    await session.close()
+
+
+async def test_a_child_that_fails_gives_the_parent_a_clear_error(model, workspace):
+    events, ended = await run_turn(model, workspace, {"turns": [
+        {"content": [agent_call("refuse", "Do something bad.")],
+         "when": [{"system_contains": READER_PROMPT, "content": "I will not.",
+                   "stop_reason": "refusal"}]},
+        {"content": "The parent goes on."},
+    ]})
+    assert ended.stop_reason == "end_turn"
+    (result,) = [e for e in events.of(ev.ToolResult) if e.agent_id is None]
+    assert result.is_error
+    assert "The reader agent did not finish: the model refused the task." in result.content
+    assert "I will not." in result.content

@@ -115,6 +115,17 @@ class Agent:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
 
+    async def run_turn_into(self, prompt_blocks: list[dict[str, Any]], emit: Emit) -> None:
+        """Run one turn in the caller's task, handing each event to ``emit`` as it happens (a
+        subagent: the events of a cancel, such as the answers to its pending calls, reach the
+        parent too). A cancel ends the turn with TurnEnded(cancelled) and is not re-raised:
+        the caller checks ``asyncio.current_task().cancelling()``."""
+        def stamped(event: ev.AgentEvent) -> None:
+            event.session_id = self.deps.session_id
+            emit(event)
+
+        await self._turn(prompt_blocks, stamped)
+
     # -- a turn ------------------------------------------------------------------------------
 
     async def _turn(self, prompt_blocks: list[dict[str, Any]], emit: Emit) -> None:

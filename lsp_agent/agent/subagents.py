@@ -16,13 +16,12 @@ tool: delegation does not recurse past it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import dataclasses
 import uuid
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, cast
+from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -204,6 +203,7 @@ class Child:
         self.label = args.name or agent_type.name
         self.errors: list[str] = []
         self.sidechain: Sidechain | None = None
+        self.turn_ended: ev.TurnEnded | None = None
         self.agent = self._build()
 
     def _build(self) -> Agent:
@@ -256,51 +256,43 @@ class Child:
     async def run(self) -> ToolOutput:
         self._emit(ev.SubagentStarted(agent_type=self.type.name, description=self.args.description,
                                       name=self.args.name, model=self.agent.model))
-        ended: ev.TurnEnded | None = None
         token = CURRENT_CHILD.set((self.agent_id, self.parent_tool_use_id))
         task = asyncio.current_task()
         running = self.delegation._running
         if task is not None:
             running.add(task)
         try:
-            prompt = [{"type": "text", "text": self.args.prompt}]
-            stream = cast(AsyncGenerator[ev.AgentEvent, None], self.agent.run_turn(prompt))
-            async with contextlib.aclosing(stream) as events:
-                async for event in events:
-                    ended = self._forward(event) or ended
-        except asyncio.CancelledError:
-            self._ended("cancelled", ev.Usage(), 0)
-            raise
+            await self.agent.run_turn_into([{"type": "text", "text": self.args.prompt}],
+                                           self._forward)
         finally:
             CURRENT_CHILD.reset(token)
             if task is not None:
                 running.discard(task)
             if self.sidechain is not None:
                 await asyncio.shield(self.sidechain.close())
-        assert ended is not None
-        self._ended(ended.stop_reason, ended.usage, ended.rounds)
+        ended = self.turn_ended or ev.TurnEnded(stop_reason="error", usage=ev.Usage(), rounds=0)
+        self._emit(ev.SubagentEnded(
+            agent_type=self.type.name, stop_reason=ended.stop_reason, usage=ended.usage,
+            rounds=ended.rounds, usd=self.agent.deps.context.turn_cost().turn.usd))
+        if task is not None and task.cancelling():
+            raise asyncio.CancelledError  # the parent's call was cancelled: it answers it
         return self._result(ended)
 
-    def _forward(self, event: ev.AgentEvent) -> ev.TurnEnded | None:
+    def _forward(self, event: ev.AgentEvent) -> None:
         """Send a child's event on to the client; the turn's start, end and cost are the
         parent's to report (SubagentStarted / SubagentEnded say them for the child)."""
         if self.sidechain is not None:
             self.sidechain.on_event(event)
         if isinstance(event, ev.TurnEnded):
-            return event
+            self.turn_ended = event
+            return
         if isinstance(event, ev.TurnStarted | ev.CostReport):
-            return None
+            return
         if isinstance(event, ev.UsageReport) and self.tool.owner is not None:
             self.tool.owner.add_child_usage(event.model, event.usage)
         if isinstance(event, ev.ErrorEvent):
             self.errors.append(event.message)
         self._emit(event)
-        return None
-
-    def _ended(self, stop_reason: Any, usage: ev.Usage, rounds: int) -> None:
-        cost = self.agent.deps.context.turn_cost().turn.usd
-        self._emit(ev.SubagentEnded(agent_type=self.type.name, stop_reason=stop_reason,
-                                    usage=usage, rounds=rounds, usd=cost))
 
     def _result(self, ended: ev.TurnEnded) -> ToolOutput:
         text = final_text(self.agent.conversation.messages)

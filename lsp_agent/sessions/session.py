@@ -313,6 +313,7 @@ class Session:
         if turn is None or turn.done():
             return False
         self._cancel_requested = True
+        self.tasks.kill_all()  # stopped (not failed): background commands go with the turn
         self.processes.kill_all()
         self.proposals.cancel_pending()
         self.agent.cancel()
