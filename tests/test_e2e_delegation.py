@@ -158,3 +158,31 @@ async def test_a_background_shell_is_read_stopped_and_dies_with_the_server(model
                     os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(Exception):
             await editor.client.shutdown_session()
+
+
+async def test_a_childs_permission_request_names_the_child(model, tmp_path, workspace):
+    child = {"system_contains": "You are a subagent of lsp-agent"}
+    model.load({"turns": [
+        {"content": [{"type": "tool_use", "name": "Agent", "input": {
+            "description": "make a file", "prompt": "Create made.txt.",
+            "subagent_type": "general-purpose", "name": "maker"}}],
+         "when": [{**child, "content": [bash("touch made.txt", background=False)]}]},
+        {"content": "ok", "when": [{**child, "content": "Made it."}]},
+    ]})
+    editor = await editor_for(model, tmp_path)
+    try:
+        session = await editor.new_session(workspace)  # default mode: the command is asked
+        await editor.request("agent/prompt", {"sessionId": session, "text": "go"})
+        (started,) = editor.of(session, ev.SubagentStarted)
+        (asked,) = editor.permission_requests
+        assert asked["agentId"] == started.agent_id
+        assert asked["parentToolUseId"] == started.parent_tool_use_id
+        assert asked["reason"].startswith("[subagent maker: make a file]")
+        assert (workspace / "made.txt").exists()
+        # A child gets no Agent tool (depth limit) and no TodoWrite; it has the shell.
+        (first,) = [b for b in model.requests
+                    if "You are a subagent" in str(b.get("system")) and len(b["messages"]) == 1]
+        names = {t["name"] for t in first["tools"]}
+        assert "Bash" in names and not names & {"Agent", "TodoWrite", "ToolSearch"}
+    finally:
+        await editor.client.shutdown_session()
