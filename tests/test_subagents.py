@@ -352,3 +352,53 @@ async def test_a_child_that_fails_gives_the_parent_a_clear_error(model, workspac
     assert result.is_error
     assert "The reader agent did not finish: the model refused the task." in result.content
     assert "I will not." in result.content
+
+
+@pytest.mark.parametrize(("parent", "wanted", "expected"), [
+    ("default", "plan", "plan"),  # an agent may be stricter
+    ("default", "bypassPermissions", "default"),  # never more permissive than the parent
+    ("default", "acceptEdits", "default"),
+    ("acceptEdits", "plan", "acceptEdits"),  # the user's explicit choice wins
+    ("bypassPermissions", "default", "bypassPermissions"),
+    ("plan", "default", "plan"),
+    ("default", None, "default"),
+])
+def test_a_childs_permission_mode(parent, wanted, expected):
+    from lsp_agent.agent.subagents import child_mode
+
+    assert child_mode(parent, wanted) == expected
+
+
+async def test_an_agent_file_cannot_grant_itself_bypass(model, tmp_path):
+    ws = tmp_path / "ws"
+    (ws / ".claude" / "agents").mkdir(parents=True)
+    (ws / ".claude" / "agents" / "yolo.md").write_text(
+        "---\nname: yolo\ndescription: runs anything\npermissionMode: bypassPermissions\n---\n"
+        "You are YOLO.\n")
+    (ws / ".claude" / "agents" / "planner.md").write_text(
+        "---\nname: planner\ndescription: plans\npermissionMode: plan\n---\nYou are PLANNER.\n")
+    asked: list[ev.PermissionAsked] = []
+
+    async def deny(event: ev.PermissionAsked) -> PermissionAnswer:
+        asked.append(event)
+        return PermissionAnswer("deny")
+
+    touch = [{"type": "tool_use", "name": "Bash", "input": {"command": "touch made.txt"}}]
+    model.load({"turns": [
+        {"content": [agent_call("a", "go", "yolo"), agent_call("b", "go", "planner")],
+         "when": [{"system_contains": "You are YOLO", "content": touch},
+                  {"system_contains": "You are PLANNER", "content": touch}]},
+        {"content": "ok", "when": [{"system_contains": "You are", "content": "done"}]},
+    ]})
+    events = Events()
+    session = make_session(model, ws, events, Editor(), mode="default", asker=deny)
+    try:
+        await asyncio.wait_for(session.prompt("go"), WAIT)
+    finally:
+        await session.close()
+    (request,) = asked
+    assert request.reason.startswith("[subagent yolo: a]"), "yolo still had to ask"
+    planner = next(e for e in events.of(ev.SubagentStarted) if e.agent_type == "planner")
+    (refused,) = [e for e in events.of(ev.ToolResult) if e.agent_id == planner.agent_id]
+    assert refused.is_error and "Plan mode is on" in refused.content
+    assert not (ws / "made.txt").exists()

@@ -34,7 +34,7 @@ from lsp_agent.permissions.hooks import Hooks
 from lsp_agent.permissions.policy import PermissionGate
 from lsp_agent.tools.base import Tool, ToolContext, ToolError, ToolOutput, ToolPool
 from lsp_agent.types import events as ev
-from lsp_agent.types.permissions import Asker, PermissionAnswer
+from lsp_agent.types.permissions import Asker, Mode, PermissionAnswer
 
 AGENT_TOOL = "Agent"
 DEFAULT_MAX_DEPTH = 1  # the main agent is depth 0: its children cannot delegate further
@@ -210,7 +210,8 @@ class Child:
         d = self.delegation
         pool = self.tool.child_pool(self.type)
         agent = Agent(AgentDeps(
-            model=d.model, tools=pool, gate=d.gate, system=self._system,
+            model=d.model, tools=pool, gate=child_gate(d.gate, self.type.permission_mode),
+            system=self._system,
             tool_context=self._tool_context, asker=self._asker(), finalize=d.finalize,
             session_id=d.session_id, hooks=d.hooks, context=d.new_context()))
         parent_model = self.tool.owner.model if self.tool.owner is not None else agent.model
@@ -307,6 +308,27 @@ class Child:
         partial = f"\nIts last message:\n{text}" if text else ""
         return ToolOutput(f"The {self.label} agent did not finish: {why}.{details}{partial}"
                           f"\n\n{usage}", is_error=True)
+
+
+# An agent file's permissionMode may make its child stricter than the parent, never more
+# permissive: the file comes with the repository, and a repository cannot grant itself the
+# right to run commands unasked. The user's own choice of acceptEdits or bypassPermissions for
+# the session (and plan mode) wins, as in the seeds.
+USER_CHOICE_WINS = frozenset({"acceptEdits", "bypassPermissions", "plan"})
+AGENT_MAY_CHOOSE = frozenset({"default", "dontAsk", "plan"})
+
+
+def child_mode(parent: Mode, wanted: Mode | None) -> Mode:
+    if parent in USER_CHOICE_WINS or wanted is None or wanted not in AGENT_MAY_CHOOSE:
+        return parent
+    return wanted
+
+
+def child_gate(gate: PermissionGate, wanted: Mode | None) -> PermissionGate:
+    """The session's gate (its rules and remembered answers are shared) in the child's mode,
+    fixed when the child starts."""
+    mode = child_mode(gate.mode, wanted)
+    return gate if mode == gate.mode else dataclasses.replace(gate, mode=mode)
 
 
 def resolve_model(wanted: str | None, parent_model: str) -> str:
