@@ -31,6 +31,19 @@ maxTurns: 4
 """
 
 
+def describe(pids: list[int]) -> list[str]:
+    """Who the left processes are (for a failure message)."""
+    out = []
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")[:200]
+            out.append(f"{pid} ppid={stat[1]} pgid={stat[2]} {cmd!r}")
+        except OSError:
+            out.append(f"{pid} gone")
+    return out
+
+
 def agent_call(description: str, prompt: str, subagent_type: str = "reader",
                **extra: Any) -> dict[str, Any]:
     return {"type": "tool_use", "name": "Agent", "input": {
@@ -193,7 +206,7 @@ async def test_cancelling_the_parent_cancels_its_children(model, workspace):
         if e.type not in ("text_delta",)]
     assert session.agent.conversation.unanswered_tool_uses() == []
     left = await wait_for_processes(marker, present=False)
-    assert left == []
+    assert left == [], describe(left)
 
 
 def test_agent_files_bad_frontmatter_is_a_warning_naming_the_file(tmp_path):
@@ -402,3 +415,51 @@ async def test_an_agent_file_cannot_grant_itself_bypass(model, tmp_path):
     (refused,) = [e for e in events.of(ev.ToolResult) if e.agent_id == planner.agent_id]
     assert refused.is_error and "Plan mode is on" in refused.content
     assert not (ws / "made.txt").exists()
+
+
+async def test_a_background_agent_returns_at_once_and_reports_through_its_task(model, workspace):
+    scenario = delegation_scenario(agent_call("read later", "Read notes.txt.",
+                                              run_in_background=True))
+    scenario["turns"].append({"content": "seen"})
+    model.load(scenario)
+    events = Events()
+    session = make_session(model, workspace, events, Editor(), mode="bypassPermissions")
+    try:
+        await asyncio.wait_for(session.prompt("go"), WAIT)
+        agent_result = next(e for e in events.of(ev.ToolResult) if e.name == "Agent")
+        assert "in the background as task bg-" in agent_result.content
+        ended = await events.first(ev.BackgroundTaskEnded)
+        assert ended.status == "completed"
+        await asyncio.wait_for(session.prompt("and?"), WAIT)
+        report = await session.tasks.read(ended.task_id, block=False, wait=0)
+        assert "SUMMARY: notes.txt defines the release plan." in report
+        assert SECRET_CONTENT not in report
+    finally:
+        await session.close()
+    # Told once, at the first step after it ended (in this turn or the first one).
+    history = str(model.requests[-1]["messages"])
+    assert history.count(f"Background task {ended.task_id} ('agent reader: read later') "
+                         "ended: completed") == 1
+
+
+async def test_a_background_agent_can_be_stopped(model, workspace):
+    marker = unique_duration(300)
+    child = {"system_contains": "You are a subagent of lsp-agent"}
+    model.load({"turns": [
+        {"content": [agent_call("sleeper", "wait", "general-purpose", run_in_background=True)],
+         "when": [{**child, "content": [{"type": "tool_use", "name": "Bash",
+                                         "input": {"command": f"sleep {marker}"}}]}]},
+        {"content": "started"},
+    ]})
+    events = Events()
+    session = make_session(model, workspace, events, Editor(), mode="bypassPermissions")
+    try:
+        await asyncio.wait_for(session.prompt("go"), WAIT)
+        assert await wait_for_processes(f"sleep {marker}", present=True)
+        (task,) = session.tasks.running()
+        assert "Stopped task" in await asyncio.wait_for(session.tasks.stop(task.id), WAIT)
+        assert await wait_for_processes(marker, present=False) == []
+        (ended,) = events.of(ev.SubagentEnded)
+        assert ended.stop_reason == "cancelled" and task.status == "stopped"
+    finally:
+        await session.close()

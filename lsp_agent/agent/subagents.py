@@ -124,7 +124,9 @@ class AgentInput(BaseModel):
         "by default the agent type's, else yours."))
     name: str | None = Field(default=None, max_length=64,
                              description="Optional name shown for the agent.")
-    run_in_background: bool = Field(default=False, description="Not available yet.")
+    run_in_background: bool = Field(default=False, description=(
+        "Return at once with a task id and let the agent work beside you; read its report "
+        "with TaskOutput (you are told when it ends)."))
     isolation: str | None = Field(default=None, description="Not available yet.")
 
 
@@ -160,11 +162,23 @@ class AgentTool(Tool):
         if agent_type is None:
             raise ToolError(f"Unknown subagent_type {args.subagent_type!r}. Valid types: "
                             + ", ".join(catalog.names()))
-        if args.run_in_background or args.isolation:
-            raise ToolError("run_in_background and isolation are not available for agents "
-                            "yet: call Agent without them (it returns when the agent is done).")
+        if args.isolation:
+            raise ToolError("isolation is not available for agents yet: call Agent without "
+                            "it (the agent then works in the workspace itself).")
+        child = Child(self, agent_type, args, ctx.tool_use_id)
+        if args.run_in_background:
+            if ctx.tasks is None:
+                raise ToolError("Background agents are not available in this session.")
+            ctx.tasks.check_room()
+            task = ctx.tasks.adopt_agent(self._in_slot(child), child.label, args.description)
+            return ToolOutput(f"Started the {child.label} agent ({child.agent_id}) in the "
+                              f"background as task {task.id}. Read its report with TaskOutput; "
+                              "you will be told when it ends.")
+        return await self._in_slot(child)
+
+    async def _in_slot(self, child: Child) -> ToolOutput:
         async with self.delegation.slots():
-            return await Child(self, agent_type, args, ctx.tool_use_id).run()
+            return await child.run()
 
     def child_pool(self, agent_type: AgentType) -> ToolPool:
         """The tools a child of this type gets: the session's, filtered by the type; an Agent

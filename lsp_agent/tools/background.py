@@ -18,13 +18,13 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from lsp_agent.tools.base import ProcessRegistry, Tool, ToolContext, ToolError
+from lsp_agent.tools.base import ProcessRegistry, Tool, ToolContext, ToolError, ToolOutput
 from lsp_agent.tools.shell import terminate_group
 
 MAX_RUNNING = 8
@@ -43,9 +43,9 @@ Status = Literal["running", EndStatus]
 @dataclass
 class BackgroundTask:
     id: str
-    command: str
+    command: str  # for an agent: "agent <name>: <description>"
     description: str | None
-    pgid: int
+    pgid: int | None  # None: an agent (a task of this process), not a command
     started: float = field(default_factory=time.time)
     status: Status = "running"
     exit_code: int | None = None
@@ -55,6 +55,7 @@ class BackgroundTask:
     read_upto: int = 0  # what TaskOutput returned so far (an offset into ``total``)
     told: bool = False  # the agent knows it ended
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    work: asyncio.Task[Any] | None = None  # an agent's run
 
     @property
     def end_status(self) -> EndStatus:
@@ -62,7 +63,8 @@ class BackgroundTask:
         return self.status
 
     def summary(self) -> dict[str, Any]:
-        return {"taskId": self.id, "command": self.command, "description": self.description,
+        return {"taskId": self.id, "kind": "shell" if self.pgid is not None else "agent",
+                "command": self.command, "description": self.description,
                 "status": self.status, "exitCode": self.exit_code, "startedAt": self.started,
                 "endedAt": self.ended_at, "outputBytes": self.total}
 
@@ -99,6 +101,34 @@ class BackgroundTasks:
         self._forget_old()
         return task
 
+    def adopt_agent(self, run: Coroutine[Any, Any, ToolOutput], label: str,
+                    description: str) -> BackgroundTask:
+        """Run a subagent in the background: its final report becomes the task's output."""
+        task = BackgroundTask("bg-" + uuid.uuid4().hex[:8], f"agent {label}: {description}",
+                              description, None)
+        self._tasks[task.id] = task
+        task.work = asyncio.create_task(self._supervise_agent(task, run),
+                                        name=f"background:{task.id}")
+        self._supervisors.add(task.work)
+        task.work.add_done_callback(self._supervisors.discard)
+        self._forget_old()
+        return task
+
+    async def _supervise_agent(self, task: BackgroundTask,
+                               run: Coroutine[Any, Any, ToolOutput]) -> None:
+        code: int | None = None
+        try:
+            output = await run
+            self._append(task, output.content.encode("utf-8", "replace"))
+            code = 1 if output.is_error else 0
+        except asyncio.CancelledError:
+            task.status = "stopped"
+        except Exception as exc:  # a bug in the child must still end the task visibly
+            self._append(task, f"The agent failed: {type(exc).__name__}: {exc}".encode())
+            code = 1
+        finally:
+            self._ended(task, code)
+
     def get(self, task_id: str) -> BackgroundTask:
         task = self._tasks.get(task_id)
         if task is None:
@@ -123,7 +153,10 @@ class BackgroundTasks:
         if task.status != "running":
             return f"Task {task.id} is not running ({task.status})."
         task.status = "stopped"
-        await terminate_group(task.pgid)
+        if task.work is not None:
+            task.work.cancel()
+        if task.pgid is not None:
+            await terminate_group(task.pgid)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(task.done.wait(), 5)
         return f"Stopped task {task.id} ({task.command!r}) and the processes it started."
@@ -144,16 +177,19 @@ class BackgroundTasks:
         """SIGKILL every running command's process group now (the session is closing)."""
         for task in self.running():
             task.status = "stopped"
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(task.pgid, signal.SIGKILL)
+            if task.work is not None:
+                task.work.cancel()
+            if task.pgid is not None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(task.pgid, signal.SIGKILL)
 
     # -- supervising -------------------------------------------------------------------------
 
     async def _supervise(self, task: BackgroundTask, proc: asyncio.subprocess.Process,
                          processes: ProcessRegistry | None) -> None:
+        assert proc.stdout is not None and task.pgid is not None
         if processes is not None:
             processes.add(task.pgid)
-        assert proc.stdout is not None
         pump = asyncio.create_task(self._pump(task, proc.stdout))
         try:
             loop = asyncio.get_running_loop()
@@ -175,10 +211,13 @@ class BackgroundTasks:
 
     async def _pump(self, task: BackgroundTask, stream: asyncio.StreamReader) -> None:
         while chunk := await stream.read(READ_CHUNK):
-            task.total += len(chunk)
-            task.kept += chunk
-            if len(task.kept) > self.max_bytes:
-                del task.kept[: len(task.kept) - self.max_bytes]
+            self._append(task, chunk)
+
+    def _append(self, task: BackgroundTask, chunk: bytes) -> None:
+        task.total += len(chunk)
+        task.kept += chunk
+        if len(task.kept) > self.max_bytes:
+            del task.kept[: len(task.kept) - self.max_bytes]
 
     def _ended(self, task: BackgroundTask, returncode: int | None) -> None:
         task.exit_code = returncode
