@@ -79,6 +79,7 @@ class ToolExecutor:
         """Cancel every call that has not finished and wait until they are all gone."""
         tasks = [c.task for c in self._calls if c.task is not None and not c.task.done()]
         for task in tasks:
-            task.cancel()
+            if not task.cancelling():  # a subagent's call may be cancelled already: once is
+                task.cancel()          # enough, a second cancel would cut its clean-up short
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)

@@ -63,6 +63,8 @@ class AgentDeps:
     hooks: Hooks | None = None  # PreToolUse / PostToolUse commands from the settings
     # Window size, compaction, nested memory and cost of this agent's conversation.
     context: ContextManager = field(default_factory=ContextManager)
+    # Short notices for the model at its next step (background tasks that ended).
+    notices: Callable[[], list[str]] | None = None
 
 
 class Agent:
@@ -74,6 +76,7 @@ class Agent:
         self._task: asyncio.Task[None] | None = None
         self.guard = ToolGuard(deps.gate, deps.hooks)
         self._usage = ev.Usage()
+        self.max_rounds = self.settings.max_rounds  # a subagent's maxTurns may lower it
 
     def window(self) -> Window:
         """What the context manager measures, trims and summarises: the conversation and what
@@ -112,6 +115,17 @@ class Agent:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
 
+    async def run_turn_into(self, prompt_blocks: list[dict[str, Any]], emit: Emit) -> None:
+        """Run one turn in the caller's task, handing each event to ``emit`` as it happens (a
+        subagent: the events of a cancel, such as the answers to its pending calls, reach the
+        parent too). A cancel ends the turn with TurnEnded(cancelled) and is not re-raised:
+        the caller checks ``asyncio.current_task().cancelling()``."""
+        def stamped(event: ev.AgentEvent) -> None:
+            event.session_id = self.deps.session_id
+            emit(event)
+
+        await self._turn(prompt_blocks, stamped)
+
     # -- a turn ------------------------------------------------------------------------------
 
     async def _turn(self, prompt_blocks: list[dict[str, Any]], emit: Emit) -> None:
@@ -124,10 +138,11 @@ class Agent:
         stop: Any = "end_turn"
         try:
             while True:
-                if rounds >= self.settings.max_rounds:
+                if rounds >= self.max_rounds:
                     stop = "max_turns"
                     break
                 rounds += 1
+                self._add_notices()
                 await self.deps.context.fit(self.window(), emit)
                 outcome = await self._round(emit, rounds)
                 if outcome.kind == "tools":
@@ -153,6 +168,17 @@ class Agent:
         self._answer_dangling_tool_uses()
         emit(self.deps.context.turn_cost())
         emit(ev.TurnEnded(stop_reason=stop, usage=self._usage, rounds=rounds))
+
+    def add_child_usage(self, model: str, usage: ev.Usage) -> None:
+        """A subagent's model usage: part of this agent's turn and of its cost."""
+        self._usage = self._usage + usage
+        self.deps.context.session_cost.add(model, usage)
+        self.deps.context.turn_ledger.add(model, usage)
+
+    def _add_notices(self) -> None:
+        notices = self.deps.notices() if self.deps.notices is not None else []
+        if notices:
+            self.conversation.add_user_text("\n".join(notices))
 
     def _answer_dangling_tool_uses(self) -> None:
         pending = self.conversation.unanswered_tool_uses()

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 CUSTOM_METHODS = [p.NEW_SESSION, p.PROMPT, p.CANCEL, p.SET_MODE, p.REVIEW, p.LIST_SESSIONS,
                   p.CONTEXT, p.COMPACT, p.SET_MODEL, p.RESUME_SESSION, p.SESSION_HISTORY,
                   p.FORK_SESSION, p.RENAME_SESSION, p.DELETE_SESSION, p.PROMPT_HISTORY,
-                  p.REWIND, p.CHECKPOINTS, *extensions_api.METHODS]
+                  p.REWIND, p.CHECKPOINTS, p.TASKS, *extensions_api.METHODS]
 
 
 PYTHON_FEATURE_CAPABILITIES = ("definition_provider", "references_provider", "hover_provider",
@@ -282,6 +282,11 @@ def _register_agent_methods(server: AgentServer) -> None:
     async def context(ls: AgentServer, params: Any) -> dict[str, Any]:
         args = p.parse(p.SessionParams, params)
         return await ls.session(args.session_id).context_report()
+
+    @server.feature(p.TASKS)
+    def tasks(ls: AgentServer, params: Any) -> dict[str, Any]:
+        args = p.parse(p.SessionParams, params)
+        return {"tasks": ls.session(args.session_id).tasks.summaries()}
 
     @server.feature(p.COMPACT)
     async def compact(ls: AgentServer, params: Any) -> dict[str, Any]:

@@ -138,13 +138,15 @@ class EditorPermissions:
         self.timeout = timeout
 
     async def ask(self, asked: ev.PermissionAsked) -> PermissionAnswer:
-        params = {
+        params: dict[str, Any] = {
             "sessionId": asked.session_id,
             "toolUseId": asked.tool_use_id,
             "tool": asked.tool,
             "input": asked.input,
             "reason": asked.reason,
         }
+        if asked.agent_id:  # a subagent asks: the client can show which one
+            params.update(agentId=asked.agent_id, parentToolUseId=asked.parent_tool_use_id)
         try:
             # Withdrawn with $/cancelRequest on timeout or when the turn is cancelled, so the
             # editor can close its dialog.

@@ -34,6 +34,7 @@ DELETE_SESSION = "agent/deleteSession"
 PROMPT_HISTORY = "agent/promptHistory"
 REWIND = "agent/rewind"
 CHECKPOINTS = "agent/checkpoints"
+TASKS = "agent/tasks"
 EVENT = "agent/event"
 REQUEST_PERMISSION = "agent/requestPermission"
 

@@ -151,7 +151,7 @@ class SessionRecorder:
     # -- events ------------------------------------------------------------------------------
 
     def on_event(self, event: ev.AgentEvent) -> None:
-        if isinstance(event, ev.ModelRequest):
+        if isinstance(event, ev.ModelRequest) and event.agent_id is None:  # not a subagent's
             self.model = event.model  # the model the next assistant entry comes from
         elif isinstance(event, ev.ModelFallback):
             self.model_changed(event.to_model)  # a resume goes on with the fallback model

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from lsp_agent.agent.loop import Agent, AgentDeps
+from lsp_agent.agent.subagents import AgentTool, Delegation, label_event
+from lsp_agent.context.agents import load_catalog
 from lsp_agent.context.layers import system_layers
 from lsp_agent.context.manager import ContextManager, ContextPolicy
 from lsp_agent.context.memory import MemoryLoader
@@ -33,6 +35,8 @@ from lsp_agent.sessions.context import prompt_blocks
 from lsp_agent.sessions.extensions import session_extensions
 from lsp_agent.sessions.proposals import EditApplier, ProposalBook, ProposalHost
 from lsp_agent.sessions.recorder import SessionRecorder
+from lsp_agent.sessions.sidechain import open_sidechain
+from lsp_agent.tools.background import BackgroundTask, BackgroundTasks
 from lsp_agent.tools.base import ToolContext, ToolPool
 from lsp_agent.tools.pool import session_pool
 from lsp_agent.tools.todos import TodoItem, TodoList
@@ -109,6 +113,7 @@ class Session:
         self._cancel_requested = False
         self.processes = ProcessGroups()
         self.todos = TodoList(on_change=self._todos_changed)
+        self.tasks = BackgroundTasks(on_end=self._background_task_ended)
         # Oversized tool results: with the session's other files when it is saved, so the
         # retention policy deletes them with it.
         self.results_dir = (
@@ -129,7 +134,17 @@ class Session:
             file_history=recorder), applier)
         from lsp_agent.tools.results import finalize_output
 
-        self.tools = session_pool(tools)
+        # Delegation (docs/delegation.md): the Agent tool and what children share.
+        self.delegation = Delegation(
+            model=model, gate=self.gate, asker=asker, emit=self.emit, tools=tools,
+            system=self._system, tool_context=self._tool_context,
+            new_context=self._child_context, session_id=self.id, hooks=self.safety.hooks,
+            finalize=finalize_output,
+            sidechain=lambda agent_id, kind, prompt: open_sidechain(
+                recorder, agent_id, kind, prompt),
+            catalog=load_catalog(config.workspace, [*tools.names(), AgentTool.name]))
+        agent_tool = AgentTool(self.delegation)
+        self.tools = session_pool(ToolPool([*tools, agent_tool]))
         self.memory = MemoryLoader(config.workspace, config.user_memory_dirs,
                                    self.gate.file_rules)
         self.context = ContextManager(
@@ -148,7 +163,9 @@ class Session:
             session_id=self.id,
             context=self.context,
             hooks=self.safety.hooks,
+            notices=self.tasks.notices,
         ))
+        agent_tool.owner = self.agent
         self._system_cache: list[dict[str, Any]] | None = None
         if recorder is not None:
             recorder.set_notify(self._persistence_notice)
@@ -164,6 +181,7 @@ class Session:
     def emit(self, event: ev.AgentEvent) -> ev.AgentEvent:
         self._seq += 1
         event.session_id = self.id
+        label_event(event)  # emitted while a subagent runs (its proposals): name the child
         event.seq = self._seq
         if self.recorder is not None:
             self.recorder.on_event(event)
@@ -226,6 +244,7 @@ class Session:
         blocks, blocked = await self.safety.before_turn(blocks, texts[-1] if texts else "")
         if blocked is not None:
             return self._refuse_turn(texts[-1] if texts else "", blocked)
+        self.delegation.report_warnings()
         if self.recorder is not None:
             # Open before the prompt is recorded: its entry starts the turn's checkpoint.
             await self.recorder.ready()
@@ -303,9 +322,11 @@ class Session:
         if turn is None or turn.done():
             return False
         self._cancel_requested = True
+        self.tasks.kill_all()  # stopped (not failed): background commands go with the turn
         self.processes.kill_all()
         self.proposals.cancel_pending()
         self.agent.cancel()
+        self.delegation.cancel_children()
         if self._stopping is not None:
             self._stopping.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -333,6 +354,10 @@ class Session:
             kept.append(f"Proposals still waiting for the user's review: {', '.join(pending)}.")
         return kept
 
+    def _background_task_ended(self, task: BackgroundTask) -> None:
+        self.emit(ev.BackgroundTaskEnded(task_id=task.id, status=task.end_status,
+                                         exit_code=task.exit_code))
+
     def _todos_changed(self, items: list[TodoItem]) -> None:
         self.emit(ev.TodosUpdated(todos=[ev.TodoView(**item.model_dump()) for item in items]))
 
@@ -343,6 +368,12 @@ class Session:
         if self._system_cache is None:
             self._system_cache = system_layers(self.workspace, self.memory.initial())
         return self._system_cache
+
+    def _child_context(self) -> ContextManager:
+        """A subagent's own context management (window, compaction, cost of its turn)."""
+        return ContextManager(self.config.context, service=self.agent.deps.model,
+                              workspace=self.workspace, memory=self.memory,
+                              reader=self._reread_file)
 
     def _reread_file(self, path: Path) -> str:
         """A file re-read into the context after a compaction: never a secret (a denied Read
@@ -368,6 +399,7 @@ class Session:
             tools=self.tools,
             file_rules=self.gate.file_rules,
             file_history=self.recorder,
+            tasks=self.tasks,
         )
 
     # -- persistence -------------------------------------------------------------------------
@@ -418,6 +450,7 @@ class Session:
     async def close(self) -> None:
         """End the session: stop its turn, then flush and close its transcript."""
         await self.cancel()
+        self.tasks.kill_all()  # background commands end with their session
         await self.extensions.close()  # its MCP servers stop with it
         if self.recorder is not None:
             await self.recorder.close()

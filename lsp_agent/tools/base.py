@@ -20,6 +20,7 @@ from lsp_agent.workspace.documents import DocumentSource
 
 if TYPE_CHECKING:
     from lsp_agent.code_intel.api import CodeIntel
+    from lsp_agent.tools.background import BackgroundTasks
     from lsp_agent.tools.todos import TodoList
     from lsp_agent.tools.tool_search import SessionTools
 
@@ -87,6 +88,7 @@ class ToolContext:
     file_rules: FileRules = DEFAULT_RULES  # which files are secrets (the session's settings)
     # The session's checkpoint: a shell tool names the files its command writes.
     file_history: FileHistory | None = None
+    tasks: BackgroundTasks | None = None  # the session's background commands
 
     def resolve(self, raw: str) -> Path:
         """Resolve a tool's path argument against the workspace (relative or absolute)."""

@@ -7,6 +7,7 @@ from lsp_agent.tools.tool_search import SessionTools
 
 
 def builtin_tool_classes() -> list[type[Tool]]:
+    from lsp_agent.tools.background import BACKGROUND_TOOLS
     from lsp_agent.tools.code_intel import CODE_INTEL_TOOLS
     from lsp_agent.tools.diagnostics import DIAGNOSTICS_TOOLS
     from lsp_agent.tools.files import FILE_TOOLS
@@ -15,7 +16,7 @@ def builtin_tool_classes() -> list[type[Tool]]:
     from lsp_agent.tools.todos import TODO_TOOLS
 
     return [*FILE_TOOLS, *SEARCH_TOOLS, *SHELL_TOOLS, *DIAGNOSTICS_TOOLS, *CODE_INTEL_TOOLS,
-            *TODO_TOOLS]
+            *TODO_TOOLS, *BACKGROUND_TOOLS]
 
 
 def default_pool() -> ToolPool:

@@ -44,6 +44,9 @@ class BashInput(BaseModel):
     description: str | None = Field(
         default=None, description="A few words saying what the command does, shown to the user."
     )
+    run_in_background: bool = Field(default=False, description=(
+        "Start the command and return a task id at once, without waiting for it; read its "
+        "output with TaskOutput and stop it with TaskStop. For servers and long builds."))
 
 
 class Bash(Tool):
@@ -63,6 +66,8 @@ class Bash(Tool):
     time_limit = None  # bounded by its own timeout, which kills the process group
 
     async def call(self, args: BashInput, ctx: ToolContext) -> ToolOutput:
+        if args.run_in_background:
+            return await self._start_in_background(args, ctx)
         history = ctx.file_history
         if history is None:
             return await self._run(args, ctx)
@@ -76,22 +81,20 @@ class Bash(Tool):
             await history.after_write(written)
         return output
 
+    async def _start_in_background(self, args: BashInput, ctx: ToolContext) -> ToolOutput:
+        """tools/background.py supervises it from here on."""
+        if ctx.tasks is None:
+            raise ToolError("Background commands are not available in this session.")
+        ctx.tasks.check_room()
+        task = ctx.tasks.adopt(await _spawn(args.command, ctx), args.command, args.description,
+                               ctx.processes)
+        return ToolOutput(content=f"Started in the background as task {task.id}. Read its "
+                          "output with TaskOutput and stop it with TaskStop; you will be told "
+                          "when it ends.")
+
     async def _run(self, args: BashInput, ctx: ToolContext) -> ToolOutput:
         timeout = min(args.timeout or ctx.shell_timeout, MAX_TIMEOUT)
-        argv, life_fds = guarded(sandboxed(["bash", "-c", args.command], ctx))
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                cwd=ctx.workspace,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,  # own process group: pgid == pid
-                env=command_env(env_policy(ctx)),
-                pass_fds=life_fds,
-            )
-        except OSError as exc:
-            raise ToolError(f"Could not start the command: {exc}") from None
+        proc = await _spawn(args.command, ctx)
         pgid = proc.pid
         if ctx.processes is not None:
             ctx.processes.add(pgid)
@@ -100,6 +103,30 @@ class Bash(Tool):
         finally:
             if ctx.processes is not None:
                 ctx.processes.discard(pgid)
+
+
+async def _spawn(command: str, ctx: ToolContext) -> asyncio.subprocess.Process:
+    """``bash -c command`` in its own process group, sandboxed or guarded."""
+    argv, life_fds = guarded(sandboxed(["bash", "-c", command], ctx))
+    spawn = asyncio.ensure_future(asyncio.create_subprocess_exec(
+        *argv,
+        cwd=ctx.workspace,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,  # own process group: pgid == pid
+        env=command_env(env_policy(ctx)),
+        pass_fds=life_fds,
+    ))
+    try:
+        return await asyncio.shield(spawn)
+    except OSError as exc:
+        raise ToolError(f"Could not start the command: {exc}") from None
+    except asyncio.CancelledError:
+        # Cancelled while the process was being created: it must not be left running.
+        with contextlib.suppress(Exception):
+            _signal_group((await spawn).pid, signal.SIGKILL)
+        raise
 
 
 def sandboxed(argv: list[str], ctx: ToolContext) -> list[str]:

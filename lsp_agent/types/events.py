@@ -27,6 +27,10 @@ class EventBase(Wire):
     session_id: str = ""
     seq: int = 0
     ts: float = Field(default_factory=time.time)
+    # Set on the events of a subagent (docs/delegation.md): which child, started by which
+    # Agent tool call of its parent. Absent on the main agent's events.
+    agent_id: str | None = None
+    parent_tool_use_id: str | None = None
 
 
 class Usage(Wire):
@@ -240,6 +244,36 @@ class TodosUpdated(EventBase):
     todos: list[TodoView]
 
 
+class SubagentStarted(EventBase):
+    """A child agent started (an Agent tool call); its events carry ``agent_id``."""
+
+    type: Literal["subagent_started"] = "subagent_started"
+    agent_type: str
+    description: str
+    name: str | None = None
+    model: str
+
+
+class SubagentEnded(EventBase):
+    """A child agent ended; its usage and cost are part of the parent's turn."""
+
+    type: Literal["subagent_ended"] = "subagent_ended"
+    agent_type: str
+    stop_reason: Literal["end_turn", "max_turns", "cancelled", "error", "refusal"]
+    usage: Usage
+    rounds: int
+    usd: float = 0.0
+
+
+class BackgroundTaskEnded(EventBase):
+    """A background shell started with ``run_in_background`` ended (or was stopped)."""
+
+    type: Literal["background_task_ended"] = "background_task_ended"
+    task_id: str
+    status: Literal["completed", "failed", "stopped", "expired"]
+    exit_code: int | None = None
+
+
 AgentEvent = Annotated[
     TurnStarted
     | ModelRequest
@@ -260,7 +294,10 @@ AgentEvent = Annotated[
     | CostReport
     | ContextPressure
     | CompactBoundary
-    | TodosUpdated,
+    | TodosUpdated
+    | SubagentStarted
+    | SubagentEnded
+    | BackgroundTaskEnded,
     Field(discriminator="type"),
 ]
 

@@ -23,7 +23,10 @@ export type AgentEvent =
   | CostReport
   | ContextPressure
   | CompactBoundary
-  | TodosUpdated;
+  | TodosUpdated
+  | SubagentStarted
+  | SubagentEnded
+  | BackgroundTaskEnded;
 
 /**
  * The wire types of docs/protocol.md, generated from the server's models.
@@ -53,6 +56,8 @@ export interface LspAgentProtocol {
   SetModelParams: SetModelParams;
 }
 export interface TurnStarted {
+  agentId?: string;
+  parentToolUseId?: string;
   prompt: string;
   seq: number;
   sessionId: string;
@@ -64,7 +69,9 @@ export interface TurnStarted {
  * One request to the model within a turn (a turn makes one per tool round).
  */
 export interface ModelRequest {
+  agentId?: string;
   model: string;
+  parentToolUseId?: string;
   round: number;
   seq: number;
   sessionId: string;
@@ -72,6 +79,8 @@ export interface ModelRequest {
   type: 'model_request';
 }
 export interface TextDelta {
+  agentId?: string;
+  parentToolUseId?: string;
   seq: number;
   sessionId: string;
   text: string;
@@ -82,7 +91,9 @@ export interface TextDelta {
  * Emitted as soon as a tool_use block starts streaming, before its input is known.
  */
 export interface ToolCallStarted {
+  agentId?: string;
   name: string;
+  parentToolUseId?: string;
   seq: number;
   sessionId: string;
   toolUseId: string;
@@ -90,10 +101,12 @@ export interface ToolCallStarted {
   type: 'tool_call_started';
 }
 export interface ToolInputComplete {
+  agentId?: string;
   input: {
     [k: string]: unknown;
   };
   name: string;
+  parentToolUseId?: string;
   seq: number;
   sessionId: string;
   toolUseId: string;
@@ -101,7 +114,9 @@ export interface ToolInputComplete {
   type: 'tool_input_complete';
 }
 export interface ToolExecutionStarted {
+  agentId?: string;
   name: string;
+  parentToolUseId?: string;
   seq: number;
   sessionId: string;
   toolUseId: string;
@@ -109,10 +124,12 @@ export interface ToolExecutionStarted {
   type: 'tool_execution_started';
 }
 export interface ToolResult {
+  agentId?: string;
   content: string;
   finishedAt: number;
   isError: boolean;
   name: string;
+  parentToolUseId?: string;
   seq: number;
   sessionId: string;
   startedAt: number;
@@ -121,9 +138,11 @@ export interface ToolResult {
   type: 'tool_result';
 }
 export interface PermissionAsked {
+  agentId?: string;
   input: {
     [k: string]: unknown;
   };
+  parentToolUseId?: string;
   reason: string;
   seq: number;
   sessionId: string;
@@ -133,8 +152,10 @@ export interface PermissionAsked {
   type: 'permission_asked';
 }
 export interface PermissionDecided {
+  agentId?: string;
   decision: 'allow' | 'deny';
   message?: string;
+  parentToolUseId?: string;
   seq: number;
   sessionId: string;
   source: 'rule' | 'mode' | 'user' | 'timeout' | 'error' | 'hook' | 'safety';
@@ -144,8 +165,10 @@ export interface PermissionDecided {
   type: 'permission_decided';
 }
 export interface ProposalCreated {
+  agentId?: string;
   autoApply: boolean;
   files: FileChangeView[];
+  parentToolUseId?: string;
   proposalId: string;
   seq: number;
   sessionId: string;
@@ -168,8 +191,10 @@ export interface HunkView {
 }
 export interface ProposalResolved {
   accepted: string[];
+  agentId?: string;
   conflicts: string[];
   feedback?: string;
+  parentToolUseId?: string;
   proposalId: string;
   rejected: string[];
   seq: number;
@@ -179,7 +204,9 @@ export interface ProposalResolved {
   type: 'proposal_resolved';
 }
 export interface UsageReport {
+  agentId?: string;
   model: string;
+  parentToolUseId?: string;
   seq: number;
   sessionId: string;
   ts: number;
@@ -193,8 +220,10 @@ export interface Usage {
   outputTokens: number;
 }
 export interface Retrying {
+  agentId?: string;
   attempt: number;
   delaySeconds: number;
+  parentToolUseId?: string;
   reason: string;
   seq: number;
   sessionId: string;
@@ -202,7 +231,9 @@ export interface Retrying {
   type: 'retrying';
 }
 export interface ModelFallback {
+  agentId?: string;
   fromModel: string;
+  parentToolUseId?: string;
   reason: string;
   seq: number;
   sessionId: string;
@@ -211,6 +242,8 @@ export interface ModelFallback {
   type: 'model_fallback';
 }
 export interface TurnEnded {
+  agentId?: string;
+  parentToolUseId?: string;
   rounds: number;
   seq: number;
   sessionId: string;
@@ -220,8 +253,10 @@ export interface TurnEnded {
   usage: Usage;
 }
 export interface ErrorEvent {
+  agentId?: string;
   kind: string;
   message: string;
+  parentToolUseId?: string;
   recoverable: boolean;
   seq: number;
   sessionId: string;
@@ -232,6 +267,8 @@ export interface ErrorEvent {
  * Sent just before ``turn_ended``: what the turn and the whole session cost so far.
  */
 export interface CostReport {
+  agentId?: string;
+  parentToolUseId?: string;
   seq: number;
   session: SessionCost;
   sessionId: string;
@@ -255,7 +292,9 @@ export interface ModelCost {
  * The context window filled past (or fell back below) a threshold.
  */
 export interface ContextPressure {
+  agentId?: string;
   level: 'ok' | 'warning' | 'critical';
+  parentToolUseId?: string;
   ratio: number;
   seq: number;
   sessionId: string;
@@ -268,7 +307,9 @@ export interface ContextPressure {
  * The history was shortened: old tool results cleared, or earlier turns summarised.
  */
 export interface CompactBoundary {
+  agentId?: string;
   clearedToolResults: number;
+  parentToolUseId?: string;
   seq: number;
   sessionId: string;
   strategy: 'clear_tool_results' | 'summary';
@@ -282,6 +323,8 @@ export interface CompactBoundary {
  * The agent replaced its todo list (the plan of the work), sent in full each time.
  */
 export interface TodosUpdated {
+  agentId?: string;
+  parentToolUseId?: string;
   seq: number;
   sessionId: string;
   todos: TodoView[];
@@ -292,6 +335,51 @@ export interface TodoView {
   activeForm?: string;
   content: string;
   status: 'pending' | 'in_progress' | 'completed';
+}
+/**
+ * A child agent started (an Agent tool call); its events carry ``agent_id``.
+ */
+export interface SubagentStarted {
+  agentId?: string;
+  agentType: string;
+  description: string;
+  model: string;
+  name?: string;
+  parentToolUseId?: string;
+  seq: number;
+  sessionId: string;
+  ts: number;
+  type: 'subagent_started';
+}
+/**
+ * A child agent ended; its usage and cost are part of the parent's turn.
+ */
+export interface SubagentEnded {
+  agentId?: string;
+  agentType: string;
+  parentToolUseId?: string;
+  rounds: number;
+  seq: number;
+  sessionId: string;
+  stopReason: 'end_turn' | 'max_turns' | 'cancelled' | 'error' | 'refusal';
+  ts: number;
+  type: 'subagent_ended';
+  usage: Usage;
+  usd: number;
+}
+/**
+ * A background shell started with ``run_in_background`` ended (or was stopped).
+ */
+export interface BackgroundTaskEnded {
+  agentId?: string;
+  exitCode?: number;
+  parentToolUseId?: string;
+  seq: number;
+  sessionId: string;
+  status: 'completed' | 'failed' | 'stopped' | 'expired';
+  taskId: string;
+  ts: number;
+  type: 'background_task_ended';
 }
 export interface CompactParams {
   instructions?: string | null;

@@ -1,0 +1,361 @@
+"""Delegation: the Agent tool runs a child agent and returns only its final answer.
+
+A child is the same agent loop (``Agent``) with a fresh conversation, its own context manager
+and its own tool pool, sharing the session's model service, permission gate, hooks, asker and
+review flow. Its events go to the session's client tagged with the child's ``agent_id`` and the
+``parent_tool_use_id`` of the Agent call that started it; its usage and cost are added to the
+parent's turn. Nothing of its intermediate tool output enters the parent's conversation: the
+tool result is the child's last message plus one usage line.
+
+Several Agent calls of one response run concurrently (the Agent tool is concurrency safe), at
+most ``max_parallel`` children per session at a time. Cancelling the parent's turn cancels the
+tool calls, and so every child (and their children). Children at ``max_depth`` get no Agent
+tool: delegation does not recurse past it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import dataclasses
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from lsp_agent.agent.loop import Agent, AgentDeps
+from lsp_agent.context.agents import READ_ONLY, AgentCatalog, AgentType
+from lsp_agent.context.conversation import ConversationObserver
+from lsp_agent.context.manager import ContextManager
+from lsp_agent.model.service import ModelService
+from lsp_agent.permissions.hooks import Hooks
+from lsp_agent.permissions.policy import PermissionGate
+from lsp_agent.tools.base import Tool, ToolContext, ToolError, ToolOutput, ToolPool
+from lsp_agent.types import events as ev
+from lsp_agent.types.permissions import Asker, Mode, PermissionAnswer
+
+AGENT_TOOL = "Agent"
+DEFAULT_MAX_DEPTH = 1  # the main agent is depth 0: its children cannot delegate further
+DEFAULT_MAX_PARALLEL = 4  # children running at once per session; more wait their turn
+# Never offered to a child: the session's plan is the main agent's (a child's TodoWrite would
+# replace it), and a child's pool has every tool loaded (nothing to search for).
+NOT_FOR_CHILDREN = frozenset({"TodoWrite", "ToolSearch", AGENT_TOOL})
+MODEL_ALIASES = {"haiku": "claude-haiku-4-5", "sonnet": "claude-sonnet-4-5",
+                 "opus": "claude-opus-4-1"}
+
+# (agent id, parent tool use id) of the child whose task is running: events emitted on its
+# behalf outside its own stream (its proposals) are labelled with it (``label_event``).
+CURRENT_CHILD: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
+    "lsp_agent_current_child", default=None)
+
+
+def label_event(event: ev.AgentEvent) -> None:
+    """Tag an event emitted while a child runs (a proposal of its edit) with that child."""
+    child = CURRENT_CHILD.get()
+    if child is not None and event.agent_id is None:
+        event.agent_id, event.parent_tool_use_id = child
+
+
+class Sidechain(ConversationObserver, Protocol):
+    """A child's own transcript (sessions/sidechain.py)."""
+
+    model: str
+
+    def on_event(self, event: ev.AgentEvent) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass
+class Delegation:
+    """What every agent of one session shares with the children it starts."""
+
+    model: ModelService
+    gate: PermissionGate
+    asker: Asker | None
+    emit: Callable[[ev.AgentEvent], Any]  # the session's: stamps, records, sends
+    tools: ToolPool  # every tool of the session; children choose from these
+    system: Callable[[], list[dict[str, Any]]]  # the session's layers (environment, memory)
+    tool_context: Callable[[str], ToolContext]
+    new_context: Callable[[], ContextManager]
+    catalog: AgentCatalog
+    session_id: str = ""
+    hooks: Hooks | None = None
+    finalize: Callable[[Tool, str | ToolOutput, ToolContext], Awaitable[ToolOutput]] | None = None
+    # A child's sidechain transcript (None: not saved).
+    sidechain: Callable[[str, AgentType, str], Sidechain | None] | None = None
+    max_depth: int = DEFAULT_MAX_DEPTH
+    max_parallel: int = DEFAULT_MAX_PARALLEL
+    _slots: asyncio.Semaphore | None = field(default=None, repr=False)
+    _running: set[asyncio.Task[Any]] = field(default_factory=set, repr=False)
+
+    def slots(self) -> asyncio.Semaphore:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.max_parallel)
+        return self._slots
+
+    def cancel_children(self) -> None:
+        """Cancel every running child at once (the parent's own cancel reaches them only
+        after the tool call it waits on has settled)."""
+        for task in list(self._running):
+            task.cancel()
+
+    def report_warnings(self) -> None:
+        """Say once what was wrong with the custom agent files."""
+        for warning in self.catalog.warnings:
+            self.emit(ev.ErrorEvent(kind="custom_agent", recoverable=True,
+                                    message=f"Custom agent skipped or changed: {warning}"))
+        self.catalog.warnings.clear()
+
+
+class AgentInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    description: str = Field(min_length=1, max_length=200,
+                             description="A short (3-5 word) description of the task.")
+    prompt: str = Field(min_length=1, description=(
+        "The task for the agent, complete in itself: it sees nothing of this conversation."))
+    subagent_type: str = Field(default="general-purpose",
+                               description="The type of agent to use (listed above).")
+    model: str | None = Field(default=None, description=(
+        "Optional model for the agent: an alias (haiku, sonnet, opus) or a model id; "
+        "by default the agent type's, else yours."))
+    name: str | None = Field(default=None, max_length=64,
+                             description="Optional name shown for the agent.")
+    run_in_background: bool = Field(default=False, description=(
+        "Return at once with a task id and let the agent work beside you; read its report "
+        "with TaskOutput (you are told when it ends)."))
+    isolation: str | None = Field(default=None, description="Not available yet.")
+
+
+class AgentTool(Tool):
+    name = AGENT_TOOL
+    description = (
+        "Start a subagent for a task that needs several steps of searching, reading or work "
+        "whose details you do not need to keep: it works with a fresh context and its own "
+        "tools and returns only its final report. Give it a complete task in `prompt`. Start "
+        "several in one response to run them in parallel. Available agent types:")
+    input_model = AgentInput
+    access = "session"  # the child's own tool calls are judged one by one
+    max_result_chars = 40_000
+    time_limit = None  # bounded by the child's turn limit; a cancel stops it
+
+    def __init__(self, delegation: Delegation, depth: int = 0):
+        self.delegation = delegation
+        self.depth = depth
+        self.owner: Agent | None = None  # the agent whose pool holds this tool (set after)
+
+    def api_schema(self) -> dict[str, Any]:
+        schema = super().api_schema()
+        listing = "\n".join(f"- {t.name}: {t.description}"
+                            for t in self.delegation.catalog.types.values())
+        return {**schema, "description": f"{self.description}\n{listing}"}
+
+    def is_concurrency_safe(self, args: BaseModel) -> bool:
+        return True  # children run side by side; their own calls are gated and ordered
+
+    async def call(self, args: AgentInput, ctx: ToolContext) -> ToolOutput:
+        catalog = self.delegation.catalog
+        agent_type = catalog.get(args.subagent_type)
+        if agent_type is None:
+            raise ToolError(f"Unknown subagent_type {args.subagent_type!r}. Valid types: "
+                            + ", ".join(catalog.names()))
+        if args.isolation:
+            raise ToolError("isolation is not available for agents yet: call Agent without "
+                            "it (the agent then works in the workspace itself).")
+        child = Child(self, agent_type, args, ctx.tool_use_id)
+        if args.run_in_background:
+            if ctx.tasks is None:
+                raise ToolError("Background agents are not available in this session.")
+            ctx.tasks.check_room()
+            task = ctx.tasks.adopt_agent(self._in_slot(child), child.label, args.description)
+            return ToolOutput(f"Started the {child.label} agent ({child.agent_id}) in the "
+                              f"background as task {task.id}. Read its report with TaskOutput; "
+                              "you will be told when it ends.")
+        return await self._in_slot(child)
+
+    async def _in_slot(self, child: Child) -> ToolOutput:
+        async with self.delegation.slots():
+            return await child.run()
+
+    def child_pool(self, agent_type: AgentType) -> ToolPool:
+        """The tools a child of this type gets: the session's, filtered by the type; an Agent
+        tool of its own only below the depth limit."""
+        tools = [t for t in self.delegation.tools if t.name not in NOT_FOR_CHILDREN]
+        allowed = agent_type.tools
+        if allowed is not None and READ_ONLY in allowed:
+            tools = [t for t in tools if t.read_only]
+        elif allowed is not None:
+            tools = [t for t in tools if t.name in allowed]
+        tools = [t for t in tools if t.name not in agent_type.disallowed]
+        may_delegate = (self.depth + 1 < self.delegation.max_depth
+                        and (allowed is None or AGENT_TOOL in allowed)
+                        and AGENT_TOOL not in agent_type.disallowed)
+        if may_delegate:
+            tools.append(AgentTool(self.delegation, self.depth + 1))
+        return ToolPool(tools)
+
+
+class Child:
+    """One run of a subagent, from its start to the tool result its parent gets."""
+
+    ENDED_EARLY: ClassVar[dict[str, str]] = {
+        "max_turns": "it reached its limit of {rounds} rounds",
+        "cancelled": "it was cancelled",
+        "refusal": "the model refused the task",
+        "error": "it failed",
+    }
+
+    def __init__(self, tool: AgentTool, agent_type: AgentType, args: AgentInput,
+                 parent_tool_use_id: str):
+        self.tool, self.type, self.args = tool, agent_type, args
+        self.delegation = tool.delegation
+        self.parent_tool_use_id = parent_tool_use_id
+        self.agent_id = "agent-" + uuid.uuid4().hex[:12]
+        self.label = args.name or agent_type.name
+        self.errors: list[str] = []
+        self.sidechain: Sidechain | None = None
+        self.turn_ended: ev.TurnEnded | None = None
+        self.agent = self._build()
+
+    def _build(self) -> Agent:
+        d = self.delegation
+        pool = self.tool.child_pool(self.type)
+        agent = Agent(AgentDeps(
+            model=d.model, tools=pool, gate=child_gate(d.gate, self.type.permission_mode),
+            system=self._system,
+            tool_context=self._tool_context, asker=self._asker(), finalize=d.finalize,
+            session_id=d.session_id, hooks=d.hooks, context=d.new_context()))
+        parent_model = self.tool.owner.model if self.tool.owner is not None else agent.model
+        agent.model = resolve_model(self.args.model or self.type.model, parent_model)
+        if self.type.max_turns:
+            agent.max_rounds = min(agent.max_rounds, self.type.max_turns)
+        for tool in pool:
+            if isinstance(tool, AgentTool):
+                tool.owner = agent
+        if d.sidechain is not None:
+            self.sidechain = d.sidechain(self.agent_id, self.type, self.args.prompt)
+            agent.conversation.observer = self.sidechain
+            if self.sidechain is not None:
+                self.sidechain.model = agent.model
+        return agent
+
+    def _system(self) -> list[dict[str, Any]]:
+        # The agent's prompt replaces the main agent's; environment and memory stay.
+        return [{"type": "text", "text": self.type.prompt}, *self.delegation.system()[1:]]
+
+    def _tool_context(self, tool_use_id: str) -> ToolContext:
+        return dataclasses.replace(self.delegation.tool_context(tool_use_id), tools=None)
+
+    def _asker(self) -> Asker | None:
+        ask = self.delegation.asker
+        if ask is None:
+            return None
+
+        async def ask_naming_the_child(asked: ev.PermissionAsked) -> PermissionAnswer:
+            self._tag(asked)
+            asked.reason = f"[subagent {self.label}: {self.args.description}] {asked.reason}"
+            return await ask(asked)
+
+        return ask_naming_the_child
+
+    def _tag(self, event: ev.AgentEvent) -> None:
+        event.agent_id, event.parent_tool_use_id = self.agent_id, self.parent_tool_use_id
+
+    def _emit(self, event: ev.AgentEvent) -> None:
+        self._tag(event)
+        self.delegation.emit(event)
+
+    async def run(self) -> ToolOutput:
+        self._emit(ev.SubagentStarted(agent_type=self.type.name, description=self.args.description,
+                                      name=self.args.name, model=self.agent.model))
+        token = CURRENT_CHILD.set((self.agent_id, self.parent_tool_use_id))
+        task = asyncio.current_task()
+        running = self.delegation._running
+        if task is not None:
+            running.add(task)
+        try:
+            await self.agent.run_turn_into([{"type": "text", "text": self.args.prompt}],
+                                           self._forward)
+        finally:
+            CURRENT_CHILD.reset(token)
+            if task is not None:
+                running.discard(task)
+            if self.sidechain is not None:
+                await asyncio.shield(self.sidechain.close())
+        ended = self.turn_ended or ev.TurnEnded(stop_reason="error", usage=ev.Usage(), rounds=0)
+        self._emit(ev.SubagentEnded(
+            agent_type=self.type.name, stop_reason=ended.stop_reason, usage=ended.usage,
+            rounds=ended.rounds, usd=self.agent.deps.context.turn_cost().turn.usd))
+        if task is not None and task.cancelling():
+            raise asyncio.CancelledError  # the parent's call was cancelled: it answers it
+        return self._result(ended)
+
+    def _forward(self, event: ev.AgentEvent) -> None:
+        """Send a child's event on to the client; the turn's start, end and cost are the
+        parent's to report (SubagentStarted / SubagentEnded say them for the child)."""
+        if self.sidechain is not None:
+            self.sidechain.on_event(event)
+        if isinstance(event, ev.TurnEnded):
+            self.turn_ended = event
+            return
+        if isinstance(event, ev.TurnStarted | ev.CostReport):
+            return
+        if isinstance(event, ev.UsageReport) and self.tool.owner is not None:
+            self.tool.owner.add_child_usage(event.model, event.usage)
+        if isinstance(event, ev.ErrorEvent):
+            self.errors.append(event.message)
+        self._emit(event)
+
+    def _result(self, ended: ev.TurnEnded) -> ToolOutput:
+        text = final_text(self.agent.conversation.messages)
+        u = ended.usage
+        usage = (f"[agentId: {self.agent_id} ({self.label}); usage: {u.input_tokens} input, "
+                 f"{u.output_tokens} output tokens; {ended.rounds} rounds]")
+        if ended.stop_reason == "end_turn":
+            return ToolOutput(f"{text or '(the agent gave no answer)'}\n\n{usage}")
+        why = self.ENDED_EARLY.get(ended.stop_reason, ended.stop_reason).format(
+            rounds=ended.rounds)
+        details = "".join(f"\n{e}" for e in self.errors[-3:])
+        partial = f"\nIts last message:\n{text}" if text else ""
+        return ToolOutput(f"The {self.label} agent did not finish: {why}.{details}{partial}"
+                          f"\n\n{usage}", is_error=True)
+
+
+# An agent file's permissionMode may make its child stricter than the parent, never more
+# permissive: the file comes with the repository, and a repository cannot grant itself the
+# right to run commands unasked. The user's own choice of acceptEdits or bypassPermissions for
+# the session (and plan mode) wins, as in the seeds.
+USER_CHOICE_WINS = frozenset({"acceptEdits", "bypassPermissions", "plan"})
+AGENT_MAY_CHOOSE = frozenset({"default", "dontAsk", "plan"})
+
+
+def child_mode(parent: Mode, wanted: Mode | None) -> Mode:
+    if parent in USER_CHOICE_WINS or wanted is None or wanted not in AGENT_MAY_CHOOSE:
+        return parent
+    return wanted
+
+
+def child_gate(gate: PermissionGate, wanted: Mode | None) -> PermissionGate:
+    """The session's gate (its rules and remembered answers are shared) in the child's mode,
+    fixed when the child starts."""
+    mode = child_mode(gate.mode, wanted)
+    return gate if mode == gate.mode else dataclasses.replace(gate, mode=mode)
+
+
+def resolve_model(wanted: str | None, parent_model: str) -> str:
+    """``inherit``/None: the parent's model; an alias: its model id; else the id as given."""
+    if not wanted or wanted.strip() == "inherit":
+        return parent_model
+    return MODEL_ALIASES.get(wanted.strip().lower(), wanted.strip())
+
+
+def final_text(messages: list[dict[str, Any]]) -> str:
+    """The text of the last assistant message (what the child answered)."""
+    for message in reversed(messages):
+        if message.get("role") == "assistant":
+            return "".join(b.get("text", "") for b in message.get("content", [])
+                           if b.get("type") == "text").strip()
+    return ""
