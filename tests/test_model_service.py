@@ -45,9 +45,11 @@ def of(events: list[ev.AgentEvent], kind: type) -> list[Any]:
 
 async def test_a_model_that_sends_nothing_is_retried_with_a_visible_event(model, tmp_path):
     model.load({"turns": [{"content": "hello", "faults": [{"stall_ms": 5000}]}]})
-    events = await run(make_agent(model, tmp_path, first_byte_timeout=0.3))
-    [retry] = of(events, ev.Retrying)
-    assert "no response from the model for 0.3 s" in retry.reason
+    events = await run(make_agent(model, tmp_path, first_byte_timeout=1.0))
+    # The stalled attempt is retried; on a loaded machine a retry may be cut again, so the
+    # count is not the point, the first reason is.
+    retries = of(events, ev.Retrying)
+    assert retries and "no response from the model for 1 s" in retries[0].reason
     assert events[-1].stop_reason == "end_turn"
     assert "".join(e.text for e in of(events, ev.TextDelta)) == "hello"
 
