@@ -109,8 +109,22 @@ class PermissionDecided(EventBase):
     tool_use_id: str
     tool: str
     decision: Literal["allow", "deny"]
-    source: Literal["rule", "mode", "user", "timeout", "error", "hook", "safety"]
+    source: Literal["rule", "mode", "user", "timeout", "error", "hook", "safety", "auto"]
     message: str | None = None
+
+
+class AutoDecision(EventBase):
+    """Auto mode's classifier judged a call that would have asked: ``allow`` runs it, ``deny``
+    refuses it (the reason goes to the model), ``ask`` puts it to the user (also when the
+    classifier failed: ``error`` says how). ``cached``: an identical call's earlier decision."""
+
+    type: Literal["auto_decision"] = "auto_decision"
+    tool_use_id: str
+    tool: str
+    decision: Literal["allow", "deny", "ask"]
+    reason: str
+    cached: bool = False
+    error: str | None = None
 
 
 class HunkView(Wire):
@@ -250,6 +264,7 @@ AgentEvent = Annotated[
     | ToolResult
     | PermissionAsked
     | PermissionDecided
+    | AutoDecision
     | ProposalCreated
     | ProposalResolved
     | UsageReport
