@@ -26,6 +26,7 @@ from lsp_agent.agent.auto_mode import (
 from lsp_agent.agent.loop import Agent, AgentDeps
 from lsp_agent.model.client import ModelSettings
 from lsp_agent.model.service import ModelService
+from lsp_agent.permissions.hooks import HookOutcome
 from lsp_agent.permissions.policy import PermissionGate
 from lsp_agent.permissions.rules import Rule
 from lsp_agent.permissions.settings import Settings
@@ -244,6 +245,17 @@ async def test_another_mode_never_consults_the_classifier(model, tmp_path):
     assert judge.calls == [] and len(asker.asked) == 1
 
 
+@pytest.mark.parametrize("hook, action, source", [
+    (HookOutcome("ask", "a human must look"), "ask", "hook"),
+    (HookOutcome("deny", "frozen"), "deny", "hook"),
+    (None, "ask", "mode"),  # only this one goes to the classifier
+])
+def test_what_hooks_decide_is_not_the_classifiers(tmp_path, hook, action, source):
+    verdict = PermissionGate(tmp_path, "auto").evaluate(
+        FakeShell(), CommandInput(command="mkdir build"), None, hook)
+    assert (verdict.action, verdict.source) == (action, source)
+
+
 # -- cache and fallbacks ------------------------------------------------------------------------
 
 
@@ -336,3 +348,25 @@ async def test_the_model_judge_forces_its_tool_on_the_classifier_model(model, tm
     assert body["system"][0]["text"] == SYSTEM
     text = body["messages"][0]["content"][0]["text"]
     assert "git push" in text and "ship <b>it</b>" in text and str(tmp_path) in text
+
+
+# -- where the mode and the classifier model are set --------------------------------------------
+
+
+def test_the_classifier_model_comes_from_the_environment_unless_given(monkeypatch):
+    monkeypatch.setenv("LSP_AGENT_CLASSIFIER_MODEL", "env-small")
+    monkeypatch.setenv("LSP_AGENT_CLASSIFIER_TIMEOUT", "4")
+    settings = ModelSettings.from_env()
+    assert (settings.classifier_model, settings.classifier_timeout) == ("env-small", 4.0)
+    assert ModelSettings.from_env(classifier_model="given").classifier_model == "given"
+    monkeypatch.delenv("LSP_AGENT_CLASSIFIER_MODEL")
+    assert "haiku" in ModelSettings.from_env().classifier_model
+
+
+@pytest.mark.parametrize("command", ["run", "acp"])
+def test_the_cli_accepts_auto(command, tmp_path):
+    from lsp_agent.cli import build_parser
+
+    argv = [command, "--permission-mode", "auto"] + (
+        ["--workspace", str(tmp_path), "go"] if command == "run" else [])
+    assert build_parser().parse_args(argv).permission_mode == "auto"
