@@ -370,3 +370,15 @@ def test_the_cli_accepts_auto(command, tmp_path):
     argv = [command, "--permission-mode", "auto"] + (
         ["--workspace", str(tmp_path), "go"] if command == "run" else [])
     assert build_parser().parse_args(argv).permission_mode == "auto"
+
+
+def test_run_shows_the_classifier_decisions():
+    import io
+
+    from lsp_agent.client.render import Renderer
+
+    out = io.StringIO()
+    render = Renderer(out=out, color=False)
+    render(ev.AutoDecision(tool_use_id="t1", tool="Bash", decision="deny",
+                           reason="runs a downloaded script", cached=True))
+    assert out.getvalue().strip() == "auto mode, Bash: deny (runs a downloaded script, cached)"
