@@ -342,6 +342,7 @@ async def test_the_model_judge_forces_its_tool_on_the_classifier_model(model, tm
                                    "git push can change the system", ("ship <b>it</b>",),
                                    str(tmp_path)))
     assert (verdict.decision, verdict.reason) == ("deny", "pushes to a remote")
+    assert verdict.model == "small-model" and verdict.usage and verdict.usage.input_tokens > 0
     [body] = model.requests
     assert body["model"] == "small-model"
     assert body["tool_choice"] == {"type": "tool", "name": "decide"}

@@ -103,6 +103,10 @@ async def test_the_classifier_allows_denies_and_never_sees_a_denied_rule(editor,
     decisions = editor.of(session, ev.AutoDecision)
     assert [(d.tool, d.decision, d.cached) for d in decisions] == [
         ("Bash", "allow", False), ("Bash", "deny", False)]
+    # Each side request's tokens are reported and counted in the session's cost.
+    assert all(d.usage and d.usage.output_tokens > 0 for d in decisions)
+    reports = [u for u in editor.of(session, ev.UsageReport) if u.model == CLASSIFIER]
+    assert [r.usage for r in reports] == [d.usage for d in decisions]
     denied = editor.of(session, ev.PermissionDecided)
     assert [(d.source, d.decision) for d in denied] == [("auto", "deny"), ("rule", "deny")]
     ended = editor.of(session, ev.TurnEnded)

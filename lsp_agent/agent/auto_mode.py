@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from lsp_agent.model.service import ModelRequest, ModelService
+from lsp_agent.types.events import Usage
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,8 @@ class AutoVerdict:
     reason: str
     cached: bool = False
     error: str | None = None  # the classifier failed; decision is "ask"
+    model: str | None = None  # the classifier model that answered, and what it cost
+    usage: Usage | None = None
 
 
 Judge = Callable[[AutoCall], Awaitable[AutoVerdict]]
@@ -103,7 +106,7 @@ class AutoMode:
     async def decide(self, call: AutoCall) -> AutoVerdict:
         key = call.key()
         if (hit := self._cache.get(key)) is not None:
-            return replace(hit, cached=True)
+            return replace(hit, cached=True, usage=None)  # a cached answer costs nothing
         try:
             async with asyncio.timeout(self.timeout):
                 verdict = await self.judge(call)
@@ -143,7 +146,13 @@ class ModelJudge:
             max_tokens=self.max_tokens,
             tool_choice={"type": "tool", "name": DECIDE_TOOL})
         final = await self.service.respond(request)
-        return parse_answer([_plain_block(b) for b in final.content])
+        raw = final.usage
+        usage = Usage(
+            input_tokens=raw.input_tokens or 0, output_tokens=raw.output_tokens or 0,
+            cache_read_input_tokens=getattr(raw, "cache_read_input_tokens", 0) or 0,
+            cache_creation_input_tokens=getattr(raw, "cache_creation_input_tokens", 0) or 0)
+        verdict = parse_answer([_plain_block(b) for b in final.content])
+        return replace(verdict, model=request.model, usage=usage)
 
 
 def describe(call: AutoCall) -> str:

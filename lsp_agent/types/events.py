@@ -125,6 +125,7 @@ class AutoDecision(EventBase):
     reason: str
     cached: bool = False
     error: str | None = None
+    usage: Usage | None = None  # the classifier request's tokens (none when cached or failed)
 
 
 class HunkView(Wire):

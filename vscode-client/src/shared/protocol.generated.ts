@@ -160,6 +160,13 @@ export interface AutoDecision {
   toolUseId: string;
   ts: number;
   type: 'auto_decision';
+  usage?: Usage;
+}
+export interface Usage {
+  cacheCreationInputTokens: number;
+  cacheReadInputTokens: number;
+  inputTokens: number;
+  outputTokens: number;
 }
 export interface ProposalCreated {
   autoApply: boolean;
@@ -203,12 +210,6 @@ export interface UsageReport {
   ts: number;
   type: 'usage';
   usage: Usage;
-}
-export interface Usage {
-  cacheCreationInputTokens: number;
-  cacheReadInputTokens: number;
-  inputTokens: number;
-  outputTokens: number;
 }
 export interface Retrying {
   attempt: number;
