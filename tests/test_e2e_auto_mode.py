@@ -103,10 +103,13 @@ async def test_the_classifier_allows_denies_and_never_sees_a_denied_rule(editor,
     decisions = editor.of(session, ev.AutoDecision)
     assert [(d.tool, d.decision, d.cached) for d in decisions] == [
         ("Bash", "allow", False), ("Bash", "deny", False)]
-    # Each side request's tokens are reported and counted in the session's cost.
+    # Each side request's tokens are on its decision and in the turn's cost, and no usage event
+    # claims them (clients read those as the conversation's rounds, with its model).
     assert all(d.usage and d.usage.output_tokens > 0 for d in decisions)
-    reports = [u for u in editor.of(session, ev.UsageReport) if u.model == CLASSIFIER]
-    assert [r.usage for r in reports] == [d.usage for d in decisions]
+    assert all(u.model != CLASSIFIER for u in editor.of(session, ev.UsageReport))
+    [cost] = editor.of(session, ev.CostReport)[-1:]
+    [side] = [row for row in cost.turn.by_model if row.model == CLASSIFIER]
+    assert side.usage.output_tokens == sum(d.usage.output_tokens for d in decisions)
     denied = editor.of(session, ev.PermissionDecided)
     assert [(d.source, d.decision) for d in denied] == [("auto", "deny"), ("rule", "deny")]
     ended = editor.of(session, ev.TurnEnded)

@@ -419,10 +419,11 @@ class Agent:
             tool=tool.name, subject=f"{subject.access}: {subject.shown or tool.name}",
             input=args.model_dump(exclude_none=True), reason=verdict.reason,
             prompts=tuple(self.recent_prompts), workspace=str(self.deps.gate.workspace)))
-        if auto.usage is not None and auto.model:  # the side request counts in the cost
+        # The side request counts in the cost; no usage event: clients read those as the
+        # conversation's own rounds (its model, its context size).
+        if auto.usage is not None and auto.model:
             self.deps.context.session_cost.add(auto.model, auto.usage)
             self.deps.context.turn_ledger.add(auto.model, auto.usage)
-            emit(ev.UsageReport(model=auto.model, usage=auto.usage))
         emit(ev.AutoDecision(tool_use_id=call.tool_use_id, tool=tool.name,
                              decision=auto.decision, reason=auto.reason, cached=auto.cached,
                              error=auto.error, usage=auto.usage))
