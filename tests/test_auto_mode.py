@@ -383,3 +383,23 @@ def test_run_shows_the_classifier_decisions():
     render(ev.AutoDecision(tool_use_id="t1", tool="Bash", decision="deny",
                            reason="runs a downloaded script", cached=True))
     assert out.getvalue().strip() == "auto mode, Bash: deny (runs a downloaded script, cached)"
+
+
+@pytest.mark.parametrize("where, honoured", [
+    ("project", False), ("local", False), ("user", True)])
+def test_only_the_users_own_settings_may_choose_auto(tmp_path, where, honoured):
+    import json
+    import os
+
+    from lsp_agent.permissions import settings as st
+
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    files = {"project": ws / ".lsp-agent" / "settings.json",
+             "local": st.local_settings_path(ws),
+             "user": Path(os.environ["XDG_CONFIG_HOME"]) / "lsp-agent" / "settings.json"}
+    files[where].parent.mkdir(parents=True, exist_ok=True)
+    files[where].write_text(json.dumps({"permissions": {"defaultMode": "auto"}}))
+    loaded = st.load(ws)
+    assert (loaded.default_mode == "auto") == honoured
+    assert any("defaultMode auto is only honoured" in w for w in loaded.warnings) != honoured
