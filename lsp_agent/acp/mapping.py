@@ -79,6 +79,7 @@ MODE_TEXTS: dict[Mode, tuple[str, str]] = {
     "dontAsk": ("Don't ask", "Never ask: what is not allowed by a rule is denied."),
     "bypassPermissions": ("Bypass permissions",
                           "Allow everything except what is refused in every mode."),
+    "auto": ("Auto", "A classifier model decides what would ask; it can never lift a refusal."),
 }
 
 

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
+from lsp_agent.agent.auto_mode import AutoCall, AutoMode, ModelJudge
 from lsp_agent.agent.executor import CallResult, PendingCall, ToolExecutor
 from lsp_agent.context.conversation import Conversation, tool_result_block
 from lsp_agent.context.manager import ContextManager, Window
@@ -24,7 +25,7 @@ from lsp_agent.model.client import explain
 from lsp_agent.model.service import ModelCallFailed, ModelRequest, ModelService
 from lsp_agent.permissions.guard import ToolGuard
 from lsp_agent.permissions.hooks import Hooks
-from lsp_agent.permissions.policy import PermissionGate
+from lsp_agent.permissions.policy import PermissionGate, Verdict
 from lsp_agent.tools.base import Tool, ToolContext, ToolError, ToolOutput, ToolPool
 from lsp_agent.types import events as ev
 from lsp_agent.types.permissions import Asker
@@ -65,6 +66,7 @@ class AgentDeps:
     context: ContextManager = field(default_factory=ContextManager)
     # Short notices for the model at its next step (background tasks that ended).
     notices: Callable[[], list[str]] | None = None
+    auto: AutoMode | None = None  # auto mode's classifier (default: the classifier model)
 
 
 class Agent:
@@ -77,6 +79,8 @@ class Agent:
         self.guard = ToolGuard(deps.gate, deps.hooks)
         self._usage = ev.Usage()
         self.max_rounds = self.settings.max_rounds  # a subagent's maxTurns may lower it
+        self.auto = deps.auto or AutoMode(ModelJudge(deps.model), self.settings.classifier_timeout)
+        self.recent_prompts: list[str] = []  # what auto mode's classifier is told the user wants
 
     def window(self) -> Window:
         """What the context manager measures, trims and summarises: the conversation and what
@@ -131,6 +135,8 @@ class Agent:
     async def _turn(self, prompt_blocks: list[dict[str, Any]], emit: Emit) -> None:
         texts = [b.get("text", "") for b in prompt_blocks if b.get("type") == "text"]
         emit(ev.TurnStarted(prompt=(texts[-1] if texts else "")[:2000]))  # the user's words
+        if texts:
+            self.recent_prompts = [*self.recent_prompts, texts[-1]][-5:]
         self.conversation.add_user_blocks(prompt_blocks, origin="prompt")
         self.deps.context.begin_turn(prompt_blocks)
         self._usage = ev.Usage()
@@ -404,6 +410,10 @@ class Agent:
         verdict, args, notes = screened.verdict, screened.args, screened.notes
         if verdict.action == "allow":
             return None, args, notes
+        if verdict.action == "ask" and verdict.source == "mode" and self.deps.gate.mode == "auto":
+            denial, verdict = await self._auto_mode(tool, args, call, verdict, emit)
+            if denial is not None or verdict.action == "allow":
+                return denial, args, notes
         if verdict.action == "ask" and self.deps.asker is not None:
             shown = args.model_dump(exclude_none=True) if screened.input_changed else call.input
             asked = ev.PermissionAsked(tool_use_id=call.tool_use_id, tool=tool.name,
@@ -424,6 +434,35 @@ class Agent:
         emit(ev.PermissionDecided(tool_use_id=call.tool_use_id, tool=tool.name,
                                   decision="deny", source=verdict.source, message=verdict.reason))
         return f"Permission denied for {tool.name}: {verdict.reason}", args, notes
+
+    async def _auto_mode(self, tool: Tool, args: BaseModel, call: PendingCall, verdict: Verdict,
+                         emit: Emit) -> tuple[str | None, Verdict]:
+        """Auto mode's classifier on a call the gate would ask about (for an ordinary concern
+        only: the gate's own refusals and safety questions never get here). Returns the denial
+        for the model, or None and the verdict to go on with (allow, or ask the user)."""
+        subject = tool.subject(args)
+        auto = await self.auto.decide(AutoCall(
+            tool=tool.name, subject=f"{subject.access}: {subject.shown or tool.name}",
+            input=args.model_dump(exclude_none=True), reason=verdict.reason,
+            prompts=tuple(self.recent_prompts), workspace=str(self.deps.gate.workspace)))
+        # The side request counts in the cost; no usage event: clients read those as the
+        # conversation's own rounds (its model, its context size).
+        if auto.usage is not None and auto.model:
+            self.deps.context.session_cost.add(auto.model, auto.usage)
+            self.deps.context.turn_ledger.add(auto.model, auto.usage)
+        emit(ev.AutoDecision(tool_use_id=call.tool_use_id, tool=tool.name,
+                             decision=auto.decision, reason=auto.reason, cached=auto.cached,
+                             error=auto.error, usage=auto.usage))
+        if auto.decision == "allow":
+            return None, Verdict("allow", f"auto mode: {auto.reason}")
+        if auto.decision == "ask":
+            return None, Verdict("ask", f"{verdict.reason} (auto mode: {auto.reason})")
+        emit(ev.PermissionDecided(tool_use_id=call.tool_use_id, tool=tool.name, decision="deny",
+                                  source="auto", message=auto.reason))
+        return (f"Permission denied for {tool.name} by auto mode's classifier: {auto.reason}. "
+                "Do not retry this call as it is: choose a safer way to reach the goal (a "
+                "narrower or read-only command, an edit the user reviews), or ask the user "
+                "if nothing else will do."), verdict
 
 
 class _StreamState:

@@ -100,6 +100,10 @@ class Renderer:
         elif isinstance(event, ev.PermissionDecided):
             verdict = self._c("32" if event.decision == "allow" else "31", event.decision)
             self.line(f"  permission for {event.tool}: {verdict} ({event.source})")
+        elif isinstance(event, ev.AutoDecision):
+            colour = {"allow": "32", "deny": "31"}.get(event.decision, "33")
+            self.line(f"  auto mode, {event.tool}: {self._c(colour, event.decision)} "
+                      f"({event.reason}{', cached' if event.cached else ''})")
         elif isinstance(event, ev.ProposalCreated):
             self.line(self._c("1", f"Proposed change {event.proposal_id}:"))
             for f in event.files:

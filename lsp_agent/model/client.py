@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # the SDK takes ~1 s to import: loaded with the first session
 
 DEFAULT_MODEL = "claude-sonnet-4-5"
 DEFAULT_FALLBACK_MODEL = "claude-haiku-4-5"
+DEFAULT_CLASSIFIER_MODEL = "claude-haiku-4-5"  # auto mode's permission classifier
 
 
 _FLOAT_ENV = {
@@ -23,6 +24,7 @@ _FLOAT_ENV = {
     "LSP_AGENT_FIRST_BYTE_TIMEOUT": "first_byte_timeout",
     "LSP_AGENT_IDLE_TIMEOUT": "idle_timeout",
     "LSP_AGENT_MAX_RETRY_AFTER": "max_retry_after",
+    "LSP_AGENT_CLASSIFIER_TIMEOUT": "classifier_timeout",
 }
 
 
@@ -45,6 +47,8 @@ class ModelSettings:
     backoff_max: float = 30.0
     max_continuations: int = 3
     max_rounds: int = 50
+    classifier_model: str = DEFAULT_CLASSIFIER_MODEL
+    classifier_timeout: float = 15.0  # past it, auto mode asks the user instead
 
     @classmethod
     def from_env(cls, **overrides: Any) -> ModelSettings:
@@ -54,6 +58,7 @@ class ModelSettings:
             "fallback_model": env.get("LSP_AGENT_FALLBACK_MODEL", DEFAULT_FALLBACK_MODEL) or None,
             "api_key": server_secret("ANTHROPIC_API_KEY"),  # sealed at start-up
             "base_url": env.get("ANTHROPIC_BASE_URL"),
+            "classifier_model": env.get("LSP_AGENT_CLASSIFIER_MODEL") or DEFAULT_CLASSIFIER_MODEL,
         }
         for name, field_name in _FLOAT_ENV.items():
             if name in env:

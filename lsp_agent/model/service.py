@@ -37,6 +37,7 @@ class ModelRequest:
     tools: list[Block]
     messages: list[Block]
     max_tokens: int
+    tool_choice: Block | None = None  # e.g. force one tool for a structured side answer
 
 
 class ModelCallFailed(Exception):
@@ -110,6 +111,14 @@ class ModelService:
             return Summary(text, final.usage)
 
         return await self._retried(once)
+
+    async def respond(self, request: ModelRequest) -> Any:
+        """A whole response (the SDK's final message), not retried: for side requests whose
+        callers have a fallback of their own (auto mode's classifier asks the user instead)."""
+        async with self.stream(request) as stream:
+            async for _event in stream:
+                pass
+            return await stream.get_final_message()
 
     async def count_tokens(self, request: ModelRequest) -> int:
         """Exact input tokens of a request. Raises ModelCallFailed (not retried: callers
@@ -196,4 +205,6 @@ def _kwargs(request: ModelRequest) -> dict[str, Any]:
                               "system": request.system, "messages": request.messages}
     if request.tools:  # the same tools keep the cached prefix valid for summaries too
         kwargs["tools"] = request.tools
+    if request.tool_choice:
+        kwargs["tool_choice"] = request.tool_choice
     return kwargs

@@ -6,8 +6,10 @@ mode lifts (protected paths, secrets, places outside the workspace), the hooks' 
 concerns of the call (ask rules, dangerous shell patterns, commands that change the system,
 tools that reach outside), which allow rules and the mode may settle. What a call touches comes
 from the tool itself (``Tool.subject``): the gate never looks at tool names, so a new tool, an
-MCP tool included, is judged by what it declares. Edits are allowed to *propose* in ``default``
-and ``acceptEdits``: the review of the proposal is the user's approval.
+MCP tool included, is judged by what it declares. In ``auto`` mode an ask for an ordinary concern
+(source ``mode``) is first put to a classifier (agent/auto_mode.py); every verdict above it
+stands. Edits are allowed to *propose* in ``default``, ``acceptEdits`` and ``auto``: the review
+of the proposal is the user's approval.
 """
 
 from __future__ import annotations
@@ -104,7 +106,10 @@ class PermissionGate:
                     and hook.decision == "ask" else []) + judged.concerns
         if not concerns:
             return judged.allowed or Verdict("allow", "nothing to ask")
-        return self._ask_or_deny("; ".join(dict.fromkeys(concerns)))
+        verdict = self._ask_or_deny("; ".join(dict.fromkeys(concerns)))
+        if verdict.action == "ask" and hook is not None and hook.decision == "ask":
+            return Verdict("ask", verdict.reason, "hook")  # the hook wants the user, not auto mode
+        return verdict
 
     def denied_by_rule(self, tool: Gated, args: Any,
                        resolved_path: Path | None) -> Verdict | None:
@@ -141,7 +146,7 @@ class PermissionGate:
             return _Judgement(allowed=Verdict("allow", "bypassPermissions mode"))
         if read_only:
             return _Judgement(allowed=Verdict("allow", "read-only"))
-        if subject.access == "write" and self.mode in {"default", "acceptEdits"}:
+        if subject.access == "write" and self.mode in {"default", "acceptEdits", "auto"}:
             return _Judgement(allowed=Verdict("allow", "edits are proposals reviewed by the user"))
         verb = "can change the system" if subject.access == "write" else "reaches outside"
         return _Judgement(concerns=[f"{name} {verb}: {subject.shown or name}"])
@@ -193,7 +198,7 @@ class PermissionGate:
             if self._first(allow, name, subject, command=cmd):
                 continue
             reasons += self._command_concerns(cmd)
-        if shell_safety.writes_inside_workspace(analysis) and self.mode == "default" \
+        if shell_safety.writes_inside_workspace(analysis) and self.mode in {"default", "auto"} \
                 and not all(self._first(allow, name, subject, command=c)
                             for c in analysis.commands):
             reasons.append("the command writes files (redirection)")

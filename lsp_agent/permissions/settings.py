@@ -51,6 +51,10 @@ class Settings:
     sources: list[str] = field(default_factory=list)
 
 
+# Modes the project's own settings cannot choose.
+_TRUSTED_MODES = frozenset({"bypassPermissions", "auto"})
+
+
 def user_settings_path() -> Path:
     base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     return Path(base) / "lsp-agent" / "settings.json"
@@ -127,9 +131,10 @@ def merge(sources: list[Source], workspace: Path) -> Settings:
                 if kind == "allow" and (why := rule.broadness()):
                     out.warnings.append(f"{label}: over-broad allow rule: {why}")
         mode = perms.get("defaultMode")
-        if mode == "bypassPermissions" and source.name in {"project", "local"}:
-            # A cloned repository must not switch its own safety off.
-            out.warnings.append(f"{label}: defaultMode bypassPermissions is only honoured in "
+        if mode in _TRUSTED_MODES and source.name in {"project", "local"}:
+            # A cloned repository must not switch its own safety off, nor hand its prompts to
+            # a classifier that its own files could talk round.
+            out.warnings.append(f"{label}: defaultMode {mode} is only honoured in "
                                 "managed, editor or user settings; ignored")
         elif out.default_mode is None and isinstance(mode, str):
             out.default_mode = mode

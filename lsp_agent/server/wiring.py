@@ -29,7 +29,8 @@ class Wiring:
     def session_manager(self) -> SessionManager:
         server, options = self._server, self._server.options
         settings = ModelSettings.from_env(model=options.model,
-                                          fallback_model=options.fallback_model)
+                                          fallback_model=options.fallback_model,
+                                          classifier_model=options.classifier_model)
         log.info("model settings: %s", settings.redacted())
         manager = SessionManager(
             settings=settings,

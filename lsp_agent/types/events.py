@@ -113,8 +113,23 @@ class PermissionDecided(EventBase):
     tool_use_id: str
     tool: str
     decision: Literal["allow", "deny"]
-    source: Literal["rule", "mode", "user", "timeout", "error", "hook", "safety"]
+    source: Literal["rule", "mode", "user", "timeout", "error", "hook", "safety", "auto"]
     message: str | None = None
+
+
+class AutoDecision(EventBase):
+    """Auto mode's classifier judged a call that would have asked: ``allow`` runs it, ``deny``
+    refuses it (the reason goes to the model), ``ask`` puts it to the user (also when the
+    classifier failed: ``error`` says how). ``cached``: an identical call's earlier decision."""
+
+    type: Literal["auto_decision"] = "auto_decision"
+    tool_use_id: str
+    tool: str
+    decision: Literal["allow", "deny", "ask"]
+    reason: str
+    cached: bool = False
+    error: str | None = None
+    usage: Usage | None = None  # the classifier request's tokens (none when cached or failed)
 
 
 class HunkView(Wire):
@@ -284,6 +299,7 @@ AgentEvent = Annotated[
     | ToolResult
     | PermissionAsked
     | PermissionDecided
+    | AutoDecision
     | ProposalCreated
     | ProposalResolved
     | UsageReport

@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Literal
 if TYPE_CHECKING:
     from lsp_agent.types.events import PermissionAsked
 
-Mode = Literal["default", "plan", "acceptEdits", "dontAsk", "bypassPermissions"]
-MODES: tuple[Mode, ...] = ("default", "plan", "acceptEdits", "dontAsk", "bypassPermissions")
+# auto: what would ask is first put to a small classifier model (allow / deny / ask the user).
+Mode = Literal["default", "plan", "acceptEdits", "dontAsk", "bypassPermissions", "auto"]
+MODES: tuple[Mode, ...] = ("default", "plan", "acceptEdits", "dontAsk", "bypassPermissions",
+                           "auto")
 Scope = Literal["session", "project", "user"]
 
 # What a call touches, which decides how the permission gate judges it:

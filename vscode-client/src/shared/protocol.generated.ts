@@ -13,6 +13,7 @@ export type AgentEvent =
   | ToolResult
   | PermissionAsked
   | PermissionDecided
+  | AutoDecision
   | ProposalCreated
   | ProposalResolved
   | UsageReport
@@ -158,11 +159,37 @@ export interface PermissionDecided {
   parentToolUseId?: string;
   seq: number;
   sessionId: string;
-  source: 'rule' | 'mode' | 'user' | 'timeout' | 'error' | 'hook' | 'safety';
+  source: 'rule' | 'mode' | 'user' | 'timeout' | 'error' | 'hook' | 'safety' | 'auto';
   tool: string;
   toolUseId: string;
   ts: number;
   type: 'permission_decided';
+}
+/**
+ * Auto mode's classifier judged a call that would have asked: ``allow`` runs it, ``deny``
+ * refuses it (the reason goes to the model), ``ask`` puts it to the user (also when the
+ * classifier failed: ``error`` says how). ``cached``: an identical call's earlier decision.
+ */
+export interface AutoDecision {
+  agentId?: string;
+  cached: boolean;
+  decision: 'allow' | 'deny' | 'ask';
+  error?: string;
+  parentToolUseId?: string;
+  reason: string;
+  seq: number;
+  sessionId: string;
+  tool: string;
+  toolUseId: string;
+  ts: number;
+  type: 'auto_decision';
+  usage?: Usage;
+}
+export interface Usage {
+  cacheCreationInputTokens: number;
+  cacheReadInputTokens: number;
+  inputTokens: number;
+  outputTokens: number;
 }
 export interface ProposalCreated {
   agentId?: string;
@@ -212,12 +239,6 @@ export interface UsageReport {
   ts: number;
   type: 'usage';
   usage: Usage;
-}
-export interface Usage {
-  cacheCreationInputTokens: number;
-  cacheReadInputTokens: number;
-  inputTokens: number;
-  outputTokens: number;
 }
 export interface Retrying {
   agentId?: string;
@@ -413,6 +434,7 @@ export interface ForkSessionParams {
 export interface InitializationOptions {
   applyEditTimeoutSeconds?: number;
   applyEditVerifySeconds?: number;
+  classifierModel?: string | null;
   disabledMcpjsonServers?: string[] | null;
   editorBridge?: boolean;
   editorBridgeTimeoutSeconds?: number;
@@ -429,7 +451,7 @@ export interface InitializationOptions {
   mcpServers?: {
     [k: string]: unknown;
   } | null;
-  mode?: 'default' | 'plan' | 'acceptEdits' | 'dontAsk' | 'bypassPermissions';
+  mode?: 'default' | 'plan' | 'acceptEdits' | 'dontAsk' | 'bypassPermissions' | 'auto';
   model?: string | null;
   permissionTimeoutSeconds?: number;
   permissions?: {
@@ -451,12 +473,12 @@ export interface ListSessionsParams {
   workspaceUri?: string | null;
 }
 export interface NewSessionParams {
-  mode?: ('default' | 'plan' | 'acceptEdits' | 'dontAsk' | 'bypassPermissions') | null;
+  mode?: ('default' | 'plan' | 'acceptEdits' | 'dontAsk' | 'bypassPermissions' | 'auto') | null;
   model?: string | null;
   workspaceUri?: string | null;
 }
 export interface NewSessionResult {
-  mode: 'default' | 'plan' | 'acceptEdits' | 'dontAsk' | 'bypassPermissions';
+  mode: 'default' | 'plan' | 'acceptEdits' | 'dontAsk' | 'bypassPermissions' | 'auto';
   model: string;
   sessionId: string;
   warnings: string[];
@@ -488,12 +510,12 @@ export interface RenameSessionParams {
   workspaceUri?: string | null;
 }
 export interface ResumeSessionParams {
-  mode?: ('default' | 'plan' | 'acceptEdits' | 'dontAsk' | 'bypassPermissions') | null;
+  mode?: ('default' | 'plan' | 'acceptEdits' | 'dontAsk' | 'bypassPermissions' | 'auto') | null;
   sessionId: string;
   workspaceUri?: string | null;
 }
 export interface ResumeSessionResult {
-  mode: 'default' | 'plan' | 'acceptEdits' | 'dontAsk' | 'bypassPermissions';
+  mode: 'default' | 'plan' | 'acceptEdits' | 'dontAsk' | 'bypassPermissions' | 'auto';
   model: string;
   notApplied: string[];
   sessionId: string;
@@ -537,7 +559,7 @@ export interface SessionParams {
   sessionId: string;
 }
 export interface SetModeParams {
-  mode: 'default' | 'plan' | 'acceptEdits' | 'dontAsk' | 'bypassPermissions';
+  mode: 'default' | 'plan' | 'acceptEdits' | 'dontAsk' | 'bypassPermissions' | 'auto';
   sessionId: string;
 }
 export interface SetModelParams {

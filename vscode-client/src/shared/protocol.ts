@@ -37,12 +37,13 @@ export type {
 
 export type Mode = wire.SetModeParams['mode'];
 /** The modes in the order the chat panel offers them; every mode of the server is listed. */
-export const MODES = ['default', 'acceptEdits', 'plan', 'dontAsk', 'bypassPermissions'] as const satisfies readonly Mode[];
+export const MODES = ['default', 'acceptEdits', 'auto', 'plan', 'dontAsk', 'bypassPermissions'] as const satisfies readonly Mode[];
 
 /** How the pickers and the panel name each mode, and what it lets the agent do (docs/security.md). */
 export const MODE_INFO: Record<Mode, { label: string; description: string }> = {
   default: { label: 'Ask first', description: 'Review every edit; ask before commands' },
   acceptEdits: { label: 'Auto-apply edits', description: 'Apply edits at once; ask before commands' },
+  auto: { label: 'Auto', description: 'A classifier model decides what would ask; refusals stand' },
   plan: { label: 'Plan only', description: 'Read and plan; no edits, no commands' },
   dontAsk: { label: 'Never ask', description: 'Only what allow rules permit; refuse the rest' },
   bypassPermissions: { label: 'Full access', description: 'Edit and run everything without asking' },
