@@ -211,11 +211,25 @@ async def _after_text(blobs: Any, after: dict[str, Any] | None) -> str | None:
 
 
 def _write_bytes(path: Path, data: bytes, workspace: Path, mode: int | None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_bytes_checked(path, data, WriteScope(roots=(real_path(workspace),)))
+    root = real_path(workspace)
+    _make_parents_inside(path, root)
+    write_bytes_checked(path, data, WriteScope(roots=(root,)))
     if mode is not None:
         with contextlib.suppress(OSError):
             os.chmod(path, mode)
+
+
+def _make_parents_inside(path: Path, root: Path) -> None:
+    """Create the missing folders of ``path`` (a command may have removed them), but only when
+    the nearest existing one really is inside the workspace: a folder replaced by a link to
+    elsewhere must not get new folders through it."""
+    existing = path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not real_path(existing).is_relative_to(root):
+        raise WriteRefused(f"{path} would be created through {existing}, which leads outside "
+                           "the workspace")
+    path.parent.mkdir(parents=True, exist_ok=True)
 
 
 def _delete(path: Path, workspace: Path) -> None:
