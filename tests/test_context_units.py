@@ -288,3 +288,20 @@ def test_run_output_shows_turn_and_session_cost():
     line = out.getvalue()
     assert line.startswith("[cost: turn $0.0060, cache saved $0.0270 (claude-sonnet-4-5)")
     assert "session $0.0060" in line
+
+
+def test_a_failing_conversation_observer_never_breaks_the_conversation():
+    from lsp_agent.context.conversation import Conversation
+
+    class Broken:
+        def __getattr__(self, name):
+            def fail(*_args):
+                raise RuntimeError(f"disk gone during {name}")
+            return fail
+
+    conversation = Conversation()
+    conversation.observer = Broken()  # type: ignore[assignment]
+    conversation.add_user_blocks([{"type": "text", "text": "hi"}], origin="prompt")
+    conversation.add_assistant([{"type": "tool_use", "id": "t1", "name": "Read", "input": {}}])
+    conversation.add_tool_results([{"type": "tool_result", "tool_use_id": "t1", "content": "x"}])
+    assert [m["role"] for m in conversation.messages] == ["user", "assistant", "user"]

@@ -7,7 +7,10 @@ cancellation or an error in the middle of a turn.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Literal, Protocol
+
+log = logging.getLogger(__name__)
 
 Block = dict[str, Any]
 Message = dict[str, Any]
@@ -37,16 +40,23 @@ class Conversation:
         self.messages: list[Message] = []
         self.observer: ConversationObserver | None = None
 
+    def _tell(self, change: str, *args: Any) -> None:
+        """The observer hears of a change; its failure never breaks the conversation."""
+        if self.observer is None:
+            return
+        try:
+            getattr(self.observer, change)(*args)
+        except Exception:
+            log.exception("the conversation's observer failed on %s", change)
+
     def compacted(self, boundary: Any) -> None:
         """Call after the messages were replaced or cleared by a compaction."""
-        if self.observer is not None:
-            self.observer.replaced(self.messages, boundary)
+        self._tell("replaced", self.messages, boundary)
 
     def add_user_blocks(self, blocks: list[Block], origin: UserOrigin = "agent") -> None:
         if not blocks:
             return
-        if self.observer is not None:
-            self.observer.user_blocks(blocks, origin)
+        self._tell("user_blocks", blocks, origin)
         if self.messages and self.messages[-1]["role"] == "user":
             self.messages[-1]["content"].extend(blocks)
         else:
@@ -59,8 +69,7 @@ class Conversation:
         blocks = [b for b in blocks if not _is_empty_text(b)]
         if not blocks:
             return
-        if self.observer is not None:
-            self.observer.assistant_blocks(blocks)
+        self._tell("assistant_blocks", blocks)
         if self.messages and self.messages[-1]["role"] == "assistant":
             self.messages[-1]["content"].extend(blocks)
         else:
@@ -68,8 +77,7 @@ class Conversation:
 
     def add_tool_results(self, results: list[Block]) -> None:
         # Tool results must come first in the user message that answers the tool uses.
-        if self.observer is not None:
-            self.observer.tool_results(results)
+        self._tell("tool_results", results)
         if self.messages and self.messages[-1]["role"] == "user":
             self.messages[-1]["content"][:0] = results
         else:

@@ -183,8 +183,11 @@ class Session:
         event.session_id = self.id
         label_event(event)  # emitted while a subagent runs (its proposals): name the child
         event.seq = self._seq
-        if self.recorder is not None:
-            self.recorder.on_event(event)
+        try:  # the transcript, then the client: a broken consumer must not break the turn
+            if self.recorder is not None:
+                self.recorder.on_event(event)
+        except Exception:
+            log.exception("recording the event failed")
         try:
             self._sink(event)
         except Exception:  # a broken consumer must not break the turn
