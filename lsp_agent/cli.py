@@ -80,6 +80,11 @@ def workspace_folder(value: str) -> Path:
     return path
 
 
+def plugin_folder(value: str) -> Path:
+    """A plugin's folder, absolute: the server runs elsewhere."""
+    return workspace_folder(value).resolve()
+
+
 def prompt_text(value: str) -> str:
     if not value.strip():
         raise argparse.ArgumentTypeError(
@@ -217,6 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
         run.add_argument(f"--{kind}", action="append", default=[], metavar="RULE",
                          help=f"{kind} rule such as 'Bash(npm test:*)' or 'Edit(src/**)'; "
                               "repeatable; ranks above project and user settings")
+    run.add_argument("--plugin-dir", action="append", default=[], metavar="FOLDER",
+                     type=plugin_folder,
+                     help="load the plugin in FOLDER (its commands, skills, MCP servers) for "
+                          "this run; repeatable")
     resume = run.add_mutually_exclusive_group()
     resume.add_argument("--continue", dest="continue_session", action="store_true",
                         help="go on with the workspace's most recent saved session")

@@ -389,3 +389,22 @@ def test_continue_without_a_saved_session_says_so(tmp_path):
     assert "no saved session" in one_line_error(done)
     unknown = cli("export", "nope", "--workspace", str(workspace), env=no_model_env(tmp_path))
     assert unknown.returncode == 2 and "lsp-agent sessions" in one_line_error(unknown)
+
+
+def test_a_plugin_dir_brings_its_commands_to_the_run(tmp_path):
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    plugin = tmp_path / "greeter"
+    (plugin / ".claude-plugin").mkdir(parents=True)
+    (plugin / ".claude-plugin" / "plugin.json").write_text(json.dumps({"name": "greeter"}))
+    (plugin / "commands").mkdir()
+    (plugin / "commands" / "hello.md").write_text("Say HELLO-FROM-PLUGIN to $ARGUMENTS.\n")
+    scenario = {"turns": [{"content": "done", "expect": {
+        "user_text_contains": "HELLO-FROM-PLUGIN to Ada"}}]}
+    with ScriptedModelServer(scenario) as model:
+        done = cli("run", "/greeter:hello Ada", "--workspace", str(workspace), "--yes",
+                   "--plugin-dir", str(plugin), env=model_env(model.base_url, tmp_path))
+        assert done.returncode == 0, done.stderr
+        assert len(model.requests) == 1
+    missing = cli("run", "x", "--plugin-dir", str(tmp_path / "nope"), env=no_model_env(tmp_path))
+    assert missing.returncode == 2 and "no such folder" in one_line_error(missing)

@@ -184,9 +184,12 @@ class HeadlessRun:
     async def main(self) -> ExitCode:
         rules = {kind: getattr(self.args, kind) for kind in ("allow", "ask", "deny")
                  if getattr(self.args, kind)}
+        options: dict[str, Any] = {"permissions": rules} if rules else {}
+        if getattr(self.args, "plugin_dir", None):
+            options["pluginDirs"] = [str(d) for d in self.args.plugin_dir]  # resolved by the CLI
         client = AgentClient(Path(self.args.workspace), self.on_event, self.answers.permission,
                              self.answers.proposal, env=self.env,
-                             initialization_options={"permissions": rules} if rules else None,
+                             initialization_options=options or None,
                              server_stderr=sys.stderr.buffer)
         with self._interrupts(client):
             try:
