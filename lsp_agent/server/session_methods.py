@@ -177,9 +177,10 @@ async def list_all(ls: AgentServer, workspace: Path, offset: int, limit: int) ->
         rows.append({**row, **(_live_state(session) if session else {"open": False})})
     # Open here and not in this listing: sessions of other folders of the editor, and those
     # not on disk (yet, or ever: the state dir failed). The first page shows them first.
-    others = [s for s in open_here.values() if s.workspace != workspace
-              or s.recorder is None or s.recorder.writer is None
-              or not s.recorder.writer.persisting]
+    listed = {item.session_id for item in page.items}
+    others = [s for s in open_here.values() if s.id not in listed and (
+              s.workspace != workspace or s.recorder is None or s.recorder.writer is None
+              or not s.recorder.writer.persisting)]
     if offset == 0:
         rows[:0] = [{"sessionId": s.id, "workspaceUri": from_fs_path(str(s.workspace)),
                      "live": True, **_live_state(s)} for s in others]
