@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from lsp_agent.extensions.expand import expand_all
 from lsp_agent.permissions.safe_write import WriteScope, real_path, write_bytes_checked
-from lsp_agent.permissions.settings import candidate_files, local_settings_path
+from lsp_agent.permissions.settings import candidate_files, local_settings_path, read_json_object
 
 Transport = Literal["stdio", "http", "sse"]
 TrustState = Literal["approved", "needs_approval", "disabled"]
@@ -214,20 +214,7 @@ def _trust(sources: list[dict[str, Any]]) -> McpTrust:
 
 
 def _read_json(path: Path, warnings: list[str]) -> dict[str, Any] | None:
-    try:
-        if not path.is_file():
-            return None
-        if path.stat().st_size > MAX_CONFIG_BYTES:
-            warnings.append(f"{path}: larger than {MAX_CONFIG_BYTES} bytes; ignored")
-            return None
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        warnings.append(f"{path}: not valid JSON ({exc}); ignored")
-        return None
-    if not isinstance(data, dict):
-        warnings.append(f"{path}: must hold a JSON object; ignored")
-        return None
-    return data
+    return read_json_object(path, warnings, MAX_CONFIG_BYTES, unreadable="not valid JSON")
 
 
 def record_approval(workspace: Path, name: str) -> Path:

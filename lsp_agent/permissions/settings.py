@@ -99,7 +99,7 @@ def load(workspace: Path, options: dict[str, Any] | None = None) -> Settings:
     sources: list[Source] = []
     warnings: list[str] = []
     for name, path in candidate_files(workspace):
-        data = _read(path, warnings)
+        data = read_json_object(path, warnings)
         if data is not None:
             sources.append(Source(name, path, data))
         if name == "managed" and options:
@@ -183,19 +183,22 @@ def record_rule(path: Path, rule: str, kind: str = "allow") -> None:
     write_bytes_checked(path, (json.dumps(data, indent=2) + "\n").encode(), scope)
 
 
-def _read(path: Path, warnings: list[str]) -> dict[str, Any] | None:
+def read_json_object(path: Path, warnings: list[str], max_bytes: int = MAX_SETTINGS_BYTES,
+                     unreadable: str = "unreadable settings") -> dict[str, Any] | None:
+    """A settings-like JSON file holding an object; None (and a warning naming the file) when
+    it is missing, too large, not JSON or not an object. Shared by every config reader."""
     try:
         if not path.is_file():
             return None
-        if path.stat().st_size > MAX_SETTINGS_BYTES:
-            warnings.append(f"{path}: larger than {MAX_SETTINGS_BYTES} bytes; ignored")
+        if path.stat().st_size > max_bytes:
+            warnings.append(f"{path}: larger than {max_bytes} bytes; ignored")
             return None
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        warnings.append(f"{path}: unreadable settings ({exc}); ignored")
+        warnings.append(f"{path}: {unreadable} ({exc}); ignored")
         return None
     if not isinstance(data, dict):
-        warnings.append(f"{path}: settings must be a JSON object; ignored")
+        warnings.append(f"{path}: must hold a JSON object; ignored")
         return None
     return data
 
