@@ -31,22 +31,35 @@ def _jedi_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("jedi-cache")
 
 
-@pytest.fixture(autouse=True)
-def isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch,
-                       _jedi_cache: Path) -> Path:
-    base = tmp_path_factory.mktemp("user")
+def _isolate(base: Path, monkeypatch: pytest.MonkeyPatch, cache: Path) -> Path:
     for name, rel in _ISOLATED_DIRS.items():
         (base / rel).mkdir(parents=True, exist_ok=True)
         monkeypatch.setenv(name, str(base / rel))
     for name, rel in _ISOLATED_FILES.items():
         monkeypatch.setenv(name, str(base / rel))
-    monkeypatch.setenv("LSP_AGENT_CACHE_DIR", str(_jedi_cache))
+    monkeypatch.setenv("LSP_AGENT_CACHE_DIR", str(cache))
     # git still needs an identity for the tests that commit in a scratch repository.
     for name, value in {"GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.invalid",
                         "GIT_COMMITTER_NAME": "test",
                         "GIT_COMMITTER_EMAIL": "test@example.invalid"}.items():
         monkeypatch.setenv(name, value)
     return base / "home"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_user_dirs_for_the_session(tmp_path_factory: pytest.TempPathFactory,
+                                       _jedi_cache: Path):
+    """Module-scoped servers start before any function-scoped fixture runs: without this they
+    would inherit the real HOME and read the developer's settings (CI plants hostile ones)."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        yield _isolate(tmp_path_factory.mktemp("session-user"), monkeypatch, _jedi_cache)
+
+
+@pytest.fixture(autouse=True)
+def isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch,
+                       _jedi_cache: Path, isolated_user_dirs_for_the_session: Path) -> Path:
+    # A fresh folder per test as well, so that one test's settings never reach the next.
+    return _isolate(tmp_path_factory.mktemp("user"), monkeypatch, _jedi_cache)
 
 
 @pytest.fixture

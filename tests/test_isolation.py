@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from lsp_agent.permissions import settings as st
 from tests.conftest import real_home_before_isolation
 
@@ -35,3 +37,15 @@ def test_a_hostile_user_settings_file_elsewhere_changes_nothing(isolated_user_di
                          check=True, env=dict(os.environ)).stdout.strip()
     assert Path(out).is_relative_to(isolated_user_dirs)
     assert not Path(out).is_relative_to(tmp_path / "developer-home")
+
+
+@pytest.fixture(scope="module")
+def home_seen_by_a_module_scoped_fixture() -> str:
+    # Module-scoped e2e servers are started here, before any function-scoped fixture.
+    return os.environ["HOME"]
+
+
+def test_module_scoped_fixtures_are_isolated_too(home_seen_by_a_module_scoped_fixture: str,
+                                                 isolated_user_dirs_for_the_session: Path):
+    assert home_seen_by_a_module_scoped_fixture == str(isolated_user_dirs_for_the_session)
+    assert home_seen_by_a_module_scoped_fixture != real_home_before_isolation()
