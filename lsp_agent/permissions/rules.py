@@ -18,6 +18,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from lsp_agent.types.globs import glob_to_regex
+
 # A rule named after one of these covers every tool whose calls touch files that way.
 ALIASES = {"Edit": "write", "Read": "read"}
 _RULE = re.compile(r"^\s*([A-Za-z0-9_.*\-]+)\s*(?:\((.*)\))?\s*$", re.DOTALL)
@@ -102,23 +104,8 @@ def _command_regex(pattern: str) -> re.Pattern[str]:
 
 @functools.lru_cache(maxsize=512)
 def _path_regex(pattern: str) -> re.Pattern[str]:
-    out, i = [], 0
-    while i < len(pattern):
-        if pattern.startswith("/**", i) and (i + 3 == len(pattern) or pattern[i + 3] == "/"):
-            out.append(r"(?:/.*)?")
-            i += 3
-        elif pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif pattern[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif pattern[i] == "?":
-            out.append("[^/]")
-            i += 1
-        else:
-            out.append(re.escape(pattern[i]))
-            i += 1
+    # "[" stays literal in rules: folders such as app/[id]/ are common.
+    text = glob_to_regex(pattern, classes=False, folder_itself=True)
     if not pattern.endswith(("*", "/")):
-        out.append(r"(?:/.*)?")  # a folder covers what is inside it
-    return re.compile("".join(out), re.DOTALL)
+        text += r"(?:/.*)?"  # a folder covers what is inside it
+    return re.compile(text, re.DOTALL)

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lsp_agent.permissions.untrusted import shown
+from lsp_agent.types.globs import glob_to_regex
 
 LOOKS_SECRET = "looks like a secret (credentials or keys)"
 
@@ -108,32 +109,7 @@ def _translate(glob: str) -> str:
     """A glob (see the module docstring) as a regular expression over a '/'-joined path."""
     if glob.endswith("/"):
         glob += "**"
-    folder_itself = glob.endswith("/**")
-    if folder_itself:
-        glob = glob[:-3]
-    out, i = [], 0
-    while i < len(glob):
-        if glob.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif glob.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif glob[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif glob[i] == "?":
-            out.append("[^/]")
-            i += 1
-        elif glob[i] == "[" and (end := glob.find("]", i + 2)) > 0:
-            body = glob[i + 1:end]
-            out.append("[" + ("^" + body[1:] if body.startswith("!") else body)
-                       .replace("\\", "\\\\") + "]")
-            i = end + 1
-        else:
-            out.append(re.escape(glob[i]))
-            i += 1
-    return "".join(out) + ("(?:/.*)?" if folder_itself else "")
+    return glob_to_regex(glob, folder_itself=True)
 
 
 def _compile(pattern: str) -> re.Pattern[str]:

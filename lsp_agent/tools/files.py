@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from lsp_agent.permissions.safe_write import WriteRefused, existing_mode, real_path
 from lsp_agent.procs.lifetime import child_options
 from lsp_agent.tools.base import FileEdit, Tool, ToolContext, ToolError
+from lsp_agent.types.globs import glob_to_regex
 from lsp_agent.workspace.documents import (
     INLINE_READ_BYTES,
     DocumentSnapshot,
@@ -98,78 +99,7 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
     """
     if pattern.startswith("./"):
         pattern = pattern[2:]
-    return re.compile(_glob_to_regex(pattern), re.DOTALL)
-
-
-def _glob_to_regex(pattern: str) -> str:
-    out: list[str] = []
-    i = 0
-    while i < len(pattern):
-        char = pattern[i]
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif char == "*":
-            out.append("[^/]*")
-            i += 1
-        elif char == "?":
-            out.append("[^/]")
-            i += 1
-        elif char == "[" and (end := _class_end(pattern, i)) > 0:
-            body = pattern[i + 1 : end]
-            if body.startswith("!"):
-                body = "^" + body[1:]
-            out.append("[" + body.replace("\\", "\\\\") + "]")
-            i = end + 1
-        elif char == "{" and (end := _brace_end(pattern, i)) > 0:
-            alternatives = _split_top_level(pattern[i + 1 : end])
-            out.append("(?:" + "|".join(_glob_to_regex(alt) for alt in alternatives) + ")")
-            i = end + 1
-        else:
-            out.append(re.escape(char))
-            i += 1
-    return "".join(out)
-
-
-def _class_end(pattern: str, start: int) -> int:
-    """Index of the ``]`` closing a class opened at ``start``; -1 when there is none."""
-    i = start + 1
-    if i < len(pattern) and pattern[i] == "!":
-        i += 1
-    if i < len(pattern) and pattern[i] == "]":
-        i += 1  # a leading ] is a literal member
-    end = pattern.find("]", i)
-    return end
-
-
-def _brace_end(pattern: str, start: int) -> int:
-    depth = 0
-    for i in range(start, len(pattern)):
-        if pattern[i] == "{":
-            depth += 1
-        elif pattern[i] == "}":
-            depth -= 1
-            if depth == 0:
-                return i
-    return -1
-
-
-def _split_top_level(body: str) -> list[str]:
-    parts: list[str] = []
-    current: list[str] = []
-    depth = 0
-    for char in body:
-        if char == "," and depth == 0:
-            parts.append("".join(current))
-            current = []
-            continue
-        depth += {"{": 1, "}": -1}.get(char, 0)
-        current.append(char)
-    parts.append("".join(current))
-    return parts
+    return re.compile(glob_to_regex(pattern, braces=True), re.DOTALL)
 
 
 async def list_files(base: Path) -> list[str]:
