@@ -468,3 +468,8 @@ def _which(program: str) -> str | None:
     import shutil
 
     return shutil.which(program)
+
+
+def run_facts() -> dict[str, Any]:
+    """Machine facts, load and our versions, for a benchmark's results file."""
+    return {**machine_facts(), "versions": our_versions()}
