@@ -176,7 +176,7 @@ class LoadWatch:
 
     cores: int = field(default_factory=lambda: os.cpu_count() or 1)
     limit_per_core: float = LOAD_PER_CORE_LIMIT
-    before: float = field(default_factory=load_average)
+    before: float = field(default_factory=lambda: load_average())
     after: float | None = None
     rounds: list[float] = field(default_factory=list)
 
