@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -199,7 +200,7 @@ def bench_fix(rounds: int, model: TimedModel, workdir: Path, claude: Path,
     warmups = []
     for agent in agents:  # fills the bytecode cache and the page cache; untimed
         print(f"  fix: warm-up {agent}", flush=True)
-        warmups.append(warm_up(agent, lambda a=agent: _checked_fix(a, model, workdir, claude)))
+        warmups.append(warm_up(agent, partial(_checked_fix, agent, model, workdir, claude)))
     watch = LoadWatch()
     for number, order in enumerate(rotations(list(agents), rounds)):
         loaded = watch.round_started()
@@ -318,7 +319,7 @@ def bench_initialize(rounds: int, workdir: Path, peer_bin: Path) -> dict[str, An
     def once(name: str) -> tuple[float, float]:
         return asyncio.run(time_initialize(commands[name], root, env))
 
-    warmups = [vars(warm_up(n, lambda n=n: once(n))) for n in names]
+    warmups = [vars(warm_up(n, partial(once, n))) for n in names]
     watch = LoadWatch()
     for order in rotations(names, rounds):
         loaded = watch.round_started()

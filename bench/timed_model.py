@@ -106,7 +106,7 @@ def serve(scenario: Path) -> int:
     def timed_app(engine: Any) -> Any:
         return TimingMiddleware(original(engine))
 
-    scripted.create_app = timed_app  # type: ignore[assignment]
+    scripted.create_app = timed_app
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
