@@ -373,18 +373,18 @@ async def bench_overhead(rounds: int, repeats: int, model: TimedModel, workdir: 
     over = {p: Samples(timeout=TURN_TIMEOUT * 1000) for p in (*PATHS, FLOOR)}
     tools = {p: Samples(timeout=TURN_TIMEOUT * 1000) for p in (*PATHS, FLOOR)}
 
-    async def run(path: str) -> tuple[list[float], list[float]]:
+    async def run(path: str, timed: bool = True) -> tuple[list[float], list[float]]:
         model.load(read_scenario(rounds))
         if path == PATHS[0]:
             gaps, tool, floor = await overhead_in_process(model, workspace, rounds)
-            for g in floor:
+            for g in floor if timed else ():
                 gap[FLOOR].add(g)
                 over[FLOOR].add(g)
                 tools[FLOOR].add(0.0)
             return gaps, tool
         return await overhead_through_server(model, workspace, workdir / "server")
 
-    warmups = [await guarded(p, run(p)) for p in PATHS]
+    warmups = [await guarded(p, run(p, timed=False)) for p in PATHS]
     watch = LoadWatch()
     for order in rotations(list(PATHS), repeats):
         loaded = watch.round_started()
