@@ -295,7 +295,8 @@ def main() -> None:
     print(table(results))
     for key in ("fixed_overhead_ratio", "total_input_ratio"):
         if key in report:
-            print(f"{key} (lsp-agent / claude-code): {report[key]}")
+            print(f"- {key} (lsp-agent / claude-code): {report[key]}")
+    print(f"- Claude Code: {report['claude_code_version']} (pinned {peers.CLAUDE_CODE_VERSION})")
 
 
 if __name__ == "__main__":

@@ -130,3 +130,28 @@ def test_command_version_reports_what_the_program_says(tmp_path):
     program.chmod(0o755)
     assert common.command_version([str(program)]) == "peer 1.2.3"
     assert common.command_version([str(tmp_path / "missing")]).startswith("unavailable")
+
+
+def test_run_all_takes_the_tables_a_bench_printed_and_marks_a_failed_run(tmp_path):
+    from bench import run_all
+
+    stdout = "progress line\n### Table\n\n| a | b |\n|---|---|\n| 1 | 2 |\n- ratio: 0.4\nwrote x\n"
+    assert run_all.tables_from_stdout(stdout) == (
+        "### Table\n\n| a | b |\n|---|---|\n| 1 | 2 |\n- ratio: 0.4")
+    docs = tmp_path / "benchmarks.md"
+    docs.write_text(DOC)
+    facts = {"cores": 2, "cpu_model": "cpu", "python": "3.11", "os": "linux"}
+    base = {"date": "2026-12-01T10:00:00+00:00", "seconds": 60, "load_before": 1.0,
+            "load_after": 1.5}
+    records = {
+        "cold": {**base, "exit_code": 0, "table_md": "| new | cold |"},
+        "warm": {**base, "exit_code": 1, "table_md": "", "stderr_tail": "Traceback: boom"},
+        "engine": {**base, "exit_code": 0, "table_md": "| e |"},
+    }
+    missing = run_all.update_docs(records, facts, {"claude-code": "2.1.332"}, docs)
+    text = docs.read_text()
+    assert missing == ["engine"]
+    assert "| new | cold |" in text and "old cold table" not in text
+    assert "started 2026-12-01 09:59 UTC" in text and "claude-code 2.1.332" in text
+    assert "This run failed (exit 1); no figures." in text and "Traceback: boom" in text
+    assert "old warm" not in text
