@@ -43,6 +43,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
+from bench import peers  # noqa: E402
+from bench.common import run_facts  # noqa: E402
 from lsp_agent.scripted.server import ScriptedModelServer  # noqa: E402
 from lsp_agent.scripted.usage import (  # noqa: E402
     PromptCache,
@@ -173,15 +175,8 @@ def run_claude(binary: str, task: str, bare: bool) -> dict[str, Any]:
 
 
 def install_claude(folder: Path) -> str:
-    binary = folder / "node_modules" / "@anthropic-ai" / "claude-code-linux-x64" / "claude"
-    if not binary.exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", str(folder),
-                        CLAUDE_PACKAGE], check=True, timeout=INSTALL_TIMEOUT,
-                       capture_output=True, text=True)
-    if not binary.exists():  # other platforms: the package's launcher
-        binary = folder / "node_modules" / ".bin" / "claude"
-    return str(binary)
+    """Claude Code at the version pinned in bench/peers.py (never whatever npm has today)."""
+    return str(peers.ensure_claude(folder))
 
 
 def claude_version(binary: str) -> str:
@@ -281,6 +276,7 @@ def main() -> None:
             print(f"{agent} {task}: {results[agent][task]}", file=sys.stderr)
 
     report: dict[str, Any] = {
+        "meta": run_facts(), "claude_code_pinned": peers.CLAUDE_CODE_VERSION,
         "date": dt.date.today().isoformat(), "python": platform.python_version(),
         "platform": platform.platform(), "claude_code_version": claude_version(binary)
         if binary else None, "results": results}
@@ -299,7 +295,8 @@ def main() -> None:
     print(table(results))
     for key in ("fixed_overhead_ratio", "total_input_ratio"):
         if key in report:
-            print(f"{key} (lsp-agent / claude-code): {report[key]}")
+            print(f"- {key} (lsp-agent / claude-code): {report[key]}")
+    print(f"- Claude Code: {report['claude_code_version']} (pinned {peers.CLAUDE_CODE_VERSION})")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ import anthropic
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from bench.common import run_facts  # noqa: E402
 from lsp_agent.model.client import ModelSettings  # noqa: E402
 from lsp_agent.model.service import ModelService  # noqa: E402
 from lsp_agent.scripted.server import ScriptedModelServer  # noqa: E402
@@ -134,7 +135,8 @@ async def main() -> None:
     one, four = (statistics.median(spans[n]) for n in (1, 4))
     result = {"delay_ms": args.delay_ms, "runs": args.runs,
               "children_span_s": {"1": one, "4": four}, "ratio_4_to_1": four / one,
-              "parent_last_request": {"inline": inline, "delegated": delegated}}
+              "parent_last_request": {"inline": inline, "delegated": delegated},
+              "meta": run_facts()}
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "delegation.json").write_text(json.dumps(result, indent=2) + "\n")
     print("| measure | value |\n|---|---|")

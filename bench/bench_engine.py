@@ -63,6 +63,9 @@ from lsp_agent.types import events as ev
 from lsp_agent.workspace.diagnostics import DiagnosticsStore
 from lsp_agent.workspace.documents import DiskDocuments
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import run_facts
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 VENV_BIN = Path(sys.executable).parent
@@ -1065,6 +1068,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {
         "meta": {
             **machine_info(),
+            **run_facts(),
             "quick": args.quick,
             "model_server_nodelay": not args.as_shipped,
             "config": vars(cfg),

@@ -26,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import run_facts  # noqa: E402
 from lsp_agent.extensions.mcp_config import McpConfig, ServerSpec  # noqa: E402
 from lsp_agent.extensions.mcp_hub import McpHub  # noqa: E402
 from lsp_agent.tools.pool import default_pool, session_pool  # noqa: E402
@@ -130,10 +131,12 @@ async def main() -> None:
         folder = Path(tmp)
         results = {"call": await call_overhead(args.n, folder),
                    "request": await request_overhead(folder),
-                   "startup": await startup(folder)}
+                   "startup": await startup(folder), "meta": run_facts()}
     out = ROOT / "bench" / "results" / "mcp.json"
     out.write_text(json.dumps(results, indent=2) + "\n")
     for part, values in results.items():
+        if part == "meta":
+            continue
         print(part, json.dumps(values))
 
 

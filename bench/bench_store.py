@@ -46,6 +46,9 @@ from lsp_agent.store import CaptureRules, Checkpointer, Redactor, Store, load_tr
 from lsp_agent.store import entries as en
 from lsp_agent.store.writer import dumps_line, open_writer_blocking
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import run_facts
+
 RESULTS = Path(__file__).parent / "results" / "store.json"
 GIT_TIMEOUT = 300.0
 OURS_TIMEOUT = 30.0
@@ -534,7 +537,8 @@ def report(results: dict[str, Any]) -> None:
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     only = (set(args.only.split(",")) if args.only
             else {"append", "load", "server_resume", "checkpoint"})
-    results: dict[str, Any] = {"machine": machine_info(), "args": vars(args)}
+    results: dict[str, Any] = {"machine": {**machine_info(), **run_facts()},
+                               "args": vars(args)}
     with tempfile.TemporaryDirectory(prefix="bench-store-") as raw:
         tmp = Path(raw)
         if "append" in only:
