@@ -411,9 +411,12 @@ class Session:
         self.emit(ev.ErrorEvent(kind="persistence", message=message, recoverable=True))
 
     def restore(self, messages: list[dict[str, Any]], todos: list[dict[str, Any]],
-                cost_by_model: dict[str, Any], first_prompt: str | None) -> None:
+                cost_by_model: dict[str, Any], first_prompt: str | None, *,
+                prompts: list[str] | None = None,
+                auto_decisions: list[dict[str, Any]] | None = None) -> None:
         """State read back from a transcript (a resume): the history as the model last saw
-        it, the plan and what the session has cost so far. Nothing is re-recorded."""
+        it, the plan, what the session has cost so far, the user's recent prompts and auto
+        mode's decisions (its classifier goes on with both). Nothing is re-recorded."""
         self.agent.conversation.messages[:] = messages
         self.todos.restore(self._saved_todos(todos))
         for model, row in cost_by_model.items():
@@ -425,6 +428,11 @@ class Session:
             self.context.session_cost.add(model, usage)
         if first_prompt:
             self.context.original_request = first_prompt
+        self.agent.recent_prompts = [p for p in prompts or [] if p.strip()][-5:]
+        for entry in auto_decisions or []:
+            if not entry.get("error") and isinstance(entry.get("callKey"), str):
+                self.agent.auto.restore(entry["callKey"], str(entry.get("decision")),
+                                        str(entry.get("reason", "")))
 
     def restore_conversation(self, messages: list[dict[str, Any]],
                              todos: list[dict[str, Any]]) -> None:
