@@ -173,8 +173,10 @@ export interface PermissionDecided {
 export interface AutoDecision {
   agentId?: string;
   cached: boolean;
+  callKey?: string;
   decision: 'allow' | 'deny' | 'ask';
   error?: string;
+  model?: string;
   parentToolUseId?: string;
   reason: string;
   seq: number;
@@ -434,6 +436,8 @@ export interface ForkSessionParams {
 export interface InitializationOptions {
   applyEditTimeoutSeconds?: number;
   applyEditVerifySeconds?: number;
+  autoMemory?: boolean | null;
+  autoMemoryDirectory?: string | null;
   classifierModel?: string | null;
   disabledMcpjsonServers?: string[] | null;
   editorBridge?: boolean;
