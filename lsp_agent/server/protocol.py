@@ -76,6 +76,8 @@ class InitializationOptions(Wire):
     # Auto memory (docs/autonomy.md): off with false; the folder from the user's side only.
     auto_memory: bool | None = None
     auto_memory_directory: str | None = None
+    # Dream (docs/autonomy.md): {"enabled", "minHours", "minSessions", "idleSeconds"}.
+    dream: dict[str, Any] | None = None
 
     def safety_options(self) -> dict[str, Any] | None:
         found = {"permissions": self.permissions, "sandbox": self.sandbox, "hooks": self.hooks,

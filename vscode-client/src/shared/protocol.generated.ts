@@ -440,6 +440,9 @@ export interface InitializationOptions {
   autoMemoryDirectory?: string | null;
   classifierModel?: string | null;
   disabledMcpjsonServers?: string[] | null;
+  dream?: {
+    [k: string]: unknown;
+  } | null;
   editorBridge?: boolean;
   editorBridgeTimeoutSeconds?: number;
   editorSavesAppliedEdits?: boolean;
