@@ -78,6 +78,8 @@ class InitializationOptions(Wire):
     auto_memory_directory: str | None = None
     # Dream (docs/autonomy.md): {"enabled", "minHours", "minSessions", "idleSeconds"}.
     dream: dict[str, Any] | None = None
+    # The watcher (docs/autonomy.md): {"enabled", "testCommand", "debounceSeconds", ...}.
+    watch: dict[str, Any] | None = None
 
     def safety_options(self) -> dict[str, Any] | None:
         found = {"permissions": self.permissions, "sandbox": self.sandbox, "hooks": self.hooks,

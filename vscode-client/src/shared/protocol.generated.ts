@@ -473,6 +473,9 @@ export interface InitializationOptions {
   sessionRetentionDays?: number;
   sessionStorageMaxMb?: number;
   stateDir?: string | null;
+  watch?: {
+    [k: string]: unknown;
+  } | null;
 }
 export interface ListSessionsParams {
   limit?: number;
