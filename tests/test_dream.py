@@ -71,6 +71,7 @@ def snapshot(memory: AutoMemory) -> dict[str, str]:
 
 async def test_it_consolidates_after_enough_sessions_and_then_waits(model, memory, tmp_path):
     folder = await saved_sessions(tmp_path, ["we use pytest -x -q now"])
+    (folder / "prompts.history.jsonl").write_text("{}\n")  # not a session
     dream = dream_of(model, memory, folder)
     skipped = await dream.run()
     assert (skipped.status, skipped.reason) == ("skipped", "1 session(s) since the last run; "

@@ -39,7 +39,7 @@ from typing import Any
 
 from lsp_agent.context.auto_memory import INDEX, TYPES, AutoMemory, MemoryRefused, index_problem
 from lsp_agent.model.service import ModelRequest, ModelService
-from lsp_agent.store.layout import ensure_private_dir
+from lsp_agent.store.layout import SESSION_ID_RE, ensure_private_dir, session_id_of
 from lsp_agent.store.reader import load_transcript
 
 log = logging.getLogger(__name__)
@@ -184,7 +184,8 @@ class Dream:
 
     def recent_sessions(self, since: float) -> list[Path]:
         try:
-            found = [(p.stat().st_mtime, p) for p in self.transcripts.glob("*.jsonl")]
+            found = [(p.stat().st_mtime, p) for p in self.transcripts.glob("*.jsonl")
+                     if SESSION_ID_RE.match(session_id_of(p))]  # not the prompt history
         except OSError:
             return []
         return [p for mtime, p in sorted(found, reverse=True) if mtime > since]
