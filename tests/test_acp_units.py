@@ -170,6 +170,17 @@ def test_a_saved_history_replays_what_the_user_saw() -> None:
     assert "overloaded" in error.content.text
 
 
+def test_an_auto_mode_decision_replays_as_a_thought() -> None:
+    from lsp_agent.acp.replay import replay
+
+    [shown] = replay([{"type": "auto_decision", "toolUseId": "t1", "tool": "Bash",
+                       "decision": "deny", "reason": "pipes a download into sh",
+                       "cached": True, "callKey": "abc"}], Path("/w"))
+    assert shown.session_update == "agent_thought_chunk"
+    assert "deny Bash (cached)" in shown.content.text
+    assert "pipes a download into sh" in shown.content.text
+
+
 # -- the client's file system ---------------------------------------------------------------
 
 

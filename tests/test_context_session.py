@@ -34,13 +34,14 @@ class NoEdits:
 
 
 def make_session(server: ScriptedModelServer, workspace: Path, events: list[ev.AgentEvent],
-                 policy: ContextPolicy | None = None) -> Session:
+                 policy: ContextPolicy | None = None,
+                 safety_options: dict[str, Any] | None = None) -> Session:
     settings = ModelSettings(model=MODEL, fallback_model=None, api_key="k",
                              base_url=server.base_url, backoff_base=0.01)
     client = anthropic.AsyncAnthropic(api_key="k", base_url=server.base_url, max_retries=0)
     config = SessionConfig(workspace=workspace, settings=settings, mode="bypassPermissions",
                            state_dir=workspace / ".state", context=policy or ContextPolicy(),
-                           user_memory_dirs=[])
+                           user_memory_dirs=[], safety_options=safety_options)
     return Session(config, model=ModelService(settings, client), tools=default_pool(),
                    documents=DiskDocuments(),
                    diagnostics=DiagnosticsStore(), applier=NoEdits(), sink=events.append,
@@ -99,13 +100,27 @@ async def test_cache_reads_are_most_of_the_input_from_the_second_request_on(mode
 
 async def test_fixed_overhead_of_the_default_pool_is_under_4k_tokens(model, workspace):
     model.load({"turns": [{"content": "hi"}]})
-    session = make_session(model, workspace, [])
+    session = make_session(model, workspace, [])  # auto memory on (empty), as by default
     await session.prompt("hi")
     body = model.requests[0]
     overhead = segment_tokens(body["tools"]) + segment_tokens(body["system"])
     assert overhead <= 4000, overhead
     names = [t["name"] for t in body["tools"]]
     assert names == sorted(names) and "ToolSearch" in names and "Hover" not in names
+
+
+async def test_auto_memory_adds_under_230_tokens_when_empty(model, workspace):
+    """Its tool and its guide are in every request: budgeted on their own (the index grows
+    with what is saved, up to its 25 KB limit)."""
+    overheads = []
+    for options in ({"autoMemory": False}, None):
+        model.load({"turns": [{"content": "hi"}]})
+        session = make_session(model, workspace, [], safety_options=options)
+        await session.prompt("hi")
+        body = model.requests[0]
+        overheads.append(segment_tokens(body["tools"]) + segment_tokens(body["system"]))
+    assert "Memory" in [t["name"] for t in body["tools"]]
+    assert 0 < overheads[1] - overheads[0] <= 230, overheads
 
 
 async def test_tool_search_adds_schemas_for_the_rest_of_the_session(model, workspace):

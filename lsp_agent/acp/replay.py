@@ -101,6 +101,13 @@ def _system(entry: Entry, workspace: Path) -> list[Any]:
     return [update_agent_thought_text(text)]
 
 
+def _auto_decision(entry: Entry, workspace: Path) -> list[Any]:
+    cached = " (cached)" if entry.get("cached") else ""
+    return [update_agent_thought_text(
+        f"\n[auto mode: {entry.get('decision')} {entry.get('tool')}{cached}] "
+        f"{entry.get('reason')}\n")]
+
+
 _REPLAYERS: dict[str, Callable[[Entry, Path], list[Any]]] = {
     "user": _user,
     "assistant": _assistant,
@@ -110,6 +117,7 @@ _REPLAYERS: dict[str, Callable[[Entry, Path], list[Any]]] = {
     "mode": _mode,
     "compact_boundary": _compacted,
     "system": _system,
+    "auto_decision": _auto_decision,
 }
 
 

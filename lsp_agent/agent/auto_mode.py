@@ -16,6 +16,7 @@ cached per session for identical calls (same tool, same input).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 from collections import OrderedDict
@@ -77,6 +78,11 @@ class AutoCall:
     def key(self) -> str:
         return json.dumps([self.tool, self.input], sort_keys=True, default=str)
 
+    def digest(self) -> str:
+        """The cache key as recorded in the transcript: identical calls share it, and the
+        input itself (which may hold what a redactor would cut) is not written twice."""
+        return hashlib.sha256(self.key().encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
 
 @dataclass(frozen=True)
 class AutoVerdict:
@@ -104,7 +110,7 @@ class AutoMode:
     _cache: OrderedDict[str, AutoVerdict] = field(default_factory=OrderedDict)
 
     async def decide(self, call: AutoCall) -> AutoVerdict:
-        key = call.key()
+        key = call.digest()
         if (hit := self._cache.get(key)) is not None:
             return replace(hit, cached=True, usage=None)  # a cached answer costs nothing
         try:
@@ -117,10 +123,21 @@ class AutoMode:
         except Exception as exc:  # the user is asked instead: never a crash, never an allow
             log.warning("auto-mode classifier failed: %s", exc)
             return _fallback(f"{type(exc).__name__}: {exc}"[:MAX_REASON])
+        self._remember(key, verdict)
+        return verdict
+
+    def restore(self, digest: str, decision: str, reason: str) -> None:
+        """A decision read back from the transcript (a resume): identical calls of the
+        resumed session are settled as before, without a side request. Only ``allow`` and
+        ``deny`` come back: an ``ask`` costs nothing to ask again."""
+        if decision in ("allow", "deny") and digest:
+            self._remember(digest, AutoVerdict(decision, reason))  # type: ignore[arg-type]
+
+    def _remember(self, key: str, verdict: AutoVerdict) -> None:
         self._cache[key] = verdict
+        self._cache.move_to_end(key)
         if len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
-        return verdict
 
 
 def _fallback(error: str) -> AutoVerdict:

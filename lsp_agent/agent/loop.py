@@ -441,10 +441,11 @@ class Agent:
         only: the gate's own refusals and safety questions never get here). Returns the denial
         for the model, or None and the verdict to go on with (allow, or ask the user)."""
         subject = tool.subject(args)
-        auto = await self.auto.decide(AutoCall(
+        asked = AutoCall(
             tool=tool.name, subject=f"{subject.access}: {subject.shown or tool.name}",
             input=args.model_dump(exclude_none=True), reason=verdict.reason,
-            prompts=tuple(self.recent_prompts), workspace=str(self.deps.gate.workspace)))
+            prompts=tuple(self.recent_prompts), workspace=str(self.deps.gate.workspace))
+        auto = await self.auto.decide(asked)
         # The side request counts in the cost; no usage event: clients read those as the
         # conversation's own rounds (its model, its context size).
         if auto.usage is not None and auto.model:
@@ -452,7 +453,8 @@ class Agent:
             self.deps.context.turn_ledger.add(auto.model, auto.usage)
         emit(ev.AutoDecision(tool_use_id=call.tool_use_id, tool=tool.name,
                              decision=auto.decision, reason=auto.reason, cached=auto.cached,
-                             error=auto.error, usage=auto.usage))
+                             error=auto.error, usage=auto.usage, call_key=asked.digest(),
+                             model=auto.model))
         if auto.decision == "allow":
             return None, Verdict("allow", f"auto mode: {auto.reason}")
         if auto.decision == "ask":

@@ -15,7 +15,14 @@ from pygls.uris import from_fs_path, to_fs_path
 
 from lsp_agent import PROTOCOL_VERSION, __version__
 from lsp_agent.code_intel.bridge import BRIDGE_METHODS
-from lsp_agent.server import actions, extensions_api, session_methods
+from lsp_agent.server import (
+    actions,
+    dream_api,
+    extensions_api,
+    memory_api,
+    session_methods,
+    watch_api,
+)
 from lsp_agent.server import protocol as p
 from lsp_agent.server.client_caps import ClientCaps
 from lsp_agent.server.editor import EditorApplier, EditorDocuments, EditorPermissions
@@ -34,7 +41,8 @@ log = logging.getLogger(__name__)
 CUSTOM_METHODS = [p.NEW_SESSION, p.PROMPT, p.CANCEL, p.SET_MODE, p.REVIEW, p.LIST_SESSIONS,
                   p.CONTEXT, p.COMPACT, p.SET_MODEL, p.RESUME_SESSION, p.SESSION_HISTORY,
                   p.FORK_SESSION, p.RENAME_SESSION, p.DELETE_SESSION, p.PROMPT_HISTORY,
-                  p.REWIND, p.CHECKPOINTS, p.TASKS, *extensions_api.METHODS]
+                  p.REWIND, p.CHECKPOINTS, p.TASKS, *extensions_api.METHODS,
+                  *memory_api.METHODS, *dream_api.METHODS, *watch_api.METHODS]
 
 
 PYTHON_FEATURE_CAPABILITIES = ("definition_provider", "references_provider", "hover_provider",
@@ -90,6 +98,8 @@ class AgentServer(LanguageServer):
         self.progress_for_turns = TurnProgress(self)
         self._manager: SessionManager | None = None
         self.wiring = Wiring(self)  # builds the sessions' parts from the editor's side
+        self.dreams = dream_api.DreamRunner(self)  # memory consolidation in the background
+        self.watcher = watch_api.Watcher(self)  # prepares fixes when tests fail (off by default)
 
     # Our transports replace pygls's reader loop (see transport.py); they return the exit code.
     def start_io(self, stdin: Any = None, stdout: Any = None) -> int:
@@ -157,6 +167,8 @@ class AgentServer(LanguageServer):
         self.protocol.notify(p.EVENT, {"sessionId": event.session_id, "seq": event.seq,
                                        "event": event.wire()})
         self.progress_for_turns.on_event(event)
+        self.dreams.on_event(event)
+        self.watcher.on_event(event)
 
     # -- helpers used by handlers ------------------------------------------------------------
 
@@ -209,6 +221,9 @@ def create_server() -> AgentServer:
     session_methods.register(server)
     actions.register(server)
     extensions_api.register(server)  # agent/mcpStatus, agent/mcpRestart, agent/commands
+    memory_api.register(server)  # agent/memory*: the project's auto memory
+    dream_api.register(server)  # agent/dream, agent/dreamCancel: memory consolidation
+    watch_api.register(server)  # didSave -> test command -> a proposal in the inbox
     from lsp_agent.server.language_features import register_language_features
 
     register_language_features(server, server.editor_intel, server.positions)
@@ -222,6 +237,8 @@ def _register_lifecycle(server: AgentServer) -> None:
 
     @server.feature(lsp.SHUTDOWN)
     async def on_shutdown(ls: AgentServer, *_: Any) -> None:
+        await ls.dreams.cancel_all()  # a run stopped now rolls its lock back
+        ls.watcher.close()
         if ls._manager is not None:
             await ls.manager.close_all()  # turns stopped, transcripts flushed and closed
             await extensions_api.close_all(ls)

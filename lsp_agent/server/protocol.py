@@ -73,6 +73,13 @@ class InitializationOptions(Wire):
     disabled_mcpjson_servers: list[str] | None = None
     enabled_plugins: dict[str, bool] | None = None
     plugin_dirs: list[str] | None = None
+    # Auto memory (docs/autonomy.md): off with false; the folder from the user's side only.
+    auto_memory: bool | None = None
+    auto_memory_directory: str | None = None
+    # Dream (docs/autonomy.md): {"enabled", "minHours", "minSessions", "idleSeconds"}.
+    dream: dict[str, Any] | None = None
+    # The watcher (docs/autonomy.md): {"enabled", "testCommand", "debounceSeconds", ...}.
+    watch: dict[str, Any] | None = None
 
     def safety_options(self) -> dict[str, Any] | None:
         found = {"permissions": self.permissions, "sandbox": self.sandbox, "hooks": self.hooks,
@@ -80,7 +87,9 @@ class InitializationOptions(Wire):
                  "enableAllProjectMcpServers": self.enable_all_project_mcp_servers,
                  "enabledMcpjsonServers": self.enabled_mcpjson_servers,
                  "disabledMcpjsonServers": self.disabled_mcpjson_servers,
-                 "enabledPlugins": self.enabled_plugins, "pluginDirs": self.plugin_dirs}
+                 "enabledPlugins": self.enabled_plugins, "pluginDirs": self.plugin_dirs,
+                 "autoMemory": self.auto_memory,
+                 "autoMemoryDirectory": self.auto_memory_directory}
         return {k: v for k, v in found.items() if v is not None} or None
 
 

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 # A resumed session never starts in this mode: the user chooses it again (see docs/sessions.md).
 NOT_RESUMED_MODES = frozenset({"bypassPermissions"})
+RECENT_PROMPTS_KEPT = 5  # as many as the agent keeps for auto mode (agent/loop.py)
 
 
 class UnknownSession(KeyError):
@@ -153,7 +154,8 @@ class SessionManager:
             saved_mode = mode
         session = self.factory.create(workspace, saved_mode, state["model"],
                                       session_id=session_id, recorder=recorder)
-        session.restore(state["messages"], state["todos"], state["cost"], state["first"])
+        session.restore(state["messages"], state["todos"], state["cost"], state["first"],
+                        prompts=state["prompts"], auto_decisions=state["auto"])
         for proposal_id in state["pending"]:
             recorder.append(entries.proposal_decision(
                 proposal_id, "not_applied",
@@ -217,6 +219,9 @@ def _saved_state(reader: Any) -> dict[str, Any]:
         "model": reader.model(), "cost": reader.cost().by_model,
         "pending": [p["proposalId"] for p in reader.pending_proposals()],
         "first": turns[0].prompt if turns else None,
+        # What auto mode's classifier is told the user wants, and what it decided already.
+        "prompts": [t.prompt for t in turns[-RECENT_PROMPTS_KEPT:]],
+        "auto": reader.auto_decisions(),
     }
 
 

@@ -155,6 +155,8 @@ class SessionRecorder:
             self.model = event.model  # the model the next assistant entry comes from
         elif isinstance(event, ev.ModelFallback):
             self.model_changed(event.to_model)  # a resume goes on with the fallback model
+        if isinstance(event, ev.AutoDecision) and event.usage is not None:
+            self._classifier_usage(event)
         record = _EVENT_ENTRIES.get(type(event))
         if record is None:
             return
@@ -164,6 +166,14 @@ class SessionRecorder:
         elif entry["type"] == "turn_end":
             entry["costUsd"] = round(self._turn_usd, 6)  # what this turn's requests cost
             self._turn_usd = 0.0
+        self.append(entry)
+
+    def _classifier_usage(self, event: ev.AutoDecision) -> None:
+        """Auto mode's side request as a ``usage`` entry of the classifier model, so a resumed
+        session's cost includes it (no ``usage`` event is sent for it: see loop._auto_mode)."""
+        assert event.usage is not None
+        entry = _usage_entry(ev.UsageReport(model=event.model or "classifier", usage=event.usage))
+        self._turn_usd += entry["costUsd"]
         self.append(entry)
 
     def mode_changed(self, mode: str) -> None:
@@ -255,6 +265,12 @@ def _decision(event: ev.ProposalResolved) -> dict[str, Any]:
                                      feedback=event.feedback)
 
 
+def _auto_decision(event: ev.AutoDecision) -> dict[str, Any]:
+    return entries.auto_decision(event.tool_use_id, event.tool, event.decision, event.reason,
+                                 cached=event.cached, error=event.error,
+                                 call_key=event.call_key)
+
+
 def _todos(event: ev.TodosUpdated) -> dict[str, Any]:
     return entries.todos([t.wire() for t in event.todos])
 
@@ -269,5 +285,6 @@ _EVENT_ENTRIES: dict[type, Callable[[Any], dict[str, Any]]] = {
     ev.ProposalCreated: _proposal,
     ev.ProposalResolved: _decision,
     ev.TodosUpdated: _todos,
+    ev.AutoDecision: _auto_decision,
     ev.ErrorEvent: _error,
 }

@@ -20,6 +20,7 @@ from typing import Any
 from lsp_agent.agent.loop import Agent, AgentDeps
 from lsp_agent.agent.subagents import AgentTool, Delegation, label_event
 from lsp_agent.context.agents import load_catalog
+from lsp_agent.context.auto_memory import MemoryRefused, auto_memory_for, memory_layer
 from lsp_agent.context.layers import system_layers
 from lsp_agent.context.manager import ContextManager, ContextPolicy
 from lsp_agent.context.memory import MemoryLoader
@@ -36,8 +37,10 @@ from lsp_agent.sessions.extensions import session_extensions
 from lsp_agent.sessions.proposals import EditApplier, ProposalBook, ProposalHost
 from lsp_agent.sessions.recorder import SessionRecorder
 from lsp_agent.sessions.sidechain import open_sidechain
+from lsp_agent.store import Redactor
 from lsp_agent.tools.background import BackgroundTask, BackgroundTasks
 from lsp_agent.tools.base import ToolContext, ToolPool
+from lsp_agent.tools.memory import MemoryTool
 from lsp_agent.tools.pool import session_pool
 from lsp_agent.tools.todos import TodoItem, TodoList
 from lsp_agent.types import events as ev
@@ -144,7 +147,14 @@ class Session:
                 recorder, agent_id, kind, prompt),
             catalog=load_catalog(config.workspace, [*tools.names(), AgentTool.name]))
         agent_tool = AgentTool(self.delegation)
-        self.tools = session_pool(ToolPool([*tools, agent_tool]))
+        # Auto memory (docs/autonomy.md): its tool only when it is on.
+        self.auto_memory, memory_warnings = auto_memory_for(
+            config.state_dir, config.workspace, config.safety_options,
+            recorder.store.redactor.text if recorder is not None
+            else Redactor.from_environment().text)
+        self.safety.warnings.extend(memory_warnings)
+        memory_tools = [MemoryTool(self.auto_memory)] if self.auto_memory is not None else []
+        self.tools = session_pool(ToolPool([*tools, agent_tool, *memory_tools]))
         self.memory = MemoryLoader(config.workspace, config.user_memory_dirs,
                                    self.gate.file_rules)
         self.context = ContextManager(
@@ -370,6 +380,11 @@ class Session:
         # Computed once per session so the prefix stays byte-identical (cache hits).
         if self._system_cache is None:
             self._system_cache = system_layers(self.workspace, self.memory.initial())
+            if self.auto_memory is not None:  # after the cached prefix (context/auto_memory.py)
+                try:
+                    self._system_cache.append(memory_layer(self.auto_memory))
+                except (OSError, MemoryRefused) as exc:
+                    log.warning("auto memory of %s is not loaded: %s", self.workspace, exc)
         return self._system_cache
 
     def _child_context(self) -> ContextManager:
@@ -411,9 +426,12 @@ class Session:
         self.emit(ev.ErrorEvent(kind="persistence", message=message, recoverable=True))
 
     def restore(self, messages: list[dict[str, Any]], todos: list[dict[str, Any]],
-                cost_by_model: dict[str, Any], first_prompt: str | None) -> None:
+                cost_by_model: dict[str, Any], first_prompt: str | None, *,
+                prompts: list[str] | None = None,
+                auto_decisions: list[dict[str, Any]] | None = None) -> None:
         """State read back from a transcript (a resume): the history as the model last saw
-        it, the plan and what the session has cost so far. Nothing is re-recorded."""
+        it, the plan, what the session has cost so far, the user's recent prompts and auto
+        mode's decisions (its classifier goes on with both). Nothing is re-recorded."""
         self.agent.conversation.messages[:] = messages
         self.todos.restore(self._saved_todos(todos))
         for model, row in cost_by_model.items():
@@ -425,6 +443,11 @@ class Session:
             self.context.session_cost.add(model, usage)
         if first_prompt:
             self.context.original_request = first_prompt
+        self.agent.recent_prompts = [p for p in prompts or [] if p.strip()][-5:]
+        for entry in auto_decisions or []:
+            if not entry.get("error") and isinstance(entry.get("callKey"), str):
+                self.agent.auto.restore(entry["callKey"], str(entry.get("decision")),
+                                        str(entry.get("reason", "")))
 
     def restore_conversation(self, messages: list[dict[str, Any]],
                              todos: list[dict[str, Any]]) -> None:

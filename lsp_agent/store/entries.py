@@ -35,7 +35,7 @@ MESSAGE_TYPES = frozenset({"user", "assistant", "tool_result"})
 # Types shown when the history is paged (usage, backups and the header are bookkeeping).
 DISPLAY_TYPES = frozenset({
     "user", "assistant", "tool_result", "compact_boundary", "proposal", "proposal_decision",
-    "mode", "model", "todos", "turn_end", "system", "rewind", "title",
+    "mode", "model", "todos", "turn_end", "system", "rewind", "title", "auto_decision",
 })
 
 
@@ -171,6 +171,20 @@ def turn_end(stop_reason: str, rounds: int, tokens: dict[str, int], cost_usd: fl
     a reader gets the session's cost from the last turn end instead of every request."""
     return {"type": "turn_end", "stopReason": stop_reason, "rounds": rounds, "usage": tokens,
             "costUsd": cost_usd}
+
+
+def auto_decision(tool_use_id: str, tool: str, decision: str, reason: str, *,
+                  cached: bool = False, error: str | None = None,
+                  call_key: str | None = None) -> Entry:
+    """Auto mode's classifier settled a call (``callKey``: the digest of its tool and input,
+    with which a resume restores the session's cache of decisions)."""
+    entry: Entry = {"type": "auto_decision", "toolUseId": tool_use_id, "tool": tool,
+                    "decision": decision, "reason": reason, "cached": cached}
+    if error:
+        entry["error"] = error
+    if call_key:
+        entry["callKey"] = call_key
+    return entry
 
 
 def todos(items: list[dict[str, Any]]) -> Entry:

@@ -230,6 +230,11 @@ class TranscriptReader:
 
     # -- state -------------------------------------------------------------------------------
 
+    def auto_decisions(self) -> list[en.Entry]:
+        """Auto mode's decisions on the current branch (a resume restores its cache from
+        them; a rewound branch's decisions were about calls that no longer happened)."""
+        return [r.data for r in self._chain if r.type == "auto_decision"]
+
     def todos(self) -> list[dict[str, Any]]:
         entry = self._last(self._chain, "todos")
         return list(entry.get("todos", [])) if entry else []

@@ -130,6 +130,8 @@ class AutoDecision(EventBase):
     cached: bool = False
     error: str | None = None
     usage: Usage | None = None  # the classifier request's tokens (none when cached or failed)
+    call_key: str | None = None  # digest of (tool, input): identical calls share it
+    model: str | None = None  # the classifier model that answered (none when it failed)
 
 
 class HunkView(Wire):

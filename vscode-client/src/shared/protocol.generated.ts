@@ -173,8 +173,10 @@ export interface PermissionDecided {
 export interface AutoDecision {
   agentId?: string;
   cached: boolean;
+  callKey?: string;
   decision: 'allow' | 'deny' | 'ask';
   error?: string;
+  model?: string;
   parentToolUseId?: string;
   reason: string;
   seq: number;
@@ -434,8 +436,13 @@ export interface ForkSessionParams {
 export interface InitializationOptions {
   applyEditTimeoutSeconds?: number;
   applyEditVerifySeconds?: number;
+  autoMemory?: boolean | null;
+  autoMemoryDirectory?: string | null;
   classifierModel?: string | null;
   disabledMcpjsonServers?: string[] | null;
+  dream?: {
+    [k: string]: unknown;
+  } | null;
   editorBridge?: boolean;
   editorBridgeTimeoutSeconds?: number;
   editorSavesAppliedEdits?: boolean;
@@ -466,6 +473,9 @@ export interface InitializationOptions {
   sessionRetentionDays?: number;
   sessionStorageMaxMb?: number;
   stateDir?: string | null;
+  watch?: {
+    [k: string]: unknown;
+  } | null;
 }
 export interface ListSessionsParams {
   limit?: number;

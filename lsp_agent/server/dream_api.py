@@ -1,0 +1,159 @@
+"""Dream over LSP: ``agent/dream`` runs it (gated, or forced), ``agent/dreamCancel`` stops it,
+``agent/dreamStatus`` notifications show it; after a turn ends and the server has been idle
+for ``dream.idleSeconds``, it runs on its own when its gates pass (sessions/dream.py).
+
+One run per workspace at a time in this server; the lock in the memory folder keeps other
+servers out. A run is an asyncio task: cancelling it stops its model request and rolls the
+lock back; the server's shutdown cancels it too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pygls.exceptions import JsonRpcInvalidRequest
+from pygls.uris import from_fs_path
+
+from lsp_agent.server import protocol as p
+from lsp_agent.server.memory_api import MemoryParams, project_memory
+from lsp_agent.server.session_methods import workspace_of
+from lsp_agent.sessions.dream import Dream, DreamPolicy, DreamResult
+from lsp_agent.types import events as ev
+
+if TYPE_CHECKING:
+    from lsp_agent.server.app import AgentServer
+
+log = logging.getLogger(__name__)
+
+DREAM = "agent/dream"
+DREAM_CANCEL = "agent/dreamCancel"
+DREAM_STATUS = "agent/dreamStatus"  # notification
+METHODS = [DREAM, DREAM_CANCEL]
+DEFAULT_IDLE_SECONDS = 300.0
+
+
+class DreamParams(MemoryParams):
+    force: bool = False
+
+
+class DreamRunner:
+    def __init__(self, server: AgentServer):
+        self._server = server
+        self._running: dict[Path, asyncio.Task[DreamResult]] = {}
+        self._idle: asyncio.TimerHandle | None = None
+        self._touched: set[Path] = set()
+
+    # -- options -----------------------------------------------------------------------------
+
+    def _options(self) -> dict[str, Any]:
+        raw = self._server.options.dream
+        return raw if isinstance(raw, dict) else {}
+
+    def policy(self) -> DreamPolicy:
+        opts, base = self._options(), DreamPolicy()
+        return DreamPolicy(min_hours=float(opts.get("minHours", base.min_hours)),
+                           min_sessions=int(opts.get("minSessions", base.min_sessions)))
+
+    def _automatic(self) -> bool:
+        return self._options().get("enabled", True) is not False
+
+    # -- runs --------------------------------------------------------------------------------
+
+    def dream_for(self, workspace: Path) -> Dream:
+        server = self._server
+        store = server.manager.store
+        if store is None:
+            raise JsonRpcInvalidRequest("sessions are not saved by this server: Dream has "
+                                        "nothing to read")
+        memory, _ = project_memory(server, from_fs_path(str(workspace)))
+        service = server.manager.factory.model_service(server.manager.settings)
+        return Dream(memory, store.layout.project(workspace), service, self.policy(),
+                     report=lambda update: self._notify(workspace, "running", update))
+
+    async def start(self, workspace: Path, force: bool) -> dict[str, Any]:
+        if workspace in self._running:
+            return {"started": False, "reason": "Dream is already running for this workspace"}
+        dream = self.dream_for(workspace)
+        why, _sessions, _last = await asyncio.to_thread(dream.gate, force)
+        if why is not None:
+            return {"started": False, "reason": why}
+        task = asyncio.ensure_future(self._run(workspace, dream, force))
+        self._running[workspace] = task
+        task.add_done_callback(lambda _t: self._running.pop(workspace, None))
+        return {"started": True}
+
+    async def _run(self, workspace: Path, dream: Dream, force: bool) -> DreamResult:
+        self._notify(workspace, "running", {"phase": "gates"})
+        try:
+            result = await dream.run(force)
+        except asyncio.CancelledError:
+            result = DreamResult("cancelled", "stopped by the user or the server's shutdown")
+            self._notify(workspace, result.status, result.wire())
+            raise
+        self._notify(workspace, result.status, result.wire())
+        return result
+
+    async def cancel(self, workspace: Path) -> bool:
+        task = self._running.get(workspace)
+        if task is None:
+            return False
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return True
+
+    async def cancel_all(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+        for workspace in list(self._running):
+            await self.cancel(workspace)
+
+    def _notify(self, workspace: Path, status: str, detail: dict[str, Any]) -> None:
+        self._server.protocol.notify(DREAM_STATUS, {
+            "workspaceUri": from_fs_path(str(workspace)) or "", **detail, "status": status})
+
+    # -- running on its own ------------------------------------------------------------------
+
+    def on_event(self, event: ev.AgentEvent) -> None:
+        """A turn ended: (re)arm the idle timer; when it fires with no turn running, each
+        workspace that had turns is checked against the gates."""
+        if not isinstance(event, ev.TurnEnded) or not self._automatic():
+            return
+        try:
+            session = self._server.manager.get(event.session_id or "")
+        except Exception:
+            return
+        self._touched.add(session.workspace)
+        if self._idle is not None:
+            self._idle.cancel()
+        idle = float(self._options().get("idleSeconds", DEFAULT_IDLE_SECONDS))
+        self._idle = asyncio.get_running_loop().call_later(idle, self._idle_fired)
+
+    def _idle_fired(self) -> None:
+        self._idle = None
+        if any(s.busy for s in self._server.manager.all()):
+            return  # the next turn's end re-arms the timer
+        touched, self._touched = self._touched, set()
+        for workspace in touched:
+            task = asyncio.ensure_future(self._start_quietly(workspace))
+            task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+
+    async def _start_quietly(self, workspace: Path) -> None:
+        try:
+            await self.start(workspace, force=False)
+        except Exception as exc:  # auto memory off, no saved sessions: nothing to do
+            log.info("Dream not started for %s: %s", workspace, exc)
+
+
+def register(server: AgentServer) -> None:
+    @server.feature(DREAM)
+    async def dream(ls: AgentServer, params: Any) -> dict[str, Any]:
+        args = p.parse(DreamParams, params)
+        return await ls.dreams.start(workspace_of(ls, args.workspace_uri), args.force)
+
+    @server.feature(DREAM_CANCEL)
+    async def dream_cancel(ls: AgentServer, params: Any) -> dict[str, Any]:
+        args = p.parse(MemoryParams, params)
+        return {"cancelled": await ls.dreams.cancel(workspace_of(ls, args.workspace_uri))}

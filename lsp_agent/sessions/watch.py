@@ -1,0 +1,143 @@
+"""The watcher's policy: where its settings come from and whether they are approved, its
+budget, its memory of what it tried, and its daily log. Pure data and small files; the server
+side (lsp_agent/server/watch_api.py) runs the test command and the background sessions.
+
+Settings: ``"watch": {"enabled": true, "testCommand": "pytest -x -q", "debounceSeconds": 2,
+"maxRunsPerHour": 4, "mode": "auto", "testTimeoutSeconds": 300}`` in the editor's
+initialization options or a settings file. Off by default. A watcher from the project's
+committed settings (``.lsp-agent/settings.json``, ``.claude/settings.json``) runs only after the
+user approved exactly that configuration once (``agent/watchApprove``): a cloned repository
+must not run commands on save by itself. The editor's options, user and local settings count
+as approval.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lsp_agent.permissions.settings import candidate_files, read_json_object
+from lsp_agent.store.layout import atomic_write_json, ensure_private_dir, workspace_slug
+
+APPROVED_SOURCES = frozenset({"options", "managed", "user", "local"})
+MODES = frozenset({"auto", "default", "plan"})  # never one that applies edits on its own
+
+
+@dataclass(frozen=True)
+class WatchConfig:
+    enabled: bool = False
+    test_command: str | None = None
+    debounce_seconds: float = 2.0
+    max_runs_per_hour: int = 4
+    mode: str = "auto"
+    test_timeout_seconds: float = 300.0
+    source: str = "options"  # where it came from
+    raw: str = "{}"  # its canonical JSON: what an approval is of
+
+    @property
+    def needs_approval(self) -> bool:
+        return self.source not in APPROVED_SOURCES
+
+    def digest(self) -> str:
+        return hashlib.sha256(self.raw.encode()).hexdigest()[:32]
+
+
+def parse(data: Any, source: str) -> tuple[WatchConfig | None, list[str]]:
+    if not isinstance(data, dict):
+        return None, [f"{source}: 'watch' must be an object; ignored"]
+    warnings = []
+    mode = data.get("mode", "auto")
+    if mode not in MODES:
+        warnings.append(f"{source}: watch.mode {mode!r} is not one of {sorted(MODES)}; "
+                        "using auto")
+        mode = "auto"
+    command = data.get("testCommand")
+    try:
+        config = WatchConfig(
+            enabled=data.get("enabled") is True,
+            test_command=command if isinstance(command, str) and command.strip() else None,
+            debounce_seconds=max(0.0, float(data.get("debounceSeconds", 2.0))),
+            max_runs_per_hour=max(0, int(data.get("maxRunsPerHour", 4))),
+            mode=mode,
+            test_timeout_seconds=max(1.0, float(data.get("testTimeoutSeconds", 300.0))),
+            source=source, raw=json.dumps(data, sort_keys=True))
+    except (TypeError, ValueError) as exc:
+        return None, [f"{source}: watch: {exc}; ignored"]
+    return config, warnings
+
+
+def load(workspace: Path, options: Any = None) -> tuple[WatchConfig | None, list[str]]:
+    """The watcher's settings of the highest source that has any (the editor's options, then
+    the settings files in precedence order)."""
+    if options is not None:
+        return parse(options, "options")
+    for kind, path in candidate_files(workspace):
+        data = read_json_object(path, [])
+        if data is not None and "watch" in data:
+            return parse(data["watch"], kind)
+    return None, []
+
+
+class Approvals:
+    """Which project watcher configurations the user approved (per workspace, by digest)."""
+
+    def __init__(self, state_dir: Path):
+        self.path = Path(state_dir) / "watch" / "approvals.json"
+
+    def _read(self) -> dict[str, str]:
+        data = read_json_object(self.path, [])
+        return {k: v for k, v in (data or {}).items() if isinstance(v, str)}
+
+    def approved(self, workspace: Path, config: WatchConfig) -> bool:
+        return not config.needs_approval or \
+            self._read().get(workspace_slug(workspace)) == config.digest()
+
+    def approve(self, workspace: Path, config: WatchConfig) -> None:
+        ensure_private_dir(self.path.parent)
+        data = self._read()
+        data[workspace_slug(workspace)] = config.digest()
+        atomic_write_json(self.path, data)
+
+
+@dataclass
+class Budget:
+    """At most ``per_hour`` runs in any hour."""
+
+    per_hour: int
+    _runs: deque[float] = field(default_factory=deque)
+
+    def take(self, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        while self._runs and now - self._runs[0] >= 3600:
+            self._runs.popleft()
+        if len(self._runs) >= self.per_hour:
+            return False
+        self._runs.append(now)
+        return True
+
+
+def failure_key(command: str, output: str) -> str:
+    """What makes two failures the same: the command and the output's last lines (timings
+    and temp paths vary more at the top)."""
+    tail = "\n".join(output.strip().splitlines()[-15:])
+    return hashlib.sha256(f"{command}\n{tail}".encode()).hexdigest()[:24]
+
+
+class DailyLog:
+    """One JSON line per decision, one file per day: what it looked at and why it acted."""
+
+    def __init__(self, state_dir: Path, workspace: Path):
+        self.folder = Path(state_dir) / "watch" / workspace_slug(workspace)
+
+    def write(self, **record: Any) -> None:
+        ensure_private_dir(self.folder)
+        now = dt.datetime.now(dt.UTC)
+        line = json.dumps({"at": now.isoformat(timespec="seconds"), **record})
+        with open(self.folder / f"{now.date().isoformat()}.log", "a", encoding="utf-8") as f:
+            f.write(line + "\n")
