@@ -15,7 +15,7 @@ from pygls.uris import from_fs_path, to_fs_path
 
 from lsp_agent import PROTOCOL_VERSION, __version__
 from lsp_agent.code_intel.bridge import BRIDGE_METHODS
-from lsp_agent.server import actions, extensions_api, session_methods
+from lsp_agent.server import actions, extensions_api, session_methods, views_api
 from lsp_agent.server import protocol as p
 from lsp_agent.server.client_caps import ClientCaps
 from lsp_agent.server.editor import EditorApplier, EditorDocuments, EditorPermissions
@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 CUSTOM_METHODS = [p.NEW_SESSION, p.PROMPT, p.CANCEL, p.SET_MODE, p.REVIEW, p.LIST_SESSIONS,
                   p.CONTEXT, p.COMPACT, p.SET_MODEL, p.RESUME_SESSION, p.SESSION_HISTORY,
                   p.FORK_SESSION, p.RENAME_SESSION, p.DELETE_SESSION, p.PROMPT_HISTORY,
-                  p.REWIND, p.CHECKPOINTS, p.TASKS, *extensions_api.METHODS]
+                  p.REWIND, p.CHECKPOINTS, p.TASKS, *extensions_api.METHODS,
+                  *views_api.METHODS]
 
 
 PYTHON_FEATURE_CAPABILITIES = ("definition_provider", "references_provider", "hover_provider",
@@ -209,6 +210,7 @@ def create_server() -> AgentServer:
     session_methods.register(server)
     actions.register(server)
     extensions_api.register(server)  # agent/mcpStatus, agent/mcpRestart, agent/commands
+    views_api.register(server)  # agent/taskOutput, agent/taskStop, agent/customizations
     from lsp_agent.server.language_features import register_language_features
 
     register_language_features(server, server.editor_intel, server.positions)
