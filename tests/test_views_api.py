@@ -30,7 +30,8 @@ def workspace(tmp_path: Path) -> Path:
         "---\nname: reader\ndescription: Reads plans\ntools: Read\n---\nREADER-BODY-SECRET\n")
     (ws / ".claude" / "skills" / "release").mkdir(parents=True)
     (ws / ".claude" / "skills" / "release" / "SKILL.md").write_text(
-        "---\nname: release\ndescription: Cut a release\n---\nSKILL-BODY-SECRET\n")
+        "---\nname: release\ndescription: Cut a release\nargument-hint: <version>\n---\n"
+        "SKILL-BODY-SECRET\n")
     (ws / ".claude" / "commands").mkdir(parents=True)
     (ws / ".claude" / "commands" / "fix.md").write_text(
         "---\ndescription: Fix an issue\nargument-hint: <number>\n---\nFix issue $1.\n")
@@ -104,6 +105,7 @@ async def test_customizations_list_what_the_files_define(model, tmp_path, worksp
         assert [(s["name"], s["description"], s["source"]) for s in found["skills"]] == [
             ("release", "Cut a release", "project")]
         assert found["skills"][0]["path"].endswith("release/SKILL.md")
+        assert found["skills"][0]["argumentHint"] == "<version>"
         assert [(c["name"], c["argumentHint"], c["source"]) for c in found["commands"]] == [
             ("fix", "<number>", "project")]
         agents = {a["name"]: a for a in found["agents"]}

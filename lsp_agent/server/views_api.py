@@ -55,7 +55,8 @@ def customizations_of(session: Session) -> dict[str, Any]:
     ext = session.extensions
     return {
         "skills": [{"name": s.name, "description": s.description, "source": s.source,
-                    "path": str(s.file), "userInvocable": s.user_invocable,
+                    "path": str(s.file), "argumentHint": s.argument_hint,
+                    "userInvocable": s.user_invocable,
                     "modelInvocable": s.model_invocable} for s in ext.skills.values()],
         "commands": [{"name": c.name, "description": c.description, "source": c.source,
                       "path": str(c.file), "argumentHint": c.argument_hint}

@@ -1,6 +1,7 @@
 // What the Tasks view and the MCP & Customizations view show for each row: words, icons and
 // the actions a row offers. Pure (no vscode): unit tested; src/agentViews.ts draws the trees.
 
+import { MCP_APPROVAL } from './chatState';
 import type { BackgroundTask, Customizations, McpServerStatus, SlashCommand } from './protocol';
 
 export interface Row {
@@ -83,7 +84,7 @@ export interface CustomizationGroup { kind: 'skills' | 'commands' | 'agents' | '
  */
 export function customizationGroups(commands: SlashCommand[], found: Customizations | undefined): CustomizationGroup[] {
   const skills: CustomizationItem[] = found
-    ? found.skills.map((s) => ({ name: s.name, description: s.description, source: s.source, path: s.path }))
+    ? found.skills.map((s) => ({ name: s.name, description: s.description, source: s.source, path: s.path, hint: s.argumentHint }))
     : commands.filter((c) => c.source.startsWith('skill:')).map((c) => ({ name: c.name, description: c.description, source: c.source.slice(6), hint: c.argumentHint }));
   const custom: CustomizationItem[] = found
     ? found.commands.map((c) => ({ name: c.name, description: c.description, source: c.source, path: c.path, hint: c.argumentHint }))
@@ -104,5 +105,5 @@ export function customizationGroups(commands: SlashCommand[], found: Customizati
 
 /** The toolUseId of the permission request the server sends about an unapproved project server. */
 export function approvalToolUseId(server: string): string {
-  return `mcp-approval-${server}`;
+  return `${MCP_APPROVAL}${server}`;
 }

@@ -367,13 +367,17 @@ function applySessionEvent(s: SessionView, event: AgentEvent): SessionView {
         ...(s.turnCostUsd !== undefined ? { usd: s.turnCostUsd } : {}),
       };
       const answered = s.turnModels.length > 0 && (summary.inputTokens > 0 || summary.outputTokens > 0);
-      return { ...s, busy: s.promptPending, permissions: [], retrying: undefined,
+      // An MCP server's approval is asked outside the turn (at its first prompt): it stays open.
+      return { ...s, busy: s.promptPending, permissions: s.permissions.filter((p) => p.toolUseId.startsWith(MCP_APPROVAL)), retrying: undefined,
         blocks: [...s.blocks, ...notice, ...(answered ? [summary] : [])] };
     }
     default:
       return s;
   }
 }
+
+/** The toolUseId prefix of the question about starting a project's MCP server (docs/protocol.md). */
+export const MCP_APPROVAL = 'mcp-approval-';
 
 /** How a turn that did not simply end is told to the user (end_turn says nothing). */
 const STOP_WORDS: Record<string, string> = {

@@ -154,7 +154,7 @@ export interface TaskOutputResult extends BackgroundTask { output: string; omitt
 
 /** ``agent/customizations``: what the session picked up from files. */
 export interface Customizations {
-  skills: { name: string; description: string; source: string; path: string; userInvocable?: boolean; modelInvocable?: boolean }[];
+  skills: { name: string; description: string; source: string; path: string; argumentHint?: string | null; userInvocable?: boolean; modelInvocable?: boolean }[];
   commands: { name: string; description: string; source: string; path: string; argumentHint?: string | null }[];
   agents: { name: string; description: string; source: string; path?: string | null }[];
   plugins: { name: string; version?: string | null; description?: string | null; root: string }[];

@@ -13,14 +13,15 @@ export function slashQuery(beforeCursor: string): string | undefined {
 
 /**
  * The commands to offer for ``query``: names starting with it first, then names holding it,
- * then descriptions holding it; each group in the server's order (built-ins, skills, custom).
+ * then descriptions holding it (from three letters on); each group in the server's order (built-ins, skills, custom).
  */
 export function matchCommands(commands: SlashCommand[], query: string): SlashCommand[] {
   const q = query.toLowerCase();
   const name = (c: SlashCommand) => c.name.toLowerCase();
   const starts = commands.filter((c) => name(c).startsWith(q));
   const holds = commands.filter((c) => !name(c).startsWith(q) && name(c).includes(q));
-  const described = q ? commands.filter((c) => !name(c).includes(q) && c.description.toLowerCase().includes(q)) : [];
+  // Descriptions only from three letters on: one or two match almost every sentence.
+  const described = q.length >= 3 ? commands.filter((c) => !name(c).includes(q) && c.description.toLowerCase().includes(q)) : [];
   return [...starts, ...holds, ...described].slice(0, MAX_SHOWN);
 }
 

@@ -95,7 +95,7 @@ app.innerHTML = `
   <section id="permissions" aria-label="Permission requests"></section>
   <div class="composer">
     <div id="chips" role="group" aria-label="Mentions"></div>
-    <div id="mention-list" role="listbox" aria-label="Files to mention" hidden></div>
+    <div id="mention-list" role="listbox" aria-label="Files to mention" tabindex="0" hidden></div>
     <textarea id="input" rows="3" placeholder="Ask the agent… (/ for commands, @ to mention a file, symbol or the selection, Enter to send, Shift+Enter for a new line)" aria-label="Message" aria-autocomplete="list" aria-controls="mention-list"></textarea>
     <div id="arg-hint" class="arg-hint" aria-live="polite" hidden></div>
     <div class="actions">
@@ -276,7 +276,7 @@ function emptyHtml(): string {
     <h2>What should the agent do?</h2>
     <p>Describe a change or a question. It reads your workspace, proposes edits you review hunk by hunk, and asks before running commands.</p>
     <ul class="examples" aria-label="Examples">${examples}</ul>
-    <p class="muted">Or pick <b>Fix with agent</b> on a problem in the editor (Ctrl+.). Type @ to mention a file.</p></div>`;
+    <p class="muted">Or pick <b>Fix with agent</b> on a problem in the editor (Ctrl+.). Type / for commands and skills, @ to mention a file.</p></div>`;
 }
 
 function renderBlock(block: Block, session: SessionView, index: number): string {
@@ -681,7 +681,6 @@ function showSuggestions(rows: string[], label: string): void {
   mentionList.setAttribute('aria-label', label);
   mentionList.innerHTML = rows.map((row, i) => `<div role="option" id="mention-${i}" class="mention${suggesting === 'command' ? ' command' : ''}${i === 0 ? ' active' : ''}" data-action="mention" data-index="${i}" aria-selected="${i === 0}">${row}</div>`).join('');
   if (rows.length) input.setAttribute('aria-activedescendant', 'mention-0'); else input.removeAttribute('aria-activedescendant');
-  input.setAttribute('aria-expanded', String(rows.length > 0));
 }
 
 function suggestionCount(): number {
@@ -693,7 +692,6 @@ function hideMentions(): void {
   mentionItems = [];
   commandItems = [];
   input.removeAttribute('aria-activedescendant');
-  input.setAttribute('aria-expanded', 'false');
 }
 
 // -- slash commands ----------------------------------------------------------------------------
@@ -771,20 +769,8 @@ input.addEventListener('input', () => {
 });
 
 input.addEventListener('keydown', (e) => {
-  const count = suggestionCount();
-  if (!mentionList.hidden && count) {
-    if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
-      e.preventDefault();
-      mentionIndex = (mentionIndex + (e.key === 'ArrowDown' ? 1 : count - 1)) % count;
-      mentionList.querySelectorAll('.mention').forEach((el, i) => { el.classList.toggle('active', i === mentionIndex); el.setAttribute('aria-selected', String(i === mentionIndex)); });
-      input.setAttribute('aria-activedescendant', `mention-${mentionIndex}`);
-      mentionList.querySelector('.mention.active')?.scrollIntoView({ block: 'nearest' });
-      return;
-    }
-    if (e.key === 'Enter' || e.key === 'Tab') { e.preventDefault(); pickMention(mentionIndex); return; }
-    if (e.key === 'Escape') { e.preventDefault(); hideMentions(); return; }
-  }
-  // Ctrl+Space offers the commands again on a "/" line, the mentions after an "@".
+  if (suggestionKeys(e)) return;
+  // Ctrl+Space offers the commands again on a "/" line.
   if (e.key === ' ' && e.ctrlKey) {
     const command = slashQuery(input.value.slice(0, input.selectionStart));
     if (command !== undefined) { e.preventDefault(); suggestCommands(command); return; }
@@ -792,6 +778,25 @@ input.addEventListener('keydown', (e) => {
   if (recallKey(e)) return;
   if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); send(); }
 });
+// The list scrolls, so it can take the focus too; the same keys work there.
+mentionList.addEventListener('keydown', (e) => { if (suggestionKeys(e)) input.focus(); });
+
+/** Arrows, Enter/Tab and Escape while the list is open: true when the list used the key. */
+function suggestionKeys(e: KeyboardEvent): boolean {
+  const count = suggestionCount();
+  if (mentionList.hidden || !count) return false;
+  if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+    e.preventDefault();
+    mentionIndex = (mentionIndex + (e.key === 'ArrowDown' ? 1 : count - 1)) % count;
+    mentionList.querySelectorAll('.mention').forEach((el, i) => { el.classList.toggle('active', i === mentionIndex); el.setAttribute('aria-selected', String(i === mentionIndex)); });
+    input.setAttribute('aria-activedescendant', `mention-${mentionIndex}`);
+    mentionList.querySelector('.mention.active')?.scrollIntoView({ block: 'nearest' });
+    return true;
+  }
+  if (e.key === 'Enter' || e.key === 'Tab') { e.preventDefault(); pickMention(mentionIndex); return true; }
+  if (e.key === 'Escape') { e.preventDefault(); hideMentions(); return true; }
+  return false;
+}
 
 // Up in an empty input recalls earlier prompts (asked for afresh at each start), Down goes forward.
 const recall = new PromptRecall();

@@ -21,7 +21,9 @@ test('completion is offered while a command is being named at the start of the i
 
 test('names starting with the query come first, then names and descriptions holding it', () => {
   assert.deepEqual(matchCommands(LIST, '').map((c) => c.name), ['help', 'compact', 'release', 'fix', 'tools:lint'], 'all, in the server\'s order');
-  assert.deepEqual(matchCommands(LIST, 'li').map((c) => c.name), ['tools:lint', 'help'], 'name holding it, then description');
+  assert.deepEqual(matchCommands(LIST, 'li').map((c) => c.name), ['tools:lint'], 'a name holding it; two letters do not search descriptions');
+  assert.deepEqual(matchCommands(LIST, 'lint').map((c) => c.name), ['tools:lint'], 'once only, though its description holds it too');
+  assert.deepEqual(matchCommands(LIST, 'the').map((c) => c.name), ['help', 'compact', 'tools:lint'], 'descriptions from three letters on');
   assert.deepEqual(matchCommands(LIST, 'F').map((c) => c.name), ['fix'], 'case does not matter');
   assert.deepEqual(matchCommands(LIST, 'zzz'), []);
   const many = Array.from({ length: 80 }, (_, i) => cmd(`c${i}`));

@@ -111,3 +111,12 @@ test('a transcript saved before subagents existed restores with none', () => {
   const kept = restoreState(JSON.parse(JSON.stringify(twoChildren())));
   assert.equal(subagentOf(kept.sessions.s1, 'A1')?.description, 'first reader');
 });
+
+test("the question about a project's MCP server outlives the turn it came with", () => {
+  seq = 0;
+  let s = run(started(), { type: 'turn_started', prompt: 'x' });
+  s = reduce(s, { type: 'permissionRequested', request: { requestId: 'p1', sessionId: 's1', toolUseId: 'mcp-approval-demo', tool: 'mcp__demo', input: {}, reason: 'start demo?' } });
+  s = reduce(s, { type: 'permissionRequested', request: { requestId: 'p2', sessionId: 's1', toolUseId: 't9', tool: 'Bash', input: {}, reason: 'run' } });
+  s = run(s, { type: 'turn_ended', stopReason: 'end_turn', usage: usage(0, 0), rounds: 1 });
+  assert.deepEqual(s.sessions.s1.permissions.map((p) => p.requestId), ['p1']);
+});
