@@ -497,6 +497,12 @@ function childEvent(s: SessionView, event: AgentEvent): SessionView | undefined 
   }
 }
 
+/** Whether a tool card with this id is shown, in the main transcript or in a child's card. */
+export function hasToolCard(session: SessionView, toolUseId: string): boolean {
+  const has = (blocks: Block[]) => blocks.some((b) => b.kind === 'tool' && b.toolUseId === toolUseId);
+  return has(session.blocks) || Object.values(session.subagents ?? {}).some((c) => has(c.blocks));
+}
+
 /** The child agent an Agent call started, if any. */
 export function subagentOf(session: SessionView, toolUseId: string): SubagentView | undefined {
   return Object.values(session.subagents ?? {}).find((c) => c.parentToolUseId === toolUseId);
@@ -514,7 +520,9 @@ export function restoreState(saved: unknown): ChatState {
     sessions[id] = {
       ...newSession(id, s.mode, s.model, s.title), ...s,
       busy: false, promptPending: false, permissions: [], todos: validTodos(s.todos), turnModels: [], retrying: undefined,
-      subagents: s.subagents ?? {},
+      // The server those children ran in is gone: one still running was stopped with it.
+      subagents: Object.fromEntries(Object.entries(s.subagents ?? {}).map(([id, c]) =>
+        [id, c.status === 'running' ? { ...c, status: 'cancelled' as const } : c])),
     };
   }
   return { ...raw, sessions, order: raw.order.filter((id) => sessions[id]) };

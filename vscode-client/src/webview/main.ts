@@ -21,7 +21,9 @@ import MarkdownIt from 'markdown-it';
 import type {
   Block, ChatState, ContinuationBlock, NoticeBlock, PendingPermission, ProposalBlock, SessionView, ToolCard, TurnSummary,
 } from '../shared/chatState';
-import { agentLabel, awaitsReview, currentActivity, sessionStatus, STATUS_TEXT, subagentOf, toolSummary } from '../shared/chatState';
+import {
+  agentLabel, awaitsReview, currentActivity, hasToolCard, sessionStatus, STATUS_TEXT, subagentOf, toolSummary,
+} from '../shared/chatState';
 import type { MentionItem, ViewModel } from '../shared/messages';
 import { MODE_INFO, type ProposalFile, type SlashCommand, type TodoItem } from '../shared/protocol';
 import { chosenCommand, matchCommands, slashQuery, sourceLabel } from '../shared/slashCommands';
@@ -138,7 +140,8 @@ function render(): void {
   renderLog(session);
   renderTodos(session);
   setHtml($('review'), session ? renderReview(session) : '');
-  const unplaced = session ? session.permissions.filter((p) => !session.blocks.some((b) => b.kind === 'tool' && b.toolUseId === p.toolUseId)) : [];
+  // A question about a call shown in a card (also a child's) is asked in that card.
+  const unplaced = session ? session.permissions.filter((p) => !hasToolCard(session, p.toolUseId)) : [];
   setHtml($('permissions'), unplaced.map((p) => permissionHtml(p)).join(''));
   renderStatus(session);
   renderChips();

@@ -236,7 +236,7 @@ async function tasksView(env: Env): Promise<void> {
   await task.click(); // its output, in an editor
   const editor = page.locator('.monaco-editor', { has: page.locator('.view-line', { hasText: 'TASK-STARTED' }) }).first();
   await editor.waitFor({ timeout: STEP_TIMEOUT });
-  assert.match(await page.locator('.tab.active').innerText(), /bg-\w+\.log/);
+  await page.locator('.tab.active[data-resource-name$=".log"]', { hasText: /bg-\w+\.log/ }).waitFor({ timeout: STEP_TIMEOUT });
   await page.mouse.move(1300, 60);
   await shootThemes(env, 'tasks-view');
   await rowAction(task, 'Stop Task');

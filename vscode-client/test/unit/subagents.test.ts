@@ -2,7 +2,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { emptyState, reduce, restoreState, subagentOf, type ChatState, type ToolCard } from '../../src/shared/chatState';
+import { emptyState, hasToolCard, reduce, restoreState, subagentOf, type ChatState, type ToolCard } from '../../src/shared/chatState';
 import type { AgentEvent } from '../../src/shared/protocol';
 import { agentOutcome, outcomeOf } from '../../src/shared/toolView';
 
@@ -59,6 +59,8 @@ test("a child's permission, then its end, drive the Agent card's state", () => {
   const agentCard = () => s.sessions.s1.blocks[2] as ToolCard;
   assert.equal(agentOutcome(agentCard(), s.sessions.s1), 'permission', 'a question inside shows on the (maybe collapsed) Agent card');
   assert.equal((subagentOf(s.sessions.s1, 'A1')!.blocks[1] as ToolCard).status, 'waiting');
+  assert.ok(hasToolCard(s.sessions.s1, 'r1'), "the question is asked in the child's card, not apart");
+  assert.ok(!hasToolCard(s.sessions.s1, 'mcp-approval-demo'));
   s = reduce(s, { type: 'permissionAnswered', requestId: 'p1', decision: 'allow' });
   assert.equal(agentOutcome(agentCard(), s.sessions.s1), 'running');
   s = run(s,
@@ -110,6 +112,7 @@ test('a transcript saved before subagents existed restores with none', () => {
   assert.deepEqual(restoreState(saved).sessions.s1.subagents, {});
   const kept = restoreState(JSON.parse(JSON.stringify(twoChildren())));
   assert.equal(subagentOf(kept.sessions.s1, 'A1')?.description, 'first reader');
+  assert.equal(subagentOf(kept.sessions.s1, 'A1')?.status, 'cancelled', 'its server is gone: not shown as running forever');
 });
 
 test("the question about a project's MCP server outlives the turn it came with", () => {
