@@ -21,6 +21,7 @@ from lsp_agent.server import (
     extensions_api,
     memory_api,
     session_methods,
+    views_api,
     watch_api,
 )
 from lsp_agent.server import protocol as p
@@ -42,7 +43,8 @@ CUSTOM_METHODS = [p.NEW_SESSION, p.PROMPT, p.CANCEL, p.SET_MODE, p.REVIEW, p.LIS
                   p.CONTEXT, p.COMPACT, p.SET_MODEL, p.RESUME_SESSION, p.SESSION_HISTORY,
                   p.FORK_SESSION, p.RENAME_SESSION, p.DELETE_SESSION, p.PROMPT_HISTORY,
                   p.REWIND, p.CHECKPOINTS, p.TASKS, *extensions_api.METHODS,
-                  *memory_api.METHODS, *dream_api.METHODS, *watch_api.METHODS]
+                  *memory_api.METHODS, *dream_api.METHODS, *watch_api.METHODS,
+                  *views_api.METHODS]
 
 
 PYTHON_FEATURE_CAPABILITIES = ("definition_provider", "references_provider", "hover_provider",
@@ -224,6 +226,7 @@ def create_server() -> AgentServer:
     memory_api.register(server)  # agent/memory*: the project's auto memory
     dream_api.register(server)  # agent/dream, agent/dreamCancel: memory consolidation
     watch_api.register(server)  # didSave -> test command -> a proposal in the inbox
+    views_api.register(server)  # agent/taskOutput, agent/taskStop, agent/customizations
     from lsp_agent.server.language_features import register_language_features
 
     register_language_features(server, server.editor_intel, server.positions)

@@ -163,6 +163,13 @@ class SessionParams(Wire):
     session_id: str
 
 
+class TaskParams(Wire):
+    """``agent/taskOutput`` and ``agent/taskStop``: one background task of a session."""
+
+    session_id: str
+    task_id: str
+
+
 class CompactParams(Wire):
     session_id: str
     instructions: str | None = None

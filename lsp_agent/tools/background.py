@@ -161,6 +161,15 @@ class BackgroundTasks:
             await asyncio.wait_for(task.done.wait(), 5)
         return f"Stopped task {task.id} ({task.command!r}) and the processes it started."
 
+    def tail(self, task_id: str, max_bytes: int = MAX_READ_BYTES) -> dict[str, Any]:
+        """The newest output of a task for a person to look at (the editor's Tasks view).
+        Unlike ``read`` it leaves the agent's read position alone: what the agent has not read
+        yet stays unread for TaskOutput."""
+        task = self.get(task_id)
+        shown = bytes(task.kept[-max_bytes:]) if max_bytes > 0 else b""
+        return {**task.summary(), "output": shown.decode("utf-8", "replace"),
+                "omittedBytes": task.total - len(shown)}
+
     def notices(self) -> list[str]:
         """What the agent has not been told yet: tasks that ended since its last step."""
         lines = []

@@ -54,6 +54,7 @@ CLIENT_SENT: dict[str, Any] = {
     "ListSessionsParams": protocol.ListSessionsParams,
     "PromptHistoryParams": protocol.PromptHistoryParams,
     "RewindParams": protocol.RewindParams,
+    "TaskParams": protocol.TaskParams,
 }
 
 NULL = {"type": "null"}

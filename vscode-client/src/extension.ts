@@ -4,6 +4,7 @@ import * as vscode from 'vscode';
 import {
   ApplyWorkspaceEditRequest, type ApplyWorkspaceEditParams, type CancellationToken, type LanguageClient,
 } from 'vscode-languageclient/node';
+import { ExtensionsView, TasksView, type ViewsHost } from './agentViews';
 import { registerBridge } from './bridge';
 import { ChatViewProvider } from './chatView';
 import { ReviewController, errorText } from './review';
@@ -15,13 +16,15 @@ import {
   currentActivity, overallStatus, reduce, restoreState, sessionStatus, STATUS_TEXT, type ChatAction, type ChatState,
   type SessionStatus,
 } from './shared/chatState';
-import type { FromWebview, ViewModel } from './shared/messages';
+import type { FromWebview, MentionItem, ViewModel } from './shared/messages';
 import {
   MODE_INFO, MODES, Methods, type AgentEvent, type EditorContext, type EventNotification, type Mode, type PermissionAnswer,
-  type PermissionRequest, type RequestMethod, type Requests,
+  type PermissionRequest, type RequestMethod, type Requests, type SlashCommand,
 } from './shared/protocol';
 
 const STATE_KEY = 'lspAgent.chatState';
+/** Events after which the Tasks view looks again (a task started, ended or a child ran). */
+const TASK_EVENTS = new Set(['background_task_ended', 'tool_result', 'subagent_started', 'subagent_ended', 'turn_ended']);
 const DEFAULT_MODELS = ['claude-sonnet-4-5', 'claude-opus-4-1', 'claude-haiku-4-5'];
 const DEFAULT_ENDPOINT = 'https://api.anthropic.com';
 /** What the model picker says of the models it knows; others are listed without a description. */
@@ -51,6 +54,10 @@ class Extension {
   readonly chat: ChatViewProvider;
   /** Saved sessions: the Sessions view, resume, checkpoints, prompt history (sessionsView.ts). */
   readonly sessions: SavedSessions;
+  /** The Tasks view and the MCP & Customizations view of the active session (agentViews.ts). */
+  readonly tasks: TasksView;
+  readonly extensions: ExtensionsView;
+  private viewedSession: string | undefined;
   /** The session open before a reload or restart, being resumed: prompts wait for it. */
   private resuming: Promise<void> | undefined;
 
@@ -80,6 +87,15 @@ class Extension {
       revealChat: () => this.chat.reveal(false),
       log: (line) => this.output.appendLine(line),
     });
+    const views: ViewsHost = {
+      request: (method, params) => this.request(method, params),
+      activeSession: () => this.activeSession(),
+      pendingPermission: (sessionId, toolUseId) => this.state.sessions[sessionId]?.permissions.find((p) => p.toolUseId === toolUseId)?.requestId,
+      answerPermission: (requestId, answer) => this.answerPermission(requestId, answer),
+      log: (line) => this.output.appendLine(line),
+    };
+    this.tasks = new TasksView(views);
+    this.extensions = new ExtensionsView(views);
     this.status.command = 'lspAgent.openChat';
     this.refreshStatus();
     this.status.show();
@@ -159,8 +175,10 @@ class Extension {
       if (!event.autoApply && !this.chat.visible) this.reviewWaitingHidden(event.files.map((f) => f.path), event.files[0]?.uri);
     }
     if (event.type === 'proposal_resolved') this.review.onResolved(event.proposalId);
+    if (TASK_EVENTS.has(event.type) && event.sessionId === this.activeSession()) this.tasks.refresh();
     if (event.type === 'turn_ended') {
       this.sessions.refresh();
+      if (event.sessionId === this.activeSession()) this.extensions.refresh();
       // A moment later: right after a turn the user often acts (code actions, a new prompt).
       setTimeout(() => { if (!this.state.sessions[event.sessionId]?.busy) void this.refreshContext(event.sessionId); }, 1500);
       if (!this.chat.visible) this.turnEndedHidden(event.sessionId, event.stopReason);
@@ -263,6 +281,7 @@ class Extension {
     this.closePermissionNotice(requestId);
     resolve(answer);
     this.dispatch({ type: 'permissionAnswered', requestId, decision: answer.decision });
+    this.extensions.refresh(500); // an MCP server's approval starts it
   }
 
   /** The server no longer waits for this answer: take the question down everywhere. */
@@ -295,6 +314,12 @@ class Extension {
     void this.context.workspaceState.update(STATE_KEY, this.state);
     const active = this.activeSession();
     void vscode.commands.executeCommand('setContext', 'lspAgent.busy', !!active && !!this.state.sessions[active].busy);
+    if (active !== this.viewedSession) {
+      // Another session: its own tasks, MCP servers and customizations.
+      this.viewedSession = active;
+      this.tasks?.refresh();
+      this.extensions?.refresh();
+    }
   }
 
   reviewChanged(): void {
@@ -453,11 +478,27 @@ class Extension {
       case 'copy': await vscode.env.clipboard.writeText(msg.text); return;
       case 'insert': return insertAtCursor(msg.text);
       case 'mentionSearch': reply({ type: 'mentionResults', items: await mentionCandidates(msg.query) }); return;
+      case 'listCommands': reply({ type: 'commands', ...await this.slashCommands() }); return;
       // Saved sessions (sessionsView.ts).
       case 'restoreCheckpoint': return this.sessions.restoreCheckpoint(msg.sessionId, msg.turn);
       case 'loadEarlier': return this.sessions.loadEarlier(msg.sessionId);
       case 'promptHistory': reply({ type: 'promptHistory', prompts: await this.sessions.promptHistory() }); return;
       default: return;
+    }
+  }
+
+  /**
+   * The active session's slash commands for the input's completion. Typing "/" in a new panel
+   * starts the session the prompt would start anyway. A server without agent/commands: none.
+   */
+  private async slashCommands(): Promise<{ sessionId: string; commands: SlashCommand[] }> {
+    await this.resuming;
+    const sessionId = (this.creatingSession && await this.creatingSession) ?? this.activeSession() ?? await this.newSession();
+    try {
+      return { sessionId, commands: (await this.request(Methods.commands, { sessionId })).commands };
+    } catch (err) {
+      this.output.appendLine(`commands: ${errorText(err)}`);
+      return { sessionId, commands: [] };
     }
   }
 
@@ -516,7 +557,8 @@ class Extension {
 }
 
 async function withMentions(text: string, mentions: string[]): Promise<{ fullText: string; context?: EditorContext }> {
-  const files = mentions.filter((m) => m !== 'selection');
+  const files = mentions.filter((m) => m !== 'selection' && !m.startsWith(SYMBOL_MENTION));
+  const symbols = mentions.filter((m) => m.startsWith(SYMBOL_MENTION)).map((m) => m.slice(SYMBOL_MENTION.length));
   let context: EditorContext | undefined;
   const editor = vscode.window.activeTextEditor;
   if (mentions.includes('selection') && editor) {
@@ -527,7 +569,8 @@ async function withMentions(text: string, mentions: string[]): Promise<{ fullTex
       selectionText: editor.document.getText(sel),
     };
   }
-  const fullText = files.length ? `${text}\n\nFiles mentioned: ${files.join(', ')}` : text;
+  const fullText = [text, files.length ? `Files mentioned: ${files.join(', ')}` : '', symbols.length ? `Symbols mentioned: ${symbols.join(', ')}` : '']
+    .filter(Boolean).join('\n\n');
   return { fullText, context };
 }
 
@@ -551,13 +594,31 @@ export function columnShowing(uri: vscode.Uri): vscode.ViewColumn | undefined {
   return undefined;
 }
 
-async function mentionCandidates(query: string): Promise<{ label: string; value: string }[]> {
+const SYMBOL_MENTION = 'symbol:';
+
+async function mentionCandidates(query: string): Promise<MentionItem[]> {
   const glob = `**/*${query.replace(/[*?{}[\]]/g, '')}*`;
-  const found = await vscode.workspace.findFiles(glob, '**/{node_modules,.git,.venv,__pycache__}/**', 20);
+  const [found, symbols] = await Promise.all([
+    vscode.workspace.findFiles(glob, '**/{node_modules,.git,.venv,__pycache__}/**', 20),
+    symbolCandidates(query),
+  ]);
   const files = found.map((uri) => vscode.workspace.asRelativePath(uri)).sort();
-  const selection = vscode.window.activeTextEditor && !vscode.window.activeTextEditor.selection.isEmpty
-    ? [{ label: 'selection', value: 'selection' }] : [];
-  return [...selection, ...files.map((f) => ({ label: f, value: f }))];
+  const selection: MentionItem[] = vscode.window.activeTextEditor && !vscode.window.activeTextEditor.selection.isEmpty
+    ? [{ label: 'selection', value: 'selection', kind: 'selection' }] : [];
+  return [...selection, ...files.map((f): MentionItem => ({ label: f, value: f, kind: 'file' })), ...symbols];
+}
+
+/** Workspace symbols (the language servers' own) for "@name": mentioned as "name (path:line)". */
+async function symbolCandidates(query: string): Promise<MentionItem[]> {
+  if (query.length < 2) return [];
+  const found = await Promise.race([
+    vscode.commands.executeCommand<vscode.SymbolInformation[]>('vscode.executeWorkspaceSymbolProvider', query).then((s) => s ?? [], () => []),
+    new Promise<vscode.SymbolInformation[]>((r) => setTimeout(() => r([]), 1500)), // a slow provider must not hold the list up
+  ]);
+  return found.slice(0, 10).map((s) => {
+    const where = `${vscode.workspace.asRelativePath(s.location.uri)}:${s.location.range.start.line + 1}`;
+    return { label: s.name, value: `${SYMBOL_MENTION}${s.name} (${where})`, kind: 'symbol', detail: where };
+  });
 }
 
 async function insertAtCursor(text: string): Promise<void> {
@@ -605,6 +666,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     vscode.commands.registerCommand('lspAgent.pickModel', () => ext.pickModelCommand()),
     vscode.commands.registerCommand(ANSWER_COMMAND, (requestId: unknown, answer: unknown) => ext.answerFromNotice(requestId, answer)),
     ext.sessions, ...ext.sessions.commands(),
+    ext.tasks, ...ext.tasks.commands(), ext.extensions, ...ext.extensions.commands(),
+    vscode.commands.registerCommand('lspAgent.openTasks', () => vscode.commands.executeCommand('lspAgent.tasks.focus')),
+    vscode.commands.registerCommand('lspAgent.openExtensions', () => vscode.commands.executeCommand('lspAgent.extensions.focus')),
     vscode.commands.registerCommand('lspAgent.openSessions', () => vscode.commands.executeCommand(`${SESSIONS_VIEW}.focus`)),
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (['pythonPath', 'baseUrl', 'model', 'pythonLanguageFeatures', 'serverArgs', 'serverEnv'].some((k) => e.affectsConfiguration(`lspAgent.${k}`))) void ext.server.restart();

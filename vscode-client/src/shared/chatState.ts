@@ -23,6 +23,32 @@ export interface ToolCard {
   finishedAt?: number;
   /** The proposal this call made (Edit, Write): its card shows the diff and the review state. */
   proposalId?: string;
+  /** Auto mode's classifier judged this call (the ``auto_decision`` event). */
+  auto?: AutoDecisionView;
+  /** The subagent that made this call (its card sits inside that agent's card). */
+  agentId?: string;
+}
+
+export interface AutoDecisionView { decision: 'allow' | 'deny' | 'ask'; reason: string; cached: boolean; error?: string }
+
+export type SubagentStatus = 'running' | 'done' | 'failed' | 'cancelled';
+
+/** A child agent started by an Agent call: shown inside that call's card. */
+export interface SubagentView {
+  agentId: string;
+  /** The Agent call that started it. */
+  parentToolUseId: string;
+  agentType: string;
+  description: string;
+  name?: string;
+  model?: string;
+  status: SubagentStatus;
+  stopReason?: string;
+  /** The child's own transcript: its text, tool cards and notices. */
+  blocks: Block[];
+  usage: { input: number; output: number };
+  usd?: number;
+  rounds?: number;
 }
 
 export interface TextBlock {
@@ -53,6 +79,8 @@ export interface TurnSummary {
 }
 export interface ProposalBlock {
   kind: 'proposal';
+  /** The subagent whose edit this is (its name or type), when not the main agent's. */
+  agent?: string;
   proposalId: string;
   files: ProposalFile[];
   autoApply: boolean;
@@ -104,6 +132,8 @@ export interface SessionView {
   turns?: number;
   /** A saved session shown from its newest history page: the cursor of the next older page. */
   olderCursor?: string;
+  /** Child agents by agentId; their cards nest under the Agent call that started them. */
+  subagents: Record<string, SubagentView>;
 }
 
 export interface ChatState {
@@ -134,7 +164,7 @@ export const emptyState = (): ChatState => ({ sessions: {}, order: [] });
 function newSession(sessionId: string, mode: Mode, model: string, title = 'New session'): SessionView {
   return {
     sessionId, title, mode, model, busy: false, promptPending: false, blocks: [], lastSeq: 0, permissions: [],
-    requestStart: 0, usage: { input: 0, output: 0 }, todos: [], turnModels: [],
+    requestStart: 0, usage: { input: 0, output: 0 }, todos: [], turnModels: [], subagents: {},
   };
 }
 
@@ -151,32 +181,27 @@ export function reduce(state: ChatState, action: ChatAction): ChatState {
     case 'activate':
       return state.sessions[action.sessionId] ? { ...state, activeSessionId: action.sessionId } : state;
     case 'permissionRequested':
-      return update(state, action.request.sessionId, (s) => ({
-        ...s, permissions: [...s.permissions, action.request],
-        blocks: s.blocks.map((b) => b.kind === 'tool' && b.toolUseId === action.request.toolUseId
-          ? { ...b, status: 'waiting', permission: { reason: action.request.reason } } : b),
-      }));
+      return update(state, action.request.sessionId, (s) => patchTool(
+        { ...s, permissions: [...s.permissions, action.request] },
+        action.request.toolUseId, { status: 'waiting', permission: { reason: action.request.reason } }));
     case 'permissionAnswered': {
       const owner = Object.values(state.sessions).find((s) => s.permissions.some((p) => p.requestId === action.requestId));
       if (!owner) return state;
       const request = owner.permissions.find((p) => p.requestId === action.requestId)!;
-      return update(state, owner.sessionId, (s) => ({
-        ...s, permissions: s.permissions.filter((p) => p.requestId !== action.requestId),
-        blocks: s.blocks.map((b) => b.kind === 'tool' && b.toolUseId === request.toolUseId
-          ? { ...b, status: action.decision === 'allow' ? 'running' : 'error',
-              permission: { reason: request.reason, answered: action.decision, source: 'user' } } : b),
-      }));
+      return update(state, owner.sessionId, (s) => patchTool(
+        { ...s, permissions: s.permissions.filter((p) => p.requestId !== action.requestId) }, request.toolUseId,
+        { status: action.decision === 'allow' ? 'running' : 'error',
+          permission: { reason: request.reason, answered: action.decision, source: 'user' } }));
     }
     case 'permissionWithdrawn': {
       const owner = Object.values(state.sessions).find((s) => s.permissions.some((p) => p.requestId === action.requestId));
       if (!owner) return state;
       const request = owner.permissions.find((p) => p.requestId === action.requestId)!;
       // The call goes on as the server decides (its permission_decided / tool_result follow).
-      return update(state, owner.sessionId, (s) => ({
-        ...s, permissions: s.permissions.filter((p) => p.requestId !== action.requestId),
-        blocks: s.blocks.map((b) => b.kind === 'tool' && b.toolUseId === request.toolUseId && !b.permission?.answered
-          ? { ...b, status: b.status === 'waiting' ? 'running' : b.status, permission: { reason: request.reason, withdrawn: true } } : b),
-      }));
+      return update(state, owner.sessionId, (s) => patchTool(
+        { ...s, permissions: s.permissions.filter((p) => p.requestId !== action.requestId) }, request.toolUseId,
+        (b) => b.permission?.answered ? {}
+          : { status: b.status === 'waiting' ? 'running' : b.status, permission: { reason: request.reason, withdrawn: true } }));
     }
     case 'userPrompt':
       return update(state, action.sessionId, (s) => ({
@@ -234,6 +259,8 @@ function applyEvent(state: ChatState, event: AgentEvent): ChatState {
 }
 
 function applySessionEvent(s: SessionView, event: AgentEvent): SessionView {
+  const child = childEvent(s, event);
+  if (child) return child;
   switch (event.type) {
     case 'turn_started': {
       if (event.trigger === 'stop_hook') {
@@ -274,11 +301,29 @@ function applySessionEvent(s: SessionView, event: AgentEvent): SessionView {
     case 'proposal_created': {
       // The proposal also lives in its tool card (Edit, Write), which shows its diff and state.
       const linked = patchTool(s, event.toolUseId, { proposalId: event.proposalId });
+      const by = event.agentId ? s.subagents[event.agentId] : undefined;
       return { ...linked, blocks: [...linked.blocks, {
         kind: 'proposal', proposalId: event.proposalId, files: event.files, autoApply: event.autoApply,
-        status: 'pending', accepted: [], rejected: [],
+        status: 'pending', accepted: [], rejected: [], ...(by ? { agent: agentLabel(by) } : {}),
       }] };
     }
+    case 'auto_decision':
+      return patchTool(s, event.toolUseId, { auto: {
+        decision: event.decision, reason: event.reason, cached: event.cached, ...(event.error ? { error: event.error } : {}) } });
+    case 'subagent_started': {
+      const agentId = event.agentId ?? '';
+      const known = s.subagents[agentId];
+      return { ...s, subagents: { ...s.subagents, [agentId]: {
+        ...known, agentId, parentToolUseId: event.parentToolUseId ?? known?.parentToolUseId ?? '', agentType: event.agentType,
+        description: event.description, model: event.model, status: 'running', blocks: known?.blocks ?? [],
+        usage: known?.usage ?? { input: 0, output: 0 }, ...(event.name ? { name: event.name } : {}),
+      } } };
+    }
+    case 'subagent_ended':
+      return patchChild(s, event.agentId ?? '', event.parentToolUseId, () => ({
+        status: SUBAGENT_END[event.stopReason] ?? 'failed', stopReason: event.stopReason, rounds: event.rounds, usd: event.usd,
+        usage: { input: event.usage.inputTokens + event.usage.cacheReadInputTokens + event.usage.cacheCreationInputTokens, output: event.usage.outputTokens },
+      }));
     case 'proposal_resolved':
       return { ...s, blocks: s.blocks.map((b) => b.kind === 'proposal' && b.proposalId === event.proposalId
         ? { ...b, status: event.status, accepted: event.accepted, rejected: event.rejected } : b) };
@@ -322,13 +367,17 @@ function applySessionEvent(s: SessionView, event: AgentEvent): SessionView {
         ...(s.turnCostUsd !== undefined ? { usd: s.turnCostUsd } : {}),
       };
       const answered = s.turnModels.length > 0 && (summary.inputTokens > 0 || summary.outputTokens > 0);
-      return { ...s, busy: s.promptPending, permissions: [], retrying: undefined,
+      // An MCP server's approval is asked outside the turn (at its first prompt): it stays open.
+      return { ...s, busy: s.promptPending, permissions: s.permissions.filter((p) => p.toolUseId.startsWith(MCP_APPROVAL)), retrying: undefined,
         blocks: [...s.blocks, ...notice, ...(answered ? [summary] : [])] };
     }
     default:
       return s;
   }
 }
+
+/** The toolUseId prefix of the question about starting a project's MCP server (docs/protocol.md). */
+export const MCP_APPROVAL = 'mcp-approval-';
 
 /** How a turn that did not simply end is told to the user (end_turn says nothing). */
 const STOP_WORDS: Record<string, string> = {
@@ -388,11 +437,75 @@ function appendText(blocks: Block[], text: string): Block[] {
 
 type ToolPatch = Partial<ToolCard> | ((t: ToolCard) => Partial<ToolCard>);
 
+/** Patch the tool card with this id, in the main transcript or inside a subagent's card. */
 function patchTool(s: SessionView, toolUseId: string, patch: ToolPatch): SessionView {
-  return { ...s, blocks: s.blocks.map((b) => {
+  const has = (blocks: Block[]) => blocks.some((b) => b.kind === 'tool' && b.toolUseId === toolUseId);
+  const apply = (blocks: Block[]) => blocks.map((b) => {
     if (b.kind !== 'tool' || b.toolUseId !== toolUseId) return b;
     return { ...b, ...(typeof patch === 'function' ? patch(b) : patch) };
-  }) };
+  });
+  const owner = Object.values(s.subagents ?? {}).find((c) => has(c.blocks));
+  if (owner) return { ...s, subagents: { ...s.subagents, [owner.agentId]: { ...owner, blocks: apply(owner.blocks) } } };
+  return has(s.blocks) ? { ...s, blocks: apply(s.blocks) } : s;
+}
+
+// -- subagents -------------------------------------------------------------------------------
+
+const SUBAGENT_END: Record<string, SubagentStatus> = { end_turn: 'done', cancelled: 'cancelled', max_turns: 'failed', error: 'failed', refusal: 'failed' };
+
+/** How the panel names a child: its name, else its type. */
+export function agentLabel(a: Pick<SubagentView, 'name' | 'agentType'>): string {
+  return a.name || a.agentType;
+}
+
+function patchChild(s: SessionView, agentId: string, parentToolUseId: string | undefined,
+  fn: (c: SubagentView) => Partial<SubagentView>): SessionView {
+  // Events that come before subagent_started (none should) still get a card to live in.
+  const c: SubagentView = s.subagents[agentId] ?? {
+    agentId, parentToolUseId: parentToolUseId ?? '', agentType: 'agent', description: '', status: 'running', blocks: [], usage: { input: 0, output: 0 },
+  };
+  return { ...s, subagents: { ...s.subagents, [agentId]: { ...c, ...fn(c) } } };
+}
+
+/**
+ * A child agent's event, which belongs in its card, not in the main transcript. Undefined for
+ * events that are handled as the main agent's (tool events patch the card wherever it is).
+ */
+function childEvent(s: SessionView, event: AgentEvent): SessionView | undefined {
+  const agentId = 'agentId' in event ? event.agentId : undefined;
+  if (!agentId) return undefined;
+  const parent = 'parentToolUseId' in event ? event.parentToolUseId : undefined;
+  switch (event.type) {
+    case 'text_delta':
+      return patchChild(s, agentId, parent, (c) => ({ blocks: appendText(c.blocks, event.text) }));
+    case 'tool_call_started':
+      return patchChild(s, agentId, parent, (c) => ({ blocks: [...c.blocks, { kind: 'tool', toolUseId: event.toolUseId, name: event.name, status: 'streaming', agentId }] }));
+    case 'model_request':
+      return patchChild(s, agentId, parent, (c) => ({ model: event.model || c.model }));
+    case 'usage': {
+      const input = event.usage.inputTokens + event.usage.cacheReadInputTokens + event.usage.cacheCreationInputTokens;
+      const withChild = patchChild(s, agentId, parent, (c) => ({ usage: { input: c.usage.input + input, output: c.usage.output + event.usage.outputTokens } }));
+      return { ...withChild, usage: { input: s.usage.input + input, output: s.usage.output + event.usage.outputTokens } };
+    }
+    case 'error':
+      return patchChild(s, agentId, parent, (c) => ({ blocks: [...c.blocks, { kind: 'notice', level: event.recoverable ? 'warning' : 'error', text: event.message }] }));
+    case 'turn_started': case 'turn_ended': case 'cost': case 'retrying': case 'model_fallback':
+    case 'context_pressure': case 'compact_boundary': case 'todos_updated':
+      return s; // the child's own bookkeeping: the main transcript and plan stay as they are
+    default:
+      return undefined;
+  }
+}
+
+/** Whether a tool card with this id is shown, in the main transcript or in a child's card. */
+export function hasToolCard(session: SessionView, toolUseId: string): boolean {
+  const has = (blocks: Block[]) => blocks.some((b) => b.kind === 'tool' && b.toolUseId === toolUseId);
+  return has(session.blocks) || Object.values(session.subagents ?? {}).some((c) => has(c.blocks));
+}
+
+/** The child agent an Agent call started, if any. */
+export function subagentOf(session: SessionView, toolUseId: string): SubagentView | undefined {
+  return Object.values(session.subagents ?? {}).find((c) => c.parentToolUseId === toolUseId);
 }
 
 /**
@@ -407,6 +520,9 @@ export function restoreState(saved: unknown): ChatState {
     sessions[id] = {
       ...newSession(id, s.mode, s.model, s.title), ...s,
       busy: false, promptPending: false, permissions: [], todos: validTodos(s.todos), turnModels: [], retrying: undefined,
+      // The server those children ran in is gone: one still running was stopped with it.
+      subagents: Object.fromEntries(Object.entries(s.subagents ?? {}).map(([id, c]) =>
+        [id, c.status === 'running' ? { ...c, status: 'cancelled' as const } : c])),
     };
   }
   return { ...raw, sessions, order: raw.order.filter((id) => sessions[id]) };

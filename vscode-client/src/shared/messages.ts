@@ -28,10 +28,15 @@ export type FromWebview =
   | { type: 'copy'; text: string }
   | { type: 'insert'; text: string }
   | { type: 'mentionSearch'; query: string }
+  /** The slash commands of the active session (agent/commands), for completion. */
+  | { type: 'listCommands' }
   // Saved sessions: "Restore checkpoint" on a prompt, older history, Up-arrow recall.
   | { type: 'restoreCheckpoint'; sessionId: string; turn: number }
   | { type: 'loadEarlier'; sessionId: string }
   | { type: 'promptHistory' };
+
+/** One row of the `@` completion: a file, a symbol or the selection. */
+export interface MentionItem { label: string; value: string; kind?: 'file' | 'symbol' | 'selection'; detail?: string }
 
 /** The snapshot the host posts (``{ type: 'state', model }``) for the webview to render. */
 export interface ViewModel {

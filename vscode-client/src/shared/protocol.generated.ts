@@ -55,6 +55,7 @@ export interface LspAgentProtocol {
   SessionParams: SessionParams;
   SetModeParams: SetModeParams;
   SetModelParams: SetModelParams;
+  TaskParams: TaskParams;
 }
 export interface TurnStarted {
   agentId?: string;
@@ -575,4 +576,11 @@ export interface SetModeParams {
 export interface SetModelParams {
   model: string;
   sessionId: string;
+}
+/**
+ * ``agent/taskOutput`` and ``agent/taskStop``: one background task of a session.
+ */
+export interface TaskParams {
+  sessionId: string;
+  taskId: string;
 }

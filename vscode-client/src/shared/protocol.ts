@@ -17,6 +17,13 @@ export const Methods = {
   context: 'agent/context',
   review: 'agent/review',
   listSessions: 'agent/listSessions',
+  commands: 'agent/commands',
+  mcpStatus: 'agent/mcpStatus',
+  mcpRestart: 'agent/mcpRestart',
+  tasks: 'agent/tasks',
+  taskOutput: 'agent/taskOutput',
+  taskStop: 'agent/taskStop',
+  customizations: 'agent/customizations',
   event: 'agent/event',
   requestPermission: 'agent/requestPermission',
 } as const;
@@ -105,6 +112,55 @@ export interface SessionInfo {
   pendingProposals: string[];
 }
 
+/** ``agent/commands``: one slash command of the session (built-in, skill, custom, MCP prompt). */
+export interface SlashCommand {
+  name: string;
+  description: string;
+  argumentHint?: string | null;
+  /** ``builtin``, ``user``, ``project``, ``plugin:<name>``, ``skill:<...>``, ``mcp:<server>``. */
+  source: string;
+}
+
+/** ``agent/mcpStatus``: one MCP server of the session. */
+export interface McpServerStatus {
+  name: string;
+  scope: string;
+  source: string;
+  transport: string;
+  /** The command line or URL (never its environment or headers). */
+  target: string;
+  state: 'connected' | 'starting' | 'failed' | 'needs_approval' | 'disabled' | 'stopped' | string;
+  error?: string | null;
+  tools: number;
+  toolNames: string[];
+  restarts: number;
+}
+
+/** ``agent/tasks``: a background command or agent of the session. */
+export interface BackgroundTask {
+  taskId: string;
+  kind: 'shell' | 'agent' | string;
+  command: string;
+  description?: string | null;
+  status: 'running' | 'completed' | 'failed' | 'stopped' | 'expired' | string;
+  exitCode?: number | null;
+  startedAt: number;
+  endedAt?: number | null;
+  outputBytes: number;
+}
+
+/** ``agent/taskOutput``: the task with its newest output (the agent's read position untouched). */
+export interface TaskOutputResult extends BackgroundTask { output: string; omittedBytes: number }
+
+/** ``agent/customizations``: what the session picked up from files. */
+export interface Customizations {
+  skills: { name: string; description: string; source: string; path: string; argumentHint?: string | null; userInvocable?: boolean; modelInvocable?: boolean }[];
+  commands: { name: string; description: string; source: string; path: string; argumentHint?: string | null }[];
+  agents: { name: string; description: string; source: string; path?: string | null }[];
+  plugins: { name: string; version?: string | null; description?: string | null; root: string }[];
+  warnings: string[];
+}
+
 /** The agent's requests: method -> what the client sends and what the server answers. */
 export interface Requests {
   [Methods.newSession]: { params: wire.NewSessionParams; result: wire.NewSessionResult };
@@ -115,6 +171,13 @@ export interface Requests {
   [Methods.context]: { params: wire.SessionParams; result: ContextReport };
   [Methods.review]: { params: wire.ReviewParams; result: ReviewResult };
   [Methods.listSessions]: { params: Record<string, never>; result: { sessions: SessionInfo[] } };
+  [Methods.commands]: { params: wire.SessionParams; result: { commands: SlashCommand[] } };
+  [Methods.mcpStatus]: { params: wire.SessionParams; result: { servers: McpServerStatus[] } };
+  [Methods.mcpRestart]: { params: wire.SessionParams & { server: string }; result: McpServerStatus };
+  [Methods.tasks]: { params: wire.SessionParams; result: { tasks: BackgroundTask[] } };
+  [Methods.taskOutput]: { params: wire.TaskParams; result: TaskOutputResult };
+  [Methods.taskStop]: { params: wire.TaskParams; result: { message: string; task: BackgroundTask } };
+  [Methods.customizations]: { params: wire.SessionParams; result: Customizations };
 }
 export type RequestMethod = keyof Requests;
 

@@ -2,7 +2,7 @@
 // run's exit code and duration, clickable locations in search and code-intel results, and errors
 // without the instructions written for the model. Pure (no DOM, no vscode): unit tested.
 
-import type { ProposalBlock, SessionView, ToolCard } from './chatState';
+import { subagentOf, type AutoDecisionView, type ProposalBlock, type SessionView, type SubagentStatus, type ToolCard } from './chatState';
 
 /** What a card shows as its state: one word, one icon, one colour class. */
 export type Outcome =
@@ -50,6 +50,31 @@ export function outcomeOf(card: ToolCard, session: SessionView): Outcome {
   if (card.name === 'Bash' && shellRun(card.result ?? '').exitCode) return 'failed';
   return 'done';
 }
+
+const CHILD_OUTCOME: Record<SubagentStatus, Outcome> = { running: 'running', done: 'done', failed: 'failed', cancelled: 'cancelled' };
+
+/**
+ * An Agent call's state: the child's. While it runs, what it waits on from the user (a
+ * permission, a review) shows on the Agent card, which may be collapsed around it.
+ */
+export function agentOutcome(card: ToolCard, session: SessionView): Outcome {
+  const own = outcomeOf(card, session);
+  const child = subagentOf(session, card.toolUseId);
+  if (!child || own === 'permission' || own === 'denied') return own;
+  const waits = child.blocks.map((b) => (b.kind === 'tool' ? outcomeOf(b, session) : undefined));
+  if (waits.includes('permission')) return 'permission';
+  if (waits.includes('review')) return 'review';
+  if (child.status === 'running') return 'running';
+  if (card.status === 'error') return own; // the call itself failed (cancelled, refused)
+  return CHILD_OUTCOME[child.status];
+}
+
+/** What auto mode's decision on a call reads like, on the card. */
+export const AUTO_DECISION_VIEW: Record<AutoDecisionView['decision'], { icon: string; text: string; short: string }> = {
+  allow: { icon: 'sparkle', text: 'Allowed by auto mode', short: 'Auto-allowed' },
+  deny: { icon: 'circle-slash', text: 'Denied by auto mode', short: 'Auto-denied' },
+  ask: { icon: 'question', text: 'Auto mode left this to you', short: 'Asked you' },
+};
 
 /** ``path`` relative to the workspace folder when inside it. */
 export function relativePath(path: string, root: string | undefined): string {

@@ -21,11 +21,15 @@ import MarkdownIt from 'markdown-it';
 import type {
   Block, ChatState, ContinuationBlock, NoticeBlock, PendingPermission, ProposalBlock, SessionView, ToolCard, TurnSummary,
 } from '../shared/chatState';
-import { awaitsReview, currentActivity, sessionStatus, STATUS_TEXT, toolSummary } from '../shared/chatState';
-import type { ViewModel } from '../shared/messages';
-import { MODE_INFO, type ProposalFile, type TodoItem } from '../shared/protocol';
 import {
-  duration, humanError, locations, OUTCOME_VIEW, outcomeOf, proposalOf, relativePath, resultCount, shellRun, tokens, usd,
+  agentLabel, awaitsReview, currentActivity, hasToolCard, sessionStatus, STATUS_TEXT, subagentOf, toolSummary,
+} from '../shared/chatState';
+import type { MentionItem, ViewModel } from '../shared/messages';
+import { MODE_INFO, type ProposalFile, type SlashCommand, type TodoItem } from '../shared/protocol';
+import { chosenCommand, matchCommands, slashQuery, sourceLabel } from '../shared/slashCommands';
+import {
+  agentOutcome, AUTO_DECISION_VIEW, duration, humanError, locations, OUTCOME_VIEW, outcomeOf, proposalOf, relativePath, resultCount,
+  shellRun, tokens, usd,
 } from '../shared/toolView';
 import { PromptRecall } from '../shared/promptRecall';
 
@@ -93,8 +97,9 @@ app.innerHTML = `
   <section id="permissions" aria-label="Permission requests"></section>
   <div class="composer">
     <div id="chips" role="group" aria-label="Mentions"></div>
-    <div id="mention-list" role="listbox" aria-label="Files to mention" hidden></div>
-    <textarea id="input" rows="3" placeholder="Ask the agent… (@ to mention a file or the selection, Enter to send, Shift+Enter for a new line)" aria-label="Message"></textarea>
+    <div id="mention-list" role="listbox" aria-label="Files to mention" tabindex="0" hidden></div>
+    <textarea id="input" rows="3" placeholder="Ask the agent… (/ for commands, @ to mention a file, symbol or the selection, Enter to send, Shift+Enter for a new line)" aria-label="Message" aria-autocomplete="list" aria-controls="mention-list"></textarea>
+    <div id="arg-hint" class="arg-hint" aria-live="polite" hidden></div>
     <div class="actions">
       <span id="status" role="status"></span>
       <button id="stop" class="secondary" title="Stop the running turn" hidden><i class="codicon codicon-debug-stop" aria-hidden="true"></i> Stop</button>
@@ -109,8 +114,14 @@ const mentionList = $('mention-list');
 const jump = $<HTMLButtonElement>('jump');
 input.value = saved.draft;
 let mentions: string[] = saved.mentions;
-let mentionItems: { label: string; value: string }[] = [];
+let mentionItems: MentionItem[] = [];
 let mentionIndex = 0;
+/** What the open list offers: files and symbols to mention, or slash commands. */
+let suggesting: 'mention' | 'command' = 'mention';
+let commandItems: SlashCommand[] = [];
+/** The active session's commands (agent/commands), asked for once per session. */
+let commands: { sessionId: string; list: SlashCommand[] } | undefined;
+let commandsAsked = false;
 /** The user scrolled up to read: new output does not pull the view down. */
 let scrolledUp = false;
 
@@ -129,7 +140,8 @@ function render(): void {
   renderLog(session);
   renderTodos(session);
   setHtml($('review'), session ? renderReview(session) : '');
-  const unplaced = session ? session.permissions.filter((p) => !session.blocks.some((b) => b.kind === 'tool' && b.toolUseId === p.toolUseId)) : [];
+  // A question about a call shown in a card (also a child's) is asked in that card.
+  const unplaced = session ? session.permissions.filter((p) => !hasToolCard(session, p.toolUseId)) : [];
   setHtml($('permissions'), unplaced.map((p) => permissionHtml(p)).join(''));
   renderStatus(session);
   renderChips();
@@ -267,7 +279,7 @@ function emptyHtml(): string {
     <h2>What should the agent do?</h2>
     <p>Describe a change or a question. It reads your workspace, proposes edits you review hunk by hunk, and asks before running commands.</p>
     <ul class="examples" aria-label="Examples">${examples}</ul>
-    <p class="muted">Or pick <b>Fix with agent</b> on a problem in the editor (Ctrl+.). Type @ to mention a file.</p></div>`;
+    <p class="muted">Or pick <b>Fix with agent</b> on a problem in the editor (Ctrl+.). Type / for commands and skills, @ to mention a file.</p></div>`;
 }
 
 function renderBlock(block: Block, session: SessionView, index: number): string {
@@ -279,7 +291,7 @@ function renderBlock(block: Block, session: SessionView, index: number): string 
     case 'notice':
       return noticeHtml(block, session);
     case 'tool':
-      return toolHtml(block, session);
+      return toolHtml(block, session, block.name === 'Agent' && isAgentCall(session.blocks[index - 1]) || isAgentCall(session.blocks[index + 1]) && block.name === 'Agent');
     case 'proposal':
       // Shown inside its Edit/Write card; a proposal without one stands alone.
       return session.blocks.some((b) => b.kind === 'tool' && b.proposalId === block.proposalId) ? '' : proposalHtml(block);
@@ -382,32 +394,76 @@ function todoHtml(todo: TodoItem, busy: boolean): string {
 const TOOL_ICON: Record<string, string> = {
   Bash: 'terminal', Read: 'file', Edit: 'edit', Write: 'new-file', Grep: 'search', Glob: 'files', TodoWrite: 'checklist',
   Definition: 'symbol-method', References: 'references', Hover: 'info', DocumentSymbols: 'symbol-class',
-  WorkspaceSymbols: 'symbol-namespace', Diagnostics: 'warning', ToolSearch: 'tools',
+  WorkspaceSymbols: 'symbol-namespace', Diagnostics: 'warning', ToolSearch: 'tools', Agent: 'hubot', TaskOutput: 'output',
+  TaskStop: 'debug-stop', Skill: 'book',
 };
+
+function isAgentCall(b: Block | undefined): boolean {
+  return b?.kind === 'tool' && b.name === 'Agent';
+}
 
 const MAX_LOCATIONS = 30;
 
-function toolHtml(card: ToolCard, session: SessionView): string {
+/** ``sibling``: one of several Agent calls of one response, shown side by side when there is room. */
+function toolHtml(card: ToolCard, session: SessionView, sibling = false): string {
   const pending = session.permissions.find((p) => p.toolUseId === card.toolUseId);
-  const outcome = outcomeOf(card, session);
+  const agent = card.name === 'Agent';
+  const outcome = agent ? agentOutcome(card, session) : outcomeOf(card, session);
   const view = OUTCOME_VIEW[outcome];
   const { title, body } = toolContent(card, session, outcome);
   // Open while it needs the user or failed; closed once done, unless the user chose otherwise.
-  const auto = !!pending || outcome === 'review' || outcome === 'failed' || outcome === 'conflict' || (card.name === 'Bash' && outcome === 'running');
+  const auto = !!pending || outcome === 'review' || outcome === 'failed' || outcome === 'conflict' || outcome === 'permission' ||
+    ((card.name === 'Bash' || agent) && outcome === 'running');
   const open = openCards.has(card.toolUseId) || (!closedCards.has(card.toolUseId) && auto);
-  const decided = card.permission?.answered === 'deny'
+  const decided = card.auto && card.auto.decision !== 'ask' ? '' : card.permission?.answered === 'deny'
     ? `<div class="decided denied"><i class="codicon codicon-circle-slash" aria-hidden="true"></i> ${card.permission.source === 'user' || !card.permission.source ? 'You denied this' : `Denied by ${esc(SOURCE_WORDS[card.permission.source] ?? card.permission.source)}`}${card.permission.message ? `: ${esc(card.permission.message)}` : '.'}</div>`
     : card.permission?.answered === 'allow' && card.permission.source === 'user' ? '<div class="decided">You allowed this.</div>'
     : card.permission?.withdrawn ? '<div class="decided"><i class="codicon codicon-circle-slash" aria-hidden="true"></i> No longer asked: the agent stopped waiting for your answer.</div>' : '';
   const state = `${view.text}${outcome === 'denied' && card.permission?.source && card.permission.source !== 'user' ? ` by ${SOURCE_WORDS[card.permission.source] ?? card.permission.source}` : ''}`;
   const details = card.input ? `<details class="raw" data-tool="raw-${esc(card.toolUseId)}" ${openCards.has(`raw-${card.toolUseId}`) ? 'open' : ''}><summary>Details</summary><pre tabindex="0" aria-label="Input of the tool call">${esc(JSON.stringify(card.input, null, 2))}</pre></details>` : '';
-  return `<details class="tool tone-${view.tone} outcome-${outcome}" data-tool="${esc(card.toolUseId)}" ${open ? 'open' : ''} role="group" aria-label="${esc(`${card.name}: ${plainTitle(card, session)}, ${state}`)}">
-    <summary><i class="codicon codicon-${TOOL_ICON[card.name] ?? 'tools'} tool-icon" aria-hidden="true"></i><span class="title">${title}</span><span class="state"><i class="codicon codicon-${view.icon}" aria-hidden="true"></i> ${esc(state)}</span></summary>
-    <div class="tool-body">${body}${decided}${pending ? permissionHtml(pending) : ''}${details}</div>
+  const autoView = card.auto ? AUTO_DECISION_VIEW[card.auto.decision] : undefined;
+  const autoBadge = card.auto && autoView && card.auto.decision !== 'ask'
+    ? `<span class="auto-badge ${card.auto.decision}" title="${esc(`${autoView.text}: ${card.auto.reason}`)}"><i class="codicon codicon-${autoView.icon}" aria-hidden="true"></i> ${esc(autoView.short)}</span>` : '';
+  const autoLine = card.auto && autoView
+    ? `<div class="auto-decision ${card.auto.decision}" role="note"><i class="codicon codicon-${autoView.icon}" aria-hidden="true"></i> <b>${esc(card.auto.error ? 'Auto mode could not decide; you were asked' : autoView.text)}</b>${card.auto.cached ? ' <span class="muted">(as for the same call before)</span>' : ''}: ${esc(card.auto.error ?? card.auto.reason)}</div>` : '';
+  const classes = `tool tone-${view.tone} outcome-${outcome}${agent ? ' agent-card' : ''}${sibling ? ' sibling' : ''}`;
+  return `<details class="${classes}" data-tool="${esc(card.toolUseId)}" ${open ? 'open' : ''} role="group" aria-label="${esc(`${card.name}: ${plainTitle(card, session)}, ${state}${card.auto && autoView ? `, ${autoView.text}` : ''}`)}">
+    <summary><i class="codicon codicon-${TOOL_ICON[card.name] ?? 'tools'} tool-icon" aria-hidden="true"></i><span class="title">${title}</span>${autoBadge}<span class="state"><i class="codicon codicon-${view.icon}" aria-hidden="true"></i> ${esc(state)}</span></summary>
+    <div class="tool-body">${autoLine}${body}${decided}${pending ? permissionHtml(pending) : ''}${details}</div>
   </details>`;
 }
 
-const SOURCE_WORDS: Record<string, string> = { rule: 'a permission rule', mode: 'the mode', hook: 'a hook', safety: 'a safety rule', timeout: 'timeout (no answer)', error: 'an error' };
+const SOURCE_WORDS: Record<string, string> = { rule: 'a permission rule', mode: 'the mode', hook: 'a hook', safety: 'a safety rule', timeout: 'timeout (no answer)', error: 'an error', auto: 'auto mode' };
+
+/** An Agent call: the child's description, type, model, usage and cost, then its own cards. */
+function agentContent(card: ToolCard, session: SessionView): { title: string; body: string } {
+  const input = card.input ?? {};
+  const text = (v: unknown) => (typeof v === 'string' ? v : '');
+  const child = subagentOf(session, card.toolUseId);
+  const description = child?.description || text(input.description) || 'Delegated task';
+  const type = child?.agentType || text(input.subagent_type) || 'general-purpose';
+  const name = child?.name || text(input.name);
+  const background = input.run_in_background === true;
+  const title = `${esc(description)} <span class="agent-type">${esc(name && name !== type ? `${name} · ${type}` : type)}</span>`;
+  const tools = child ? child.blocks.filter((b) => b.kind === 'tool').length : 0;
+  const meta = child ? [
+    child.model ?? '', background ? 'in the background' : '',
+    `${tools} tool call${tools === 1 ? '' : 's'}`,
+    child.usage.input || child.usage.output ? `${tokens(child.usage.input)} in · ${tokens(child.usage.output)} out` : '',
+    child.usd !== undefined ? usd(child.usd) : '',
+  ].filter(Boolean) : [];
+  const metaHtml = meta.length ? `<div class="agent-meta" aria-label="${esc(`Subagent ${agentLabel(child!)}: ${meta.join(', ')}`)}"><i class="codicon codicon-pulse" aria-hidden="true"></i> ${meta.map(esc).join(' · ')}</div>` : '';
+  const children = child?.blocks.map((b) => b.kind === 'tool' ? toolHtml(b, session)
+    : b.kind === 'text' ? `<div class="agent-text markdown">${markdown(b.text)}</div>`
+    : b.kind === 'notice' ? noticeHtml(b, session) : '').join('') ?? '';
+  // The child's final text is the result the parent got: shown once.
+  const saidIt = child?.blocks.some((b) => b.kind === 'text');
+  const result = card.result && card.status === 'done' && !saidIt
+    ? `<div class="agent-text markdown">${markdown(card.result)}</div>` : '';
+  const failed = card.status === 'error' && card.result ? `<div class="tool-error"><i class="codicon codicon-error" aria-hidden="true"></i> ${esc(humanError(card.result))}</div>` : '';
+  const prompt = text(input.prompt) ? `<details class="raw agent-prompt" data-tool="prompt-${esc(card.toolUseId)}" ${openCards.has(`prompt-${card.toolUseId}`) ? 'open' : ''}><summary>Task given to the agent</summary><pre tabindex="0">${esc(text(input.prompt))}</pre></details>` : '';
+  return { title, body: `${metaHtml}${prompt}${children ? `<div class="agent-children" role="group" aria-label="What ${esc(child ? agentLabel(child) : 'the agent')} did">${children}</div>` : ''}${result}${failed}` };
+}
 
 function plainTitle(card: ToolCard, session: SessionView): string {
   return toolContent(card, session, outcomeOf(card, session)).title.replace(/<[^>]+>/g, '').replace(/&[a-z#0-9]+;/g, (e) => ({ '&amp;': '&', '&lt;': '<', '&gt;': '>', '&quot;': '"', '&#39;': "'" })[e] ?? e);
@@ -423,6 +479,7 @@ function fileLink(path: string, line?: number, label?: string): string {
 }
 
 function toolContent(card: ToolCard, session: SessionView, outcome: string): { title: string; body: string } {
+  if (card.name === 'Agent') return agentContent(card, session);
   const input = card.input ?? {};
   const result = card.result ?? '';
   const failed = card.status === 'error' && card.permission?.answered !== 'deny';
@@ -545,7 +602,7 @@ const PROPOSAL_WORDS: Record<string, string> = {
 };
 
 function proposalHtml(p: ProposalBlock): string {
-  const label = p.autoApply ? 'Applied' : PROPOSAL_WORDS[p.status] ?? p.status;
+  const label = `${p.autoApply ? 'Applied' : PROPOSAL_WORDS[p.status] ?? p.status}${p.agent ? ` by ${esc(p.agent)}` : ''}`;
   const files = p.files.map((f) => `<li>${fileLink(relativePath(f.path, model!.workspaceRoot))} <span class="muted">${f.hunks.length} change${f.hunks.length === 1 ? '' : 's'}</span></li>`).join('');
   return `<div class="proposal ${esc(p.status)}"><i class="codicon codicon-diff" aria-hidden="true"></i> ${label}: <ul>${files}</ul></div>`;
 }
@@ -562,7 +619,7 @@ function renderReview(session: SessionView): string {
         <span class="muted">${left} of ${f.hunks.length} to review</span>
         <button class="icon" data-action="side" data-uri="${esc(f.uri)}" title="Open side by side" aria-label="Open ${esc(name)} side by side"><i class="codicon codicon-diff" aria-hidden="true"></i></button></li>`;
     }).join('');
-    return `<div class="review-item"><ul>${files}</ul>
+    return `<div class="review-item">${p.agent ? `<div class="muted">Proposed by ${esc(p.agent)}</div>` : ''}<ul>${files}</ul>
       <button data-action="accept-all" data-proposal="${esc(p.proposalId)}"><i class="codicon codicon-check-all" aria-hidden="true"></i> Accept all</button>
       <button data-action="reject-all" data-proposal="${esc(p.proposalId)}" class="secondary"><i class="codicon codicon-close-all" aria-hidden="true"></i> Reject all</button></div>`;
   }).join('');
@@ -570,7 +627,7 @@ function renderReview(session: SessionView): string {
 }
 
 function renderChips(): void {
-  setHtml($('chips'), mentions.map((m, i) => `<span class="chip">@${esc(m)}<button class="icon" data-action="unmention" data-index="${i}" aria-label="Remove ${esc(m)}"><i class="codicon codicon-close" aria-hidden="true"></i></button></span>`).join(''));
+  setHtml($('chips'), mentions.map((m, i) => `<span class="chip">@${esc(m.replace(/^symbol:/, ""))}<button class="icon" data-action="unmention" data-index="${i}" aria-label="Remove ${esc(m.replace(/^symbol:/, ""))}"><i class="codicon codicon-close" aria-hidden="true"></i></button></span>`).join(''));
 }
 
 function markdown(text: string): string {
@@ -601,25 +658,94 @@ function send(): void {
   mentions = [];
   scrolledUp = false;
   hideMentions();
+  renderArgHint();
   persist();
   renderChips();
 }
 
-function showMentions(items: { label: string; value: string }[]): void {
+const MENTION_ICON: Record<string, string> = { file: 'file', symbol: 'symbol-method', selection: 'selection' };
+
+function mentionRow(item: MentionItem): string {
+  if (item.value === 'selection') return '<i class="codicon codicon-selection" aria-hidden="true"></i> current selection';
+  const icon = MENTION_ICON[item.kind ?? 'file'] ?? 'file';
+  return `<i class="codicon codicon-${icon}" aria-hidden="true"></i> ${esc(item.label)}${item.detail ? ` <span class="muted">${esc(item.detail)}</span>` : ''}`;
+}
+
+function showMentions(items: MentionItem[]): void {
+  suggesting = 'mention';
   mentionItems = items;
+  showSuggestions(items.map(mentionRow), 'Files and symbols to mention');
+}
+
+/** The listbox under the input, first row active; the input keeps the focus (aria-activedescendant). */
+function showSuggestions(rows: string[], label: string): void {
   mentionIndex = 0;
-  mentionList.hidden = items.length === 0;
-  mentionList.innerHTML = items.map((item, i) => `<div role="option" id="mention-${i}" class="mention${i === 0 ? ' active' : ''}" data-action="mention" data-index="${i}" aria-selected="${i === 0}">${item.value === 'selection' ? '<i class="codicon codicon-selection" aria-hidden="true"></i> current selection' : `<i class="codicon codicon-file" aria-hidden="true"></i> ${esc(item.label)}`}</div>`).join('');
-  input.setAttribute('aria-activedescendant', items.length ? 'mention-0' : '');
+  mentionList.hidden = rows.length === 0;
+  mentionList.setAttribute('aria-label', label);
+  mentionList.innerHTML = rows.map((row, i) => `<div role="option" id="mention-${i}" class="mention${suggesting === 'command' ? ' command' : ''}${i === 0 ? ' active' : ''}" data-action="mention" data-index="${i}" aria-selected="${i === 0}">${row}</div>`).join('');
+  if (rows.length) input.setAttribute('aria-activedescendant', 'mention-0'); else input.removeAttribute('aria-activedescendant');
+}
+
+function suggestionCount(): number {
+  return suggesting === 'command' ? commandItems.length : mentionItems.length;
 }
 
 function hideMentions(): void {
   mentionList.hidden = true;
   mentionItems = [];
+  commandItems = [];
   input.removeAttribute('aria-activedescendant');
 }
 
+// -- slash commands ----------------------------------------------------------------------------
+
+function activeSessionId(): string | undefined {
+  return model?.state.activeSessionId;
+}
+
+/** Offer the commands matching what follows "/" (asking the host for the list once per session). */
+function suggestCommands(query: string): void {
+  const id = activeSessionId();
+  if (!commands || (id && commands.sessionId !== id)) {
+    if (!commandsAsked) { commandsAsked = true; vscode.postMessage({ type: 'listCommands' }); }
+    if (!commands) return;
+  }
+  suggesting = 'command';
+  commandItems = matchCommands(commands.list, query);
+  mentionItems = [];
+  showSuggestions(commandItems.map(commandRow), 'Commands');
+}
+
+function commandRow(c: SlashCommand): string {
+  return `<span class="cmd-name">/${esc(c.name)}</span>${c.argumentHint ? ` <span class="cmd-hint">${esc(c.argumentHint)}</span>` : ''}` +
+    `<span class="cmd-source">${esc(sourceLabel(c.source))}</span>` +
+    (c.description ? `<span class="cmd-desc">${esc(c.description)}</span>` : '');
+}
+
+function pickCommand(index: number): void {
+  const c = commandItems[index];
+  if (!c) return;
+  const rest = input.value.slice(input.selectionStart).replace(/^\S*/, '');
+  input.value = `/${c.name} ${rest.trimStart()}`;
+  const at = c.name.length + 2;
+  input.setSelectionRange(at, at);
+  hideMentions();
+  renderArgHint();
+  persist();
+  input.focus();
+}
+
+/** Under the input, once a command is chosen: its arguments and what it does. */
+function renderArgHint(): void {
+  const chosen = commands ? chosenCommand(input.value, commands.list) : undefined;
+  const hint = $('arg-hint');
+  const html = chosen ? `<span class="cmd-name">/${esc(chosen.name)}</span>${chosen.argumentHint ? ` <span class="cmd-hint">${esc(chosen.argumentHint)}</span>` : ''}${chosen.description ? ` — ${esc(chosen.description)}` : ''}` : '';
+  setHtml(hint, html);
+  hint.hidden = !html;
+}
+
 function pickMention(index: number): void {
+  if (suggesting === 'command') { pickCommand(index); return; }
   const item = mentionItems[index];
   if (!item) return;
   input.value = input.value.replace(/@[^\s@]*$/, '');
@@ -637,26 +763,43 @@ function mentionQuery(): string | undefined {
 
 input.addEventListener('input', () => {
   persist();
+  renderArgHint();
+  const command = slashQuery(input.value.slice(0, input.selectionStart));
+  if (command !== undefined) { suggestCommands(command); return; }
   const query = mentionQuery();
   if (query === undefined) hideMentions();
   else vscode.postMessage({ type: 'mentionSearch', query });
 });
 
 input.addEventListener('keydown', (e) => {
-  if (!mentionList.hidden && mentionItems.length) {
-    if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
-      e.preventDefault();
-      mentionIndex = (mentionIndex + (e.key === 'ArrowDown' ? 1 : mentionItems.length - 1)) % mentionItems.length;
-      mentionList.querySelectorAll('.mention').forEach((el, i) => { el.classList.toggle('active', i === mentionIndex); el.setAttribute('aria-selected', String(i === mentionIndex)); });
-      input.setAttribute('aria-activedescendant', `mention-${mentionIndex}`);
-      return;
-    }
-    if (e.key === 'Enter' || e.key === 'Tab') { e.preventDefault(); pickMention(mentionIndex); return; }
-    if (e.key === 'Escape') { hideMentions(); return; }
+  if (suggestionKeys(e)) return;
+  // Ctrl+Space offers the commands again on a "/" line.
+  if (e.key === ' ' && e.ctrlKey) {
+    const command = slashQuery(input.value.slice(0, input.selectionStart));
+    if (command !== undefined) { e.preventDefault(); suggestCommands(command); return; }
   }
   if (recallKey(e)) return;
   if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) { e.preventDefault(); send(); }
 });
+// The list scrolls, so it can take the focus too; the same keys work there.
+mentionList.addEventListener('keydown', (e) => { if (suggestionKeys(e)) input.focus(); });
+
+/** Arrows, Enter/Tab and Escape while the list is open: true when the list used the key. */
+function suggestionKeys(e: KeyboardEvent): boolean {
+  const count = suggestionCount();
+  if (mentionList.hidden || !count) return false;
+  if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+    e.preventDefault();
+    mentionIndex = (mentionIndex + (e.key === 'ArrowDown' ? 1 : count - 1)) % count;
+    mentionList.querySelectorAll('.mention').forEach((el, i) => { el.classList.toggle('active', i === mentionIndex); el.setAttribute('aria-selected', String(i === mentionIndex)); });
+    input.setAttribute('aria-activedescendant', `mention-${mentionIndex}`);
+    mentionList.querySelector('.mention.active')?.scrollIntoView({ block: 'nearest' });
+    return true;
+  }
+  if (e.key === 'Enter' || e.key === 'Tab') { e.preventDefault(); pickMention(mentionIndex); return true; }
+  if (e.key === 'Escape') { e.preventDefault(); hideMentions(); return true; }
+  return false;
+}
 
 // Up in an empty input recalls earlier prompts (asked for afresh at each start), Down goes forward.
 const recall = new PromptRecall();
@@ -750,8 +893,20 @@ $('todos').addEventListener('toggle', (e) => {
 
 window.addEventListener('message', (e) => {
   const msg = e.data;
-  if (msg?.type === 'state') { model = msg.model; render(); }
+  if (msg?.type === 'state') {
+    model = msg.model;
+    // Another session has its own commands (its workspace, plugins, MCP prompts).
+    if (commands && model?.state.activeSessionId && commands.sessionId !== model.state.activeSessionId) commands = undefined;
+    render();
+  }
   if (msg?.type === 'mentionResults' && mentionQuery() !== undefined) showMentions(msg.items);
+  if (msg?.type === 'commands') {
+    commands = { sessionId: msg.sessionId, list: msg.commands ?? [] };
+    commandsAsked = false;
+    const query = slashQuery(input.value.slice(0, input.selectionStart));
+    if (query !== undefined) suggestCommands(query);
+    renderArgHint();
+  }
   if (msg?.type === 'promptHistory' && recallWanted && input.value.trim() === '') {
     recallWanted = false;
     recall.load(msg.prompts ?? []);

@@ -134,7 +134,7 @@ async function renameFilterForkDelete(env: Env): Promise<void> {
   await sessionsPane(page).locator('.action-label[aria-label="Clear Sessions Filter"]').click();
   // Fork: a second saved session, opened in the chat with the same messages.
   // Other scenarios of a full run leave their sessions: count the forks (only this one forks).
-  const forks = rows.filter({ has: page.locator('.codicon-repo-forked') });
+  const forks = rows.filter({ has: page.locator('.codicon-repo-forked:not(.action-label)') }); // the row's icon, not its Fork action
   await rowAction(page, sessionRow(page, RENAMED), 'Fork Session');
   await waitForRows(forks, 1);
   await until('the fork open in the chat', async () => ((await chat.locator('#session option:checked').innerText()).includes('(fork)')) || 'not yet');
