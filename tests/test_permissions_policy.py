@@ -323,3 +323,19 @@ def test_the_users_own_settings_file_is_protected_and_look_alikes_are_not(tmp_pa
     assert paths.protected_reason(tmp_path / "config" / "settings.json") is None
     assert paths.protected_reason(tmp_path / "lsp-agent" / "notes.txt") is None
     assert paths.protected_reason(home_config / "other-tool" / "settings.json") is None
+
+
+@pytest.mark.parametrize("command", [
+    "find / -delete", "find / -name '*.log' -delete", "find -L ~ -type f -delete",
+    "find /usr -exec rm -rf {} +", "find $HOME -execdir rm {} \\;"])
+def test_find_deleting_a_system_or_home_folder_is_catastrophic(ws, command):
+    gate = gate_with(ws, "bypassPermissions", allow=["Bash"])
+    verdict = bash(gate, command)
+    assert verdict.action == "deny" and "find" in verdict.reason
+
+
+@pytest.mark.parametrize("command", ["find . -name '*.pyc' -delete", "find / -name '*.py'",
+                                     "find build -exec rm {} +"])
+def test_find_elsewhere_or_without_deleting_is_not_catastrophic(ws, command):
+    gate = gate_with(ws, "bypassPermissions", allow=["Bash"])
+    assert bash(gate, command).action == "allow"

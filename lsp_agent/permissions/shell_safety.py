@@ -291,6 +291,8 @@ def catastrophic(cmd: Command) -> str | None:
         for target in _operands(args):
             if _is_system_target(target):
                 return f"rm -r {target} would delete a system or home folder"
+    if name == "find" and (reason := _find_deletes_system(args)):
+        return reason
     if name in {"chmod", "chown", "chgrp"} and flags & {"-R", "--recursive"}:
         for target in _operands(args)[1:]:
             if _is_system_target(target):
@@ -304,6 +306,24 @@ def catastrophic(cmd: Command) -> str | None:
         return f"{name} stops the machine"
     if name == "kill" and "-1" in args[-1:]:
         return "kill -1 signals every process"
+    return None
+
+
+def _find_deletes_system(args: list[str]) -> str | None:
+    """find's start points come before its first test or action (``-name``, ``(``, ``!``)."""
+    starts = []
+    for arg in args:
+        if arg.startswith(("-", "(", "!")) and arg not in {"-H", "-L", "-P"}:
+            break
+        starts.append(arg)
+    deletes = "-delete" in args or any(
+        action in args and "rm" in args[args.index(action) + 1:args.index(action) + 2]
+        for action in ("-exec", "-execdir", "-ok", "-okdir"))
+    if not deletes:
+        return None
+    for start in starts:
+        if start not in {"-H", "-L", "-P"} and (start in {"/", "//"} or _is_system_target(start)):
+            return f"find {start} ... deleting would wipe a system or home folder"
     return None
 
 
