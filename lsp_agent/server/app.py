@@ -211,7 +211,8 @@ def create_server() -> AgentServer:
     extensions_api.register(server)  # agent/mcpStatus, agent/mcpRestart, agent/commands
     from lsp_agent.server.language_features import register_language_features
 
-    register_language_features(server, server.editor_intel, server.positions)
+    register_language_features(server, server.editor_intel, server.positions,
+                               server.wiring.symbol_index)
     return server
 
 
