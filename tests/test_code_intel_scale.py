@@ -16,9 +16,10 @@ from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path
 
+from lsp_agent.code_intel.index_worker import file_symbols
 from lsp_agent.code_intel.jedi_intel import JediIntel, find_symbol_column
 from lsp_agent.code_intel.jedi_worker import close_channel, open_channel
-from lsp_agent.code_intel.symbol_index import SymbolIndex, file_symbols
+from lsp_agent.code_intel.symbol_index import SymbolIndex
 from lsp_agent.server.language_features import register_language_features
 from lsp_agent.tools.base import ToolContext, ToolError
 from lsp_agent.tools.code_intel import (

@@ -376,8 +376,9 @@ class JediIntel:
         if self.index is not None and self.index.ready:
             try:
                 return await self.index.search(query, limit)
-            except (JediTimeout, JediWorkerError) as exc:
+            except (JediTimeout, JediWorkerError) as exc:  # the index is lost: jedi from now
                 log.warning("symbol index search failed (%s); asking jedi", exc)
+                self.index.ready = False
         return await self._ask(QueryResult[SymbolLocation], "workspace_symbols", None,
                                query=query, limit=limit)
 

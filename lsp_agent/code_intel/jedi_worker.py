@@ -28,13 +28,14 @@ import asyncio
 import concurrent.futures
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
+
+from lsp_agent.code_intel.worker_io import die_with_parent, protocol_streams
 
 START_TIMEOUT = 60.0  # spawning Python and importing jedi, on a busy machine
 POOL_SIZE = 2  # workers per channel: one stuck query leaves another worker to answer
@@ -329,31 +330,9 @@ def _queries(engine: Any) -> dict[str, Callable[[dict[str, Any]], Any]]:
     }
 
 
-def _die_with_parent() -> None:
-    """On Linux, be killed when the server dies, even in the middle of a jedi call."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass  # best effort: a closed stdin ends the worker anyway
-
-
-def _frames() -> tuple[IO[bytes], IO[bytes]]:
-    """Our own copies of stdin and stdout; fd 1 then points at stderr, so nothing jedi or a
-    library prints can corrupt the protocol."""
-    out = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-    return sys.stdin.buffer, out
-
-
 def main() -> None:
-    _die_with_parent()
-    requests, out = _frames()
+    die_with_parent()
+    requests, out = protocol_streams()
 
     def send(message: dict[str, Any]) -> None:
         out.write(json.dumps(message).encode() + b"\n")
