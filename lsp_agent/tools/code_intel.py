@@ -128,14 +128,18 @@ def _nearest_offsets(radius: int) -> list[int]:
     return offsets
 
 
-async def _bounded(intel: CodeIntel, query: Awaitable[Q]) -> Q:
+async def _bounded(intel: CodeIntel, query: Awaitable[Q], hint: str) -> Q:
     """The query's answer within the tools' limit; past it the query is cancelled (its worker
-    freed) and a timed-out result says so."""
+    freed) and the model is told so."""
     limit = _tool_limit(intel)
     try:
         return await asyncio.wait_for(query, limit)
     except TimeoutError:
-        return QueryResult(timed_out=True)  # type: ignore[return-value]
+        raise ToolError(
+            f"Code intelligence did not answer within {limit:g}s (the tools' time limit; "
+            f"large project or complex code), so the query was cancelled. Retry once, or use "
+            f"Grep {hint}."
+        ) from None
 
 
 def _tool_limit(intel: CodeIntel) -> float:
@@ -147,9 +151,8 @@ def _check_timeout(result: QueryResult, intel: CodeIntel, hint: str) -> None:
         raise ToolError(f"Code intelligence skipped this: {result.skipped}. Use Grep {hint}.")
     if result.timed_out:
         raise ToolError(
-            f"Code intelligence did not answer within {_tool_limit(intel):g}s (the tools' "
-            f"time limit; large project or complex code), so the query was cancelled. Retry "
-            f"once, or use Grep {hint}."
+            f"Code intelligence timed out after {intel.timeout:g}s (large project or complex "
+            f"code). Retry once, or use Grep {hint}."
         )
 
 
@@ -176,7 +179,7 @@ async def _secret_definition(intel: CodeIntel, ctx: ToolContext, path: Path, lin
                              column: int) -> SymbolLocation | None:
     """Where the name at this position is defined, when that is in a secret file."""
     try:
-        found = await _bounded(intel, intel.definition(path, line, column))
+        found = await _bounded(intel, intel.definition(path, line, column), "for the name")
     except ValueError:
         return None
     return next((loc for loc in found.items if ctx.file_rules.is_secret(loc.path)), None)
@@ -212,11 +215,12 @@ class Definition(Tool):
 
     async def call(self, args: SymbolAtLine, ctx: ToolContext) -> str:
         intel, path, line, column, note = await _query_setup(args, ctx)
+        hint = f"for `def {args.symbol}` or `class {args.symbol}`"
         try:
-            result = await _bounded(intel, intel.definition(path, line, column))
+            result = await _bounded(intel, intel.definition(path, line, column), hint)
         except ValueError as exc:
             raise _bad_position(exc) from exc
-        _check_timeout(result, intel, f"for `def {args.symbol}` or `class {args.symbol}`")
+        _check_timeout(result, intel, hint)
         if not result.items:
             return note + (
                 f"No definition found for `{args.symbol}` at {ctx.display(path)}:{line + 1} "
@@ -248,7 +252,8 @@ class References(Tool):
     async def call(self, args: SymbolAtLine, ctx: ToolContext) -> str:
         intel, path, line, column, note = await _query_setup(args, ctx)
         try:
-            result = await _bounded(intel, intel.references(path, line, column))
+            result = await _bounded(intel, intel.references(path, line, column),
+                                    f"for `{args.symbol}`")
         except ValueError as exc:
             raise _bad_position(exc) from exc
         _check_timeout(result, intel, f"for `{args.symbol}`")
@@ -285,7 +290,8 @@ class Hover(Tool):
     async def call(self, args: SymbolAtLine, ctx: ToolContext) -> str:
         intel, path, line, column, note = await _query_setup(args, ctx)
         try:
-            result = await _bounded(intel, intel.hover(path, line, column))
+            result = await _bounded(intel, intel.hover(path, line, column),
+                                    f"for `{args.symbol}`")
         except ValueError as exc:
             raise _bad_position(exc) from exc
         _check_timeout(result, intel, f"for `{args.symbol}`")
@@ -312,8 +318,9 @@ class DocumentSymbols(Tool):
         path = ctx.resolve(args.path)
         intel = _intel_for(ctx, path, "for `^class |^def ` in the file")
         await _read(ctx, path)  # clear errors for missing or unreadable files
-        result = await _bounded(intel, intel.document_symbols(path))
-        _check_timeout(result, intel, "for `^class |^def ` in the file")
+        hint = "for `^class |^def ` in the file"
+        result = await _bounded(intel, intel.document_symbols(path), hint)
+        _check_timeout(result, intel, hint)
         shown = ctx.display(path)
         if not result.items:
             return f"{shown}: no classes, functions or variables defined."
@@ -350,7 +357,8 @@ class WorkspaceSymbols(Tool):
             raise ToolError(
                 f"Code intelligence is not available in this session; use Grep for `{args.query}`."
             )
-        result = await _bounded(intel, intel.workspace_symbols(args.query))
+        result = await _bounded(intel, intel.workspace_symbols(args.query),
+                                f"for `{args.query}`")
         _check_timeout(result, intel, f"for `{args.query}`")
         if not result.items:
             return f"No Python symbols starting with `{args.query}` in the workspace."
