@@ -560,6 +560,7 @@ async def main_async(args: argparse.Namespace) -> int:
     names = args.servers.split(",")
     servers = [Server(server_specs()[name]) for name in names]
     source, label = project_source(args)
+    installed = versions(names)  # what runs, recorded before anything can change
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench-code-intel-") as tmp:
         workdir = Path(tmp)
@@ -605,7 +606,7 @@ async def main_async(args: argparse.Namespace) -> int:
         "timeout_s": args.timeout, "load_before": [round(x, 2) for x in load_before],
         "load_after": [round(x, 2) for x in os.getloadavg()], "round_log": rounds,
         "max_load": args.max_load, "cpus": os.cpu_count(), "platform": platform.platform(),
-        "versions": versions(names),
+        "versions": installed,
         "note": "a timeout counts as the limit in p50/p95; error answers count with their "
                 "latency; counts are from round 1",
     }

@@ -248,6 +248,27 @@ async def test_cancelled_query_frees_its_worker_and_others_are_not_starved(stuck
     assert all(a.items[0].name == "apply_discount" for a in answers)
 
 
+async def test_a_cancelled_query_yields_its_worker_as_soon_as_another_query_needs_it(
+        stuck_intel, project):
+    intel = stuck_intel
+    intel._channel.cancel_grace = 3600.0  # only the need for its worker stops it
+    pricing, line, column = pricing_position(project)
+    assert (await intel.hover(pricing, line, column)).items
+    stuck_pid = intel._channel.pids()[0]
+    stuck = asyncio.create_task(intel.hover(project / "shop" / "stuck.py", 0, 0))
+    await eventually(lambda: len(intel._channel._free) < len(intel._channel.workers))
+    stuck.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await stuck
+    assert not process_gone(stuck_pid)  # nobody needs its worker yet: it may still finish
+
+    # Two queries at once need both workers: the cancelled query's is taken back for one.
+    answers = await asyncio.gather(*(intel.hover(pricing, line, column) for _ in range(2)))
+
+    assert all(a.items[0].name == "apply_discount" for a in answers)
+    assert process_gone(stuck_pid)
+
+
 class Collected:
     """A pygls writer that keeps what the server sends."""
 

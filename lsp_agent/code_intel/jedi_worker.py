@@ -9,7 +9,9 @@ process, the deadline holds even when nobody awaits the answer any more.
 
 A cancelled query (LSP ``$/cancelRequest``, a tool's own limit) stops waiting at once and cuts
 the deadline of its worker down to ``CANCEL_GRACE`` seconds: a query about to finish still
-warms jedi's caches, one that would run on is killed, so its worker is free again soon.
+warms jedi's caches (editors cancel often, and a killed worker restarts cold), one that would
+run on is killed, so its worker is free again soon -- at once when a new query finds every
+worker busy, so the work nobody waits for never delays one somebody does.
 
 A ``JediChannel`` is a bounded pool of such workers (``POOL_SIZE``), shared by every JediIntel
 of the server with the same cache folder: jedi's warm caches serve all workspace roots, and a
@@ -39,7 +41,7 @@ from lsp_agent.code_intel.worker_io import die_with_parent, protocol_streams
 
 START_TIMEOUT = 60.0  # spawning Python and importing jedi, on a busy machine
 POOL_SIZE = 2  # workers per channel: one stuck query leaves another worker to answer
-CANCEL_GRACE = 2.0  # seconds a cancelled query may still finish before its worker is killed
+CANCEL_GRACE = 10.0  # seconds a cancelled query may still finish if no other query needs its worker
 WORKER_MODULE = "lsp_agent.code_intel.jedi_worker"
 
 
@@ -204,12 +206,12 @@ class _Ticket:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._worker: JediWorker | None = None
-        self._cancelled = False
+        self.cancelled = False
 
     def start(self, worker: JediWorker) -> bool:
         with self._lock:
             self._worker = worker
-            return not self._cancelled
+            return not self.cancelled
 
     def finish(self) -> None:
         with self._lock:
@@ -217,7 +219,7 @@ class _Ticket:
 
     def cancel(self, grace: float) -> None:
         with self._lock:
-            self._cancelled = True
+            self.cancelled = True
             if self._worker is not None:
                 self._worker.cut_short(grace)
 
@@ -232,35 +234,60 @@ class JediChannel:
         self._waiters = concurrent.futures.ThreadPoolExecutor(
             max_workers=size, thread_name_prefix="jedi-pipe")
         self.cancel_grace = CANCEL_GRACE
+        self._running: set[_Ticket] = set()  # guarded by _free_changed
+        self._queued: set[_Ticket] = set()  # asked, not yet on a worker (same guard)
         self.users = 0
 
     async def ask(self, request: dict[str, Any], deadline: float) -> dict[str, Any]:
         """The answer of the first free worker; JediTimeout once ``deadline`` seconds have
         passed since the worker took the query (time spent queued is not counted). The
         deadline is enforced next to the process, not by this await. Cancelling the await
-        stops waiting at once and leaves the worker ``cancel_grace`` seconds to finish."""
+        stops waiting at once and leaves the worker ``cancel_grace`` seconds to finish, or
+        none when another query is waiting for a worker."""
         ticket = _Ticket()
+        with self._free_changed:
+            self._queued.add(ticket)
+        self._make_room()
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._waiters, self._call, ticket, request,
                                               deadline)
         except asyncio.CancelledError:
             ticket.cancel(self.cancel_grace)
+            with self._free_changed:
+                self._queued.discard(ticket)
+            self._make_room()  # others may be waiting for this worker already
             raise
+        finally:
+            with self._free_changed:
+                self._queued.discard(ticket)
 
     def pids(self) -> list[int]:
         """Process ids of the workers running now."""
         return [pid for worker in self.workers if (pid := worker.pid) is not None]
 
+    def _make_room(self) -> None:
+        """More queries waiting than workers free: those still running a cancelled query
+        are stopped now."""
+        with self._free_changed:
+            short = len(self._queued) - len(self._free)
+            cancelled = [t for t in self._running if t.cancelled][: max(short, 0)]
+        for ticket in cancelled:
+            ticket.cancel(0.0)
+
     def _call(self, ticket: _Ticket, request: dict[str, Any], deadline: float) -> dict[str, Any]:
         worker = self._take()
         try:
+            with self._free_changed:
+                self._queued.discard(ticket)
+                self._running.add(ticket)
             if not ticket.start(worker):
                 raise JediCancelled("cancelled before it started")
             return worker.call(request, deadline)
         finally:
             ticket.finish()
             with self._free_changed:
+                self._running.discard(ticket)
                 self._free.append(worker)
                 self._free_changed.notify()
 
