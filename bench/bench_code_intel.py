@@ -432,16 +432,17 @@ def rotated(servers: list[Server], shift: int) -> list[Server]:
     return servers[shift:] + servers[:shift]
 
 
-async def warm_up(servers: list[Server], queries: list[Query], limit: float) -> None:
+async def warm_up(servers: list[Server], queries: list[Query], limit: float,
+                  kinds: tuple[str, ...]) -> None:
     """One untimed query of each kind per server; a timeout or error is noted, not fatal."""
-    for kind in KINDS:
+    for kind in kinds:
         for server in servers:
             sample = await ask(server, kind, queries[0], limit)
             server.warmup[kind] = f"{sample.outcome} {sample.ms:.0f} ms"
 
 
 async def measure(servers: list[Server], queries: list[Query], rounds: int, limit: float,
-                  max_load: float) -> list[dict[str, Any]]:
+                  max_load: float, kinds: tuple[str, ...]) -> list[dict[str, Any]]:
     log: list[dict[str, Any]] = []
     step = 0
     for number in range(rounds):
@@ -449,7 +450,7 @@ async def measure(servers: list[Server], queries: list[Query], rounds: int, limi
         log.append({"round": number + 1, "load_at_start": [round(x, 2) for x in load],
                     "flagged": load[0] > max_load})
         started = time.perf_counter()
-        for kind in KINDS:
+        for kind in kinds:
             for query in queries:
                 for server in rotated(servers, step):
                     sample = await ask(server, kind, query, limit)
@@ -535,6 +536,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="seconds per request; a timeout counts as this (default 30)")
     parser.add_argument("--max-load", type=float, default=float(os.cpu_count() or 1) * 1.5,
                         help="rounds starting above this 1-minute load are flagged")
+    parser.add_argument("--kinds", default=",".join(KINDS),
+                        help="comma-separated subset of: " + ", ".join(KINDS))
     parser.add_argument("--seed", type=int, default=7, help="seed for choosing query positions")
     parser.add_argument("--output", type=Path, default=RESULTS, help="where to write the JSON")
     args = parser.parse_args(argv)
@@ -543,6 +546,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     unknown = set(args.servers.split(",")) - set(server_specs())
     if unknown:
         parser.error(f"unknown servers: {', '.join(sorted(unknown))}")
+    args.kinds = tuple(args.kinds.split(","))
+    if set(args.kinds) - set(KINDS):
+        parser.error(f"unknown kinds: {', '.join(sorted(set(args.kinds) - set(KINDS)))}")
     if args.n < 1 or args.rounds < 1:
         parser.error("-n and --rounds must be at least 1")
     return args
@@ -588,9 +594,10 @@ async def main_async(args: argparse.Namespace) -> int:
                     print(f"skip: {server.name}: {server.skipped}", flush=True)
             if not live:
                 return 1
-            await warm_up(live, queries, args.timeout)
+            await warm_up(live, queries, args.timeout, args.kinds)
             print("warm-up: " + "; ".join(f"{s.name}: {s.warmup}" for s in live), flush=True)
-            rounds = await measure(live, queries, args.rounds, args.timeout, args.max_load)
+            rounds = await measure(live, queries, args.rounds, args.timeout, args.max_load,
+                                   args.kinds)
             for server in live:
                 process = server.client._server if server.client else None
                 if process is not None:
@@ -603,6 +610,7 @@ async def main_async(args: argparse.Namespace) -> int:
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "project": label, "python_files": len(files), "python_lines": lines,
         "positions": [q.label for q in queries], "rounds": args.rounds, "seed": args.seed,
+        "kinds": list(args.kinds),
         "timeout_s": args.timeout, "load_before": [round(x, 2) for x in load_before],
         "load_after": [round(x, 2) for x in os.getloadavg()], "round_log": rounds,
         "max_load": args.max_load, "cpus": os.cpu_count(), "platform": platform.platform(),

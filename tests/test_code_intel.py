@@ -353,6 +353,8 @@ class Account:
         local = 1
 
     def close(self):
+        from shutil import rmtree
+
         self.closed_at = os.times()
         self.owner = None  # already listed
 
@@ -386,6 +388,8 @@ async def test_document_symbols_include_instance_attributes_and_imports(intel, p
     assert owner.selection.line == 8 and owner.selection.column == len("        self.")
     init = account.children[1]
     assert init.children == []  # `local` and the parameters stay out
+    close = account.children[3]
+    assert [(child.name, child.kind) for child in close.children] == [("rmtree", "import")]
     assert result.items[3].children == []
 
 

@@ -523,10 +523,11 @@ SYMBOL, IMPORT, INSTANCE_ATTRIBUTE = "symbol", "import", "instance attribute"
 
 def _outline_role(name: BaseName, lines: list[str]) -> str | None:
     """Whether and how a defined name appears in the outline: classes, functions and
-    variables of modules and classes; module-level imports; ``self.x = ...`` in methods (as
-    an attribute of the class). Locals of functions would drown the outline."""
+    variables of modules and classes; imports (in functions too: what a function pulls in
+    says what it does); ``self.x = ...`` in methods (as an attribute of the class). Other
+    locals of functions would drown the outline."""
     if _is_import(name):
-        return IMPORT if _parent_type(name) == "module" else None
+        return IMPORT
     kind = name.type
     if kind not in _OUTLINE_TYPES:
         return None
