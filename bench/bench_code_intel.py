@@ -490,19 +490,20 @@ def _cell(stats: dict[str, Any]) -> str:
 
 
 def completeness_table(servers: list[Server]) -> str:
+    """Result totals per kind, and on how many questions lsp-agent found fewer than each peer."""
     live = [s for s in servers if not s.skipped]
-    lines = ["| kind | " + " | ".join(f"{s.name} total" for s in live)
-             + " | queries where lsp-agent has fewer |",
-             "|" + "---|" * (2 + len(live))]
+    agent = next((s for s in live if s.name == "lsp-agent"), None)
+    peers = [s for s in live if s is not agent]
+    lines = ["| kind | " + " | ".join(f"{s.name} total" for s in live) + " | " + " | ".join(
+        f"questions with fewer than {p.name}" for p in peers) + " |",
+        "|" + "---|" * (1 + len(live) + len(peers))]
     for kind in COUNTED:
         totals = [sum(c or 0 for c in s.counts[kind].values()) for s in live]
-        fewer = 0
-        agent = next((s for s in live if s.name == "lsp-agent"), None)
-        if agent is not None:
-            for label, count in agent.counts[kind].items():
-                peers = [s.counts[kind].get(label) or 0 for s in live if s is not agent]
-                fewer += bool(peers) and (count or 0) < max(peers)
-        lines.append(f"| {kind} | " + " | ".join(map(str, totals)) + f" | {fewer} |")
+        fewer = [sum((count or 0) < (peer.counts[kind].get(label) or 0)
+                     for label, count in agent.counts[kind].items()) if agent else 0
+                 for peer in peers]
+        lines.append(f"| {kind} | " + " | ".join(map(str, totals)) + " | "
+                     + " | ".join(map(str, fewer)) + " |")
     return "\n".join(lines)
 
 
