@@ -1,6 +1,6 @@
 """What the agent's code-intelligence tools ask of a provider: jedi for Python, the editor's
 own language servers through the bridge, or both routed by file type. Positions here are
-0-based lines and code-point columns."""
+0-based lines and code-point columns. Answers are complete unless a ``limit`` is passed."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from lsp_agent.code_intel.jedi_intel import HoverInfo, OutlineSymbol, QueryResul
 
 class CodeIntel(Protocol):
     timeout: float  # seconds a query may take before it is reported as timed out
+    tool_timeout: float  # seconds the agent's tools wait before they cancel a query
 
     @property
     def handles_all_languages(self) -> bool:

@@ -108,12 +108,14 @@ class EditorBridge:
         send: Sender,
         *,
         timeout: float = 10.0,
-        max_results: int = 200,
+        tool_timeout: float | None = None,
+        max_results: int | None = None,  # None: complete answers (the tools cap and say so)
         lines_of: Lines | None = None,
         positions: PositionConverter | None = None,
     ):
         self._send = send
         self.timeout = timeout
+        self.tool_timeout = tool_timeout or timeout
         self.max_results = max_results
         self._lines_of = lines_of or _disk_lines
         self._positions = positions or SameUnits()
@@ -148,9 +150,7 @@ class EditorBridge:
             return QueryResult(timed_out=True)
         span_in = self._span_in(path)
         symbols = [s for item in _list(raw) if (s := _outline(item, span_in)) is not None]
-        return QueryResult(
-            items=symbols[: self.max_results], truncated=len(symbols) > self.max_results
-        )
+        return _capped(symbols, self.max_results)
 
     async def workspace_symbols(
         self, query: str, limit: int | None = None
@@ -160,8 +160,8 @@ class EditorBridge:
         except BridgeTimeout:
             return QueryResult(timed_out=True)
         found = [loc for item in _list(raw) if (loc := self._symbol_location(item)) is not None]
-        cap = min(limit or self.max_results, self.max_results)
-        return QueryResult(items=found[:cap], truncated=len(found) > cap)
+        caps = [c for c in (limit, self.max_results) if c is not None]
+        return _capped(found, min(caps) if caps else None)
 
     async def diagnostics(self, path: Path | None) -> dict[Path, list[dict[str, Any]]] | None:
         """The editor's diagnostics for one file (or all files); None when it cannot say."""
@@ -218,7 +218,7 @@ class EditorBridge:
         if isinstance(raw, dict):  # a single Location is allowed by LSP
             raw = [raw]
         found = [loc for item in _list(raw) if (loc := self._location(item)) is not None]
-        return QueryResult(items=found[: self.max_results], truncated=len(found) > self.max_results)
+        return _capped(found, self.max_results)
 
     def _location(self, item: Any, name: str = "", kind: str = "symbol") -> SymbolLocation | None:
         if not isinstance(item, dict):
@@ -264,6 +264,7 @@ class RoutedIntel:
         self.jedi = jedi
         self.bridge = bridge
         self.timeout = bridge.timeout
+        self.tool_timeout = getattr(jedi, "tool_timeout", bridge.tool_timeout)
         self.handles_all_languages = True
 
     def _for(self, path: Path) -> Any:
@@ -293,11 +294,11 @@ class RoutedIntel:
             for loc in editor.items
             if not is_python_path(loc.path) and (loc.path, loc.line) not in seen
         ]
-        cap = limit or self.bridge.max_results
         items = [*python.items, *others]
+        capped = _capped(items, limit)
         return QueryResult(
-            items=items[:cap],
-            truncated=python.truncated or editor.truncated or len(items) > cap,
+            items=capped.items,
+            truncated=python.truncated or editor.truncated or capped.truncated,
             timed_out=python.timed_out and editor.timed_out,
         )
 
@@ -328,6 +329,11 @@ class EditorDiagnostics(DiagnosticsStore):
 
 # --------------------------------------------------------------------------- helpers
 
+
+def _capped(items: list[Any], limit: int | None) -> QueryResult[Any]:
+    if limit is None:
+        return QueryResult(items=items)
+    return QueryResult(items=items[:limit], truncated=len(items) > limit)
 
 def _merged(first: list[dict[str, Any]], second: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = list(first)

@@ -30,9 +30,11 @@ from pydantic import BaseModel, Field
 from lsp_agent.code_intel.jedi_worker import (
     JediChannel,
     JediTimeout,
+    JediWorkerError,
     close_channel,
     open_channel,
 )
+from lsp_agent.code_intel.symbol_index import SymbolIndex
 from lsp_agent.workspace.documents import DocumentSource, FileTooLarge, snapshot_async
 from lsp_agent.workspace.positions import split_lines
 
@@ -40,6 +42,10 @@ CACHE_DIR_ENV = "LSP_AGENT_CACHE_DIR"
 PYTHON_SUFFIXES = frozenset({".py", ".pyi"})
 # Larger files are not given to jedi: its time grows with the file and it cannot be stopped.
 MAX_JEDI_CHARS = 2_000_000
+# Per-query limits in seconds. Peers answer slow queries on large projects in 5-7 s, so the
+# editor's limit is generous; the agent's tools wait less and say so (they can fall back to Grep).
+QUERY_TIMEOUT = 30.0
+TOOL_TIMEOUT = 20.0
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -119,7 +125,7 @@ class HoverInfo(BaseModel):
 
 class QueryResult(BaseModel, Generic[T]):
     items: list[T] = Field(default_factory=list)
-    truncated: bool = False  # more results existed than ``max_results``
+    truncated: bool = False  # more results existed than ``max_results`` (when one is set)
     timed_out: bool = False  # jedi did not answer within the timeout
     skipped: str | None = None  # why jedi was not asked (a file too large for it)
 
@@ -159,8 +165,11 @@ def identifiers_on_line(text: str, line: int) -> list[str]:
     return list(seen)
 
 
-def _capped(items: Iterable[R], limit: int) -> tuple[list[R], bool]:
-    """The first ``limit`` items and whether more existed (reads at most one extra)."""
+def _capped(items: Iterable[R], limit: int | None) -> tuple[list[R], bool]:
+    """The first ``limit`` items and whether more existed (reads at most one extra); all of
+    them without a limit."""
+    if limit is None:
+        return list(items), False
     out: list[R] = []
     for item in items:
         if len(out) == limit:
@@ -187,7 +196,8 @@ class JediEngine:
     process (``jedi_worker.py``), never in the server: jedi cannot be interrupted, so the
     server keeps it where a stuck call can be killed."""
 
-    def __init__(self, root: Path, *, max_results: int = 200, cache_dir: Path | None = None):
+    def __init__(self, root: Path, *, max_results: int | None = None,
+                 cache_dir: Path | None = None):
         self.root = Path(root).resolve()
         self.max_results = max_results
         jedi.settings.cache_directory = str(cache_dir or default_cache_dir())
@@ -227,14 +237,16 @@ class JediEngine:
     def document_symbols(self, path: Path, text: str) -> QueryResult[OutlineSymbol]:
         script = self._script(path, text)
         names = script.get_names(all_scopes=True, definitions=True, references=False)
-        wanted = (n for n in names if _belongs_in_outline(n))
+        lines = split_lines(text)
+        wanted = ((n, role) for n in names if (role := _outline_role(n, lines)) is not None)
         flat, truncated = _capped(wanted, self.max_results)
-        return QueryResult(items=_nest(flat, split_lines(text)), truncated=truncated)
+        return QueryResult(items=_nest(flat, lines), truncated=truncated)
 
     def workspace_symbols(
         self, query: str, limit: int | None = None
     ) -> QueryResult[SymbolLocation]:
-        cap = min(limit or self.max_results, self.max_results)
+        caps = [c for c in (limit, self.max_results) if c is not None]
+        cap = min(caps) if caps else None
         text = query.strip()
         if not text:
             return QueryResult()
@@ -300,6 +312,8 @@ class JediIntel:
     timeout and no more; queries queued behind it wait at most for the rest of that timeout
     (each query's clock starts when the worker takes it; the deadline is enforced next to the
     process, so it holds even for a request the editor cancelled).
+    A cancelled query (the editor's ``$/cancelRequest``, a tool's own limit) stops waiting at
+    once; its worker gets a short grace to finish and is then killed (see jedi_worker).
     Files over ``max_chars`` are not sent at all (answered empty with ``skipped`` and a log
     line): jedi's time grows with the file, and such a file would only ever time out.
     """
@@ -311,15 +325,19 @@ class JediIntel:
         root: Path,
         documents: DocumentSource,
         *,
-        timeout: float = 15.0,  # peers answer slow queries in 5-7 s: so must we
-        max_results: int = 200,
+        timeout: float = QUERY_TIMEOUT,
+        tool_timeout: float = TOOL_TIMEOUT,
+        max_results: int | None = None,  # None: complete answers (the tools cap and say so)
         cache_dir: Path | None = None,
         max_chars: int = MAX_JEDI_CHARS,
         worker_command: list[str] | None = None,
+        index: SymbolIndex | None = None,
     ):
         self.root = Path(root).resolve()
         self.documents = documents
+        self.index = index  # answers workspace symbols once built (see symbol_index)
         self.timeout = timeout
+        self.tool_timeout = tool_timeout
         self.max_results = max_results
         self.max_chars = max_chars
         self.cache_dir = cache_dir or default_cache_dir()
@@ -353,7 +371,14 @@ class JediIntel:
         self, query: str, limit: int | None = None
     ) -> QueryResult[SymbolLocation]:
         """Names defined in the project whose name starts with ``query`` (case-insensitive);
-        a dotted query (``Cart.add``) looks up that exact qualified name."""
+        a dotted query (``Cart.add``) looks up that exact qualified name. From the symbol
+        index once it is built, from jedi before (or if the index fails)."""
+        if self.index is not None and self.index.ready:
+            try:
+                return await self.index.search(query, limit)
+            except (JediTimeout, JediWorkerError) as exc:  # the index is lost: jedi from now
+                log.warning("symbol index search failed (%s); asking jedi", exc)
+                self.index.ready = False
         return await self._ask(QueryResult[SymbolLocation], "workspace_symbols", None,
                                query=query, limit=limit)
 
@@ -489,19 +514,47 @@ def _inferred_types(name: BaseName) -> list[str]:
 # --------------------------------------------------------------------------- outline
 
 _OUTLINE_TYPES = frozenset({"class", "function", "statement", "property"})
+_INSTANCE_NAMES = ("self", "cls")
+_OWNER_BEFORE_DOT = re.compile(r"(\w+)\s*\.\s*$")
+
+# The roles a name can play in the outline (None: it stays out).
+SYMBOL, IMPORT, INSTANCE_ATTRIBUTE = "symbol", "import", "instance attribute"
 
 
-def _belongs_in_outline(name: BaseName) -> bool:
+def _outline_role(name: BaseName, lines: list[str]) -> str | None:
+    """Whether and how a defined name appears in the outline: classes, functions and
+    variables of modules and classes; imports (in functions too: what a function pulls in
+    says what it does); ``self.x = ...`` in methods (as an attribute of the class). Other
+    locals of functions would drown the outline."""
     if _is_import(name):
-        return False
+        return IMPORT
     kind = name.type
     if kind not in _OUTLINE_TYPES:
+        return None
+    if kind != "statement":
+        return SYMBOL
+    parent = _parent_type(name)
+    if parent in ("module", "class"):
+        return SYMBOL
+    if parent == "function" and _assigned_on_instance(name, lines):
+        return INSTANCE_ATTRIBUTE
+    return None
+
+
+def _assigned_on_instance(name: BaseName, lines: list[str]) -> bool:
+    """``self.x`` / ``cls.x``: the text before the name is one of those and a dot."""
+    line = (name.line or 1) - 1
+    if not 0 <= line < len(lines):
         return False
-    # Variables only at module or class level; locals of functions would drown the outline.
-    return kind != "statement" or _parent_type(name) in ("module", "class")
+    owner = _OWNER_BEFORE_DOT.search(lines[line][: name.column or 0])
+    return owner is not None and owner.group(1) in _INSTANCE_NAMES
 
 
-def _outline_kind(name: BaseName, parent_kind: str | None, lines: list[str]) -> str:
+def _outline_kind(name: BaseName, parent_kind: str | None, lines: list[str], role: str) -> str:
+    if role == IMPORT:
+        return "import"
+    if role == INSTANCE_ATTRIBUTE:
+        return "attribute"
     kind = name.type
     if kind == "function":
         if any(d.startswith("property") for d in _decorators(name, lines)):
@@ -524,33 +577,45 @@ def _decorators(name: BaseName, lines: list[str]) -> list[str]:
     return found
 
 
-def _outline_symbol(name: BaseName, parent_kind: str | None, lines: list[str]) -> OutlineSymbol:
+def _outline_symbol(name: BaseName, parent_kind: str | None, lines: list[str],
+                    role: str) -> OutlineSymbol:
     start = name.get_definition_start_position() or (name.line, name.column)
     end = name.get_definition_end_position() or (name.line, name.column + len(name.name))
     line = (name.line or 1) - 1
     column = name.column or 0
-    kind = _outline_kind(name, parent_kind, lines)
-    detail = "" if kind in ("variable", "constant", "attribute") else name.description
-    return OutlineSymbol(
-        name=name.name,
-        kind=kind,
-        detail=detail,
-        range=Span(line=start[0] - 1, column=start[1], end_line=end[0] - 1, end_column=end[1]),
-        selection=Span(line=line, column=column, end_line=line, end_column=column + len(name.name)),
-    )
+    kind = _outline_kind(name, parent_kind, lines, role)
+    detail = name.description if kind in ("class", "function", "method", "property") else ""
+    selection = Span(line=line, column=column, end_line=line, end_column=column + len(name.name))
+    whole = Span(line=start[0] - 1, column=start[1], end_line=end[0] - 1, end_column=end[1])
+    if not (_contains(whole, (selection.line, selection.column))
+            and _contains(whole, (selection.end_line, selection.end_column))):
+        whole = selection  # LSP requires the name inside the range
+    return OutlineSymbol(name=name.name, kind=kind, detail=detail, range=whole,
+                         selection=selection)
 
 
-def _nest(names: list[BaseName], lines: list[str]) -> list[OutlineSymbol]:
-    """Build the tree from source order: a symbol belongs to the innermost open scope."""
+def _nest(names: list[tuple[BaseName, str]], lines: list[str]) -> list[OutlineSymbol]:
+    """Build the tree from source order: a symbol belongs to the innermost open scope; an
+    instance attribute (``self.x``) to the innermost open class, once per name."""
     roots: list[OutlineSymbol] = []
     stack: list[OutlineSymbol] = []  # open classes and functions
-    for name in names:
+    members: dict[int, set[str]] = {}  # id(class symbol) -> names of its children
+    for name, role in names:
         position = (name.line or 1) - 1, name.column or 0
         while stack and not _contains(stack[-1].range, position):
             stack.pop()
+        if role == INSTANCE_ATTRIBUTE:
+            owner = next((s for s in reversed(stack) if s.kind == "class"), None)
+            known = members.setdefault(id(owner), set())
+            if owner is not None and name.name not in known:
+                known.add(name.name)
+                owner.children.append(_outline_symbol(name, "class", lines, role))
+            continue
         parent = stack[-1] if stack else None
-        symbol = _outline_symbol(name, _scope_kind(parent), lines)
+        symbol = _outline_symbol(name, _scope_kind(parent), lines, role)
         (parent.children if parent else roots).append(symbol)
+        if parent is not None and parent.kind == "class":
+            members.setdefault(id(parent), set()).add(symbol.name)
         if symbol.kind in ("class", "function", "method", "property"):
             stack.append(symbol)
     return roots

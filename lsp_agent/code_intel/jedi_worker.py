@@ -1,20 +1,27 @@
-"""The jedi worker: a child process that answers code-intelligence queries one at a time.
+"""The jedi workers: child processes that answer code-intelligence queries one at a time each.
 
-Why a process: jedi cannot be interrupted and is not thread-safe, so a query that runs away
+Why processes: jedi cannot be interrupted and is not thread-safe, so a query that runs away
 (a huge buffer, pathological inference) can only be stopped by ending the process it runs in.
 The server side (``JediWorker``) gives each query a deadline enforced by a timer in the thread
 that waits for the answer: when it passes, the process is killed, the query reports a timeout,
-and the next query starts a fresh worker. Because the timer lives next to the process, the
-deadline holds even when nobody awaits the answer any more (a cancelled request).
+and the next query on that worker starts a fresh process. Because the timer lives next to the
+process, the deadline holds even when nobody awaits the answer any more.
 
-One worker (and the one thread that talks to it) is shared by every JediIntel of the server
-with the same cache folder, through a ``JediChannel``: jedi's warm caches (parsed stubs and
-modules) then serve all workspace roots, as they did when jedi ran inside the server.
+A cancelled query (LSP ``$/cancelRequest``, a tool's own limit) stops waiting at once and cuts
+the deadline of its worker down to ``CANCEL_GRACE`` seconds: a query about to finish still
+warms jedi's caches (editors cancel often, and a killed worker restarts cold), one that would
+run on is killed, so its worker is free again soon -- at once when a new query finds every
+worker busy, so the work nobody waits for never delays one somebody does.
+
+A ``JediChannel`` is a bounded pool of such workers (``POOL_SIZE``), shared by every JediIntel
+of the server with the same cache folder: jedi's warm caches serve all workspace roots, and a
+query stuck in one worker does not starve the others. Workers start on demand (the second only
+when the first is busy), and a free warm worker is preferred.
 
 Protocol: one JSON object per line on stdin/stdout. The first request is ``{"cache_dir"}``,
 answered ``{"ready": true}``; each query ``{"op", "root", "max_results", ...}`` is answered
 ``{"ok": <QueryResult as JSON>}`` or ``{"error": <message>, "type": <exception class name>}``.
-The worker ends when its stdin closes (the server exited) and, on Linux, when the server dies.
+A worker ends when its stdin closes (the server exited) and, on Linux, when the server dies.
 """
 
 from __future__ import annotations
@@ -23,15 +30,18 @@ import asyncio
 import concurrent.futures
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
+
+from lsp_agent.code_intel.worker_io import die_with_parent, protocol_streams
 
 START_TIMEOUT = 60.0  # spawning Python and importing jedi, on a busy machine
+POOL_SIZE = 2  # workers per channel: one stuck query leaves another worker to answer
+CANCEL_GRACE = 10.0  # seconds a cancelled query may still finish if no other query needs its worker
 WORKER_MODULE = "lsp_agent.code_intel.jedi_worker"
 
 
@@ -41,6 +51,10 @@ class JediTimeout(Exception):
 
 class JediWorkerError(RuntimeError):
     """The worker failed or stopped without answering."""
+
+
+class JediCancelled(Exception):
+    """The query was cancelled before a worker took it."""
 
 
 # --------------------------------------------------------------------------- server side
@@ -53,12 +67,18 @@ class JediWorker:
         self._init = {"cache_dir": str(cache_dir)}
         self._command = command or [sys.executable, "-m", WORKER_MODULE]
         self._proc: subprocess.Popen[bytes] | None = None
-        self._lock = threading.Lock()  # guards _proc against kill() from another thread
+        self._lock = threading.Lock()  # guards _proc and _deadline against other threads
+        self._deadline: tuple[threading.Timer, Callable[[], None]] | None = None
+        self._cut: float | None = None  # a cut that came while the process was starting
 
     def call(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
         """The answer to ``request``; JediTimeout after ``timeout`` seconds (worker killed)."""
-        proc = self._ensure_started()
-        reply, expired = self._exchange(proc, request, timeout)
+        try:
+            proc = self._ensure_started()
+            reply, expired = self._exchange(proc, request, timeout, query=True)
+        finally:
+            with self._lock:
+                self._cut = None
         if expired:
             raise JediTimeout(f"no answer within {timeout:g} s")
         if "error" in reply:
@@ -77,6 +97,19 @@ class JediWorker:
             proc, self._proc = self._proc, None
         if proc is not None:
             _kill(proc)
+
+    def cut_short(self, grace: float) -> None:
+        """The running query may take at most ``grace`` more seconds (it was cancelled)."""
+        with self._lock:
+            if self._deadline is None:  # still starting: the query's deadline will be cut
+                self._cut = grace
+                return
+            timer, expire = self._deadline
+            timer.cancel()
+            cut = threading.Timer(grace, expire)
+            cut.daemon = True
+            self._deadline = (cut, expire)
+            cut.start()
 
     def _ensure_started(self) -> subprocess.Popen[bytes]:
         with self._lock:
@@ -100,16 +133,23 @@ class JediWorker:
         return proc
 
     def _exchange(self, proc: subprocess.Popen[bytes], message: dict[str, Any],
-                  timeout: float) -> tuple[dict[str, Any], bool]:
-        """Send one line, read one line; a timer kills the process if the answer is late."""
+                  timeout: float, query: bool = False) -> tuple[dict[str, Any], bool]:
+        """Send one line, read one line; a timer kills the process if the answer is late.
+        A query's timer can be cut short (``cut_short``); the start-up's cannot."""
         expired = threading.Event()
 
         def expire() -> None:
             expired.set()
             _kill(proc, reap=False)
 
+        if query:
+            with self._lock:
+                timeout = min(timeout, self._cut) if self._cut is not None else timeout
         timer = threading.Timer(timeout, expire)
         timer.daemon = True
+        if query:
+            with self._lock:
+                self._deadline = (timer, expire)
         timer.start()
         try:
             assert proc.stdin is not None and proc.stdout is not None
@@ -119,6 +159,10 @@ class JediWorker:
         except OSError:  # the pipe broke: the process was killed or died
             line = b""
         finally:
+            if query:
+                with self._lock:
+                    timer = self._deadline[0] if self._deadline else timer
+                    self._deadline = None
             timer.cancel()
         if expired.is_set():
             _kill(proc)
@@ -156,26 +200,112 @@ def _kill(proc: subprocess.Popen[bytes], reap: bool = True) -> int | None:
         return None
 
 
-class JediChannel:
-    """A worker and the single thread that talks to it: queries reach jedi one at a time."""
+class _Ticket:
+    """One query's claim on a worker: lets the event loop cut short the worker it runs on."""
 
-    def __init__(self, cache_dir: Path, command: list[str] | None):
-        self.worker = JediWorker(cache_dir, command)
-        self._waiter = concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="jedi-pipe")
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._worker: JediWorker | None = None
+        self.cancelled = False
+
+    def start(self, worker: JediWorker) -> bool:
+        with self._lock:
+            self._worker = worker
+            return not self.cancelled
+
+    def finish(self) -> None:
+        with self._lock:
+            self._worker = None
+
+    def cancel(self, grace: float) -> None:
+        with self._lock:
+            self.cancelled = True
+            if self._worker is not None:
+                self._worker.cut_short(grace)
+
+
+class JediChannel:
+    """A bounded pool of workers, each with the one thread that talks to it."""
+
+    def __init__(self, cache_dir: Path, command: list[str] | None, size: int = POOL_SIZE):
+        self.workers = [JediWorker(cache_dir, command) for _ in range(size)]
+        self._free = list(self.workers)
+        self._free_changed = threading.Condition()
+        self._waiters = concurrent.futures.ThreadPoolExecutor(
+            max_workers=size, thread_name_prefix="jedi-pipe")
+        self.cancel_grace = CANCEL_GRACE
+        self._running: set[_Ticket] = set()  # guarded by _free_changed
+        self._queued: set[_Ticket] = set()  # asked, not yet on a worker (same guard)
         self.users = 0
 
     async def ask(self, request: dict[str, Any], deadline: float) -> dict[str, Any]:
-        """The worker's answer; JediTimeout once ``deadline`` seconds have passed since the
-        worker took the query (time spent queued behind another query is not counted). The
-        deadline is enforced next to the process, not by this await: it holds even when the
-        caller is cancelled and stops waiting."""
+        """The answer of the first free worker; JediTimeout once ``deadline`` seconds have
+        passed since the worker took the query (time spent queued is not counted). The
+        deadline is enforced next to the process, not by this await. Cancelling the await
+        stops waiting at once and leaves the worker ``cancel_grace`` seconds to finish, or
+        none when another query is waiting for a worker."""
+        ticket = _Ticket()
+        with self._free_changed:
+            self._queued.add(ticket)
+        self._make_room()
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._waiter, self.worker.call, request, deadline)
+        try:
+            return await loop.run_in_executor(self._waiters, self._call, ticket, request,
+                                              deadline)
+        except asyncio.CancelledError:
+            ticket.cancel(self.cancel_grace)
+            with self._free_changed:
+                self._queued.discard(ticket)
+            self._make_room()  # others may be waiting for this worker already
+            raise
+        finally:
+            with self._free_changed:
+                self._queued.discard(ticket)
+
+    def pids(self) -> list[int]:
+        """Process ids of the workers running now."""
+        return [pid for worker in self.workers if (pid := worker.pid) is not None]
+
+    def _make_room(self) -> None:
+        """More queries waiting than workers free: those still running a cancelled query
+        are stopped now."""
+        with self._free_changed:
+            short = len(self._queued) - len(self._free)
+            cancelled = [t for t in self._running if t.cancelled][: max(short, 0)]
+        for ticket in cancelled:
+            ticket.cancel(0.0)
+
+    def _call(self, ticket: _Ticket, request: dict[str, Any], deadline: float) -> dict[str, Any]:
+        worker = self._take()
+        try:
+            with self._free_changed:
+                self._queued.discard(ticket)
+                self._running.add(ticket)
+            if not ticket.start(worker):
+                raise JediCancelled("cancelled before it started")
+            return worker.call(request, deadline)
+        finally:
+            ticket.finish()
+            with self._free_changed:
+                self._running.discard(ticket)
+                self._free.append(worker)
+                self._free_changed.notify()
+
+    def _take(self) -> JediWorker:
+        """A free worker, a running (warm) one first. There are as many threads as workers,
+        so one is always free when a thread asks."""
+        with self._free_changed:
+            while not self._free:
+                self._free_changed.wait()
+            warm = [worker for worker in self._free if worker.pid is not None]
+            worker = (warm or self._free)[0]
+            self._free.remove(worker)
+            return worker
 
     def shut(self) -> None:
-        self.worker.kill()
-        self._waiter.shutdown(wait=False, cancel_futures=True)
+        for worker in self.workers:
+            worker.kill()
+        self._waiters.shutdown(wait=False, cancel_futures=True)
 
 
 _channels: dict[tuple[str, tuple[str, ...]], JediChannel] = {}
@@ -227,31 +357,9 @@ def _queries(engine: Any) -> dict[str, Callable[[dict[str, Any]], Any]]:
     }
 
 
-def _die_with_parent() -> None:
-    """On Linux, be killed when the server dies, even in the middle of a jedi call."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass  # best effort: a closed stdin ends the worker anyway
-
-
-def _frames() -> tuple[IO[bytes], IO[bytes]]:
-    """Our own copies of stdin and stdout; fd 1 then points at stderr, so nothing jedi or a
-    library prints can corrupt the protocol."""
-    out = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-    return sys.stdin.buffer, out
-
-
 def main() -> None:
-    _die_with_parent()
-    requests, out = _frames()
+    die_with_parent()
+    requests, out = protocol_streams()
 
     def send(message: dict[str, Any]) -> None:
         out.write(json.dumps(message).encode() + b"\n")

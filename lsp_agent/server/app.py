@@ -229,7 +229,8 @@ def create_server() -> AgentServer:
     views_api.register(server)  # agent/taskOutput, agent/taskStop, agent/customizations
     from lsp_agent.server.language_features import register_language_features
 
-    register_language_features(server, server.editor_intel, server.positions)
+    register_language_features(server, server.editor_intel, server.positions,
+                               server.wiring.symbol_index)
     return server
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -60,6 +60,7 @@ class EditorDocuments:
         self._ls = ls
         self._generations: dict[str, int] = {}
         self._waiters: list[asyncio.Future[None]] = []
+        self.listeners: list[Callable[[str], None]] = []  # told each opened/changed/closed uri
 
     def _documents(self) -> dict[str, Any]:
         try:
@@ -114,6 +115,8 @@ class EditorDocuments:
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
+        for listener in self.listeners:
+            listener(uri)
 
     async def next_change(self, within: float) -> bool:
         """Wait until any buffer changes; False after ``within`` seconds without one."""

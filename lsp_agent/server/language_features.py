@@ -5,6 +5,12 @@ registered features at initialize), so each one asks ``intel_for()`` per request
 empty when code intelligence is switched off or there is no workspace. Handlers are ``async``
 and JediIntel runs jedi in a worker process, so the event loop never blocks.
 
+workspace/symbol is answered from the root's SymbolIndex once it is built (it starts at
+``initialized`` and follows buffers, saves and file-watcher events), from jedi before.
+Answers are complete: no result count is capped here. A request the client cancels
+(``$/cancelRequest``) stops waiting at once (pygls answers RequestCancelled) and frees its
+jedi worker soon after (see jedi_worker).
+
 JediIntel speaks code points; every position in and out crosses the one boundary,
 ``WirePositions``, which converts to and from the negotiated encoding against the text each
 position refers to.
@@ -15,7 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
@@ -30,6 +36,7 @@ from lsp_agent.code_intel.jedi_intel import (
     SymbolLocation,
     is_python_path,
 )
+from lsp_agent.code_intel.symbol_index import SymbolIndex
 from lsp_agent.server.wire_positions import WirePositions
 from lsp_agent.workspace.documents import DiskDocuments, FileReadError
 
@@ -45,6 +52,7 @@ _OUTLINE_KINDS = {
     "variable": types.SymbolKind.Variable,
     "constant": types.SymbolKind.Constant,
     "attribute": types.SymbolKind.Field,
+    "import": types.SymbolKind.Module,  # in every client's base set of symbol kinds
 }
 
 _JEDI_KINDS = {
@@ -62,13 +70,16 @@ def register_language_features(
     ls: LanguageServer,
     intel_for: Callable[[], JediIntel | None],
     positions: WirePositions | None = None,
+    index_for: Callable[[], SymbolIndex | None] | None = None,
 ) -> None:
     """Register definition, references, hover, documentSymbol and workspace/symbol on ``ls``.
 
     ``positions`` is the server's boundary (its encoding is set at initialize); without one,
-    UTF-16 against the files on disk.
+    UTF-16 against the files on disk. ``index_for`` gives the symbol index to build after
+    ``initialized`` and keep fresh (none: workspace symbols always come from jedi).
     """
     wire = positions or WirePositions(_disk_text)
+    _keep_index_fresh(ls, index_for or (lambda: None))
 
     def target(uri: str) -> tuple[JediIntel, Path] | None:
         intel = intel_for()
@@ -143,9 +154,58 @@ def register_language_features(
         return [_symbol_information(batch, loc) for loc in result.items] if result else None
 
 
+def _keep_index_fresh(ls: LanguageServer, index_for: Callable[[], SymbolIndex | None]) -> None:
+    """Build the index after ``initialized``; re-read what buffers, saves and the client's
+    file watcher say changed."""
+
+    @ls.feature(types.INITIALIZED)
+    def start_index(params: types.InitializedParams) -> None:
+        index = index_for()
+        if index is not None:
+            index.start()
+            for uri, text in _open_buffers(ls):  # buffers may differ from the disk
+                _note(index, uri, text)
+
+    @ls.feature(types.TEXT_DOCUMENT_DID_SAVE)
+    def saved(params: types.DidSaveTextDocumentParams) -> None:
+        if (index := index_for()) is not None:
+            _note(index, params.text_document.uri, None)
+
+    @ls.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+    def watched(params: types.DidChangeWatchedFilesParams) -> None:
+        if (index := index_for()) is not None:
+            for change in params.changes:
+                _note(index, change.uri, None)
+
+    listeners = getattr(getattr(ls, "documents", None), "listeners", None)
+    if isinstance(listeners, list):  # the lsp-agent server's EditorDocuments
+
+        def buffer_changed(uri: str) -> None:
+            index = index_for()
+            if index is not None:  # applied after the build when it is still running
+                _note(index, uri, ls.documents.buffer(uri))  # type: ignore[attr-defined]
+
+        listeners.append(buffer_changed)
+
+
+def _note(index: SymbolIndex, uri: str, text: str | None) -> None:
+    fs_path = to_fs_path(uri)
+    if fs_path:
+        index.changed(Path(fs_path), text)
+
+
+def _open_buffers(ls: LanguageServer) -> list[tuple[str, str]]:
+    try:
+        documents: dict[str, Any] = ls.workspace.text_documents
+    except RuntimeError:
+        return []
+    return [(uri, doc.source) for uri, doc in documents.items()]
+
+
 async def _guarded(query: Awaitable[Q]) -> Q | None:
     """Run a query; failures are logged, not raised (jedi is best effort on half-typed code),
-    but a timeout is an error answer so the editor does not show "no results" as the truth."""
+    but a timeout is an error answer so the editor does not show "no results" as the truth.
+    A cancelled request is not caught here: pygls answers it with RequestCancelled."""
     try:
         result = await query
     except (FileNotFoundError, ValueError) as exc:
@@ -157,9 +217,9 @@ async def _guarded(query: Awaitable[Q]) -> Q | None:
     if result.skipped:  # a file too large for jedi: nothing to show, and no error either
         return None
     if result.timed_out:
-        raise JsonRpcException(
-            message="Python code intelligence timed out", code=types.LSPErrorCodes.RequestFailed
-        )
+        raise JsonRpcException(message="Python code intelligence did not answer within its "
+                               "time limit (codeIntelTimeoutSeconds)",
+                               code=types.LSPErrorCodes.RequestFailed)
     return result
 
 

@@ -52,6 +52,9 @@ class InitializationOptions(Wire):
     editor_saves_applied_edits: bool = False
     editor_bridge: bool = False  # the client answers agent/editor/* requests
     editor_bridge_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Per-query limits of Python code intelligence: the editor's requests, the agent's tools.
+    code_intel_timeout_seconds: float = Field(default=30.0, gt=0)
+    code_intel_tool_timeout_seconds: float = Field(default=20.0, gt=0)
     mode: Mode = "default"
     model: str | None = None
     fallback_model: str | None = None

@@ -25,6 +25,7 @@ class Wiring:
     def __init__(self, server: AgentServer):
         self._server = server
         self._intel: dict[Path, Any] = {}
+        self._indexes: dict[Path, Any] = {}
 
     def session_manager(self) -> SessionManager:
         server, options = self._server, self._server.options
@@ -62,12 +63,30 @@ class Wiring:
         if root not in self._intel:
             from lsp_agent.code_intel.jedi_intel import JediIntel
 
-            self._intel[root] = JediIntel(root, self._server.documents)
+            options = self._server.options
+            self._intel[root] = JediIntel(
+                root, self._server.documents, timeout=options.code_intel_timeout_seconds,
+                tool_timeout=options.code_intel_tool_timeout_seconds,
+                index=self._indexes.get(root))
             if self._server.options.editor_bridge:  # other languages: ask the editor
                 from lsp_agent.code_intel.bridge import RoutedIntel
 
                 self._intel[root] = RoutedIntel(self._intel[root], self.editor_bridge())
         return self._intel[root]
+
+    def symbol_index(self) -> Any:
+        """The root's symbol index (started by the LSP features after ``initialized``), or
+        None when Python language features are off."""
+        if not self._server.options.python_language_features:
+            return None
+        root = self._server.root
+        if root not in self._indexes:
+            from lsp_agent.code_intel.symbol_index import SymbolIndex
+
+            self._indexes[root] = SymbolIndex(root)
+            if root in self._intel:  # built before the index: give it the index now
+                getattr(self._intel[root], "jedi", self._intel[root]).index = self._indexes[root]
+        return self._indexes[root]
 
     def editor_bridge(self) -> Any:
         from lsp_agent.code_intel.bridge import EditorBridge

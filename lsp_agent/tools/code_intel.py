@@ -3,6 +3,11 @@
 The model is poor at counting columns, so tools take a symbol name plus the 1-based line it
 appears on (as numbered by Read) and find the column themselves.
 
+Answers from code intelligence are complete; the tools show at most a fixed number of entries
+(``SHOWN``) and say when they show fewer than exist, with a way to narrow the question. Each
+query is bounded by the provider's ``tool_timeout``: past it the tool stops waiting (the query
+is cancelled) and says so.
+
 Results may point into other files; lines from secret files (``permissions.secrets``) are not
 shown, and hover text of a name defined in one is withheld: only Read, which asks the user,
 shows their content.
@@ -10,8 +15,11 @@ shows their content.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
+from collections.abc import Awaitable
 from pathlib import Path
+from typing import TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -29,6 +37,16 @@ from lsp_agent.workspace.documents import FileReadError, snapshot_async
 
 NEARBY_LINES = 3
 SECRET_LINE = "(line not shown: secret file; Read asks the user first)"
+# How many entries each tool shows at most; more are counted and the tool says so.
+SHOWN = {"Definition": 50, "References": 200, "DocumentSymbols": 300}
+# How to narrow a question when not everything is shown.
+NARROWER = {
+    "References": "narrow with Grep in one folder, or ask about a more specific name",
+    "DocumentSymbols": "Read the part of the file you need, or use WorkspaceSymbols with a name",
+    "WorkspaceSymbols": "narrow with a longer prefix or a dotted name such as `Cart.add`",
+    "Definition": "ask about a more specific name",
+}
+Q = TypeVar("Q", bound=QueryResult)
 
 
 # --------------------------------------------------------------------------- inputs
@@ -53,7 +71,8 @@ class WorkspaceSymbolsInput(BaseModel):
         description="Start of a name (case-insensitive), e.g. `Price` finds `PriceCalculator`; "
         "or a dotted name such as `Cart.add`.",
     )
-    limit: int = Field(default=50, ge=1, le=200, description="Maximum number of results.")
+    limit: int = Field(default=50, ge=1, le=200,
+                       description="Maximum number of results shown (all are counted).")
 
 
 # --------------------------------------------------------------------------- shared steps
@@ -109,6 +128,24 @@ def _nearest_offsets(radius: int) -> list[int]:
     return offsets
 
 
+async def _bounded(intel: CodeIntel, query: Awaitable[Q], hint: str) -> Q:
+    """The query's answer within the tools' limit; past it the query is cancelled (its worker
+    freed) and the model is told so."""
+    limit = _tool_limit(intel)
+    try:
+        return await asyncio.wait_for(query, limit)
+    except TimeoutError:
+        raise ToolError(
+            f"Code intelligence did not answer within {limit:g}s (the tools' time limit; "
+            f"large project or complex code), so the query was cancelled. Retry once, or use "
+            f"Grep {hint}."
+        ) from None
+
+
+def _tool_limit(intel: CodeIntel) -> float:
+    return float(getattr(intel, "tool_timeout", None) or intel.timeout)
+
+
 def _check_timeout(result: QueryResult, intel: CodeIntel, hint: str) -> None:
     if result.skipped:
         raise ToolError(f"Code intelligence skipped this: {result.skipped}. Use Grep {hint}.")
@@ -119,10 +156,12 @@ def _check_timeout(result: QueryResult, intel: CodeIntel, hint: str) -> None:
         )
 
 
-def _truncation_note(result: QueryResult, shown: int) -> str:
-    if not result.truncated:
+def _truncation_note(result: QueryResult, shown: int, total: int, tool: str) -> str:
+    """Says when fewer entries are shown than exist, and how to narrow the question."""
+    more = "+" if result.truncated else ""
+    if shown >= total and not result.truncated:
         return ""
-    return f"\n(truncated: showing the first {shown} results; more exist)"
+    return f"\n(showing {shown} of {total}{more}; {NARROWER[tool]})"
 
 
 def _where(ctx: ToolContext, loc: SymbolLocation) -> str:
@@ -140,7 +179,7 @@ async def _secret_definition(intel: CodeIntel, ctx: ToolContext, path: Path, lin
                              column: int) -> SymbolLocation | None:
     """Where the name at this position is defined, when that is in a secret file."""
     try:
-        found = await intel.definition(path, line, column)
+        found = await _bounded(intel, intel.definition(path, line, column), "for the name")
     except ValueError:
         return None
     return next((loc for loc in found.items if ctx.file_rules.is_secret(loc.path)), None)
@@ -176,23 +215,26 @@ class Definition(Tool):
 
     async def call(self, args: SymbolAtLine, ctx: ToolContext) -> str:
         intel, path, line, column, note = await _query_setup(args, ctx)
+        hint = f"for `def {args.symbol}` or `class {args.symbol}`"
         try:
-            result = await intel.definition(path, line, column)
+            result = await _bounded(intel, intel.definition(path, line, column), hint)
         except ValueError as exc:
             raise _bad_position(exc) from exc
-        _check_timeout(result, intel, f"for `def {args.symbol}` or `class {args.symbol}`")
+        _check_timeout(result, intel, hint)
         if not result.items:
             return note + (
                 f"No definition found for `{args.symbol}` at {ctx.display(path)}:{line + 1} "
                 "(builtin, dynamically created, or not resolvable statically)."
             )
         lines = [f"Definition of `{args.symbol}`:"]
-        for loc in result.items:
+        shown = result.items[: SHOWN["Definition"]]
+        for loc in shown:
             qualified = f" ({loc.full_name})" if loc.full_name else ""
             lines.append(f"{_where(ctx, loc)}  {loc.kind}{qualified}")
             if (text := _line_text(ctx, loc)) is not None:
                 lines.append(f"    {text.strip()}")
-        return note + "\n".join(lines) + _truncation_note(result, len(result.items))
+        return note + "\n".join(lines) + _truncation_note(
+            result, len(shown), len(result.items), "Definition")
 
 
 class References(Tool):
@@ -210,7 +252,8 @@ class References(Tool):
     async def call(self, args: SymbolAtLine, ctx: ToolContext) -> str:
         intel, path, line, column, note = await _query_setup(args, ctx)
         try:
-            result = await intel.references(path, line, column)
+            result = await _bounded(intel, intel.references(path, line, column),
+                                    f"for `{args.symbol}`")
         except ValueError as exc:
             raise _bad_position(exc) from exc
         _check_timeout(result, intel, f"for `{args.symbol}`")
@@ -220,16 +263,18 @@ class References(Tool):
 
 
 def _format_references(ctx: ToolContext, symbol: str, result: QueryResult) -> str:
+    shown = result.items[: SHOWN["References"]]
     by_file: dict[str, dict[int, str]] = defaultdict(dict)
-    for loc in result.items:
+    for loc in shown:
         by_file[ctx.display(loc.path)][loc.line + 1] = (_line_text(ctx, loc) or "").strip()
-    count, files = len(result.items), len(by_file)
+    count = len(result.items)
+    files = len({loc.path for loc in result.items})
     more = "+" if result.truncated else ""
     out = [f"{count}{more} references to `{symbol}` in {files} file{'s' if files != 1 else ''}:"]
     for shown_path, lines in by_file.items():
         out.append(shown_path)
         out.extend(f"  {number}: {text}" for number, text in sorted(lines.items()))
-    return "\n".join(out) + _truncation_note(result, count)
+    return "\n".join(out) + _truncation_note(result, len(shown), count, "References")
 
 
 class Hover(Tool):
@@ -245,7 +290,8 @@ class Hover(Tool):
     async def call(self, args: SymbolAtLine, ctx: ToolContext) -> str:
         intel, path, line, column, note = await _query_setup(args, ctx)
         try:
-            result = await intel.hover(path, line, column)
+            result = await _bounded(intel, intel.hover(path, line, column),
+                                    f"for `{args.symbol}`")
         except ValueError as exc:
             raise _bad_position(exc) from exc
         _check_timeout(result, intel, f"for `{args.symbol}`")
@@ -272,16 +318,18 @@ class DocumentSymbols(Tool):
         path = ctx.resolve(args.path)
         intel = _intel_for(ctx, path, "for `^class |^def ` in the file")
         await _read(ctx, path)  # clear errors for missing or unreadable files
-        result = await intel.document_symbols(path)
-        _check_timeout(result, intel, "for `^class |^def ` in the file")
+        hint = "for `^class |^def ` in the file"
+        result = await _bounded(intel, intel.document_symbols(path), hint)
+        _check_timeout(result, intel, hint)
         shown = ctx.display(path)
         if not result.items:
             return f"{shown}: no classes, functions or variables defined."
         rows = [row for symbol in result.items for row in _outline_rows(symbol)]
+        visible = rows[: SHOWN["DocumentSymbols"]]
         return (
             f"{shown}: {len(rows)} symbols\n"
-            + "\n".join(rows)
-            + _truncation_note(result, len(rows))
+            + "\n".join(visible)
+            + _truncation_note(result, len(visible), len(rows), "DocumentSymbols")
         )
 
 
@@ -309,13 +357,17 @@ class WorkspaceSymbols(Tool):
             raise ToolError(
                 f"Code intelligence is not available in this session; use Grep for `{args.query}`."
             )
-        result = await intel.workspace_symbols(args.query, limit=args.limit)
+        result = await _bounded(intel, intel.workspace_symbols(args.query),
+                                f"for `{args.query}`")
         _check_timeout(result, intel, f"for `{args.query}`")
         if not result.items:
             return f"No Python symbols starting with `{args.query}` in the workspace."
-        rows = [_symbol_row(ctx, loc) for loc in result.items]
-        header = f"{len(rows)} symbols matching `{args.query}`:"
-        return header + "\n" + "\n".join(rows) + _truncation_note(result, len(rows))
+        rows = [_symbol_row(ctx, loc) for loc in result.items[: args.limit]]
+        total = len(result.items)
+        more = "+" if result.truncated else ""
+        header = f"{total}{more} symbols matching `{args.query}`:"
+        return header + "\n" + "\n".join(rows) + _truncation_note(
+            result, len(rows), total, "WorkspaceSymbols")
 
 
 def _symbol_row(ctx: ToolContext, loc: SymbolLocation) -> str:
