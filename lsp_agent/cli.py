@@ -108,6 +108,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     seal_server_secrets()  # before anything can start a subprocess
     server = create_server()
+    server.wiring.preload_model("start")  # run's server: the SDK loads while the client starts
     if args.tcp:
         host, port = args.tcp
         try:

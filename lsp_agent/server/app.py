@@ -220,6 +220,10 @@ def _register_lifecycle(server: AgentServer) -> None:
     def on_initialize(ls: AgentServer, params: lsp.InitializeParams) -> None:
         ls.configure(params)
 
+    @server.feature(lsp.INITIALIZED)
+    def on_initialized(ls: AgentServer, params: lsp.InitializedParams) -> None:
+        ls.wiring.preload_model("initialized")  # the first prompt finds the SDK loaded
+
     @server.feature(lsp.SHUTDOWN)
     async def on_shutdown(ls: AgentServer, *_: Any) -> None:
         if ls._manager is not None:
