@@ -157,15 +157,17 @@ async def test_the_server_builds_the_client_after_initialized_and_the_prompt_use
     assert log.read_text().count("building the model client") == 1  # the preloaded one
 
 
-async def test_without_preload_the_first_prompt_builds_the_client(model, tmp_path):
+async def test_without_preload_the_first_session_starts_the_build(model, tmp_path):
     model.load({"turns": [{"content": "hello"}]})
     log = tmp_path / "server.log"
     client = AgentClient(tmp_path, lambda e: None, allow, reject,
                          env=server_env(model.base_url, tmp_path, "0"), server_log=log)
     await client.start()
     try:
-        session = await client.new_session()
+        await client.request("agent/listSessions", {})  # answered after initialized was handled
         assert "building the model client" not in log_text(log)
+        session = await client.new_session()
+        await wait_for_line(log, "building the model client")
         result = await client.prompt(session, "hi")
         assert result["stopReason"] == "end_turn"
     finally:

@@ -4,8 +4,8 @@ Importing the ``anthropic`` SDK and building its client takes about a second of 
 ``types`` package alone is some 1,500 pydantic models). Done on the event loop at the first
 prompt, that second is the user's wait, and no other message is answered meanwhile. So the
 build runs on a thread: started early (``preload``: the server does it right after
-``initialized``, docs/architecture.md "Cold start"), and awaited by the first call that needs
-the client, which leaves the loop free while it waits.
+``initialized``, docs/architecture.md "Cold start"; at the latest a new session does), and
+awaited by the first call that needs the client, which leaves the loop free while it waits.
 
 One client per endpoint and key (``ClientKey``), shared by every session of a front end and
 their children. A build that failed is tried again by the next caller, so that the failure
@@ -33,7 +33,7 @@ ClientKey = tuple[str | None, str | None]  # (base URL, API key)
 Build = concurrent.futures.Future["anthropic.AsyncAnthropic"]
 
 PRELOAD_ENV = "LSP_AGENT_PRELOAD_MODEL"
-# What LSP_AGENT_PRELOAD_MODEL asks for: when the server starts the build (off: at first use).
+# What LSP_AGENT_PRELOAD_MODEL asks for: when the server starts the build (off: with a session).
 PRELOAD_WHEN = {"0": "off", "off": "off", "false": "off", "no": "off",
                 "1": "initialized", "on": "initialized", "true": "initialized",
                 "yes": "initialized", "": "initialized", "early": "start"}
@@ -41,7 +41,8 @@ PRELOAD_WHEN = {"0": "off", "off": "off", "false": "off", "no": "off",
 
 def preload_when(environ: dict[str, str] | None = None) -> str:
     """"start" (at process start, before initialize: ``run``'s own server), "initialized"
-    (the default) or "off" (at first use; the test suite, where most servers never prompt)."""
+    (the default) or "off" (with the first session; the test suite, where most servers never
+    create one)."""
     value = (environ if environ is not None else os.environ).get(PRELOAD_ENV, "")
     return PRELOAD_WHEN.get(value.strip().lower(), "initialized")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcInvalidParams, JsonRpcInvalidRequest
@@ -23,11 +23,12 @@ from lsp_agent.server.jsonrpc import RobustProtocol
 from lsp_agent.server.progress import TurnProgress
 from lsp_agent.server.wire_positions import WirePositions
 from lsp_agent.server.wiring import Wiring
-from lsp_agent.sessions.manager import SessionManager, UnknownSession
-from lsp_agent.sessions.proposals import UnknownProposal
-from lsp_agent.sessions.session import Session, SessionBusy
 from lsp_agent.types import events as ev
 from lsp_agent.types.editor import EditorContext
+
+if TYPE_CHECKING:  # sessions (and the agent, its tools...) load with the first session
+    from lsp_agent.sessions.manager import SessionManager
+    from lsp_agent.sessions.session import Session
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +162,8 @@ class AgentServer(LanguageServer):
     # -- helpers used by handlers ------------------------------------------------------------
 
     def session(self, session_id: str) -> Session:
+        from lsp_agent.sessions.manager import UnknownSession
+
         try:
             return self.manager.get(session_id)
         except UnknownSession:
@@ -181,6 +184,8 @@ class AgentServer(LanguageServer):
         return self.positions.context_in(params.context) if params.context else None
 
     async def run_prompt(self, session: Session, params: p.PromptParams) -> dict[str, Any]:
+        from lsp_agent.sessions.session import SessionBusy
+
         try:
             ended = await session.prompt(params.text, self.context_in(params))
         except SessionBusy as exc:
@@ -190,6 +195,8 @@ class AgentServer(LanguageServer):
 
     def start_prompt(self, session: Session, params: p.PromptParams) -> None:
         """Run a turn in the background (commands answer at once; events report progress)."""
+        from lsp_agent.sessions.session import SessionBusy
+
         try:
             task = session.begin(params.text, self.context_in(params))
         except SessionBusy as exc:
@@ -295,6 +302,8 @@ def _register_agent_methods(server: AgentServer) -> None:
     @server.feature(p.COMPACT)
     async def compact(ls: AgentServer, params: Any) -> dict[str, Any]:
         args = p.parse(p.CompactParams, params)
+        from lsp_agent.sessions.session import SessionBusy
+
         try:
             boundary = await ls.session(args.session_id).compact(args.instructions)
         except SessionBusy as exc:
@@ -307,6 +316,8 @@ def _register_agent_methods(server: AgentServer) -> None:
     @server.feature(p.REVIEW)
     async def review(ls: AgentServer, params: Any) -> dict[str, Any]:
         args = p.parse(p.ReviewParams, params)
+        from lsp_agent.sessions.proposals import UnknownProposal
+
         try:
             session = ls.manager.owner_of(args.proposal_id)
             result = await session.proposals.review(

@@ -12,12 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 from lsp_agent.model.client import ModelSettings
 from lsp_agent.model.clients import ClientPool, preload_when
-from lsp_agent.sessions.manager import SessionManager
-from lsp_agent.store import RetentionPolicy
 from lsp_agent.workspace.positions import split_lines
 
 if TYPE_CHECKING:
     from lsp_agent.server.app import AgentServer
+    from lsp_agent.sessions.manager import SessionManager
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +48,11 @@ class Wiring:
             self.clients.preload(settings)
 
     def session_manager(self) -> SessionManager:
+        # Imported here: sessions bring the agent, its tools and the store, none of which
+        # initialize needs (docs/architecture.md "Cold start").
+        from lsp_agent.sessions.manager import SessionManager
+        from lsp_agent.store import RetentionPolicy
+
         server, options = self._server, self._server.options
         settings = self.model_settings()
         log.info("model settings: %s", settings.redacted())

@@ -92,4 +92,5 @@ class SessionFactory:
         return session
 
     def model_service(self, settings: ModelSettings) -> ModelService:
+        self.clients.preload(settings)  # a session is made to be prompted: start the build
         return ModelService(settings, clients=self.clients)
