@@ -1,6 +1,6 @@
 """What the server imports before it answers: only what initialize needs. The SDK, jedi and the
 sessions (the agent, its tools, the store) load when first needed, so that an editor's server
-answers initialize sooner and idles smaller (docs/architecture.md "Cold start").
+answers initialize sooner and idles smaller (README.md, "Cold start").
 
 Each case runs the server code in a fresh interpreter (this one has imported everything) on
 in-memory streams, then reports its ``sys.modules``.

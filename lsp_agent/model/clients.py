@@ -4,7 +4,7 @@ Importing the ``anthropic`` SDK and building its client takes about a second of 
 ``types`` package alone is some 1,500 pydantic models). Done on the event loop at the first
 prompt, that second is the user's wait, and no other message is answered meanwhile. So the
 build runs on a thread: started early (``preload``: the server does it right after
-``initialized``, docs/architecture.md "Cold start"; at the latest a new session does), and
+``initialized``, README.md, "Cold start"; at the latest a new session does), and
 awaited by the first call that needs the client, which leaves the loop free while it waits.
 
 One client per endpoint and key (``ClientKey``), shared by every session of a front end and

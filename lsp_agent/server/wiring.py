@@ -49,7 +49,7 @@ class Wiring:
 
     def session_manager(self) -> SessionManager:
         # Imported here: sessions bring the agent, its tools and the store, none of which
-        # initialize needs (docs/architecture.md "Cold start").
+        # initialize needs (README.md, "Cold start").
         from lsp_agent.sessions.manager import SessionManager
         from lsp_agent.store import RetentionPolicy
 
