@@ -18,7 +18,7 @@ from typing import Any
 WAIT = 120.0
 
 PROGRAM = r"""
-import io, json, sys, threading
+import io, json, sys, threading, time
 
 class WhoImports:  # records the thread that first imports each watched module
     watched = {"anthropic", "jedi"}
@@ -36,7 +36,22 @@ messages = json.loads(sys.argv[1])
 data = b"".join(b"Content-Length: %d\r\n\r\n" % len(m) + m
                 for m in (json.dumps(x).encode() for x in messages))
 out = io.BytesIO()
-create_server().start_io(io.BytesIO(data), out)
+asked = sum(1 for m in messages if "id" in m)
+
+class Input:  # the messages, then the end of input once every request has its answer
+    def __init__(self):
+        self.data = data
+    def fileno(self):
+        raise OSError("in memory")
+    def read(self, size):
+        chunk, self.data = self.data, b""
+        deadline = time.monotonic() + 60
+        while not chunk and out.getvalue().count(b'"id"') < asked \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return chunk
+
+create_server().start_io(Input(), out)
 answers = [json.loads(part.split(b"\r\n\r\n", 1)[1])
            for part in out.getvalue().split(b"Content-Length: ")[1:]]
 for thread in threading.enumerate():  # e.g. the SDK client's build

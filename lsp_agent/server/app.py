@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -261,8 +262,13 @@ def _register_lifecycle(server: AgentServer) -> None:
 
 def _register_agent_methods(server: AgentServer) -> None:
     @server.feature(p.NEW_SESSION)
-    def new_session(ls: AgentServer, params: Any) -> dict[str, Any]:
+    async def new_session(ls: AgentServer, params: Any) -> dict[str, Any]:
         session = ls.new_session(p.parse(p.NewSessionParams, params))
+        # Answered once the SDK client is ready (normally long since: it is built from
+        # initialized on, on a thread), so that the first prompt starts at once. A failure
+        # of the build is the first model call's to report (model/clients.py).
+        with contextlib.suppress(Exception):
+            await session.agent.deps.model.ready_client()
         return p.NewSessionResult(session_id=session.id,
                                   workspace_uri=from_fs_path(str(session.workspace)) or "",
                                   mode=session.mode, model=session.agent.model,
