@@ -108,6 +108,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     seal_server_secrets()  # before anything can start a subprocess
     server = create_server()
+    server.wiring.preload_model("start")  # run's server: the SDK loads while the client starts
     if args.tcp:
         host, port = args.tcp
         try:
@@ -143,11 +144,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, env: dict[str, str], simulated: bool) -> int:
-    from lsp_agent.client.preflight import check_model_endpoint
-
-    # Before the turn, and before the heavy imports: a missing key fails at once.
-    check_model_endpoint(env)
-    from lsp_agent.client.run import run_headless
+    # The server starts first, then the endpoint check (a missing key fails at once) and the
+    # client's heavy imports, side by side with the server's (client/spawn.py).
+    from lsp_agent.client.spawn import run_headless
 
     return run_headless(args, env, simulated)
 
@@ -283,15 +282,29 @@ def _resolve_log_level(args: argparse.Namespace) -> None:
             raise CliError(f"LSP_AGENT_LOG: {exc}") from None
 
 
+# Commands that end their process without the interpreter's teardown once all is flushed
+# (procs/fast_exit.py): the user (run) or the editor (serve) would wait for it.
+FAST_EXIT_COMMANDS = {cmd_run, cmd_serve}
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The command line. Called without ``argv`` it is the program (``python -m lsp_agent``,
+    the ``lsp-agent`` script): then ``run`` and ``serve`` end the process themselves."""
+    func = None
     try:
         args = build_parser().parse_args(argv)
+        func = args.func
         _resolve_log_level(args)
         _setup_logging(args.log_level)
-        return int(args.func(args))
+        code = int(args.func(args))
     except CliError as exc:
         print(f"lsp-agent: error: {exc}", file=sys.stderr, flush=True)
-        return int(exc.code)
+        code = int(exc.code)
     except KeyboardInterrupt:
         print("lsp-agent: interrupted", file=sys.stderr, flush=True)
-        return int(ExitCode.INTERRUPTED)
+        code = int(ExitCode.INTERRUPTED)
+    if argv is None and func in FAST_EXIT_COMMANDS:
+        from lsp_agent.procs.fast_exit import exit_now
+
+        exit_now(code)
+    return code

@@ -267,7 +267,10 @@ def server_config(base_url: str, state_dir: Path,
 
     env = {**os.environ, "ANTHROPIC_BASE_URL": base_url, "ANTHROPIC_API_KEY": "test-key",
            "LSP_AGENT_STATE_DIR": str(state_dir), "LSP_AGENT_BACKOFF_BASE": "0.01",
-           "LSP_AGENT_CACHE_DIR": str(state_dir / "cache"), **(extra_env or {})}
+           "LSP_AGENT_CACHE_DIR": str(state_dir / "cache"),
+           # Most test servers never prompt: no SDK import in the background for each
+           # (tests/test_model_preload.py runs servers with it on).
+           "LSP_AGENT_PRELOAD_MODEL": "0", **(extra_env or {})}
     return ClientServerConfig(server_command=[sys.executable, "-m", "lsp_agent", "serve"],
                               server_env=env)
 

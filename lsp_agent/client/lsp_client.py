@@ -11,16 +11,17 @@ import asyncio
 import contextlib
 import logging
 import os
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from lsprotocol import types as lsp
+from pygls.io_ import run_async
 from pygls.lsp.client import LanguageClient
 from pygls.uris import from_fs_path
 
 from lsp_agent import __version__
+from lsp_agent.client.spawn import spawn_server
 from lsp_agent.edits.workspace_edit import apply_workspace_edit_to_disk
 from lsp_agent.server import protocol as p
 from lsp_agent.types import events as ev
@@ -59,6 +60,7 @@ class AgentClient:
         initialization_options: dict[str, Any] | None = None,
         server_log: Path | None = None,
         server_stderr: BinaryIO | None = None,
+        server: asyncio.subprocess.Process | None = None,
     ):
         self.workspace = workspace.resolve()
         self._on_event = on_event
@@ -68,6 +70,7 @@ class AgentClient:
         self._init_options = initialization_options or {}
         self._server_log = server_log
         self._server_stderr = server_stderr  # where the server's log goes if not to a file
+        self._process = server  # started already (spawn.py), or by start()
         self._client = LanguageClient("lsp-agent-cli", __version__)
         self._encoding: Any = "utf-16"
         self._background: set[asyncio.Task[Any]] = set()
@@ -122,11 +125,9 @@ class AgentClient:
             log.error("review of %s failed: %s", event.proposal_id, exc)
 
     async def start(self) -> dict[str, Any]:
-        env = dict(os.environ if self._env is None else self._env)
-        # A session of its own: Ctrl-C in the terminal reaches this client, which cancels the
-        # turn and then ends the server; the server ends too when this process dies (EOF).
-        await self._client.start_io(sys.executable, "-m", "lsp_agent", "serve", env=env,
-                                    cwd=str(self.workspace), start_new_session=True)
+        if self._process is None:
+            self._process = await spawn_server(self.workspace, self._env)
+        self._connect(self._process)
         self._spawn(self._drain_stderr())
         result = await self._client.initialize_async(lsp.InitializeParams(
             process_id=os.getpid(),
@@ -138,9 +139,25 @@ class AgentClient:
         self._encoding = result.capabilities.position_encoding or "utf-16"
         return self._client.protocol._converter.unstructure(result)
 
+    def _connect(self, server: asyncio.subprocess.Process) -> None:
+        """What pygls's ``start_io`` does once it has started the process (pygls 2.x): speak
+        over its pipes, and fail pending requests when it exits. Ours starts the process
+        itself, so that ``run`` can start it before its own imports."""
+        client: Any = self._client
+        if server.stdin is None or server.stdout is None:
+            raise RuntimeError("the server process has no pipes")
+        client.protocol.set_writer(server.stdin)
+        client._server = server
+        client._async_tasks.extend([
+            asyncio.ensure_future(run_async(stop_event=client._stop_event, reader=server.stdout,
+                                            protocol=client.protocol, logger=log,
+                                            error_handler=client.report_server_error)),
+            asyncio.ensure_future(client._server_exit()),
+        ])
+
     async def _drain_stderr(self) -> None:
         """Read the server's log so its pipe never fills (a full pipe would stall the server)."""
-        server = self._client._server
+        server = self._process
         if server is None or server.stderr is None:
             return
         log_file = open(self._server_log, "ab") if self._server_log else None  # noqa: ASYNC230
@@ -175,14 +192,14 @@ class AgentClient:
 
     @property
     def server_exit_code(self) -> int | None:
-        server = self._client._server
+        server = self._process
         return None if server is None else server.returncode
 
     async def kill(self) -> None:
         """End the server now, without the shutdown handshake (a second Ctrl-C, a failure).
         Its input ends first, so that it still stops its turn's processes as it exits; a
         server that does not exit soon after is killed."""
-        server = self._client._server
+        server = self._process
         if server is not None and server.returncode is None:
             with contextlib.suppress(Exception):
                 if server.stdin is not None:
@@ -202,7 +219,7 @@ class AgentClient:
     async def _teardown(self) -> None:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._client.stop(), 10)
-        server = self._client._server
+        server = self._process
         if server is not None and server.returncode is None:
             server.kill()
         for task in list(self._background):

@@ -164,9 +164,11 @@ def _rule_hint(params: dict[str, Any]) -> str:
 class HeadlessRun:
     """One prompt through a fresh ``lsp-agent serve``, Ctrl-C aware."""
 
-    def __init__(self, args: argparse.Namespace, env: dict[str, str], simulated: bool = False):
+    def __init__(self, args: argparse.Namespace, env: dict[str, str], simulated: bool = False,
+                 server: asyncio.subprocess.Process | None = None):
         self.args = args
         self.env = env
+        self.server = server  # started already (spawn.py), else the client starts it
         self.renderer = Renderer(as_json=args.json, simulated=simulated)
         self.answers = TerminalAnswers(self.renderer, args.yes)
         self.error_kinds: list[str] = []
@@ -190,7 +192,7 @@ class HeadlessRun:
         client = AgentClient(Path(self.args.workspace), self.on_event, self.answers.permission,
                              self.answers.proposal, env=self.env,
                              initialization_options=options or None,
-                             server_stderr=sys.stderr.buffer)
+                             server_stderr=sys.stderr.buffer, server=self.server)
         with self._interrupts(client):
             try:
                 result = await self._turn(client)

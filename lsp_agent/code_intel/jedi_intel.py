@@ -21,10 +21,8 @@ import os
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-import jedi
-from jedi.api.classes import BaseName
 from pydantic import BaseModel, Field
 
 from lsp_agent.code_intel.jedi_worker import (
@@ -37,6 +35,10 @@ from lsp_agent.code_intel.jedi_worker import (
 from lsp_agent.code_intel.symbol_index import SymbolIndex
 from lsp_agent.workspace.documents import DocumentSource, FileTooLarge, snapshot_async
 from lsp_agent.workspace.positions import split_lines
+
+if TYPE_CHECKING:  # jedi is imported by the worker process only (JediEngine), never the server
+    import jedi
+    from jedi.api.classes import BaseName
 
 CACHE_DIR_ENV = "LSP_AGENT_CACHE_DIR"
 PYTHON_SUFFIXES = frozenset({".py", ".pyi"})
@@ -200,6 +202,8 @@ class JediEngine:
                  cache_dir: Path | None = None):
         self.root = Path(root).resolve()
         self.max_results = max_results
+        import jedi
+
         jedi.settings.cache_directory = str(cache_dir or default_cache_dir())
         self.project = jedi.Project(self.root)
 
@@ -260,6 +264,8 @@ class JediEngine:
         return QueryResult(items=items, truncated=truncated)
 
     def _script(self, path: Path, text: str) -> jedi.Script:
+        import jedi
+
         return jedi.Script(text, path=path, project=self.project)
 
     def _location(self, name: BaseName) -> SymbolLocation | None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from lsp_agent.model.client import ModelFailure, ModelSettings, classify, make_client
+from lsp_agent.model.clients import ClientPool
 
 if TYPE_CHECKING:
     import anthropic
@@ -55,15 +56,24 @@ class Summary:
 
 
 class ModelService:
-    def __init__(self, settings: ModelSettings, client: anthropic.AsyncAnthropic | None = None):
+    def __init__(self, settings: ModelSettings, client: anthropic.AsyncAnthropic | None = None,
+                 clients: ClientPool | None = None):
         self.settings = settings
         self._client = client
+        self._clients = clients  # where the client is built (or preloaded), off the loop
 
     @property
     def client(self) -> anthropic.AsyncAnthropic:
         # Made on first use: importing the SDK takes about a second.
         if self._client is None:
-            self._client = make_client(self.settings)
+            self._client = (self._clients.client_now(self.settings) if self._clients
+                            else make_client(self.settings))
+        return self._client
+
+    async def ready_client(self) -> anthropic.AsyncAnthropic:
+        """The client, awaited without blocking the loop while the SDK loads (clients.py)."""
+        if self._client is None:
+            self._client = await (self._clients or ClientPool()).client(self.settings)
         return self._client
 
     # -- streaming -----------------------------------------------------------------------------
@@ -71,10 +81,11 @@ class ModelService:
     @contextlib.asynccontextmanager
     async def stream(self, request: ModelRequest) -> AsyncIterator[TimedStream]:
         """The response's raw events, each within its time limit. Raises ModelCallFailed."""
+        client = await self.ready_client()  # before the import below: the SDK may still load
         import anthropic
 
         try:
-            manager = self.client.messages.stream(**_kwargs(request))
+            manager = client.messages.stream(**_kwargs(request))
             stream = await self._within(manager.__aenter__(), self.settings.first_byte_timeout,
                                         "no response")
             try:
@@ -123,6 +134,7 @@ class ModelService:
     async def count_tokens(self, request: ModelRequest) -> int:
         """Exact input tokens of a request. Raises ModelCallFailed (not retried: callers
         fall back to an estimate)."""
+        client = await self.ready_client()
         import anthropic
 
         kwargs: dict[str, Any] = {"model": request.model, "messages": request.messages}
@@ -131,7 +143,7 @@ class ModelService:
         if request.tools:
             kwargs["tools"] = request.tools
         try:
-            result = await self._within(self.client.messages.count_tokens(**kwargs),
+            result = await self._within(client.messages.count_tokens(**kwargs),
                                         self.settings.first_byte_timeout, "no token count")
         except (anthropic.APIError, anthropic.AnthropicError) as exc:
             raise ModelCallFailed(classify(exc)) from exc

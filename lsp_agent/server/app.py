@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcInvalidParams, JsonRpcInvalidRequest
@@ -31,11 +32,12 @@ from lsp_agent.server.jsonrpc import RobustProtocol
 from lsp_agent.server.progress import TurnProgress
 from lsp_agent.server.wire_positions import WirePositions
 from lsp_agent.server.wiring import Wiring
-from lsp_agent.sessions.manager import SessionManager, UnknownSession
-from lsp_agent.sessions.proposals import UnknownProposal
-from lsp_agent.sessions.session import Session, SessionBusy
 from lsp_agent.types import events as ev
 from lsp_agent.types.editor import EditorContext
+
+if TYPE_CHECKING:  # sessions (and the agent, its tools...) load with the first session
+    from lsp_agent.sessions.manager import SessionManager
+    from lsp_agent.sessions.session import Session
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +177,8 @@ class AgentServer(LanguageServer):
     # -- helpers used by handlers ------------------------------------------------------------
 
     def session(self, session_id: str) -> Session:
+        from lsp_agent.sessions.manager import UnknownSession
+
         try:
             return self.manager.get(session_id)
         except UnknownSession:
@@ -195,6 +199,8 @@ class AgentServer(LanguageServer):
         return self.positions.context_in(params.context) if params.context else None
 
     async def run_prompt(self, session: Session, params: p.PromptParams) -> dict[str, Any]:
+        from lsp_agent.sessions.session import SessionBusy
+
         try:
             ended = await session.prompt(params.text, self.context_in(params))
         except SessionBusy as exc:
@@ -204,6 +210,8 @@ class AgentServer(LanguageServer):
 
     def start_prompt(self, session: Session, params: p.PromptParams) -> None:
         """Run a turn in the background (commands answer at once; events report progress)."""
+        from lsp_agent.sessions.session import SessionBusy
+
         try:
             task = session.begin(params.text, self.context_in(params))
         except SessionBusy as exc:
@@ -239,6 +247,10 @@ def _register_lifecycle(server: AgentServer) -> None:
     def on_initialize(ls: AgentServer, params: lsp.InitializeParams) -> None:
         ls.configure(params)
 
+    @server.feature(lsp.INITIALIZED)
+    def on_initialized(ls: AgentServer, params: lsp.InitializedParams) -> None:
+        ls.wiring.preload_model("initialized")  # the first prompt finds the SDK loaded
+
     @server.feature(lsp.SHUTDOWN)
     async def on_shutdown(ls: AgentServer, *_: Any) -> None:
         await ls.dreams.cancel_all()  # a run stopped now rolls its lock back
@@ -271,8 +283,13 @@ def _register_lifecycle(server: AgentServer) -> None:
 
 def _register_agent_methods(server: AgentServer) -> None:
     @server.feature(p.NEW_SESSION)
-    def new_session(ls: AgentServer, params: Any) -> dict[str, Any]:
+    async def new_session(ls: AgentServer, params: Any) -> dict[str, Any]:
         session = ls.new_session(p.parse(p.NewSessionParams, params))
+        # Answered once the SDK client is ready (normally long since: it is built from
+        # initialized on, on a thread), so that the first prompt starts at once. A failure
+        # of the build is the first model call's to report (model/clients.py).
+        with contextlib.suppress(Exception):
+            await session.agent.deps.model.ready_client()
         return p.NewSessionResult(session_id=session.id,
                                   workspace_uri=from_fs_path(str(session.workspace)) or "",
                                   mode=session.mode, model=session.agent.model,
@@ -312,6 +329,8 @@ def _register_agent_methods(server: AgentServer) -> None:
     @server.feature(p.COMPACT)
     async def compact(ls: AgentServer, params: Any) -> dict[str, Any]:
         args = p.parse(p.CompactParams, params)
+        from lsp_agent.sessions.session import SessionBusy
+
         try:
             boundary = await ls.session(args.session_id).compact(args.instructions)
         except SessionBusy as exc:
@@ -324,6 +343,8 @@ def _register_agent_methods(server: AgentServer) -> None:
     @server.feature(p.REVIEW)
     async def review(ls: AgentServer, params: Any) -> dict[str, Any]:
         args = p.parse(p.ReviewParams, params)
+        from lsp_agent.sessions.proposals import UnknownProposal
+
         try:
             session = ls.manager.owner_of(args.proposal_id)
             result = await session.proposals.review(

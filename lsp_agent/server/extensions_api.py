@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 from pygls.exceptions import JsonRpcInvalidParams
 
 from lsp_agent.server import protocol as p
-from lsp_agent.sessions.commands import list_commands
 
 if TYPE_CHECKING:
     from lsp_agent.server.app import AgentServer
@@ -43,6 +42,8 @@ def register(server: AgentServer) -> None:
     @server.feature(COMMANDS)
     def commands(ls: AgentServer, params: Any) -> dict[str, Any]:
         args = p.parse(p.SessionParams, params)
+        from lsp_agent.sessions.commands import list_commands
+
         return {"commands": list_commands(ls.session(args.session_id))}
 
 

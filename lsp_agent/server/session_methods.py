@@ -7,6 +7,7 @@ errors to JSON-RPC errors a client can show as they are.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -15,33 +16,40 @@ from pygls.exceptions import JsonRpcInvalidParams, JsonRpcInvalidRequest
 from pygls.uris import from_fs_path, to_fs_path
 
 from lsp_agent.server import protocol as p
-from lsp_agent.sessions import rewind
-from lsp_agent.sessions.manager import PersistenceOff, UnknownSession
-from lsp_agent.store import SessionInUse, SessionNotFound, TranscriptVersionError
-from lsp_agent.store.layout import InvalidSessionId
 
 if TYPE_CHECKING:
     from lsp_agent.server.app import AgentServer
 
 T = TypeVar("T")
 
-# Store errors and what a client gets for them (a table: one place to extend).
-_ERRORS: tuple[tuple[type[Exception], Callable[[str], Exception]], ...] = (
-    (SessionNotFound, lambda m: JsonRpcInvalidParams(f"unknown session: {m}")),
-    (InvalidSessionId, lambda m: JsonRpcInvalidParams(m)),
-    (TranscriptVersionError, lambda m: JsonRpcInvalidRequest(m)),
-    (SessionInUse, lambda m: JsonRpcInvalidRequest(m)),
-    (PersistenceOff, lambda m: JsonRpcInvalidRequest(m)),
-    (FileExistsError, lambda m: JsonRpcInvalidRequest(m)),
-)
+ErrorTable = tuple[tuple[type[Exception], Callable[[str], Exception]], ...]
+
+
+@functools.cache
+def _errors() -> ErrorTable:
+    """Store errors and what a client gets for them (a table: one place to extend). Built at
+    first use: the store and the sessions load with the first session, not at start-up."""
+    from lsp_agent.sessions.manager import PersistenceOff
+    from lsp_agent.store import SessionInUse, SessionNotFound, TranscriptVersionError
+    from lsp_agent.store.layout import InvalidSessionId
+
+    return (
+        (SessionNotFound, lambda m: JsonRpcInvalidParams(f"unknown session: {m}")),
+        (InvalidSessionId, lambda m: JsonRpcInvalidParams(m)),
+        (TranscriptVersionError, lambda m: JsonRpcInvalidRequest(m)),
+        (SessionInUse, lambda m: JsonRpcInvalidRequest(m)),
+        (PersistenceOff, lambda m: JsonRpcInvalidRequest(m)),
+        (FileExistsError, lambda m: JsonRpcInvalidRequest(m)),
+    )
 
 
 @contextlib.contextmanager
 def _client_errors() -> Iterator[None]:
+    errors = _errors()
     try:
         yield
-    except tuple(kind for kind, _ in _ERRORS) as exc:
-        for kind, make in _ERRORS:
+    except tuple(kind for kind, _ in errors) as exc:
+        for kind, make in errors:
             if isinstance(exc, kind):
                 raise make(str(exc).strip("'\"")) from None
         raise
@@ -129,6 +137,8 @@ def register(server: AgentServer) -> None:
     async def rewind_session(ls: AgentServer, params: Any) -> dict[str, Any]:
         args = p.parse(p.RewindParams, params)
         session = await open_session(ls, args)
+        from lsp_agent.sessions import rewind
+
         try:
             report = await rewind.rewind(session, args.turn, args.restore)
         except rewind.RewindRefused as exc:
@@ -139,11 +149,15 @@ def register(server: AgentServer) -> None:
     async def list_checkpoints(ls: AgentServer, params: Any) -> dict[str, Any]:
         args = p.parse(p.SavedSessionParams, params)
         session = await open_session(ls, args)
+        from lsp_agent.sessions import rewind
+
         return {"checkpoints": await rewind.checkpoints(session)}
 
 
 async def open_session(ls: AgentServer, args: p.SavedSessionParams) -> Any:
     """The session open in this server, resumed from disk when it is not."""
+    from lsp_agent.sessions.manager import UnknownSession
+
     try:
         return ls.manager.get(args.session_id)
     except UnknownSession:

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lsp_agent.model.client import ModelSettings
-from lsp_agent.sessions.manager import SessionManager
-from lsp_agent.store import RetentionPolicy
+from lsp_agent.model.clients import ClientPool, preload_when
 from lsp_agent.workspace.positions import split_lines
 
 if TYPE_CHECKING:
     from lsp_agent.server.app import AgentServer
+    from lsp_agent.sessions.manager import SessionManager
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +26,36 @@ class Wiring:
         self._server = server
         self._intel: dict[Path, Any] = {}
         self._indexes: dict[Path, Any] = {}
+        self.clients = ClientPool()  # the SDK clients, kept across a re-initialize
+
+    def model_settings(self) -> ModelSettings:
+        options = self._server.options
+        return ModelSettings.from_env(model=options.model, fallback_model=options.fallback_model,
+                                      classifier_model=options.classifier_model)
+
+    def preload_model(self, when: str) -> None:
+        """Start the SDK import and client set-up on a thread if LSP_AGENT_PRELOAD_MODEL asks
+        for it at this point (``when``: "start" or "initialized"), so that the first prompt
+        finds the client ready (model/clients.py)."""
+        if preload_when() != when:
+            return
+        try:
+            settings = self.model_settings()
+        except ValueError as exc:  # a bad setting: said when a session starts, not here
+            log.debug("no preload: %s", exc)
+            return
+        if not self.clients.preloaded(settings):
+            log.info("preloading the model client (at %s)", when)
+            self.clients.preload(settings)
 
     def session_manager(self) -> SessionManager:
+        # Imported here: sessions bring the agent, its tools and the store, none of which
+        # initialize needs (README.md, "Cold start").
+        from lsp_agent.sessions.manager import SessionManager
+        from lsp_agent.store import RetentionPolicy
+
         server, options = self._server, self._server.options
-        settings = ModelSettings.from_env(model=options.model,
-                                          fallback_model=options.fallback_model,
-                                          classifier_model=options.classifier_model)
+        settings = self.model_settings()
         log.info("model settings: %s", settings.redacted())
         manager = SessionManager(
             settings=settings,
@@ -43,6 +67,7 @@ class Wiring:
             code_intel_for=self.code_intel_for,
             safety_options=options.safety_options(),
             persist=options.persist_sessions,
+            clients=self.clients,
         )
         if manager.store is not None:
             manager.store.policy = RetentionPolicy(

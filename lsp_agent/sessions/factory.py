@@ -13,9 +13,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from lsp_agent.model.client import ModelSettings, make_client
+from lsp_agent.model.client import ModelSettings
+from lsp_agent.model.clients import ClientPool
 from lsp_agent.model.service import ModelService
 from lsp_agent.sessions.proposals import EditApplier
 from lsp_agent.sessions.recorder import SessionRecorder
@@ -26,9 +27,6 @@ from lsp_agent.tools.pool import default_pool
 from lsp_agent.types.permissions import Asker, Mode
 from lsp_agent.workspace.diagnostics import DiagnosticsStore
 from lsp_agent.workspace.documents import DocumentSource
-
-if TYPE_CHECKING:
-    import anthropic
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +46,16 @@ class SharedParts:
 
 class SessionFactory:
     def __init__(self, parts: SharedParts, settings: ModelSettings, state_dir: Path,
-                 safety_options: dict[str, Any] | None = None, store: Store | None = None):
+                 safety_options: dict[str, Any] | None = None, store: Store | None = None,
+                 clients: ClientPool | None = None):
         self.parts = parts
         self.store = store  # None: sessions are not saved
         self.settings = settings
         self.state_dir = state_dir
         self.safety_options = safety_options  # editor / command-line settings (permissions...)
-        # One SDK client per endpoint and key, shared by every session (and its children).
-        self._clients: dict[tuple[str | None, str | None], anthropic.AsyncAnthropic] = {}
+        # One SDK client per endpoint and key, shared by every session (and its children),
+        # built on a thread (the front end may have started it already: ClientPool.preload).
+        self.clients = clients or ClientPool()
 
     def create(self, workspace: Path, mode: Mode, model: str | None = None,
                session_id: str | None = None, recorder: SessionRecorder | None = None,
@@ -92,7 +92,5 @@ class SessionFactory:
         return session
 
     def model_service(self, settings: ModelSettings) -> ModelService:
-        key = (settings.base_url, settings.api_key)
-        if key not in self._clients:
-            self._clients[key] = make_client(settings)
-        return ModelService(settings, self._clients[key])
+        self.clients.preload(settings)  # a session is made to be prompted: start the build
+        return ModelService(settings, clients=self.clients)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from lsp_agent.model.client import ModelSettings
+from lsp_agent.model.clients import ClientPool
 from lsp_agent.sessions.factory import SessionFactory, SharedParts
 from lsp_agent.sessions.proposals import EditApplier, UnknownProposal
 from lsp_agent.sessions.recorder import SessionRecorder
@@ -58,6 +59,7 @@ class SessionManager:
         tools: ToolPool | None = None,
         safety_options: dict[str, Any] | None = None,
         persist: bool = True,
+        clients: ClientPool | None = None,
     ):
         self.store = Store(state_dir) if persist else None
         if self.store is not None and settings.api_key:
@@ -65,7 +67,7 @@ class SessionManager:
         self.factory = SessionFactory(
             SharedParts(documents=documents, applier=applier, sink=sink, asker=asker,
                         tools=tools or default_pool(), code_intel_for=code_intel_for),
-            settings, state_dir, safety_options, store=self.store)
+            settings, state_dir, safety_options, store=self.store, clients=clients)
         self._sessions: dict[str, Session] = {}
         self._housekeeping: asyncio.Future[None] | None = None
 

@@ -7,6 +7,7 @@ out in ``agent/event`` notifications.
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Annotated, Any, Literal
 
@@ -319,9 +320,14 @@ AgentEvent = Annotated[
     Field(discriminator="type"),
 ]
 
-EVENT_ADAPTER: TypeAdapter[AgentEvent] = TypeAdapter(AgentEvent)
+
+@functools.cache
+def event_adapter() -> TypeAdapter[AgentEvent]:
+    # Built at first use, not at import: the union's validator is ~1/10 s the server does not
+    # need before its first response (nor ever, since it only writes events).
+    return TypeAdapter[AgentEvent](AgentEvent)
 
 
 def parse_event(data: dict[str, Any]) -> AgentEvent:
     """Rebuild a typed event from its wire form (used by clients and tests)."""
-    return EVENT_ADAPTER.validate_python(data)
+    return event_adapter().validate_python(data)

@@ -1,0 +1,100 @@
+"""What the server imports before it answers: only what initialize needs. The SDK, jedi and the
+sessions (the agent, its tools, the store) load when first needed, so that an editor's server
+answers initialize sooner and idles smaller (README.md, "Cold start").
+
+Each case runs the server code in a fresh interpreter (this one has imported everything) on
+in-memory streams, then reports its ``sys.modules``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+WAIT = 120.0
+
+PROGRAM = r"""
+import io, json, sys, threading, time
+
+class WhoImports:  # records the thread that first imports each watched module
+    watched = {"anthropic", "jedi"}
+    seen = {}
+    def find_spec(self, name, path=None, target=None):
+        if name in self.watched:
+            self.seen.setdefault(name, threading.current_thread().name)
+        return None
+
+sys.meta_path.insert(0, WhoImports())
+import lsp_agent.cli  # what `lsp-agent serve` imports first
+from lsp_agent.server.app import create_server
+
+messages = json.loads(sys.argv[1])
+data = b"".join(b"Content-Length: %d\r\n\r\n" % len(m) + m
+                for m in (json.dumps(x).encode() for x in messages))
+out = io.BytesIO()
+asked = sum(1 for m in messages if "id" in m)
+
+class Input:  # the messages, then the end of input once every request has its answer
+    def __init__(self):
+        self.data = data
+    def fileno(self):
+        raise OSError("in memory")
+    def read(self, size):
+        chunk, self.data = self.data, b""
+        deadline = time.monotonic() + 60
+        while not chunk and out.getvalue().count(b'"id"') < asked \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return chunk
+
+create_server().start_io(Input(), out)
+answers = [json.loads(part.split(b"\r\n\r\n", 1)[1])
+           for part in out.getvalue().split(b"Content-Length: ")[1:]]
+for thread in threading.enumerate():  # e.g. the SDK client's build
+    if thread is not threading.current_thread():
+        thread.join(60)
+print(json.dumps({"modules": sorted(sys.modules), "answers": answers,
+                  "imported_on": WhoImports.seen}))
+"""
+
+LATER = ("anthropic", "jedi", "parso", "lsp_agent.sessions.manager", "lsp_agent.agent.loop",
+         "lsp_agent.tools.pool", "lsp_agent.store", "lsp_agent.context.manager")
+
+
+def serve(root: Path, *extra: dict[str, Any]) -> dict[str, Any]:
+    messages = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+         "params": {"processId": None, "rootUri": root.as_uri(), "capabilities": {}}},
+        {"jsonrpc": "2.0", "method": "initialized", "params": {}},
+        *extra,
+    ]
+    env = {**os.environ, "LSP_AGENT_PRELOAD_MODEL": "0", "ANTHROPIC_API_KEY": "test-key",
+           "ANTHROPIC_BASE_URL": "http://127.0.0.1:9", "LSP_AGENT_STATE_DIR": str(root / ".state")}
+    done = subprocess.run([sys.executable, "-c", PROGRAM, json.dumps(messages)],
+                          capture_output=True, text=True, timeout=WAIT, env=env, cwd=root)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_initialize_loads_neither_the_sdk_nor_jedi_nor_the_sessions(tmp_path):
+    report = serve(tmp_path)
+    assert report["answers"][0]["id"] == 1 and "capabilities" in report["answers"][0]["result"]
+    loaded = set(report["modules"])
+    assert "lsp_agent.server.app" in loaded
+    assert [name for name in LATER if name in loaded] == []
+
+
+def test_a_new_session_loads_the_sdk_on_a_thread_never_on_the_loop(tmp_path):
+    report = serve(tmp_path, {"jsonrpc": "2.0", "id": 2, "method": "agent/newSession",
+                              "params": {}})
+    answer = next(a for a in report["answers"] if a.get("id") == 2)
+    assert answer["result"]["sessionId"]
+    loaded = set(report["modules"])
+    assert {"lsp_agent.sessions.manager", "lsp_agent.agent.loop", "anthropic"} <= loaded
+    # The SDK client is built on its own thread (model/clients.py); the server never imports
+    # jedi (its worker process does).
+    assert report["imported_on"] == {"anthropic": "lsp-agent-model-client"}
