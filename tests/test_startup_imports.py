@@ -54,15 +54,16 @@ class Input:  # the messages, then the end of input once every request has its a
 create_server().start_io(Input(), out)
 answers = [json.loads(part.split(b"\r\n\r\n", 1)[1])
            for part in out.getvalue().split(b"Content-Length: ")[1:]]
-for thread in threading.enumerate():  # e.g. the SDK client's build
-    if thread is not threading.current_thread():
+for thread in threading.enumerate():  # the SDK client's build (other threads serve workers)
+    if thread.name.startswith("lsp-agent-model"):
         thread.join(60)
 print(json.dumps({"modules": sorted(sys.modules), "answers": answers,
                   "imported_on": WhoImports.seen}))
 """
 
 LATER = ("anthropic", "jedi", "parso", "lsp_agent.sessions.manager", "lsp_agent.agent.loop",
-         "lsp_agent.tools.pool", "lsp_agent.store", "lsp_agent.context.manager")
+         "lsp_agent.tools.pool", "lsp_agent.store.catalog", "lsp_agent.store.checkpoints",
+         "lsp_agent.store.writer", "lsp_agent.context.manager")
 
 
 def serve(root: Path, *extra: dict[str, Any]) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from lsp_agent.server import (
 from lsp_agent.server import protocol as p
 from lsp_agent.server.client_caps import ClientCaps
 from lsp_agent.server.editor import EditorApplier, EditorDocuments, EditorPermissions
+from lsp_agent.server.fanout import on_notification
 from lsp_agent.server.jsonrpc import RobustProtocol
 from lsp_agent.server.progress import TurnProgress
 from lsp_agent.server.wire_positions import WirePositions
@@ -247,9 +248,10 @@ def _register_lifecycle(server: AgentServer) -> None:
     def on_initialize(ls: AgentServer, params: lsp.InitializeParams) -> None:
         ls.configure(params)
 
-    @server.feature(lsp.INITIALIZED)
-    def on_initialized(ls: AgentServer, params: lsp.InitializedParams) -> None:
-        ls.wiring.preload_model("initialized")  # the first prompt finds the SDK loaded
+    def on_initialized(params: lsp.InitializedParams) -> None:
+        server.wiring.preload_model("initialized")  # the first prompt finds the SDK loaded
+
+    on_notification(server, lsp.INITIALIZED, on_initialized)
 
     @server.feature(lsp.SHUTDOWN)
     async def on_shutdown(ls: AgentServer, *_: Any) -> None:

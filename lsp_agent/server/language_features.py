@@ -37,6 +37,7 @@ from lsp_agent.code_intel.jedi_intel import (
     is_python_path,
 )
 from lsp_agent.code_intel.symbol_index import SymbolIndex
+from lsp_agent.server.fanout import on_notification
 from lsp_agent.server.wire_positions import WirePositions
 from lsp_agent.workspace.documents import DiskDocuments, FileReadError
 
@@ -158,7 +159,6 @@ def _keep_index_fresh(ls: LanguageServer, index_for: Callable[[], SymbolIndex | 
     """Build the index after ``initialized``; re-read what buffers, saves and the client's
     file watcher say changed."""
 
-    @ls.feature(types.INITIALIZED)
     def start_index(params: types.InitializedParams) -> None:
         index = index_for()
         if index is not None:
@@ -166,10 +166,12 @@ def _keep_index_fresh(ls: LanguageServer, index_for: Callable[[], SymbolIndex | 
             for uri, text in _open_buffers(ls):  # buffers may differ from the disk
                 _note(index, uri, text)
 
-    @ls.feature(types.TEXT_DOCUMENT_DID_SAVE)
     def saved(params: types.DidSaveTextDocumentParams) -> None:
         if (index := index_for()) is not None:
             _note(index, params.text_document.uri, None)
+
+    on_notification(ls, types.INITIALIZED, start_index)
+    on_notification(ls, types.TEXT_DOCUMENT_DID_SAVE, saved)
 
     @ls.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
     def watched(params: types.DidChangeWatchedFilesParams) -> None:

@@ -23,6 +23,7 @@ from pygls.uris import to_fs_path
 
 from lsp_agent.permissions.hooks import run_bounded
 from lsp_agent.server import protocol as p
+from lsp_agent.server.fanout import on_notification
 from lsp_agent.server.memory_api import MemoryParams
 from lsp_agent.server.session_methods import workspace_of
 from lsp_agent.sessions.watch import Approvals, Budget, DailyLog, WatchConfig, failure_key, load
@@ -172,11 +173,12 @@ class Watcher:
 
 
 def register(server: AgentServer) -> None:
-    @server.feature(lsp.TEXT_DOCUMENT_DID_SAVE)
-    def on_save(ls: AgentServer, params: lsp.DidSaveTextDocumentParams) -> None:
+    def on_save(params: lsp.DidSaveTextDocumentParams) -> None:
         fs = to_fs_path(params.text_document.uri)
         if fs:
-            ls.watcher.on_save(Path(fs))
+            server.watcher.on_save(Path(fs))
+
+    on_notification(server, lsp.TEXT_DOCUMENT_DID_SAVE, on_save)
 
     @server.feature(INBOX_LIST)
     def inbox_list(ls: AgentServer, params: Any) -> dict[str, Any]:

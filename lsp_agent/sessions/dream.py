@@ -40,7 +40,6 @@ from typing import Any
 from lsp_agent.context.auto_memory import INDEX, TYPES, AutoMemory, MemoryRefused, index_problem
 from lsp_agent.model.service import ModelRequest, ModelService
 from lsp_agent.store.layout import SESSION_ID_RE, ensure_private_dir, session_id_of
-from lsp_agent.store.reader import load_transcript
 
 log = logging.getLogger(__name__)
 
@@ -294,6 +293,10 @@ class Dream:
 def gather(sessions: list[Path]) -> str:
     """The sessions' prompts and the agent's answers (no tool output: narrow on purpose),
     newest first, each cut to ``MAX_SESSION_CHARS``. Transcripts are redacted on write."""
+    # Here, not at the top: the server imports this module before initialize, the reader
+    # (and the writer it brings) only when a Dream runs.
+    from lsp_agent.store.reader import load_transcript
+
     parts = []
     for path in sessions:
         try:
