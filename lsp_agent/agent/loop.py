@@ -382,18 +382,20 @@ class Agent:
         denial, args, notes = await self._check_permission(tool, args, ctx, call, emit)
         if denial is not None:
             return denial, True
-        try:
+        output: str | ToolOutput
+        try:  # a failure is a result too: PostToolUseFailure hooks hear of it
             output = await asyncio.wait_for(tool.call(args, ctx), tool.time_limit)
         except ToolError as exc:
-            return str(exc), True
+            output = ToolOutput(str(exc), is_error=True)
         except TimeoutError:
-            return (f"{tool.name} did not finish within {tool.time_limit:g} s and was stopped; "
-                    "try a narrower request."), True
+            output = ToolOutput(f"{tool.name} did not finish within {tool.time_limit:g} s and "
+                                "was stopped; try a narrower request.", is_error=True)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             log.exception("tool %s failed", tool.name)
-            return f"{tool.name} failed unexpectedly: {type(exc).__name__}: {exc}", True
+            output = ToolOutput(f"{tool.name} failed unexpectedly: {type(exc).__name__}: {exc}",
+                                is_error=True)
         if self.deps.finalize is not None:
             output = await self.deps.finalize(tool, output, ctx)
         content, is_error = (output.content, output.is_error) if isinstance(output, ToolOutput) \

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lsp_agent.agent.hook_judge import HookJudge
 from lsp_agent.agent.loop import Agent, AgentDeps
 from lsp_agent.agent.subagents import AgentTool, Delegation, label_event
 from lsp_agent.context.agents import load_catalog
@@ -123,6 +124,8 @@ class Session:
         self.safety = SessionSafety.build(config.workspace, config.mode, [self.results_dir],
                                           config.safety_options, self.id)
         self.gate = self.safety.gate
+        asker = self.safety.asker = self.safety.notifying(asker)  # Notification hooks
+        self.safety.hooks.judge = HookJudge(model)  # prompt hooks' small model
         self.documents = documents
         self.applier = applier
         self.diagnostics = diagnostics
@@ -182,6 +185,8 @@ class Session:
         self._seq += 1
         event.session_id = self.id
         label_event(event)  # emitted while a subagent runs (its proposals): name the child
+        if isinstance(event, ev.CompactBoundary) and event.agent_id is None:
+            self.safety.start_source = "compact"  # SessionStart hooks run again, as compact
         event.seq = self._seq
         try:  # the transcript, then the client: a broken consumer must not break the turn
             if self.recorder is not None:
@@ -230,6 +235,7 @@ class Session:
         self._turn = commands.begin_turn(self, text, context) or \
             asyncio.create_task(self._run(blocks, text, context))
         commands.end_turn(self, self._turn)
+        self._turn.add_done_callback(lambda _: self.safety.arm_idle())
         return self._turn
 
     async def prompt(self, text: str, context: EditorContext | None = None) -> ev.TurnEnded:
@@ -425,6 +431,7 @@ class Session:
             self.context.session_cost.add(model, usage)
         if first_prompt:
             self.context.original_request = first_prompt
+        self.safety.start_source = "resume"
 
     def restore_conversation(self, messages: list[dict[str, Any]],
                              todos: list[dict[str, Any]]) -> None:
@@ -437,6 +444,7 @@ class Session:
         observer stays) and the transcript records it, so a resume starts afresh too."""
         self.agent.conversation.messages.clear()
         self.context.original_request = None
+        self.safety.start_source = "clear"
         if self.recorder is not None:
             self.recorder.cleared()
         self.todos.replace([])
@@ -453,6 +461,7 @@ class Session:
     async def close(self) -> None:
         """End the session: stop its turn, then flush and close its transcript."""
         await self.cancel()
+        await self.safety.session_end()
         self.tasks.kill_all()  # background commands end with their session
         await self.extensions.close()  # its MCP servers stop with it
         if self.recorder is not None:
