@@ -15,6 +15,13 @@ from lsp_agent.extensions.commands import CustomCommand, load_commands
 from lsp_agent.extensions.mcp_config import load_mcp_config
 from lsp_agent.extensions.mcp_hub import McpHub
 from lsp_agent.extensions.mcp_tools import McpTool
+from lsp_agent.extensions.output_styles import (
+    DEFAULT,
+    OutputStyle,
+    configured_style,
+    load_styles,
+    style_block,
+)
 from lsp_agent.extensions.plugins import Plugin, load_plugins
 from lsp_agent.extensions.skills import (
     Skill,
@@ -72,12 +79,38 @@ class SessionExtensions:
                     [(f"plugin:{plugin.name}", plugin.root / "commands")], self.warnings,
                     f"{plugin.name}:").items():
                 self.commands.setdefault(name, command)
+        self.styles: dict[str, OutputStyle] = load_styles(
+            [("user", d) for d in user_dirs("output-styles")]
+            + [("project", d) for d in project_dirs(workspace, "output-styles")]
+            + [(f"plugin:{p.name}", p.root / "output-styles") for p in self.plugins],
+            self.warnings)
+        self.output_style: OutputStyle | None = None
+        wanted = configured_style(workspace, options)
+        if wanted and wanted != DEFAULT:
+            try:
+                self.set_output_style(wanted)
+            except KeyError:
+                self.warnings.append(f"outputStyle {wanted!r}: no such output style; "
+                                     f"using the default")
         skill_tool = SkillTool(self.skills, self.grant)
         if skill_tool.skills:
             tools.set_group("skills", [skill_tool], defer=False)
         for warning in self.warnings:
             log.warning("%s", warning)
         self._start_if_running()
+
+    # -- output style --------------------------------------------------------------------
+
+    def set_output_style(self, name: str) -> OutputStyle | None:
+        """Choose a style by name (``default``: none). Raises KeyError for an unknown one."""
+        if name == DEFAULT:
+            self.output_style = None
+            return None
+        self.output_style = self.styles[name]
+        return self.output_style
+
+    def style_blocks(self) -> list[dict[str, Any]]:
+        return [style_block(self.output_style)] if self.output_style is not None else []
 
     # -- lifecycle -----------------------------------------------------------------------
 

@@ -335,6 +335,23 @@ async def _init(session: Session, args: str) -> str:
             + (f"\nAlso: {args}" if args else ""))
 
 
+async def _output_style(session: Session, args: str) -> str:
+    ext = session.extensions
+    if args:
+        try:
+            style = ext.set_output_style(args.strip())
+        except KeyError:
+            raise ValueError(f"unknown output style {args!r}; one of default, "
+                             + ", ".join(sorted(ext.styles))) from None
+        session._system_cache = None  # the next request carries the new style
+        return f"Output style set to {style.name if style else 'default'}."
+    current = ext.output_style.name if ext.output_style else "default"
+    lines = [f"Output style: {current}. Styles: default (the built-in behaviour)"]
+    lines += [f"  {s.name}: {s.description or '(no description)'} [{s.source}]"
+              for s in sorted(ext.styles.values(), key=lambda s: s.name)]
+    return "\n".join(lines) + "\nUse /output-style <name> to change it."
+
+
 BUILTINS: dict[str, Builtin] = {
     "help": Builtin("List the commands of this session", _help),
     "clear": Builtin("Start the conversation afresh", _clear),
@@ -343,6 +360,7 @@ BUILTINS: dict[str, Builtin] = {
     "cost": Builtin("Show the session's token use and cost", _cost),
     "model": Builtin("Show or set the model", _model, "[model]"),
     "mode": Builtin("Show or set the permission mode", _mode, "[mode]"),
+    "output-style": Builtin("Show or set the output style", _output_style, "[style]"),
     "mcp": Builtin("Show the MCP servers and their state", _mcp, "[restart <server>]"),
     "memory": Builtin("Show the memory files the agent reads", _memory),
     "doctor": Builtin("Check the endpoint, key, sandbox, settings and MCP servers", _doctor),

@@ -375,7 +375,8 @@ class Session:
     def _system(self) -> list[dict[str, Any]]:
         # Computed once per session so the prefix stays byte-identical (cache hits).
         if self._system_cache is None:
-            self._system_cache = system_layers(self.workspace, self.memory.initial())
+            self._system_cache = system_layers(self.workspace, self.memory.initial()) + \
+                self.extensions.style_blocks()  # after the cached static layer
         return self._system_cache
 
     def _child_context(self) -> ContextManager:
