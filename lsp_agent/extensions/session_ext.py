@@ -32,6 +32,7 @@ from lsp_agent.extensions.skills import (
     user_dirs,
 )
 from lsp_agent.permissions.policy import PermissionGate
+from lsp_agent.permissions.restriction import Restriction
 from lsp_agent.permissions.rules import Rule, RuleError
 from lsp_agent.tools.tool_search import SessionTools
 from lsp_agent.types.permissions import Asker
@@ -151,9 +152,14 @@ class SessionExtensions:
         self._gate.session_rules.update(fresh)
         self._granted.update(fresh)
 
+    def restrict(self, label: str, rules: list[str]) -> None:
+        """Until the turn ends, calls that change something must match ``rules``."""
+        self._gate.restriction = Restriction.parse(label, rules, self.workspace)
+
     def end_turn(self) -> None:
         self._gate.session_rules.difference_update(self._granted)
         self._granted.clear()
+        self._gate.restriction = None
 
     async def close(self) -> None:
         await self.mcp.close()

@@ -46,6 +46,7 @@ class Builtin:
     # A prompt built-in: the handler's text goes to the model, with these rules pre-approved.
     to_model: bool = False
     allowed_tools: tuple[str, ...] = ()
+    only_tools: tuple[str, ...] = ()  # while it runs, nothing else may change anything
 
 
 def parse(text: str) -> tuple[str, str] | None:
@@ -103,6 +104,8 @@ async def run_command(session: Session, name: str, args: str, text: str,
                            error=True)
         if builtin.to_model:
             session.extensions.grant(list(builtin.allowed_tools))
+            if builtin.only_tools:
+                session.extensions.restrict(f"/{name}", list(builtin.only_tools))
             return await _to_model(session, output, context)
         return _answer(session, text, output)
     exts = session.extensions
@@ -352,6 +355,10 @@ async def _output_style(session: Session, args: str) -> str:
     return "\n".join(lines) + "\nUse /output-style <name> to change it."
 
 
+# /commit may run only these (the safety protocol; reading stays possible).
+COMMIT_TOOLS = ("Bash(git add:*)", "Bash(git status:*)", "Bash(git commit:*)",
+                "Bash(git diff:*)", "Bash(git log:*)")
+
 BUILTINS: dict[str, Builtin] = {
     "help": Builtin("List the commands of this session", _help),
     "clear": Builtin("Start the conversation afresh", _clear),
@@ -368,7 +375,8 @@ BUILTINS: dict[str, Builtin] = {
                       allowed_tools=("Bash(git status)", "Bash(git diff:*)")),
     "commit": Builtin("Commit the changes (never amends, never skips hooks, no secrets)",
                       _commit, "[message hint]", to_model=True,
-                      allowed_tools=("Bash(git status)", "Bash(git diff:*)")),
+                      allowed_tools=("Bash(git status)", "Bash(git diff:*)"),
+                      only_tools=COMMIT_TOOLS),
     "init": Builtin("Propose an AGENTS.md for this project", _init, "[notes]",
                     to_model=True),
 }
