@@ -93,7 +93,10 @@ class SessionExtensions:
             except KeyError:
                 self.warnings.append(f"outputStyle {wanted!r}: no such output style; "
                                      f"using the default")
-        skill_tool = SkillTool(self.skills, self.grant)
+        # (get, set) of the session's model, bound by the session (sessions/extensions.py).
+        self.model_access: tuple[Callable[[], str], Callable[[str], Any]] | None = None
+        self._model_before: str | None = None
+        skill_tool = SkillTool(self.skills, self.grant, self.use_model)
         if skill_tool.skills:
             tools.set_group("skills", [skill_tool], defer=False)
         for warning in self.warnings:
@@ -152,6 +155,15 @@ class SessionExtensions:
         self._gate.session_rules.update(fresh)
         self._granted.update(fresh)
 
+    def use_model(self, model: str | None) -> None:
+        """A skill's ``model`` until the turn ends (``inherit`` or none: unchanged)."""
+        if not model or model == "inherit" or self.model_access is None:
+            return
+        get, set_ = self.model_access
+        if self._model_before is None:
+            self._model_before = get()
+        set_(model)
+
     def restrict(self, label: str, rules: list[str]) -> None:
         """Until the turn ends, calls that change something must match ``rules``."""
         self._gate.restriction = Restriction.parse(label, rules, self.workspace)
@@ -160,6 +172,9 @@ class SessionExtensions:
         self._gate.session_rules.difference_update(self._granted)
         self._granted.clear()
         self._gate.restriction = None
+        if self._model_before is not None and self.model_access is not None:
+            self.model_access[1](self._model_before)  # the skill's model was for its turn
+            self._model_before = None
 
     async def close(self) -> None:
         await self.mcp.close()

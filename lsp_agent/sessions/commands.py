@@ -113,6 +113,7 @@ async def run_command(session: Session, name: str, args: str, text: str,
     if skill is not None and skill.user_invocable:
         if skill.allowed_tools:
             exts.grant(skill.allowed_tools, skill.source, True)
+        exts.use_model(skill.model)
         body = await asyncio.to_thread(render_skill, skill, args)
         return await _to_model(session, body, context)
     mcp_prompt = _mcp_prompt(session, name)

@@ -20,6 +20,7 @@ def session_extensions(session: Session) -> SessionExtensions:
         session_id=session.id, options=config.safety_options,
         plugin_dirs=list(getattr(config, "plugin_dirs", None) or []))
     session.safety.warnings.extend(extensions.warnings)
+    extensions.model_access = (lambda: session.agent.model, session.set_model)
     # Plugins' hooks and custom agents join the session's (lower precedence than its own).
     session.safety.hooks.add(plugin_hooks(extensions.plugins, session.safety.warnings))
     catalog = session.delegation.catalog
