@@ -282,7 +282,7 @@ async def test_pressure_is_reported_when_the_window_fills(model, workspace):
 
 
 def write_hooks(workspace: Path, command: str) -> None:
-    settings = workspace / ".lsp-agent" / "settings.json"
+    settings = workspace / ".lsp-agent" / "settings.local.json"
     settings.parent.mkdir(exist_ok=True)
     settings.write_text(json.dumps({"hooks": {"PreCompact": [
         {"hooks": [{"type": "command", "command": command}]}]}}))

@@ -105,7 +105,7 @@ async def test_read_only_shell_runs_without_asking(editor, model, workspace):
 
 async def test_a_hook_blocks_a_tool_and_the_model_sees_why(editor, model, workspace):
     (workspace / ".lsp-agent").mkdir()
-    (workspace / ".lsp-agent" / "settings.json").write_text(json.dumps({"hooks": {
+    (workspace / ".lsp-agent" / "settings.local.json").write_text(json.dumps({"hooks": {
         "PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command":
             "echo 'builds are frozen until Monday' >&2; exit 2"}]}]}}))
     model.load(one_tool_then_done("Bash", {"command": "make build"}))

@@ -295,7 +295,7 @@ async def test_did_change_drops_the_diagnostics_a_prompt_brought(model, workspac
 
 
 def install_hooks(workspace: Path, hooks: dict[str, Any]) -> None:
-    settings = workspace / ".lsp-agent" / "settings.json"
+    settings = workspace / ".lsp-agent" / "settings.local.json"
     settings.parent.mkdir(exist_ok=True)
     settings.write_text(json.dumps({"hooks": hooks}))
 

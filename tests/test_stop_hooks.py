@@ -37,7 +37,7 @@ if {block}:
 
 def install_hook(workspace: Path, block: str, how: str = "exit2", before: str = "") -> None:
     (workspace / "hook.py").write_text(before + HOOK.format(block=block, how=how))
-    settings = workspace / ".lsp-agent" / "settings.json"
+    settings = workspace / ".lsp-agent" / "settings.local.json"
     settings.parent.mkdir(exist_ok=True)
     settings.write_text(json.dumps({"hooks": {"Stop": [{"hooks": [
         {"type": "command", "command": f"{sys.executable} hook.py", "timeout": 30}]}]}}))
@@ -121,7 +121,7 @@ async def test_a_stop_hook_that_does_not_block_changes_nothing(model, workspace)
 
 
 async def test_continue_false_overrides_another_hooks_block(model, workspace):
-    settings = workspace / ".lsp-agent" / "settings.json"
+    settings = workspace / ".lsp-agent" / "settings.local.json"
     settings.parent.mkdir()
     stop_now = """echo '{"continue": false, "stopReason": "enough"}'"""
     settings.write_text(json.dumps({"hooks": {"Stop": [

@@ -18,6 +18,7 @@ class CallResult:
     tool_use_id: str
     content: str
     is_error: bool
+    images: list[dict[str, Any]] = field(default_factory=list)  # image blocks, after the text
 
 
 @dataclass

@@ -252,7 +252,8 @@ class Agent:
         self.conversation.add_assistant(blocks)
         if results:
             self.conversation.add_tool_results(
-                [tool_result_block(r.tool_use_id, r.content, r.is_error) for r in results]
+                [tool_result_block(r.tool_use_id, r.content, r.is_error, r.images)
+                 for r in results]
             )
             # Memory files of folders the tools just entered follow the results.
             self.conversation.add_user_blocks(self.deps.context.after_tools(blocks))
@@ -360,46 +361,50 @@ class Agent:
         async def run(call: PendingCall) -> CallResult:
             started = time.time()
             emit(ev.ToolExecutionStarted(tool_use_id=call.tool_use_id, name=call.name))
-            content, is_error = await self._execute(call, emit)
+            content, is_error, images = await self._execute(call, emit)
             content = printable(content)  # bytes kept from non-UTF-8 files cannot go to JSON
             emit(ev.ToolResult(
                 tool_use_id=call.tool_use_id, name=call.name, content=content,
                 is_error=is_error, started_at=started, finished_at=time.time()))
-            return CallResult(call.tool_use_id, content, is_error)
+            return CallResult(call.tool_use_id, content, is_error, images)
 
         return run
 
-    async def _execute(self, call: PendingCall, emit: Emit) -> tuple[str, bool]:
+    async def _execute(self, call: PendingCall,
+                       emit: Emit) -> tuple[str, bool, list[dict[str, Any]]]:
         tool = self.deps.tools.get(call.name)
         if tool is None:
             names = ", ".join(self.deps.tools.names())
-            return f"No tool named {call.name!r}. Available tools: {names}", True
+            return f"No tool named {call.name!r}. Available tools: {names}", True, []
         try:
             args = tool.input_model.model_validate(call.input)
         except ValidationError as exc:
-            return f"Invalid input for {tool.name}: {_summarise_validation(exc)}", True
+            return f"Invalid input for {tool.name}: {_summarise_validation(exc)}", True, []
         ctx = self.deps.tool_context(call.tool_use_id)
         denial, args, notes = await self._check_permission(tool, args, ctx, call, emit)
         if denial is not None:
-            return denial, True
-        try:
+            return denial, True, []
+        output: str | ToolOutput
+        try:  # a failure is a result too: PostToolUseFailure hooks hear of it
             output = await asyncio.wait_for(tool.call(args, ctx), tool.time_limit)
         except ToolError as exc:
-            return str(exc), True
+            output = ToolOutput(str(exc), is_error=True)
         except TimeoutError:
-            return (f"{tool.name} did not finish within {tool.time_limit:g} s and was stopped; "
-                    "try a narrower request."), True
+            output = ToolOutput(f"{tool.name} did not finish within {tool.time_limit:g} s and "
+                                "was stopped; try a narrower request.", is_error=True)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             log.exception("tool %s failed", tool.name)
-            return f"{tool.name} failed unexpectedly: {type(exc).__name__}: {exc}", True
+            output = ToolOutput(f"{tool.name} failed unexpectedly: {type(exc).__name__}: {exc}",
+                                is_error=True)
         if self.deps.finalize is not None:
             output = await self.deps.finalize(tool, output, ctx)
         content, is_error = (output.content, output.is_error) if isinstance(output, ToolOutput) \
             else (output, False)
+        images = output.images if isinstance(output, ToolOutput) else []
         notes += await self.guard.after(tool, args, content, is_error)
-        return content + "".join(f"\n\n{note}" for note in notes), is_error
+        return content + "".join(f"\n\n{note}" for note in notes), is_error, images
 
     async def _check_permission(
         self, tool: Tool, args: BaseModel, ctx: ToolContext, call: PendingCall, emit: Emit

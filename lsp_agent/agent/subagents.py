@@ -26,6 +26,7 @@ from typing import Any, ClassVar, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from lsp_agent.agent.loop import Agent, AgentDeps
+from lsp_agent.agent.subagent_hooks import subagent_start, subagent_stop
 from lsp_agent.context.agents import READ_ONLY, AgentCatalog, AgentType
 from lsp_agent.context.conversation import ConversationObserver
 from lsp_agent.context.manager import ContextManager
@@ -277,8 +278,9 @@ class Child:
         if task is not None:
             running.add(task)
         try:
-            await self.agent.run_turn_into([{"type": "text", "text": self.args.prompt}],
-                                           self._forward)
+            prompt = [{"type": "text", "text": self.args.prompt},
+                      *await subagent_start(self.delegation.hooks, self.agent_id, self.type.name)]
+            await self.agent.run_turn_into(prompt, self._forward)
         finally:
             CURRENT_CHILD.reset(token)
             if task is not None:
@@ -291,6 +293,8 @@ class Child:
             rounds=ended.rounds, usd=self.agent.deps.context.turn_cost().turn.usd))
         if task is not None and task.cancelling():
             raise asyncio.CancelledError  # the parent's call was cancelled: it answers it
+        await subagent_stop(self.delegation.hooks, self.agent_id, self.type.name,
+                            ended.stop_reason)
         return self._result(ended)
 
     def _forward(self, event: ev.AgentEvent) -> None:

@@ -109,8 +109,11 @@ def _is_empty_text(block: Block) -> bool:
     return block.get("type") == "text" and not block.get("text")
 
 
-def tool_result_block(tool_use_id: str, content: str, is_error: bool) -> Block:
-    block: Block = {"type": "tool_result", "tool_use_id": tool_use_id, "content": content}
+def tool_result_block(tool_use_id: str, content: str, is_error: bool,
+                      images: list[Block] | None = None) -> Block:
+    """A tool result; with ``images``, its content is the text block then the image blocks."""
+    body: Any = [{"type": "text", "text": content}, *images] if images else content
+    block: Block = {"type": "tool_result", "tool_use_id": tool_use_id, "content": body}
     if is_error:
         block["is_error"] = True
     return block

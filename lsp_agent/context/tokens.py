@@ -23,8 +23,22 @@ def estimate_text(text: str) -> int:
     return (len(text) + 3) // 4
 
 
+IMAGE_TOKENS = 1_600  # an image costs its pixels (about 1,600 tokens at most), not its base64
+
+
+def _sized(value: Any) -> Any:
+    """Image blocks (also inside a tool result) as a stand-in of an image's token cost."""
+    if isinstance(value, dict):
+        if value.get("type") == "image":
+            return {"type": "image", "stand_in": "x" * (IMAGE_TOKENS * 4)}
+        if value.get("type") == "tool_result" and isinstance(value.get("content"), list):
+            return {**value, "content": [_sized(b) for b in value["content"]]}
+    return value
+
+
 def _canonical(value: Any) -> str:
     """A segment's JSON; ``cache_control`` markers are not part of the prompt."""
+    value = _sized(value)
     if isinstance(value, dict) and "cache_control" in value:
         value = {k: v for k, v in value.items() if k != "cache_control"}
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

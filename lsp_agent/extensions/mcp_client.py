@@ -58,6 +58,9 @@ class McpServer:
         self._stop = asyncio.Event()
         self._lost = asyncio.Event()
         self._ready = asyncio.Event()  # set when connected or given up
+        # Set by a list_changed notification of a server on an older protocol version.
+        self._lists_changed = asyncio.Event()
+        self._relisting = asyncio.Lock()
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -189,7 +192,8 @@ class McpServer:
         with self._open_log() as errlog:
             async with contextlib.AsyncExitStack() as stack:
                 async with asyncio.timeout(startup_timeout()):  # the handshake included
-                    client = await stack.enter_async_context(Client(self._transport(errlog)))
+                    client = await stack.enter_async_context(Client(
+                        self._transport(errlog), message_handler=self._on_message))
                     tools = await _list_tools(client)
                     self.prompts = await _list_prompts(client)
                 self._client = client
@@ -199,12 +203,13 @@ class McpServer:
                 stop = asyncio.ensure_future(self._stop.wait())
                 lost = asyncio.ensure_future(self._lost.wait())
                 watch = asyncio.ensure_future(self._watch_lists(client))
+                notices = asyncio.ensure_future(self._refresh_on_notice(client))
                 try:
                     await asyncio.wait({stop, lost}, return_when=asyncio.FIRST_COMPLETED)
                 finally:
-                    for waiter in (stop, lost, watch):
+                    for waiter in (stop, lost, watch, notices):
                         waiter.cancel()
-                    await asyncio.gather(watch, return_exceptions=True)
+                    await asyncio.gather(watch, notices, return_exceptions=True)
                     self._client = None
 
     async def _watch_lists(self, client: Any) -> None:
@@ -213,13 +218,39 @@ class McpServer:
         try:
             async with client.listen(tools_list_changed=True, prompts_list_changed=True) as sub:
                 async for _event in sub:
-                    self.tools = await _list_tools(client)
-                    self.prompts = await _list_prompts(client)
-                    self._on_change(self)
+                    await self._relist(client)
         except asyncio.CancelledError:
             raise
         except Exception:  # not supported, or the stream dropped: the tools stay as listed
             log.debug("MCP server %s: no list-changed stream", self.spec.name, exc_info=True)
+
+    async def _on_message(self, message: Any) -> None:
+        """Servers on protocol versions before 2026-07-28 send list_changed as plain
+        notifications: the refresh runs in its own task (not in the receive loop, which
+        must go on reading the answer to the list request)."""
+        from mcp.types import PromptListChangedNotification, ToolListChangedNotification
+
+        if isinstance(message, ToolListChangedNotification | PromptListChangedNotification):
+            self._lists_changed.set()
+
+    async def _refresh_on_notice(self, client: Any) -> None:
+        while True:
+            await self._lists_changed.wait()
+            self._lists_changed.clear()
+            try:
+                await asyncio.wait_for(self._relist(client), startup_timeout())
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the tools stay as listed; a lost connection restarts anyway
+                log.debug("MCP server %s: relisting failed", self.spec.name, exc_info=True)
+
+    async def _relist(self, client: Any) -> None:
+        """Fresh lists (the client's response cache may still hold the old ones), one
+        refresh at a time so that an older answer never lands after a newer one."""
+        async with self._relisting:
+            self.tools = await _list_tools(client, "refresh")
+            self.prompts = await _list_prompts(client, "refresh")
+            self._on_change(self)
 
     def _transport(self, errlog: IO[str]) -> Any:
         spec = self.spec
@@ -268,22 +299,23 @@ class McpServer:
         self._on_change(self)
 
 
-async def _list_tools(client: Any) -> list[Any]:
-    result = await client.list_tools()
+async def _list_tools(client: Any, cache_mode: str = "use") -> list[Any]:
+    result = await client.list_tools(cache_mode=cache_mode)
     tools = list(result.tools)
     cursor = getattr(result, "next_cursor", None)
     while cursor and len(tools) < MAX_TOOLS_PER_SERVER:
-        result = await client.list_tools(cursor=cursor)
+        result = await client.list_tools(cursor=cursor, cache_mode=cache_mode)
         tools += result.tools
         cursor = getattr(result, "next_cursor", None)
     return tools[:MAX_TOOLS_PER_SERVER]
 
 
-async def _list_prompts(client: Any) -> list[Any]:
+async def _list_prompts(client: Any, cache_mode: str = "use") -> list[Any]:
     if getattr(client.server_capabilities, "prompts", None) is None:
         return []
     try:
-        return list((await client.list_prompts()).prompts)[:MAX_TOOLS_PER_SERVER]
+        prompts = (await client.list_prompts(cache_mode=cache_mode)).prompts
+        return list(prompts)[:MAX_TOOLS_PER_SERVER]
     except Exception:  # prompts are optional: a server that fails them still serves tools
         log.debug("listing prompts failed", exc_info=True)
         return []

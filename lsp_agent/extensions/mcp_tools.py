@@ -23,6 +23,11 @@ PREFIX = "mcp__"
 # around); the usual cap then keeps a preview in the conversation and the rest on disk.
 MAX_RAW_RESULT_CHARS = 2_000_000
 MAX_DESCRIPTION_CHARS = 2_000
+# Images go to the model as image blocks, as the Messages API takes them: these types, at
+# most this size each (the API's limit) and this many per result; others are described.
+IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+MAX_IMAGE_BYTES = 5 * 1024 * 1024
+MAX_IMAGES = 8
 
 
 def default_call_timeout() -> float:
@@ -58,7 +63,10 @@ class McpTool(Tool):
         text = (remote.description or remote.title or "").strip()
         self.description = (text[:MAX_DESCRIPTION_CHARS] or  # type: ignore[misc]
                             f"Tool {remote.name} of the MCP server {server.spec.name}.")
-        schema = dict(remote.input_schema or {"type": "object"})
+        # Keys sorted: a server that lists the same schema in another order must not change
+        # the request's bytes (the prompt cache starts with the tools).
+        schema = json.loads(json.dumps(remote.input_schema or {"type": "object"},
+                                       sort_keys=True))
         schema.pop("title", None)
         schema.setdefault("type", "object")
         self._schema = {"name": self.name, "description": self.description,
@@ -81,17 +89,38 @@ class McpTool(Tool):
         arguments = args.model_dump()
         result = await self.server.call_tool(self.remote_name, arguments,
                                              self.time_limit or default_call_timeout())
-        return ToolOutput(content=result_text(result), is_error=bool(result.is_error))
+        images = result_images(result)
+        return ToolOutput(content=result_text(result, len(images)),
+                          is_error=bool(result.is_error), images=images)
 
 
-def result_text(result: Any) -> str:
-    """An MCP tool result as text for the model: text blocks as they are, images and audio
+def result_images(result: Any) -> list[dict[str, Any]]:
+    """The result's images the model can see, as Messages-API image blocks (base64)."""
+    images: list[dict[str, Any]] = []
+    for block in result.content or []:
+        if _sendable_image(block) and len(images) < MAX_IMAGES:
+            images.append({"type": "image", "source": {
+                "type": "base64", "media_type": block.mime_type, "data": block.data}})
+    return images
+
+
+def _sendable_image(block: Any) -> bool:
+    return (getattr(block, "type", None) == "image" and block.mime_type in IMAGE_TYPES
+            and isinstance(block.data, str) and len(block.data) * 3 // 4 <= MAX_IMAGE_BYTES)
+
+
+def result_text(result: Any, attached: int = 0) -> str:
+    """An MCP tool result as text for the model: text blocks as they are, the first
+    ``attached`` sendable images named (they follow as image blocks), other images and audio
     described (their bytes are not sent), embedded resources with their URI, structured
     content as JSON when no text block carries it."""
     parts: list[str] = []
     size = 0
     for block in result.content or []:
         text = _block_text(block)
+        if attached and _sendable_image(block):
+            attached -= 1
+            text = text.replace(": not shown]", ": attached below]")
         parts.append(text)
         size += len(text)
         if size > MAX_RAW_RESULT_CHARS:

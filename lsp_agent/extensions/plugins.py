@@ -1,6 +1,8 @@
 """Plugins: a folder with ``.claude-plugin/plugin.json`` bundling ``commands/``, ``skills/``,
 ``agents/``, ``hooks/hooks.json`` and ``.mcp.json``; its commands and skills are named
-``<plugin>:<name>``. ``${CLAUDE_PLUGIN_ROOT}`` in its MCP definitions is the plugin's folder.
+``<plugin>:<name>``, and so are its custom agents. ``${CLAUDE_PLUGIN_ROOT}`` in its MCP
+definitions and hooks is the plugin's folder. Its hooks run like the user's own (the plugin is
+enabled by the user), after those of the settings files.
 
 Where plugins come from: folders under ``$XDG_CONFIG_HOME/lsp-agent/plugins/`` and
 ``.lsp-agent/plugins/`` (a plugin there loads only when ``enabledPlugins`` names it as
@@ -32,6 +34,8 @@ class Plugin:
     version: str | None = None
     description: str | None = None
     mcp_servers: dict[str, Any] = field(default_factory=dict)
+    hooks: dict[str, Any] = field(default_factory=dict)  # {event: [matchers]}, root expanded
+    agent_dirs: list[Path] = field(default_factory=list)
 
 
 def plugin_roots(workspace: Path) -> list[Path]:
@@ -99,11 +103,48 @@ def read_plugin(folder: Path, warnings: list[str]) -> Plugin | None:
         if not isinstance(name, str) or not _PLUGIN_NAME.match(name):
             raise ValueError(f"'name' must be kebab-case (a-z, 0-9, '-'), got {name!r}")
         mcp = _plugin_mcp(folder, data)
+        hooks = _plugin_hooks(folder, data)
+        agent_dirs = _plugin_paths(folder, data.get("agents"), "agents")
     except (OSError, ValueError) as exc:
         warnings.append(f"{manifest}: invalid plugin manifest ({exc}); plugin skipped")
         return None
     return Plugin(name=name, root=folder, version=_text(data.get("version")),
-                  description=_text(data.get("description")), mcp_servers=mcp)
+                  description=_text(data.get("description")), mcp_servers=mcp, hooks=hooks,
+                  agent_dirs=agent_dirs)
+
+
+def _with_root(value: Any, folder: Path) -> Any:
+    """``value`` with ``${CLAUDE_PLUGIN_ROOT}`` replaced by the plugin's folder everywhere."""
+    text = json.dumps(value).replace("${CLAUDE_PLUGIN_ROOT}", json.dumps(str(folder))[1:-1])
+    return json.loads(text)
+
+
+def _plugin_paths(folder: Path, declared: Any, default: str) -> list[Path]:
+    """Folders named by the manifest (a path or a list of paths), else the default one."""
+    if declared is None:
+        return [folder / default] if (folder / default).is_dir() else []
+    items = [declared] if isinstance(declared, str) else declared
+    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+        raise ValueError(f"{default!r} must be a path or a list of paths")
+    return [folder / _with_root(i, folder) for i in items]
+
+
+def _plugin_hooks(folder: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    """``hooks`` of the manifest (an object or a path), else ``hooks/hooks.json``: the
+    ``{event: [...]}`` object, with the plugin root expanded."""
+    declared = manifest.get("hooks")
+    if isinstance(declared, str):
+        declared = json.loads((folder / _with_root(declared, folder)).read_text(encoding="utf-8"))
+    elif declared is None and (folder / "hooks" / "hooks.json").is_file():
+        declared = json.loads((folder / "hooks" / "hooks.json").read_text(encoding="utf-8"))
+    if declared is None:
+        return {}
+    if not isinstance(declared, dict):
+        raise ValueError("'hooks' must be an object or a path to hooks.json")
+    hooks = declared.get("hooks", declared)  # hooks.json wraps them (with a description)
+    if not isinstance(hooks, dict):
+        raise ValueError("the plugin's 'hooks' must be an object of events")
+    return _with_root(hooks, folder)
 
 
 def _plugin_mcp(folder: Path, manifest: dict[str, Any]) -> dict[str, Any]:
@@ -118,9 +159,7 @@ def _plugin_mcp(folder: Path, manifest: dict[str, Any]) -> dict[str, Any]:
         return {}
     if not isinstance(servers, dict):
         raise ValueError("'mcpServers' must be an object or a path")
-    text = json.dumps(servers).replace("${CLAUDE_PLUGIN_ROOT}",
-                                       json.dumps(str(folder))[1:-1])
-    return {f"{manifest['name']}_{k}": v for k, v in json.loads(text).items()}
+    return {f"{manifest['name']}_{k}": v for k, v in _with_root(servers, folder).items()}
 
 
 def _text(value: Any) -> str | None:

@@ -15,6 +15,13 @@ from lsp_agent.extensions.commands import CustomCommand, load_commands
 from lsp_agent.extensions.mcp_config import load_mcp_config
 from lsp_agent.extensions.mcp_hub import McpHub
 from lsp_agent.extensions.mcp_tools import McpTool
+from lsp_agent.extensions.output_styles import (
+    DEFAULT,
+    OutputStyle,
+    configured_style,
+    load_styles,
+    style_block,
+)
 from lsp_agent.extensions.plugins import Plugin, load_plugins
 from lsp_agent.extensions.skills import (
     Skill,
@@ -25,6 +32,7 @@ from lsp_agent.extensions.skills import (
     user_dirs,
 )
 from lsp_agent.permissions.policy import PermissionGate
+from lsp_agent.permissions.restriction import Restriction
 from lsp_agent.permissions.rules import Rule, RuleError
 from lsp_agent.tools.tool_search import SessionTools
 from lsp_agent.types.permissions import Asker
@@ -72,12 +80,41 @@ class SessionExtensions:
                     [(f"plugin:{plugin.name}", plugin.root / "commands")], self.warnings,
                     f"{plugin.name}:").items():
                 self.commands.setdefault(name, command)
-        skill_tool = SkillTool(self.skills, self.grant)
+        self.styles: dict[str, OutputStyle] = load_styles(
+            [("user", d) for d in user_dirs("output-styles")]
+            + [("project", d) for d in project_dirs(workspace, "output-styles")]
+            + [(f"plugin:{p.name}", p.root / "output-styles") for p in self.plugins],
+            self.warnings)
+        self.output_style: OutputStyle | None = None
+        wanted = configured_style(workspace, options)
+        if wanted and wanted != DEFAULT:
+            try:
+                self.set_output_style(wanted)
+            except KeyError:
+                self.warnings.append(f"outputStyle {wanted!r}: no such output style; "
+                                     f"using the default")
+        # (get, set) of the session's model, bound by the session (sessions/extensions.py).
+        self.model_access: tuple[Callable[[], str], Callable[[str], Any]] | None = None
+        self._model_before: str | None = None
+        skill_tool = SkillTool(self.skills, self.grant, self.use_model)
         if skill_tool.skills:
             tools.set_group("skills", [skill_tool], defer=False)
         for warning in self.warnings:
             log.warning("%s", warning)
         self._start_if_running()
+
+    # -- output style --------------------------------------------------------------------
+
+    def set_output_style(self, name: str) -> OutputStyle | None:
+        """Choose a style by name (``default``: none). Raises KeyError for an unknown one."""
+        if name == DEFAULT:
+            self.output_style = None
+            return None
+        self.output_style = self.styles[name]
+        return self.output_style
+
+    def style_blocks(self) -> list[dict[str, Any]]:
+        return [style_block(self.output_style)] if self.output_style is not None else []
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -118,9 +155,26 @@ class SessionExtensions:
         self._gate.session_rules.update(fresh)
         self._granted.update(fresh)
 
+    def use_model(self, model: str | None) -> None:
+        """A skill's ``model`` until the turn ends (``inherit`` or none: unchanged)."""
+        if not model or model == "inherit" or self.model_access is None:
+            return
+        get, set_ = self.model_access
+        if self._model_before is None:
+            self._model_before = get()
+        set_(model)
+
+    def restrict(self, label: str, rules: list[str]) -> None:
+        """Until the turn ends, calls that change something must match ``rules``."""
+        self._gate.restriction = Restriction.parse(label, rules, self.workspace)
+
     def end_turn(self) -> None:
         self._gate.session_rules.difference_update(self._granted)
         self._granted.clear()
+        self._gate.restriction = None
+        if self._model_before is not None and self.model_access is not None:
+            self.model_access[1](self._model_before)  # the skill's model was for its turn
+            self._model_before = None
 
     async def close(self) -> None:
         await self.mcp.close()

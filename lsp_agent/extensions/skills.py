@@ -183,9 +183,11 @@ class SkillTool(Tool):
     max_result_chars = 60_000
 
     def __init__(self, skills: dict[str, Skill],
-                 grant: Callable[[list[str], str, bool], None]):
+                 grant: Callable[[list[str], str, bool], None],
+                 use_model: Callable[[str | None], None] = lambda _m: None):
         self.skills = {n: s for n, s in skills.items() if s.model_invocable}
         self._grant = grant
+        self._use_model = use_model  # the skill's ``model`` for the rest of the turn
         listing = "\n".join(f"- {s.name}: {s.description}" for s in self.skills.values())
         self.description = (  # type: ignore[misc]
             "Load a skill: instructions for a kind of task, with files it may refer to. When "
@@ -205,4 +207,5 @@ class SkillTool(Tool):
             raise ToolError(f"Cannot read {skill.file}: {exc}") from None
         if skill.allowed_tools:
             self._grant(skill.allowed_tools, skill.source, False)  # the model invoked it
+        self._use_model(skill.model)
         return text

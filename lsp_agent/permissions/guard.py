@@ -57,17 +57,20 @@ class ToolGuard:
         return Screened(verdict, args, path, changed, notes)
 
     async def after(self, tool: Tool, args: BaseModel, content: str, is_error: bool) -> list[str]:
-        """PostToolUse hooks: notes to append to the result the model sees."""
-        if self.hooks is None or not self.hooks.has("PostToolUse"):
+        """PostToolUse hooks (PostToolUseFailure when the call failed): notes to append to
+        the result the model sees."""
+        event = "PostToolUseFailure" if is_error else "PostToolUse"
+        if self.hooks is None or not self.hooks.has(event):
             return []
         tool_input = args.model_dump(exclude_none=True)
-        outcome = await self.hooks.run("PostToolUse", {
+        outcome = await self.hooks.run(event, {
             "tool_name": tool.name, "tool_input": tool_input,
-            "tool_response": {"content": content[:MAX_INPUT_FIELD], "is_error": is_error},
+            **({"error": content[:MAX_INPUT_FIELD], "is_interrupt": False} if is_error else
+               {"tool_response": {"content": content[:MAX_INPUT_FIELD], "is_error": False}}),
             "permission_mode": self.gate.mode}, tool.name, tool_input, tool.subject(args))
-        notes = [f"PostToolUse hook: {c}" for c in outcome.context]
+        notes = [f"{event} hook: {c}" for c in outcome.context]
         if outcome.decision == "block":
-            notes.append(f"PostToolUse hook: {outcome.reason}")
+            notes.append(f"{event} hook: {outcome.reason}")
         return notes
 
     async def _pre_tool_hooks(self, tool: Tool, args: BaseModel,

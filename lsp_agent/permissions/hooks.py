@@ -9,6 +9,9 @@ The configuration shape is Claude Code's::
 permission rule such as ``Bash(git push:*)`` or ``Edit(src/**)``. The hook gets the event as
 JSON on stdin. Exit code 2 blocks (its stderr goes to the model); other non-zero codes are
 reported and ignored; on exit 0 a JSON object on stdout may decide (see ``HookOutcome``).
+Besides ``command``, hooks of type ``http`` (POST the input to a URL) and ``prompt`` (a small
+model judges) run through lsp_agent/permissions/hook_kinds.py; their answers are read like a
+command's stdout.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import logging
 import os
 import re
 import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +34,12 @@ from lsp_agent.procs.lifetime import guarded
 from lsp_agent.types.permissions import Subject
 
 log = logging.getLogger(__name__)
-EVENTS = ("PreToolUse", "PostToolUse", "UserPromptSubmit", "Stop", "SessionStart", "PreCompact")
+EVENTS = ("PreToolUse", "PostToolUse", "PostToolUseFailure", "UserPromptSubmit", "Stop",
+          "SessionStart", "SessionEnd", "PreCompact", "Notification", "SubagentStart",
+          "SubagentStop")
+HOOK_TYPES = ("command", "http", "prompt")
+# Events whose plain stdout (or additionalContext) is context for the model.
+CONTEXT_EVENTS = frozenset({"UserPromptSubmit", "SessionStart", "PreCompact", "SubagentStart"})
 DEFAULT_TIMEOUT = 60.0
 MAX_TIMEOUT = 600.0
 MAX_OUTPUT = 64_000  # bytes kept of a hook's stdout and stderr each
@@ -39,9 +48,24 @@ MAX_INPUT_FIELD = 100_000  # characters of a tool result passed to PostToolUse
 
 @dataclass
 class HookCommand:
-    command: str
+    """One hook of any type (the name predates the other types)."""
+
+    command: str  # the command line (command), the URL (http) or the prompt (prompt)
     timeout: float
     source: str
+    kind: str = "command"  # command, http, prompt
+    headers: dict[str, str] = field(default_factory=dict)  # http
+    allowed_env_vars: tuple[str, ...] = ()  # http: the only ${VAR}s expanded in headers
+    model: str | None = None  # prompt: the model that judges (default: the small model)
+    condition: str | None = None  # ``if``: a permission rule the tool call must match
+    once: bool = False  # run once per session, then never again
+    status_message: str | None = None
+
+    @property
+    def shown(self) -> str:
+        """What the user is told the hook does (never its headers: they may hold secrets)."""
+        text = self.command if len(self.command) <= 200 else self.command[:200] + "..."
+        return {"http": f"POST {text}", "prompt": f"ask a model: {text}"}.get(self.kind, text)
 
 
 @dataclass
@@ -132,16 +156,43 @@ def _matcher(entry: Any, source: str, event: str, warnings: list[str]) -> Matche
         return None
     commands = []
     for hook in entry["hooks"]:
-        if not isinstance(hook, dict) or hook.get("type", "command") != "command" \
-                or not isinstance(hook.get("command"), str):
-            warnings.append(f"{source}: hooks.{event}: only {{'type': 'command', 'command': "
-                            "...}} hooks are supported; one ignored")
-            continue
-        timeout = hook.get("timeout", DEFAULT_TIMEOUT)
-        if not isinstance(timeout, int | float) or timeout <= 0:
-            timeout = DEFAULT_TIMEOUT
-        commands.append(HookCommand(hook["command"], min(float(timeout), MAX_TIMEOUT), source))
+        parsed = _hook(hook, source)
+        if isinstance(parsed, str):
+            warnings.append(f"{source}: hooks.{event}: {parsed}; one ignored")
+        else:
+            commands.append(parsed)
     return Matcher(str(entry.get("matcher") or ""), commands)
+
+
+# The field that carries each type's main value.
+_MAIN_FIELD = {"command": "command", "http": "url", "prompt": "prompt"}
+
+
+def _hook(hook: Any, source: str) -> HookCommand | str:
+    """One hook entry, or why it is ignored."""
+    kind = hook.get("type", "command") if isinstance(hook, dict) else None
+    if kind not in _MAIN_FIELD:
+        return f"hook type {kind!r} is not supported (only {', '.join(HOOK_TYPES)})"
+    main = hook.get(_MAIN_FIELD[kind])
+    if not isinstance(main, str) or not main.strip():
+        return f"a {kind} hook needs a string {_MAIN_FIELD[kind]!r}"
+    if kind == "http" and not re.match(r"https?://", main):
+        return f"an http hook's url must start with http:// or https:// ({main[:100]!r})"
+    timeout = hook.get("timeout", DEFAULT_TIMEOUT)
+    if not isinstance(timeout, int | float) or timeout <= 0:
+        timeout = DEFAULT_TIMEOUT
+    headers = hook.get("headers") if isinstance(hook.get("headers"), dict) else {}
+    allowed = hook.get("allowedEnvVars") if isinstance(hook.get("allowedEnvVars"), list) else []
+    condition = hook.get("if")
+    return HookCommand(
+        main, min(float(timeout), MAX_TIMEOUT), source, kind,
+        headers={str(k): str(v) for k, v in headers.items()},
+        allowed_env_vars=tuple(str(v) for v in allowed),
+        model=hook.get("model") if isinstance(hook.get("model"), str) else None,
+        condition=condition if isinstance(condition, str) and condition.strip() else None,
+        once=hook.get("once") is True,
+        status_message=hook.get("statusMessage") if isinstance(
+            hook.get("statusMessage"), str) else None)
 
 
 class Hooks:
@@ -149,9 +200,18 @@ class Hooks:
                  env_policy: EnvPolicy | None = None):
         self.table, self.workspace, self.session_id = table, workspace, session_id
         self.env_policy = env_policy  # the settings' hideEnv/passEnv
+        # prompt hooks: (prompt, model or None) -> the model's answer text. Set by
+        # the session (lsp_agent/agent/hook_judge.py); without it prompt hooks are skipped.
+        self.judge: Judge | None = None
+        self._done_once: set[int] = set()  # ids of ``once`` hooks that ran
 
     def has(self, event: str) -> bool:
         return bool(self.table.get(event))
+
+    def add(self, table: dict[str, list[Matcher]]) -> None:
+        """More hooks (approved project hooks, plugins' hooks), after those already here."""
+        for event, matchers in table.items():
+            self.table.setdefault(event, []).extend(matchers)
 
     async def run(self, event: str, payload: dict[str, Any], tool: str | None = None,
                   tool_input: dict[str, Any] | None = None,
@@ -163,10 +223,32 @@ class Hooks:
             if not matcher.matches(tool, tool_input or {}, self.workspace, subject):
                 continue
             for command in matcher.commands:
+                if not self._due(command, tool, tool_input, subject):
+                    continue
                 outcome.merge(await self._run_one(event, command, data))
         return outcome
 
+    def _due(self, hook: HookCommand, tool: str | None, tool_input: dict[str, Any] | None,
+             subject: Subject | None) -> bool:
+        """The ``once`` and ``if`` filters (``if``: a permission rule, for tool events)."""
+        if hook.once and id(hook) in self._done_once:
+            return False
+        if hook.condition is not None and tool is not None and not Matcher(
+                hook.condition, []).matches(tool, tool_input or {}, self.workspace, subject):
+            return False
+        if hook.once:
+            self._done_once.add(id(hook))
+        return True
+
     async def _run_one(self, event: str, hook: HookCommand, data: dict[str, Any]) -> HookOutcome:
+        if hook.status_message:
+            log.info("hook %s: %s", event, hook.status_message)
+        if hook.kind != "command":
+            from lsp_agent.permissions.hook_kinds import run_http, run_prompt
+
+            if hook.kind == "http":
+                return await run_http(event, hook, data)
+            return await run_prompt(event, hook, data, self.judge)
         try:
             code, out, err = await run_bounded(hook.command, json.dumps(data), self.workspace,
                                                hook.timeout, self.env_policy)
@@ -185,11 +267,14 @@ class Hooks:
         return interpret_stdout(event, out)
 
 
+Judge = Callable[[str, "str | None"], Awaitable[str]]
+
+
 def interpret_stdout(event: str, stdout: str) -> HookOutcome:
     text = stdout.strip()
     if not text.startswith("{"):
         # Plain stdout of prompt and session hooks is context for the model.
-        if text and event in {"UserPromptSubmit", "SessionStart", "PreCompact"}:
+        if text and event in CONTEXT_EVENTS:
             return HookOutcome(context=[text])
         return HookOutcome()
     try:

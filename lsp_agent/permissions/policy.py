@@ -20,6 +20,7 @@ from typing import Any, Literal, Protocol
 
 from lsp_agent.permissions import paths, shell_safety
 from lsp_agent.permissions.hooks import HookOutcome
+from lsp_agent.permissions.restriction import Restriction
 from lsp_agent.permissions.rules import Rule
 from lsp_agent.permissions.secrets import FileRules, file_rules
 from lsp_agent.permissions.settings import (
@@ -76,6 +77,7 @@ class PermissionGate:
     readable_outside: list[Path] = field(default_factory=list)
     session_rules: set[str] = field(default_factory=set)
     settings: Settings = field(default_factory=Settings)
+    restriction: Restriction | None = None  # a turn limited to some tools (/commit)
 
     @property
     def file_rules(self) -> FileRules:
@@ -93,6 +95,8 @@ class PermissionGate:
                            "read-only tools may run; describe the change in your plan instead.")
         if denied := self._denied_by_rule(tool.name, subject, resolved_path):
             return denied
+        if self.restriction and (outside := self.restriction.refusal(tool.name, subject)):
+            return Verdict("deny", outside, "rule")
         judged = self._judge(tool.name, subject, resolved_path)
         if judged.refused:
             return Verdict("deny", f"refused in every mode: {judged.refused}", "safety")

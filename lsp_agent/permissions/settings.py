@@ -47,6 +47,7 @@ class Settings:
     protected_files: list[str] = field(default_factory=list)  # ... and to the protected table
     sandbox: dict[str, Any] = field(default_factory=dict)
     hooks: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (source, config)
+    approved_hooks: list[str] = field(default_factory=list)  # project hooks' fingerprints
     warnings: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
 
@@ -158,6 +159,9 @@ def merge(sources: list[Source], workspace: Path) -> Settings:
         hooks = source.data.get("hooks")
         if isinstance(hooks, dict):
             out.hooks.append((label, hooks))
+        if source.name != "project":  # a repository cannot approve its own hooks
+            out.approved_hooks += _strings(source.data.get("approvedProjectHooks"),
+                                           f"{label}: approvedProjectHooks", out.warnings)
     return out
 
 

@@ -46,6 +46,7 @@ class Builtin:
     # A prompt built-in: the handler's text goes to the model, with these rules pre-approved.
     to_model: bool = False
     allowed_tools: tuple[str, ...] = ()
+    only_tools: tuple[str, ...] = ()  # while it runs, nothing else may change anything
 
 
 def parse(text: str) -> tuple[str, str] | None:
@@ -103,6 +104,8 @@ async def run_command(session: Session, name: str, args: str, text: str,
                            error=True)
         if builtin.to_model:
             session.extensions.grant(list(builtin.allowed_tools))
+            if builtin.only_tools:
+                session.extensions.restrict(f"/{name}", list(builtin.only_tools))
             return await _to_model(session, output, context)
         return _answer(session, text, output)
     exts = session.extensions
@@ -110,6 +113,7 @@ async def run_command(session: Session, name: str, args: str, text: str,
     if skill is not None and skill.user_invocable:
         if skill.allowed_tools:
             exts.grant(skill.allowed_tools, skill.source, True)
+        exts.use_model(skill.model)
         body = await asyncio.to_thread(render_skill, skill, args)
         return await _to_model(session, body, context)
     mcp_prompt = _mcp_prompt(session, name)
@@ -335,6 +339,27 @@ async def _init(session: Session, args: str) -> str:
             + (f"\nAlso: {args}" if args else ""))
 
 
+async def _output_style(session: Session, args: str) -> str:
+    ext = session.extensions
+    if args:
+        try:
+            style = ext.set_output_style(args.strip())
+        except KeyError:
+            raise ValueError(f"unknown output style {args!r}; one of default, "
+                             + ", ".join(sorted(ext.styles))) from None
+        session._system_cache = None  # the next request carries the new style
+        return f"Output style set to {style.name if style else 'default'}."
+    current = ext.output_style.name if ext.output_style else "default"
+    lines = [f"Output style: {current}. Styles: default (the built-in behaviour)"]
+    lines += [f"  {s.name}: {s.description or '(no description)'} [{s.source}]"
+              for s in sorted(ext.styles.values(), key=lambda s: s.name)]
+    return "\n".join(lines) + "\nUse /output-style <name> to change it."
+
+
+# /commit may run only these (the safety protocol; reading stays possible).
+COMMIT_TOOLS = ("Bash(git add:*)", "Bash(git status:*)", "Bash(git commit:*)",
+                "Bash(git diff:*)", "Bash(git log:*)")
+
 BUILTINS: dict[str, Builtin] = {
     "help": Builtin("List the commands of this session", _help),
     "clear": Builtin("Start the conversation afresh", _clear),
@@ -343,6 +368,7 @@ BUILTINS: dict[str, Builtin] = {
     "cost": Builtin("Show the session's token use and cost", _cost),
     "model": Builtin("Show or set the model", _model, "[model]"),
     "mode": Builtin("Show or set the permission mode", _mode, "[mode]"),
+    "output-style": Builtin("Show or set the output style", _output_style, "[style]"),
     "mcp": Builtin("Show the MCP servers and their state", _mcp, "[restart <server>]"),
     "memory": Builtin("Show the memory files the agent reads", _memory),
     "doctor": Builtin("Check the endpoint, key, sandbox, settings and MCP servers", _doctor),
@@ -350,7 +376,8 @@ BUILTINS: dict[str, Builtin] = {
                       allowed_tools=("Bash(git status)", "Bash(git diff:*)")),
     "commit": Builtin("Commit the changes (never amends, never skips hooks, no secrets)",
                       _commit, "[message hint]", to_model=True,
-                      allowed_tools=("Bash(git status)", "Bash(git diff:*)")),
+                      allowed_tools=("Bash(git status)", "Bash(git diff:*)"),
+                      only_tools=COMMIT_TOOLS),
     "init": Builtin("Propose an AGENTS.md for this project", _init, "[notes]",
                     to_model=True),
 }

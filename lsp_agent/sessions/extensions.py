@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from lsp_agent.extensions.plugin_parts import plugin_agents, plugin_hooks
 from lsp_agent.extensions.session_ext import SessionExtensions
 
 if TYPE_CHECKING:
@@ -19,4 +20,10 @@ def session_extensions(session: Session) -> SessionExtensions:
         session_id=session.id, options=config.safety_options,
         plugin_dirs=list(getattr(config, "plugin_dirs", None) or []))
     session.safety.warnings.extend(extensions.warnings)
+    extensions.model_access = (lambda: session.agent.model, session.set_model)
+    # Plugins' hooks and custom agents join the session's (lower precedence than its own).
+    session.safety.hooks.add(plugin_hooks(extensions.plugins, session.safety.warnings))
+    catalog = session.delegation.catalog
+    for agent in plugin_agents(extensions.plugins, session.tools.names(), catalog.warnings):
+        catalog.types.setdefault(agent.name, agent)
     return extensions

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lsp_agent.agent.hook_judge import HookJudge
 from lsp_agent.agent.loop import Agent, AgentDeps
 from lsp_agent.agent.subagents import AgentTool, Delegation, label_event
 from lsp_agent.context.agents import load_catalog
@@ -126,6 +127,8 @@ class Session:
         self.safety = SessionSafety.build(config.workspace, config.mode, [self.results_dir],
                                           config.safety_options, self.id)
         self.gate = self.safety.gate
+        asker = self.safety.asker = self.safety.notifying(asker)  # Notification hooks
+        self.safety.hooks.judge = HookJudge(model)  # prompt hooks' small model
         self.documents = documents
         self.applier = applier
         self.diagnostics = diagnostics
@@ -192,6 +195,8 @@ class Session:
         self._seq += 1
         event.session_id = self.id
         label_event(event)  # emitted while a subagent runs (its proposals): name the child
+        if isinstance(event, ev.CompactBoundary) and event.agent_id is None:
+            self.safety.start_source = "compact"  # SessionStart hooks run again, as compact
         event.seq = self._seq
         try:  # the transcript, then the client: a broken consumer must not break the turn
             if self.recorder is not None:
@@ -240,6 +245,7 @@ class Session:
         self._turn = commands.begin_turn(self, text, context) or \
             asyncio.create_task(self._run(blocks, text, context))
         commands.end_turn(self, self._turn)
+        self._turn.add_done_callback(lambda _: self.safety.arm_idle())
         return self._turn
 
     async def prompt(self, text: str, context: EditorContext | None = None) -> ev.TurnEnded:
@@ -385,6 +391,7 @@ class Session:
                     self._system_cache.append(memory_layer(self.auto_memory))
                 except (OSError, MemoryRefused) as exc:
                     log.warning("auto memory of %s is not loaded: %s", self.workspace, exc)
+            self._system_cache += self.extensions.style_blocks()  # a style goes after memory
         return self._system_cache
 
     def _child_context(self) -> ContextManager:
@@ -448,6 +455,7 @@ class Session:
             if not entry.get("error") and isinstance(entry.get("callKey"), str):
                 self.agent.auto.restore(entry["callKey"], str(entry.get("decision")),
                                         str(entry.get("reason", "")))
+        self.safety.start_source = "resume"
 
     def restore_conversation(self, messages: list[dict[str, Any]],
                              todos: list[dict[str, Any]]) -> None:
@@ -460,6 +468,7 @@ class Session:
         observer stays) and the transcript records it, so a resume starts afresh too."""
         self.agent.conversation.messages.clear()
         self.context.original_request = None
+        self.safety.start_source = "clear"
         if self.recorder is not None:
             self.recorder.cleared()
         self.todos.replace([])
@@ -476,6 +485,7 @@ class Session:
     async def close(self) -> None:
         """End the session: stop its turn, then flush and close its transcript."""
         await self.cancel()
+        await self.safety.session_end()
         self.tasks.kill_all()  # background commands end with their session
         await self.extensions.close()  # its MCP servers stop with it
         if self.recorder is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -33,6 +33,8 @@ class ToolError(Exception):
 class ToolOutput:
     content: str
     is_error: bool = False
+    # Image blocks for the model ({"type": "image", "source": {...}}), after the text.
+    images: list[dict[str, Any]] = field(default_factory=list)
 
 
 class ProposalSink(Protocol):

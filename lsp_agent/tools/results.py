@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 from lsp_agent.permissions.safe_write import WriteScope, write_bytes_checked
@@ -31,12 +32,12 @@ async def finalize_output(tool: Tool, output: str | ToolOutput, ctx: ToolContext
         saved = await asyncio.to_thread(_save_full_output, result.content, ctx)
     except OSError as exc:
         note = f"Output was {len(result.content):,} chars and could not be saved ({exc})."
-        return ToolOutput(content=_preview(result.content, limit, note), is_error=result.is_error)
+        return replace(result, content=_preview(result.content, limit, note))
     note = (
         f"Output was {len(result.content):,} chars; full output saved to {saved}. "
         "Use Read with offset/limit or Grep on that file."
     )
-    return ToolOutput(content=_preview(result.content, limit, note), is_error=result.is_error)
+    return replace(result, content=_preview(result.content, limit, note))
 
 
 def _save_full_output(content: str, ctx: ToolContext) -> Path:

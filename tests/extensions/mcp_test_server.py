@@ -5,7 +5,8 @@
 Tools: ``echo`` (read-only), ``add``, ``crash`` (the process exits mid-call), ``hang`` (sleeps
 until cancelled; writes a marker file when the cancel reaches it), ``huge`` (a result of N MB),
 ``image``, ``env`` (an environment variable's value); ``--tools N`` adds ``t0``..``tN-1``.
-With ``--garbage`` it prints non-protocol text on stdout instead of serving.
+With ``--garbage`` it prints non-protocol text on stdout instead of serving; with
+``--legacy-notify``, ``grow`` announces the change as protocol versions before 2026-07-28 did.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from mcp.server.mcpserver import Context
 from mcp_types import ImageContent, ToolAnnotations
 
 
-def build(name: str, extra_tools: int) -> MCPServer:
+def build(name: str, extra_tools: int, legacy_notify: bool = False) -> MCPServer:
     server = MCPServer(name)
 
     @server.tool(annotations=ToolAnnotations(read_only_hint=True))
@@ -73,7 +74,10 @@ def build(name: str, extra_tools: int) -> MCPServer:
         def grown() -> str:
             return "grown tool"
         server.add_tool(grown, name="grown", description="A tool added at run time.")
-        await ctx.notify_tools_changed()
+        if legacy_notify:  # how servers told clients on protocol versions before 2026-07-28
+            await ctx.session.send_tool_list_changed()
+        else:
+            await ctx.notify_tools_changed()  # subscribers (protocol 2026-07-28)
         return "grew"
 
     @server.prompt()
@@ -104,6 +108,7 @@ def main() -> None:
     parser.add_argument("--name", default="test")
     parser.add_argument("--garbage", action="store_true")
     parser.add_argument("--fail", action="store_true")
+    parser.add_argument("--legacy-notify", action="store_true")
     args = parser.parse_args()
     if args.fail:
         print("cannot start: configuration missing", file=sys.stderr)
@@ -113,7 +118,7 @@ def main() -> None:
         sys.stdout.flush()
         sys.stdin.read()
         return
-    server = build(args.name, args.tools)
+    server = build(args.name, args.tools, args.legacy_notify)
     if args.http:
         server.run("streamable-http", host="127.0.0.1", port=args.http)
     else:
