@@ -21,10 +21,12 @@ import dataclasses
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from lsp_agent.agent.isolation import WorktreeWriter, isolated_context, isolated_gate
 from lsp_agent.agent.loop import Agent, AgentDeps
 from lsp_agent.context.agents import READ_ONLY, AgentCatalog, AgentType
 from lsp_agent.context.conversation import ConversationObserver
@@ -35,6 +37,7 @@ from lsp_agent.permissions.policy import PermissionGate
 from lsp_agent.tools.base import Tool, ToolContext, ToolError, ToolOutput, ToolPool
 from lsp_agent.types import events as ev
 from lsp_agent.types.permissions import Asker, Mode, PermissionAnswer
+from lsp_agent.workspace.worktrees import AgentWorktree, Finished, WorktreeError, Worktrees
 
 AGENT_TOOL = "Agent"
 DEFAULT_MAX_DEPTH = 1  # the main agent is depth 0: its children cannot delegate further
@@ -88,6 +91,8 @@ class Delegation:
     sidechain: Callable[[str, AgentType, str], Sidechain | None] | None = None
     max_depth: int = DEFAULT_MAX_DEPTH
     max_parallel: int = DEFAULT_MAX_PARALLEL
+    workspace: Path | None = None  # the session's (isolated children get a worktree of it)
+    worktrees: Worktrees | None = None  # None: isolation is not available
     _slots: asyncio.Semaphore | None = field(default=None, repr=False)
     _running: set[asyncio.Task[Any]] = field(default_factory=set, repr=False)
 
@@ -127,7 +132,10 @@ class AgentInput(BaseModel):
     run_in_background: bool = Field(default=False, description=(
         "Return at once with a task id and let the agent work beside you; read its report "
         "with TaskOutput (you are told when it ends)."))
-    isolation: str | None = Field(default=None, description="Not available yet.")
+    isolation: Literal["worktree"] | None = Field(default=None, description=(
+        "\"worktree\": the agent works in a new git worktree (a checkout of HEAD on a branch "
+        "of its own), so its edits cannot trample yours or another agent's; its changes are "
+        "kept on that branch for the user to review."))
 
 
 class AgentTool(Tool):
@@ -162,23 +170,42 @@ class AgentTool(Tool):
         if agent_type is None:
             raise ToolError(f"Unknown subagent_type {args.subagent_type!r}. Valid types: "
                             + ", ".join(catalog.names()))
-        if args.isolation:
-            raise ToolError("isolation is not available for agents yet: call Agent without "
-                            "it (the agent then works in the workspace itself).")
-        child = Child(self, agent_type, args, ctx.tool_use_id)
         if args.run_in_background:
             if ctx.tasks is None:
                 raise ToolError("Background agents are not available in this session.")
             ctx.tasks.check_room()
+        agent_id = "agent-" + uuid.uuid4().hex[:12]
+        worktree = None
+        if args.isolation or agent_type.isolation:
+            worktree = await self._worktree(agent_id, args)
+        child = Child(self, agent_type, args, ctx.tool_use_id, agent_id, worktree)
+        if args.run_in_background:
+            assert ctx.tasks is not None
             task = ctx.tasks.adopt_agent(self._in_slot(child), child.label, args.description)
             return ToolOutput(f"Started the {child.label} agent ({child.agent_id}) in the "
                               f"background as task {task.id}. Read its report with TaskOutput; "
                               "you will be told when it ends.")
         return await self._in_slot(child)
 
+    async def _worktree(self, agent_id: str, args: AgentInput) -> AgentWorktree:
+        d = self.delegation
+        if d.worktrees is None or d.workspace is None:
+            raise ToolError("Worktree isolation is not available in this session: call Agent "
+                            "without isolation.")
+        try:
+            return await d.worktrees.create(d.workspace, agent_id, d.session_id,
+                                            args.description)
+        except WorktreeError as exc:
+            raise ToolError(f"Cannot isolate the agent: {exc}. Nothing was started; call "
+                            "Agent without isolation to work in the workspace itself.") from None
+
     async def _in_slot(self, child: Child) -> ToolOutput:
-        async with self.delegation.slots():
-            return await child.run()
+        try:
+            async with self.delegation.slots():
+                return await child.run()
+        finally:  # cancelled before it ran: its (unchanged) worktree goes
+            if child.worktree is not None and child.worktree_end is None:
+                await asyncio.shield(child.end_worktree())
 
     def child_pool(self, agent_type: AgentType) -> ToolPool:
         """The tools a child of this type gets: the session's, filtered by the type; an Agent
@@ -209,22 +236,30 @@ class Child:
     }
 
     def __init__(self, tool: AgentTool, agent_type: AgentType, args: AgentInput,
-                 parent_tool_use_id: str):
+                 parent_tool_use_id: str, agent_id: str | None = None,
+                 worktree: AgentWorktree | None = None):
         self.tool, self.type, self.args = tool, agent_type, args
         self.delegation = tool.delegation
         self.parent_tool_use_id = parent_tool_use_id
-        self.agent_id = "agent-" + uuid.uuid4().hex[:12]
+        self.agent_id = agent_id or "agent-" + uuid.uuid4().hex[:12]
         self.label = args.name or agent_type.name
         self.errors: list[str] = []
         self.sidechain: Sidechain | None = None
         self.turn_ended: ev.TurnEnded | None = None
+        self.worktree = worktree
+        self.worktree_end: Finished | str | None = None  # how it ended (str: what failed)
+        self.writer = (WorktreeWriter(worktree.root, f"branch {worktree.branch}")
+                       if worktree is not None else None)
         self.agent = self._build()
 
     def _build(self) -> Agent:
         d = self.delegation
         pool = self.tool.child_pool(self.type)
+        gate = child_gate(d.gate, self.type.permission_mode)
+        if self.worktree is not None:
+            gate = isolated_gate(gate, self.worktree.root)
         agent = Agent(AgentDeps(
-            model=d.model, tools=pool, gate=child_gate(d.gate, self.type.permission_mode),
+            model=d.model, tools=pool, gate=gate,
             system=self._system,
             tool_context=self._tool_context, asker=self._asker(), finalize=d.finalize,
             session_id=d.session_id, hooks=d.hooks, context=d.new_context()))
@@ -244,10 +279,16 @@ class Child:
 
     def _system(self) -> list[dict[str, Any]]:
         # The agent's prompt replaces the main agent's; environment and memory stay.
-        return [{"type": "text", "text": self.type.prompt}, *self.delegation.system()[1:]]
+        prompt = [{"type": "text", "text": self.type.prompt}]
+        if self.worktree is not None:
+            prompt.append({"type": "text", "text": worktree_note(self.worktree)})
+        return [*prompt, *self.delegation.system()[1:]]
 
     def _tool_context(self, tool_use_id: str) -> ToolContext:
-        return dataclasses.replace(self.delegation.tool_context(tool_use_id), tools=None)
+        ctx = dataclasses.replace(self.delegation.tool_context(tool_use_id), tools=None)
+        if self.worktree is not None and self.writer is not None:
+            ctx = isolated_context(ctx, self.worktree.root, self.writer)
+        return ctx
 
     def _asker(self) -> Asker | None:
         ask = self.delegation.asker
@@ -285,13 +326,50 @@ class Child:
                 running.discard(task)
             if self.sidechain is not None:
                 await asyncio.shield(self.sidechain.close())
+            if self.worktree is not None:
+                await asyncio.shield(self.end_worktree())
         ended = self.turn_ended or ev.TurnEnded(stop_reason="error", usage=ev.Usage(), rounds=0)
         self._emit(ev.SubagentEnded(
             agent_type=self.type.name, stop_reason=ended.stop_reason, usage=ended.usage,
-            rounds=ended.rounds, usd=self.agent.deps.context.turn_cost().turn.usd))
+            rounds=ended.rounds, usd=self.agent.deps.context.turn_cost().turn.usd,
+            worktree=self._worktree_view()))
         if task is not None and task.cancelling():
             raise asyncio.CancelledError  # the parent's call was cancelled: it answers it
         return self._result(ended)
+
+    async def end_worktree(self) -> None:
+        """Remove the worktree when unchanged, else commit its changes on its branch."""
+        assert self.worktree is not None and self.delegation.worktrees is not None
+        message = f"lsp-agent: {self.args.description} ({self.label}, {self.agent_id})"
+        try:
+            self.worktree_end = await self.delegation.worktrees.finish(self.worktree, message)
+        except WorktreeError as exc:
+            self.worktree_end = str(exc)
+
+    def _worktree_view(self) -> ev.WorktreeView | None:
+        wt, end = self.worktree, self.worktree_end
+        if wt is None:
+            return None
+        kept = not isinstance(end, Finished) or end.kept
+        return ev.WorktreeView(path=wt.path, branch=wt.branch, base=wt.base, kept=kept,
+                               commit=end.commit if isinstance(end, Finished) else None,
+                               files_changed=len(end.files) if isinstance(end, Finished) else 0)
+
+    def _worktree_report(self) -> str:
+        wt, end = self.worktree, self.worktree_end
+        if wt is None:
+            return ""
+        if isinstance(end, str) or end is None:
+            return (f"\n\nIts git worktree {wt.path} (branch {wt.branch}) could not be "
+                    f"finished: {end or 'it did not end'}. It is left as it is.")
+        if not end.kept:
+            return "\n\nIt changed no file: its git worktree was removed."
+        files = ", ".join(end.files[:20]) + (" ..." if len(end.files) > 20 else "")
+        return (f"\n\nIts changes are committed on branch {wt.branch} (commit "
+                f"{(end.commit or '')[:12]}, {len(end.files)} files: {files}) in the git "
+                f"worktree {wt.path}; nothing in the workspace changed. The user reviews them "
+                f"(git diff {wt.base[:12]} {wt.branch}) and merges them (git merge {wt.branch}) "
+                "or removes the worktree (agent/removeWorktree).")
 
     def _forward(self, event: ev.AgentEvent) -> None:
         """Send a child's event on to the client; the turn's start, end and cost are the
@@ -314,6 +392,7 @@ class Child:
         u = ended.usage
         usage = (f"[agentId: {self.agent_id} ({self.label}); usage: {u.input_tokens} input, "
                  f"{u.output_tokens} output tokens; {ended.rounds} rounds]")
+        usage += self._worktree_report()
         if ended.stop_reason == "end_turn":
             return ToolOutput(f"{text or '(the agent gave no answer)'}\n\n{usage}")
         why = self.ENDED_EARLY.get(ended.stop_reason, ended.stop_reason).format(
@@ -350,6 +429,14 @@ def resolve_model(wanted: str | None, parent_model: str) -> str:
     if not wanted or wanted.strip() == "inherit":
         return parent_model
     return MODEL_ALIASES.get(wanted.strip().lower(), wanted.strip())
+
+
+def worktree_note(worktree: AgentWorktree) -> str:
+    return (f"You work in an isolated git worktree: your working folder is {worktree.root} "
+            f"(branch {worktree.branch}, a checkout of commit {worktree.base[:12]}), not the "
+            "workspace named below. Use paths relative to it. Your edits are written there at "
+            "once and committed on your branch when you finish; you cannot write outside it. "
+            "Uncommitted changes of the workspace are not in it.")
 
 
 def final_text(messages: list[dict[str, Any]]) -> str:

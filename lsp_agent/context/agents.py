@@ -27,6 +27,7 @@ MAX_AGENT_FILES = 200  # per folder: a runaway folder must not slow session star
 
 # Read-only work: what Explore and Plan may use (access "read"/"session" tools, see below).
 READ_ONLY = "read-only"
+ISOLATIONS = ("worktree",)
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class AgentType:
     permission_mode: Mode | None = None
     max_turns: int | None = None
     source: str = "built-in"
+    isolation: str | None = None  # "worktree": the child works in a git worktree of its own
 
 
 GENERAL_PROMPT = (
@@ -138,10 +140,14 @@ def read_agent_file(path: Path, known_tools: set[str], warnings: list[str]) -> A
         mode = None
     max_turns = _positive(fields.get("maxTurns"), path, warnings)
     model = _text(fields.get("model")) or None
+    isolation = _text(fields.get("isolation")) or None
+    if isolation is not None and isolation not in ISOLATIONS:
+        warnings.append(f"{path}: unknown isolation {isolation!r} ignored (only 'worktree')")
+        isolation = None
     return AgentType(name, description, body.strip() or GENERAL_PROMPT, tools=tools,
                      disallowed=tuple(disallowed), model=None if model == "inherit" else model,
                      permission_mode=mode, max_turns=max_turns,
-                     source=str(path))
+                     source=str(path), isolation=isolation)
 
 
 def split_frontmatter(text: str) -> tuple[dict[str, str | list[str]], str]:

@@ -76,6 +76,9 @@ class PermissionGate:
     readable_outside: list[Path] = field(default_factory=list)
     session_rules: set[str] = field(default_factory=set)
     settings: Settings = field(default_factory=Settings)
+    # Writes outside the workspace are refused instead of asked (an isolated subagent's
+    # workspace is its git worktree, which it must not leave).
+    confined: bool = False
 
     @property
     def file_rules(self) -> FileRules:
@@ -136,6 +139,8 @@ class PermissionGate:
         read_only = subject.access in READ_ONLY_ACCESS
         allowed_by_rule = self._first(self._allow_rules(), name, subject, path=path)
         if path is not None and (concern := self._path_concern(path, read_only, allowed_by_rule)):
+            if self.confined and not read_only and not paths.is_inside(path, [self.workspace]):
+                return _Judgement(refused=f"{concern} (this agent may write only there)")
             return _Judgement(immune=[concern])
         if rule := self._first(self.settings.ask, name, subject, path=path):
             return _Judgement(concerns=[f"the rule {rule} asks for {name}"])

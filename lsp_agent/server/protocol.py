@@ -35,6 +35,8 @@ PROMPT_HISTORY = "agent/promptHistory"
 REWIND = "agent/rewind"
 CHECKPOINTS = "agent/checkpoints"
 TASKS = "agent/tasks"
+WORKTREES = "agent/worktrees"
+REMOVE_WORKTREE = "agent/removeWorktree"
 EVENT = "agent/event"
 REQUEST_PERMISSION = "agent/requestPermission"
 
@@ -152,6 +154,15 @@ class PromptParams(Wire):
 
 class SessionParams(Wire):
     session_id: str
+
+
+class WorktreesParams(Wire):
+    workspace_uri: str | None = None  # default: every repository's agent worktrees
+
+
+class RemoveWorktreeParams(Wire):
+    agent_id: str = Field(min_length=1, max_length=100)
+    delete_branch: bool = True
 
 
 class CompactParams(Wire):

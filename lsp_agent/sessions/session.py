@@ -45,6 +45,7 @@ from lsp_agent.types.editor import EditorContext
 from lsp_agent.types.permissions import Asker, Mode
 from lsp_agent.workspace.diagnostics import DiagnosticsStore
 from lsp_agent.workspace.documents import DocumentSource
+from lsp_agent.workspace.worktrees import worktrees_for
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +143,8 @@ class Session:
             finalize=finalize_output,
             sidechain=lambda agent_id, kind, prompt: open_sidechain(
                 recorder, agent_id, kind, prompt),
-            catalog=load_catalog(config.workspace, [*tools.names(), AgentTool.name]))
+            catalog=load_catalog(config.workspace, [*tools.names(), AgentTool.name]),
+            workspace=config.workspace, worktrees=worktrees_for(config.state_dir))
         agent_tool = AgentTool(self.delegation)
         self.tools = session_pool(ToolPool([*tools, agent_tool]))
         self.memory = MemoryLoader(config.workspace, config.user_memory_dirs,

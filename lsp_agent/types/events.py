@@ -269,6 +269,18 @@ class SubagentStarted(EventBase):
     model: str
 
 
+class WorktreeView(Wire):
+    """An isolated child's git worktree when it ended: kept (its changes committed on the
+    branch) or removed (no change)."""
+
+    path: str
+    branch: str
+    base: str
+    kept: bool
+    commit: str | None = None
+    files_changed: int = 0
+
+
 class SubagentEnded(EventBase):
     """A child agent ended; its usage and cost are part of the parent's turn."""
 
@@ -278,6 +290,7 @@ class SubagentEnded(EventBase):
     usage: Usage
     rounds: int
     usd: float = 0.0
+    worktree: WorktreeView | None = None  # isolation "worktree" only
 
 
 class BackgroundTaskEnded(EventBase):
