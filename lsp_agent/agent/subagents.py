@@ -42,6 +42,8 @@ from lsp_agent.workspace.worktrees import AgentWorktree, Finished, WorktreeError
 AGENT_TOOL = "Agent"
 DEFAULT_MAX_DEPTH = 1  # the main agent is depth 0: its children cannot delegate further
 DEFAULT_MAX_PARALLEL = 4  # children running at once per session; more wait their turn
+MAX_KEPT_AGENTS = 32  # ended children whose conversation SendMessage can continue
+MAX_INBOX_TURNS = 5  # turns a child runs on for messages that came while it was finishing
 # Never offered to a child: the session's plan is the main agent's (a child's TodoWrite would
 # replace it), and a child's pool has every tool loaded (nothing to search for).
 NOT_FOR_CHILDREN = frozenset({"TodoWrite", "ToolSearch", AGENT_TOOL})
@@ -67,6 +69,10 @@ class Sidechain(ConversationObserver, Protocol):
     model: str
 
     def on_event(self, event: ev.AgentEvent) -> None: ...
+
+    def expect_prompt(self, text: str, origin: str, editor_context: Any) -> None: ...
+
+    async def flush(self) -> None: ...
 
     async def close(self) -> None: ...
 
@@ -95,6 +101,11 @@ class Delegation:
     worktrees: Worktrees | None = None  # None: isolation is not available
     _slots: asyncio.Semaphore | None = field(default=None, repr=False)
     _running: set[asyncio.Task[Any]] = field(default_factory=set, repr=False)
+    # Every child of the session by agent id, newest last, for SendMessage (agent/teams.py):
+    # its conversation is kept while the session lives (the oldest ended ones beyond
+    # MAX_KEPT_AGENTS are forgotten).
+    agents: dict[str, Child] = field(default_factory=dict, repr=False)
+    _closing: set[asyncio.Future[Any]] = field(default_factory=set, repr=False)
 
     def slots(self) -> asyncio.Semaphore:
         if self._slots is None:
@@ -106,6 +117,28 @@ class Delegation:
         after the tool call it waits on has settled)."""
         for task in list(self._running):
             task.cancel()
+
+    def keep(self, child: Child) -> None:
+        self.agents[child.agent_id] = child
+        ended = [c for c in self.agents.values() if not c.running]
+        for old in ended[: max(0, len(self.agents) - MAX_KEPT_AGENTS)]:
+            del self.agents[old.agent_id]
+            if old.sidechain is not None:
+                self._closing.add(asyncio.ensure_future(old.sidechain.close()))
+
+    def find(self, name_or_id: str) -> Child | None:
+        """A kept child by agent id, else the newest one with that name."""
+        if name_or_id in self.agents:
+            return self.agents[name_or_id]
+        named = [c for c in self.agents.values() if c.args.name == name_or_id]
+        return named[-1] if named else None
+
+    async def close(self) -> None:
+        """The session ends: cancel the children and close their transcripts."""
+        self.cancel_children()
+        closing = [c.sidechain.close() for c in self.agents.values() if c.sidechain is not None]
+        await asyncio.gather(*closing, *self._closing, return_exceptions=True)
+        self.agents.clear()
 
     def report_warnings(self) -> None:
         """Say once what was wrong with the custom agent files."""
@@ -179,6 +212,8 @@ class AgentTool(Tool):
         if args.isolation or agent_type.isolation:
             worktree = await self._worktree(agent_id, args)
         child = Child(self, agent_type, args, ctx.tool_use_id, agent_id, worktree)
+        child.running = True  # from now on SendMessage queues for it
+        self.delegation.keep(child)
         if args.run_in_background:
             assert ctx.tasks is not None
             task = ctx.tasks.adopt_agent(self._in_slot(child), child.label, args.description)
@@ -204,6 +239,7 @@ class AgentTool(Tool):
             async with self.delegation.slots():
                 return await child.run()
         finally:  # cancelled before it ran: its (unchanged) worktree goes
+            child.running = False
             if child.worktree is not None and child.worktree_end is None:
                 await asyncio.shield(child.end_worktree())
 
@@ -248,6 +284,9 @@ class Child:
         self.turn_ended: ev.TurnEnded | None = None
         self.worktree = worktree
         self.worktree_end: Finished | str | None = None  # how it ended (str: what failed)
+        self.running = False
+        self.runs = 0
+        self.inbox: list[str] = []  # SendMessage's messages, read at its next step
         self.writer = (WorktreeWriter(worktree.root, f"branch {worktree.branch}")
                        if worktree is not None else None)
         self.agent = self._build()
@@ -262,7 +301,8 @@ class Child:
             model=d.model, tools=pool, gate=gate,
             system=self._system,
             tool_context=self._tool_context, asker=self._asker(), finalize=d.finalize,
-            session_id=d.session_id, hooks=d.hooks, context=d.new_context()))
+            session_id=d.session_id, hooks=d.hooks, context=d.new_context(),
+            notices=self._read_inbox))
         parent_model = self.tool.owner.model if self.tool.owner is not None else agent.model
         agent.model = resolve_model(self.args.model or self.type.model, parent_model)
         if self.type.max_turns:
@@ -285,7 +325,8 @@ class Child:
         return [*prompt, *self.delegation.system()[1:]]
 
     def _tool_context(self, tool_use_id: str) -> ToolContext:
-        ctx = dataclasses.replace(self.delegation.tool_context(tool_use_id), tools=None)
+        ctx = dataclasses.replace(self.delegation.tool_context(tool_use_id), tools=None,
+                                  agent_name=self.label)
         if self.worktree is not None and self.writer is not None:
             ctx = isolated_context(ctx, self.worktree.root, self.writer)
         return ctx
@@ -309,7 +350,11 @@ class Child:
         self._tag(event)
         self.delegation.emit(event)
 
-    async def run(self) -> ToolOutput:
+    async def run(self, message: str | None = None) -> ToolOutput:
+        """The child's first turn (its prompt), or with ``message`` a new turn of an ended
+        child (SendMessage). Messages that arrive while it finishes get turns of their own."""
+        self.running = True
+        self.delegation.keep(self)
         self._emit(ev.SubagentStarted(agent_type=self.type.name, description=self.args.description,
                                       name=self.args.name, model=self.agent.model))
         token = CURRENT_CHILD.set((self.agent_id, self.parent_tool_use_id))
@@ -317,18 +362,32 @@ class Child:
         running = self.delegation._running
         if task is not None:
             running.add(task)
+        total, rounds = ev.Usage(), 0
         try:
-            await self.agent.run_turn_into([{"type": "text", "text": self.args.prompt}],
-                                           self._forward)
+            text = message if message is not None else self.args.prompt
+            for _ in range(MAX_INBOX_TURNS + 1):
+                if self.runs and self.sidechain is not None:
+                    self.sidechain.expect_prompt(text, "user", None)
+                self.runs += 1
+                self.turn_ended = None
+                await self.agent.run_turn_into([{"type": "text", "text": text}], self._forward)
+                if self.turn_ended is not None:
+                    total, rounds = total + self.turn_ended.usage, rounds + self.turn_ended.rounds
+                if not self.inbox or self.turn_ended is None or \
+                        self.turn_ended.stop_reason != "end_turn":
+                    break
+                text = "\n".join(self._read_inbox())
         finally:
+            self.running = False
             CURRENT_CHILD.reset(token)
             if task is not None:
                 running.discard(task)
             if self.sidechain is not None:
-                await asyncio.shield(self.sidechain.close())
-            if self.worktree is not None:
+                await asyncio.shield(self.sidechain.flush())
+            if self.worktree is not None and self.worktree_end is None:
                 await asyncio.shield(self.end_worktree())
         ended = self.turn_ended or ev.TurnEnded(stop_reason="error", usage=ev.Usage(), rounds=0)
+        ended = ev.TurnEnded(stop_reason=ended.stop_reason, usage=total, rounds=rounds)
         self._emit(ev.SubagentEnded(
             agent_type=self.type.name, stop_reason=ended.stop_reason, usage=ended.usage,
             rounds=ended.rounds, usd=self.agent.deps.context.turn_cost().turn.usd,
@@ -336,6 +395,11 @@ class Child:
         if task is not None and task.cancelling():
             raise asyncio.CancelledError  # the parent's call was cancelled: it answers it
         return self._result(ended)
+
+    def _read_inbox(self) -> list[str]:
+        messages = [f"<message from=\"main agent\">\n{m}\n</message>" for m in self.inbox]
+        self.inbox.clear()
+        return messages
 
     async def end_worktree(self) -> None:
         """Remove the worktree when unchanged, else commit its changes on its branch."""

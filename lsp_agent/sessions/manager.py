@@ -154,6 +154,7 @@ class SessionManager:
         session = self.factory.create(workspace, saved_mode, state["model"],
                                       session_id=session_id, recorder=recorder)
         session.restore(state["messages"], state["todos"], state["cost"], state["first"])
+        session.restore_task_list(state["task_list"])
         for proposal_id in state["pending"]:
             recorder.append(entries.proposal_decision(
                 proposal_id, "not_applied",
@@ -214,6 +215,7 @@ def _saved_state(reader: Any) -> dict[str, Any]:
     turns = reader.turns()
     return {
         "messages": reader.messages(), "todos": reader.todos(), "mode": reader.mode(),
+        "task_list": reader.task_list(),
         "model": reader.model(), "cost": reader.cost().by_model,
         "pending": [p["proposalId"] for p in reader.pending_proposals()],
         "first": turns[0].prompt if turns else None,

@@ -19,6 +19,7 @@ from typing import Any
 
 from lsp_agent.agent.loop import Agent, AgentDeps
 from lsp_agent.agent.subagents import AgentTool, Delegation, label_event
+from lsp_agent.agent.teams import SendMessage
 from lsp_agent.context.agents import load_catalog
 from lsp_agent.context.layers import system_layers
 from lsp_agent.context.manager import ContextManager, ContextPolicy
@@ -39,6 +40,7 @@ from lsp_agent.sessions.sidechain import open_sidechain
 from lsp_agent.tools.background import BackgroundTask, BackgroundTasks
 from lsp_agent.tools.base import ToolContext, ToolPool
 from lsp_agent.tools.pool import session_pool
+from lsp_agent.tools.task_list import TaskBoard, TaskItem
 from lsp_agent.tools.todos import TodoItem, TodoList
 from lsp_agent.types import events as ev
 from lsp_agent.types.editor import EditorContext
@@ -115,6 +117,7 @@ class Session:
         self.processes = ProcessGroups()
         self.todos = TodoList(on_change=self._todos_changed)
         self.tasks = BackgroundTasks(on_end=self._background_task_ended)
+        self.task_board = TaskBoard(on_change=self._task_list_changed)
         # Oversized tool results: with the session's other files when it is saved, so the
         # retention policy deletes them with it.
         self.results_dir = (
@@ -146,7 +149,7 @@ class Session:
             catalog=load_catalog(config.workspace, [*tools.names(), AgentTool.name]),
             workspace=config.workspace, worktrees=worktrees_for(config.state_dir))
         agent_tool = AgentTool(self.delegation)
-        self.tools = session_pool(ToolPool([*tools, agent_tool]))
+        self.tools = session_pool(ToolPool([*tools, agent_tool, SendMessage(self.delegation)]))
         self.memory = MemoryLoader(config.workspace, config.user_memory_dirs,
                                    self.gate.file_rules)
         self.context = ContextManager(
@@ -363,6 +366,20 @@ class Session:
         self.emit(ev.BackgroundTaskEnded(task_id=task.id, status=task.end_status,
                                          exit_code=task.exit_code))
 
+    def _task_list_changed(self, items: list[TaskItem]) -> None:
+        self.emit(ev.TaskListUpdated(tasks=[ev.TaskView(**t.model_dump(exclude={"created_by"}))
+                                            for t in items]))
+
+    def restore_task_list(self, saved: list[dict[str, Any]]) -> None:
+        """The shared task list read back from the transcript (a resume)."""
+        items = []
+        for raw in saved:
+            try:  # saved as on the wire (camelCase)
+                items.append(TaskItem.model_validate(ev.TaskView.model_validate(raw).model_dump()))
+            except ValueError:
+                log.warning("skipping an unreadable task of session %s: %r", self.id, raw)
+        self.task_board.restore(items)
+
     def _todos_changed(self, items: list[TodoItem]) -> None:
         self.emit(ev.TodosUpdated(todos=[ev.TodoView(**item.model_dump()) for item in items]))
 
@@ -405,6 +422,7 @@ class Session:
             file_rules=self.gate.file_rules,
             file_history=self.recorder,
             tasks=self.tasks,
+            task_board=self.task_board,
         )
 
     # -- persistence -------------------------------------------------------------------------
@@ -456,6 +474,7 @@ class Session:
         """End the session: stop its turn, then flush and close its transcript."""
         await self.cancel()
         self.tasks.kill_all()  # background commands end with their session
+        await self.delegation.close()  # children's transcripts
         await self.extensions.close()  # its MCP servers stop with it
         if self.recorder is not None:
             await self.recorder.close()

@@ -21,6 +21,7 @@ from lsp_agent.workspace.documents import DocumentSource
 if TYPE_CHECKING:
     from lsp_agent.code_intel.api import CodeIntel
     from lsp_agent.tools.background import BackgroundTasks
+    from lsp_agent.tools.task_list import TaskBoard
     from lsp_agent.tools.todos import TodoList
     from lsp_agent.tools.tool_search import SessionTools
 
@@ -89,6 +90,8 @@ class ToolContext:
     # The session's checkpoint: a shell tool names the files its command writes.
     file_history: FileHistory | None = None
     tasks: BackgroundTasks | None = None  # the session's background commands
+    task_board: TaskBoard | None = None  # the shared task list (TaskCreate...), all agents'
+    agent_name: str | None = None  # the subagent calling (None: the session's own agent)
 
     def resolve(self, raw: str) -> Path:
         """Resolve a tool's path argument against the workspace (relative or absolute)."""

@@ -259,6 +259,23 @@ class TodosUpdated(EventBase):
     todos: list[TodoView]
 
 
+class TaskView(Wire):
+    id: str
+    subject: str
+    description: str = ""
+    status: Literal["pending", "in_progress", "completed"]
+    owner: str | None = None
+    blocked_by: list[str] = Field(default_factory=list)
+    active_form: str | None = None
+
+
+class TaskListUpdated(EventBase):
+    """The shared task list changed (TaskCreate, TaskUpdate): the whole list each time."""
+
+    type: Literal["task_list_updated"] = "task_list_updated"
+    tasks: list[TaskView]
+
+
 class SubagentStarted(EventBase):
     """A child agent started (an Agent tool call); its events carry ``agent_id``."""
 
@@ -326,11 +343,14 @@ AgentEvent = Annotated[
     | TodosUpdated
     | SubagentStarted
     | SubagentEnded
-    | BackgroundTaskEnded,
+    | BackgroundTaskEnded
+    | TaskListUpdated,
     Field(discriminator="type"),
 ]
 
-EVENT_ADAPTER: TypeAdapter[AgentEvent] = TypeAdapter(AgentEvent)
+# mypy's view of TypeAdapter's overloads gives up on a union of more than 24 types; pydantic
+# reads the Annotated union at run time (tests/test_protocol_types.py checks every event).
+EVENT_ADAPTER: TypeAdapter[AgentEvent] = TypeAdapter(AgentEvent)  # type: ignore[arg-type]
 
 
 def parse_event(data: dict[str, Any]) -> AgentEvent:

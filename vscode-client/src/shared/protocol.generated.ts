@@ -27,7 +27,8 @@ export type AgentEvent =
   | TodosUpdated
   | SubagentStarted
   | SubagentEnded
-  | BackgroundTaskEnded;
+  | BackgroundTaskEnded
+  | TaskListUpdated;
 
 /**
  * The wire types of docs/protocol.md, generated from the server's models.
@@ -387,6 +388,19 @@ export interface SubagentEnded {
   type: 'subagent_ended';
   usage: Usage;
   usd: number;
+  worktree?: WorktreeView;
+}
+/**
+ * An isolated child's git worktree when it ended: kept (its changes committed on the
+ * branch) or removed (no change).
+ */
+export interface WorktreeView {
+  base: string;
+  branch: string;
+  commit?: string;
+  filesChanged: number;
+  kept: boolean;
+  path: string;
 }
 /**
  * A background shell started with ``run_in_background`` ended (or was stopped).
@@ -401,6 +415,27 @@ export interface BackgroundTaskEnded {
   taskId: string;
   ts: number;
   type: 'background_task_ended';
+}
+/**
+ * The shared task list changed (TaskCreate, TaskUpdate): the whole list each time.
+ */
+export interface TaskListUpdated {
+  agentId?: string;
+  parentToolUseId?: string;
+  seq: number;
+  sessionId: string;
+  tasks: TaskView[];
+  ts: number;
+  type: 'task_list_updated';
+}
+export interface TaskView {
+  activeForm?: string;
+  blockedBy: string[];
+  description: string;
+  id: string;
+  owner?: string;
+  status: 'pending' | 'in_progress' | 'completed';
+  subject: string;
 }
 export interface CompactParams {
   instructions?: string | null;
