@@ -167,3 +167,39 @@ def test_deleting_a_task_unblocks_its_dependents_and_bad_ids_are_named():
     restored = TaskBoard()
     restored.restore(list(board.items.values()))
     assert restored.create("d", "", [], None, "main").id == "3", "ids go on after a resume"
+
+
+# -- coordinator mode's scratchpad ---------------------------------------------------------------
+
+
+class Fallback:
+    def __init__(self) -> None:
+        self.got: list[Any] = []
+
+    async def propose(self, tool_use_id: str, changes: list[Any]) -> str:
+        self.got.append(changes)
+        return "proposed"
+
+
+async def test_scratch_files_are_written_there_and_only_there(tmp_path):
+    from lsp_agent.agent.coordinator import ScratchRouter, coordinator_tools
+    from lsp_agent.tools.pool import default_pool
+    from lsp_agent.types.edits import FileEdit
+
+    scratch, project = tmp_path / "scratch", tmp_path / "ws"
+    scratch.mkdir()
+    project.mkdir()
+    fallback = Fallback()
+    router = ScratchRouter(scratch, fallback)
+    note = FileEdit(scratch / "notes.md", None, "found\n", None)
+    code = FileEdit(project / "app.py", None, "x\n", None)
+    assert (await router.propose("t", [note])).startswith("Written in the scratchpad")
+    assert (scratch / "notes.md").read_text() == "found\n"
+    assert await router.propose("t", [code]) == "proposed" and fallback.got == [[code]]
+    assert "separate calls" in await router.propose("t", [note, code])
+    (scratch / "link.md").symlink_to(project / "app.py")
+    refused = await router.propose("t", [FileEdit(scratch / "link.md", None, "x\n", None)])
+    assert refused.startswith("Not written") and not (project / "app.py").exists()
+    names = {t.name for t in coordinator_tools(list(default_pool()))}
+    assert {"Read", "Grep", "Glob", "TaskCreate", "TaskOutput"} <= names
+    assert not names & {"Edit", "Write", "Bash", "TodoWrite"}

@@ -31,9 +31,11 @@ from lsp_agent.types.edits import FileEdit
 class WorktreeWriter:
     """The proposal sink of an isolated child: writes inside its worktree, nowhere else."""
 
-    def __init__(self, root: Path, shown: str):
+    def __init__(self, root: Path, shown: str, where: str = "the worktree",
+                 after: str = " The user reviews the branch when you are done."):
         self.root = root
         self.shown = shown  # how results name the worktree (its branch)
+        self.where, self.after = where, after
         self.written: list[Path] = []
 
     async def propose(self, tool_use_id: str, changes: list[FileEdit]) -> str:
@@ -49,8 +51,7 @@ class WorktreeWriter:
                 return f"Not written: {change.path}: {exc.strerror or exc}"
             self.written.append(change.path)
             done.append(self._display(change.path))
-        return (f"Written in the worktree ({self.shown}): {', '.join(done)}. The user reviews "
-                "the branch when you are done.")
+        return f"Written in {self.where} ({self.shown}): {', '.join(done)}.{self.after}"
 
     def _display(self, path: Path) -> str:
         try:

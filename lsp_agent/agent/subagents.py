@@ -26,6 +26,7 @@ from typing import Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from lsp_agent.agent.coordinator import WORKER_NOTE, worker_context
 from lsp_agent.agent.isolation import WorktreeWriter, isolated_context, isolated_gate
 from lsp_agent.agent.loop import Agent, AgentDeps
 from lsp_agent.context.agents import READ_ONLY, AgentCatalog, AgentType
@@ -99,6 +100,7 @@ class Delegation:
     max_parallel: int = DEFAULT_MAX_PARALLEL
     workspace: Path | None = None  # the session's (isolated children get a worktree of it)
     worktrees: Worktrees | None = None  # None: isolation is not available
+    scratch: Path | None = None  # coordinator mode's scratchpad, which children may write
     _slots: asyncio.Semaphore | None = field(default=None, repr=False)
     _running: set[asyncio.Task[Any]] = field(default_factory=set, repr=False)
     # Every child of the session by agent id, newest last, for SendMessage (agent/teams.py):
@@ -295,6 +297,9 @@ class Child:
         d = self.delegation
         pool = self.tool.child_pool(self.type)
         gate = child_gate(d.gate, self.type.permission_mode)
+        if d.scratch is not None:
+            gate = dataclasses.replace(gate, readable_outside=[*gate.readable_outside, d.scratch],
+                                       writable_outside=[*gate.writable_outside, d.scratch])
         if self.worktree is not None:
             gate = isolated_gate(gate, self.worktree.root)
         agent = Agent(AgentDeps(
@@ -322,6 +327,9 @@ class Child:
         prompt = [{"type": "text", "text": self.type.prompt}]
         if self.worktree is not None:
             prompt.append({"type": "text", "text": worktree_note(self.worktree)})
+        if self.delegation.scratch is not None:
+            prompt.append({"type": "text",
+                           "text": WORKER_NOTE.format(scratch=self.delegation.scratch)})
         return [*prompt, *self.delegation.system()[1:]]
 
     def _tool_context(self, tool_use_id: str) -> ToolContext:
@@ -329,6 +337,8 @@ class Child:
                                   agent_name=self.label)
         if self.worktree is not None and self.writer is not None:
             ctx = isolated_context(ctx, self.worktree.root, self.writer)
+        if self.delegation.scratch is not None:
+            ctx = worker_context(ctx, self.delegation.scratch)
         return ctx
 
     def _asker(self) -> Asker | None:

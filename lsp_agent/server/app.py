@@ -176,7 +176,8 @@ class AgentServer(LanguageServer):
                 raise JsonRpcInvalidParams(
                     f"workspaceUri is not an existing folder: {params.workspace_uri}")
             workspace = Path(fs)
-        return self.manager.create(workspace, params.mode or self.options.mode, params.model)
+        return self.manager.create(workspace, params.mode or self.options.mode, params.model,
+                                   coordinator=params.coordinator)
 
     def context_in(self, params: p.PromptParams) -> EditorContext | None:
         """The prompt's editor context with its positions in code points."""

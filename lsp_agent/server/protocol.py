@@ -90,6 +90,7 @@ class NewSessionParams(Wire):
     workspace_uri: str | None = None
     mode: Mode | None = None
     model: str | None = None
+    coordinator: bool = False  # the agent only plans and delegates (docs/delegation.md)
 
 
 class NewSessionResult(Wire):

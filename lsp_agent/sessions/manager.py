@@ -80,8 +80,9 @@ class SessionManager:
     def diagnostics(self, store: DiagnosticsStore) -> None:
         self.factory.parts.diagnostics = store  # the editor bridge's, when it answers them
 
-    def create(self, workspace: Path, mode: Mode, model: str | None = None) -> Session:
-        session = self.factory.create(workspace, mode, model)
+    def create(self, workspace: Path, mode: Mode, model: str | None = None,
+               coordinator: bool = False) -> Session:
+        session = self.factory.create(workspace, mode, model, coordinator=coordinator)
         self._sessions[session.id] = session
         return session
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lsp_agent.agent.coordinator import COORDINATOR_PROMPT, coordinator_tools, make_scratch
 from lsp_agent.agent.loop import Agent, AgentDeps
 from lsp_agent.agent.subagents import AgentTool, Delegation, label_event
 from lsp_agent.agent.teams import SendMessage
@@ -88,6 +89,8 @@ class SessionConfig:
     user_memory_dirs: list[Path] | None = None  # None: the user's config folders
     # Settings given by the editor or the command line ({"permissions", "sandbox", "hooks"}).
     safety_options: dict[str, Any] | None = None
+    # Coordinator mode (agent/coordinator.py): the agent only plans and delegates.
+    coordinator: bool = False
 
 
 class Session:
@@ -124,7 +127,10 @@ class Session:
             recorder.store.layout.session_dir(config.workspace, self.id) / "tool-results"
             if recorder is not None
             else config.state_dir / "sessions" / self.id / "tool-results")
-        self.safety = SessionSafety.build(config.workspace, config.mode, [self.results_dir],
+        # Coordinator mode's scratchpad: with the session's files, deleted with them.
+        self.scratch = self.results_dir.with_name("scratch") if config.coordinator else None
+        readable = [self.results_dir, *([self.scratch] if self.scratch else [])]
+        self.safety = SessionSafety.build(config.workspace, config.mode, readable,
                                           config.safety_options, self.id)
         self.gate = self.safety.gate
         self.documents = documents
@@ -147,9 +153,11 @@ class Session:
             sidechain=lambda agent_id, kind, prompt: open_sidechain(
                 recorder, agent_id, kind, prompt),
             catalog=load_catalog(config.workspace, [*tools.names(), AgentTool.name]),
-            workspace=config.workspace, worktrees=worktrees_for(config.state_dir))
+            workspace=config.workspace, worktrees=worktrees_for(config.state_dir),
+            scratch=self.scratch)
         agent_tool = AgentTool(self.delegation)
-        self.tools = session_pool(ToolPool([*tools, agent_tool, SendMessage(self.delegation)]))
+        own = [*tools, agent_tool, SendMessage(self.delegation)]
+        self.tools = session_pool(ToolPool(coordinator_tools(own) if config.coordinator else own))
         self.memory = MemoryLoader(config.workspace, config.user_memory_dirs,
                                    self.gate.file_rules)
         self.context = ContextManager(
@@ -253,6 +261,8 @@ class Session:
         if blocked is not None:
             return self._refuse_turn(texts[-1] if texts else "", blocked)
         self.delegation.report_warnings()
+        if self.scratch is not None:
+            await make_scratch(self.scratch)
         if self.recorder is not None:
             # Open before the prompt is recorded: its entry starts the turn's checkpoint.
             await self.recorder.ready()
@@ -389,6 +399,10 @@ class Session:
         # Computed once per session so the prefix stays byte-identical (cache hits).
         if self._system_cache is None:
             self._system_cache = system_layers(self.workspace, self.memory.initial())
+            if self.scratch is not None:  # the coordinator's instructions follow the main ones
+                first = self._system_cache[0]
+                self._system_cache[0] = {**first, "text": first["text"] + "\n\n"
+                                         + COORDINATOR_PROMPT.format(scratch=self.scratch)}
         return self._system_cache
 
     def _child_context(self) -> ContextManager:

@@ -508,6 +508,7 @@ export interface ListSessionsParams {
   workspaceUri?: string | null;
 }
 export interface NewSessionParams {
+  coordinator?: boolean;
   mode?: ('default' | 'plan' | 'acceptEdits' | 'dontAsk' | 'bypassPermissions' | 'auto') | null;
   model?: string | null;
   workspaceUri?: string | null;
