@@ -203,3 +203,32 @@ async def test_scratch_files_are_written_there_and_only_there(tmp_path):
     names = {t.name for t in coordinator_tools(list(default_pool()))}
     assert {"Read", "Grep", "Glob", "TaskCreate", "TaskOutput"} <= names
     assert not names & {"Edit", "Write", "Bash", "TodoWrite"}
+
+
+# -- Explore's model ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("setting", "call_model", "expected"), [
+    ("claude-haiku-4-5", None, "claude-haiku-4-5"),
+    ("inherit", None, "PARENT"),
+    ("claude-haiku-4-5", "opus", "claude-opus-4-1"),
+])
+async def test_explore_runs_on_its_configured_model(model, workspace, setting, call_model,
+                                                    expected):
+    extra = {"model": call_model} if call_model else {}
+    model.load({"turns": [
+        {"content": [tool("Agent", description="find", prompt="Find f.",
+                          subagent_type="Explore", **extra)],
+         "when": [{"system_contains": "You are Explore", "content": "f is in app.py"}]},
+        {"content": "done"}]})
+    events = Events()
+    session = make_session(model, workspace, events, Editor(), mode="bypassPermissions")
+    session.delegation.model.settings.explore_model = setting
+    try:
+        await asyncio.wait_for(session.prompt("go"), WAIT)
+    finally:
+        await session.close()
+    (child,) = [b for b in model.requests if "You are Explore" in str(b.get("system"))]
+    parent = next(b for b in model.requests if "You are Explore" not in str(b.get("system")))
+    assert child["model"] == (parent["model"] if expected == "PARENT" else expected)
+    assert events.of(ev.SubagentStarted)[0].model == child["model"]

@@ -309,7 +309,10 @@ class Child:
             session_id=d.session_id, hooks=d.hooks, context=d.new_context(),
             notices=self._read_inbox))
         parent_model = self.tool.owner.model if self.tool.owner is not None else agent.model
-        agent.model = resolve_model(self.args.model or self.type.model, parent_model)
+        wanted = self.args.model or self.type.model
+        if wanted is None and self.type.model_setting:  # Explore: a cheaper model by default
+            wanted = getattr(d.model.settings, self.type.model_setting, None)
+        agent.model = resolve_model(wanted, parent_model)
         if self.type.max_turns:
             agent.max_rounds = min(agent.max_rounds, self.type.max_turns)
         for tool in pool:

@@ -43,6 +43,8 @@ class AgentType:
     max_turns: int | None = None
     source: str = "built-in"
     isolation: str | None = None  # "worktree": the child works in a git worktree of its own
+    # The model setting (ModelSettings field) giving its model when the call names none.
+    model_setting: str | None = None
 
 
 GENERAL_PROMPT = (
@@ -64,7 +66,7 @@ BUILTIN_TYPES: tuple[AgentType, ...] = (
     AgentType("general-purpose", "General agent for multi-step research and coding tasks; "
               "has every tool.", GENERAL_PROMPT),
     AgentType("Explore", "Fast read-only agent for finding files, symbols and answers in the "
-              "codebase.", EXPLORE_PROMPT, tools=(READ_ONLY,)),
+              "codebase.", EXPLORE_PROMPT, tools=(READ_ONLY,), model_setting="explore_model"),
     AgentType("Plan", "Read-only agent that studies the code and returns an implementation "
               "plan.", PLAN_PROMPT, tools=(READ_ONLY,)),
 )

@@ -58,6 +58,7 @@ class InitializationOptions(Wire):
     model: str | None = None
     fallback_model: str | None = None
     classifier_model: str | None = None  # auto mode's classifier (default a haiku model)
+    explore_model: str | None = None  # the Explore subagent's (default a haiku model)
     state_dir: str | None = None
     persist_sessions: bool = True  # transcripts under the state dir (resume, fork, history)
     # Saved sessions not updated for this long are deleted (with their checkpoints), and the

@@ -30,7 +30,8 @@ class Wiring:
         server, options = self._server, self._server.options
         settings = ModelSettings.from_env(model=options.model,
                                           fallback_model=options.fallback_model,
-                                          classifier_model=options.classifier_model)
+                                          classifier_model=options.classifier_model,
+                                          explore_model=options.explore_model)
         log.info("model settings: %s", settings.redacted())
         manager = SessionManager(
             settings=settings,

@@ -479,6 +479,7 @@ export interface InitializationOptions {
   enabledPlugins?: {
     [k: string]: boolean;
   } | null;
+  exploreModel?: string | null;
   fallbackModel?: string | null;
   hooks?: {
     [k: string]: unknown;
