@@ -77,7 +77,7 @@ def explore(n: int) -> dict[str, Any]:
 
 
 async def children_span(server: ScriptedModelServer, workspace: Path, n: int,
-                        delay_ms: int) -> float:
+                        delay_ms: int, cpu: list[float] | None = None) -> float:
     server.load({"chunk_chars": 100_000, "turns": [
         {"content": [explore(i) for i in range(n)],
          "when": [{**EXPLORE, "content": [read("file_0.py")]}]},
@@ -86,10 +86,13 @@ async def children_span(server: ScriptedModelServer, workspace: Path, n: int,
     ]})
     events: list[ev.AgentEvent] = []
     session = session_for(server, workspace, events)
+    started = time.process_time()
     try:
         await session.prompt("look")
     finally:
         await session.close()
+    if cpu is not None:
+        cpu.append(time.process_time() - started)
     starts = [e.ts for e in events if isinstance(e, ev.SubagentStarted)]
     ends = [e.ts for e in events if isinstance(e, ev.SubagentEnded)]
     assert len(starts) == len(ends) == n, "every child ran"
@@ -198,14 +201,19 @@ async def main() -> None:
             (workspace / f"file_{i}.py").write_text(
                 "".join(f"def f{i}_{k}(x):\n    return x * {k}\n\n" for k in range(40)))
         with ScriptedModelServer({"turns": []}) as server:
-            spans = {n: [await children_span(server, workspace, n, args.delay_ms)
-                         for _ in range(args.runs)] for n in (1, 4)}
+            cpu: dict[int, list[float]] = {1: [], 4: []}
+            spans: dict[int, list[float]] = {1: [], 4: []}
+            for _ in range(args.runs):  # interleaved: a change of the machine's load hits both
+                for n in (1, 4):
+                    spans[n].append(await children_span(server, workspace, n, args.delay_ms,
+                                                        cpu[n]))
             inline = await last_parent_request(server, workspace, delegated=False)
             delegated = await last_parent_request(server, workspace, delegated=True)
             worktrees = await worktree_figures(server, Path(tmp), args.repo_files, args.runs)
     one, four = (statistics.median(spans[n]) for n in (1, 4))
     result = {"delay_ms": args.delay_ms, "runs": args.runs,
               "children_span_s": {"1": one, "4": four}, "ratio_4_to_1": four / one,
+              "turn_cpu_s": {str(n): statistics.median(cpu[n]) for n in (1, 4)},
               "parent_last_request": {"inline": inline, "delegated": delegated},
               "worktree": worktrees}
     (HERE / "results").mkdir(exist_ok=True)
@@ -214,6 +222,8 @@ async def main() -> None:
     print(f"| 1 child, first start to last end (median of {args.runs}) | {one:.3f} s |")
     print(f"| 4 children of one response | {four:.3f} s |")
     print(f"| ratio 4 : 1 (target < 1.3) | {four / one:.2f} |")
+    print(f"| process CPU of the turn, 1 / 4 children (agent + in-process scripted server) | "
+          f"{statistics.median(cpu[1]) * 1000:.0f} / {statistics.median(cpu[4]) * 1000:.0f} ms |")
     for name, row in (("inline", inline), ("delegated", delegated)):
         print(f"| parent's last request, {FILES} files read {name} | "
               f"{row['input_tokens']:,} input tokens, {row['bytes']:,} bytes |")

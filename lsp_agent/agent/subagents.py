@@ -108,6 +108,7 @@ class Delegation:
     # MAX_KEPT_AGENTS are forgotten).
     agents: dict[str, Child] = field(default_factory=dict, repr=False)
     _closing: set[asyncio.Future[Any]] = field(default_factory=set, repr=False)
+    _pools: dict[tuple[AgentType, int], ToolPool] = field(default_factory=dict, repr=False)
 
     def slots(self) -> asyncio.Semaphore:
         if self._slots is None:
@@ -247,7 +248,19 @@ class AgentTool(Tool):
 
     def child_pool(self, agent_type: AgentType) -> ToolPool:
         """The tools a child of this type gets: the session's, filtered by the type; an Agent
-        tool of its own only below the depth limit."""
+        tool of its own only below the depth limit. A pool without one is shared by every
+        child of the type (made once: its schemas cost milliseconds of the event loop, which
+        children started together would otherwise take turns for)."""
+        key = (agent_type, self.depth)
+        shared = self.delegation._pools.get(key)
+        if shared is not None:
+            return shared
+        pool = self._new_child_pool(agent_type)
+        if not any(isinstance(t, AgentTool) for t in pool):
+            self.delegation._pools[key] = pool
+        return pool
+
+    def _new_child_pool(self, agent_type: AgentType) -> ToolPool:
         tools = [t for t in self.delegation.tools if t.name not in NOT_FOR_CHILDREN]
         allowed = agent_type.tools
         if allowed is not None and READ_ONLY in allowed:

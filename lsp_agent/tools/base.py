@@ -4,6 +4,7 @@ and a ``call``. Everything else (schema, size cap, permission target) has a defa
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -115,6 +116,9 @@ def _normalise(p: Path) -> str:
     return os.path.normpath(str(p))
 
 
+_INPUT_SCHEMAS: dict[type[BaseModel], dict[str, Any]] = {}
+
+
 class Tool(ABC):
     """Declared once: name, description, input model, what a call touches (``access``, from
     which the permission gate judges it), whether calls may run concurrently, result cap."""
@@ -136,11 +140,17 @@ class Tool(ABC):
         cls.read_only = cls.access in ("read", "session")
 
     def api_schema(self) -> dict[str, Any]:
-        schema = self.input_model.model_json_schema()
-        schema.pop("title", None)
-        for prop in schema.get("properties", {}).values():
-            prop.pop("title", None)
-        return {"name": self.name, "description": self.description, "input_schema": schema}
+        # Made once per input model: pydantic's schema generation costs milliseconds per tool,
+        # and every subagent builds a pool of its own (a copy: callers may change theirs).
+        schema = _INPUT_SCHEMAS.get(self.input_model)
+        if schema is None:
+            schema = self.input_model.model_json_schema()
+            schema.pop("title", None)
+            for prop in schema.get("properties", {}).values():
+                prop.pop("title", None)
+            _INPUT_SCHEMAS[self.input_model] = schema
+        return {"name": self.name, "description": self.description,
+                "input_schema": copy.deepcopy(schema)}
 
     def subject(self, args: BaseModel) -> Subject:
         """What this call touches: by default the input's ``path`` (file tools) or
