@@ -123,3 +123,34 @@ async def test_a_coordinator_delegates_research_and_implementation(model, tmp_pa
             ("1", "completed", None), ("2", "completed", "impl")]
     finally:
         await editor.client.shutdown_session()
+
+
+async def test_the_task_list_comes_back_with_a_resumed_session(model, tmp_path, repo):
+    env = {"HOME": str(tmp_path / "home"), "XDG_CONFIG_HOME": str(tmp_path / "config"),
+           "LSP_AGENT_MANAGED_SETTINGS": str(tmp_path / "managed.json")}
+    model.load({"turns": [
+        {"content": [tool("TaskCreate", subject="Survive a restart"),
+                     tool("TaskCreate", subject="Then this", blockedBy=["1"])]},
+        {"content": "noted"}]})
+    first = await start_editor(model.base_url, tmp_path, server_env=env)
+    try:
+        session = await first.new_session(repo, mode="default")
+        await first.request("agent/prompt", {"sessionId": session, "text": "plan"})
+    finally:
+        await first.client.shutdown_session()
+    model.load({"turns": [
+        {"content": "-"}, {"content": "-"},  # the first turn's two assistant messages
+        {"content": [tool("TaskList"), tool("TaskCreate", subject="Third")]},
+        {"content": "ok"}]})
+    second = await start_editor(model.base_url, tmp_path, server_env=env)
+    try:
+        await second.request("agent/resumeSession", {"sessionId": session,
+                                                     "workspaceUri": repo.as_uri()})
+        await second.request("agent/prompt", {"sessionId": session, "text": "what is left?"})
+        listed, created = [e for e in second.of(session, ev.ToolResult)
+                           if e.name in {"TaskList", "TaskCreate"}]
+        assert listed.content == ("#1 [pending] Survive a restart\n"
+                                  "#2 [pending] Then this blocked by #1")
+        assert created.content == "Created task #3: Third"
+    finally:
+        await second.client.shutdown_session()
