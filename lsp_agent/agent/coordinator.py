@@ -27,6 +27,9 @@ from lsp_agent.types.edits import FileEdit
 ORCHESTRATION = frozenset({"Agent", "SendMessage", "TaskCreate", "TaskUpdate", "TaskList",
                            "TaskGet", "TaskOutput", "TaskStop", "ToolSearch"})
 NOT_FOR_COORDINATOR = frozenset({"TodoWrite"})  # its plan is the shared task list
+# Behind ToolSearch in other sessions (they are for teams of agents, and every request would
+# carry their schemas); loaded from the start for the coordinator. Children have them loaded.
+TEAM_TOOLS = ("SendMessage", "TaskCreate", "TaskGet", "TaskList", "TaskUpdate")
 
 COORDINATOR_PROMPT = """\
 # Coordinator mode

@@ -169,9 +169,8 @@ class AgentInput(BaseModel):
         "Return at once with a task id and let the agent work beside you; read its report "
         "with TaskOutput (you are told when it ends)."))
     isolation: Literal["worktree"] | None = Field(default=None, description=(
-        "\"worktree\": the agent works in a new git worktree (a checkout of HEAD on a branch "
-        "of its own), so its edits cannot trample yours or another agent's; its changes are "
-        "kept on that branch for the user to review."))
+        "\"worktree\": it works in a new git worktree (HEAD, its own branch); its changes "
+        "stay on that branch for the user."))
 
 
 class AgentTool(Tool):

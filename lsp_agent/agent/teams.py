@@ -35,9 +35,9 @@ class SendMessageInput(BaseModel):
 class SendMessage(Tool):
     name = "SendMessage"
     description = (
-        "Send a message to a subagent you started (by the name you gave it, or its agent id). "
-        "A running agent reads it at its next step; an agent that has finished continues its "
-        "conversation with the message and answers with a new report.")
+        "Send a message to a subagent you started. Name it by the name you gave it, or its "
+        "agent id. A running agent reads it at its next step; an agent that has finished "
+        "continues its conversation with the message and answers with a new report.")
     input_model = SendMessageInput
     access = "session"  # the child's own tool calls are judged one by one
     time_limit = None  # a continued child is bounded by its turn limit; a cancel stops it

@@ -17,7 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lsp_agent.agent.coordinator import COORDINATOR_PROMPT, coordinator_tools, make_scratch
+from lsp_agent.agent.coordinator import (
+    COORDINATOR_PROMPT,
+    TEAM_TOOLS,
+    coordinator_tools,
+    make_scratch,
+)
 from lsp_agent.agent.loop import Agent, AgentDeps
 from lsp_agent.agent.subagents import AgentTool, Delegation, label_event
 from lsp_agent.agent.teams import SendMessage
@@ -40,7 +45,7 @@ from lsp_agent.sessions.recorder import SessionRecorder
 from lsp_agent.sessions.sidechain import open_sidechain
 from lsp_agent.tools.background import BackgroundTask, BackgroundTasks
 from lsp_agent.tools.base import ToolContext, ToolPool
-from lsp_agent.tools.pool import session_pool
+from lsp_agent.tools.pool import DEFERRED_TOOLS, session_pool
 from lsp_agent.tools.task_list import TaskBoard, TaskItem
 from lsp_agent.tools.todos import TodoItem, TodoList
 from lsp_agent.types import events as ev
@@ -157,7 +162,9 @@ class Session:
             scratch=self.scratch)
         agent_tool = AgentTool(self.delegation)
         own = [*tools, agent_tool, SendMessage(self.delegation)]
-        self.tools = session_pool(ToolPool(coordinator_tools(own) if config.coordinator else own))
+        self.tools = session_pool(
+            ToolPool(coordinator_tools(own) if config.coordinator else own),
+            DEFERRED_TOOLS if config.coordinator else (*DEFERRED_TOOLS, *TEAM_TOOLS))
         self.memory = MemoryLoader(config.workspace, config.user_memory_dirs,
                                    self.gate.file_rules)
         self.context = ContextManager(

@@ -182,9 +182,9 @@ def _board(ctx: ToolContext) -> TaskBoard:
 class TaskCreate(Tool):
     name = "TaskCreate"
     description = (
-        "Add a task to the session's shared task list (seen by you and every subagent), for "
-        "work to be split and claimed: a subject, a description complete enough for a worker, "
-        "and blockedBy (ids of tasks to finish first). Returns its id.")
+        "Add a task to the shared task list. The list is seen by you and every subagent, so "
+        "work can be split and claimed: give a subject, a description complete enough for a "
+        "worker, and blockedBy (ids of tasks to finish first). Returns its id.")
     input_model = TaskCreateInput
     access = "session"
 
@@ -200,7 +200,7 @@ class TaskCreate(Tool):
 class TaskUpdate(Tool):
     name = "TaskUpdate"
     description = (
-        "Change a task of the shared list: status (pending, in_progress, completed, or "
+        "Change a task of the shared list. Status (pending, in_progress, completed, or "
         "deleted to remove it), owner, subject, description, dependencies (addBlockedBy, "
         "removeBlockedBy). Setting in_progress claims the task for you; a task claimed by "
         "another agent, or blocked by unfinished tasks, cannot be started.")
@@ -216,8 +216,8 @@ class TaskUpdate(Tool):
 
 class TaskListTool(Tool):
     name = "TaskList"
-    description = ("List the shared task list: id, status, subject, owner and unfinished "
-                   "blockers of each task.")
+    description = ("List the shared task list. Each task with its id, status, subject, owner "
+                   "and unfinished blockers.")
     input_model = NoInput
     access = "session"
 
