@@ -3,13 +3,19 @@
 A real Session (in-process) with the real SDK against the scripted model server:
 
 * parallelism: N read-only children started by one response, each answering after a fixed
-  pause (``--delay-ms``); reported is the span from the first child's start to the last one's
-  end, for N = 1 and N = 4, and their ratio (the issue's target: < 1.3);
+  pause (``--delay-ms``), the scripted server in a process of its own (as a real endpoint);
+  reported is the span from the first child's start to the last one's end, for N = 1 and
+  N = 4 (runs interleaved), their ratio (the issue's target: < 1.3), and the agent process's
+  CPU time for the turn;
 * context: the parent's last request after a task that reads 30 files, done inline (the parent
   reads them) and delegated (a child reads them and returns a summary): its input tokens as
-  the scripted server counts them, and its size in bytes.
+  the scripted server counts them, and its size in bytes;
+* worktree isolation, on a git repository of ``--repo-files`` files: a plain
+  ``git worktree add`` next to ``Worktrees.create`` (the same plus its record and checks), the
+  start of an isolated child through a Session (from the Agent call's execution to
+  ``subagent_started``), and the end of a child that changed one file (commit, keep); p50.
 
-    python bench/bench_delegation.py [--delay-ms 300] [--runs 3]
+    python bench/bench_delegation.py [--delay-ms 300] [--runs 3] [--repo-files 3000]
 
 Results: bench/results/delegation.json and a markdown table on stdout.
 """
@@ -20,8 +26,10 @@ import argparse
 import asyncio
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +47,36 @@ from lsp_agent.tools.pool import default_pool  # noqa: E402
 from lsp_agent.types import events as ev  # noqa: E402
 from lsp_agent.workspace.diagnostics import DiagnosticsStore  # noqa: E402
 from lsp_agent.workspace.documents import DiskDocuments  # noqa: E402
+from lsp_agent.workspace.worktrees import Worktrees  # noqa: E402
 
 EXPLORE = {"system_contains": "You are Explore"}
 FILES = 30
+
+
+class ProcessServer:
+    """The scripted model server in a process of its own, as a real endpoint is: its work does
+    not compete with the agent's event loop (nor its GIL). ``load`` restarts it."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.proc: subprocess.Popen[str] | None = None
+        self.base_url = ""
+
+    def load(self, scenario: dict[str, Any]) -> None:
+        self.stop()
+        path = self.folder / "scenario.json"
+        path.write_text(json.dumps(scenario))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "lsp_agent.scripted.server", "--scenario", str(path)],
+            stdout=subprocess.PIPE, text=True, cwd=HERE.parent)
+        assert self.proc.stdout is not None
+        self.base_url = self.proc.stdout.readline().split()[1]
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
 
 
 class NoEditor:
@@ -49,8 +84,8 @@ class NoEditor:
         raise RuntimeError("the benchmark makes no edits")
 
 
-def session_for(server: ScriptedModelServer, workspace: Path, events: list[ev.AgentEvent]
-                ) -> Session:
+def session_for(server: ScriptedModelServer | ProcessServer, workspace: Path,
+                events: list[ev.AgentEvent]) -> Session:
     settings = ModelSettings(model="claude-sonnet-4-5", fallback_model=None, api_key="k",
                              base_url=server.base_url, backoff_base=0.01)
     client = anthropic.AsyncAnthropic(api_key="k", base_url=server.base_url, max_retries=0)
@@ -70,8 +105,8 @@ def explore(n: int) -> dict[str, Any]:
         "description": f"look {n}", "prompt": f"Read file_{n}.py", "subagent_type": "Explore"}}
 
 
-async def children_span(server: ScriptedModelServer, workspace: Path, n: int,
-                        delay_ms: int) -> float:
+async def children_span(server: ScriptedModelServer | ProcessServer, workspace: Path, n: int,
+                        delay_ms: int, cpu: list[float] | None = None) -> float:
     server.load({"chunk_chars": 100_000, "turns": [
         {"content": [explore(i) for i in range(n)],
          "when": [{**EXPLORE, "content": [read("file_0.py")]}]},
@@ -80,10 +115,13 @@ async def children_span(server: ScriptedModelServer, workspace: Path, n: int,
     ]})
     events: list[ev.AgentEvent] = []
     session = session_for(server, workspace, events)
+    started = time.process_time()
     try:
         await session.prompt("look")
     finally:
         await session.close()
+    if cpu is not None:
+        cpu.append(time.process_time() - started)
     starts = [e.ts for e in events if isinstance(e, ev.SubagentStarted)]
     ends = [e.ts for e in events if isinstance(e, ev.SubagentEnded)]
     assert len(starts) == len(ends) == n, "every child ran"
@@ -116,10 +154,74 @@ async def last_parent_request(server: ScriptedModelServer, workspace: Path,
             "bytes": len(json.dumps(body["messages"]))}
 
 
+def run_git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
+
+
+def make_repo(root: Path, files: int) -> Path:
+    repo = root / "repo"
+    for i in range(files):
+        folder = repo / f"pkg{i // 100}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"mod_{i}.py").write_text(f"def f{i}(x):\n    return x + {i}\n")
+    git = ["git", "-c", "user.name=b", "-c", "user.email=b@b"]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "files"]):
+        subprocess.run([*git, *args], cwd=repo, check=True, capture_output=True)
+    return repo
+
+
+async def worktree_figures(server: ScriptedModelServer, root: Path, files: int,
+                           runs: int) -> dict[str, Any]:
+    repo = await asyncio.to_thread(make_repo, root, files)
+    plain, store_create, finish, child_start = [], [], [], []
+    for n in range(runs):
+        target = root / f"plain-{n}"
+        started = time.perf_counter()
+        await asyncio.to_thread(run_git, repo, "worktree", "add", "-q", "-b", f"plain-{n}",
+                                str(target), "HEAD")
+        plain.append(time.perf_counter() - started)
+        await asyncio.to_thread(run_git, repo, "worktree", "remove", "--force", str(target))
+        store = Worktrees(root / "state")
+        started = time.perf_counter()
+        record = await store.create(repo, f"agent-bench{n}")
+        store_create.append(time.perf_counter() - started)
+        (Path(record.path) / "pkg0" / "mod_0.py").write_text("changed = True\n")
+        started = time.perf_counter()
+        await store.finish(record, "bench")
+        finish.append(time.perf_counter() - started)
+        await store.remove(record.agent_id)
+        child_start.append(await isolated_child_start(server, repo))
+    return {"repo_files": files, "runs": runs,
+            "plain_git_worktree_add_p50_s": statistics.median(plain),
+            "worktrees_create_p50_s": statistics.median(store_create),
+            "isolated_child_start_p50_s": statistics.median(child_start),
+            "finish_with_one_change_p50_s": statistics.median(finish)}
+
+
+async def isolated_child_start(server: ScriptedModelServer, repo: Path) -> float:
+    server.load({"turns": [
+        {"content": [{"type": "tool_use", "name": "Agent", "input": {
+            "description": "look", "prompt": "Look.", "subagent_type": "general-purpose",
+            "isolation": "worktree"}}],
+         "when": [{"system_contains": "isolated git worktree", "content": "nothing to do"}]},
+        {"content": "done"}]})
+    events: list[ev.AgentEvent] = []
+    session = session_for(server, repo, events)
+    try:
+        await session.prompt("go")
+    finally:
+        await session.close()
+    call = next(e.ts for e in events if isinstance(e, ev.ToolExecutionStarted)
+                and e.name == "Agent")
+    started = next(e.ts for e in events if isinstance(e, ev.SubagentStarted))
+    return started - call
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--delay-ms", type=int, default=300)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--repo-files", type=int, default=3000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         workspace = Path(tmp) / "ws"
@@ -128,24 +230,42 @@ async def main() -> None:
             (workspace / f"file_{i}.py").write_text(
                 "".join(f"def f{i}_{k}(x):\n    return x * {k}\n\n" for k in range(40)))
         with ScriptedModelServer({"turns": []}) as server:
-            spans = {n: [await children_span(server, workspace, n, args.delay_ms)
-                         for _ in range(args.runs)] for n in (1, 4)}
+            cpu: dict[int, list[float]] = {1: [], 4: []}
+            spans: dict[int, list[float]] = {1: [], 4: []}
+            endpoint = ProcessServer(Path(tmp))
+            try:
+                for _ in range(args.runs):  # interleaved: a change of load hits both
+                    for n in (1, 4):
+                        spans[n].append(await children_span(endpoint, workspace, n,
+                                                            args.delay_ms, cpu[n]))
+            finally:
+                endpoint.stop()
             inline = await last_parent_request(server, workspace, delegated=False)
             delegated = await last_parent_request(server, workspace, delegated=True)
+            worktrees = await worktree_figures(server, Path(tmp), args.repo_files, args.runs)
     one, four = (statistics.median(spans[n]) for n in (1, 4))
     result = {"delay_ms": args.delay_ms, "runs": args.runs,
               "children_span_s": {"1": one, "4": four}, "ratio_4_to_1": four / one,
+              "turn_cpu_s": {str(n): statistics.median(cpu[n]) for n in (1, 4)},
               "parent_last_request": {"inline": inline, "delegated": delegated},
-              "meta": run_facts()}
+              "worktree": worktrees, "meta": run_facts()}
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "delegation.json").write_text(json.dumps(result, indent=2) + "\n")
     print("| measure | value |\n|---|---|")
     print(f"| 1 child, first start to last end (median of {args.runs}) | {one:.3f} s |")
     print(f"| 4 children of one response | {four:.3f} s |")
     print(f"| ratio 4 : 1 (target < 1.3) | {four / one:.2f} |")
+    print(f"| agent process CPU of the turn, 1 / 4 children | "
+          f"{statistics.median(cpu[1]) * 1000:.0f} / {statistics.median(cpu[4]) * 1000:.0f} ms |")
     for name, row in (("inline", inline), ("delegated", delegated)):
         print(f"| parent's last request, {FILES} files read {name} | "
               f"{row['input_tokens']:,} input tokens, {row['bytes']:,} bytes |")
+    files = worktrees["repo_files"]
+    for key, label in (("plain_git_worktree_add_p50_s", "plain `git worktree add`"),
+                       ("worktrees_create_p50_s", "Worktrees.create (add + record)"),
+                       ("isolated_child_start_p50_s", "isolated child: Agent call to start"),
+                       ("finish_with_one_change_p50_s", "child end, one file changed (commit)")):
+        print(f"| {label}, {files:,}-file repo (p50) | {worktrees[key] * 1000:.0f} ms |")
 
 
 if __name__ == "__main__":

@@ -21,10 +21,13 @@ import dataclasses
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from lsp_agent.agent.coordinator import WORKER_NOTE, worker_context
+from lsp_agent.agent.isolation import WorktreeWriter, isolated_context, isolated_gate
 from lsp_agent.agent.loop import Agent, AgentDeps
 from lsp_agent.agent.subagent_hooks import subagent_start, subagent_stop
 from lsp_agent.context.agents import READ_ONLY, AgentCatalog, AgentType
@@ -36,10 +39,13 @@ from lsp_agent.permissions.policy import PermissionGate
 from lsp_agent.tools.base import Tool, ToolContext, ToolError, ToolOutput, ToolPool
 from lsp_agent.types import events as ev
 from lsp_agent.types.permissions import Asker, Mode, PermissionAnswer
+from lsp_agent.workspace.worktrees import AgentWorktree, Finished, WorktreeError, Worktrees
 
 AGENT_TOOL = "Agent"
 DEFAULT_MAX_DEPTH = 1  # the main agent is depth 0: its children cannot delegate further
 DEFAULT_MAX_PARALLEL = 4  # children running at once per session; more wait their turn
+MAX_KEPT_AGENTS = 32  # ended children whose conversation SendMessage can continue
+MAX_INBOX_TURNS = 5  # turns a child runs on for messages that came while it was finishing
 # Never offered to a child: the session's plan is the main agent's (a child's TodoWrite would
 # replace it), and a child's pool has every tool loaded (nothing to search for).
 NOT_FOR_CHILDREN = frozenset({"TodoWrite", "ToolSearch", AGENT_TOOL})
@@ -66,6 +72,10 @@ class Sidechain(ConversationObserver, Protocol):
 
     def on_event(self, event: ev.AgentEvent) -> None: ...
 
+    def expect_prompt(self, text: str, origin: str, editor_context: Any) -> None: ...
+
+    async def flush(self) -> None: ...
+
     async def close(self) -> None: ...
 
 
@@ -89,8 +99,17 @@ class Delegation:
     sidechain: Callable[[str, AgentType, str], Sidechain | None] | None = None
     max_depth: int = DEFAULT_MAX_DEPTH
     max_parallel: int = DEFAULT_MAX_PARALLEL
+    workspace: Path | None = None  # the session's (isolated children get a worktree of it)
+    worktrees: Worktrees | None = None  # None: isolation is not available
+    scratch: Path | None = None  # coordinator mode's scratchpad, which children may write
     _slots: asyncio.Semaphore | None = field(default=None, repr=False)
     _running: set[asyncio.Task[Any]] = field(default_factory=set, repr=False)
+    # Every child of the session by agent id, newest last, for SendMessage (agent/teams.py):
+    # its conversation is kept while the session lives (the oldest ended ones beyond
+    # MAX_KEPT_AGENTS are forgotten).
+    agents: dict[str, Child] = field(default_factory=dict, repr=False)
+    _closing: set[asyncio.Future[Any]] = field(default_factory=set, repr=False)
+    _pools: dict[tuple[AgentType, int], ToolPool] = field(default_factory=dict, repr=False)
 
     def slots(self) -> asyncio.Semaphore:
         if self._slots is None:
@@ -102,6 +121,28 @@ class Delegation:
         after the tool call it waits on has settled)."""
         for task in list(self._running):
             task.cancel()
+
+    def keep(self, child: Child) -> None:
+        self.agents[child.agent_id] = child
+        ended = [c for c in self.agents.values() if not c.running]
+        for old in ended[: max(0, len(self.agents) - MAX_KEPT_AGENTS)]:
+            del self.agents[old.agent_id]
+            if old.sidechain is not None:
+                self._closing.add(asyncio.ensure_future(old.sidechain.close()))
+
+    def find(self, name_or_id: str) -> Child | None:
+        """A kept child by agent id, else the newest one with that name."""
+        if name_or_id in self.agents:
+            return self.agents[name_or_id]
+        named = [c for c in self.agents.values() if c.args.name == name_or_id]
+        return named[-1] if named else None
+
+    async def close(self) -> None:
+        """The session ends: cancel the children and close their transcripts."""
+        self.cancel_children()
+        closing = [c.sidechain.close() for c in self.agents.values() if c.sidechain is not None]
+        await asyncio.gather(*closing, *self._closing, return_exceptions=True)
+        self.agents.clear()
 
     def report_warnings(self) -> None:
         """Say once what was wrong with the custom agent files."""
@@ -128,7 +169,9 @@ class AgentInput(BaseModel):
     run_in_background: bool = Field(default=False, description=(
         "Return at once with a task id and let the agent work beside you; read its report "
         "with TaskOutput (you are told when it ends)."))
-    isolation: str | None = Field(default=None, description="Not available yet.")
+    isolation: Literal["worktree"] | None = Field(default=None, description=(
+        "\"worktree\": it works in a new git worktree (HEAD, its own branch); its changes "
+        "stay on that branch for the user."))
 
 
 class AgentTool(Tool):
@@ -163,27 +206,61 @@ class AgentTool(Tool):
         if agent_type is None:
             raise ToolError(f"Unknown subagent_type {args.subagent_type!r}. Valid types: "
                             + ", ".join(catalog.names()))
-        if args.isolation:
-            raise ToolError("isolation is not available for agents yet: call Agent without "
-                            "it (the agent then works in the workspace itself).")
-        child = Child(self, agent_type, args, ctx.tool_use_id)
         if args.run_in_background:
             if ctx.tasks is None:
                 raise ToolError("Background agents are not available in this session.")
             ctx.tasks.check_room()
+        agent_id = "agent-" + uuid.uuid4().hex[:12]
+        worktree = None
+        if args.isolation or agent_type.isolation:
+            worktree = await self._worktree(agent_id, args)
+        child = Child(self, agent_type, args, ctx.tool_use_id, agent_id, worktree)
+        child.running = True  # from now on SendMessage queues for it
+        self.delegation.keep(child)
+        if args.run_in_background:
+            assert ctx.tasks is not None
             task = ctx.tasks.adopt_agent(self._in_slot(child), child.label, args.description)
             return ToolOutput(f"Started the {child.label} agent ({child.agent_id}) in the "
                               f"background as task {task.id}. Read its report with TaskOutput; "
                               "you will be told when it ends.")
         return await self._in_slot(child)
 
+    async def _worktree(self, agent_id: str, args: AgentInput) -> AgentWorktree:
+        d = self.delegation
+        if d.worktrees is None or d.workspace is None:
+            raise ToolError("Worktree isolation is not available in this session: call Agent "
+                            "without isolation.")
+        try:
+            return await d.worktrees.create(d.workspace, agent_id, d.session_id,
+                                            args.description)
+        except WorktreeError as exc:
+            raise ToolError(f"Cannot isolate the agent: {exc}. Nothing was started; call "
+                            "Agent without isolation to work in the workspace itself.") from None
+
     async def _in_slot(self, child: Child) -> ToolOutput:
-        async with self.delegation.slots():
-            return await child.run()
+        try:
+            async with self.delegation.slots():
+                return await child.run()
+        finally:  # cancelled before it ran: its (unchanged) worktree goes
+            child.running = False
+            if child.worktree is not None and child.worktree_end is None:
+                await asyncio.shield(child.end_worktree())
 
     def child_pool(self, agent_type: AgentType) -> ToolPool:
         """The tools a child of this type gets: the session's, filtered by the type; an Agent
-        tool of its own only below the depth limit."""
+        tool of its own only below the depth limit. A pool without one is shared by every
+        child of the type (made once: its schemas cost milliseconds of the event loop, which
+        children started together would otherwise take turns for)."""
+        key = (agent_type, self.depth)
+        shared = self.delegation._pools.get(key)
+        if shared is not None:
+            return shared
+        pool = self._new_child_pool(agent_type)
+        if not any(isinstance(t, AgentTool) for t in pool):
+            self.delegation._pools[key] = pool
+        return pool
+
+    def _new_child_pool(self, agent_type: AgentType) -> ToolPool:
         tools = [t for t in self.delegation.tools if t.name not in NOT_FOR_CHILDREN]
         allowed = agent_type.tools
         if allowed is not None and READ_ONLY in allowed:
@@ -210,27 +287,45 @@ class Child:
     }
 
     def __init__(self, tool: AgentTool, agent_type: AgentType, args: AgentInput,
-                 parent_tool_use_id: str):
+                 parent_tool_use_id: str, agent_id: str | None = None,
+                 worktree: AgentWorktree | None = None):
         self.tool, self.type, self.args = tool, agent_type, args
         self.delegation = tool.delegation
         self.parent_tool_use_id = parent_tool_use_id
-        self.agent_id = "agent-" + uuid.uuid4().hex[:12]
+        self.agent_id = agent_id or "agent-" + uuid.uuid4().hex[:12]
         self.label = args.name or agent_type.name
         self.errors: list[str] = []
         self.sidechain: Sidechain | None = None
         self.turn_ended: ev.TurnEnded | None = None
+        self.worktree = worktree
+        self.worktree_end: Finished | str | None = None  # how it ended (str: what failed)
+        self.running = False
+        self.runs = 0
+        self.inbox: list[str] = []  # SendMessage's messages, read at its next step
+        self.writer = (WorktreeWriter(worktree.root, f"branch {worktree.branch}")
+                       if worktree is not None else None)
         self.agent = self._build()
 
     def _build(self) -> Agent:
         d = self.delegation
         pool = self.tool.child_pool(self.type)
+        gate = child_gate(d.gate, self.type.permission_mode)
+        if d.scratch is not None:
+            gate = dataclasses.replace(gate, readable_outside=[*gate.readable_outside, d.scratch],
+                                       writable_outside=[*gate.writable_outside, d.scratch])
+        if self.worktree is not None:
+            gate = isolated_gate(gate, self.worktree.root)
         agent = Agent(AgentDeps(
-            model=d.model, tools=pool, gate=child_gate(d.gate, self.type.permission_mode),
+            model=d.model, tools=pool, gate=gate,
             system=self._system,
             tool_context=self._tool_context, asker=self._asker(), finalize=d.finalize,
-            session_id=d.session_id, hooks=d.hooks, context=d.new_context()))
+            session_id=d.session_id, hooks=d.hooks, context=d.new_context(),
+            notices=self._read_inbox))
         parent_model = self.tool.owner.model if self.tool.owner is not None else agent.model
-        agent.model = resolve_model(self.args.model or self.type.model, parent_model)
+        wanted = self.args.model or self.type.model
+        if wanted is None and self.type.model_setting:  # Explore: a cheaper model by default
+            wanted = getattr(d.model.settings, self.type.model_setting, None)
+        agent.model = resolve_model(wanted, parent_model)
         if self.type.max_turns:
             agent.max_rounds = min(agent.max_rounds, self.type.max_turns)
         for tool in pool:
@@ -245,10 +340,22 @@ class Child:
 
     def _system(self) -> list[dict[str, Any]]:
         # The agent's prompt replaces the main agent's; environment and memory stay.
-        return [{"type": "text", "text": self.type.prompt}, *self.delegation.system()[1:]]
+        prompt = [{"type": "text", "text": self.type.prompt}]
+        if self.worktree is not None:
+            prompt.append({"type": "text", "text": worktree_note(self.worktree)})
+        if self.delegation.scratch is not None:
+            prompt.append({"type": "text",
+                           "text": WORKER_NOTE.format(scratch=self.delegation.scratch)})
+        return [*prompt, *self.delegation.system()[1:]]
 
     def _tool_context(self, tool_use_id: str) -> ToolContext:
-        return dataclasses.replace(self.delegation.tool_context(tool_use_id), tools=None)
+        ctx = dataclasses.replace(self.delegation.tool_context(tool_use_id), tools=None,
+                                  agent_name=self.label)
+        if self.worktree is not None and self.writer is not None:
+            ctx = isolated_context(ctx, self.worktree.root, self.writer)
+        if self.delegation.scratch is not None:
+            ctx = worker_context(ctx, self.delegation.scratch)
+        return ctx
 
     def _asker(self) -> Asker | None:
         ask = self.delegation.asker
@@ -269,7 +376,11 @@ class Child:
         self._tag(event)
         self.delegation.emit(event)
 
-    async def run(self) -> ToolOutput:
+    async def run(self, message: str | None = None) -> ToolOutput:
+        """The child's first turn (its prompt), or with ``message`` a new turn of an ended
+        child (SendMessage). Messages that arrive while it finishes get turns of their own."""
+        self.running = True
+        self.delegation.keep(self)
         self._emit(ev.SubagentStarted(agent_type=self.type.name, description=self.args.description,
                                       name=self.args.name, model=self.agent.model))
         token = CURRENT_CHILD.set((self.agent_id, self.parent_tool_use_id))
@@ -277,25 +388,84 @@ class Child:
         running = self.delegation._running
         if task is not None:
             running.add(task)
+        total, rounds = ev.Usage(), 0
         try:
-            prompt = [{"type": "text", "text": self.args.prompt},
-                      *await subagent_start(self.delegation.hooks, self.agent_id, self.type.name)]
-            await self.agent.run_turn_into(prompt, self._forward)
+            text = message if message is not None else self.args.prompt
+            for _ in range(MAX_INBOX_TURNS + 1):
+                if self.runs and self.sidechain is not None:
+                    self.sidechain.expect_prompt(text, "user", None)
+                prompt: list[dict[str, Any]] = [{"type": "text", "text": text}]
+                if not self.runs:  # SubagentStart hooks add context to the first turn only
+                    prompt += await subagent_start(self.delegation.hooks, self.agent_id,
+                                                   self.type.name)
+                self.runs += 1
+                self.turn_ended = None
+                await self.agent.run_turn_into(prompt, self._forward)
+                if self.turn_ended is not None:
+                    total, rounds = total + self.turn_ended.usage, rounds + self.turn_ended.rounds
+                if not self.inbox or self.turn_ended is None or \
+                        self.turn_ended.stop_reason != "end_turn":
+                    break
+                text = "\n".join(self._read_inbox())
         finally:
+            self.running = False
             CURRENT_CHILD.reset(token)
             if task is not None:
                 running.discard(task)
             if self.sidechain is not None:
-                await asyncio.shield(self.sidechain.close())
+                await asyncio.shield(self.sidechain.flush())
+            if self.worktree is not None and self.worktree_end is None:
+                await asyncio.shield(self.end_worktree())
         ended = self.turn_ended or ev.TurnEnded(stop_reason="error", usage=ev.Usage(), rounds=0)
+        ended = ev.TurnEnded(stop_reason=ended.stop_reason, usage=total, rounds=rounds)
         self._emit(ev.SubagentEnded(
             agent_type=self.type.name, stop_reason=ended.stop_reason, usage=ended.usage,
-            rounds=ended.rounds, usd=self.agent.deps.context.turn_cost().turn.usd))
+            rounds=ended.rounds, usd=self.agent.deps.context.turn_cost().turn.usd,
+            worktree=self._worktree_view()))
         if task is not None and task.cancelling():
             raise asyncio.CancelledError  # the parent's call was cancelled: it answers it
         await subagent_stop(self.delegation.hooks, self.agent_id, self.type.name,
                             ended.stop_reason)
         return self._result(ended)
+
+    def _read_inbox(self) -> list[str]:
+        messages = [f"<message from=\"main agent\">\n{m}\n</message>" for m in self.inbox]
+        self.inbox.clear()
+        return messages
+
+    async def end_worktree(self) -> None:
+        """Remove the worktree when unchanged, else commit its changes on its branch."""
+        assert self.worktree is not None and self.delegation.worktrees is not None
+        message = f"lsp-agent: {self.args.description} ({self.label}, {self.agent_id})"
+        try:
+            self.worktree_end = await self.delegation.worktrees.finish(self.worktree, message)
+        except WorktreeError as exc:
+            self.worktree_end = str(exc)
+
+    def _worktree_view(self) -> ev.WorktreeView | None:
+        wt, end = self.worktree, self.worktree_end
+        if wt is None:
+            return None
+        kept = not isinstance(end, Finished) or end.kept
+        return ev.WorktreeView(path=wt.path, branch=wt.branch, base=wt.base, kept=kept,
+                               commit=end.commit if isinstance(end, Finished) else None,
+                               files_changed=len(end.files) if isinstance(end, Finished) else 0)
+
+    def _worktree_report(self) -> str:
+        wt, end = self.worktree, self.worktree_end
+        if wt is None:
+            return ""
+        if isinstance(end, str) or end is None:
+            return (f"\n\nIts git worktree {wt.path} (branch {wt.branch}) could not be "
+                    f"finished: {end or 'it did not end'}. It is left as it is.")
+        if not end.kept:
+            return "\n\nIt changed no file: its git worktree was removed."
+        files = ", ".join(end.files[:20]) + (" ..." if len(end.files) > 20 else "")
+        return (f"\n\nIts changes are committed on branch {wt.branch} (commit "
+                f"{(end.commit or '')[:12]}, {len(end.files)} files: {files}) in the git "
+                f"worktree {wt.path}; nothing in the workspace changed. The user reviews them "
+                f"(git diff {wt.base[:12]} {wt.branch}) and merges them (git merge {wt.branch}) "
+                "or removes the worktree (agent/removeWorktree).")
 
     def _forward(self, event: ev.AgentEvent) -> None:
         """Send a child's event on to the client; the turn's start, end and cost are the
@@ -318,6 +488,7 @@ class Child:
         u = ended.usage
         usage = (f"[agentId: {self.agent_id} ({self.label}); usage: {u.input_tokens} input, "
                  f"{u.output_tokens} output tokens; {ended.rounds} rounds]")
+        usage += self._worktree_report()
         if ended.stop_reason == "end_turn":
             return ToolOutput(f"{text or '(the agent gave no answer)'}\n\n{usage}")
         why = self.ENDED_EARLY.get(ended.stop_reason, ended.stop_reason).format(
@@ -354,6 +525,14 @@ def resolve_model(wanted: str | None, parent_model: str) -> str:
     if not wanted or wanted.strip() == "inherit":
         return parent_model
     return MODEL_ALIASES.get(wanted.strip().lower(), wanted.strip())
+
+
+def worktree_note(worktree: AgentWorktree) -> str:
+    return (f"You work in an isolated git worktree: your working folder is {worktree.root} "
+            f"(branch {worktree.branch}, a checkout of commit {worktree.base[:12]}), not the "
+            "workspace named below. Use paths relative to it. Your edits are written there at "
+            "once and committed on your branch when you finish; you cannot write outside it. "
+            "Uncommitted changes of the workspace are not in it.")
 
 
 def final_text(messages: list[dict[str, Any]]) -> str:

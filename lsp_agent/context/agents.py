@@ -27,6 +27,7 @@ MAX_AGENT_FILES = 200  # per folder: a runaway folder must not slow session star
 
 # Read-only work: what Explore and Plan may use (access "read"/"session" tools, see below).
 READ_ONLY = "read-only"
+ISOLATIONS = ("worktree",)
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,9 @@ class AgentType:
     permission_mode: Mode | None = None
     max_turns: int | None = None
     source: str = "built-in"
+    isolation: str | None = None  # "worktree": the child works in a git worktree of its own
+    # The model setting (ModelSettings field) giving its model when the call names none.
+    model_setting: str | None = None
 
 
 GENERAL_PROMPT = (
@@ -62,7 +66,7 @@ BUILTIN_TYPES: tuple[AgentType, ...] = (
     AgentType("general-purpose", "General agent for multi-step research and coding tasks; "
               "has every tool.", GENERAL_PROMPT),
     AgentType("Explore", "Fast read-only agent for finding files, symbols and answers in the "
-              "codebase.", EXPLORE_PROMPT, tools=(READ_ONLY,)),
+              "codebase.", EXPLORE_PROMPT, tools=(READ_ONLY,), model_setting="explore_model"),
     AgentType("Plan", "Read-only agent that studies the code and returns an implementation "
               "plan.", PLAN_PROMPT, tools=(READ_ONLY,)),
 )
@@ -138,10 +142,14 @@ def read_agent_file(path: Path, known_tools: set[str], warnings: list[str]) -> A
         mode = None
     max_turns = _positive(fields.get("maxTurns"), path, warnings)
     model = _text(fields.get("model")) or None
+    isolation = _text(fields.get("isolation")) or None
+    if isolation is not None and isolation not in ISOLATIONS:
+        warnings.append(f"{path}: unknown isolation {isolation!r} ignored (only 'worktree')")
+        isolation = None
     return AgentType(name, description, body.strip() or GENERAL_PROMPT, tools=tools,
                      disallowed=tuple(disallowed), model=None if model == "inherit" else model,
                      permission_mode=mode, max_turns=max_turns,
-                     source=str(path))
+                     source=str(path), isolation=isolation)
 
 
 def split_frontmatter(text: str) -> tuple[dict[str, str | list[str]], str]:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # the SDK takes ~1 s to import: loaded with the first session
 DEFAULT_MODEL = "claude-sonnet-4-5"
 DEFAULT_FALLBACK_MODEL = "claude-haiku-4-5"
 DEFAULT_CLASSIFIER_MODEL = "claude-haiku-4-5"  # auto mode's permission classifier
+DEFAULT_EXPLORE_MODEL = "claude-haiku-4-5"  # the Explore subagent: finding things fast, cheaply
 
 
 _FLOAT_ENV = {
@@ -49,6 +50,7 @@ class ModelSettings:
     max_rounds: int = 50
     classifier_model: str = DEFAULT_CLASSIFIER_MODEL
     classifier_timeout: float = 15.0  # past it, auto mode asks the user instead
+    explore_model: str = DEFAULT_EXPLORE_MODEL  # "inherit": the parent agent's model
 
     @classmethod
     def from_env(cls, **overrides: Any) -> ModelSettings:
@@ -59,6 +61,7 @@ class ModelSettings:
             "api_key": server_secret("ANTHROPIC_API_KEY"),  # sealed at start-up
             "base_url": env.get("ANTHROPIC_BASE_URL"),
             "classifier_model": env.get("LSP_AGENT_CLASSIFIER_MODEL") or DEFAULT_CLASSIFIER_MODEL,
+            "explore_model": env.get("LSP_AGENT_EXPLORE_MODEL") or DEFAULT_EXPLORE_MODEL,
         }
         for name, field_name in _FLOAT_ENV.items():
             if name in env:

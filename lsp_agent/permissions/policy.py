@@ -78,6 +78,11 @@ class PermissionGate:
     session_rules: set[str] = field(default_factory=set)
     settings: Settings = field(default_factory=Settings)
     restriction: Restriction | None = None  # a turn limited to some tools (/commit)
+    # Writes outside the workspace are refused instead of asked (an isolated subagent's
+    # workspace is its git worktree, which it must not leave).
+    confined: bool = False
+    # Folders outside the workspace that may be written (a coordinator's scratchpad).
+    writable_outside: list[Path] = field(default_factory=list)
 
     @property
     def file_rules(self) -> FileRules:
@@ -140,6 +145,8 @@ class PermissionGate:
         read_only = subject.access in READ_ONLY_ACCESS
         allowed_by_rule = self._first(self._allow_rules(), name, subject, path=path)
         if path is not None and (concern := self._path_concern(path, read_only, allowed_by_rule)):
+            if self.confined and not read_only and not paths.is_inside(path, self._write_roots()):
+                return _Judgement(refused=f"{concern} (this agent may write only there)")
             return _Judgement(immune=[concern])
         if rule := self._first(self.settings.ask, name, subject, path=path):
             return _Judgement(concerns=[f"the rule {rule} asks for {name}"])
@@ -160,7 +167,7 @@ class PermissionGate:
         if why := paths.process_secret_reason(str(real)):
             return why  # before "outside the workspace": the user must see what it holds
         if not read_only:
-            if not paths.is_inside(real, [self.workspace]):
+            if not paths.is_inside(real, self._write_roots()):
                 return f"{path} is outside the workspace {self.workspace}"
             return paths.protected_reason(real, self.file_rules)
         if not paths.is_inside(real, self._read_roots()) and allowed is None:
@@ -248,6 +255,9 @@ class PermissionGate:
                                           and rule.matches_command(subject.target)):
                 return rule
         return None
+
+    def _write_roots(self) -> list[Path]:
+        return [self.workspace, *self.writable_outside]
 
     def _read_roots(self) -> list[Path]:
         return [self.workspace, *self.readable_outside, *self.settings.additional_directories]

@@ -35,6 +35,7 @@ from lsp_agent.server.wire_positions import WirePositions
 from lsp_agent.server.wiring import Wiring
 from lsp_agent.types import events as ev
 from lsp_agent.types.editor import EditorContext
+from lsp_agent.workspace.worktrees import WorktreeError, worktrees_for
 
 if TYPE_CHECKING:  # sessions (and the agent, its tools...) load with the first session
     from lsp_agent.sessions.manager import SessionManager
@@ -45,9 +46,9 @@ log = logging.getLogger(__name__)
 CUSTOM_METHODS = [p.NEW_SESSION, p.PROMPT, p.CANCEL, p.SET_MODE, p.REVIEW, p.LIST_SESSIONS,
                   p.CONTEXT, p.COMPACT, p.SET_MODEL, p.RESUME_SESSION, p.SESSION_HISTORY,
                   p.FORK_SESSION, p.RENAME_SESSION, p.DELETE_SESSION, p.PROMPT_HISTORY,
-                  p.REWIND, p.CHECKPOINTS, p.TASKS, *extensions_api.METHODS,
-                  *memory_api.METHODS, *dream_api.METHODS, *watch_api.METHODS,
-                  *views_api.METHODS]
+                  p.REWIND, p.CHECKPOINTS, p.TASKS, p.WORKTREES, p.REMOVE_WORKTREE,
+                  *extensions_api.METHODS, *memory_api.METHODS, *dream_api.METHODS,
+                  *watch_api.METHODS, *views_api.METHODS]
 
 
 PYTHON_FEATURE_CAPABILITIES = ("definition_provider", "references_provider", "hover_provider",
@@ -193,7 +194,8 @@ class AgentServer(LanguageServer):
                 raise JsonRpcInvalidParams(
                     f"workspaceUri is not an existing folder: {params.workspace_uri}")
             workspace = Path(fs)
-        return self.manager.create(workspace, params.mode or self.options.mode, params.model)
+        return self.manager.create(workspace, params.mode or self.options.mode, params.model,
+                                   coordinator=params.coordinator)
 
     def context_in(self, params: p.PromptParams) -> EditorContext | None:
         """The prompt's editor context with its positions in code points."""
@@ -327,6 +329,23 @@ def _register_agent_methods(server: AgentServer) -> None:
     def tasks(ls: AgentServer, params: Any) -> dict[str, Any]:
         args = p.parse(p.SessionParams, params)
         return {"tasks": ls.session(args.session_id).tasks.summaries()}
+
+    @server.feature(p.WORKTREES)
+    async def worktrees(ls: AgentServer, params: Any) -> dict[str, Any]:
+        args = p.parse(p.WorktreesParams, params)
+        folder = Path(to_fs_path(args.workspace_uri) or "") if args.workspace_uri else None
+        found = await worktrees_for(ls.manager.factory.state_dir).list_worktrees(folder)
+        return {"worktrees": [w.wire() for w in found]}
+
+    @server.feature(p.REMOVE_WORKTREE)
+    async def remove_worktree(ls: AgentServer, params: Any) -> dict[str, Any]:
+        args = p.parse(p.RemoveWorktreeParams, params)
+        store = worktrees_for(ls.manager.factory.state_dir)
+        try:
+            removed = await store.remove(args.agent_id, args.delete_branch)
+        except WorktreeError as exc:
+            raise JsonRpcInvalidParams(str(exc)) from None
+        return {"removed": removed.wire()}
 
     @server.feature(p.COMPACT)
     async def compact(ls: AgentServer, params: Any) -> dict[str, Any]:

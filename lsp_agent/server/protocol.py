@@ -35,6 +35,8 @@ PROMPT_HISTORY = "agent/promptHistory"
 REWIND = "agent/rewind"
 CHECKPOINTS = "agent/checkpoints"
 TASKS = "agent/tasks"
+WORKTREES = "agent/worktrees"
+REMOVE_WORKTREE = "agent/removeWorktree"
 EVENT = "agent/event"
 REQUEST_PERMISSION = "agent/requestPermission"
 
@@ -59,6 +61,7 @@ class InitializationOptions(Wire):
     model: str | None = None
     fallback_model: str | None = None
     classifier_model: str | None = None  # auto mode's classifier (default a haiku model)
+    explore_model: str | None = None  # the Explore subagent's (default a haiku model)
     state_dir: str | None = None
     persist_sessions: bool = True  # transcripts under the state dir (resume, fork, history)
     # Saved sessions not updated for this long are deleted (with their checkpoints), and the
@@ -100,6 +103,7 @@ class NewSessionParams(Wire):
     workspace_uri: str | None = None
     mode: Mode | None = None
     model: str | None = None
+    coordinator: bool = False  # the agent only plans and delegates (docs/delegation.md)
 
 
 class NewSessionResult(Wire):
@@ -171,6 +175,15 @@ class TaskParams(Wire):
 
     session_id: str
     task_id: str
+
+
+class WorktreesParams(Wire):
+    workspace_uri: str | None = None  # default: every repository's agent worktrees
+
+
+class RemoveWorktreeParams(Wire):
+    agent_id: str = Field(min_length=1, max_length=100)
+    delete_branch: bool = True
 
 
 class CompactParams(Wire):

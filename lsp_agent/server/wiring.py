@@ -31,7 +31,8 @@ class Wiring:
     def model_settings(self) -> ModelSettings:
         options = self._server.options
         return ModelSettings.from_env(model=options.model, fallback_model=options.fallback_model,
-                                      classifier_model=options.classifier_model)
+                                      classifier_model=options.classifier_model,
+                                      explore_model=options.explore_model)
 
     def preload_model(self, when: str) -> None:
         """Start the SDK import and client set-up on a thread if LSP_AGENT_PRELOAD_MODEL asks

@@ -59,7 +59,7 @@ class SessionFactory:
 
     def create(self, workspace: Path, mode: Mode, model: str | None = None,
                session_id: str | None = None, recorder: SessionRecorder | None = None,
-               ) -> Session:
+               coordinator: bool = False) -> Session:
         """A new session (its transcript opens in the background), or with ``recorder``
         one that goes on with a transcript opened for a resume."""
         session_id = session_id or uuid.uuid4().hex[:12]
@@ -74,7 +74,8 @@ class SessionFactory:
         parts = self.parts
         session = Session(
             SessionConfig(workspace=workspace, settings=settings, mode=mode,
-                          state_dir=self.state_dir, safety_options=self.safety_options),
+                          state_dir=self.state_dir, safety_options=self.safety_options,
+                          coordinator=coordinator),
             model=self.model_service(settings),
             tools=parts.tools,
             documents=parts.documents,

@@ -83,8 +83,9 @@ class SessionManager:
     def diagnostics(self, store: DiagnosticsStore) -> None:
         self.factory.parts.diagnostics = store  # the editor bridge's, when it answers them
 
-    def create(self, workspace: Path, mode: Mode, model: str | None = None) -> Session:
-        session = self.factory.create(workspace, mode, model)
+    def create(self, workspace: Path, mode: Mode, model: str | None = None,
+               coordinator: bool = False) -> Session:
+        session = self.factory.create(workspace, mode, model, coordinator=coordinator)
         self._sessions[session.id] = session
         return session
 
@@ -158,6 +159,7 @@ class SessionManager:
                                       session_id=session_id, recorder=recorder)
         session.restore(state["messages"], state["todos"], state["cost"], state["first"],
                         prompts=state["prompts"], auto_decisions=state["auto"])
+        session.restore_task_list(state["task_list"])
         for proposal_id in state["pending"]:
             recorder.append(entries.proposal_decision(
                 proposal_id, "not_applied",
@@ -218,6 +220,7 @@ def _saved_state(reader: Any) -> dict[str, Any]:
     turns = reader.turns()
     return {
         "messages": reader.messages(), "todos": reader.todos(), "mode": reader.mode(),
+        "task_list": reader.task_list(),
         "model": reader.model(), "cost": reader.cost().by_model,
         "pending": [p["proposalId"] for p in reader.pending_proposals()],
         "first": turns[0].prompt if turns else None,

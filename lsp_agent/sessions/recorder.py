@@ -279,7 +279,12 @@ def _error(event: ev.ErrorEvent) -> dict[str, Any]:
     return entries.system(event.kind, event.message, "warning" if event.recoverable else "error")
 
 
+def _task_list(event: ev.TaskListUpdated) -> dict[str, Any]:
+    return entries.task_list([t.wire() for t in event.tasks])
+
+
 _EVENT_ENTRIES: dict[type, Callable[[Any], dict[str, Any]]] = {
+    ev.TaskListUpdated: _task_list,
     ev.UsageReport: _usage_entry,
     ev.TurnEnded: _turn_end,
     ev.ProposalCreated: _proposal,

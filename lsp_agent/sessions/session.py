@@ -17,9 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lsp_agent.agent.coordinator import (
+    COORDINATOR_PROMPT,
+    TEAM_TOOLS,
+    coordinator_tools,
+    make_scratch,
+)
 from lsp_agent.agent.hook_judge import HookJudge
 from lsp_agent.agent.loop import Agent, AgentDeps
 from lsp_agent.agent.subagents import AgentTool, Delegation, label_event
+from lsp_agent.agent.teams import SendMessage
 from lsp_agent.context.agents import load_catalog
 from lsp_agent.context.auto_memory import MemoryRefused, auto_memory_for, memory_layer
 from lsp_agent.context.layers import system_layers
@@ -42,13 +49,15 @@ from lsp_agent.store import Redactor
 from lsp_agent.tools.background import BackgroundTask, BackgroundTasks
 from lsp_agent.tools.base import ToolContext, ToolPool
 from lsp_agent.tools.memory import MemoryTool
-from lsp_agent.tools.pool import session_pool
+from lsp_agent.tools.pool import DEFERRED_TOOLS, session_pool
+from lsp_agent.tools.task_list import TaskBoard, TaskItem
 from lsp_agent.tools.todos import TodoItem, TodoList
 from lsp_agent.types import events as ev
 from lsp_agent.types.editor import EditorContext
 from lsp_agent.types.permissions import Asker, Mode
 from lsp_agent.workspace.diagnostics import DiagnosticsStore
 from lsp_agent.workspace.documents import DocumentSource
+from lsp_agent.workspace.worktrees import worktrees_for
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +98,8 @@ class SessionConfig:
     user_memory_dirs: list[Path] | None = None  # None: the user's config folders
     # Settings given by the editor or the command line ({"permissions", "sandbox", "hooks"}).
     safety_options: dict[str, Any] | None = None
+    # Coordinator mode (agent/coordinator.py): the agent only plans and delegates.
+    coordinator: bool = False
 
 
 class Session:
@@ -118,13 +129,17 @@ class Session:
         self.processes = ProcessGroups()
         self.todos = TodoList(on_change=self._todos_changed)
         self.tasks = BackgroundTasks(on_end=self._background_task_ended)
+        self.task_board = TaskBoard(on_change=self._task_list_changed)
         # Oversized tool results: with the session's other files when it is saved, so the
         # retention policy deletes them with it.
         self.results_dir = (
             recorder.store.layout.session_dir(config.workspace, self.id) / "tool-results"
             if recorder is not None
             else config.state_dir / "sessions" / self.id / "tool-results")
-        self.safety = SessionSafety.build(config.workspace, config.mode, [self.results_dir],
+        # Coordinator mode's scratchpad: with the session's files, deleted with them.
+        self.scratch = self.results_dir.with_name("scratch") if config.coordinator else None
+        readable = [self.results_dir, *([self.scratch] if self.scratch else [])]
+        self.safety = SessionSafety.build(config.workspace, config.mode, readable,
                                           config.safety_options, self.id)
         self.gate = self.safety.gate
         asker = self.safety.asker = self.safety.notifying(asker)  # Notification hooks
@@ -148,7 +163,9 @@ class Session:
             finalize=finalize_output,
             sidechain=lambda agent_id, kind, prompt: open_sidechain(
                 recorder, agent_id, kind, prompt),
-            catalog=load_catalog(config.workspace, [*tools.names(), AgentTool.name]))
+            catalog=load_catalog(config.workspace, [*tools.names(), AgentTool.name]),
+            workspace=config.workspace, worktrees=worktrees_for(config.state_dir),
+            scratch=self.scratch)
         agent_tool = AgentTool(self.delegation)
         # Auto memory (docs/autonomy.md): its tool only when it is on.
         self.auto_memory, memory_warnings = auto_memory_for(
@@ -157,7 +174,10 @@ class Session:
             else Redactor.from_environment().text)
         self.safety.warnings.extend(memory_warnings)
         memory_tools = [MemoryTool(self.auto_memory)] if self.auto_memory is not None else []
-        self.tools = session_pool(ToolPool([*tools, agent_tool, *memory_tools]))
+        own = [*tools, agent_tool, SendMessage(self.delegation), *memory_tools]
+        self.tools = session_pool(
+            ToolPool(coordinator_tools(own) if config.coordinator else own),
+            DEFERRED_TOOLS if config.coordinator else (*DEFERRED_TOOLS, *TEAM_TOOLS))
         self.memory = MemoryLoader(config.workspace, config.user_memory_dirs,
                                    self.gate.file_rules)
         self.context = ContextManager(
@@ -264,6 +284,8 @@ class Session:
         if blocked is not None:
             return self._refuse_turn(texts[-1] if texts else "", blocked)
         self.delegation.report_warnings()
+        if self.scratch is not None:
+            await make_scratch(self.scratch)
         if self.recorder is not None:
             # Open before the prompt is recorded: its entry starts the turn's checkpoint.
             await self.recorder.ready()
@@ -377,6 +399,20 @@ class Session:
         self.emit(ev.BackgroundTaskEnded(task_id=task.id, status=task.end_status,
                                          exit_code=task.exit_code))
 
+    def _task_list_changed(self, items: list[TaskItem]) -> None:
+        self.emit(ev.TaskListUpdated(tasks=[ev.TaskView(**t.model_dump(exclude={"created_by"}))
+                                            for t in items]))
+
+    def restore_task_list(self, saved: list[dict[str, Any]]) -> None:
+        """The shared task list read back from the transcript (a resume)."""
+        items = []
+        for raw in saved:
+            try:  # saved as on the wire (camelCase)
+                items.append(TaskItem.model_validate(ev.TaskView.model_validate(raw).model_dump()))
+            except ValueError:
+                log.warning("skipping an unreadable task of session %s: %r", self.id, raw)
+        self.task_board.restore(items)
+
     def _todos_changed(self, items: list[TodoItem]) -> None:
         self.emit(ev.TodosUpdated(todos=[ev.TodoView(**item.model_dump()) for item in items]))
 
@@ -386,6 +422,10 @@ class Session:
         # Computed once per session so the prefix stays byte-identical (cache hits).
         if self._system_cache is None:
             self._system_cache = system_layers(self.workspace, self.memory.initial())
+            if self.scratch is not None:  # the coordinator's instructions follow the main ones
+                first = self._system_cache[0]
+                self._system_cache[0] = {**first, "text": first["text"] + "\n\n"
+                                         + COORDINATOR_PROMPT.format(scratch=self.scratch)}
             if self.auto_memory is not None:  # after the cached prefix (context/auto_memory.py)
                 try:
                     self._system_cache.append(memory_layer(self.auto_memory))
@@ -425,6 +465,7 @@ class Session:
             file_rules=self.gate.file_rules,
             file_history=self.recorder,
             tasks=self.tasks,
+            task_board=self.task_board,
         )
 
     # -- persistence -------------------------------------------------------------------------
@@ -487,6 +528,7 @@ class Session:
         await self.cancel()
         await self.safety.session_end()
         self.tasks.kill_all()  # background commands end with their session
+        await self.delegation.close()  # children's transcripts
         await self.extensions.close()  # its MCP servers stop with it
         if self.recorder is not None:
             await self.recorder.close()

@@ -3,7 +3,8 @@
 The same entries as a session's transcript (the child's conversation through its observer,
 usage and errors from its events), written by the store's writer, so the redactor masks
 secrets in it too and retention deletes it with the session's folder. Nothing reads it back
-yet: it is the record of what a child did (its prompt, tool calls and results).
+yet: it is the record of what a child did (its prompt, tool calls and results). It stays open
+while the child may be continued (SendMessage) and is closed with the session.
 """
 
 from __future__ import annotations
@@ -39,6 +40,13 @@ class SidechainRecorder(SessionRecorder):
             writer.append(entry)
         self._backlog.clear()
         return writer
+
+
+    async def flush(self) -> None:
+        """Write what was recorded so far (the child may be continued: not closed yet)."""
+        await self.ready()
+        if self._writer is not None and not self._closed:
+            await self._writer.flush()
 
 
 def open_sidechain(parent: SessionRecorder | None, agent_id: str, agent_type: AgentType,

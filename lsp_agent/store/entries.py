@@ -191,6 +191,11 @@ def todos(items: list[dict[str, Any]]) -> Entry:
     return {"type": "todos", "todos": items}
 
 
+def task_list(items: list[dict[str, Any]]) -> Entry:
+    """The shared task list (TaskCreate, TaskUpdate), whole, after a change."""
+    return {"type": "task_list", "tasks": items}
+
+
 def title(text: str) -> Entry:
     return {"type": "title", "title": text}
 

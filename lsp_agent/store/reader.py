@@ -239,6 +239,10 @@ class TranscriptReader:
         entry = self._last(self._chain, "todos")
         return list(entry.get("todos", [])) if entry else []
 
+    def task_list(self) -> list[dict[str, Any]]:
+        entry = self._last(self._chain, "task_list")
+        return list(entry.get("tasks", [])) if entry else []
+
     def mode(self) -> str | None:
         """The mode set last (in any branch: a rewind does not undo the user's choice)."""
         entry = self._last(self.records, "mode")

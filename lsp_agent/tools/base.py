@@ -4,6 +4,7 @@ and a ``call``. Everything else (schema, size cap, permission target) has a defa
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from lsp_agent.workspace.documents import DocumentSource
 if TYPE_CHECKING:
     from lsp_agent.code_intel.api import CodeIntel
     from lsp_agent.tools.background import BackgroundTasks
+    from lsp_agent.tools.task_list import TaskBoard
     from lsp_agent.tools.todos import TodoList
     from lsp_agent.tools.tool_search import SessionTools
 
@@ -91,6 +93,8 @@ class ToolContext:
     # The session's checkpoint: a shell tool names the files its command writes.
     file_history: FileHistory | None = None
     tasks: BackgroundTasks | None = None  # the session's background commands
+    task_board: TaskBoard | None = None  # the shared task list (TaskCreate...), all agents'
+    agent_name: str | None = None  # the subagent calling (None: the session's own agent)
 
     def resolve(self, raw: str) -> Path:
         """Resolve a tool's path argument against the workspace (relative or absolute)."""
@@ -114,6 +118,9 @@ def _normalise(p: Path) -> str:
     return os.path.normpath(str(p))
 
 
+_INPUT_SCHEMAS: dict[type[BaseModel], dict[str, Any]] = {}
+
+
 class Tool(ABC):
     """Declared once: name, description, input model, what a call touches (``access``, from
     which the permission gate judges it), whether calls may run concurrently, result cap."""
@@ -135,11 +142,17 @@ class Tool(ABC):
         cls.read_only = cls.access in ("read", "session")
 
     def api_schema(self) -> dict[str, Any]:
-        schema = self.input_model.model_json_schema()
-        schema.pop("title", None)
-        for prop in schema.get("properties", {}).values():
-            prop.pop("title", None)
-        return {"name": self.name, "description": self.description, "input_schema": schema}
+        # Made once per input model: pydantic's schema generation costs milliseconds per tool,
+        # and every subagent builds a pool of its own (a copy: callers may change theirs).
+        schema = _INPUT_SCHEMAS.get(self.input_model)
+        if schema is None:
+            schema = self.input_model.model_json_schema()
+            schema.pop("title", None)
+            for prop in schema.get("properties", {}).values():
+                prop.pop("title", None)
+            _INPUT_SCHEMAS[self.input_model] = schema
+        return {"name": self.name, "description": self.description,
+                "input_schema": copy.deepcopy(schema)}
 
     def subject(self, args: BaseModel) -> Subject:
         """What this call touches: by default the input's ``path`` (file tools) or

@@ -13,10 +13,11 @@ def builtin_tool_classes() -> list[type[Tool]]:
     from lsp_agent.tools.files import FILE_TOOLS
     from lsp_agent.tools.search import SEARCH_TOOLS
     from lsp_agent.tools.shell import SHELL_TOOLS
+    from lsp_agent.tools.task_list import TASK_LIST_TOOLS
     from lsp_agent.tools.todos import TODO_TOOLS
 
     return [*FILE_TOOLS, *SEARCH_TOOLS, *SHELL_TOOLS, *DIAGNOSTICS_TOOLS, *CODE_INTEL_TOOLS,
-            *TODO_TOOLS, *BACKGROUND_TOOLS]
+            *TODO_TOOLS, *BACKGROUND_TOOLS, *TASK_LIST_TOOLS]
 
 
 def default_pool() -> ToolPool:

@@ -262,6 +262,23 @@ class TodosUpdated(EventBase):
     todos: list[TodoView]
 
 
+class TaskView(Wire):
+    id: str
+    subject: str
+    description: str = ""
+    status: Literal["pending", "in_progress", "completed"]
+    owner: str | None = None
+    blocked_by: list[str] = Field(default_factory=list)
+    active_form: str | None = None
+
+
+class TaskListUpdated(EventBase):
+    """The shared task list changed (TaskCreate, TaskUpdate): the whole list each time."""
+
+    type: Literal["task_list_updated"] = "task_list_updated"
+    tasks: list[TaskView]
+
+
 class SubagentStarted(EventBase):
     """A child agent started (an Agent tool call); its events carry ``agent_id``."""
 
@@ -270,6 +287,18 @@ class SubagentStarted(EventBase):
     description: str
     name: str | None = None
     model: str
+
+
+class WorktreeView(Wire):
+    """An isolated child's git worktree when it ended: kept (its changes committed on the
+    branch) or removed (no change)."""
+
+    path: str
+    branch: str
+    base: str
+    kept: bool
+    commit: str | None = None
+    files_changed: int = 0
 
 
 class SubagentEnded(EventBase):
@@ -281,6 +310,7 @@ class SubagentEnded(EventBase):
     usage: Usage
     rounds: int
     usd: float = 0.0
+    worktree: WorktreeView | None = None  # isolation "worktree" only
 
 
 class BackgroundTaskEnded(EventBase):
@@ -316,7 +346,8 @@ AgentEvent = Annotated[
     | TodosUpdated
     | SubagentStarted
     | SubagentEnded
-    | BackgroundTaskEnded,
+    | BackgroundTaskEnded
+    | TaskListUpdated,
     Field(discriminator="type"),
 ]
 
@@ -324,8 +355,10 @@ AgentEvent = Annotated[
 @functools.cache
 def event_adapter() -> TypeAdapter[AgentEvent]:
     # Built at first use, not at import: the union's validator is ~1/10 s the server does not
-    # need before its first response (nor ever, since it only writes events).
-    return TypeAdapter[AgentEvent](AgentEvent)
+    # need before its first response (nor ever, since it only writes events). mypy's view of
+    # TypeAdapter's overloads gives up on a union of more than 24 types; pydantic reads the
+    # Annotated union at run time (tests/test_protocol_types.py checks every event).
+    return TypeAdapter[AgentEvent](AgentEvent)  # type: ignore[arg-type]
 
 
 def parse_event(data: dict[str, Any]) -> AgentEvent:

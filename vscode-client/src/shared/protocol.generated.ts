@@ -27,7 +27,8 @@ export type AgentEvent =
   | TodosUpdated
   | SubagentStarted
   | SubagentEnded
-  | BackgroundTaskEnded;
+  | BackgroundTaskEnded
+  | TaskListUpdated;
 
 /**
  * The wire types of docs/protocol.md, generated from the server's models.
@@ -390,6 +391,19 @@ export interface SubagentEnded {
   type: 'subagent_ended';
   usage: Usage;
   usd: number;
+  worktree?: WorktreeView;
+}
+/**
+ * An isolated child's git worktree when it ended: kept (its changes committed on the
+ * branch) or removed (no change).
+ */
+export interface WorktreeView {
+  base: string;
+  branch: string;
+  commit?: string;
+  filesChanged: number;
+  kept: boolean;
+  path: string;
 }
 /**
  * A background shell started with ``run_in_background`` ended (or was stopped).
@@ -404,6 +418,27 @@ export interface BackgroundTaskEnded {
   taskId: string;
   ts: number;
   type: 'background_task_ended';
+}
+/**
+ * The shared task list changed (TaskCreate, TaskUpdate): the whole list each time.
+ */
+export interface TaskListUpdated {
+  agentId?: string;
+  parentToolUseId?: string;
+  seq: number;
+  sessionId: string;
+  tasks: TaskView[];
+  ts: number;
+  type: 'task_list_updated';
+}
+export interface TaskView {
+  activeForm?: string;
+  blockedBy: string[];
+  description: string;
+  id: string;
+  owner?: string;
+  status: 'pending' | 'in_progress' | 'completed';
+  subject: string;
 }
 export interface CompactParams {
   instructions?: string | null;
@@ -440,6 +475,8 @@ export interface InitializationOptions {
   autoMemory?: boolean | null;
   autoMemoryDirectory?: string | null;
   classifierModel?: string | null;
+  codeIntelTimeoutSeconds?: number;
+  codeIntelToolTimeoutSeconds?: number;
   disabledMcpjsonServers?: string[] | null;
   dream?: {
     [k: string]: unknown;
@@ -452,6 +489,7 @@ export interface InitializationOptions {
   enabledPlugins?: {
     [k: string]: boolean;
   } | null;
+  exploreModel?: string | null;
   fallbackModel?: string | null;
   hooks?: {
     [k: string]: unknown;
@@ -484,6 +522,7 @@ export interface ListSessionsParams {
   workspaceUri?: string | null;
 }
 export interface NewSessionParams {
+  coordinator?: boolean;
   mode?: ('default' | 'plan' | 'acceptEdits' | 'dontAsk' | 'bypassPermissions' | 'auto') | null;
   model?: string | null;
   workspaceUri?: string | null;
