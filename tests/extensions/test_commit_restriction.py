@@ -47,6 +47,27 @@ def test_what_commit_may_do(tmp_path: Path, tool: str, subject: Subject, allowed
         assert "while /commit runs only these" in refusal and "Bash(git add:*)" in refusal
 
 
+@pytest.mark.parametrize("command, flag", [
+    ("git commit --amend -m 'x'", "--amend"),
+    ("git add app.py && git commit --no-verify -m x", "--no-verify"),
+    ("git commit -n -m x", "-n"),
+    ("git commit -anm x", "-n"),  # hidden in a cluster of short flags
+    ("git add -f .env", "-f"),
+    ("git add --force secrets.key", "--force"),
+])
+def test_commit_never_amends_skips_hooks_or_forces_ignored_files(tmp_path: Path, command: str,
+                                                                 flag: str) -> None:
+    restriction = Restriction.parse("/commit", list(COMMIT_TOOLS), tmp_path)
+    refusal = restriction.refusal("Bash", Subject("shell", command=command))
+    assert refusal is not None and f" {flag} is refused" in refusal
+
+
+def test_ordinary_commit_flags_stay_allowed(tmp_path: Path) -> None:
+    restriction = Restriction.parse("/commit", list(COMMIT_TOOLS), tmp_path)
+    for command in ("git commit -am 'fix'", "git commit --no-edit -m x", "git add -A"):
+        assert restriction.refusal("Bash", Subject("shell", command=command)) is None, command
+
+
 def bash(command: str) -> dict:
     return {"type": "tool_use", "name": "Bash", "input": {"command": command}}
 
