@@ -5,6 +5,7 @@ import {
   ApplyWorkspaceEditRequest, type ApplyWorkspaceEditParams, type CancellationToken, type LanguageClient,
 } from 'vscode-languageclient/node';
 import { ExtensionsView, TasksView, type ViewsHost } from './agentViews';
+import { InboxView, WatcherStatusItem, type AutonomyHost } from './autonomyViews';
 import { registerBridge } from './bridge';
 import { ChatViewProvider } from './chatView';
 import { ReviewController, errorText } from './review';
@@ -18,7 +19,7 @@ import {
 } from './shared/chatState';
 import type { FromWebview, MentionItem, ViewModel } from './shared/messages';
 import {
-  MODE_INFO, MODES, Methods, type AgentEvent, type EditorContext, type EventNotification, type Mode, type PermissionAnswer,
+  type InboxItem, MODE_INFO, MODES, Methods, type AgentEvent, type EditorContext, type EventNotification, type Mode, type PermissionAnswer,
   type PermissionRequest, type RequestMethod, type Requests, type SlashCommand,
 } from './shared/protocol';
 
@@ -57,6 +58,9 @@ class Extension {
   /** The Tasks view and the MCP & Customizations view of the active session (agentViews.ts). */
   readonly tasks: TasksView;
   readonly extensions: ExtensionsView;
+  /** The watcher's Inbox and status-bar item (autonomyViews.ts). */
+  readonly inbox: InboxView;
+  readonly watcher: WatcherStatusItem;
   private viewedSession: string | undefined;
   /** The session open before a reload or restart, being resumed: prompts wait for it. */
   private resuming: Promise<void> | undefined;
@@ -96,6 +100,15 @@ class Extension {
     };
     this.tasks = new TasksView(views);
     this.extensions = new ExtensionsView(views);
+    const autonomy: AutonomyHost = {
+      request: (method, params) => this.request(method, params),
+      pendingProposals: () => this.review.pendingIds(),
+      openProposal: (proposalId) => this.review.openProposal(proposalId),
+      openSession: (sessionId) => { this.dispatch({ type: 'activate', sessionId }); void this.chat.reveal(false); },
+      log: (line) => this.output.appendLine(line),
+    };
+    this.inbox = new InboxView(autonomy);
+    this.watcher = new WatcherStatusItem(autonomy);
     this.status.command = 'lspAgent.openChat';
     this.refreshStatus();
     this.status.show();
@@ -111,6 +124,7 @@ class Extension {
     this.serverState = 'running';
     this.clientDisposables = [
       client.onNotification(Methods.event, (n: EventNotification) => this.onEvent(n)),
+      client.onNotification(Methods.inbox, (n: { item: InboxItem }) => this.inbox.onItem(n.item)),
       client.onRequest(Methods.requestPermission, (p: PermissionRequest, token: CancellationToken) => this.askPermission(p, token)),
       client.onRequest(ApplyWorkspaceEditRequest.type, (p) => this.applyEdit(client, p)),
       ...registerBridge(client),
@@ -122,6 +136,8 @@ class Extension {
     // ...except the one that was open: it is saved, resume it with its history.
     this.resuming = this.sessions.resumeOnStart(previous);
     this.sessions.refresh();
+    void this.inbox.load();
+    void this.watcher.refresh();
   }
 
   private detach(serverState: ViewModel['server']): void {
@@ -133,6 +149,7 @@ class Extension {
     for (const close of this.permissionNotices.values()) close();
     this.permissionNotices.clear();
     this.review.forgetAll();
+    this.watcher.clear();
     for (const id of Object.keys(this.state.sessions)) this.dispatch({ type: 'busy', sessionId: id, busy: false });
   }
 
@@ -651,7 +668,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   context.subscriptions.push(
     ext.status, ext.server, ext.review,
     vscode.window.registerWebviewViewProvider(ChatViewProvider.viewId, ext.chat, { webviewOptions: { retainContextWhenHidden: true } }),
-    ext.review.onDidChangeReview(() => ext.reviewChanged()),
+    ext.review.onDidChangeReview(() => { ext.reviewChanged(); ext.inbox.redraw(); }),
     vscode.commands.registerCommand('lspAgent.openChat', () => ext.chat.reveal(false)),
     vscode.commands.registerCommand('lspAgent.setApiKey', () => setApiKey(context, ext)),
     vscode.commands.registerCommand('lspAgent.clearApiKey', async () => { await context.secrets.delete(SECRET_KEY); await ext.server.restart(); }),
@@ -667,6 +684,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     vscode.commands.registerCommand(ANSWER_COMMAND, (requestId: unknown, answer: unknown) => ext.answerFromNotice(requestId, answer)),
     ext.sessions, ...ext.sessions.commands(),
     ext.tasks, ...ext.tasks.commands(), ext.extensions, ...ext.extensions.commands(),
+    ext.inbox, ...ext.inbox.commands(), ext.watcher, ...ext.watcher.commands(),
     vscode.commands.registerCommand('lspAgent.openTasks', () => vscode.commands.executeCommand('lspAgent.tasks.focus')),
     vscode.commands.registerCommand('lspAgent.openExtensions', () => vscode.commands.executeCommand('lspAgent.extensions.focus')),
     vscode.commands.registerCommand('lspAgent.openSessions', () => vscode.commands.executeCommand(`${SESSIONS_VIEW}.focus`)),

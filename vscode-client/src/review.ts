@@ -127,6 +127,22 @@ export class ReviewController implements vscode.Disposable, vscode.CodeLensProvi
 
   // -- showing ------------------------------------------------------------------------------
 
+  /** The proposals waiting for a decision (the Inbox counts its items by them). */
+  pendingIds(): Set<string> {
+    return new Set(this.book.all().map((p) => p.proposalId));
+  }
+
+  /** Show a pending proposal at its first hunk (the Inbox's Review); false when it is not pending. */
+  async openProposal(proposalId: string): Promise<boolean> {
+    const first = this.book.get(proposalId)?.files[0];
+    if (!first) return false;
+    if (first.isNew) { await this.openSideBySide(first.uri); return true; }
+    const doc = await vscode.workspace.openTextDocument(vscode.Uri.parse(first.uri));
+    const line = first.hunks[0] ? hunkSpan(first.hunks[0]).start : 0;
+    await vscode.window.showTextDocument(doc, { selection: new vscode.Range(line, 0, line, 0), preview: true });
+    return true;
+  }
+
   private async reveal(proposal: PendingProposal): Promise<void> {
     const focus = settings().get<string>('reviewFocus', 'keep');
     const first = proposal.files.find((f) => !f.isNew);

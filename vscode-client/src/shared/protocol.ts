@@ -24,6 +24,19 @@ export const Methods = {
   taskOutput: 'agent/taskOutput',
   taskStop: 'agent/taskStop',
   customizations: 'agent/customizations',
+  inboxList: 'agent/inboxList',
+  watchStatus: 'agent/watchStatus',
+  watchApprove: 'agent/watchApprove',
+  watchPause: 'agent/watchPause',
+  memory: 'agent/memory',
+  memoryRead: 'agent/memoryRead',
+  memoryWrite: 'agent/memoryWrite',
+  memoryDelete: 'agent/memoryDelete',
+  memoryClear: 'agent/memoryClear',
+  dream: 'agent/dream',
+  /** Notifications, server -> client. */
+  inbox: 'agent/inbox',
+  dreamStatus: 'agent/dreamStatus',
   event: 'agent/event',
   requestPermission: 'agent/requestPermission',
 } as const;
@@ -161,6 +174,48 @@ export interface Customizations {
   warnings: string[];
 }
 
+// The watcher, auto memory and Dream (docs/protocol.md): plain dicts on the server.
+
+/** ``agent/inbox`` / ``agent/inboxList``: what the watcher prepared for review. */
+export interface InboxItem {
+  id: string;
+  kind: string;
+  title: string;
+  detail: string;
+  sessionId: string;
+  proposalIds: string[];
+  /** Seconds since the epoch. */
+  createdAt: number;
+}
+
+/** ``agent/watchStatus``. */
+export interface WatchStatus {
+  enabled: boolean;
+  paused: boolean;
+  testCommand?: string | null;
+  source?: 'options' | 'managed' | 'local' | 'project' | 'user' | string | null;
+  approved: boolean;
+  warnings?: string[];
+}
+
+export interface MemoryTopic { name: string; file: string; type: string; description: string; size: number; problem?: string | null }
+/** ``agent/memory``. */
+export interface MemoryIndex { folder: string; index: string; topics: MemoryTopic[]; warnings: string[] }
+
+/** ``agent/dreamStatus`` (notification). */
+export interface DreamStatus {
+  workspaceUri?: string;
+  status: 'running' | 'done' | 'skipped' | 'failed' | 'cancelled' | string;
+  phase?: string;
+  sessions?: number;
+  reason?: string;
+  report?: string;
+  written?: string[];
+  deleted?: string[];
+}
+
+type Workspace = { workspaceUri?: string };
+
 /** The agent's requests: method -> what the client sends and what the server answers. */
 export interface Requests {
   [Methods.newSession]: { params: wire.NewSessionParams; result: wire.NewSessionResult };
@@ -178,6 +233,16 @@ export interface Requests {
   [Methods.taskOutput]: { params: wire.TaskParams; result: TaskOutputResult };
   [Methods.taskStop]: { params: wire.TaskParams; result: { message: string; task: BackgroundTask } };
   [Methods.customizations]: { params: wire.SessionParams; result: Customizations };
+  [Methods.inboxList]: { params: Record<string, never>; result: { items: InboxItem[] } };
+  [Methods.watchStatus]: { params: Workspace; result: WatchStatus };
+  [Methods.watchApprove]: { params: Workspace; result: { approved: boolean; testCommand?: string | null } };
+  [Methods.watchPause]: { params: { paused: boolean }; result: { paused: boolean } };
+  [Methods.memory]: { params: Workspace; result: MemoryIndex };
+  [Methods.memoryRead]: { params: Workspace & { name: string }; result: { name: string; text: string } };
+  [Methods.memoryWrite]: { params: Workspace & { name: string; text: string }; result: { written: boolean; masked: number } };
+  [Methods.memoryDelete]: { params: Workspace & { name: string }; result: { deleted: boolean } };
+  [Methods.memoryClear]: { params: Workspace; result: { deleted: number | string[] } };
+  [Methods.dream]: { params: Workspace & { force?: boolean }; result: { started: boolean; reason?: string } };
 }
 export type RequestMethod = keyof Requests;
 
