@@ -4,7 +4,7 @@
 // words come from shared/autonomy.ts; this file talks to the server and VS Code.
 
 import * as vscode from 'vscode';
-import { dreamMessage, inboxRow, memoryRows, mergeInboxItem, proposalToOpen, unreviewedCount, watcherStatusView } from './shared/autonomy';
+import { dreamMessage, inboxRow, memoryNameOf, memoryPathOf, memoryRows, mergeInboxItem, proposalToOpen, unreviewedCount, watcherStatusView } from './shared/autonomy';
 import type { Row } from './shared/agentViews';
 import {
   Methods, type DreamStatus, type InboxItem, type MemoryIndex, type RequestMethod, type Requests, type WatchStatus,
@@ -182,5 +182,195 @@ export class WatcherStatusItem implements vscode.Disposable {
       void vscode.window.showErrorMessage(`lsp-agent: could not approve the watcher: ${errorText(err)}`);
     }
     await this.refresh();
+  }
+}
+
+// -- Memory --------------------------------------------------------------------------------------
+
+type MemoryNode = Row & { name: string };
+
+/**
+ * The project's auto memory: a tree of MEMORY.md and the topic files, each opened as a
+ * ``lsp-agent-memory:`` document read and saved through the server (agent/memoryRead and
+ * agent/memoryWrite), which checks names, links, limits and masks secrets. Dream runs from here.
+ */
+export class MemoryView implements vscode.TreeDataProvider<MemoryNode>, vscode.FileSystemProvider, vscode.Disposable {
+  private rows: MemoryNode[] = [];
+  private readonly changed = new vscode.EventEmitter<MemoryNode | undefined>();
+  readonly onDidChangeTreeData = this.changed.event;
+  private readonly filesChanged = new vscode.EventEmitter<vscode.FileChangeEvent[]>();
+  readonly onDidChangeFile = this.filesChanged.event;
+  readonly view: vscode.TreeView<MemoryNode>;
+  /** The running Dream's progress, when started here: ended by its last agent/dreamStatus. */
+  private dreaming: { report: (text: string) => void; end: () => void } | undefined;
+  private readonly disposables: vscode.Disposable[] = [];
+
+  constructor(private readonly host: AutonomyHost) {
+    this.view = vscode.window.createTreeView(MEMORY_VIEW, { treeDataProvider: this });
+    this.disposables.push(
+      this.view, this.changed, this.filesChanged,
+      this.view.onDidChangeVisibility(() => { if (this.view.visible) void this.load(); }),
+      vscode.workspace.registerFileSystemProvider(MEMORY_SCHEME, this, { isCaseSensitive: true }),
+    );
+  }
+
+  dispose(): void {
+    this.dreaming?.end();
+    for (const d of this.disposables) d.dispose();
+  }
+
+  commands(): vscode.Disposable[] {
+    return [
+      vscode.commands.registerCommand('lspAgent.memory.refresh', () => this.load()),
+      vscode.commands.registerCommand('lspAgent.memory.open', (n?: MemoryNode) => n && this.open(n.name)),
+      vscode.commands.registerCommand('lspAgent.memory.delete', (n?: MemoryNode) => n && this.remove(n.name)),
+      vscode.commands.registerCommand('lspAgent.memory.clear', () => this.clear()),
+      vscode.commands.registerCommand('lspAgent.dream', () => this.dream()),
+    ];
+  }
+
+  getChildren(node?: MemoryNode): MemoryNode[] {
+    return node ? [] : this.rows;
+  }
+
+  getTreeItem(node: MemoryNode): vscode.TreeItem {
+    const it = treeItem(node);
+    it.id = node.name;
+    it.command = { command: 'lspAgent.memory.open', title: 'Open', arguments: [node] };
+    return it;
+  }
+
+  async load(): Promise<void> {
+    let index: MemoryIndex | undefined;
+    try {
+      index = await this.host.request(Methods.memory, {});
+    } catch (err) {
+      this.rows = [];
+      this.view.message = `Auto memory is not available: ${errorText(err)}`;
+      this.changed.fire(undefined);
+      return;
+    }
+    this.rows = memoryRows(index);
+    this.view.message = index.warnings.length ? index.warnings.join(' ') : undefined;
+    this.changed.fire(undefined);
+  }
+
+  private async open(name: string): Promise<void> {
+    const uri = vscode.Uri.from({ scheme: MEMORY_SCHEME, path: memoryPathOf(name) });
+    await vscode.window.showTextDocument(uri, { preview: true });
+  }
+
+  private async remove(name: string): Promise<void> {
+    const ok = await vscode.window.showWarningMessage(`Delete the memory file ${name}.md? Its line in MEMORY.md goes with it.`, { modal: true }, 'Delete');
+    if (ok !== 'Delete') return;
+    try {
+      await this.host.request(Methods.memoryDelete, { name });
+    } catch (err) {
+      void vscode.window.showErrorMessage(`lsp-agent: could not delete ${name}: ${errorText(err)}`);
+    }
+    await this.load();
+  }
+
+  private async clear(): Promise<void> {
+    const ok = await vscode.window.showWarningMessage('Delete all of this project\'s auto memory (MEMORY.md and every topic file)?', { modal: true }, 'Clear Memory');
+    if (ok !== 'Clear Memory') return;
+    try {
+      await this.host.request(Methods.memoryClear, {});
+    } catch (err) {
+      void vscode.window.showErrorMessage(`lsp-agent: could not clear the memory: ${errorText(err)}`);
+    }
+    await this.load();
+  }
+
+  /** "Dream now": forced past the time and session gates, never past another server's lock. */
+  private async dream(): Promise<void> {
+    if (this.dreaming) { void vscode.window.showInformationMessage('lsp-agent: Dream is running already.'); return; }
+    let answer: { started: boolean; reason?: string };
+    try {
+      answer = await this.host.request(Methods.dream, { force: true });
+    } catch (err) {
+      void vscode.window.showErrorMessage(`lsp-agent: Dream could not start: ${errorText(err)}`);
+      return;
+    }
+    if (!answer.started) { void vscode.window.showInformationMessage(`lsp-agent: Dream did not start: ${answer.reason ?? 'a gate holds'}`); return; }
+    void vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'lsp-agent: Dream' }, (progress) =>
+      new Promise<void>((resolve) => {
+        this.dreaming = { report: (message) => progress.report({ message }), end: () => { this.dreaming = undefined; resolve(); } };
+      }));
+  }
+
+  /** ``agent/dreamStatus``: progress while it runs; its outcome and a fresh list when it ends. */
+  onDreamStatus(status: DreamStatus): void {
+    const { done, text } = dreamMessage(status);
+    if (!done) { this.dreaming?.report(text); return; }
+    const shown = !!this.dreaming;
+    this.dreaming?.end();
+    if (shown) void vscode.window.showInformationMessage(`lsp-agent: ${text}`);
+    else this.host.log(text);
+    void this.load();
+    for (const doc of vscode.workspace.textDocuments) {
+      if (doc.uri.scheme === MEMORY_SCHEME) this.filesChanged.fire([{ type: vscode.FileChangeType.Changed, uri: doc.uri }]);
+    }
+  }
+
+  /** The server stopped: a Dream it ran is over. */
+  serverStopped(): void {
+    this.dreaming?.end();
+  }
+
+  // -- the lsp-agent-memory: documents (through the server) ----------------------------------
+
+  watch(): vscode.Disposable {
+    return new vscode.Disposable(() => undefined);
+  }
+
+  async stat(uri: vscode.Uri): Promise<vscode.FileStat> {
+    const text = await this.read(uri);
+    return { type: vscode.FileType.File, ctime: 0, mtime: Date.now(), size: Buffer.byteLength(text) };
+  }
+
+  async readFile(uri: vscode.Uri): Promise<Uint8Array> {
+    return Buffer.from(await this.read(uri), 'utf8');
+  }
+
+  async writeFile(uri: vscode.Uri, content: Uint8Array): Promise<void> {
+    const name = memoryNameOf(uri.path);
+    let result: { written: boolean; masked: number };
+    try {
+      result = await this.host.request(Methods.memoryWrite, { name, text: Buffer.from(content).toString('utf8') });
+    } catch (err) {
+      throw vscode.FileSystemError.NoPermissions(`lsp-agent refused ${name}: ${errorText(err)}`);
+    }
+    if (result.masked) {
+      void vscode.window.showWarningMessage(`lsp-agent masked ${result.masked} secret-looking value${result.masked === 1 ? '' : 's'} in ${name}.`);
+      // The file on disk differs from the buffer: let the editor reload it.
+      setTimeout(() => this.filesChanged.fire([{ type: vscode.FileChangeType.Changed, uri }]), 0);
+    }
+    void this.load();
+  }
+
+  private async read(uri: vscode.Uri): Promise<string> {
+    const name = memoryNameOf(uri.path);
+    try {
+      return (await this.host.request(Methods.memoryRead, { name })).text;
+    } catch (err) {
+      throw vscode.FileSystemError.FileNotFound(`${name}: ${errorText(err)}`);
+    }
+  }
+
+  readDirectory(): [string, vscode.FileType][] {
+    return this.rows.map((r) => [memoryPathOf(r.name).slice(1), vscode.FileType.File]);
+  }
+
+  createDirectory(): void {
+    throw vscode.FileSystemError.NoPermissions('the memory folder has no subfolders');
+  }
+
+  delete(uri: vscode.Uri): void {
+    throw vscode.FileSystemError.NoPermissions(`delete ${memoryNameOf(uri.path)} from the Memory view`);
+  }
+
+  rename(): void {
+    throw vscode.FileSystemError.NoPermissions('memory files cannot be renamed');
   }
 }

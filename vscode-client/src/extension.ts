@@ -5,7 +5,7 @@ import {
   ApplyWorkspaceEditRequest, type ApplyWorkspaceEditParams, type CancellationToken, type LanguageClient,
 } from 'vscode-languageclient/node';
 import { ExtensionsView, TasksView, type ViewsHost } from './agentViews';
-import { InboxView, WatcherStatusItem, type AutonomyHost } from './autonomyViews';
+import { InboxView, MemoryView, WatcherStatusItem, type AutonomyHost } from './autonomyViews';
 import { registerBridge } from './bridge';
 import { ChatViewProvider } from './chatView';
 import { ReviewController, errorText } from './review';
@@ -19,7 +19,7 @@ import {
 } from './shared/chatState';
 import type { FromWebview, MentionItem, ViewModel } from './shared/messages';
 import {
-  type InboxItem, MODE_INFO, MODES, Methods, type AgentEvent, type EditorContext, type EventNotification, type Mode, type PermissionAnswer,
+  type DreamStatus, type InboxItem, MODE_INFO, MODES, Methods, type AgentEvent, type EditorContext, type EventNotification, type Mode, type PermissionAnswer,
   type PermissionRequest, type RequestMethod, type Requests, type SlashCommand,
 } from './shared/protocol';
 
@@ -61,6 +61,8 @@ class Extension {
   /** The watcher's Inbox and status-bar item (autonomyViews.ts). */
   readonly inbox: InboxView;
   readonly watcher: WatcherStatusItem;
+  /** The project's auto memory and Dream (autonomyViews.ts). */
+  readonly memory: MemoryView;
   private viewedSession: string | undefined;
   /** The session open before a reload or restart, being resumed: prompts wait for it. */
   private resuming: Promise<void> | undefined;
@@ -109,6 +111,7 @@ class Extension {
     };
     this.inbox = new InboxView(autonomy);
     this.watcher = new WatcherStatusItem(autonomy);
+    this.memory = new MemoryView(autonomy);
     this.status.command = 'lspAgent.openChat';
     this.refreshStatus();
     this.status.show();
@@ -125,6 +128,7 @@ class Extension {
     this.clientDisposables = [
       client.onNotification(Methods.event, (n: EventNotification) => this.onEvent(n)),
       client.onNotification(Methods.inbox, (n: { item: InboxItem }) => this.inbox.onItem(n.item)),
+      client.onNotification(Methods.dreamStatus, (n: DreamStatus) => this.memory.onDreamStatus(n)),
       client.onRequest(Methods.requestPermission, (p: PermissionRequest, token: CancellationToken) => this.askPermission(p, token)),
       client.onRequest(ApplyWorkspaceEditRequest.type, (p) => this.applyEdit(client, p)),
       ...registerBridge(client),
@@ -138,6 +142,7 @@ class Extension {
     this.sessions.refresh();
     void this.inbox.load();
     void this.watcher.refresh();
+    if (this.memory.view.visible) void this.memory.load();
   }
 
   private detach(serverState: ViewModel['server']): void {
@@ -150,6 +155,7 @@ class Extension {
     this.permissionNotices.clear();
     this.review.forgetAll();
     this.watcher.clear();
+    this.memory.serverStopped();
     for (const id of Object.keys(this.state.sessions)) this.dispatch({ type: 'busy', sessionId: id, busy: false });
   }
 
@@ -196,6 +202,7 @@ class Extension {
     if (event.type === 'turn_ended') {
       this.sessions.refresh();
       if (event.sessionId === this.activeSession()) this.extensions.refresh();
+      if (this.memory.view.visible) void this.memory.load(); // the turn may have written memory
       // A moment later: right after a turn the user often acts (code actions, a new prompt).
       setTimeout(() => { if (!this.state.sessions[event.sessionId]?.busy) void this.refreshContext(event.sessionId); }, 1500);
       if (!this.chat.visible) this.turnEndedHidden(event.sessionId, event.stopReason);
@@ -685,6 +692,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     ext.sessions, ...ext.sessions.commands(),
     ext.tasks, ...ext.tasks.commands(), ext.extensions, ...ext.extensions.commands(),
     ext.inbox, ...ext.inbox.commands(), ext.watcher, ...ext.watcher.commands(),
+    ext.memory, ...ext.memory.commands(),
     vscode.commands.registerCommand('lspAgent.openTasks', () => vscode.commands.executeCommand('lspAgent.tasks.focus')),
     vscode.commands.registerCommand('lspAgent.openExtensions', () => vscode.commands.executeCommand('lspAgent.extensions.focus')),
     vscode.commands.registerCommand('lspAgent.openSessions', () => vscode.commands.executeCommand(`${SESSIONS_VIEW}.focus`)),

@@ -114,3 +114,14 @@ export function dreamMessage(status: DreamStatus): { done: boolean; text: string
   const why = status.report || status.reason || '';
   return { done: true, text: `Dream ${status.status}${why ? `: ${why}` : ''}${changed.length ? ` (${changed.join(', ')})` : ''}` };
 }
+
+/** The memory file a document path names: ``/MEMORY.md`` or a topic's ``/<name>.md``. */
+export function memoryNameOf(path: string): string {
+  const file = path.replace(/^\/+/, '');
+  return file === 'MEMORY.md' ? file : file.replace(/\.md$/, '');
+}
+
+/** The document path of a memory file (the index or a topic by name). */
+export function memoryPathOf(name: string): string {
+  return name === 'MEMORY.md' ? '/MEMORY.md' : `/${name.replace(/\.md$/, '')}.md`;
+}

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
-  dreamMessage, inboxRow, isUnreviewed, memoryRows, mergeInboxItem, proposalToOpen, unreviewedCount, watcherStatusView,
+  dreamMessage, inboxRow, isUnreviewed, memoryNameOf, memoryPathOf, memoryRows, mergeInboxItem, proposalToOpen, unreviewedCount, watcherStatusView,
 } from '../../src/shared/autonomy';
 import type { InboxItem, MemoryIndex, WatchStatus } from '../../src/shared/protocol';
 
@@ -79,4 +79,13 @@ test('Dream progress names the phase, and the outcome lists what changed', () =>
   const end = dreamMessage({ status: 'done', report: 'merged two notes', written: ['style.md'], deleted: ['old.md'] });
   assert.deepEqual(end, { done: true, text: 'Dream done: merged two notes (wrote style.md, deleted old.md)' });
   assert.equal(dreamMessage({ status: 'skipped', reason: 'another server holds the lock' }).text, 'Dream skipped: another server holds the lock');
+});
+
+test('memory documents map to the names the server takes, both ways', () => {
+  assert.equal(memoryNameOf('/MEMORY.md'), 'MEMORY.md');
+  assert.equal(memoryNameOf('/testing.md'), 'testing');
+  assert.equal(memoryPathOf('testing'), '/testing.md');
+  assert.equal(memoryPathOf('testing.md'), '/testing.md');
+  assert.equal(memoryPathOf('MEMORY.md'), '/MEMORY.md');
+  for (const name of ['MEMORY.md', 'style', 'a-b_c']) assert.equal(memoryNameOf(memoryPathOf(name)), name);
 });
