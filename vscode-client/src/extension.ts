@@ -8,6 +8,8 @@ import { ExtensionsView, TasksView, type ViewsHost } from './agentViews';
 import { InboxView, MemoryView, WatcherStatusItem, type AutonomyHost } from './autonomyViews';
 import { registerBridge } from './bridge';
 import { ChatViewProvider } from './chatView';
+import { CompanionItem } from './companion';
+import type { CompanionMood } from './shared/companion';
 import { ReviewController, errorText } from './review';
 import { installServer, SECRET_KEY, ServerManager, settings } from './server';
 import { ANSWER_COMMAND, answerOfLink, permissionLinks, permissionTitle } from './shared/permissionNotice';
@@ -28,6 +30,11 @@ const STATE_KEY = 'lspAgent.chatState';
 const TASK_EVENTS = new Set(['background_task_ended', 'tool_result', 'subagent_started', 'subagent_ended', 'turn_ended']);
 const DEFAULT_MODELS = ['claude-sonnet-4-5', 'claude-opus-4-1', 'claude-haiku-4-5'];
 const DEFAULT_ENDPOINT = 'https://api.anthropic.com';
+/** How the companion reads the status bar's state. */
+const COMPANION_MOOD: Record<SessionStatus | ViewModel['server'], CompanionMood> = {
+  idle: 'idle', running: 'working', permission: 'waiting', review: 'review',
+  starting: 'idle', restarting: 'offline', missing: 'offline', stopped: 'offline',
+};
 /** What the model picker says of the models it knows; others are listed without a description. */
 const MODEL_INFO: Record<string, string> = {
   'claude-sonnet-4-5': 'Balanced: strong coding at moderate cost',
@@ -63,6 +70,8 @@ class Extension {
   readonly watcher: WatcherStatusItem;
   /** The project's auto memory and Dream (autonomyViews.ts). */
   readonly memory: MemoryView;
+  /** The status-bar companion (companion.ts): the agent's state at a glance. */
+  readonly companion: CompanionItem;
   private viewedSession: string | undefined;
   /** The session open before a reload or restart, being resumed: prompts wait for it. */
   private resuming: Promise<void> | undefined;
@@ -112,6 +121,7 @@ class Extension {
     this.inbox = new InboxView(autonomy);
     this.watcher = new WatcherStatusItem(autonomy);
     this.memory = new MemoryView(autonomy);
+    this.companion = new CompanionItem(context);
     this.status.command = 'lspAgent.openChat';
     this.refreshStatus();
     this.status.show();
@@ -127,7 +137,7 @@ class Extension {
     this.serverState = 'running';
     this.clientDisposables = [
       client.onNotification(Methods.event, (n: EventNotification) => this.onEvent(n)),
-      client.onNotification(Methods.inbox, (n: { item: InboxItem }) => this.inbox.onItem(n.item)),
+      client.onNotification(Methods.inbox, (n: { item: InboxItem }) => { this.inbox.onItem(n.item); this.companion.flash('inbox'); }),
       client.onNotification(Methods.dreamStatus, (n: DreamStatus) => this.memory.onDreamStatus(n)),
       client.onRequest(Methods.requestPermission, (p: PermissionRequest, token: CancellationToken) => this.askPermission(p, token)),
       client.onRequest(ApplyWorkspaceEditRequest.type, (p) => this.applyEdit(client, p)),
@@ -206,6 +216,7 @@ class Extension {
       // A moment later: right after a turn the user often acts (code actions, a new prompt).
       setTimeout(() => { if (!this.state.sessions[event.sessionId]?.busy) void this.refreshContext(event.sessionId); }, 1500);
       if (!this.chat.visible) this.turnEndedHidden(event.sessionId, event.stopReason);
+      this.companion.flash(event.stopReason === 'end_turn' ? 'done' : 'error');
     }
   }
 
@@ -382,6 +393,7 @@ class Extension {
     this.status.tooltip = tooltips[status] ?? (activity ? `lsp-agent: ${activity}` : `lsp-agent: ${STATUS_TEXT.idle}. Open the chat`);
     this.status.command = status === 'missing' ? 'lspAgent.installServer' : 'lspAgent.openChat';
     this.status.backgroundColor = status === 'permission' || status === 'review' ? new vscode.ThemeColor('statusBarItem.warningBackground') : undefined;
+    this.companion?.setState(COMPANION_MOOD[status]);
   }
 
   /** What a working session is doing now, from its todo list. */
@@ -692,7 +704,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     ext.sessions, ...ext.sessions.commands(),
     ext.tasks, ...ext.tasks.commands(), ext.extensions, ...ext.extensions.commands(),
     ext.inbox, ...ext.inbox.commands(), ext.watcher, ...ext.watcher.commands(),
-    ext.memory, ...ext.memory.commands(),
+    ext.memory, ...ext.memory.commands(), ext.companion,
     vscode.commands.registerCommand('lspAgent.openTasks', () => vscode.commands.executeCommand('lspAgent.tasks.focus')),
     vscode.commands.registerCommand('lspAgent.openExtensions', () => vscode.commands.executeCommand('lspAgent.extensions.focus')),
     vscode.commands.registerCommand('lspAgent.openSessions', () => vscode.commands.executeCommand(`${SESSIONS_VIEW}.focus`)),
