@@ -4,7 +4,7 @@
 // words come from shared/autonomy.ts; this file talks to the server and VS Code.
 
 import * as vscode from 'vscode';
-import { dreamMessage, inboxRow, memoryNameOf, memoryPathOf, memoryRows, mergeInboxItem, proposalToOpen, unreviewedCount, watcherStatusView } from './shared/autonomy';
+import { dreamMessage, inboxRow, isWatchSettingsFile, memoryNameOf, memoryPathOf, memoryRows, mergeInboxItem, proposalToOpen, unreviewedCount, watcherStatusView } from './shared/autonomy';
 import type { Row } from './shared/agentViews';
 import {
   Methods, type DreamStatus, type InboxItem, type MemoryIndex, type RequestMethod, type Requests, type WatchStatus,
@@ -112,12 +112,16 @@ export class InboxView implements vscode.TreeDataProvider<InboxItem>, vscode.Dis
 export class WatcherStatusItem implements vscode.Disposable {
   private readonly item = vscode.window.createStatusBarItem('lspAgent.watcher', vscode.StatusBarAlignment.Left, 99);
   private status: WatchStatus | undefined;
+  private readonly saved: vscode.Disposable;
 
   constructor(private readonly host: AutonomyHost) {
     this.item.name = 'lsp-agent watcher';
+    // The server reads the watcher's settings afresh on each agent/watchStatus.
+    this.saved = vscode.workspace.onDidSaveTextDocument((doc) => { if (isWatchSettingsFile(doc.uri.fsPath)) void this.refresh(); });
   }
 
   dispose(): void {
+    this.saved.dispose();
     this.item.dispose();
   }
 

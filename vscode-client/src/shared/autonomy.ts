@@ -125,3 +125,8 @@ export function memoryNameOf(path: string): string {
 export function memoryPathOf(name: string): string {
   return name === 'MEMORY.md' ? '/MEMORY.md' : `/${name.replace(/\.md$/, '')}.md`;
 }
+
+/** A settings file that may configure the watcher: saving one refreshes the status bar. */
+export function isWatchSettingsFile(path: string): boolean {
+  return /[\\/](\.lsp-agent|\.claude)[\\/]settings(\.local)?\.json$/.test(path) || /[\\/]lsp-agent[\\/]settings\.json$/.test(path);
+}

@@ -16,6 +16,7 @@ import { chromium, type Page } from 'playwright-core';
 import { apiKeyScenario, firstContactScenario, THEME_CYCLE_KEYBINDINGS, THEME_CYCLE_SETTINGS, wheelPath } from './firstContact';
 import { hiddenPermissionScenario, restartScenario, selectionScenario, typingScenario } from './scenarios';
 import { agentsScenario } from './agents';
+import { autonomyScenario } from './autonomy';
 import { sessionsScenario } from './sessions';
 import { chatFrame, loadScenario, runCommand, screenshot as shootIn, openFile, waitForCount, STEP_TIMEOUT, type Env } from './workbench';
 
@@ -60,6 +61,7 @@ async function main(): Promise<void> {
       if (wanted('first-contact')) await step('first contact (issue 15)', () => firstContactScenario(env, PYTHON));
       if (wanted('sessions')) await step('sessions that last: reload, Sessions view, restore checkpoint (issue 10)', () => sessionsScenario(env));
       if (wanted('agents')) await step('slash commands, subagents, auto mode, Tasks and MCP views (issues 11-13)', () => agentsScenario(env, PYTHON));
+      if (wanted('autonomy')) await step('the watcher in the status bar, the Inbox and Memory views (issue 13)', () => autonomyScenario(env));
     } catch (err) {
       await screenshot(page, 'failure').catch(() => undefined);
       throw err;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
-  dreamMessage, inboxRow, isUnreviewed, memoryNameOf, memoryPathOf, memoryRows, mergeInboxItem, proposalToOpen, unreviewedCount, watcherStatusView,
+  dreamMessage, inboxRow, isUnreviewed, isWatchSettingsFile, memoryNameOf, memoryPathOf, memoryRows, mergeInboxItem, proposalToOpen, unreviewedCount, watcherStatusView,
 } from '../../src/shared/autonomy';
 import type { InboxItem, MemoryIndex, WatchStatus } from '../../src/shared/protocol';
 
@@ -88,4 +88,11 @@ test('memory documents map to the names the server takes, both ways', () => {
   assert.equal(memoryPathOf('testing.md'), '/testing.md');
   assert.equal(memoryPathOf('MEMORY.md'), '/MEMORY.md');
   for (const name of ['MEMORY.md', 'style', 'a-b_c']) assert.equal(memoryNameOf(memoryPathOf(name)), name);
+});
+
+test('saving a settings file that may hold "watch" refreshes the watcher; other files do not', () => {
+  for (const p of ['/ws/.lsp-agent/settings.json', '/ws/.lsp-agent/settings.local.json', '/ws/.claude/settings.json', '/home/u/.config/lsp-agent/settings.json']) {
+    assert.equal(isWatchSettingsFile(p), true, p);
+  }
+  for (const p of ['/ws/settings.json', '/ws/.vscode/settings.json', '/ws/.lsp-agent/settings.json.bak']) assert.equal(isWatchSettingsFile(p), false, p);
 });
