@@ -358,6 +358,11 @@ export class MemoryView implements vscode.TreeDataProvider<MemoryNode>, vscode.F
     try {
       return (await this.host.request(Methods.memoryRead, { name })).text;
     } catch (err) {
+      // No MEMORY.md yet: open the (empty) index agent/memory reports, so saving creates it.
+      if (name === 'MEMORY.md') {
+        const index = await this.host.request(Methods.memory, {}).catch(() => undefined);
+        if (index) return index.index;
+      }
       throw vscode.FileSystemError.FileNotFound(`${name}: ${errorText(err)}`);
     }
   }

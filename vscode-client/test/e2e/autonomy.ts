@@ -3,7 +3,7 @@
 // then the Inbox and Memory views open with their empty-state words.
 
 import assert from 'node:assert/strict';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { runCommand, screenshot, STEP_TIMEOUT, until, type Env } from './workbench';
@@ -48,6 +48,21 @@ export async function autonomyScenario(env: Env): Promise<void> {
     await runCommand(page, 'Focus on Memory View');
     await page.locator('.monaco-list-row', { hasText: 'MEMORY.md' }).first().waitFor({ timeout: STEP_TIMEOUT });
     await screenshot(page, env.results, 'inbox-and-memory-views');
+
+    // Edit the index from the view: saving writes it through agent/memoryWrite.
+    await page.locator('.monaco-list-row', { hasText: 'MEMORY.md' }).first().click();
+    await page.locator('.tab.active', { hasText: 'MEMORY.md' }).first().waitFor({ timeout: STEP_TIMEOUT });
+    await page.locator('.monaco-editor .view-lines').first().click();
+    await page.keyboard.type('- the tests run with pytest -q\n');
+    await page.keyboard.press('Control+S');
+    const memoryRoot = join(env.tmp, 'state', 'memory');
+    await until('MEMORY.md written in the memory folder', async () => {
+      const written = existsSync(memoryRoot) ? readdirSync(memoryRoot).map((d) => join(memoryRoot, d, 'MEMORY.md')).filter(existsSync) : [];
+      const text = written.map((f) => readFileSync(f, 'utf8')).join('');
+      return text.includes('the tests run with pytest -q') || `files: ${written.join(', ') || 'none'}`;
+    });
+    await page.locator('.monaco-list-row', { hasText: 'index · 1 line' }).first().waitFor({ timeout: STEP_TIMEOUT });
+    await screenshot(page, env.results, 'memory-index-saved');
   } finally {
     rmSync(folder, { recursive: true, force: true });
   }
