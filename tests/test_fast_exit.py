@@ -22,6 +22,21 @@ WAIT = 120.0
 ANSWER = " ".join(f"word{i}" for i in range(3000))  # ~25 KB: more than a pipe's buffer
 
 
+def test_a_thread_that_never_ends_does_not_keep_the_process_alive(tmp_path):
+    program = textwrap.dedent("""
+        import threading
+        from lsp_agent.procs.fast_exit import exit_now
+
+        threading.Thread(target=threading.Event().wait).start()  # not a daemon, never ends
+        exit_now(3)
+    """)
+    env = {**os.environ, "LSP_AGENT_EXIT_GRACE_SECONDS": "0.5"}
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                          timeout=WAIT, env=env)
+    assert done.returncode == 3
+    assert "did not finish; exiting anyway" in done.stderr
+
+
 def test_exit_now_does_what_the_teardown_must_and_keeps_the_code(tmp_path):
     program = textwrap.dedent(f"""
         import atexit, sys, threading, time

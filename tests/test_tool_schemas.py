@@ -16,3 +16,17 @@ def test_pools_share_the_work_not_the_schemas():
     edit["input_schema"]["properties"].clear()
     again = next(s for s in ToolPool(list(default_pool())).api_schemas() if s["name"] == "Edit")
     assert "path" in again["input_schema"]["properties"]
+
+
+
+
+def test_optional_fields_cost_no_null_option_and_still_accept_null():
+    from lsp_agent.tools.shell import Bash
+
+    assert "anyOf" in str(Bash.input_model.model_json_schema()["properties"]["timeout"])
+    schema = Bash().api_schema()["input_schema"]
+    timeout = schema["properties"]["timeout"]
+    assert "anyOf" not in timeout and "default" not in timeout and timeout["type"] == "number"
+    assert "description" in timeout and "timeout" not in schema.get("required", [])
+    parsed = Bash.input_model.model_validate({"command": "ls", "timeout": None})
+    assert parsed.model_dump()["timeout"] is None  # an explicit null is still accepted

@@ -95,8 +95,10 @@ def test_file_tools_have_clean_api_schemas():
 def test_edit_schema_inlines_the_nested_edit_shape():
     schema = Edit().api_schema()["input_schema"]
     assert "$defs" not in schema and "$ref" not in str(schema) and "'title'" not in str(schema)
-    item = schema["properties"]["edits"]["anyOf"][0]["items"]
-    assert item["required"] == ["old_string", "new_string"]
+    edits = schema["properties"]["edits"]
+    # An optional list is written as a list the model may leave out, not anyOf [list, null].
+    assert "anyOf" not in edits and edits["type"] == "array" and "edits" not in schema["required"]
+    assert edits["items"]["required"] == ["old_string", "new_string"]
 
 
 # --- Read ------------------------------------------------------------------

@@ -17,9 +17,16 @@ import sys
 import threading
 from typing import NoReturn
 
+# How long the end may wait for threads and atexit handlers: a thread stuck in a read must not
+# keep an exiting server alive (an editor would wait on it forever).
+GRACE_ENV = "LSP_AGENT_EXIT_GRACE_SECONDS"
+DEFAULT_GRACE_S = 10.0
+
 
 def exit_now(code: int) -> NoReturn:
-    """End the process with ``code`` after the teardown's work that matters, not the rest."""
+    """End the process with ``code`` after the teardown's work that matters, not the rest;
+    within a grace period, after which it ends all the same."""
+    _start_watchdog(code)
     # The interpreter's own order at exit: threads first (threading._shutdown also runs the
     # hooks of concurrent.futures), then the atexit handlers.
     shutdown = getattr(threading, "_shutdown", None)
@@ -32,3 +39,22 @@ def exit_now(code: int) -> NoReturn:
             if stream is not None:
                 stream.flush()
     os._exit(code)
+
+
+def _grace_seconds() -> float:
+    try:
+        return max(0.1, float(os.environ.get(GRACE_ENV, DEFAULT_GRACE_S)))
+    except ValueError:
+        return DEFAULT_GRACE_S
+
+
+def _start_watchdog(code: int) -> None:
+    def give_up() -> None:
+        with contextlib.suppress(Exception):
+            sys.stderr.write("lsp-agent: a thread or exit handler did not finish; exiting anyway\n")
+            sys.stderr.flush()
+        os._exit(code)
+
+    watchdog = threading.Timer(_grace_seconds(), give_up)
+    watchdog.daemon = True  # never waited for by the shutdown it guards
+    watchdog.start()

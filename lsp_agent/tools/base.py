@@ -121,6 +121,19 @@ def _normalise(p: Path) -> str:
 _INPUT_SCHEMAS: dict[type[BaseModel], dict[str, Any]] = {}
 
 
+def _without_null_option(prop: dict[str, Any]) -> dict[str, Any]:
+    """``X | None = None`` as pydantic writes it (``anyOf: [X, {type: null}]``, ``default:
+    null``) says no more to the model than an optional ``X`` it may leave out, and costs tokens
+    on every request; validation still accepts null."""
+    options = prop.get("anyOf")
+    if "default" not in prop or prop["default"] is not None or not isinstance(options, list) \
+            or len(options) != 2 or {"type": "null"} not in options:
+        return prop
+    kept = next(o for o in options if o != {"type": "null"})
+    rest = {k: v for k, v in prop.items() if k not in ("anyOf", "default")}
+    return {**kept, **rest}
+
+
 class Tool(ABC):
     """Declared once: name, description, input model, what a call touches (``access``, from
     which the permission gate judges it), whether calls may run concurrently, result cap."""
@@ -148,8 +161,10 @@ class Tool(ABC):
         if schema is None:
             schema = self.input_model.model_json_schema()
             schema.pop("title", None)
-            for prop in schema.get("properties", {}).values():
+            props = schema.get("properties", {})
+            for name, prop in props.items():
                 prop.pop("title", None)
+                props[name] = _without_null_option(prop)
             _INPUT_SCHEMAS[self.input_model] = schema
         return {"name": self.name, "description": self.description,
                 "input_schema": copy.deepcopy(schema)}
