@@ -488,7 +488,7 @@ class Extension {
       case 'insert': return insertAtCursor(msg.text);
       case 'mentionSearch': {
         const [local, resources] = await Promise.all([mentionCandidates(msg.query), this.mcpResources(msg.query)]);
-        reply({ type: 'mentionResults', items: mergeMentionItems(local, resources) });
+        reply({ type: 'mentionResults', query: msg.query, items: mergeMentionItems(local, resources) });
         return;
       }
       case 'listCommands': reply({ type: 'commands', ...await this.slashCommands() }); return;

@@ -909,7 +909,8 @@ window.addEventListener('message', (e) => {
     if (commands && model?.state.activeSessionId && commands.sessionId !== model.state.activeSessionId) commands = undefined;
     render();
   }
-  if (msg?.type === 'mentionResults' && mentionQuery() !== undefined) showMentions(msg.items);
+  // Only the answer for what is typed now: an older query's (slower) answer must not replace it.
+  if (msg?.type === 'mentionResults' && mentionQuery() !== undefined && msg.query === mentionQuery()) showMentions(msg.items);
   if (msg?.type === 'commands') {
     commands = { sessionId: msg.sessionId, list: msg.commands ?? [] };
     commandsAsked = false;
