@@ -143,6 +143,24 @@ class McpServer:
         result = await asyncio.wait_for(client.read_resource(uri), startup_timeout())
         return "\n".join(_resource_text(c) for c in result.contents)
 
+    async def list_resources(self, limit: int) -> list[Any]:
+        """Up to ``limit`` of the server's resource descriptions (mcp_types.Resource), from a
+        connected server only: a list for completion must not wait for one that starts."""
+        client = self._client
+        if client is None or self.state != "connected":
+            return []
+        if getattr(client.server_capabilities, "resources", None) is None:
+            return []
+        result = await asyncio.wait_for(client.list_resources(), startup_timeout())
+        resources = list(result.resources)
+        cursor = getattr(result, "next_cursor", None)
+        while cursor and len(resources) < limit:
+            result = await asyncio.wait_for(client.list_resources(cursor=cursor),
+                                            startup_timeout())
+            resources += result.resources
+            cursor = getattr(result, "next_cursor", None)
+        return resources[:limit]
+
     async def _ready_client(self) -> Any:
         if self.state == "starting":
             await self.wait_ready(startup_timeout())

@@ -1,6 +1,6 @@
 """LSP requests about a session's extensions: ``agent/mcpStatus``, ``agent/mcpRestart``,
-``agent/commands``. Thin handlers; the logic lives in lsp_agent/extensions and
-lsp_agent/sessions/commands.py."""
+``agent/mcpResources``, ``agent/commands``. Thin handlers; the logic lives in
+lsp_agent/extensions, lsp_agent/sessions/commands.py and sessions/mcp_resources.py."""
 
 from __future__ import annotations
 
@@ -15,13 +15,19 @@ if TYPE_CHECKING:
 
 MCP_STATUS = "agent/mcpStatus"
 MCP_RESTART = "agent/mcpRestart"
+MCP_RESOURCES = "agent/mcpResources"
 COMMANDS = "agent/commands"
-METHODS = [MCP_STATUS, MCP_RESTART, COMMANDS]
+METHODS = [MCP_STATUS, MCP_RESTART, MCP_RESOURCES, COMMANDS]
 
 
 class McpRestartParams(p.Wire):
     session_id: str
     server: str
+
+
+class McpResourcesParams(p.Wire):
+    session_id: str
+    query: str = ""
 
 
 def register(server: AgentServer) -> None:
@@ -38,6 +44,14 @@ def register(server: AgentServer) -> None:
             return await hub.restart(args.server)
         except KeyError:
             raise JsonRpcInvalidParams(f"no MCP server named {args.server!r}") from None
+
+    @server.feature(MCP_RESOURCES)
+    async def mcp_resources(ls: AgentServer, params: Any) -> dict[str, Any]:
+        args = p.parse(McpResourcesParams, params)
+        from lsp_agent.sessions.mcp_resources import mentionable_resources
+
+        servers = ls.session(args.session_id).extensions.mcp.servers
+        return {"resources": await mentionable_resources(servers, args.query)}
 
     @server.feature(COMMANDS)
     def commands(ls: AgentServer, params: Any) -> dict[str, Any]:

@@ -355,10 +355,8 @@ AgentEvent = Annotated[
 @functools.cache
 def event_adapter() -> TypeAdapter[AgentEvent]:
     # Built at first use, not at import: the union's validator is ~1/10 s the server does not
-    # need before its first response (nor ever, since it only writes events). mypy's view of
-    # TypeAdapter's overloads gives up on a union of more than 24 types; pydantic reads the
-    # Annotated union at run time (tests/test_protocol_types.py checks every event).
-    return TypeAdapter[AgentEvent](AgentEvent)  # type: ignore[arg-type]
+    # need before its first response (nor ever, since it only writes events).
+    return TypeAdapter[AgentEvent](AgentEvent)
 
 
 def parse_event(data: dict[str, Any]) -> AgentEvent:

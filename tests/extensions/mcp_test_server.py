@@ -90,6 +90,11 @@ def build(name: str, extra_tools: int, legacy_notify: bool = False) -> MCPServer
         """A greeting text."""
         return "RESOURCE-TEXT: hello from the server"
 
+    @server.resource("test://notes/readme", name="notes", mime_type="text/markdown")
+    def notes() -> str:
+        """The project's release notes."""
+        return "NOTES-BODY: never listed, only read"
+
     for i in range(extra_tools):
         def make(i: int):
             def tool(x: int = 0) -> str:

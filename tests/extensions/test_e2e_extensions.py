@@ -98,5 +98,16 @@ async def test_mcp_tool_skill_and_command_through_the_server(tmp_path: Path) -> 
             last_user = model.requests[-1]["messages"][-1]
             assert "Please fix issue #42. Details: 42 in the parser" in json.dumps(last_user)
             assert (ws / ".lsp-agent" / "settings.local.json").is_file()  # remembered
+
+            # agent/mcpResources offers the server's resources as mentions (no bodies) that
+            # the prompt hook reads when one is sent back.
+            found = await editor.request("agent/mcpResources",
+                                         {"sessionId": session, "query": "release notes"})
+            assert [r["mention"] for r in found["resources"]] == ["@srv:test://notes/readme"]
+            assert "NOTES-BODY" not in json.dumps(found)
+            model.load({"turns": [{"content": "read"}]})
+            await editor.request("agent/prompt", {"sessionId": session, "text":
+                                                  f"Summarise {found['resources'][0]['mention']}"})
+            assert "NOTES-BODY" in json.dumps(model.requests[-1]["messages"][-1])
         finally:
             await editor.client.shutdown_session()

@@ -20,9 +20,10 @@ import {
   type SessionStatus,
 } from './shared/chatState';
 import type { FromWebview, MentionItem, ViewModel } from './shared/messages';
+import { mergeMentionItems } from './shared/mcpMentions';
 import {
   type DreamStatus, type InboxItem, MODE_INFO, MODES, Methods, type AgentEvent, type EditorContext, type EventNotification, type Mode, type PermissionAnswer,
-  type PermissionRequest, type RequestMethod, type Requests, type SlashCommand,
+  type McpResource, type PermissionRequest, type RequestMethod, type Requests, type SlashCommand,
 } from './shared/protocol';
 
 const STATE_KEY = 'lspAgent.chatState';
@@ -451,6 +452,14 @@ class Extension {
     }
   }
 
+  /** The active session's MCP resources for `@` completion; none without a session or in time. */
+  private async mcpResources(query: string): Promise<McpResource[]> {
+    const sessionId = this.activeSession();
+    if (!sessionId) return [];
+    const listed = this.request(Methods.mcpResources, { sessionId, query }).then((r) => r.resources, () => []);
+    return Promise.race([listed, new Promise<McpResource[]>((r) => setTimeout(() => r([]), 3000))]);
+  }
+
   /**
    * No model credential anywhere (environment, lspAgent.serverEnv, secret storage): ask for the
    * API key before the first prompt rather than let it fail. Once per window: Escape goes on
@@ -513,7 +522,11 @@ class Extension {
       case 'sideBySide': return this.review.openSideBySide(msg.uri);
       case 'copy': await vscode.env.clipboard.writeText(msg.text); return;
       case 'insert': return insertAtCursor(msg.text);
-      case 'mentionSearch': reply({ type: 'mentionResults', items: await mentionCandidates(msg.query) }); return;
+      case 'mentionSearch': {
+        const [local, resources] = await Promise.all([mentionCandidates(msg.query), this.mcpResources(msg.query)]);
+        reply({ type: 'mentionResults', query: msg.query, items: mergeMentionItems(local, resources) });
+        return;
+      }
       case 'listCommands': reply({ type: 'commands', ...await this.slashCommands() }); return;
       // Saved sessions (sessionsView.ts).
       case 'restoreCheckpoint': return this.sessions.restoreCheckpoint(msg.sessionId, msg.turn);

@@ -35,8 +35,8 @@ export type FromWebview =
   | { type: 'loadEarlier'; sessionId: string }
   | { type: 'promptHistory' };
 
-/** One row of the `@` completion: a file, a symbol or the selection. */
-export interface MentionItem { label: string; value: string; kind?: 'file' | 'symbol' | 'selection'; detail?: string }
+/** One row of the `@` completion: a file, a symbol, the selection or an MCP resource. */
+export interface MentionItem { label: string; value: string; kind?: 'file' | 'symbol' | 'selection' | 'mcp'; detail?: string }
 
 /** The snapshot the host posts (``{ type: 'state', model }``) for the webview to render. */
 export interface ViewModel {

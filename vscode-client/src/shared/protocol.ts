@@ -20,6 +20,7 @@ export const Methods = {
   commands: 'agent/commands',
   mcpStatus: 'agent/mcpStatus',
   mcpRestart: 'agent/mcpRestart',
+  mcpResources: 'agent/mcpResources',
   tasks: 'agent/tasks',
   taskOutput: 'agent/taskOutput',
   taskStop: 'agent/taskStop',
@@ -149,6 +150,17 @@ export interface McpServerStatus {
   restarts: number;
 }
 
+/** ``agent/mcpResources``: a resource of a connected MCP server, mentionable in a prompt. */
+export interface McpResource {
+  server: string;
+  uri: string;
+  /** ``@server:uri``, as the prompt must hold it for the server to read the resource. */
+  mention: string;
+  name: string;
+  description?: string | null;
+  mimeType?: string | null;
+}
+
 /** ``agent/tasks``: a background command or agent of the session. */
 export interface BackgroundTask {
   taskId: string;
@@ -229,6 +241,7 @@ export interface Requests {
   [Methods.commands]: { params: wire.SessionParams; result: { commands: SlashCommand[] } };
   [Methods.mcpStatus]: { params: wire.SessionParams; result: { servers: McpServerStatus[] } };
   [Methods.mcpRestart]: { params: wire.SessionParams & { server: string }; result: McpServerStatus };
+  [Methods.mcpResources]: { params: wire.SessionParams & { query?: string }; result: { resources: McpResource[] } };
   [Methods.tasks]: { params: wire.SessionParams; result: { tasks: BackgroundTask[] } };
   [Methods.taskOutput]: { params: wire.TaskParams; result: TaskOutputResult };
   [Methods.taskStop]: { params: wire.TaskParams; result: { message: string; task: BackgroundTask } };

@@ -27,6 +27,7 @@ import {
 import type { MentionItem, ViewModel } from '../shared/messages';
 import { MODE_INFO, type ProposalFile, type SlashCommand, type TodoItem } from '../shared/protocol';
 import { chosenCommand, matchCommands, slashQuery, sourceLabel } from '../shared/slashCommands';
+import { insertMention } from '../shared/mcpMentions';
 import {
   agentOutcome, AUTO_DECISION_VIEW, duration, humanError, locations, OUTCOME_VIEW, outcomeOf, proposalOf, relativePath, resultCount,
   shellRun, tokens, usd,
@@ -663,7 +664,7 @@ function send(): void {
   renderChips();
 }
 
-const MENTION_ICON: Record<string, string> = { file: 'file', symbol: 'symbol-method', selection: 'selection' };
+const MENTION_ICON: Record<string, string> = { file: 'file', symbol: 'symbol-method', selection: 'selection', mcp: 'plug' };
 
 function mentionRow(item: MentionItem): string {
   if (item.value === 'selection') return '<i class="codicon codicon-selection" aria-hidden="true"></i> current selection';
@@ -674,7 +675,7 @@ function mentionRow(item: MentionItem): string {
 function showMentions(items: MentionItem[]): void {
   suggesting = 'mention';
   mentionItems = items;
-  showSuggestions(items.map(mentionRow), 'Files and symbols to mention');
+  showSuggestions(items.map(mentionRow), 'Files, symbols and MCP resources to mention');
 }
 
 /** The listbox under the input, first row active; the input keeps the focus (aria-activedescendant). */
@@ -748,6 +749,15 @@ function pickMention(index: number): void {
   if (suggesting === 'command') { pickCommand(index); return; }
   const item = mentionItems[index];
   if (!item) return;
+  if (item.kind === 'mcp') { // written into the prompt, where the server reads it
+    const next = insertMention(input.value, input.selectionStart, item.value);
+    input.value = next.text;
+    input.setSelectionRange(next.cursor, next.cursor);
+    hideMentions();
+    persist();
+    input.focus();
+    return;
+  }
   input.value = input.value.replace(/@[^\s@]*$/, '');
   if (!mentions.includes(item.value)) mentions.push(item.value);
   hideMentions();
@@ -899,7 +909,8 @@ window.addEventListener('message', (e) => {
     if (commands && model?.state.activeSessionId && commands.sessionId !== model.state.activeSessionId) commands = undefined;
     render();
   }
-  if (msg?.type === 'mentionResults' && mentionQuery() !== undefined) showMentions(msg.items);
+  // Only the answer for what is typed now: an older query's (slower) answer must not replace it.
+  if (msg?.type === 'mentionResults' && mentionQuery() !== undefined && msg.query === mentionQuery()) showMentions(msg.items);
   if (msg?.type === 'commands') {
     commands = { sessionId: msg.sessionId, list: msg.commands ?? [] };
     commandsAsked = false;

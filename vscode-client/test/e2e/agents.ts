@@ -4,7 +4,8 @@
 // allowed, one denied, with the classifier's reason) on the cards they decided; a background
 // command shows in the Tasks view with its output and is stopped there; the MCP view lists the
 // project's servers awaiting approval, approves them (one connects with its tools, one fails with
-// its error) and lists the skills, commands, agents and plugins. Each state is shot in the light,
+// its error) and lists the skills, commands, agents and plugins; "@" offers the MCP server's
+// resources and the picked mention reaches the model with the resource's text. Each state is shot in the light,
 // dark and high-contrast themes (test/e2e/screenshots/) and the chat is checked with axe-core.
 
 import assert from 'node:assert/strict';
@@ -35,6 +36,7 @@ export async function agentsScenario(env: Env, python: string): Promise<void> {
     await delegation(env);
     await mcpView(env);
     await tasksView(env);
+    await mcpResourceMention(env);
   } finally {
     for (const name of ADDED) rmSync(join(env.workspace, name), { recursive: true, force: true });
   }
@@ -242,6 +244,34 @@ async function tasksView(env: Env): Promise<void> {
   await rowAction(task, 'Stop Task');
   await until('the task stopped', async () => /shell · stopped/.test(await task.innerText()) || await task.innerText());
   await togglePane(page, 'Chat', true);
+}
+
+// -- MCP resources in the @ completion ----------------------------------------------------------
+
+/** "@notes" offers the demo server's resource beside files (marked MCP); Tab writes its mention into the prompt, which reaches the model with the resource's text. */
+async function mcpResourceMention(env: Env): Promise<void> {
+  const chat = chatFrame(env.page);
+  const input = chat.locator('#input');
+  await input.waitFor({ timeout: STEP_TIMEOUT });
+  await input.click();
+  await input.fill('');
+  await input.pressSequentially('Summarise @release');
+  const rows = chat.locator('#mention-list [role="option"]');
+  const resource = rows.filter({ hasText: '@demo:test://notes/readme' });
+  await resource.first().waitFor({ timeout: STEP_TIMEOUT });
+  assert.match(await resource.first().innerText(), /MCP · notes — The project's release notes/);
+  await shootThemes(env, 'mcp-mention', chat);
+  await input.focus();
+  // Keyboard only: arrows to the resource's row, Tab picks it.
+  for (let i = 0; i < 20 && !/@demo:test:\/\/notes\/readme/.test(await chat.locator('.mention.active').innerText()); i++) await input.press('ArrowDown');
+  await input.press('Tab');
+  assert.equal(await input.inputValue(), 'Summarise @demo:test://notes/readme ');
+  const before = (await modelRequests(env.modelUrl)).length;
+  await input.press('Enter');
+  await chat.getByText('MCP-RESOURCE-SEEN').first().waitFor({ timeout: STEP_TIMEOUT });
+  const requests = await modelRequests(env.modelUrl);
+  const sent = JSON.stringify(requests.slice(before).map((r) => r.body.messages.at(-1)));
+  assert.ok(sent.includes('@demo:test://notes/readme') && sent.includes('NOTES-BODY'), `the mention and the resource's text reach the model: ${sent.slice(0, 400)}`);
 }
 
 // -- themes, shots, accessibility ---------------------------------------------------------------
