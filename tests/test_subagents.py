@@ -263,6 +263,12 @@ async def test_a_background_command_returns_at_once_and_is_read_and_stopped(mode
         task_id = started.content.split("task ")[1].split(".")[0]
         assert await wait_for_processes(f"sleep {marker}", present=True)
         assert [t["taskId"] for t in session.tasks.summaries()] == [task_id]
+        # The process runs before its output is pumped in: wait for the line (not a timing
+        # assertion; the test is about reading it back, without blocking, through the tool).
+        for _ in range(int(WAIT / 0.05)):
+            if "first-line" in session.tasks.tail(task_id)["output"]:
+                break
+            await asyncio.sleep(0.05)
         # Two assistant messages so far: this turn's first request gets turn 2.
         model.load({"turns": [
             {"content": "-"}, {"content": "-"},

@@ -289,7 +289,11 @@ export class ExtensionsView implements vscode.TreeDataProvider<ExtNode>, vscode.
    * prompt) as the chat would: for this session, or remembered for the project.
    */
   private async approve(sessionId: string, name: string): Promise<void> {
-    const requestId = this.host.pendingPermission(sessionId, approvalToolUseId(name));
+    // The view may still show the session that was active before (e.g. one resumed after a
+    // reload); the question is asked in the session now open, so look there too.
+    const active = this.host.activeSession();
+    const requestId = this.host.pendingPermission(sessionId, approvalToolUseId(name))
+      ?? (active ? this.host.pendingPermission(active, approvalToolUseId(name)) : undefined);
     const server = this.servers.find((s) => s.name === name);
     if (!requestId) {
       void vscode.window.showInformationMessage(`lsp-agent asks whether to start ${name} at the session's first prompt: send a prompt, then approve it here or in the chat.`);

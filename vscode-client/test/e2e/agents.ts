@@ -191,6 +191,9 @@ async function approve(page: Page, view: Locator, server: string): Promise<void>
 
 async function mcpView(env: Env): Promise<void> {
   const { page } = env;
+  // An earlier scenario may leave the Sessions view open; with the Inbox and Memory views
+  // below, the MCP view then scrolls and its row actions sit under the scrollbar.
+  if (await pane(page, 'Sessions').count()) await togglePane(page, 'Sessions', false);
   await runCommand(page, 'lsp-agent: Open MCP Servers and Customizations');
   const view = pane(page, 'MCP & Customizations');
   await row(view, 'MCP Servers').waitFor({ timeout: STEP_TIMEOUT });
