@@ -17,7 +17,6 @@ Project settings never approve anything: the repository would be approving itsel
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Mapping
@@ -26,8 +25,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lsp_agent.extensions.expand import expand_all
-from lsp_agent.permissions.safe_write import WriteScope, real_path, write_bytes_checked
-from lsp_agent.permissions.settings import candidate_files, local_settings_path, read_json_object
+from lsp_agent.permissions.local_settings import remember_in_local_settings
+from lsp_agent.permissions.settings import candidate_files, read_json_object
 
 Transport = Literal["stdio", "http", "sse"]
 TrustState = Literal["approved", "needs_approval", "disabled"]
@@ -220,19 +219,4 @@ def _read_json(path: Path, warnings: list[str]) -> dict[str, Any] | None:
 def record_approval(workspace: Path, name: str) -> Path:
     """Remember that the user approved the project server ``name`` for this workspace: added
     to ``enabledMcpjsonServers`` in the local settings (never committed: gitignored)."""
-    path = local_settings_path(workspace)
-    data: dict[str, Any] = {}
-    if path.exists():
-        data = json.loads(path.read_text() or "{}")
-        if not isinstance(data, dict):
-            raise ValueError(f"{path} does not hold a JSON object")
-    names = data.setdefault("enabledMcpjsonServers", [])
-    if name not in names:
-        names.append(name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    scope = WriteScope(roots=(real_path(path.parent),), protected_ok=True)
-    ignore = path.parent / ".gitignore"
-    if not ignore.exists() and not ignore.is_symlink():
-        write_bytes_checked(ignore, b"settings.local.json\n", scope)
-    write_bytes_checked(path, (json.dumps(data, indent=2) + "\n").encode(), scope)
-    return path
+    return remember_in_local_settings(workspace, "enabledMcpjsonServers", [name])

@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from lsp_agent.permissions.hooks import Matcher
-from lsp_agent.permissions.safe_write import WriteScope, real_path, write_bytes_checked
-from lsp_agent.permissions.settings import local_settings_path
+from lsp_agent.permissions.local_settings import remember_in_local_settings
 from lsp_agent.types import events as ev
 
 APPROVAL_KEY = "approvedProjectHooks"
@@ -85,18 +84,4 @@ def approval_question(pending: PendingHooks, table: dict[str, list[Matcher]],
 
 def record_approval(workspace: Path, fingerprints: list[str]) -> Path:
     """Remember the approval in the local settings (never committed: gitignored)."""
-    path = local_settings_path(workspace)
-    data: dict[str, Any] = {}
-    if path.exists():
-        data = json.loads(path.read_text() or "{}")
-        if not isinstance(data, dict):
-            raise ValueError(f"{path} does not hold a JSON object")
-    marks = data.setdefault(APPROVAL_KEY, [])
-    marks += [m for m in fingerprints if m not in marks]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    scope = WriteScope(roots=(real_path(path.parent),), protected_ok=True)
-    ignore = path.parent / ".gitignore"
-    if not ignore.exists() and not ignore.is_symlink():
-        write_bytes_checked(ignore, b"settings.local.json\n", scope)
-    write_bytes_checked(path, (json.dumps(data, indent=2) + "\n").encode(), scope)
-    return path
+    return remember_in_local_settings(workspace, APPROVAL_KEY, fingerprints)
