@@ -315,16 +315,24 @@ def test_ctrl_c_cancels_the_turn_and_says_interrupted(tmp_path):
 
 
 def test_serve_over_tcp_says_where_it_listens_and_ctrl_c_is_quiet(tmp_path):
+    # PYTHONFAULTHANDLER: if the server ever hangs here, SIGABRT makes it print every thread's
+    # stack, and the failure shows where it waited (it hung twice in full runs, never alone).
+    env = {**no_model_env(tmp_path), "PYTHONFAULTHANDLER": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "lsp_agent", "serve", "--tcp", ":0"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            stdin=subprocess.DEVNULL, env=no_model_env(tmp_path))
+                            stdin=subprocess.DEVNULL, env=env)
     try:
         assert proc.stderr is not None
         first = proc.stderr.readline()
         port = int(first.split("listening on 127.0.0.1:")[1].split()[0])
         with socket.create_connection(("127.0.0.1", port), timeout=WAIT):
             proc.send_signal(signal.SIGINT)  # Ctrl-C while a client is connected
-            out, err = proc.communicate(timeout=WAIT)
+            try:
+                out, err = proc.communicate(timeout=WAIT)
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGABRT)
+                _, stacks = proc.communicate(timeout=WAIT)
+                pytest.fail(f"serve --tcp did not end on SIGINT; its threads:\n{stacks[-8000:]}")
     finally:
         if proc.poll() is None:
             proc.kill()
