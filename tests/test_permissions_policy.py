@@ -150,6 +150,29 @@ def test_protected_and_outside_writes_ask_in_every_mode(ws, mode):
     assert bash(gate, "echo x > ../outside.txt").action == "ask"
 
 
+@pytest.mark.parametrize("mode", ["default", "acceptEdits", "bypassPermissions", "auto"])
+@pytest.mark.parametrize("command", [
+    "rm -rf ../other-project", "cp src/a.py /tmp/copied.py", "rm -rf .git",
+    "sed -i s/x/y/ .github/workflows/ci.yml", "touch ~/.bashrc", "mv src/a.py ../moved.py"])
+def test_files_a_command_names_as_written_ask_when_outside_or_protected(ws, mode, command):
+    """Not only redirections: the operands of rm, cp, mv, sed -i ... (shell_writes' table),
+    even when a rule allows the program; the reason is a safety one (auto mode's classifier
+    never settles it)."""
+    (ws / ".github" / "workflows").mkdir(parents=True)
+    (ws / ".github" / "workflows" / "ci.yml").write_text("on: push\n")
+    verdict = bash(gate_with(ws, mode, allow=["Bash(rm:*)", "Bash(cp:*)", "Bash(mv:*)",
+                                              "Bash(sed:*)", "Bash(touch:*)"]), command)
+    assert (verdict.action, verdict.source) == ("ask", "safety"), verdict
+    assert "outside the workspace" in verdict.reason or "protected" in verdict.reason
+
+
+def test_files_written_inside_the_workspace_follow_the_rules(ws):
+    allowed = gate_with(ws, "default", allow=["Bash(rm:*)", "Bash(cp:*)"])
+    assert bash(allowed, "rm -rf build").action == "allow"
+    assert bash(allowed, "cp src/a.py src/b.py").action == "allow"
+    assert bash(gate_with(ws, "default"), "rm -rf build").action == "ask"
+
+
 def test_edits_inside_the_workspace_are_proposals(ws):
     assert edit(gate_with(ws, "default"), ws / "src" / "a.py").action == "allow"
     assert edit(gate_with(ws, "dontAsk"), ws / "src" / "a.py").action == "deny"

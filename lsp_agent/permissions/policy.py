@@ -187,6 +187,9 @@ class PermissionGate:
         rules = self.file_rules
         immune = [c for r in analysis.redirects for c in
                   shell_safety.redirect_concerns(r, self.workspace, self._read_roots(), rules)]
+        immune += [c for cmd in analysis.commands for c in
+                   shell_safety.named_write_concerns(cmd, self.workspace, self._write_roots(),
+                                                     rules)]
         # Reading a secret file asks in every mode, as it does for Read; so does naming a
         # process's environment or memory (the server's holds its API key).
         immune += [c for cmd in analysis.commands

@@ -18,6 +18,7 @@ from pathlib import Path
 from lsp_agent.permissions import paths
 from lsp_agent.permissions.secrets import DEFAULT_RULES, FileRules
 from lsp_agent.permissions.shell_analysis import SHELLS, Analysis, Command, Redirect
+from lsp_agent.permissions.shell_writes import written_by
 
 SYSTEM_DIRS = frozenset({
     "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/opt", "/proc",
@@ -235,6 +236,23 @@ def redirect_concerns(redirect: Redirect, workspace: Path, roots: list[Path],
         return [f"writes {target}, outside the workspace"]
     protected = paths.protected_reason(target, rules)
     return [f"writes a protected file: {protected}"] if protected else []
+
+
+def named_write_concerns(cmd: Command, workspace: Path, write_roots: list[Path],
+                         rules: FileRules = DEFAULT_RULES) -> list[str]:
+    """(immune) reasons the files this command names as written (``rm``, ``cp``, ``sed -i``:
+    the table in shell_writes.py) need consent: outside the workspace or protected. Asked of
+    the user in every mode, never settled by auto mode's classifier, as for a redirection."""
+    concerns = []
+    for value in written_by(cmd):
+        for target in _expand(value, workspace):
+            if not paths.is_inside(target, write_roots):
+                concerns.append(f"{cmd.name} writes {target}, outside the workspace")
+                break
+            if protected := paths.protected_reason(target, rules):
+                concerns.append(f"{cmd.name} writes a protected file: {protected}")
+                break
+    return concerns
 
 
 def process_secret_reads(analysis: Analysis) -> list[str]:
