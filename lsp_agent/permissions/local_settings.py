@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from lsp_agent.permissions.committed import is_committed
 from lsp_agent.permissions.safe_write import WriteScope, real_path, write_bytes_checked
 from lsp_agent.permissions.settings import local_settings_path
 
@@ -15,6 +16,11 @@ from lsp_agent.permissions.settings import local_settings_path
 def remember_in_local_settings(workspace: Path, key: str, values: list[str]) -> Path:
     """Add ``values`` (those not there yet) to the list ``key`` of the local settings."""
     path = local_settings_path(workspace)
+    if path.is_file() and is_committed(path):
+        # Remembered there, the approval would reach everyone who clones the repository (and
+        # is not honoured: settings.py reads a committed local file as project settings).
+        raise ValueError(f"{path} is committed to the repository; approvals are not "
+                         "remembered in it")
     data: dict[str, Any] = {}
     if path.exists():
         data = json.loads(path.read_text() or "{}")

@@ -19,6 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from lsp_agent.permissions.committed import is_committed
 from lsp_agent.permissions.rules import Rule, RuleError
 from lsp_agent.permissions.safe_write import WriteScope, real_path, write_bytes_checked
 from lsp_agent.permissions.secrets import pattern_problem
@@ -85,15 +86,24 @@ def managed_settings_path() -> Path:
 
 
 def candidate_files(workspace: Path) -> list[tuple[str, Path]]:
-    """Settings files in precedence order (highest first), minus the options source."""
+    """Settings files in precedence order (highest first), minus the options source. A local
+    file that the repository commits is the repository's, not the user's: read as project
+    settings (it cannot approve the project's MCP servers or hooks, nor loosen the mode)."""
     return [
         ("managed", managed_settings_path()),
-        ("local", local_settings_path(workspace)),
-        ("local", workspace / ".claude" / "settings.local.json"),
+        (_local_scope(local_settings_path(workspace)), local_settings_path(workspace)),
+        (_local_scope(workspace / ".claude" / "settings.local.json"),
+         workspace / ".claude" / "settings.local.json"),
         ("project", workspace / ".lsp-agent" / "settings.json"),
         ("project", workspace / ".claude" / "settings.json"),
         ("user", user_settings_path()),
     ]
+
+
+def _local_scope(path: Path) -> str:
+    if path.is_file() and is_committed(path):
+        return "project"
+    return "local"
 
 
 def load(workspace: Path, options: dict[str, Any] | None = None) -> Settings:
@@ -103,6 +113,10 @@ def load(workspace: Path, options: dict[str, Any] | None = None) -> Settings:
         data = read_json_object(path, warnings)
         if data is not None:
             sources.append(Source(name, path, data))
+            if name == "project" and path.name == "settings.local.json":
+                warnings.append(f"{path}: committed to the repository, so read as project "
+                                "settings (approvals and trusted modes in it are ignored); "
+                                "`git rm --cached` it to make it yours again")
         if name == "managed" and options:
             sources.append(Source("options", None, options))
     if options and not any(s.name == "options" for s in sources):
