@@ -125,11 +125,11 @@ class SessionManager:
         keep = frozenset(s.recorder.writer.path for s in self._sessions.values()
                          if s.recorder is not None and s.recorder.writer is not None)
         try:
-            report = await store.apply_retention(keep=keep)
+            report = await store.apply_retention_if_due(keep=keep)
         except Exception:  # housekeeping must never disturb the sessions
             log.warning("applying the session retention policy failed", exc_info=True)
             return
-        if report.deleted:
+        if report is not None and report.deleted:
             log.info("retention: deleted %d old sessions (%d -> %d bytes)",
                      len(report.deleted), report.total_bytes_before, report.total_bytes_after)
 

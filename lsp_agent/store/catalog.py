@@ -63,6 +63,10 @@ class SessionNotFound(LookupError):
     pass
 
 
+# Old sessions are looked for at a server's start at most this often (store-wide).
+RETENTION_INTERVAL_S = 12 * 3600.0
+
+
 @dataclass
 class SessionSummary:
     session_id: str
@@ -376,6 +380,36 @@ class Store:
     async def apply_retention(self, *, keep: frozenset[Path] = frozenset(),
                               now: float | None = None) -> rt.RetentionReport:
         return await asyncio.to_thread(self.apply_retention_blocking, keep=keep, now=now)
+
+    async def apply_retention_if_due(self, *, keep: frozenset[Path] = frozenset(),
+                                     now: float | None = None) -> rt.RetentionReport | None:
+        """As ``apply_retention``, unless it ran under the same policy less than
+        ``RETENTION_INTERVAL_S`` ago (in any process): applying it reads every transcript, which
+        every editor window's server start would otherwise pay. None when not due."""
+        now = time.time() if now is None else now
+        if not self._retention_due(now):
+            return None
+        report = await self.apply_retention(keep=keep, now=now)
+        with contextlib.suppress(OSError):
+            self._retention_marker().write_text(json.dumps(
+                {"at": now, "policy": self._policy_key()}))
+        return report
+
+    def _retention_marker(self) -> Path:
+        return self.layout.root / "retention.json"
+
+    def _policy_key(self) -> list[float]:
+        return [self.policy.max_age_days, self.policy.max_total_bytes]
+
+    def _retention_due(self, now: float) -> bool:
+        try:
+            last = json.loads(self._retention_marker().read_text())
+            at, policy = float(last["at"]), last["policy"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return True
+        # A shorter age limit is due sooner: at most a quarter of it between two runs.
+        interval = min(RETENTION_INTERVAL_S, self.policy.max_age_days * 86400 / 4)
+        return policy != self._policy_key() or not 0 <= now - at < interval
 
     def apply_retention_blocking(self, *, keep: frozenset[Path] = frozenset(),
                                  now: float | None = None) -> rt.RetentionReport:

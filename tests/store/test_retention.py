@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from pathlib import Path
 
 import pytest
@@ -129,3 +130,30 @@ async def test_size_budget_on_disk_keeps_the_open_session(tmp_path, workspace):
     assert report.deleted == [str(closed.path)] and report.total_bytes_after > 0
     assert writer.path.exists()
     await writer.close()
+
+
+async def test_retention_at_start_runs_at_most_twice_a_day_per_policy(tmp_path, workspace):
+    """A server start applies retention only when due: reading every transcript at each start of
+    each editor window would cost every user with many sessions."""
+    from lsp_agent.store.catalog import RETENTION_INTERVAL_S
+
+    state = tmp_path / "state"
+    store = Store(state, policy=RetentionPolicy(max_age_days=30))
+    closed = await store.create(workspace)
+    closed.append(text_prompt("done"))
+    await closed.close()
+    now = time.time()
+    assert (await store.apply_retention_if_due(now=now)).deleted == []  # type: ignore[union-attr]
+    # Another server, soon after, same policy: not due (even though this session is now old).
+    later = Store(state, policy=RetentionPolicy(max_age_days=30))
+    assert await later.apply_retention_if_due(now=now + 60) is None
+    # A different policy is due at once; so is the same one after the interval.
+    stricter = Store(state, policy=RetentionPolicy(max_age_days=1 / 86400))
+    report = await stricter.apply_retention_if_due(now=now + 60)
+    assert report is not None and report.deleted == [str(closed.path)]
+    again = Store(state, policy=RetentionPolicy(max_age_days=30))
+    assert await again.apply_retention_if_due(now=now + 120) is not None  # policy changed back
+    assert await again.apply_retention_if_due(now=now + 180) is None
+    assert await again.apply_retention_if_due(now=now + 120 + RETENTION_INTERVAL_S) is not None
+    (state / "retention.json").write_text("not json")
+    assert await again.apply_retention_if_due(now=now + 200) is not None  # a broken marker
