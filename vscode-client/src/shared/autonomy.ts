@@ -63,13 +63,23 @@ export function removeInboxItem(items: readonly InboxItem[], id: string): InboxI
 /** How each kind of item is drawn: its icon while something waits, its label, its row actions. */
 interface KindView { icon: string; label: (title: string) => string; words: string; context?: string }
 const KINDS: Record<InboxKind, KindView> = {
-  test_failure: { icon: 'beaker', label: (t) => t, words: 'failing tests' },
+  test_failure: { icon: 'beaker', label: (t) => shortTestTitle(t), words: 'failing tests' },
   diagnostic: { icon: 'error', label: (t) => t, words: 'a new problem' },
   // Applied on its own (watch.autoApply): nothing to accept, but the user may look and undo.
   auto_applied: { icon: 'wand', label: (t) => `${t} — Review/Undo`, words: 'applied on its own', context: 'inbox.applied' },
   budget: { icon: 'warning', label: (t) => t, words: 'the watcher\'s budget', context: 'inbox.notice' },
 };
 const OTHER_KIND: KindView = { icon: 'git-pull-request', label: (t) => t, words: '' };
+
+/**
+ * A long test command makes a row whose status never shows in a narrow side bar: "`pytest -x
+ * -q --maxfail ...` fails after calc.py was saved" reads "Tests fail after calc.py was saved"
+ * (the tooltip keeps the command). Any other title is kept as it is.
+ */
+function shortTestTitle(title: string): string {
+  const m = /^`([^`]+)` fails (after .+)$/.exec(title);
+  return m && m[1].length > 20 ? `Tests fail ${m[2]}` : title.replace(/`/g, '');
+}
 
 /** Once nothing waits: the icon of how it ended (all alike), else a plain check. */
 const DONE_ICON: Record<ShownStatus, string> = {
@@ -88,7 +98,7 @@ export function inboxRow(item: InboxItem, known: ProposalKnowledge, now: number)
   const waiting = count('pending');
   const age = `${elapsed(now - item.createdAt)} ago`;
   const summary = STATUS_ORDER.filter((s) => count(s)).map((s) => `${count(s)} ${STATUS_WORDS[s]}`);
-  const title = item.title.replace(/`/g, '');
+  const title = item.kind === 'test_failure' ? item.title : item.title.replace(/`/g, '');
   const ended = new Set(statuses.map((p) => p.status));
   const icon = waiting || !statuses.length ? kind.icon : ended.size === 1 ? DONE_ICON[statuses[0].status] : 'check';
   const lines = statuses.map((p) => `${p.id}: ${STATUS_WORDS[p.status]}`);

@@ -137,6 +137,9 @@ test('each kind has its icon and title; an item that ended shows how', () => {
   assert.equal(budget.context, 'inbox.notice');
   assert.equal(budget.description, '0 s ago');
   assert.doesNotMatch(budget.tooltip, /session/, 'no session to name');
+  const long = inboxRow(item({ title: '`python3 -c "import wallet; assert wallet.total([2, 3]) == 5"` fails after wallet.py was saved' }), known(['p-1']), 1000);
+  assert.equal(long.label, 'Tests fail after wallet.py was saved', 'a long command would hide the status in a narrow side bar');
+  assert.match(long.tooltip, /^`python3 -c "import wallet/, 'the tooltip keeps the command');
   const diag = inboxRow(item({ kind: 'diagnostic', title: 'Fix prepared for "x" is not defined' }), known(['p-1']), 1000);
   assert.equal(diag.icon, 'error');
   assert.equal(inboxRow(item({ kind: 'something_new' }), known(['p-1']), 1000).icon, 'git-pull-request', 'an unknown kind is drawn plainly');
