@@ -4,7 +4,11 @@
 // words come from shared/autonomy.ts; this file talks to the server and VS Code.
 
 import * as vscode from 'vscode';
-import { dreamMessage, inboxRow, isWatchSettingsFile, memoryNameOf, memoryPathOf, memoryRows, mergeInboxItem, proposalToOpen, unreviewedCount, watcherStatusView } from './shared/autonomy';
+import {
+  dreamMessage, inboxRow, isWatchSettingsFile, memoryNameOf, memoryPathOf, memoryRows, mergeInboxItem, proposalStatuses, proposalToOpen,
+  removeInboxItem, statusOfResolution, unreviewedCount, watcherActive, watcherStatusView, type ProposalKnowledge,
+} from './shared/autonomy';
+import { AutonomyMethods, type ProposalStatus } from './shared/autonomyProtocol';
 import type { Row } from './shared/agentViews';
 import {
   Methods, type DreamStatus, type InboxItem, type MemoryIndex, type RequestMethod, type Requests, type WatchStatus,
@@ -12,6 +16,10 @@ import {
 
 export const INBOX_VIEW = 'lspAgent.inbox';
 export const MEMORY_VIEW = 'lspAgent.memory';
+/** Ends of proposals remembered for the Inbox's rows (a window sees few). */
+const RESOLVED_KEPT = 500;
+const METHOD_NOT_FOUND = -32601;
+const EMPTY_INBOX = 'What the watcher prepares while you work appears here (docs/autonomy.md).';
 const MEMORY_SCHEME = 'lsp-agent-memory';
 
 /** What the autonomy parts need from the extension. */
@@ -44,6 +52,8 @@ function errorText(err: unknown): string {
 
 export class InboxView implements vscode.TreeDataProvider<InboxItem>, vscode.Disposable {
   private items: InboxItem[] = [];
+  /** Ends of proposals this window saw (proposal_resolved): newer than what an item says. */
+  private readonly resolved = new Map<string, ProposalStatus>();
   private readonly changed = new vscode.EventEmitter<InboxItem | undefined>();
   readonly onDidChangeTreeData = this.changed.event;
   readonly view: vscode.TreeView<InboxItem>;
@@ -51,7 +61,7 @@ export class InboxView implements vscode.TreeDataProvider<InboxItem>, vscode.Dis
 
   constructor(private readonly host: AutonomyHost) {
     this.view = vscode.window.createTreeView(INBOX_VIEW, { treeDataProvider: this });
-    this.view.message = 'What the watcher prepares while you work appears here (docs/autonomy.md).';
+    this.view.message = EMPTY_INBOX;
     this.disposables.push(this.view, this.changed, this.view.onDidChangeVisibility(() => { if (this.view.visible) void this.load(); }));
   }
 
@@ -63,6 +73,7 @@ export class InboxView implements vscode.TreeDataProvider<InboxItem>, vscode.Dis
     return [
       vscode.commands.registerCommand('lspAgent.inbox.refresh', () => this.load()),
       vscode.commands.registerCommand('lspAgent.inbox.review', (it?: InboxItem) => it && this.review(it)),
+      vscode.commands.registerCommand('lspAgent.inbox.dismiss', (it?: InboxItem) => it && this.dismiss(it)),
     ];
   }
 
@@ -71,7 +82,7 @@ export class InboxView implements vscode.TreeDataProvider<InboxItem>, vscode.Dis
   }
 
   getTreeItem(node: InboxItem): vscode.TreeItem {
-    const it = treeItem(inboxRow(node, this.host.pendingProposals(), Date.now() / 1000));
+    const it = treeItem(inboxRow(node, this.known(), Date.now() / 1000));
     it.id = node.id;
     it.command = { command: 'lspAgent.inbox.review', title: 'Review', arguments: [node] };
     return it;
@@ -83,12 +94,29 @@ export class InboxView implements vscode.TreeDataProvider<InboxItem>, vscode.Dis
     this.redraw();
   }
 
+  /** ``proposal_resolved``: the item's row says how it ended. */
+  onResolved(proposalId: string, status: string): void {
+    this.resolved.delete(proposalId);
+    this.resolved.set(proposalId, statusOfResolution(status));
+    if (this.resolved.size > RESOLVED_KEPT) this.resolved.delete(this.resolved.keys().next().value as string);
+    this.redraw();
+  }
+
+  /** Whether a session is one the watcher runs (its proposals wait in the Inbox, not in the user's way). */
+  ownsSession(sessionId: string): boolean {
+    return this.items.some((it) => it.sessionId === sessionId);
+  }
+
   /** Proposals were decided or arrived: the rows and the badge follow. */
   redraw(): void {
-    const count = unreviewedCount(this.items, this.host.pendingProposals());
+    const count = unreviewedCount(this.items, this.known());
     this.view.badge = count ? { value: count, tooltip: `${count} inbox item${count === 1 ? '' : 's'} to review` } : undefined;
-    this.view.message = this.items.length ? undefined : 'What the watcher prepares while you work appears here (docs/autonomy.md).';
+    this.view.message = this.items.length ? undefined : EMPTY_INBOX;
     this.changed.fire(undefined);
+  }
+
+  private known(): ProposalKnowledge {
+    return { pending: this.host.pendingProposals(), resolved: this.resolved };
   }
 
   async load(): Promise<void> {
@@ -100,10 +128,42 @@ export class InboxView implements vscode.TreeDataProvider<InboxItem>, vscode.Dis
     this.redraw();
   }
 
+  /**
+   * Review: the pending proposal inline, as the chat's review does; a proposal this window does
+   * not hold (prepared before a reload) or an edit applied on its own: its session in the chat,
+   * where the tool card shows the change and a checkpoint restores the file before it.
+   */
   private async review(item: InboxItem): Promise<void> {
-    const proposalId = proposalToOpen(item, this.host.pendingProposals());
+    if (!item.sessionId) {
+      void vscode.window.showInformationMessage(`lsp-agent: ${item.title.replace(/`/g, '')}${item.detail ? ` — ${item.detail}` : ''}`);
+      return;
+    }
+    const proposalId = proposalToOpen(item, this.known());
     if (proposalId && (await this.host.openProposal(proposalId))) return;
     this.host.openSession(item.sessionId);
+  }
+
+  /** Dismiss: the server forgets the item (agent/inboxDismiss); a proposal still pending asks first. */
+  private async dismiss(item: InboxItem): Promise<void> {
+    const waiting = proposalStatuses(item, this.known()).filter((p) => p.status === 'pending').length;
+    if (waiting) {
+      const choice = await vscode.window.showWarningMessage(
+        `Dismiss "${item.title.replace(/`/g, '')}"? Its ${waiting === 1 ? 'proposal is' : `${waiting} proposals are`} still waiting for review.`,
+        { modal: true, detail: 'The Inbox stops listing it; its session stays in the chat.' }, 'Dismiss');
+      if (choice !== 'Dismiss') return;
+    }
+    try {
+      await this.host.request(AutonomyMethods.inboxDismiss, { id: item.id });
+    } catch (err) {
+      // A server without agent/inboxDismiss: hidden in this window only (it lists it again after a restart).
+      if ((err as { code?: unknown }).code !== METHOD_NOT_FOUND) {
+        void vscode.window.showErrorMessage(`lsp-agent: could not dismiss the inbox item: ${errorText(err)}`);
+        return;
+      }
+      this.host.log(`inboxDismiss: the server does not know it; ${item.id} hidden in this window only`);
+    }
+    this.items = removeInboxItem(this.items, item.id);
+    this.redraw();
   }
 }
 
@@ -113,6 +173,9 @@ export class WatcherStatusItem implements vscode.Disposable {
   private readonly item = vscode.window.createStatusBarItem('lspAgent.watcher', vscode.StatusBarAlignment.Left, 99);
   private status: WatchStatus | undefined;
   private readonly saved: vscode.Disposable;
+  private readonly activeChanged = new vscode.EventEmitter<boolean>();
+  /** Fires with each status: whether the watcher is on (diagnostics are forwarded only then). */
+  readonly onDidChangeActive = this.activeChanged.event;
 
   constructor(private readonly host: AutonomyHost) {
     this.item.name = 'lsp-agent watcher';
@@ -122,6 +185,7 @@ export class WatcherStatusItem implements vscode.Disposable {
 
   dispose(): void {
     this.saved.dispose();
+    this.activeChanged.dispose();
     this.item.dispose();
   }
 
@@ -152,6 +216,7 @@ export class WatcherStatusItem implements vscode.Disposable {
 
   private draw(): void {
     const view = watcherStatusView(this.status);
+    this.activeChanged.fire(watcherActive(this.status));
     void vscode.commands.executeCommand('setContext', 'lspAgent.watcherNeedsApproval', !!this.status?.enabled && !this.status.approved);
     if (!view.visible) { this.item.hide(); return; }
     this.item.text = view.text;

@@ -44,6 +44,7 @@ export class ChatViewProvider implements vscode.WebviewViewProvider {
     view.badge = this.badge;
     view.onDidChangeVisibility(() => { if (view.visible) { this.postNow(); this.becameVisible.fire(); } });
     view.onDidDispose(() => { this.view = undefined; });
+    if (view.visible) this.becameVisible.fire(); // resolved because it is shown
   }
 
   /** Push the state to the webview, coalescing bursts (streamed text) into one update. */

@@ -9,7 +9,10 @@ import { InboxView, MemoryView, WatcherStatusItem, type AutonomyHost } from './a
 import { registerBridge } from './bridge';
 import { ChatViewProvider } from './chatView';
 import { CompanionItem } from './companion';
-import type { CompanionMood } from './shared/companion';
+import { DiagnosticsForwarder } from './diagnosticsForwarder';
+import { AutonomyMethods, preparedFixOf, watchEventOf, type PreparedFix } from './shared/autonomyProtocol';
+import { WATCH_MOOD, type CompanionMood } from './shared/companion';
+import { OncePerServer } from './shared/warmUp';
 import { ReviewController, errorText } from './review';
 import { installServer, SECRET_KEY, ServerManager, settings } from './server';
 import { ANSWER_COMMAND, answerOfLink, permissionLinks, permissionTitle } from './shared/permissionNotice';
@@ -73,6 +76,14 @@ class Extension {
   readonly memory: MemoryView;
   /** The status-bar companion (companion.ts): the agent's state at a glance. */
   readonly companion: CompanionItem;
+  /** The editor's diagnostics to the watcher while it is on (diagnosticsForwarder.ts). */
+  readonly diagnostics: DiagnosticsForwarder;
+  private readonly warmedUp = new OncePerServer<LanguageClient>();
+  /**
+   * Sessions the user did not start here (the watcher's, speculative fixes): their proposals wait
+   * in the Inbox instead of opening an editor or a notification; following one ends that.
+   */
+  private readonly background = new Set<string>();
   private viewedSession: string | undefined;
   /** The session open before a reload or restart, being resumed: prompts wait for it. */
   private resuming: Promise<void> | undefined;
@@ -86,13 +97,15 @@ class Extension {
       onStopped: (restartInMs) => { this.restartInMs = restartInMs; this.detach('restarting'); },
       prepareCommand: (command, args) => prepareCommand(command, args),
       commandStarted: (result) => {
+        const prepared = preparedFixOf(result);
+        if (prepared) { void this.openPrepared(prepared); return; }
         const sessionId = (result as { sessionId?: unknown } | undefined)?.sessionId;
         if (typeof sessionId === 'string') this.followSession(sessionId);
       },
     });
     this.review = new ReviewController((params) => this.request(Methods.review, params));
     this.chat = new ChatViewProvider(context.extensionUri, () => this.viewModel(), (msg, reply) => void this.fromWebview(msg, reply));
-    this.chat.onDidBecomeVisible(() => { this.unseen.clear(); this.refreshBadge(); });
+    this.chat.onDidBecomeVisible(() => { this.unseen.clear(); this.refreshBadge(); this.warmUp(); });
     this.sessions = new SavedSessions({
       send: <R>(method: string, params: object) => {
         if (!this.client) return Promise.reject(new Error('the lsp-agent server is not running (see the lsp-agent output)'));
@@ -116,13 +129,15 @@ class Extension {
       request: (method, params) => this.request(method, params),
       pendingProposals: () => this.review.pendingIds(),
       openProposal: (proposalId) => this.review.openProposal(proposalId),
-      openSession: (sessionId) => { this.dispatch({ type: 'activate', sessionId }); void this.chat.reveal(false); },
+      openSession: (sessionId) => this.openSession(sessionId),
       log: (line) => this.output.appendLine(line),
     };
     this.inbox = new InboxView(autonomy);
     this.watcher = new WatcherStatusItem(autonomy);
     this.memory = new MemoryView(autonomy);
-    this.companion = new CompanionItem(context);
+    this.companion = new CompanionItem(context, async (prompt) => { await this.chat.reveal(false); await this.prompt(prompt, []); });
+    this.diagnostics = new DiagnosticsForwarder((line) => this.output.appendLine(line));
+    this.watcher.onDidChangeActive((active) => this.diagnostics.setActive(active));
     this.status.command = 'lspAgent.openChat';
     this.refreshStatus();
     this.status.show();
@@ -140,6 +155,7 @@ class Extension {
       client.onNotification(Methods.event, (n: EventNotification) => this.onEvent(n)),
       client.onNotification(Methods.inbox, (n: { item: InboxItem }) => { this.inbox.onItem(n.item); this.companion.flash('inbox'); }),
       client.onNotification(Methods.dreamStatus, (n: DreamStatus) => this.memory.onDreamStatus(n)),
+      client.onNotification(AutonomyMethods.watchEvent, (n: unknown) => this.onWatchEvent(n)),
       client.onRequest(Methods.requestPermission, (p: PermissionRequest, token: CancellationToken) => this.askPermission(p, token)),
       client.onRequest(ApplyWorkspaceEditRequest.type, (p) => this.applyEdit(client, p)),
       ...registerBridge(client),
@@ -151,6 +167,8 @@ class Extension {
     // ...except the one that was open: it is saved, resume it with its history.
     this.resuming = this.sessions.resumeOnStart(previous);
     this.sessions.refresh();
+    this.diagnostics.setClient(client);
+    if (this.chat.visible) this.warmUp();
     void this.inbox.load();
     void this.watcher.refresh();
     if (this.memory.view.visible) void this.memory.load();
@@ -165,6 +183,7 @@ class Extension {
     for (const close of this.permissionNotices.values()) close();
     this.permissionNotices.clear();
     this.review.forgetAll();
+    this.diagnostics.setClient(undefined);
     this.watcher.clear();
     this.memory.serverStopped();
     for (const id of Object.keys(this.state.sessions)) this.dispatch({ type: 'busy', sessionId: id, busy: false });
@@ -202,13 +221,20 @@ class Extension {
 
   private onEvent(notification: EventNotification): void {
     const event = notification.event;
+    // A session first heard of while the user is in another one runs in the background.
+    const active = this.activeSession();
+    if (!this.state.sessions[event.sessionId] && active && active !== event.sessionId) this.background.add(event.sessionId);
     this.dispatch({ type: 'event', event });
     this.logEvent(event);
     if (event.type === 'proposal_created') {
-      void this.review.onProposal(event);
-      if (!event.autoApply && !this.chat.visible) this.reviewWaitingHidden(event.files.map((f) => f.path), event.files[0]?.uri);
+      const quiet = this.background.has(event.sessionId) || this.inbox.ownsSession(event.sessionId);
+      void this.review.onProposal(event, quiet);
+      if (!event.autoApply && !quiet && !this.chat.visible) this.reviewWaitingHidden(event.files.map((f) => f.path), event.files[0]?.uri);
     }
-    if (event.type === 'proposal_resolved') this.review.onResolved(event.proposalId);
+    if (event.type === 'proposal_resolved') {
+      this.review.onResolved(event.proposalId);
+      this.inbox.onResolved(event.proposalId, event.status);
+    }
     if (TASK_EVENTS.has(event.type) && event.sessionId === this.activeSession()) this.tasks.refresh();
     if (event.type === 'turn_ended') {
       this.sessions.refresh();
@@ -216,9 +242,47 @@ class Extension {
       if (this.memory.view.visible) void this.memory.load(); // the turn may have written memory
       // A moment later: right after a turn the user often acts (code actions, a new prompt).
       setTimeout(() => { if (!this.state.sessions[event.sessionId]?.busy) void this.refreshContext(event.sessionId); }, 1500);
-      if (!this.chat.visible) this.turnEndedHidden(event.sessionId, event.stopReason);
-      this.companion.flash(event.stopReason === 'end_turn' ? 'done' : 'error');
+      // The watcher's turns end out of sight: their result is the Inbox item, not a "done!".
+      if (!this.background.has(event.sessionId) && !this.inbox.ownsSession(event.sessionId)) {
+        if (!this.chat.visible) this.turnEndedHidden(event.sessionId, event.stopReason);
+        this.companion.flash(event.stopReason === 'end_turn' ? 'done' : 'error');
+      }
     }
+  }
+
+  /** ``agent/watchEvent``: the companion reacts (rate-limited); an unknown kind is ignored. */
+  private onWatchEvent(raw: unknown): void {
+    const event = watchEventOf(raw);
+    if (!event) return;
+    this.output.appendLine(`watcher: ${event.kind}${event.detail ? `: ${event.detail}` : ''}`);
+    this.companion.flash(WATCH_MOOD[event.kind], event.detail);
+  }
+
+  /** ``agent/warmUp``, once per server process: the user is about to prompt (issue 16). */
+  private warmUp(): void {
+    const client = this.client;
+    if (!client || !this.warmedUp.take(client)) return;
+    client.sendNotification(AutonomyMethods.warmUp, {}).catch((err: unknown) => this.output.appendLine(`warmUp: ${errorText(err)}`));
+  }
+
+  /**
+   * "Fix with agent" found the fix prepared already (the watcher's speculative fix): its
+   * session in the chat and its proposal in the editor at once, no new turn.
+   */
+  private async openPrepared(prepared: PreparedFix): Promise<void> {
+    this.followSession(prepared.sessionId);
+    for (const proposalId of prepared.proposalIds) {
+      if (await this.review.openProposal(proposalId)) return;
+    }
+    this.output.appendLine(`[${prepared.sessionId}] the prepared fix (${prepared.proposalIds.join(', ') || 'no proposal'}) is not held by this window: showing its session`);
+  }
+
+  /** Show a session in the chat; one not in the panel (after a reload) is resumed from its saved transcript. */
+  private openSession(sessionId: string): void {
+    this.background.delete(sessionId);
+    if (this.state.sessions[sessionId]) this.dispatch({ type: 'activate', sessionId });
+    else void this.sessions.resume(sessionId).catch((err) => void vscode.window.showErrorMessage(`lsp-agent: cannot open the session: ${errorText(err)}`));
+    void this.chat.reveal(false);
   }
 
   /** What the user may need to act on goes to the Output channel too (with the endpoint). */
@@ -488,6 +552,7 @@ class Extension {
 
   /** A command started a session on the server ("Fix with agent"): show it in the panel. */
   followSession(sessionId: string): void {
+    this.background.delete(sessionId);
     const config = settings();
     const known = this.state.sessions[sessionId];
     this.dispatch({ type: 'session', sessionId, mode: known?.mode ?? config.get<Mode>('permissionMode', 'default'), model: known?.model || this.viewModel().model });
@@ -507,7 +572,7 @@ class Extension {
       case 'prompt': return this.prompt(msg.text, msg.mentions);
       case 'stop': return this.stop();
       case 'newSession': await this.newSession(); return;
-      case 'selectSession': this.dispatch({ type: 'activate', sessionId: msg.sessionId }); return this.refreshContext(msg.sessionId);
+      case 'selectSession': this.background.delete(msg.sessionId); this.dispatch({ type: 'activate', sessionId: msg.sessionId }); return this.refreshContext(msg.sessionId);
       case 'setMode': return this.setMode(msg.mode);
       case 'setModel': return this.setModel(msg.model);
       case 'pickMode': return this.pickMode();
@@ -532,6 +597,7 @@ class Extension {
       case 'restoreCheckpoint': return this.sessions.restoreCheckpoint(msg.sessionId, msg.turn);
       case 'loadEarlier': return this.sessions.loadEarlier(msg.sessionId);
       case 'promptHistory': reply({ type: 'promptHistory', prompts: await this.sessions.promptHistory() }); return;
+      case 'typing': this.warmUp(); return;
       default: return;
     }
   }
@@ -717,7 +783,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     ext.sessions, ...ext.sessions.commands(),
     ext.tasks, ...ext.tasks.commands(), ext.extensions, ...ext.extensions.commands(),
     ext.inbox, ...ext.inbox.commands(), ext.watcher, ...ext.watcher.commands(),
-    ext.memory, ...ext.memory.commands(), ext.companion,
+    ext.memory, ...ext.memory.commands(), ext.companion, ext.diagnostics,
     vscode.commands.registerCommand('lspAgent.openTasks', () => vscode.commands.executeCommand('lspAgent.tasks.focus')),
     vscode.commands.registerCommand('lspAgent.openExtensions', () => vscode.commands.executeCommand('lspAgent.extensions.focus')),
     vscode.commands.registerCommand('lspAgent.openSessions', () => vscode.commands.executeCommand(`${SESSIONS_VIEW}.focus`)),

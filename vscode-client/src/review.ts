@@ -60,14 +60,15 @@ export class ReviewController implements vscode.Disposable, vscode.CodeLensProvi
 
   // -- proposals arriving and leaving -------------------------------------------------------
 
-  async onProposal(event: ProposalCreated): Promise<void> {
+  /** ``quiet``: a background session's proposal (the watcher's): decorated where open, not revealed. */
+  async onProposal(event: ProposalCreated, quiet = false): Promise<void> {
     if (event.autoApply) return;
     const proposal = this.book.add(event.sessionId, event.proposalId, event.files);
     for (const file of proposal.files) {
       file.baseText = file.isNew ? '' : await currentText(file.uri);
       this.proposedTexts.set(proposedKey(proposal.proposalId, file.uri), applyHunks(file.baseText ?? '', file.hunks));
     }
-    await this.reveal(proposal);
+    if (!quiet) await this.reveal(proposal);
     this.refresh();
   }
 

@@ -3,15 +3,50 @@
 // src/autonomyViews.ts draws them and talks to the server.
 
 import { elapsed, type Row } from './agentViews';
+import { PROPOSAL_STATUSES, type InboxKind, type ProposalStatus } from './autonomyProtocol';
 import type { DreamStatus, InboxItem, MemoryIndex, MemoryTopic, WatchStatus } from './protocol';
 
-/** An inbox item is unreviewed while one of its proposals still waits for a decision. */
-export function isUnreviewed(item: InboxItem, pending: ReadonlySet<string>): boolean {
-  return item.proposalIds.some((id) => pending.has(id));
+/**
+ * What this window saw of proposals itself: those waiting in its review book, and the ends it saw
+ * (``proposal_resolved``). Newer than an item's ``proposals`` list, which the server sent earlier.
+ */
+export interface ProposalKnowledge { pending: ReadonlySet<string>; resolved: ReadonlyMap<string, ProposalStatus> }
+
+/** A proposal's status as the Inbox shows it: ``decided`` when an older server said nothing. */
+export type ShownStatus = ProposalStatus | 'decided';
+
+/** ``proposal_resolved``'s status, in the Inbox's words. */
+const RESOLUTION: Record<string, ProposalStatus> = {
+  accepted: 'accepted', partially_accepted: 'accepted', rejected: 'rejected',
+  conflict: 'stale', failed: 'stale', cancelled: 'withdrawn',
+};
+
+export function statusOfResolution(status: string): ProposalStatus {
+  return RESOLUTION[status] ?? 'stale';
 }
 
-export function unreviewedCount(items: readonly InboxItem[], pending: ReadonlySet<string>): number {
-  return items.filter((it) => isUnreviewed(it, pending)).length;
+/** Each proposal of an item with its status: what this window saw, else what the server said. */
+export function proposalStatuses(item: InboxItem, known: ProposalKnowledge): { id: string; status: ShownStatus }[] {
+  // A status this extension does not know yet (a newer server) reads as "reviewed".
+  const told = new Map((item.proposals ?? []).map((p): [string, ShownStatus] =>
+    [p.id, (PROPOSAL_STATUSES as readonly string[]).includes(p.status) ? p.status : 'decided']));
+  const ids = [...new Set([...item.proposalIds, ...told.keys()])];
+  return ids.map((id) => {
+    const server = told.get(id);
+    const status: ShownStatus = known.resolved.get(id)
+      ?? (server && server !== 'pending' ? server : undefined)
+      ?? (known.pending.has(id) || server === 'pending' ? 'pending' : 'decided');
+    return { id, status };
+  });
+}
+
+/** An inbox item is unreviewed while one of its proposals still waits for a decision. */
+export function isUnreviewed(item: InboxItem, known: ProposalKnowledge): boolean {
+  return proposalStatuses(item, known).some((p) => p.status === 'pending');
+}
+
+export function unreviewedCount(items: readonly InboxItem[], known: ProposalKnowledge): number {
+  return items.filter((it) => isUnreviewed(it, known)).length;
 }
 
 /** ``agent/inbox`` sends an item again (same id) with each further proposal: replace it in place. */
@@ -21,23 +56,68 @@ export function mergeInboxItem(items: readonly InboxItem[], item: InboxItem): In
   return items.map((it, i) => (i === at ? item : it));
 }
 
-/** One inbox row: its title, how old it is and whether it waits for review; ``now`` in seconds. */
-export function inboxRow(item: InboxItem, pending: ReadonlySet<string>, now: number): Row {
-  const waiting = item.proposalIds.filter((id) => pending.has(id)).length;
+export function removeInboxItem(items: readonly InboxItem[], id: string): InboxItem[] {
+  return items.filter((it) => it.id !== id);
+}
+
+/** How each kind of item is drawn: its icon while something waits, its label, its row actions. */
+interface KindView { icon: string; label: (title: string) => string; words: string; context?: string }
+const KINDS: Record<InboxKind, KindView> = {
+  test_failure: { icon: 'beaker', label: (t) => shortTestTitle(t), words: 'failing tests' },
+  diagnostic: { icon: 'error', label: (t) => t, words: 'a new problem' },
+  // Applied on its own (watch.autoApply): nothing to accept, but the user may look and undo.
+  auto_applied: { icon: 'wand', label: (t) => `${t} — Review/Undo`, words: 'applied on its own', context: 'inbox.applied' },
+  budget: { icon: 'warning', label: (t) => t, words: 'the watcher\'s budget', context: 'inbox.notice' },
+};
+const OTHER_KIND: KindView = { icon: 'git-pull-request', label: (t) => t, words: '' };
+
+/**
+ * A long test command makes a row whose status never shows in a narrow side bar: "`pytest -x
+ * -q --maxfail ...` fails after calc.py was saved" reads "Tests fail after calc.py was saved"
+ * (the tooltip keeps the command). Any other title is kept as it is.
+ */
+function shortTestTitle(title: string): string {
+  const m = /^`([^`]+)` fails (after .+)$/.exec(title);
+  return m && m[1].length > 20 ? `Tests fail ${m[2]}` : title.replace(/`/g, '');
+}
+
+/** Once nothing waits: the icon of how it ended (all alike), else a plain check. */
+const DONE_ICON: Record<ShownStatus, string> = {
+  pending: 'git-pull-request', accepted: 'pass', rejected: 'close', stale: 'history', withdrawn: 'circle-slash', decided: 'check',
+};
+const STATUS_WORDS: Record<ShownStatus, string> = {
+  pending: 'to review', accepted: 'accepted', rejected: 'rejected', stale: 'stale', withdrawn: 'withdrawn', decided: 'reviewed',
+};
+const STATUS_ORDER: ShownStatus[] = ['pending', 'accepted', 'rejected', 'stale', 'withdrawn', 'decided'];
+
+/** One inbox row: its title, where its proposals stand and how old it is; ``now`` in seconds. */
+export function inboxRow(item: InboxItem, known: ProposalKnowledge, now: number): Row {
+  const kind = KINDS[item.kind as InboxKind] ?? OTHER_KIND;
+  const statuses = proposalStatuses(item, known);
+  const count = (s: ShownStatus) => statuses.filter((p) => p.status === s).length;
+  const waiting = count('pending');
   const age = `${elapsed(now - item.createdAt)} ago`;
-  const state = waiting ? `${waiting} proposal${waiting === 1 ? '' : 's'} to review` : 'reviewed';
+  const summary = STATUS_ORDER.filter((s) => count(s)).map((s) => `${count(s)} ${STATUS_WORDS[s]}`);
+  const title = item.kind === 'test_failure' ? item.title : item.title.replace(/`/g, '');
+  const ended = new Set(statuses.map((p) => p.status));
+  const icon = waiting || !statuses.length ? kind.icon : ended.size === 1 ? DONE_ICON[statuses[0].status] : 'check';
+  const lines = statuses.map((p) => `${p.id}: ${STATUS_WORDS[p.status]}`);
   return {
-    label: item.title.replace(/`/g, ''),
-    description: `${state} · ${age}`,
-    tooltip: [item.title, `${item.kind.replace(/_/g, ' ')}, ${age}; session ${item.sessionId}`, '', item.detail].join('\n').trimEnd(),
-    icon: waiting ? 'git-pull-request' : 'check',
-    context: waiting ? 'inbox.unreviewed' : 'inbox.reviewed',
+    label: kind.label(title),
+    description: [...summary, age].join(' · '),
+    tooltip: [
+      item.title, `${kind.words || item.kind.replace(/_/g, ' ')}, ${age}${item.sessionId ? `; session ${item.sessionId}` : ''}`,
+      ...lines, '', item.detail,
+    ].join('\n').trimEnd(),
+    icon,
+    context: kind.context ?? (waiting ? 'inbox.unreviewed' : 'inbox.reviewed'),
   };
 }
 
-/** The proposal to open for an item: the first one still pending, else none. */
-export function proposalToOpen(item: InboxItem, pending: ReadonlySet<string>): string | undefined {
-  return item.proposalIds.find((id) => pending.has(id));
+/** The proposal to open for an item: one pending here first (its hunks are known), else one pending on the server. */
+export function proposalToOpen(item: InboxItem, known: ProposalKnowledge): string | undefined {
+  const pending = proposalStatuses(item, known).filter((p) => p.status === 'pending').map((p) => p.id);
+  return pending.find((id) => known.pending.has(id)) ?? pending[0];
 }
 
 export interface WatcherStatusView {
@@ -72,6 +152,11 @@ export function watcherStatusView(status: WatchStatus | undefined): WatcherStatu
     visible: true, text: '$(eye) watcher', warning: false, command: 'lspAgent.watcher.pause',
     tooltip: `The watcher runs on save; ${test}${from}. Click to pause.${warnings}`,
   };
+}
+
+/** The watcher acts (and wants the editor's diagnostics) only when on, approved and not paused. */
+export function watcherActive(status: WatchStatus | undefined): boolean {
+  return !!status?.enabled && status.approved && !status.paused;
 }
 
 /** The Memory view's rows: the index first, then the topics by name. */

@@ -250,8 +250,11 @@ export function titleOf(text: string): string {
 function applyEvent(state: ChatState, event: AgentEvent): ChatState {
   let next = state;
   if (!state.sessions[event.sessionId]) {
-    // A session started elsewhere (e.g. "Fix with agent"): show it.
+    // A session started elsewhere ("Fix with agent", the watcher): list it, but a background
+    // session must not take the panel from the one the user is in (the command's result does).
     next = reduce(state, { type: 'session', sessionId: event.sessionId, mode: 'default', model: '' });
+    const active = state.activeSessionId;
+    if (active && state.sessions[active]) next = { ...next, activeSessionId: active };
   }
   const session = next.sessions[event.sessionId];
   if (event.seq <= session.lastSeq) return next; // a duplicate or stale event

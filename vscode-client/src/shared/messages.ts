@@ -33,7 +33,9 @@ export type FromWebview =
   // Saved sessions: "Restore checkpoint" on a prompt, older history, Up-arrow recall.
   | { type: 'restoreCheckpoint'; sessionId: string; turn: number }
   | { type: 'loadEarlier'; sessionId: string }
-  | { type: 'promptHistory' };
+  | { type: 'promptHistory' }
+  /** The user typed in the prompt box (throttled): the host warms the server up (agent/warmUp). */
+  | { type: 'typing' };
 
 /** One row of the `@` completion: a file, a symbol, the selection or an MCP resource. */
 export interface MentionItem { label: string; value: string; kind?: 'file' | 'symbol' | 'selection' | 'mcp'; detail?: string }

@@ -5,6 +5,7 @@
 // client and adds what the server does not model (yet): replies it builds as plain dicts.
 
 import type * as wire from './protocol.generated';
+import { AutonomyMethods, type InboxProposal } from './autonomyProtocol';
 
 export const PROTOCOL_MAJOR = '1';
 
@@ -198,6 +199,8 @@ export interface InboxItem {
   proposalIds: string[];
   /** Seconds since the epoch. */
   createdAt: number;
+  /** Where each proposal stands (newer servers; autonomyProtocol.ts). */
+  proposals?: InboxProposal[];
 }
 
 /** ``agent/watchStatus``. */
@@ -247,6 +250,7 @@ export interface Requests {
   [Methods.taskStop]: { params: wire.TaskParams; result: { message: string; task: BackgroundTask } };
   [Methods.customizations]: { params: wire.SessionParams; result: Customizations };
   [Methods.inboxList]: { params: Record<string, never>; result: { items: InboxItem[] } };
+  [AutonomyMethods.inboxDismiss]: { params: { id: string }; result: { dismissed: boolean } };
   [Methods.watchStatus]: { params: Workspace; result: WatchStatus };
   [Methods.watchApprove]: { params: Workspace; result: { approved: boolean; testCommand?: string | null } };
   [Methods.watchPause]: { params: { paused: boolean }; result: { paused: boolean } };

@@ -33,6 +33,7 @@ import {
   shellRun, tokens, usd,
 } from '../shared/toolView';
 import { PromptRecall } from '../shared/promptRecall';
+import { throttle, TYPING_NOTICE_MS } from '../shared/warmUp';
 
 declare function acquireVsCodeApi(): { postMessage(msg: unknown): void; getState(): any; setState(s: unknown): void };
 
@@ -771,7 +772,9 @@ function mentionQuery(): string | undefined {
   return m ? m[1] : undefined;
 }
 
+const typingNotice = throttle(TYPING_NOTICE_MS);
 input.addEventListener('input', () => {
+  if (typingNotice(Date.now())) vscode.postMessage({ type: 'typing' });
   persist();
   renderArgHint();
   const command = slashQuery(input.value.slice(0, input.selectionStart));

@@ -17,6 +17,7 @@ import { apiKeyScenario, firstContactScenario, THEME_CYCLE_KEYBINDINGS, THEME_CY
 import { hiddenPermissionScenario, restartScenario, selectionScenario, typingScenario } from './scenarios';
 import { agentsScenario } from './agents';
 import { autonomyScenario } from './autonomy';
+import { watcherScenario } from './watcher';
 import { sessionsScenario } from './sessions';
 import { chatFrame, loadScenario, runCommand, screenshot as shootIn, openFile, waitForCount, STEP_TIMEOUT, type Env } from './workbench';
 
@@ -62,6 +63,7 @@ async function main(): Promise<void> {
       if (wanted('sessions')) await step('sessions that last: reload, Sessions view, restore checkpoint (issue 10)', () => sessionsScenario(env));
       if (wanted('agents')) await step('slash commands, subagents, auto mode, Tasks and MCP views (issues 11-13)', () => agentsScenario(env, PYTHON));
       if (wanted('autonomy')) await step('the watcher in the status bar, the Inbox and Memory views (issue 13)', () => autonomyScenario(env));
+      if (wanted('watcher')) await step('the watcher prepares a fix: Inbox statuses, Review, Dismiss, the companion (issue 13)', () => watcherScenario(env));
     } catch (err) {
       await screenshot(page, 'failure').catch(() => undefined);
       throw err;

@@ -218,3 +218,11 @@ test('a withdrawal after the user answered does not undo the answer', () => {
   s = reduce(s, { type: 'permissionAnswered', requestId: 'r1', decision: 'allow' });
   assert.equal(reduce(s, { type: 'permissionWithdrawn', requestId: 'r1' }), s);
 });
+
+test('a background session (the watcher\'s) is listed without taking the panel from the open one', () => {
+  seq = 0;
+  const s = reduce(started(), { type: 'event', event: { sessionId: 'w1', seq: 1, ts: 0, type: 'turn_started', prompt: 'The watcher ran the test command' } as AgentEvent });
+  assert.equal(s.activeSessionId, 's1', 'the user stays in their session');
+  assert.ok(s.sessions.w1, 'the watcher\'s session is listed');
+  assert.deepEqual(s.order, ['w1', 's1']);
+});
