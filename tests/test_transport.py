@@ -99,7 +99,8 @@ class Server:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.log_lines: list[str] = []
         self.logged = threading.Condition()
-        threading.Thread(target=self._drain_log, daemon=True).start()
+        self.drain = threading.Thread(target=self._drain_log, daemon=True)
+        self.drain.start()
 
     def _drain_log(self) -> None:
         for line in self.proc.stderr:
@@ -140,6 +141,8 @@ class Server:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(WAIT)
+        # The log reader ends at the end of stderr; closing the pipe under it raises in it.
+        self.drain.join(WAIT)
         for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             pipe.close()
 
