@@ -193,8 +193,10 @@ async def one_warm_turn(agent: str, model: TimedModel, root: Path, claude: Path
     home.mkdir()
     model.load(warm_scenario(agent, workspace))
     env = agent_env(agent, home, model.base_url)
+    # In the workspace: the one folder under /tmp that lsp-agent's sandbox (bubblewrap, a
+    # private /tmp) shows to the command.
     times = workspace / COMMAND_TIMES
-    env["PATH"] = f"{timing_shim(root / 'shim', times)}:{env['PATH']}"
+    env["PATH"] = f"{timing_shim(workspace / '.bench-shim', times)}:{env['PATH']}"
     runner: LspAgent | ClaudeStream
     runner = ClaudeStream(claude, workspace, env) if agent.startswith("claude") else \
         LspAgent(workspace, env | {"LSP_AGENT_LOG": "warning"} | baseline_env(agent))
