@@ -136,7 +136,7 @@ class ClaudeStream:
         self.proc = await asyncio.create_subprocess_exec(
             str(self.binary), "-p", "--input-format", "stream-json", "--output-format",
             "stream-json", "--verbose", "--permission-mode", "acceptEdits",
-            "--allowedTools", "Bash(python -m pytest*)",
+            "--allowedTools", TEST_COMMAND_RULE,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE, cwd=str(self.workspace), env=self.env,
             limit=16 * 1024 * 1024)
@@ -197,6 +197,10 @@ async def one_warm_turn(agent: str, model: TimedModel, root: Path, claude: Path
     # private /tmp) shows to the command.
     times = workspace / COMMAND_TIMES
     env["PATH"] = f"{timing_shim(workspace / '.bench-shim', times)}:{env['PATH']}"
+    if not agent.startswith("claude"):  # the rule Claude Code gets with --allowedTools
+        settings = Path(env["XDG_CONFIG_HOME"]) / "lsp-agent" / "settings.json"
+        settings.parent.mkdir(parents=True, exist_ok=True)
+        settings.write_text(json.dumps({"permissions": {"allow": [TEST_COMMAND_RULE]}}))
     runner: LspAgent | ClaudeStream
     runner = ClaudeStream(claude, workspace, env) if agent.startswith("claude") else \
         LspAgent(workspace, env | {"LSP_AGENT_LOG": "warning"} | baseline_env(agent))
@@ -238,6 +242,7 @@ async def one_warm_turn(agent: str, model: TimedModel, root: Path, claude: Path
 
 
 COMMAND_TIMES = ".command-times"
+TEST_COMMAND_RULE = "Bash(python -m pytest*)"  # both agents run the test without asking
 
 
 def timing_shim(folder: Path, log: Path) -> Path:
@@ -511,7 +516,9 @@ def turn_table(data: dict[str, Any], versions: dict[str, str]) -> str:
                  f"{TURN_TIMEOUT:.0f} s. The test command's run time is measured inside both "
                  "agents' Bash tools by the same `python` shim first on PATH (bash's "
                  "$EPOCHREALTIME around the real interpreter); the agent's own time is the wall "
-                 "minus it: what each agent spends around the command both run.")
+                 "minus it: what each agent spends around the command both run. Both agents "
+                 f"may run the test without asking: `{TEST_COMMAND_RULE}` is Claude Code's "
+                 "--allowedTools and an allow rule in lsp-agent's user settings.")
     return "\n".join(lines)
 
 
