@@ -48,6 +48,7 @@ from bench.common import (  # noqa: E402
     Samples,
     failures_note,
     fmt,
+    git_revision,
     in_loopback_namespace,
     load_note,
     loopback_up,
@@ -67,6 +68,19 @@ PATHS = ("in-process Agent", "through lsp-agent serve")
 FLOOR = "bare SDK, same requests back to back (floor)"
 TARGET_RATIO = 0.5
 TARGET_OVERHEAD_MS = 2.0
+# --baseline DIR: another checkout's server measured beside this one, interleaved (its code on
+# PYTHONPATH, this venv's packages): old vs new in one run.
+BASELINE: dict[str, str] = {}  # {"dir": ..., "label": "@<commit>"}
+
+
+def baseline_env(name: str) -> dict[str, str]:
+    """PYTHONPATH for the baseline's server (it imports that checkout's lsp_agent)."""
+    return {"PYTHONPATH": BASELINE["dir"]} if BASELINE and name.endswith(BASELINE["label"]) \
+        else {}
+
+
+def with_baseline(name: str) -> str:
+    return f"{name} {BASELINE['label']}"
 
 
 def warm_scenario(agent: str, workspace: Path) -> dict[str, Any]:
@@ -122,7 +136,7 @@ class ClaudeStream:
         self.proc = await asyncio.create_subprocess_exec(
             str(self.binary), "-p", "--input-format", "stream-json", "--output-format",
             "stream-json", "--verbose", "--permission-mode", "acceptEdits",
-            "--allowedTools", "Bash(python -m pytest*)",
+            "--allowedTools", TEST_COMMAND_RULE,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE, cwd=str(self.workspace), env=self.env,
             limit=16 * 1024 * 1024)
@@ -179,9 +193,17 @@ async def one_warm_turn(agent: str, model: TimedModel, root: Path, claude: Path
     home.mkdir()
     model.load(warm_scenario(agent, workspace))
     env = agent_env(agent, home, model.base_url)
+    # In the workspace: the one folder under /tmp that lsp-agent's sandbox (bubblewrap, a
+    # private /tmp) shows to the command.
+    times = workspace / COMMAND_TIMES
+    env["PATH"] = f"{timing_shim(workspace / '.bench-shim', times)}:{env['PATH']}"
+    if not agent.startswith("claude"):  # the rule Claude Code gets with --allowedTools
+        settings = Path(env["XDG_CONFIG_HOME"]) / "lsp-agent" / "settings.json"
+        settings.parent.mkdir(parents=True, exist_ok=True)
+        settings.write_text(json.dumps({"permissions": {"allow": [TEST_COMMAND_RULE]}}))
     runner: LspAgent | ClaudeStream
     runner = ClaudeStream(claude, workspace, env) if agent.startswith("claude") else \
-        LspAgent(workspace, env | {"LSP_AGENT_LOG": "warning"})
+        LspAgent(workspace, env | {"LSP_AGENT_LOG": "warning"} | baseline_env(agent))
     await runner.start()
     try:
         await runner.prompt("hi")
@@ -203,8 +225,13 @@ async def one_warm_turn(agent: str, model: TimedModel, root: Path, claude: Path
     if agent.startswith("claude") and answer.get("is_error"):
         problems.append(f"claude result is an error: {str(answer)[:200]}")
     gaps = gaps_ms(timings)
+    commands = command_seconds(times)
+    if not commands:
+        problems.append("the test command's run time was not recorded")
     return {
         "wall_s": answered - sent,
+        "command_s": sum(commands) if commands else None,
+        "own_s": answered - sent - sum(commands) if commands else None,
         "to_first_request_s": timings[0]["arrived"] - sent if timings else None,
         "gaps_ms": gaps,
         "last_response_to_answer_s": answered - timings[-1]["ended"]
@@ -214,14 +241,45 @@ async def one_warm_turn(agent: str, model: TimedModel, root: Path, claude: Path
     }
 
 
+COMMAND_TIMES = ".command-times"
+TEST_COMMAND_RULE = "Bash(python -m pytest*)"  # both agents run the test without asking
+
+
+def timing_shim(folder: Path, log: Path) -> Path:
+    """A ``python`` first on PATH that runs the real one and appends its start and end (bash's
+    $EPOCHREALTIME, no extra process) to ``log``: the test command's own run time, measured the
+    same way inside both agents' Bash tools, so that wall minus it is the agent's own time."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shim = folder / "python"
+    shim.write_text(f"""#!/bin/bash
+start=$EPOCHREALTIME
+{sys.executable} "$@"
+code=$?
+echo "$start $EPOCHREALTIME" >> {log}
+exit $code
+""")
+    shim.chmod(0o755)
+    return folder
+
+
+def command_seconds(log: Path) -> list[float]:
+    try:
+        lines = log.read_text().split("\n")
+    except OSError:
+        return []
+    return [float(end) - float(start) for start, end in
+            (line.split() for line in lines if len(line.split()) == 2)]
+
+
 def make_project_text() -> str:
     from bench.bench_cold import CALC
 
     return CALC
 
 
-TURN_METRICS = ("wall_s", "to_first_request_s", "last_response_to_answer_s",
-                "bytes_per_request", "gap_read_ms", "gap_edit_ms", "gap_bash_ms")
+TURN_METRICS = ("wall_s", "own_s", "command_s", "to_first_request_s",
+                "last_response_to_answer_s", "bytes_per_request", "gap_read_ms", "gap_edit_ms",
+                "gap_bash_ms")
 
 
 async def bench_turn(rounds: int, model: TimedModel, workdir: Path, claude: Path,
@@ -342,7 +400,8 @@ async def _drain_turn(agent: Any, prompt: str) -> list[Any]:
     return events
 
 
-async def overhead_through_server(model: TimedModel, workspace: Path, workdir: Path
+async def overhead_through_server(model: TimedModel, workspace: Path, workdir: Path,
+                                  extra_env: dict[str, str] | None = None
                                   ) -> tuple[list[float], list[float]]:
     events: list[Any] = []
     home = workdir / "home"
@@ -350,7 +409,8 @@ async def overhead_through_server(model: TimedModel, workspace: Path, workdir: P
                        HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"),
                        XDG_CONFIG_HOME=str(home / ".config"),
                        LSP_AGENT_CONFIG_DIR=str(home / "config"),
-                       LSP_AGENT_STATE_DIR=str(home / "state"), LSP_AGENT_LOG="warning")
+                       LSP_AGENT_STATE_DIR=str(home / "state"), LSP_AGENT_LOG="warning",
+                       **(extra_env or {}))
     server = LspAgent(workspace, env, events.append)
     await server.start()
     try:
@@ -369,9 +429,10 @@ async def bench_overhead(rounds: int, repeats: int, model: TimedModel, workdir: 
     from bench.bench_engine import make_tiny_workspace
 
     workspace = make_tiny_workspace(workdir / "overhead-ws")
-    gap = {p: Samples(timeout=TURN_TIMEOUT * 1000) for p in (*PATHS, FLOOR)}
-    over = {p: Samples(timeout=TURN_TIMEOUT * 1000) for p in (*PATHS, FLOOR)}
-    tools = {p: Samples(timeout=TURN_TIMEOUT * 1000) for p in (*PATHS, FLOOR)}
+    paths = (*PATHS, with_baseline(PATHS[1])) if BASELINE else PATHS
+    gap = {p: Samples(timeout=TURN_TIMEOUT * 1000) for p in (*paths, FLOOR)}
+    over = {p: Samples(timeout=TURN_TIMEOUT * 1000) for p in (*paths, FLOOR)}
+    tools = {p: Samples(timeout=TURN_TIMEOUT * 1000) for p in (*paths, FLOOR)}
 
     async def run(path: str, timed: bool = True) -> tuple[list[float], list[float]]:
         model.load(read_scenario(rounds))
@@ -382,11 +443,12 @@ async def bench_overhead(rounds: int, repeats: int, model: TimedModel, workdir: 
                 over[FLOOR].add(g)
                 tools[FLOOR].add(0.0)
             return gaps, tool
-        return await overhead_through_server(model, workspace, workdir / "server")
+        return await overhead_through_server(model, workspace, workdir / "server",
+                                             baseline_env(path))
 
-    warmups = [await guarded(p, run(p, timed=False)) for p in PATHS]
+    warmups = [await guarded(p, run(p, timed=False)) for p in paths]
     watch = LoadWatch()
-    for order in rotations(list(PATHS), repeats):
+    for order in rotations(list(paths), repeats):
         loaded = watch.round_started()
         for path in order:
             try:
@@ -407,7 +469,7 @@ async def bench_overhead(rounds: int, repeats: int, model: TimedModel, workdir: 
         print(f"  overhead: repeat {len(watch.rounds)} done", flush=True)
     return {"rounds": rounds, "repeats": repeats, "warmups": warmups, "load": watch.finish(),
             "stats": {p: {"gap_ms": gap[p].summary(3), "tool_ms": tools[p].summary(3),
-                          "overhead_ms": over[p].summary(3)} for p in (*PATHS, FLOOR)}}
+                          "overhead_ms": over[p].summary(3)} for p in (*paths, FLOOR)}}
 
 
 # --------------------------------------------------------------------------- report
@@ -415,6 +477,8 @@ async def bench_overhead(rounds: int, repeats: int, model: TimedModel, workdir: 
 
 TURN_ROWS = (
     ("warm turn wall (prompt to answer)", "wall_s", 2, "s"),
+    ("agent's own time (wall minus the test command's run time)", "own_s", 2, "s"),
+    ("the test command's own run time (python -m pytest)", "command_s", 2, "s"),
     ("prompt to first model request", "to_first_request_s", 3, "s"),
     ("gap after Read (tool included)", "gap_read_ms", 1, "ms"),
     ("gap after Edit (tool included)", "gap_edit_ms", 1, "ms"),
@@ -427,11 +491,17 @@ TURN_ROWS = (
 def turn_table(data: dict[str, Any], versions: dict[str, str]) -> str:
     stats = data["stats"]
     ours, theirs = stats.get(AGENTS[0]), stats.get(AGENTS[1])
-    lines = [f"| p50 (p95) | warm `lsp-agent serve` ({versions['lsp-agent']}) | Claude Code "
-             f"stream-json ({versions['claude-code']}) | ratio of p50 |", "|---|---|---|---|"]
+    columns = [(AGENTS[0], f"warm `lsp-agent serve` ({versions['lsp-agent']})")]
+    if BASELINE and with_baseline(AGENTS[0]) in stats:
+        columns.append((with_baseline(AGENTS[0]),
+                        f"baseline `lsp-agent serve` {BASELINE['label']}"))
+    columns.append((AGENTS[1], f"Claude Code stream-json ({versions['claude-code']})"))
+    lines = ["| p50 (p95) | " + " | ".join(title for _, title in columns) + " | ratio of p50 |",
+             "|---|" + "---|" * len(columns) + "---|"]
     for label, key, digits, unit in TURN_ROWS:
         cells = []
-        for row in (ours, theirs):
+        for name, _ in columns:
+            row = stats.get(name)
             if row is None:
                 cells.append("not run")
                 continue
@@ -440,24 +510,34 @@ def turn_table(data: dict[str, Any], versions: dict[str, str]) -> str:
             cells.append(f"{fmt(s['p50'], digits)} {unit} ({fmt(s['p95'], digits)})"
                          + (f", {note}" if note else ""))
         r = ratio(ours[key]["p50"], theirs[key]["p50"]) if ours and theirs else None
-        lines.append(f"| {label} | {cells[0]} | {cells[1]} | {fmt(r, 2)}x |")
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {fmt(r, 2)}x |")
     lines.append(f"\n{data['rounds']} interleaved rounds; {load_note(data['load'])}. Target: "
                  f"warm turn wall <= {TARGET_RATIO}x Claude Code's. Failed turns count as "
-                 f"{TURN_TIMEOUT:.0f} s.")
+                 f"{TURN_TIMEOUT:.0f} s. The test command's run time is measured inside both "
+                 "agents' Bash tools by the same `python` shim first on PATH (bash's "
+                 "$EPOCHREALTIME around the real interpreter); the agent's own time is the wall "
+                 "minus it: what each agent spends around the command both run. Both agents "
+                 f"may run the test without asking: `{TEST_COMMAND_RULE}` is Claude Code's "
+                 "--allowedTools and an allow rule in lsp-agent's user settings.")
     return "\n".join(lines)
 
 
 def overhead_table(data: dict[str, Any]) -> str:
     lines = ["| path | rounds | gap at the model server p50 (p95) ms | Read tool p50 ms | "
-             "overhead = gap - tool, p50 (p95) ms | failures |", "|---|---|---|---|---|---|"]
+             "overhead = gap - tool, p50 (p95) ms | p50 above the floor's p50, ms | failures |",
+             "|---|---|---|---|---|---|---|"]
+    floor = data["stats"].get(FLOOR, {}).get("overhead_ms", {}).get("p50")
     for path, row in data["stats"].items():
         g, t, o = row["gap_ms"], row["tool_ms"], row["overhead_ms"]
+        above = o["p50"] - floor if o["p50"] is not None and floor is not None else None
         lines.append(f"| {path} | {g['n']} | {fmt(g['p50'], 2)} ({fmt(g['p95'], 2)}) | "
                      f"{fmt(t['p50'], 2)} | {fmt(o['p50'], 2)} ({fmt(o['p95'], 2)}) | "
+                     f"{fmt(above, 2) if path != FLOOR else '-'} | "
                      f"{failures_note(o) or 'none'} |")
     lines.append(f"\n{data['repeats']} interleaved repeats of {data['rounds'] - 1} rounds each; "
                  f"{load_note(data['load'])}. Target through the server: < "
-                 f"{TARGET_OVERHEAD_MS:.0f} ms p50. The floor row is the bare SDK sending the "
+                 f"{TARGET_OVERHEAD_MS:.0f} ms p50 (issue 16 does not subtract the floor; "
+                 "the column before the failures does). The floor row is the bare SDK sending the "
                  "in-process run's request bodies back to back: what the client library, "
                  "loopback HTTP and the scheduler cost between two requests with no agent.")
     return "\n".join(lines)
@@ -474,6 +554,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=None, help="overhead repeats (default 3)")
     parser.add_argument("--only", default="turn,overhead", help="turn, overhead")
     parser.add_argument("--agents", default=",".join(AGENTS))
+    parser.add_argument("--baseline", default=None, metavar="DIR",
+                        help="another checkout (e.g. main) whose server runs beside this one")
     parser.add_argument("--no-netns", action="store_true")
     parser.add_argument(NETNS_FLAG, dest="inside_netns", action="store_true",
                         help=argparse.SUPPRESS)
@@ -486,6 +568,9 @@ async def main_async(args: argparse.Namespace, isolation: dict[str, Any]) -> int
     overhead_rounds = args.overhead_rounds or (15 if args.quick else 40)
     repeats = args.repeats or (2 if args.quick else 3)
     agents = tuple(a.strip() for a in args.agents.split(",") if a.strip())
+    if BASELINE:
+        agents = (*agents[:1], with_baseline(AGENTS[0]), *agents[1:]) \
+            if AGENTS[0] in agents else agents
     claude = peers.claude_binary()
     peer_versions = peers.versions(claude)
     versions = {"lsp-agent": our_versions()["lsp-agent"],
@@ -515,6 +600,9 @@ async def main_async(args: argparse.Namespace, isolation: dict[str, Any]) -> int
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    if args.baseline:
+        folder = Path(args.baseline).resolve()
+        BASELINE.update(dir=str(folder), label=f"@{git_revision(folder)}")
     if not args.inside_netns and not args.no_netns:
         peers.ensure_claude()
         outcome = in_loopback_namespace([__file__, *argv])

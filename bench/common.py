@@ -260,9 +260,9 @@ def package_versions(names: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def git_revision() -> str:
+def git_revision(repo: Path = REPO) -> str:
     with contextlib.suppress(OSError, subprocess.SubprocessError):
-        done = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"],
+        done = subprocess.run(["git", "-C", str(repo), "describe", "--always", "--dirty"],
                               capture_output=True, text=True, timeout=10, check=False)
         return done.stdout.strip() or "unknown"
     return "unknown"

@@ -49,6 +49,30 @@ def test_local_estimate_matches_the_scripted_servers_count():
     assert estimate_request(system, tools, messages) == estimate_request_tokens(body)
 
 
+def test_the_estimate_follows_a_tool_list_that_changes():
+    """The fixed part (tools, system) is counted once per object: a list that gains a tool
+    (deferred tools loaded) or a replaced system block is counted anew, never stale."""
+    from lsp_agent.context.manager import ContextManager, Window
+
+    tools = list(default_pool().api_schemas())
+    system = [text("rules " * 50)]
+    conversation = Conversation()
+    conversation.messages[:] = [user(text("hi"))]
+    window = Window(conversation, "m", lambda: system, lambda: tools)
+    manager = ContextManager()
+
+    def expected() -> int:
+        return estimate_request(system, tools, conversation.messages)
+
+    assert manager._raw_estimate(window) == expected()
+    tools.append({"name": "Extra", "description": "d " * 300, "input_schema": {}})
+    assert manager._raw_estimate(window) == expected()
+    system[0] = text("other rules " * 80)
+    assert manager._raw_estimate(window) == expected()
+    del tools[:3]
+    assert manager._raw_estimate(window) == expected()
+
+
 def test_cache_markers_do_not_count():
     block = text("same words")
     assert estimate_value(block) == estimate_value({**block, "cache_control": {"type": "x"}})

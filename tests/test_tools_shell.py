@@ -238,3 +238,23 @@ def test_output_capture_keeps_exact_head_and_tail():
     small = OutputCapture(head=5, tail=4)
     small.feed(b"abcdefg")
     assert small.text() == "abcdefg"
+
+
+async def test_the_exit_is_known_while_a_background_child_holds_the_output(tmp_path):
+    """exit_watched: the shell's exit is seen when it happens, not when the pipe closes (on
+    Python 3.11 Process.wait() waits for both), so no poll interval is added to a command."""
+    from lsp_agent.tools.shell import exit_watched
+
+    proc, exited = await exit_watched(
+        "bash", "-c", "sleep 30 & echo started", cwd=tmp_path, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        assert await asyncio.wait_for(proc.stdout.readline(), 20) == b"started\n"
+        await asyncio.wait_for(exited, 20)
+        assert proc.returncode == 0
+        assert not proc.stdout.at_eof()  # the background sleep still holds the pipe
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        await asyncio.wait_for(proc.communicate(), 20)

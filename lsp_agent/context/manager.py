@@ -119,6 +119,7 @@ class ContextManager:
         self.current_request: str | None = None
         self.recent_files: list[Path] = []
         self._cache: list[tuple[int, int]] = []  # (id(message), tokens) of settled messages
+        self._fixed: dict[int, tuple[Any, int]] = {}  # id -> (tool or system block, tokens)
 
     # -- turn life cycle -----------------------------------------------------------------------
 
@@ -314,9 +315,21 @@ class ContextManager:
     # -- helpers -------------------------------------------------------------------------------
 
     def _raw_estimate(self, window: Window) -> int:
-        fixed = (sum(estimate_value(t) for t in window.tools())
-                 + sum(estimate_value(b) for b in window.system()))
-        return fixed + self._messages_estimate(window.conversation.messages)
+        return self._fixed_estimate(window) + self._messages_estimate(window.conversation.messages)
+
+    def _fixed_estimate(self, window: Window) -> int:
+        """Tools and system layers: built once and sent byte-identical on every request (see
+        ToolPool.api_schemas), so each is counted once and found again by identity. The cache
+        holds the objects themselves, so an id is never reused while it is cached; a tool list
+        that changes (deferred tools loaded) brings new objects, which are counted."""
+        known, kept, total = self._fixed, {}, 0
+        for value in (*window.tools(), *window.system()):
+            hit = known.get(id(value))
+            tokens = hit[1] if hit is not None and hit[0] is value else estimate_value(value)
+            kept[id(value)] = (value, tokens)
+            total += tokens
+        self._fixed = kept
+        return total
 
     def _messages_estimate(self, messages: list[dict[str, Any]]) -> int:
         """Only the newest message changes in place; the others are counted once."""

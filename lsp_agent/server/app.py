@@ -28,6 +28,7 @@ from lsp_agent.server import (
 from lsp_agent.server import protocol as p
 from lsp_agent.server.client_caps import ClientCaps
 from lsp_agent.server.editor import EditorApplier, EditorDocuments, EditorPermissions
+from lsp_agent.server.event_frames import notify_event
 from lsp_agent.server.fanout import on_notification
 from lsp_agent.server.jsonrpc import RobustProtocol
 from lsp_agent.server.progress import TurnProgress
@@ -170,8 +171,7 @@ class AgentServer(LanguageServer):
     # -- events ------------------------------------------------------------------------------
 
     def send_event(self, event: ev.AgentEvent) -> None:
-        self.protocol.notify(p.EVENT, {"sessionId": event.session_id, "seq": event.seq,
-                                       "event": event.wire()})
+        notify_event(cast(AgentProtocol, self.protocol), event)  # serialised once (pydantic)
         self.progress_for_turns.on_event(event)
         self.dreams.on_event(event)
         self.watcher.on_event(event)

@@ -166,6 +166,23 @@ class RobustProtocol(LanguageServerProtocol):
             return
         super()._send_data(data)
 
+    def send_body(self, body: bytes) -> None:
+        """Send a message already serialised to UTF-8 JSON (event_frames.py), framed and
+        written as pygls's ``_send_data`` does for the messages it serialises itself."""
+        if self.closed:
+            return
+        if self.writer is None:
+            log.error("cannot send: no transport")
+            return
+        header = (f"Content-Length: {len(body)}\r\nContent-Type: {self.CONTENT_TYPE}; "
+                  f"charset={self.CHARSET}\r\n\r\n").encode() if self._include_headers else b""
+        try:  # our transports' writers (transport.py) write at once and return nothing
+            self.writer.write(header + body)
+        except BrokenPipeError:
+            raise  # as pygls: the caller learns the client has gone
+        except Exception:
+            log.exception("sending a message failed")
+
     def _send_handler_result(self, future: Any, *, msg_id: MsgId) -> None:
         error = None if future.cancelled() else future.exception()
         if isinstance(error, JsonRpcException) and error.code in CLIENT_ERROR_CODES:

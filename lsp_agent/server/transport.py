@@ -7,6 +7,7 @@ Both return the process exit code: what ``exit`` decided, or 0 when the client j
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -15,9 +16,8 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from pygls.io_ import StdoutWriter
-
 from lsp_agent.server.framing import BadInput, FrameReader
+from lsp_agent.server.tick_writer import TickWriter
 
 if TYPE_CHECKING:
     from pygls.server import JsonRPCServer
@@ -54,7 +54,13 @@ async def run_connection(protocol: RobustProtocol, frames: FrameReader) -> int:
 def serve_stdio(server: JsonRPCServer, stdin: BinaryIO | None = None,
                 stdout: BinaryIO | None = None) -> int:
     protocol: Any = server.protocol
-    protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
+
+    def client_gone() -> None:
+        protocol.closed = True
+
+    # The messages of one loop iteration in one write (tick_writer.py).
+    writer = TickWriter(stdout or sys.stdout.buffer, on_broken=client_gone)
+    protocol.set_writer(writer)
 
     async def main() -> int:
         reads = _threaded_reads(stdin or sys.stdin.buffer)
@@ -65,6 +71,8 @@ def serve_stdio(server: JsonRPCServer, stdin: BinaryIO | None = None,
     except KeyboardInterrupt:
         return 130
     finally:
+        with contextlib.suppress(OSError, ValueError):  # the loop is gone: what it left
+            writer.flush()
         server.shutdown()
 
 

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import signal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -28,6 +29,7 @@ KILL_GRACE = 2.0  # between SIGTERM and SIGKILL
 DRAIN_GRACE = 1.0  # after the shell exits, for output still in the pipe
 POLL_INTERVAL = 0.05
 READ_CHUNK = 65_536
+STREAM_LIMIT = 2**16  # asyncio's default buffer limit for subprocess streams
 
 
 class BashInput(BaseModel):
@@ -94,21 +96,27 @@ class Bash(Tool):
 
     async def _run(self, args: BashInput, ctx: ToolContext) -> ToolOutput:
         timeout = min(args.timeout or ctx.shell_timeout, MAX_TIMEOUT)
-        proc = await _spawn(args.command, ctx)
+        proc, exited = await _spawn_watched(args.command, ctx)
         pgid = proc.pid
         if ctx.processes is not None:
             ctx.processes.add(pgid)
         try:
-            return await _supervise(proc, pgid, timeout)
+            return await _supervise(proc, pgid, timeout, exited)
         finally:
             if ctx.processes is not None:
                 ctx.processes.discard(pgid)
 
 
 async def _spawn(command: str, ctx: ToolContext) -> asyncio.subprocess.Process:
-    """``bash -c command`` in its own process group, sandboxed or guarded."""
+    return (await _spawn_watched(command, ctx))[0]
+
+
+async def _spawn_watched(command: str, ctx: ToolContext
+                         ) -> tuple[asyncio.subprocess.Process, asyncio.Future[None]]:
+    """``bash -c command`` in its own process group, sandboxed or guarded; and a future done
+    when the process exits (see ``exit_watched``)."""
     argv, life_fds = guarded(sandboxed(["bash", "-c", command], ctx))
-    spawn = asyncio.ensure_future(asyncio.create_subprocess_exec(
+    spawn = asyncio.ensure_future(exit_watched(
         *argv,
         cwd=ctx.workspace,
         stdin=asyncio.subprocess.DEVNULL,
@@ -125,8 +133,31 @@ async def _spawn(command: str, ctx: ToolContext) -> asyncio.subprocess.Process:
     except asyncio.CancelledError:
         # Cancelled while the process was being created: it must not be left running.
         with contextlib.suppress(Exception):
-            _signal_group((await spawn).pid, signal.SIGKILL)
+            _signal_group((await spawn)[0].pid, signal.SIGKILL)
         raise
+
+
+class _ExitWatching(asyncio.subprocess.SubprocessStreamProtocol):
+    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop):
+        super().__init__(limit=limit, loop=loop)
+        self.exited: asyncio.Future[None] = loop.create_future()
+
+    def process_exited(self) -> None:
+        super().process_exited()
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+
+async def exit_watched(*argv: str, **options: Any
+                       ) -> tuple[asyncio.subprocess.Process, asyncio.Future[None]]:
+    """``asyncio.create_subprocess_exec`` (the same Process), and a future done as soon as the
+    process exits. ``Process.wait()`` cannot tell that: on Python 3.11 it also waits for the
+    pipes to close, which background children can hold open; polling ``returncode`` instead
+    added up to a poll interval to every command."""
+    loop = asyncio.get_running_loop()
+    transport, protocol = await loop.subprocess_exec(
+        lambda: _ExitWatching(STREAM_LIMIT, loop), *argv, **options)
+    return asyncio.subprocess.Process(transport, protocol, loop), protocol.exited
 
 
 def sandboxed(argv: list[str], ctx: ToolContext) -> list[str]:
@@ -175,12 +206,13 @@ class OutputCapture:
         )
 
 
-async def _supervise(proc: asyncio.subprocess.Process, pgid: int, seconds: float) -> ToolOutput:
+async def _supervise(proc: asyncio.subprocess.Process, pgid: int, seconds: float,
+                     exited: asyncio.Future[None]) -> ToolOutput:
     capture = OutputCapture()
     assert proc.stdout is not None
     reader = asyncio.create_task(_pump(proc.stdout, capture))
     try:
-        if not await _exited_within(proc, seconds):
+        if not await _exited_within(exited, seconds):
             await terminate_group(pgid)
             await _settle(reader, proc)
             return ToolOutput(
@@ -211,15 +243,12 @@ async def _pump(stream: asyncio.StreamReader, capture: OutputCapture) -> None:
         capture.feed(chunk)
 
 
-async def _exited_within(proc: asyncio.subprocess.Process, seconds: float) -> bool:
-    """Whether the shell exits in time. ``proc.wait()`` cannot be used: on Python 3.11 it
-    also waits for the pipes to close, which background children can hold open."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while proc.returncode is None:
-        if loop.time() >= deadline:
-            return False
-        await asyncio.sleep(POLL_INTERVAL)
+async def _exited_within(exited: asyncio.Future[None], seconds: float) -> bool:
+    """Whether the shell exits in time (``exited``: see ``exit_watched``)."""
+    try:
+        await asyncio.wait_for(asyncio.shield(exited), seconds)
+    except TimeoutError:
+        return False
     return True
 
 
