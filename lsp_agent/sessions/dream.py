@@ -253,7 +253,10 @@ class Dream:
         if isinstance(event, ev.UsageReport):
             self._usage = self._usage + event.usage
             self._turns += 1
-        self.events(event)
+        try:
+            self.events(event)
+        except Exception:  # a broken consumer must not break the run
+            log.exception("Dream: the event consumer failed")
 
     def _ended(self, status: str, reason: str, sessions: list[Path]) -> DreamResult:
         return DreamResult(status, reason, sessions=len(sessions), turns=self._turns,
