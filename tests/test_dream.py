@@ -178,10 +178,15 @@ async def test_reads_outside_its_folders_and_writing_commands_are_refused(model,
     outside = tmp_path / "ws" / "notes.txt"
     outside.write_text("not for Dream\n")
     transcript = next(p for p in folder.glob("*.jsonl"))
+    kept = folder / transcript.stem / "tool-results"
+    kept.mkdir(parents=True)
+    (kept / "toolu_1.txt").write_text("unredacted output\n")
     model.load({"turns": [
         {"content": [use("Read", path=str(outside)), use("Read", path=str(folder / ".env")),
                      use("Read", path=str(transcript)), use("Read", path="MEMORY.md"),
-                     use("Grep", pattern="not for", path=str(tmp_path / "ws"))]},
+                     use("Grep", pattern="not for", path=str(tmp_path / "ws")),
+                     use("Read", path=str(kept / "toolu_1.txt")),
+                     use("Grep", pattern="unredacted", path=str(folder))]},
         {"content": [use("Bash", command="touch made-by-dream"),
                      use("Bash", command="echo x > index-copy.md"),
                      use("Bash", command=f"cat {outside}"),
@@ -191,11 +196,13 @@ async def test_reads_outside_its_folders_and_writing_commands_are_refused(model,
     assert result.status == "done", result.reason
 
     reads = results_in(model.requests[1])
-    assert [r.get("is_error", False) for r in reads] == [True, True, False, False, True]
+    assert [r.get("is_error", False) for r in reads] == [True, True, False, False, True, True,
+                                                         False]
     assert "Permission denied" in text_of(reads[0]) and "outside" in text_of(reads[0])
     assert "hunter2" not in json.dumps(model.requests)  # the secret file never reached it
     assert '"prompt"' in text_of(reads[2]) and "tests-old" in text_of(reads[3])
     assert "not for Dream" not in text_of(reads[4])
+    assert "unredacted output" not in json.dumps(model.requests)  # a session's tool results
 
     shell = results_in(model.requests[2])
     assert [r.get("is_error", False) for r in shell] == [True, True, True, False]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
@@ -135,7 +136,8 @@ class DreamAgent:
         return ReadOnlyGate(
             self.staging.folder, "dontAsk",
             readable_outside=[self.transcripts, self.staging.results],
-            settings=Settings(secret_files=list(self.secret_files)), confined=True)
+            settings=Settings(secret_files=[*self.secret_files, *session_files(self.transcripts)]),
+            confined=True)
 
     def pool(self) -> ToolPool:
         memory = AutoMemory(self.staging.folder, self.redact)
@@ -197,6 +199,14 @@ class DreamAgent:
         if ended.stop_reason != "end_turn":
             raise DreamFailed(errors[-1] if errors else f"the agent stopped: {ended.stop_reason}")
         return AgentRun(last_text(agent), ended.rounds, ended.usage)
+
+
+def session_files(transcripts: Path) -> list[str]:
+    """A session's oversized tool results and its scratchpad, in its folder beside the
+    transcripts, hold what the session read, unredacted: for Dream they are secret files (the
+    transcripts, subagents' included, are redacted when written)."""
+    real = os.path.realpath(transcripts)
+    return [f"{real}/*/tool-results/**", f"{real}/*/scratch/**"]
 
 
 def task_prompt(folder: Path, sessions: list[Path], total: int) -> str:
