@@ -3,8 +3,10 @@
 for ``dream.idleSeconds``, it runs on its own when its gates pass (sessions/dream.py).
 
 One run per workspace at a time in this server; the lock in the memory folder keeps other
-servers out. A run is an asyncio task: cancelling it stops its model request and rolls the
-lock back; the server's shutdown cancels it too.
+servers out. A run is an asyncio task: cancelling it stops its agent (its model request, its
+tools) and rolls the lock back; the server's shutdown cancels it too. The Dream agent's events
+go to the client as ``agent/dreamStatus`` ``{status: "running", phase, event}`` (text deltas
+left out, long contents cut): a Dream has no session, so no ``agent/event``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from pygls.exceptions import JsonRpcInvalidRequest
 from pygls.uris import from_fs_path
 
+from lsp_agent.permissions import settings as st
 from lsp_agent.server import protocol as p
 from lsp_agent.server.memory_api import MemoryParams, project_memory
 from lsp_agent.server.session_methods import workspace_of
@@ -33,6 +36,8 @@ DREAM_CANCEL = "agent/dreamCancel"
 DREAM_STATUS = "agent/dreamStatus"  # notification
 METHODS = [DREAM, DREAM_CANCEL]
 DEFAULT_IDLE_SECONDS = 300.0
+QUIET_EVENTS = frozenset({"text_delta", "tool_execution_started"})  # not sent to the client
+MAX_EVENT_TEXT = 1_000  # characters of a tool result or error message in a status
 
 
 class DreamParams(MemoryParams):
@@ -55,7 +60,10 @@ class DreamRunner:
     def policy(self) -> DreamPolicy:
         opts, base = self._options(), DreamPolicy()
         return DreamPolicy(min_hours=float(opts.get("minHours", base.min_hours)),
-                           min_sessions=int(opts.get("minSessions", base.min_sessions)))
+                           min_sessions=int(opts.get("minSessions", base.min_sessions)),
+                           max_turns=int(opts.get("maxTurns", base.max_turns)),
+                           max_tokens=int(opts.get("maxTokens", base.max_tokens)),
+                           max_seconds=float(opts.get("maxSeconds", base.max_seconds)))
 
     def _automatic(self) -> bool:
         return self._options().get("enabled", True) is not False
@@ -70,8 +78,10 @@ class DreamRunner:
                                         "nothing to read")
         memory, _ = project_memory(server, from_fs_path(str(workspace)))
         service = server.manager.factory.model_service(server.manager.settings)
-        return Dream(memory, store.layout.project(workspace), service, self.policy(),
-                     report=lambda update: self._notify(workspace, "running", update))
+        dream = Dream(memory, store.layout.project(workspace), service, self.policy(),
+                      report=lambda update: self._notify(workspace, "running", update))
+        dream.events = lambda event: self._agent_event(workspace, dream.phase, event)
+        return dream
 
     async def start(self, workspace: Path, force: bool) -> dict[str, Any]:
         if workspace in self._running:
@@ -80,6 +90,7 @@ class DreamRunner:
         why, _sessions, _last = await asyncio.to_thread(dream.gate, force)
         if why is not None:
             return {"started": False, "reason": why}
+        dream.secret_files = await asyncio.to_thread(self._secret_files, workspace)
         task = asyncio.ensure_future(self._run(workspace, dream, force))
         self._running[workspace] = task
         task.add_done_callback(lambda _t: self._running.pop(workspace, None))
@@ -95,6 +106,20 @@ class DreamRunner:
             raise
         self._notify(workspace, result.status, result.wire())
         return result
+
+    def _secret_files(self, workspace: Path) -> list[str]:
+        """The project's secret-file patterns: the Dream agent's reads follow them too."""
+        return st.load(workspace, self._server.manager.factory.safety_options).secret_files
+
+    def _agent_event(self, workspace: Path, phase: str, event: ev.AgentEvent) -> None:
+        if event.type in QUIET_EVENTS:
+            return
+        wire = event.wire()
+        for key in ("content", "message"):
+            if isinstance(wire.get(key), str) and len(wire[key]) > MAX_EVENT_TEXT:
+                wire[key] = wire[key][:MAX_EVENT_TEXT] + " [...]"
+        self._notify(workspace, "running", {**({"phase": phase} if phase else {}),
+                                            "event": wire})
 
     async def cancel(self, workspace: Path) -> bool:
         task = self._running.get(workspace)
