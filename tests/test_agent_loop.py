@@ -161,6 +161,33 @@ async def test_asked_permission_is_evented_and_remembered(model, tmp_path):
     assert all(not e.is_error for e in events if isinstance(e, ev.ToolResult))
 
 
+class CancelsItsTurn(Tool):
+    """Asks for the turn's cancel and finishes in the same step: the cancel reaches this call's
+    wait, which completes anyway, so the turn itself never sees a CancelledError."""
+    name = "CancelsItsTurn"
+    description = "Cancels the turn it runs in."
+    input_model = WaitInput
+    access = "read"
+    agent: Agent | None = None
+
+    async def call(self, args: WaitInput, ctx: ToolContext) -> str:
+        assert self.agent is not None
+        self.agent.cancel()
+        return "asked"
+
+
+async def test_a_cancel_that_a_finishing_tool_swallows_still_ends_the_turn(model, tmp_path):
+    model.load({"turns": [{"content": [use("CancelsItsTurn", "x")]},
+                          {"content": "a second request must not be sent"}]})
+    agent = make_agent(model, tmp_path)
+    tool = CancelsItsTurn()
+    tool.agent = agent
+    agent.deps.tools = ToolPool([tool])
+    seen = await asyncio.wait_for(run(agent), 10)
+    assert seen[-1].stop_reason == "cancelled"
+    assert len(model.requests) == 1
+
+
 async def test_cancel_during_tools_answers_every_tool_use(model, tmp_path):
     model.load({"turns": [
         {"content": [use("SlowLook", "quick", 0.0), use("SlowChange", "slow", 30)]},

@@ -69,6 +69,17 @@ class AgentDeps:
     auto: AutoMode | None = None  # auto mode's classifier (default: the classifier model)
 
 
+
+def _raise_if_cancelled() -> None:
+    """A cancel can be lost on its way: asked while the turn awaits a tool that finishes in the
+    same step (asyncio.wait_for on Python 3.11 then returns the result and drops the cancel),
+    it reaches the tool, not the turn. The count of requested cancels keeps it: no next
+    request goes out once one was asked for."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class Agent:
     def __init__(self, deps: AgentDeps):
         self.deps = deps
@@ -144,6 +155,7 @@ class Agent:
         stop: Any = "end_turn"
         try:
             while True:
+                _raise_if_cancelled()
                 if rounds >= self.max_rounds:
                     stop = "max_turns"
                     break

@@ -20,13 +20,12 @@ and output), ``max_seconds`` of wall-clock time; a cancel of the task that runs 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from lsp_agent.agent.loop import Agent, AgentDeps
 from lsp_agent.context.auto_memory import AutoMemory, Redact
@@ -170,27 +169,46 @@ class DreamAgent:
         well (the turn limit, the budget, the time limit, a model error)."""
         agent = self.agent()
         prompt = task_prompt(self.staging.folder, sessions, total)
-        used, errors = 0, []
+        used, over_budget = 0, False
+        errors: list[str] = []
         ended: ev.TurnEnded | None = None
+
+        def emit(event: ev.AgentEvent) -> None:
+            # Runs in the turn's own task, as each event happens: over the budget, the turn
+            # is cancelled before it can send another request (a consumer reading from a
+            # queue would lag behind by however many rounds the scheduler let through).
+            nonlocal used, ended, over_budget
+            on_event(event)
+            if isinstance(event, ev.UsageReport):
+                used += _tokens(event.usage)
+                if used > self.limits.max_tokens and not over_budget:
+                    over_budget = True
+                    turn.cancel()
+            elif isinstance(event, ev.ErrorEvent):
+                errors.append(event.message)
+            elif isinstance(event, ev.TurnEnded):
+                ended = event
+
+        turn = asyncio.ensure_future(agent.run_turn_into([{"type": "text", "text": prompt}],
+                                                         emit))
         try:
-            turn = cast(AsyncGenerator[ev.AgentEvent, None],
-                        agent.run_turn([{"type": "text", "text": prompt}]))
-            async with asyncio.timeout(self.limits.max_seconds), contextlib.aclosing(
-                    turn) as events:
-                async for event in events:
-                    on_event(event)
-                    if isinstance(event, ev.UsageReport):
-                        used += _tokens(event.usage)
-                        if used > self.limits.max_tokens:
-                            raise DreamFailed(f"the token budget ({self.limits.max_tokens:,}) "
-                                              "was used up before the run ended")
-                    elif isinstance(event, ev.ErrorEvent):
-                        errors.append(event.message)
-                    elif isinstance(event, ev.TurnEnded):
-                        ended = event
+            async with asyncio.timeout(self.limits.max_seconds) as limit:
+                await asyncio.shield(turn)
         except TimeoutError:
+            pass
+        except asyncio.CancelledError:  # the run is stopped: the turn with it, then re-raised
+            turn.cancel()
+            await asyncio.gather(turn, return_exceptions=True)
+            raise
+        if not turn.done():  # the time limit: stop the turn and let it settle
+            turn.cancel()
+            await asyncio.gather(turn, return_exceptions=True)
+        if limit.expired():
             raise DreamFailed(f"the time limit ({self.limits.max_seconds:g} s) was reached "
-                              "before the run ended") from None
+                              "before the run ended")
+        if over_budget:
+            raise DreamFailed(f"the token budget ({self.limits.max_tokens:,}) "
+                              "was used up before the run ended")
         if ended is None:
             raise DreamFailed("the agent's turn ended without an outcome")
         if ended.stop_reason == "max_turns":
