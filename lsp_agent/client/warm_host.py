@@ -114,6 +114,10 @@ class WarmHost:
             log.info("model client not built here: %s", exc)
         for name in WARM_MODULES:
             importlib.import_module(name)
+        from lsp_agent.types.events import complete_models, event_adapter
+
+        complete_models()
+        event_adapter()
         gc.collect()
         gc.freeze()  # what is here now is never collected: forks do not copy it to scan it
         if threading.active_count() > 1:  # a fork would copy a lock another thread holds
