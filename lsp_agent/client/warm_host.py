@@ -39,6 +39,7 @@ import os
 import select
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -90,6 +91,7 @@ class WarmHost:
         self.stopping: str | None = None
         self.server: Any = None
         self.warm = False  # warm_up done: forks find the SDK client built and all imported
+        self.first_client: int | None = None  # the pid of the run that started this process
         self._workspace_id = _identity(self.workspace)
         self._socket_id = _identity(self.socket_path)
 
@@ -139,8 +141,12 @@ class WarmHost:
             now = time.monotonic()
             if self.workers:
                 idle_since = now
-            elif not self.warm and self.served and not _pending(self.listener):
-                self.warm_up()  # nobody waits now; the next run will find it all loaded
+            elif not self.warm and self.served and not _pending(self.listener) \
+                    and not _alive(self.first_client):
+                # Nobody waits now (the run that started this process has exited, not just
+                # its server: its last moments are not slowed), and the next run will find
+                # it all loaded.
+                self.warm_up()
                 idle_since = time.monotonic()
                 continue
             elif now - idle_since >= self.keepalive:
@@ -165,6 +171,8 @@ class WarmHost:
             conn, _ = self.listener.accept()
         except (BlockingIOError, InterruptedError):
             return
+        if self.first_client is None:
+            self.first_client = _peer_pid(conn)
         if peer_uid(conn) not in (None, os.getuid()):
             log.warning("refused a connection from another user")
             conn.close()
@@ -385,6 +393,31 @@ def _reopen_standard_streams() -> None:
         with contextlib.suppress(OSError, ValueError, AttributeError):
             if os.isatty(fd) and not stream.line_buffering:
                 stream.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+
+
+def _peer_pid(conn: socket.socket) -> int | None:
+    option = getattr(socket, "SO_PEERCRED", None)
+    if option is None:
+        return None
+    with contextlib.suppress(OSError):
+        pid, _uid, _gid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, option,
+                                                              struct.calcsize("3i")))
+        return int(pid)
+    return None
+
+
+def _alive(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with contextlib.suppress(OSError):  # a zombie (its parent has not reaped it) has exited
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    return True
 
 
 def _pending(listener: socket.socket) -> bool:
