@@ -4,6 +4,11 @@ jedi-language-server and pylsp.
 
 1. **fix**: a small project with one failing test; the scripted model answers 4 requests in
    each agent's own tool vocabulary (Read the file, Edit it, Bash the test, a final text).
+   `lsp-agent run` twice over: a *first run* (a fresh project and HOME: no warm server, so the
+   run starts one, client/warm.py) and a run *reusing the warm server* an earlier run of the
+   same project started. Through a warm server, the run's CPU includes the warm server's (its
+   own and its forks', from /proc; for a first run also the warm-up it does once the run is
+   over) and its memory the warm server's tree (sampled).
    Per run: wall time, CPU (user+sys of the process and every child it reaped), time from the
    spawn to the first model request (the model server's clock), from the last response to the
    exit, bytes per request, peak RSS (the largest process; and the largest sum over the live
@@ -31,6 +36,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -59,6 +65,7 @@ from bench.common import (  # noqa: E402
     ratio,
     rotations,
     run_measured,
+    tree_of,
     tree_rss_kib,
     warm_up,
     write_results,
@@ -73,7 +80,10 @@ IDLE_SETTLE_S = 2.0
 CALC = "def add(a, b):\n    return a - b\n"
 TEST = "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n"
 PROMPT = "test_add fails. Find the bug in calc.py and fix it."
-AGENTS = ("lsp-agent run", "claude -p")
+FIRST, REUSED, CLAUDE = "lsp-agent run", "lsp-agent run (reused)", "claude -p"
+AGENTS = (FIRST, REUSED, CLAUDE)
+KEEPALIVE_S = "600"  # the default; the bench stops every warm server it started
+BASELINE_PREFIX = "lsp-agent run @"  # --baseline DIR: another checkout's run, as a first run
 
 
 # --------------------------------------------------------------------------- the task
@@ -117,12 +127,16 @@ def fix_scenario(agent: str, workspace: Path) -> dict[str, Any]:
 
 
 def agent_env(agent: str, home: Path, base_url: str) -> dict[str, str]:
-    """An empty HOME and private folders for each run; PATH finds this venv's python (with
-    pytest) first; every Python started gets the persistent bytecode cache."""
+    """An empty HOME and private folders for each run (the reused run: the same ones every
+    time); PATH finds this venv's python (with pytest) first; every Python started gets the
+    persistent bytecode cache."""
     path = f"{VENV_BIN}:/usr/local/bin:/usr/bin:/bin"
     if agent.startswith("claude"):
         return measured_env(peers.claude_env(home, base_url)) | {"PATH": path}
-    return measured_env({
+    extra = {"XDG_RUNTIME_DIR": str(home / "rt"), "LSP_AGENT_RUN_KEEPALIVE": KEEPALIVE_S}
+    if agent.startswith(BASELINE_PREFIX):
+        extra["PYTHONPATH"] = agent[len(BASELINE_PREFIX):]
+    return extra | measured_env({
         "HOME": str(home), "PATH": path, "LANG": "C.UTF-8", "TERM": "dumb",
         "ANTHROPIC_BASE_URL": base_url, "ANTHROPIC_API_KEY": "bench-dummy-key",
         "XDG_CONFIG_HOME": str(home / ".config"), "XDG_CACHE_HOME": str(home / ".cache"),
@@ -137,6 +151,8 @@ def agent_command(agent: str, workspace: Path, claude: Path) -> list[str]:
                 "--permission-mode", "acceptEdits", "--allowedTools", "Bash(python -m pytest*)"]
     program = VENV_BIN / "lsp-agent"
     head = [str(program)] if program.exists() else [sys.executable, "-m", "lsp_agent"]
+    if agent.startswith(BASELINE_PREFIX):  # that checkout's code, on PYTHONPATH
+        head = [sys.executable, "-m", "lsp_agent"]
     return [*head, "run", PROMPT, "--workspace", str(workspace), "--yes",
             "--permission-mode", "acceptEdits"]
 
@@ -154,17 +170,88 @@ class FixRun:
     problem: str | None  # why the run does not count as a fix (None: it did the task)
 
 
+# --------------------------------------------------------------------------- warm servers
+
+
+def warm_servers(home: Path) -> list[int]:
+    """The pids of the warm servers `run` started with this HOME (their status files)."""
+    pids = []
+    for status in (home / "rt" / "lsp-agent").glob("*.json"):
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            pids.append(int(json.loads(status.read_text())["pid"]))
+    return [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+
+
+def cpu_of(pid: int) -> float:
+    """User+sys seconds of a process and of the children it reaped (/proc/PID/stat)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def warm_statuses(home: Path) -> list[dict[str, Any]]:
+    found = []
+    for status in (home / "rt" / "lsp-agent").glob("*.json"):
+        with contextlib.suppress(OSError, ValueError):
+            found.append(json.loads(status.read_text()))
+    return found
+
+
+def wait_warm(home: Path, limit: float = 60.0) -> None:
+    """Until the warm servers a first run started have warmed up (after the run, while
+    nobody waits): that CPU is the first run's too."""
+    deadline = time.monotonic() + limit
+    while any(not s.get("warm") for s in warm_statuses(home)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def settle(pid: int, limit: float = 10.0) -> None:
+    """Until the warm server has reaped the fork that served the run (its CPU is then in
+    the warm server's cutime/cstime)."""
+    deadline = time.monotonic() + limit
+    while tree_of(pid)[1:] and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def stop_warm_servers(home: Path) -> None:
+    for pid in warm_servers(home):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
 def run_fix(agent: str, model: TimedModel, root: Path, claude: Path,
             timeout: float = RUN_TIMEOUT) -> tuple[FixRun | None, str | None]:
-    """One cold run of the task. Returns (measurements, None), or (None, 'timeout')."""
-    shutil.rmtree(root, ignore_errors=True)
-    workspace = make_project(root)
+    """One run of the task. Returns (measurements, None), or (None, 'timeout'). A first run
+    (and Claude Code) gets a fresh project and HOME; the reused run keeps both, with the
+    project put back as it was, so that its warm server is the one earlier runs started."""
     home = root / "home"
-    home.mkdir()
+    if agent == REUSED and home.exists():
+        workspace = root / "project"
+        (workspace / "calc.py").write_text(CALC)
+        shutil.rmtree(workspace / ".pytest_cache", ignore_errors=True)
+        shutil.rmtree(workspace / "__pycache__", ignore_errors=True)
+    else:
+        if home.exists():
+            stop_warm_servers(home)
+        shutil.rmtree(root, ignore_errors=True)
+        workspace = make_project(root)
+        home.mkdir()
+    warm_before = {pid: cpu_of(pid) for pid in warm_servers(home)}
     model.load(fix_scenario(agent, workspace))
     run = run_measured(agent_command(agent, workspace, claude),
                        env=agent_env(agent, home, model.base_url), cwd=workspace,
-                       timeout=timeout)
+                       timeout=timeout, also_sample=lambda: list(warm_before))
+    warm_cpu = 0.0
+    if agent != REUSED:
+        wait_warm(home)
+    for pid in warm_servers(home):  # the run's server was a warm server's fork
+        settle(pid)
+        warm_cpu += cpu_of(pid) - warm_before.get(pid, 0.0)
+    run.cpu_s += warm_cpu
+    if agent != REUSED:
+        stop_warm_servers(home)  # a first run's warm server: not for the next first run
     if run.timed_out:
         return None, "timeout"
     timings = model.timings()
@@ -205,7 +292,7 @@ def bench_fix(rounds: int, model: TimedModel, workdir: Path, claude: Path,
     for number, order in enumerate(rotations(list(agents), rounds)):
         loaded = watch.round_started()
         for agent in order:
-            result, failure = run_fix(agent, model, workdir / "run", claude)
+            result, failure = run_fix(agent, model, fix_root(workdir, agent), claude)
             wall = samples[agent]["wall_s"]
             if result is None:
                 wall.add_timeout(loaded=loaded)
@@ -220,6 +307,8 @@ def bench_fix(rounds: int, model: TimedModel, workdir: Path, claude: Path,
                 if value is not None:
                     samples[agent][metric].add(value, loaded=loaded)
             print(f"  fix: round {number} {agent}: {result.wall_s:.2f} s", flush=True)
+    for agent in agents:
+        stop_warm_servers(fix_root(workdir, agent) / "home")
     return {
         "rounds": rounds, "order": rotations(list(agents), rounds),
         "warmups": [vars(w) for w in warmups], "load": watch.finish(),
@@ -228,8 +317,15 @@ def bench_fix(rounds: int, model: TimedModel, workdir: Path, claude: Path,
     }
 
 
+def fix_root(workdir: Path, agent: str) -> Path:
+    """The reused run keeps its own project and HOME from the warm-up on (its warm server's
+    key depends on both); every other run starts from nothing."""
+    return workdir / ("reuse" if agent == REUSED else "run")
+
+
 def _checked_fix(agent: str, model: TimedModel, workdir: Path, claude: Path) -> None:
-    result, failure = run_fix(agent, model, workdir / "warmup", claude)
+    root = fix_root(workdir, agent) if agent == REUSED else workdir / "warmup"
+    result, failure = run_fix(agent, model, root, claude)
     if result is None:
         raise TimeoutError(failure)
     if result.problem:
@@ -239,12 +335,17 @@ def _checked_fix(agent: str, model: TimedModel, workdir: Path, claude: Path) -> 
 # --------------------------------------------------------------------------- initialize
 
 
-def server_commands(peer_bin: Path) -> dict[str, list[str]]:
-    return {
+def server_commands(peer_bin: Path, baseline: str | None = None) -> dict[str, list[str]]:
+    commands = {
         "lsp-agent serve": [sys.executable, "-m", "lsp_agent", "serve"],
         "jedi-language-server": [str(peer_bin / "jedi-language-server")],
         "pylsp": [str(peer_bin / "pylsp")],
     }
+    if baseline:  # another checkout's server (env(1) sets its PYTHONPATH: one more exec)
+        commands[f"lsp-agent serve @{baseline}"] = [
+            "/usr/bin/env", f"PYTHONPATH={baseline}", sys.executable, "-m", "lsp_agent",
+            "serve"]
+    return commands
 
 
 async def _send(stdin: asyncio.StreamWriter, message: dict[str, Any]) -> None:
@@ -302,7 +403,8 @@ async def _drain(stdout: asyncio.StreamReader) -> None:
         pass
 
 
-def bench_initialize(rounds: int, workdir: Path, peer_bin: Path) -> dict[str, Any]:
+def bench_initialize(rounds: int, workdir: Path, peer_bin: Path,
+                     baseline: str | None = None) -> dict[str, Any]:
     root = workdir / "init-root"
     root.mkdir(parents=True, exist_ok=True)
     (root / "main.py").write_text("print('hello')\n")
@@ -311,7 +413,7 @@ def bench_initialize(rounds: int, workdir: Path, peer_bin: Path) -> dict[str, An
                        XDG_CONFIG_HOME=str(home / ".config"),
                        LSP_AGENT_STATE_DIR=str(home / "state"), LSP_AGENT_LOG="warning",
                        LSP_AGENT_CONFIG_DIR=str(home / "config"))
-    commands = server_commands(peer_bin)
+    commands = server_commands(peer_bin, baseline)
     names = list(commands)
     init = {n: Samples(timeout=INIT_TIMEOUT * 1000) for n in names}
     rss = {n: Samples(timeout=0.0) for n in names}
@@ -355,28 +457,44 @@ FIX_ROWS = (
 )
 
 
+AGENT_LABELS = {FIRST: "`lsp-agent run`, first run (starts its warm server)",
+                REUSED: "`lsp-agent run`, reusing the warm server",
+                CLAUDE: "Claude Code `-p`"}
+
+
+def agent_label(agent: str, versions: dict[str, Any]) -> str:
+    if agent.startswith(BASELINE_PREFIX):
+        return f"`lsp-agent run` of {agent[len(BASELINE_PREFIX):]} (PYTHONPATH)"
+    version = versions.get("claude-code" if agent == CLAUDE else "lsp-agent", "?")
+    return f"{AGENT_LABELS.get(agent, agent)} ({version})"
+
+
 def fix_table(data: dict[str, Any], versions: dict[str, Any]) -> str:
     stats = data["stats"]
-    ours, theirs = stats.get(AGENTS[0]), stats.get(AGENTS[1])
-    head = (f"| p50 (p95) | `lsp-agent run` ({versions.get('lsp-agent', '?')}) | "
-            f"Claude Code `-p` ({versions.get('claude-code', '?')}) | ratio of p50 |")
-    lines = [head, "|---|---|---|---|"]
+    ours = [a for a in stats if a != CLAUDE]
+    theirs = stats.get(CLAUDE)
+    head = "| p50 (p95) | " + " | ".join(agent_label(a, versions) for a in stats) + " |"
+    ratios = [f"{agent_label(a, {}).split(' (')[0]} / Claude Code, p50" for a in ours] \
+        if theirs else []
+    lines = [head + "".join(f" {r} |" for r in ratios),
+             "|---|" + "---|" * (len(stats) + len(ratios))]
     for label, key, digits, unit in FIX_ROWS:
         cells = []
-        for row in (ours, theirs):
-            if row is None:
-                cells.append("not run")
-                continue
+        for row in stats.values():
             s = row[key]
             note = failures_note(s) if key == "wall_s" else ""
             cells.append(f"{fmt(s['p50'], digits)} {unit} ({fmt(s['p95'], digits)})"
                          + (f", {note}" if note else ""))
-        r = ratio(ours[key]["p50"], theirs[key]["p50"]) if ours and theirs else None
-        lines.append(f"| {label} | {cells[0]} | {cells[1]} | {fmt(r, 2)}x |")
+        if theirs:
+            cells += [f"{fmt(ratio(stats[a][key]['p50'], theirs[key]['p50']), 2)}x"
+                      for a in ours]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     runs = ", ".join(f"{a}: {len(v)}" for a, v in data["runs"].items())
     lines.append(f"\n{data['rounds']} interleaved rounds (runs per agent: {runs}); "
                  f"{load_note(data['load'])}. Failed runs count as {RUN_TIMEOUT:.0f} s in the "
-                 "wall percentiles.")
+                 "wall percentiles. A first run starts with no warm server (a fresh project "
+                 "and HOME), the reused run with the one its warm-up started; through a warm "
+                 "server, CPU and memory include the warm server's.")
     return "\n".join(lines)
 
 
@@ -405,7 +523,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=None, help="rounds (default 5)")
     parser.add_argument("--only", default="fix,initialize", help="fix, initialize")
     parser.add_argument("--agents", default=",".join(AGENTS),
-                        help="comma-separated: 'lsp-agent run', 'claude -p'")
+                        help="comma-separated: 'lsp-agent run', 'lsp-agent run (reused)', "
+                             "'claude -p'")
+    parser.add_argument("--baseline", default=None, metavar="DIR",
+                        help="also run another checkout of lsp-agent (e.g. main's), from DIR "
+                             "on PYTHONPATH, as a first run and as a server")
     parser.add_argument("--no-netns", action="store_true",
                         help="do not run in a loopback-only network namespace")
     parser.add_argument(NETNS_FLAG, dest="inside_netns", action="store_true",
@@ -433,6 +555,8 @@ def main(argv: list[str] | None = None) -> int:
                      "how": "unshare -rn, loopback only", "problem": problem}
     rounds = args.rounds or (2 if args.quick else 5)
     agents = tuple(a.strip() for a in args.agents.split(",") if a.strip())
+    if args.baseline:
+        agents = (f"{BASELINE_PREFIX}{Path(args.baseline).resolve()}", *agents)
     claude = peers.claude_binary()
     peer_versions = peers.versions(claude)
     versions = {"lsp-agent": our_versions()["lsp-agent"],
@@ -453,7 +577,9 @@ def main(argv: list[str] | None = None) -> int:
                 results["fix"] = bench_fix(rounds, model, workdir, claude, agents)
             tables.append("### Cold fix-a-bug task\n\n" + fix_table(results["fix"], versions))
         if "initialize" in only:
-            results["initialize"] = bench_initialize(rounds, workdir, peers.peers_bin())
+            results["initialize"] = bench_initialize(
+                rounds, workdir, peers.peers_bin(),
+                str(Path(args.baseline).resolve()) if args.baseline else None)
             tables.append("### Server start\n\n" + init_table(results["initialize"], versions))
     results["meta"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     table = "\n\n".join(tables)

@@ -375,7 +375,9 @@ class ProcessRun:
     returncode: int | None
     timed_out: bool
     cpu_s: float  # user + sys of the process and every descendant it waited for
-    max_rss_kib: int  # the largest single process of the tree (getrusage's ru_maxrss)
+    # The largest single process: getrusage's ru_maxrss over what the run reaped, or the
+    # largest sampled one (processes it did not reap: a warm server's), whichever is larger.
+    max_rss_kib: int
     peak_tree_rss_kib: int  # the largest sum over the live tree, sampled
     stdout: str = ""
     stderr: str = ""
@@ -385,11 +387,18 @@ class ProcessRun:
         return self.ended - self.started
 
 
+def largest_rss_kib(pids: Sequence[int]) -> int:
+    return max((rss_kib(p) for p in pids), default=0)
+
+
 def run_measured(command: Sequence[str], *, env: dict[str, str], cwd: Path, timeout: float,
-                 stdin: bytes | None = None, sample_every: float = 0.02) -> ProcessRun:
+                 stdin: bytes | None = None, sample_every: float = 0.02,
+                 also_sample: Callable[[], Sequence[int]] | None = None) -> ProcessRun:
     """Spawn ``command``, sample its tree's RSS until it exits, and reap it with wait4 for its
     resource usage (which includes every child it reaped itself). A run past ``timeout`` is
-    killed (its whole process group) and reported as timed out."""
+    killed (its whole process group) and reported as timed out. ``also_sample`` names more
+    processes whose trees work for the run (a warm server and its fork serving it): their RSS
+    is sampled with the run's tree, counted once."""
     import signal
     import tempfile
 
@@ -402,7 +411,7 @@ def run_measured(command: Sequence[str], *, env: dict[str, str], cwd: Path, time
             with contextlib.suppress(BrokenPipeError):
                 proc.stdin.write(stdin)
                 proc.stdin.close()
-        peak, timed_out, status, usage = 0, False, 0, None
+        peak, largest, timed_out, status, usage = 0, 0, False, 0, None
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
@@ -413,7 +422,11 @@ def run_measured(command: Sequence[str], *, env: dict[str, str], cwd: Path, time
                     os.killpg(proc.pid, signal.SIGKILL)
                 _, status, usage = os.wait4(proc.pid, 0)
                 break
-            peak = max(peak, tree_rss_kib(proc.pid))
+            pids = set(tree_of(proc.pid))
+            for root in (also_sample() if also_sample else ()):
+                pids.update(tree_of(root))
+            peak = max(peak, sum(rss_kib(p) for p in pids))
+            largest = max(largest, largest_rss_kib(list(pids)))
             time.sleep(sample_every)
         ended = time.monotonic()
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -424,7 +437,7 @@ def run_measured(command: Sequence[str], *, env: dict[str, str], cwd: Path, time
         return ProcessRun(
             started=started, ended=ended, returncode=None if timed_out else proc.returncode,
             timed_out=timed_out, cpu_s=usage.ru_utime + usage.ru_stime,
-            max_rss_kib=usage.ru_maxrss, peak_tree_rss_kib=peak,
+            max_rss_kib=max(usage.ru_maxrss, largest), peak_tree_rss_kib=peak,
             stdout=out.read().decode(errors="replace"),
             stderr=err.read().decode(errors="replace"))
 

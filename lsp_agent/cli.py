@@ -230,6 +230,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="go on with the workspace's most recent saved session")
     resume.add_argument("--resume", metavar="ID", default=None,
                         help="go on with the saved session ID (see: lsp-agent sessions)")
+    run.add_argument("--no-reuse", action="store_true",
+                     help="start a server for this run only; by default a run reuses the "
+                          "workspace's warm server, or starts one that stays for "
+                          "$LSP_AGENT_RUN_KEEPALIVE seconds (default 600; 0: never reuse)")
     run.add_argument("--scripted", metavar="SCENARIO",
                      help="offline: the scripted model replays SCENARIO (a scenario file, or "
                           "the bundled fix_failing_test) instead of a real model; no API key, "

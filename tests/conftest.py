@@ -38,6 +38,9 @@ def _isolate(base: Path, monkeypatch: pytest.MonkeyPatch, cache: Path) -> Path:
     for name, rel in _ISOLATED_FILES.items():
         monkeypatch.setenv(name, str(base / rel))
     monkeypatch.setenv("LSP_AGENT_CACHE_DIR", str(cache))
+    # `run` starts no warm server that would outlive a test (tests/test_run_reuse.py turns
+    # reuse on, and stops what it started).
+    monkeypatch.setenv("LSP_AGENT_RUN_KEEPALIVE", "0")
     # git still needs an identity for the tests that commit in a scratch repository.
     for name, value in {"GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.invalid",
                         "GIT_COMMITTER_NAME": "test",

@@ -1,6 +1,7 @@
 """The SDK client is built off the event loop, ahead of the first prompt (model/clients.py):
-the server starts the build after ``initialized``, the first prompt uses that client, and a
-failure of the build reaches the caller at first use with its own error."""
+the server starts the build when the client sends ``agent/warmUp`` (or after ``initialized``
+when asked to), the first prompt uses that client, and a failure of the build reaches the
+caller at first use with its own error."""
 
 from __future__ import annotations
 
@@ -103,11 +104,20 @@ def test_the_synchronous_client_shares_the_pool(builds):
 
 
 @pytest.mark.parametrize(("value", "when"), [
-    (None, "initialized"), ("1", "initialized"), ("0", "off"), ("off", "off"),
-    ("early", "start"), ("EARLY", "start"), ("nonsense", "initialized")])
+    (None, "warmUp"), ("1", "initialized"), ("0", "off"), ("off", "off"),
+    ("early", "start"), ("EARLY", "start"), ("nonsense", "warmUp")])
 def test_the_environment_says_when_the_server_preloads(value, when):
     env = {} if value is None else {clients_module.PRELOAD_ENV: value}
     assert preload_when(env) == when
+
+
+@pytest.mark.parametrize(("value", "moments"), [
+    (None, ["warmUp"]), ("1", ["initialized", "warmUp"]), ("0", []),
+    ("early", ["start", "initialized", "warmUp"])])
+def test_a_setting_preloads_at_its_moment_and_every_later_one(value, moments):
+    env = {} if value is None else {clients_module.PRELOAD_ENV: value}
+    assert [m for m in clients_module.PRELOAD_MOMENTS
+            if clients_module.preloads_at(m, env)] == moments
 
 
 # -- through a real server ---------------------------------------------------------------------
@@ -175,3 +185,26 @@ async def test_without_preload_the_first_session_starts_the_build(model, tmp_pat
     content = log.read_text()
     assert "preloading" not in content
     assert content.count("building the model client") == 1
+
+
+async def test_by_default_the_server_waits_for_warm_up_before_it_builds_the_client(
+        model, tmp_path):
+    model.load({"turns": [{"content": "hello"}]})
+    log = tmp_path / "server.log"
+    env = server_env(model.base_url, tmp_path, "")
+    del env[clients_module.PRELOAD_ENV]  # the default: an idle editor's server stays small
+    client = AgentClient(tmp_path, lambda e: None, allow, reject, env=env, server_log=log)
+    result = await client.start()
+    try:
+        assert "agent/warmUp" in result["capabilities"]["experimental"]["lspAgent"][
+            "clientNotifications"]
+        await client.request("agent/listSessions", {})  # answered after initialized was handled
+        assert "building the model client" not in log_text(log)
+        client._client.protocol.notify("agent/warmUp", {})
+        content = await wait_for_line(log, "model client ready")
+        assert "preloading the model client (at warmUp)" in content
+        session = await client.new_session()
+        assert (await client.prompt(session, "hi"))["stopReason"] == "end_turn"
+    finally:
+        await client.stop()
+    assert log.read_text().count("building the model client") == 1  # the warmed-up one

@@ -66,7 +66,7 @@ LATER = ("anthropic", "jedi", "parso", "lsp_agent.sessions.manager", "lsp_agent.
          "lsp_agent.store.writer", "lsp_agent.context.manager")
 
 
-def serve(root: Path, *extra: dict[str, Any]) -> dict[str, Any]:
+def serve(root: Path, *extra: dict[str, Any], preload: str | None = "0") -> dict[str, Any]:
     messages = [
         {"jsonrpc": "2.0", "id": 1, "method": "initialize",
          "params": {"processId": None, "rootUri": root.as_uri(), "capabilities": {}}},
@@ -75,6 +75,10 @@ def serve(root: Path, *extra: dict[str, Any]) -> dict[str, Any]:
     ]
     env = {**os.environ, "LSP_AGENT_PRELOAD_MODEL": "0", "ANTHROPIC_API_KEY": "test-key",
            "ANTHROPIC_BASE_URL": "http://127.0.0.1:9", "LSP_AGENT_STATE_DIR": str(root / ".state")}
+    if preload is None:  # the default an editor gets
+        del env["LSP_AGENT_PRELOAD_MODEL"]
+    else:
+        env["LSP_AGENT_PRELOAD_MODEL"] = preload
     done = subprocess.run([sys.executable, "-c", PROGRAM, json.dumps(messages)],
                           capture_output=True, text=True, timeout=WAIT, env=env, cwd=root)
     assert done.returncode == 0, done.stderr
@@ -99,3 +103,20 @@ def test_a_new_session_loads_the_sdk_on_a_thread_never_on_the_loop(tmp_path):
     # The SDK client is built on its own thread (model/clients.py); the server never imports
     # jedi (its worker process does).
     assert report["imported_on"] == {"anthropic": "lsp-agent-model-client"}
+
+
+def test_an_idle_editor_server_never_loads_the_sdk(tmp_path):
+    # The default: no preload after initialized (the SDK is some 50 MB an idle editor's server
+    # would carry).
+    report = serve(tmp_path, {"jsonrpc": "2.0", "id": 2, "method": "shutdown"}, preload=None)
+    loaded = set(report["modules"])
+    assert "anthropic" not in loaded and report["imported_on"] == {}
+    assert [name for name in LATER if name in loaded] == []
+
+
+def test_warm_up_loads_the_sdk_on_a_thread_and_nothing_of_the_sessions(tmp_path):
+    report = serve(tmp_path, {"jsonrpc": "2.0", "method": "agent/warmUp", "params": {}},
+                   {"jsonrpc": "2.0", "id": 2, "method": "shutdown"}, preload=None)
+    assert report["imported_on"] == {"anthropic": "lsp-agent-model-client"}
+    loaded = set(report["modules"])
+    assert "lsp_agent.sessions.manager" not in loaded and "jedi" not in loaded

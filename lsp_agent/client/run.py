@@ -187,11 +187,14 @@ class HeadlessRun:
         rules = {kind: getattr(self.args, kind) for kind in ("allow", "ask", "deny")
                  if getattr(self.args, kind)}
         options: dict[str, Any] = {"permissions": rules} if rules else {}
+        # No editor asks for hover or outlines: the server starts no symbol index process
+        # (the agent's tools answer from jedi).
+        options["pythonLanguageFeatures"] = False
         if getattr(self.args, "plugin_dir", None):
             options["pluginDirs"] = [str(d) for d in self.args.plugin_dir]  # resolved by the CLI
         client = AgentClient(Path(self.args.workspace), self.on_event, self.answers.permission,
                              self.answers.proposal, env=self.env,
-                             initialization_options=options or None,
+                             initialization_options=options,
                              server_stderr=sys.stderr.buffer, server=self.server)
         with self._interrupts(client):
             try:

@@ -3,8 +3,9 @@
 Importing the ``anthropic`` SDK and building its client takes about a second of CPU (its
 ``types`` package alone is some 1,500 pydantic models). Done on the event loop at the first
 prompt, that second is the user's wait, and no other message is answered meanwhile. So the
-build runs on a thread: started early (``preload``: the server does it right after
-``initialized``, README.md, "Cold start"; at the latest a new session does), and
+build runs on a thread: started early (``preload``: the server does it when the client sends
+``agent/warmUp``, or as ``LSP_AGENT_PRELOAD_MODEL`` says, README.md, "Cold start"; at the
+latest a new session does), and
 awaited by the first call that needs the client, which leaves the loop free while it waits.
 
 One client per endpoint and key (``ClientKey``), shared by every session of a front end and
@@ -33,18 +34,30 @@ ClientKey = tuple[str | None, str | None]  # (base URL, API key)
 Build = concurrent.futures.Future["anthropic.AsyncAnthropic"]
 
 PRELOAD_ENV = "LSP_AGENT_PRELOAD_MODEL"
-# What LSP_AGENT_PRELOAD_MODEL asks for: when the server starts the build (off: with a session).
+# What LSP_AGENT_PRELOAD_MODEL asks for: from which moment on the server starts the build
+# (off: only with a session).
 PRELOAD_WHEN = {"0": "off", "off": "off", "false": "off", "no": "off",
                 "1": "initialized", "on": "initialized", "true": "initialized",
-                "yes": "initialized", "": "initialized", "early": "start"}
+                "yes": "initialized", "initialized": "initialized",
+                "": "warmUp", "warmup": "warmUp", "early": "start", "start": "start"}
+# The moments, in the order they come: a setting preloads at its moment and at every later one.
+PRELOAD_MOMENTS = ("start", "initialized", "warmUp")
 
 
 def preload_when(environ: dict[str, str] | None = None) -> str:
     """"start" (at process start, before initialize: ``run``'s own server), "initialized"
-    (the default) or "off" (with the first session; the test suite, where most servers never
-    create one)."""
+    (right after it), "warmUp" (the default: when the client sends ``agent/warmUp``, so that
+    an idle editor's server does not carry the SDK) or "off" (with the first session only;
+    the test suite, where most servers never create one)."""
     value = (environ if environ is not None else os.environ).get(PRELOAD_ENV, "")
-    return PRELOAD_WHEN.get(value.strip().lower(), "initialized")
+    return PRELOAD_WHEN.get(value.strip().lower(), "warmUp")
+
+
+def preloads_at(moment: str, environ: dict[str, str] | None = None) -> bool:
+    """Whether the server starts the build at ``moment`` (one of PRELOAD_MOMENTS). Every
+    setting but "off" also preloads at the moments after its own (a no-op once started)."""
+    setting = preload_when(environ)
+    return setting != "off" and PRELOAD_MOMENTS.index(moment) >= PRELOAD_MOMENTS.index(setting)
 
 
 def client_key(settings: ModelSettings) -> ClientKey:

@@ -71,6 +71,7 @@ class AgentProtocol(RobustProtocol):
                 "protocolVersion": PROTOCOL_VERSION,
                 "methods": CUSTOM_METHODS,
                 "notifications": [p.EVENT],
+                "clientNotifications": [p.WARM_UP],
                 "clientRequests": [p.REQUEST_PERMISSION],
                 "commands": [p.CMD_FIX, p.CMD_EXPLAIN, p.CMD_CHANGE],
                 "editorBridge": BRIDGE_METHODS,
@@ -251,9 +252,16 @@ def _register_lifecycle(server: AgentServer) -> None:
         ls.configure(params)
 
     def on_initialized(params: lsp.InitializedParams) -> None:
-        server.wiring.preload_model("initialized")  # the first prompt finds the SDK loaded
+        server.wiring.preload_model("initialized")  # only if LSP_AGENT_PRELOAD_MODEL=1 asks
 
     on_notification(server, lsp.INITIALIZED, on_initialized)
+
+    @server.feature(p.WARM_UP)
+    def on_warm_up(ls: AgentServer, params: Any) -> None:
+        # The client expects a prompt soon (its chat view opened): build the SDK client now,
+        # on a thread, rather than keep it in every idle editor's memory (model/clients.py).
+        p.parse(p.WarmUpParams, params)
+        ls.wiring.preload_model("warmUp")
 
     @server.feature(lsp.SHUTDOWN)
     async def on_shutdown(ls: AgentServer, *_: Any) -> None:

@@ -38,6 +38,7 @@ TASKS = "agent/tasks"
 WORKTREES = "agent/worktrees"
 REMOVE_WORKTREE = "agent/removeWorktree"
 EVENT = "agent/event"
+WARM_UP = "agent/warmUp"  # notification: a prompt may come soon, load what it needs
 REQUEST_PERMISSION = "agent/requestPermission"
 
 CMD_FIX = "lspAgent.fix"
@@ -97,6 +98,10 @@ class InitializationOptions(Wire):
                  "autoMemory": self.auto_memory,
                  "autoMemoryDirectory": self.auto_memory_directory}
         return {k: v for k, v in found.items() if v is not None} or None
+
+
+class WarmUpParams(Wire):
+    """``agent/warmUp``: no fields yet (unknown ones are ignored)."""
 
 
 class NewSessionParams(Wire):

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lsp_agent.model.client import ModelSettings
-from lsp_agent.model.clients import ClientPool, preload_when
+from lsp_agent.model.clients import ClientPool, preloads_at
 from lsp_agent.workspace.positions import split_lines
 
 if TYPE_CHECKING:
@@ -36,9 +36,9 @@ class Wiring:
 
     def preload_model(self, when: str) -> None:
         """Start the SDK import and client set-up on a thread if LSP_AGENT_PRELOAD_MODEL asks
-        for it at this point (``when``: "start" or "initialized"), so that the first prompt
-        finds the client ready (model/clients.py)."""
-        if preload_when() != when:
+        for it at this point (``when``: "start", "initialized" or "warmUp"), so that the first
+        prompt finds the client ready (model/clients.py)."""
+        if not preloads_at(when):
             return
         try:
             settings = self.model_settings()

@@ -18,7 +18,10 @@ from pydantic.alias_generators import to_camel
 class Wire(BaseModel):
     """Base for everything that crosses the protocol: camelCase on the wire, snake_case here."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+    # defer_build: a model's validator and serializer are built at its first use, not when
+    # its class is made; a server answers initialize without building the ~100 it may never
+    # use (the warm-up builds them ahead of a prompt: complete_models).
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, defer_build=True)
 
     def wire(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -353,6 +356,18 @@ AgentEvent = Annotated[
 
 
 @functools.cache
+def complete_models() -> int:
+    """Build the validators and serializers of every Wire model now (they are deferred to
+    first use); for a process about to be forked for each run. Returns how many."""
+    todo, done = [Wire], 0
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        if not cls.__pydantic_complete__:
+            done += bool(cls.model_rebuild(force=True))
+    return done
+
+
 def event_adapter() -> TypeAdapter[AgentEvent]:
     # Built at first use, not at import: the union's validator is ~1/10 s the server does not
     # need before its first response (nor ever, since it only writes events).
