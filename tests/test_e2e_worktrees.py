@@ -23,6 +23,7 @@ from tests.e2e_harness import processes_with, start_editor, unique_duration, wai
 pytestmark = [pytest.mark.e2e,
               pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")]
 ISOLATED = {"system_contains": "You work in an isolated git worktree"}
+GAP = "\n\n\n"  # lines apart: a 3-way merge takes changes on both sides
 
 
 def exists(path: str | Path) -> bool:
@@ -68,12 +69,14 @@ async def test_a_rejected_proposal_on_an_unsaved_buffer_and_a_kept_worktree(
             tool("Edit", path="app.py", old_string="X = 1", new_string="X = 2")]}]},
         {"content": "The user said no.", "when": [{**ISOLATED, "content": "X is 2 now."}]},
     ]})
+    app = repo / "app.py"
+    app.write_text(f"X = 1\n{GAP}def g():\n    return 0\n")
+    run_git(repo, "commit", "-q", "-am", "g")
     editor = await editor_for(model, tmp_path)
     try:
         session = await editor.new_session(repo, mode="default")
-        app = repo / "app.py"
         editor.open(app)
-        typed = "X = 1\n# typed, not saved\n"
+        typed = f"X = 1\n{GAP}def g():\n    return 9  # typed, not saved\n"
         editor.type_text(app, typed)
         turn = asyncio.ensure_future(
             editor.request("agent/prompt", {"sessionId": session, "text": "bump X"}))
@@ -81,18 +84,19 @@ async def test_a_rejected_proposal_on_an_unsaved_buffer_and_a_kept_worktree(
         # Rebased onto the buffer the user is typing in: only the child's line changes.
         (file,) = created.files
         assert file.path == "app.py" and file.version == 2
-        assert "-X = 1\n+X = 2\n" in file.diff and "+# typed" not in file.diff
+        assert "-X = 1\n+X = 2\n" in file.diff and "return 0" not in file.diff
         assert created.agent_name == "general-purpose" and created.agent_description == "bump X"
         review = await editor.request("agent/review", {"proposalId": created.proposal_id,
                                                        "reject": "all"})
         assert review["status"] == "rejected"
         await turn
-        assert app.read_text() == "X = 1\n" and editor.buffer(app) == typed
+        assert app.read_text() == f"X = 1\n{GAP}def g():\n    return 0\n"
+        assert editor.buffer(app) == typed
         (ended,) = editor.of(session, ev.SubagentEnded)
         listed = await editor.request("agent/worktrees", {"workspaceUri": repo.as_uri()})
         (entry,) = listed["worktrees"]
         assert entry["agentId"] == ended.agent_id and entry["status"] == "kept"
-        assert run_git(repo, "show", f"{entry['branch']}:app.py") == "X = 2\n"
+        assert run_git(repo, "show", f"{entry['branch']}:app.py").startswith("X = 2\n")
         removed = await editor.request("agent/removeWorktree", {"agentId": entry["agentId"]})
         assert removed["removed"]["path"] == entry["path"]
         assert not exists(entry["path"])
