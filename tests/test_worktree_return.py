@@ -291,3 +291,65 @@ async def test_without_a_sandbox_dont_ask_denies_an_isolated_childs_shell(model,
     ]}, mode="dontAsk", sandbox=False)
     (denied,) = child_results(events, "Bash")
     assert denied.is_error and "no sandbox keeps its shell commands there" in denied.content
+
+
+# -- the rules, one file at a time ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("base", "ours", "theirs", "expected"), [
+    ("a\n", "a\n", "b\n", ("b\n", False)),  # only the agent changed it
+    ("a\n", "a\n", None, ("", True)),  # the agent deleted it, unchanged since
+    ("a\n", None, None, None),  # both deleted it
+    ("a\n", "c\n", None, "deleted"),  # deleted by the agent, changed since
+    (None, None, "n\n", ("n\n", False)),  # created by the agent
+    (None, "n\n", "n\n", None),  # the same file appeared meanwhile
+    (None, "x\n", "n\n", "created"),  # another file of that name appeared
+    ("a\n", None, "b\n", "deleted from the workspace"),  # changed, but deleted since
+    ("a\nb\nc\nd\ne\n", "a\nb\nc\nd\nE\n", "A\nb\nc\nd\ne\n", ("A\nb\nc\nd\nE\n", False)),
+    ("a\nb\n", "X\nb\n", "Y\nb\n", "same lines"),  # both changed line 1
+    ("a\n", "b\n", "b\n", None),  # the workspace already has it
+])
+def test_merge_one(base, ours, theirs, expected):
+    from lsp_agent.agent.worktree_return import merge_one
+
+    got = merge_one(base, ours, theirs)
+    if isinstance(expected, str):
+        assert isinstance(got, str) and expected in got
+    else:
+        assert got == expected
+
+
+def test_a_deletion_conflicts_when_the_file_changed_and_is_unchanged_when_gone(tmp_path):
+    from lsp_agent.edits.proposal import Proposal
+    from lsp_agent.types.edits import FileEdit
+
+    path = tmp_path / "gone.py"
+    proposal = Proposal.from_edits("p1", "s", "t", [FileEdit(path, "G = 1\n", "", None,
+                                                             delete=True)], tmp_path)
+    (change,) = proposal.files
+    assert change.deleted and [h.id for h in change.hunks] == ["h1"]
+    decision = proposal.decide("all", [])
+    changed = proposal.plan_application(decision, {path: ("G = 2\n", None)})
+    assert changed.files[0].status == "conflict" and not changed.edit_targets()
+    gone = proposal.plan_application(decision, {path: (None, None)})
+    assert gone.files[0].status == "unchanged"
+    same = proposal.plan_application(decision, {path: ("G = 1\n", 3)})
+    (target,) = same.edit_targets()
+    assert target.delete and target.target_text == "" and target.version == 3
+
+
+def test_a_client_without_delete_gets_no_delete_file(tmp_path):
+    from lsp_agent.edits.workspace_edit import (
+        EditCaps,
+        EditTarget,
+        build_workspace_edit,
+        needs_disk_deletion,
+    )
+
+    target = EditTarget((tmp_path / "gone.py").as_uri(), "G = 1\n", "", None, delete=True)
+    with_delete = build_workspace_edit([target])
+    assert [c.kind for c in with_delete.document_changes or []] == ["delete"]
+    caps = EditCaps(resource_operations=frozenset({"create"}))
+    assert build_workspace_edit([target], caps=caps).document_changes == []
+    assert needs_disk_deletion(target, caps) and not needs_disk_deletion(target, EditCaps())
+    assert build_workspace_edit([target], caps=EditCaps.none()).changes == {}
