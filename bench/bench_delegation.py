@@ -13,7 +13,10 @@ A real Session (in-process) with the real SDK against the scripted model server:
 * worktree isolation, on a git repository of ``--repo-files`` files: a plain
   ``git worktree add`` next to ``Worktrees.create`` (the same plus its record and checks), the
   start of an isolated child through a Session (from the Agent call's execution to
-  ``subagent_started``), and the end of a child that changed one file (commit, keep); p50.
+  ``subagent_started``), the end of a child that changed one file (commit, keep), and the
+  whole worktree -> proposal path with one uncommitted file in the workspace (create, copy
+  the uncommitted state in as the base, one change, commit, read it back rebased onto the
+  workspace as the proposal's edits, remove); p50.
 
     python bench/bench_delegation.py [--delay-ms 300] [--runs 3] [--repo-files 3000]
 
@@ -39,8 +42,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from bench.common import run_facts  # noqa: E402
+from lsp_agent.agent.worktree_return import collect, seed  # noqa: E402
 from lsp_agent.model.client import ModelSettings  # noqa: E402
 from lsp_agent.model.service import ModelService  # noqa: E402
+from lsp_agent.permissions.secrets import DEFAULT_RULES  # noqa: E402
 from lsp_agent.scripted.server import ScriptedModelServer  # noqa: E402
 from lsp_agent.sessions.session import Session, SessionConfig  # noqa: E402
 from lsp_agent.tools.pool import default_pool  # noqa: E402
@@ -173,7 +178,7 @@ def make_repo(root: Path, files: int) -> Path:
 async def worktree_figures(server: ScriptedModelServer, root: Path, files: int,
                            runs: int) -> dict[str, Any]:
     repo = await asyncio.to_thread(make_repo, root, files)
-    plain, store_create, finish, child_start = [], [], [], []
+    plain, store_create, finish, child_start, roundtrip = [], [], [], [], []
     for n in range(runs):
         target = root / f"plain-{n}"
         started = time.perf_counter()
@@ -191,11 +196,34 @@ async def worktree_figures(server: ScriptedModelServer, root: Path, files: int,
         finish.append(time.perf_counter() - started)
         await store.remove(record.agent_id)
         child_start.append(await isolated_child_start(server, repo))
+        roundtrip.append(await worktree_to_proposal(store, repo, n))
     return {"repo_files": files, "runs": runs,
             "plain_git_worktree_add_p50_s": statistics.median(plain),
             "worktrees_create_p50_s": statistics.median(store_create),
             "isolated_child_start_p50_s": statistics.median(child_start),
-            "finish_with_one_change_p50_s": statistics.median(finish)}
+            "finish_with_one_change_p50_s": statistics.median(finish),
+            "worktree_to_proposal_p50_s": statistics.median(roundtrip)}
+
+
+async def worktree_to_proposal(store: Worktrees, repo: Path, n: int) -> float:
+    """The isolated child's whole git path, without the model: create, seed with the
+    workspace's uncommitted file, one change, finish, collect (the proposal's edits), drop."""
+    uncommitted = repo / "pkg0" / "mod_1.py"
+    original = uncommitted.read_text()
+    uncommitted.write_text(original + "# uncommitted\n")
+    try:
+        started = time.perf_counter()
+        record = await store.create(repo, f"agent-round{n}")
+        await seed(store, record, DEFAULT_RULES)
+        (Path(record.path) / "pkg0" / "mod_0.py").write_text("changed = True\n")
+        await store.finish(record, "bench")
+        back = await collect(store, record, repo, DiskDocuments(), DEFAULT_RULES)
+        await store.drop(record)
+        elapsed = time.perf_counter() - started
+    finally:
+        uncommitted.write_text(original)
+    assert [e.path.name for e in back.edits] == ["mod_0.py"], back
+    return elapsed
 
 
 async def isolated_child_start(server: ScriptedModelServer, repo: Path) -> float:
@@ -264,7 +292,9 @@ async def main() -> None:
     for key, label in (("plain_git_worktree_add_p50_s", "plain `git worktree add`"),
                        ("worktrees_create_p50_s", "Worktrees.create (add + record)"),
                        ("isolated_child_start_p50_s", "isolated child: Agent call to start"),
-                       ("finish_with_one_change_p50_s", "child end, one file changed (commit)")):
+                       ("finish_with_one_change_p50_s", "child end, one file changed (commit)"),
+                       ("worktree_to_proposal_p50_s",
+                        "worktree -> proposal: create, seed, commit, collect, remove")):
         print(f"| {label}, {files:,}-file repo (p50) | {worktrees[key] * 1000:.0f} ms |")
 
 

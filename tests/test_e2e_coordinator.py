@@ -6,6 +6,7 @@ talks to the scripted model server over real HTTP."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,10 @@ ALPHA, BETA = "ALPHA-FINDING: f is called from cli.py", "BETA-FINDING: tests exp
 def run_git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
                           cwd=repo, check=True, capture_output=True, text=True).stdout
+
+
+def exists(path: str | Path) -> bool:
+    return Path(path).exists()
 
 
 def read(path: Path) -> str:
@@ -89,7 +94,17 @@ async def test_a_coordinator_delegates_research_and_implementation(model, tmp_pa
         session = await editor.new_session(repo, mode="default", coordinator=True)
         scratch = StateLayout(tmp_path / ".state").session_dir(repo, session) / "scratch"
         model.load(scenario(scratch))
-        await editor.request("agent/prompt", {"sessionId": session, "text": "Make f return 2"})
+        turn = asyncio.ensure_future(editor.request(
+            "agent/prompt", {"sessionId": session, "text": "Make f return 2"}))
+        # The implementer's worktree changes come back as one proposal, labelled with it.
+        (proposal,) = await editor.wait_for(session, ev.ProposalCreated)
+        assert proposal.agent_name == "impl" and proposal.agent_description == "impl task"
+        assert [f.path for f in proposal.files] == ["app.py"]
+        assert read(repo / "app.py") == "def f():\n    return 1\n", "untouched until accepted"
+        review = await editor.request("agent/review", {"proposalId": proposal.proposal_id,
+                                                       "accept": "all"})
+        assert review["status"] == "accepted"
+        await turn
         (ended,) = editor.of(session, ev.TurnEnded)
         assert ended.stop_reason == "end_turn"
         # The coordinator orchestrates and reads; it cannot edit or run commands.
@@ -104,7 +119,7 @@ async def test_a_coordinator_delegates_research_and_implementation(model, tmp_pa
         research = [a for a, e in starts.items() if e.name in {"alpha", "beta"}]
         assert max(starts[a].ts for a in research) < min(ends[a].ts for a in research)
         assert read(scratch / "alpha.md") == ALPHA and read(scratch / "beta.md") == BETA
-        assert editor.of(session, ev.ProposalCreated) == [], "scratch files are not proposals"
+        assert len(editor.of(session, ev.ProposalCreated)) == 1, "scratch files are not proposals"
         # The coordinator read a finding; the implementer read both and worked in a worktree.
         coordinator_read = next(e for e in editor.of(session, ev.ToolResult)
                                 if e.name == "Read" and e.agent_id is None)
@@ -113,10 +128,11 @@ async def test_a_coordinator_delegates_research_and_implementation(model, tmp_pa
         impl_reads = [e.content for e in editor.of(session, ev.ToolResult)
                       if e.agent_id == impl and e.name == "Read"]
         assert any(ALPHA in c for c in impl_reads) and any(BETA in c for c in impl_reads)
+        assert proposal.agent_id == impl
         branch = ends[impl].worktree
-        assert branch is not None and branch.kept
-        assert run_git(repo, "show", f"{branch.branch}:app.py") == "def f():\n    return 2\n"
-        assert read(repo / "app.py") == "def f():\n    return 1\n", "the workspace is untouched"
+        assert branch is not None and not exists(branch.path), "removed once reviewed"
+        assert "lsp-agent/" not in run_git(repo, "branch", "--list")
+        assert read(repo / "app.py") == "def f():\n    return 2\n", "accepted: on disk"
         # The task list: created by the coordinator, claimed and finished by the implementer.
         final = editor.of(session, ev.TaskListUpdated)[-1].tasks
         assert [(t.id, t.status, t.owner) for t in final] == [

@@ -78,7 +78,8 @@ def agent_result(events: Events) -> ev.ToolResult:
     return next(e for e in events.of(ev.ToolResult) if e.name == "Agent")
 
 
-async def test_a_child_edits_its_worktree_and_its_changes_are_kept_on_a_branch(model, repo):
+async def test_a_child_edits_only_its_worktree_and_its_changes_come_back_as_a_proposal(
+        model, repo):
     outside = repo / "escaped.txt"
     asked: list[ev.PermissionAsked] = []
 
@@ -95,11 +96,10 @@ async def test_a_child_edits_its_worktree_and_its_changes_are_kept_on_a_branch(m
                                                            "content": "escaped\n"}},
             {"type": "tool_use", "name": "Bash", "input": {"command": "pwd"}}]}]},
         {"content": "Merged nothing yet.", "when": [{**ISOLATED, "content": "Changed f."}]},
-    ]}, asker=allow_all)
+    ]}, mode="acceptEdits", asker=allow_all)
     assert ended.stop_reason == "end_turn"
-    # The workspace is untouched, whatever the child did and the asker would have allowed.
-    assert (repo / "app.py").read_text() == ORIGINAL
-    assert not (repo / "new.py").exists() and not outside.exists()
+    # Nothing escaped the worktree, whatever the child did and the asker would have allowed.
+    assert not outside.exists()
     (started,) = events.of(ev.SubagentStarted)
     child = {e.name: e for e in events.of(ev.ToolResult) if e.agent_id == started.agent_id
              and e.name != "Write"}
@@ -116,13 +116,15 @@ async def test_a_child_edits_its_worktree_and_its_changes_are_kept_on_a_branch(m
     assert wt.branch == f"lsp-agent/{started.agent_id}"
     assert not Path(wt.path).is_relative_to(repo), "the worktree is outside the workspace"
     assert child["Bash"].content.strip().startswith(real(wt.path))
-    # The branch holds the child's commit on top of HEAD; the worktree is still registered.
-    assert run_git(repo, "show", f"{wt.branch}:app.py") == "def f():\n    return 2\n"
-    assert run_git(repo, "show", f"{wt.branch}:new.py") == "N=1\n"
-    assert run_git(repo, "rev-parse", f"{wt.branch}~1").strip() == wt.base
-    assert real(wt.path) in run_git(repo, "worktree", "list")
+    # Its changes came back as one proposal (applied at once in acceptEdits, as the parent's
+    # own edits are), then the worktree and its branch were removed.
+    (created,) = events.of(ev.ProposalCreated)
+    assert sorted(f.path for f in created.files) == ["app.py", "new.py"] and created.auto_apply
+    assert (repo / "app.py").read_text() == "def f():\n    return 2\n"
+    assert (repo / "new.py").read_text() == "N=1\n"
+    assert not exists(wt.path) and "lsp-agent/" not in run_git(repo, "branch", "--list")
     result = agent_result(events).content
-    assert wt.branch in result and wt.path in result and "git merge" in result
+    assert created.proposal_id in result and "worktree and branch were removed" in result
     # The model's next request holds the report (the child's text and where its work is).
     assert "Changed f." in str(model.requests[-1]["messages"][-1])
 
@@ -201,6 +203,9 @@ async def test_a_link_to_the_workspace_is_refused_at_write_time(model, repo):
     assert (repo / "app.py").read_text() == ORIGINAL
     write = next(e for e in events.of(ev.ToolResult) if e.name == "Write")
     assert "outside" in write.content
+    # The link it made is reported, not proposed as a file holding the link's target.
+    assert not (repo / "link.py").exists() and events.of(ev.ProposalCreated) == []
+    assert "link.py (not a plain file)" in agent_result(events).content
 
 
 # -- the worktree store ------------------------------------------------------------------------

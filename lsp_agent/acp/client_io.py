@@ -22,6 +22,7 @@ from lsp_agent.edits.workspace_edit import EditTarget, uri_to_path
 from lsp_agent.permissions.safe_write import (
     WriteRefused,
     WriteScope,
+    delete_checked,
     resolve_for_write,
     write_texts_checked,
 )
@@ -97,6 +98,10 @@ class ClientWriter:
 
     async def apply(self, targets: Sequence[EditTarget],
                     scopes: Mapping[Path, WriteScope] | None = None) -> ApplyReport:
+        for target in [t for t in targets if t.delete]:  # ACP has no delete: the disk's
+            path = uri_to_path(target.uri)
+            await asyncio.to_thread(delete_checked, path, (scopes or {}).get(path, WriteScope()))
+        targets = [t for t in targets if not t.delete]
         texts = {uri_to_path(t.uri): t.target_text for t in targets}
         if self.writes_to_disk:
             await asyncio.to_thread(write_texts_checked, texts, scopes or {})

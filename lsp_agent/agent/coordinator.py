@@ -44,8 +44,9 @@ general-purpose when a worker must write its findings).
 change. Record the work as tasks (TaskCreate, with blockedBy for what must come first).
 3. Implementation: start writing workers (general-purpose) with isolation "worktree", one per \
 independent change, each with a complete, self-contained prompt naming its task id; they claim \
-their task with TaskUpdate. Their changes come back on branches for the user to review.
-4. Verification: start a worker to check the result (tests, review of the branches) and report.
+their task with TaskUpdate. When each ends, its changes come back to the user as one proposal \
+to review (you get the outcome, and any conflict, in its result).
+4. Verification: start a worker to check the result (tests, review of the changes) and report.
 
 Workers see nothing of this conversation: put everything a worker needs in its prompt. Use \
 SendMessage to redirect a running worker or to continue one that finished.

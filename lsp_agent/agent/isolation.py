@@ -10,8 +10,9 @@ Edits are not proposals to the user's buffers: the worktree is another folder, w
 editor does not show. An edit the session's mode lets the agent propose (default, acceptEdits,
 auto, bypassPermissions) is written at once in the worktree, its final path checked at write
 time against the worktree (a link to the main workspace or elsewhere is refused); plan mode
-and dontAsk refuse edits as they do in the session; protected files still ask. The user's
-review is of the branch the worktree's changes are committed on when the agent ends.
+and dontAsk refuse edits as they do in the session; protected files still ask. The user
+reviews all of the worktree's changes as one proposal when the agent ends
+(``agent/worktree_return.py``).
 """
 
 from __future__ import annotations

@@ -30,14 +30,17 @@ from lsp_agent.agent.coordinator import WORKER_NOTE, worker_context
 from lsp_agent.agent.isolation import WorktreeWriter, isolated_context, isolated_gate
 from lsp_agent.agent.loop import Agent, AgentDeps
 from lsp_agent.agent.subagent_hooks import subagent_start, subagent_stop
+from lsp_agent.agent.worktree_return import Propose, bring_back, seed
 from lsp_agent.context.agents import READ_ONLY, AgentCatalog, AgentType
 from lsp_agent.context.conversation import ConversationObserver
 from lsp_agent.context.manager import ContextManager
 from lsp_agent.model.service import ModelService
 from lsp_agent.permissions.hooks import Hooks
 from lsp_agent.permissions.policy import PermissionGate
+from lsp_agent.permissions.sandbox import Sandbox
 from lsp_agent.tools.base import Tool, ToolContext, ToolError, ToolOutput, ToolPool
 from lsp_agent.types import events as ev
+from lsp_agent.types.edits import FileEdit
 from lsp_agent.types.permissions import Asker, Mode, PermissionAnswer
 from lsp_agent.workspace.worktrees import AgentWorktree, Finished, WorktreeError, Worktrees
 
@@ -52,17 +55,32 @@ NOT_FOR_CHILDREN = frozenset({"TodoWrite", "ToolSearch", AGENT_TOOL})
 MODEL_ALIASES = {"haiku": "claude-haiku-4-5", "sonnet": "claude-sonnet-4-5",
                  "opus": "claude-opus-4-1"}
 
-# (agent id, parent tool use id) of the child whose task is running: events emitted on its
-# behalf outside its own stream (its proposals) are labelled with it (``label_event``).
-CURRENT_CHILD: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
+@dataclass
+class ChildLabel:
+    """Who a child is, for the events emitted on its behalf outside its own stream."""
+
+    agent_id: str
+    parent_tool_use_id: str
+    name: str
+    description: str
+    proposals: list[str] = field(default_factory=list)  # ids of its proposals, as made
+
+
+# The child whose task is running: events emitted on its behalf outside its own stream (its
+# proposals) are labelled with it (``label_event``).
+CURRENT_CHILD: contextvars.ContextVar[ChildLabel | None] = contextvars.ContextVar(
     "lsp_agent_current_child", default=None)
 
 
 def label_event(event: ev.AgentEvent) -> None:
     """Tag an event emitted while a child runs (a proposal of its edit) with that child."""
     child = CURRENT_CHILD.get()
-    if child is not None and event.agent_id is None:
-        event.agent_id, event.parent_tool_use_id = child
+    if child is None or event.agent_id is not None:
+        return
+    event.agent_id, event.parent_tool_use_id = child.agent_id, child.parent_tool_use_id
+    if isinstance(event, ev.ProposalCreated):
+        event.agent_name, event.agent_description = child.name, child.description
+        child.proposals.append(event.proposal_id)
 
 
 class Sidechain(ConversationObserver, Protocol):
@@ -95,8 +113,8 @@ class Delegation:
     session_id: str = ""
     hooks: Hooks | None = None
     finalize: Callable[[Tool, str | ToolOutput, ToolContext], Awaitable[ToolOutput]] | None = None
-    # A child's sidechain transcript (None: not saved).
-    sidechain: Callable[[str, AgentType, str], Sidechain | None] | None = None
+    # A child's sidechain transcript (None: not saved): agent id, type, prompt, who it is.
+    sidechain: Callable[[str, AgentType, str, dict[str, Any]], Sidechain | None] | None = None
     max_depth: int = DEFAULT_MAX_DEPTH
     max_parallel: int = DEFAULT_MAX_PARALLEL
     workspace: Path | None = None  # the session's (isolated children get a worktree of it)
@@ -170,8 +188,12 @@ class AgentInput(BaseModel):
         "Return at once with a task id and let the agent work beside you; read its report "
         "with TaskOutput (you are told when it ends)."))
     isolation: Literal["worktree"] | None = Field(default=None, description=(
-        "\"worktree\": it works in a new git worktree (HEAD, its own branch); its changes "
-        "stay on that branch for the user."))
+        "\"worktree\": it works in a new git worktree (HEAD plus the workspace's uncommitted "
+        "changes, its own branch); when it ends its changes come back as one proposal for "
+        "the user to review."))
+    keep_worktree: bool = Field(default=False, description=(
+        "With isolation \"worktree\": keep the worktree and its branch after its changes "
+        "came back (only when the user asked for it)."))
 
 
 class AgentTool(Tool):
@@ -213,29 +235,50 @@ class AgentTool(Tool):
         agent_id = "agent-" + uuid.uuid4().hex[:12]
         worktree = None
         if args.isolation or agent_type.isolation:
-            worktree = await self._worktree(agent_id, args)
+            worktree = await self._worktree(agent_id, args, ctx)
         child = Child(self, agent_type, args, ctx.tool_use_id, agent_id, worktree)
         child.running = True  # from now on SendMessage queues for it
         self.delegation.keep(child)
         if args.run_in_background:
             assert ctx.tasks is not None
-            task = ctx.tasks.adopt_agent(self._in_slot(child), child.label, args.description)
+            task = ctx.tasks.adopt_agent(self._run(child, ctx), child.label, args.description)
             return ToolOutput(f"Started the {child.label} agent ({child.agent_id}) in the "
                               f"background as task {task.id}. Read its report with TaskOutput; "
                               "you will be told when it ends.")
-        return await self._in_slot(child)
+        return await self._run(child, ctx)
 
-    async def _worktree(self, agent_id: str, args: AgentInput) -> AgentWorktree:
+    async def _run(self, child: Child, ctx: ToolContext) -> ToolOutput:
+        output = await self._in_slot(child)
+        if child.worktree is None:
+            return output
+        d = self.delegation
+        assert d.worktrees is not None and d.workspace is not None
+        report = await bring_back(d.worktrees, child.worktree, child.worktree_end, d.workspace,
+                                  ctx.documents, ctx.file_rules, child.args.keep_worktree,
+                                  child.proposer(ctx))
+        return ToolOutput(output.content + report, is_error=output.is_error,
+                          images=output.images)
+
+    async def _worktree(self, agent_id: str, args: AgentInput,
+                        ctx: ToolContext) -> AgentWorktree:
         d = self.delegation
         if d.worktrees is None or d.workspace is None:
             raise ToolError("Worktree isolation is not available in this session: call Agent "
                             "without isolation.")
         try:
-            return await d.worktrees.create(d.workspace, agent_id, d.session_id,
-                                            args.description)
+            record = await d.worktrees.create(d.workspace, agent_id, d.session_id,
+                                              args.description)
         except WorktreeError as exc:
             raise ToolError(f"Cannot isolate the agent: {exc}. Nothing was started; call "
                             "Agent without isolation to work in the workspace itself.") from None
+        try:
+            await seed(d.worktrees, record, ctx.file_rules)
+        except (WorktreeError, OSError) as exc:
+            await asyncio.shield(d.worktrees.drop(record))
+            raise ToolError(f"Cannot isolate the agent: the workspace's uncommitted changes "
+                            f"could not be copied into its worktree ({exc}). Nothing was "
+                            "started.") from None
+        return record
 
     async def _in_slot(self, child: Child) -> ToolOutput:
         try:
@@ -288,21 +331,23 @@ class Child:
 
     def __init__(self, tool: AgentTool, agent_type: AgentType, args: AgentInput,
                  parent_tool_use_id: str, agent_id: str | None = None,
-                 worktree: AgentWorktree | None = None):
+                 worktree: AgentWorktree | None = None, sidechain: Sidechain | None = None):
         self.tool, self.type, self.args = tool, agent_type, args
         self.delegation = tool.delegation
         self.parent_tool_use_id = parent_tool_use_id
         self.agent_id = agent_id or "agent-" + uuid.uuid4().hex[:12]
         self.label = args.name or agent_type.name
         self.errors: list[str] = []
-        self.sidechain: Sidechain | None = None
+        self.sidechain: Sidechain | None = sidechain  # given: a resumed child's, going on
         self.turn_ended: ev.TurnEnded | None = None
         self.worktree = worktree
         self.worktree_end: Finished | str | None = None  # how it ended (str: what failed)
         self.running = False
         self.runs = 0
         self.inbox: list[str] = []  # SendMessage's messages, read at its next step
-        self.writer = (WorktreeWriter(worktree.root, f"branch {worktree.branch}")
+        self.writer = (WorktreeWriter(worktree.root, f"branch {worktree.branch}",
+                                      after=" They go to the user as one proposal when you "
+                                      "are done.")
                        if worktree is not None else None)
         self.agent = self._build()
 
@@ -315,6 +360,8 @@ class Child:
                                        writable_outside=[*gate.writable_outside, d.scratch])
         if self.worktree is not None:
             gate = isolated_gate(gate, self.worktree.root)
+            if not self._sandboxed():
+                gate = dataclasses.replace(gate, shell_asks=unconfined_shell(self.worktree))
         agent = Agent(AgentDeps(
             model=d.model, tools=pool, gate=gate,
             system=self._system,
@@ -331,12 +378,20 @@ class Child:
         for tool in pool:
             if isinstance(tool, AgentTool):
                 tool.owner = agent
-        if d.sidechain is not None:
-            self.sidechain = d.sidechain(self.agent_id, self.type, self.args.prompt)
+        if self.sidechain is None and d.sidechain is not None:
+            self.sidechain = d.sidechain(self.agent_id, self.type, self.args.prompt, {
+                "agentType": self.type.name, "name": self.args.name,
+                "description": self.args.description, "isolated": self.worktree is not None})
+        if self.sidechain is not None:
             agent.conversation.observer = self.sidechain
-            if self.sidechain is not None:
-                self.sidechain.model = agent.model
+            self.sidechain.model = agent.model
         return agent
+
+    def _sandboxed(self) -> bool:
+        """Whether the child's shell commands run in a working sandbox (then only its
+        worktree is writable to them)."""
+        sandbox = self.delegation.tool_context("").sandbox
+        return isinstance(sandbox, Sandbox) and sandbox.active()
 
     def _system(self) -> list[dict[str, Any]]:
         # The agent's prompt replaces the main agent's; environment and memory stay.
@@ -383,7 +438,8 @@ class Child:
         self.delegation.keep(self)
         self._emit(ev.SubagentStarted(agent_type=self.type.name, description=self.args.description,
                                       name=self.args.name, model=self.agent.model))
-        token = CURRENT_CHILD.set((self.agent_id, self.parent_tool_use_id))
+        token = CURRENT_CHILD.set(ChildLabel(self.agent_id, self.parent_tool_use_id, self.label,
+                                             self.args.description))
         task = asyncio.current_task()
         running = self.delegation._running
         if task is not None:
@@ -428,6 +484,16 @@ class Child:
                             ended.stop_reason)
         return self._result(ended)
 
+    @classmethod
+    def resumed(cls, tool: AgentTool, agent_type: AgentType, agent_id: str, args: AgentInput,
+                messages: list[dict[str, Any]], sidechain: Sidechain | None) -> Child:
+        """A child of a resumed session, its conversation read back from its transcript
+        (SendMessage continues it)."""
+        child = cls(tool, agent_type, args, "", agent_id, sidechain=sidechain)
+        child.agent.conversation.messages[:] = messages
+        child.runs = 1  # its first turn (and its SubagentStart hooks) happened before
+        return child
+
     def _read_inbox(self) -> list[str]:
         messages = [f"<message from=\"main agent\">\n{m}\n</message>" for m in self.inbox]
         self.inbox.clear()
@@ -451,21 +517,21 @@ class Child:
                                commit=end.commit if isinstance(end, Finished) else None,
                                files_changed=len(end.files) if isinstance(end, Finished) else 0)
 
-    def _worktree_report(self) -> str:
-        wt, end = self.worktree, self.worktree_end
-        if wt is None:
-            return ""
-        if isinstance(end, str) or end is None:
-            return (f"\n\nIts git worktree {wt.path} (branch {wt.branch}) could not be "
-                    f"finished: {end or 'it did not end'}. It is left as it is.")
-        if not end.kept:
-            return "\n\nIt changed no file: its git worktree was removed."
-        files = ", ".join(end.files[:20]) + (" ..." if len(end.files) > 20 else "")
-        return (f"\n\nIts changes are committed on branch {wt.branch} (commit "
-                f"{(end.commit or '')[:12]}, {len(end.files)} files: {files}) in the git "
-                f"worktree {wt.path}; nothing in the workspace changed. The user reviews them "
-                f"(git diff {wt.base[:12]} {wt.branch}) and merges them (git merge {wt.branch}) "
-                "or removes the worktree (agent/removeWorktree).")
+    def proposer(self, ctx: ToolContext) -> Propose:
+        """Propose edits on this child's behalf in the parent's review flow (``ctx`` is the
+        parent's Agent call), labelled with the child."""
+
+        async def propose(edits: list[FileEdit]) -> tuple[str, list[str]]:
+            label = ChildLabel(self.agent_id, self.parent_tool_use_id, self.label,
+                               self.args.description)
+            token = CURRENT_CHILD.set(label)
+            try:
+                outcome = await ctx.proposals.propose(ctx.tool_use_id, edits)
+            finally:
+                CURRENT_CHILD.reset(token)
+            return outcome, label.proposals
+
+        return propose
 
     def _forward(self, event: ev.AgentEvent) -> None:
         """Send a child's event on to the client; the turn's start, end and cost are the
@@ -488,7 +554,6 @@ class Child:
         u = ended.usage
         usage = (f"[agentId: {self.agent_id} ({self.label}); usage: {u.input_tokens} input, "
                  f"{u.output_tokens} output tokens; {ended.rounds} rounds]")
-        usage += self._worktree_report()
         if ended.stop_reason == "end_turn":
             return ToolOutput(f"{text or '(the agent gave no answer)'}\n\n{usage}")
         why = self.ENDED_EARLY.get(ended.stop_reason, ended.stop_reason).format(
@@ -529,10 +594,16 @@ def resolve_model(wanted: str | None, parent_model: str) -> str:
 
 def worktree_note(worktree: AgentWorktree) -> str:
     return (f"You work in an isolated git worktree: your working folder is {worktree.root} "
-            f"(branch {worktree.branch}, a checkout of commit {worktree.base[:12]}), not the "
-            "workspace named below. Use paths relative to it. Your edits are written there at "
-            "once and committed on your branch when you finish; you cannot write outside it. "
-            "Uncommitted changes of the workspace are not in it.")
+            f"(branch {worktree.branch}: HEAD plus the workspace's uncommitted changes, as "
+            f"commit {worktree.base[:12]}), not the workspace named below. Use paths relative "
+            "to it. Your edits are written there at once; you cannot write outside it. When "
+            "you finish, all your changes go to the user as one proposal to review.")
+
+
+def unconfined_shell(worktree: AgentWorktree) -> str:
+    return (f"this agent works in the git worktree {worktree.path}, but no sandbox keeps its "
+            "shell commands there (bubblewrap is unavailable or off): a command could change "
+            "files outside it, so each one is asked")
 
 
 def final_text(messages: list[dict[str, Any]]) -> str:

@@ -8,7 +8,8 @@
   this call), and its new final report is the result.
 
 A child that worked in a git worktree cannot be continued once it ended (its worktree was
-removed or committed); start a new agent instead.
+removed or committed); start a new agent instead. The children of a resumed session are back
+(``sessions/sidechain.py``): their conversations read from their transcripts.
 """
 
 from __future__ import annotations

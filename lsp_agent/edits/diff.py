@@ -42,6 +42,7 @@ class FileChange:
     hunks: tuple[Hunk, ...]
     diff: str
     display: str = ""  # the path relative to the root, as shown in diff headers
+    deleted: bool = False  # accepting it deletes the file (its one hunk removes every line)
 
     @property
     def is_new(self) -> bool:
@@ -83,17 +84,23 @@ def make_file_change(
     version: int | None,
     root: Path,
     context: int = 3,
+    deleted: bool = False,
 ) -> FileChange:
-    """Diff ``old_text`` (None for a new file) against ``new_text`` into hunks ``h1``, ``h2``..."""
+    """Diff ``old_text`` (None for a new file) against ``new_text`` into hunks ``h1``, ``h2``...
+    With ``deleted`` the change deletes the file: one hunk removing all of ``old_text``."""
     label = diff_path_label(path, root)
+    to_label = f"b/{label}"
     if old_text is None:
         hunks: tuple[Hunk, ...] = (_new_file_hunk(new_text),)
         from_label = "/dev/null"
+    elif deleted:
+        new_text, to_label, from_label = "", "/dev/null", f"a/{label}"
+        hunks = (_deleted_file_hunk(old_text),)
     else:
         hunks = _hunks_between(split_lines(old_text), split_lines(new_text), context)
         from_label = f"a/{label}"
     body = "".join(h.diff for h in hunks)
-    diff = f"--- {from_label}\n+++ b/{label}\n{body}" if hunks else ""
+    diff = f"--- {from_label}\n+++ {to_label}\n{body}" if hunks else ""
     return FileChange(
         path=path,
         uri=Path(path).absolute().as_uri(),
@@ -103,6 +110,7 @@ def make_file_change(
         hunks=hunks,
         diff=diff,
         display=label,
+        deleted=deleted and old_text is not None,
     )
 
 
@@ -110,6 +118,12 @@ def _new_file_hunk(text: str) -> Hunk:
     """A new file is one hunk, even when empty, so that creating it can be accepted."""
     lines = split_lines(text)
     return _build_hunk("h1", (0, 0, 0, len(lines)), [(0, 0, 0, len(lines))], [], lines)
+
+
+def _deleted_file_hunk(text: str) -> Hunk:
+    """Deleting a file is one hunk, even when it is empty, so that it can be accepted."""
+    lines = split_lines(text)
+    return _build_hunk("h1", (0, len(lines), 0, 0), [(0, len(lines), 0, 0)], lines, [])
 
 
 # Beyond this many differing lines, let difflib ignore very frequent lines ("autojunk"): the

@@ -66,6 +66,7 @@ class FilePlan:
     rejected: tuple[str, ...]
     conflict: str | None = None  # why nothing was applied, for the user and the model
     conflicts: tuple[Conflict, ...] = ()
+    is_deleted: bool = False  # writing it deletes the file
 
     @property
     def writes(self) -> bool:
@@ -79,7 +80,7 @@ class ApplicationPlan:
 
     def edit_targets(self) -> list[EditTarget]:
         return [
-            EditTarget(f.uri, f.current_text, f.target_text, f.version, f.is_new)
+            EditTarget(f.uri, f.current_text, f.target_text, f.version, f.is_new, f.is_deleted)
             for f in self.files
             if f.writes and f.target_text is not None
         ]
@@ -128,7 +129,7 @@ class Proposal:
     ) -> Proposal:
         """Build from tool edits; edits that change nothing are dropped."""
         files = [
-            make_file_change(e.path, e.old_text, e.new_text, e.version, root, context)
+            make_file_change(e.path, e.old_text, e.new_text, e.version, root, context, e.delete)
             for e in edits
         ]
         return cls(proposal_id, session_id, tool_use_id, [f for f in files if f.hunks])
@@ -259,6 +260,7 @@ class Proposal:
                 uri=f.uri,
                 path=f.display or str(f.path),
                 is_new=f.is_new,
+                is_deleted=f.deleted,
                 version=f.version,
                 diff=printable(f.diff),  # kept invalid bytes cannot travel as JSON text
                 hunks=[
@@ -304,6 +306,7 @@ class _BaseFilePlan:
             rejected=self.rejected,
             conflict=conflict,
             conflicts=conflicts,
+            is_deleted=c.deleted,
         )
 
 
@@ -319,8 +322,15 @@ def _plan_against_current(
         why = "a file was created at this path after the proposal; it was not overwritten"
         return base.make(current, None, version, "conflict", f"{why}.\n{_quote_file(current)}")
     if current is None:
+        if change.deleted:
+            return base.make(None, None, None, "unchanged")
         why = "the file was deleted after it was read; nothing was applied"
         return base.make(None, None, None, "conflict", why)
+    if change.deleted:
+        if current == change.old_text:
+            return base.make(current, "", version, "applied")
+        why = "the file was changed after it was read; it was not deleted"
+        return base.make(current, None, version, "conflict", why)
     if current == change.old_text:
         return base.make(current, target, version, "applied")
     assert change.old_text is not None
@@ -355,6 +365,8 @@ def _file_outcome(plan: FilePlan, change: FileChange) -> list[str]:
     accepted = ", ".join(plan.accepted)
     if plan.status == "applied" and plan.is_new:
         out.append(f"- {name}: created ({accepted} accepted).")
+    elif plan.status == "applied" and plan.is_deleted:
+        out.append(f"- {name}: deleted ({accepted} accepted).")
     elif plan.status == "applied":
         out.append(f"- {name}: {accepted} accepted and applied; the file now contains them.")
     elif plan.status == "rebased":
@@ -371,7 +383,8 @@ def _file_outcome(plan: FilePlan, change: FileChange) -> list[str]:
         )
         out.append((plan.conflict or "").rstrip("\n"))
     if plan.rejected:
-        label = "the file was NOT created" if plan.is_new else "these changes did NOT land"
+        label = ("the file was NOT created" if plan.is_new else
+                 "the file was NOT deleted" if plan.is_deleted else "these changes did NOT land")
         rejected = ", ".join(plan.rejected)
         out.append(f"- {name}: {rejected} rejected by the user; {label}:")
         out.append(_rejected_diff(plan, change).rstrip("\n"))

@@ -26,6 +26,8 @@ from lsprotocol.types import (
     ChangeAnnotation,
     CreateFile,
     CreateFileOptions,
+    DeleteFile,
+    DeleteFileOptions,
     OptionalVersionedTextDocumentIdentifier,
     Position,
     Range,
@@ -80,6 +82,10 @@ class EditCaps:
     def can_create(self) -> bool:
         """CreateFile lives in ``documentChanges``: both must be declared."""
         return self.document_changes and "create" in self.resource_operations
+
+    @property
+    def can_delete(self) -> bool:
+        return self.document_changes and "delete" in self.resource_operations
 
     @property
     def annotates(self) -> bool:
@@ -193,6 +199,7 @@ class EditTarget:
     target_text: str
     version: int | None  # the editor's version of current_text; None when not open
     is_new: bool = False
+    delete: bool = False  # delete the file (``target_text`` is "")
 
 
 def build_workspace_edit(
@@ -207,7 +214,8 @@ def build_workspace_edit(
     a new file gets a CreateFile that never overwrites followed by an unversioned
     TextDocumentEdit inserting its content. Without ``documentChanges`` the edit is the plain
     ``changes`` map. New files the client cannot create are left out: the caller writes them
-    (``needs_disk_creation``). Files already at their target are left out too.
+    (``needs_disk_creation``), and so are deletions it cannot do (``needs_disk_deletion``).
+    Files already at their target are left out too.
     """
     caps = caps or EditCaps()
     annotations = None
@@ -216,11 +224,17 @@ def build_workspace_edit(
             label="lsp-agent", description=description, needs_confirmation=False)}
     if not caps.document_changes:
         changes = {t.uri: _text_edits(t, caps) for t in targets
-                   if not t.is_new and t.current_text != t.target_text}
+                   if not t.is_new and not getattr(t, "delete", False)
+                   and t.current_text != t.target_text}
         return WorkspaceEdit(changes=changes)
     document_changes: list[Any] = []
     for target in targets:
-        if target.is_new:
+        if getattr(target, "delete", False):
+            if caps.can_delete:
+                document_changes.append(DeleteFile(
+                    uri=target.uri, options=DeleteFileOptions(ignore_if_not_exists=True),
+                    annotation_id=ANNOTATION_ID if caps.annotates else None))
+        elif target.is_new:
             if caps.can_create:
                 document_changes.extend(_create_file(target, caps))
         elif target.current_text != target.target_text:
@@ -234,6 +248,11 @@ def build_workspace_edit(
 def needs_disk_creation(target: EditTargetLike, caps: EditCaps) -> bool:
     """A new file the client cannot create through the edit: the server writes it."""
     return target.is_new and not caps.can_create
+
+
+def needs_disk_deletion(target: EditTargetLike, caps: EditCaps) -> bool:
+    """A file to delete the client cannot delete through the edit: the server deletes it."""
+    return bool(getattr(target, "delete", False)) and not caps.can_delete
 
 
 def _text_edits(target: EditTargetLike, caps: EditCaps) -> list[TextEdit]:

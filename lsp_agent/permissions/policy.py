@@ -83,6 +83,10 @@ class PermissionGate:
     confined: bool = False
     # Folders outside the workspace that may be written (a coordinator's scratchpad).
     writable_outside: list[Path] = field(default_factory=list)
+    # Set: every shell command asks the user with this reason, whatever the rules and mode
+    # (denied in dontAsk): an isolated subagent without a sandbox, whose commands the OS does
+    # not keep inside its worktree.
+    shell_asks: str | None = None
 
     @property
     def file_rules(self) -> FileRules:
@@ -196,6 +200,8 @@ class PermissionGate:
                    for c in secret_concerns(cmd, self.workspace, rules)]
         immune += [why for why in shell_safety.process_secret_reads(analysis)
                    if not any(why in earlier for earlier in immune)]
+        if self.shell_asks:
+            immune.append(self.shell_asks)
         if immune:
             return _Judgement(immune=list(dict.fromkeys(immune)))
         return _Judgement(concerns=self._shell_reasons(name, subject, analysis), allowed=Verdict(

@@ -262,6 +262,20 @@ def _check_folder(fd: int, folder: Path) -> None:
         raise WriteRefused(f"{folder} now leads to {opened}; nothing was written")
 
 
+def delete_checked(path: Path, scope: WriteScope) -> bool:
+    """Delete the file ``path`` after the checks above (its folder opened without following
+    a swapped link); False when it was already gone."""
+    real = resolve_for_write(path, scope)
+    if not real.parent.is_dir():
+        return False
+    with _open_dir(real.parent) as dir_fd:
+        try:
+            os.unlink(real.name, dir_fd=dir_fd)
+        except FileNotFoundError:
+            return False
+    return True
+
+
 def check_paths(paths: Sequence[Path], scope: WriteScope) -> None:
     """Path checks for a change that is not a text write (a rename or a delete)."""
     for path in paths:

@@ -21,9 +21,15 @@ from lsp_agent.edits.workspace_edit import (
     EditTarget,
     build_workspace_edit,
     needs_disk_creation,
+    needs_disk_deletion,
     uri_to_path,
 )
-from lsp_agent.permissions.safe_write import WriteRefused, WriteScope, write_texts_checked
+from lsp_agent.permissions.safe_write import (
+    WriteRefused,
+    WriteScope,
+    delete_checked,
+    write_texts_checked,
+)
 from lsp_agent.server.client_caps import ClientCaps
 from lsp_agent.server.protocol import REQUEST_PERMISSION, PermissionAnswerParams
 from lsp_agent.server.wire_positions import apply_content_changes
@@ -207,12 +213,16 @@ class EditorApplier:
     async def apply(self, targets: Sequence[EditTarget],
                     scopes: Mapping[Path, WriteScope] | None = None) -> ApplyReport:
         to_create = [t for t in targets if needs_disk_creation(t, self.caps.edits)]
-        for_editor = [t for t in targets if t not in to_create]
-        moved = self._moved_since_planning(for_editor)
+        # Deletions go through the editor only with workspace/applyEdit and DeleteFile.
+        to_delete = [t for t in targets if t.delete and (
+            not self.caps.apply_edit or needs_disk_deletion(t, self.caps.edits))]
+        for_editor = [t for t in targets if t not in to_create and t not in to_delete]
+        moved = self._moved_since_planning([*for_editor, *to_delete])
         if moved:
             return ApplyReport.refused(f"{moved} changed after the edit was planned")
-        watches = {t.uri: _Watch(t, base) for t in for_editor
-                   if not t.is_new and (base := self.documents.buffer(t.uri)) is not None}
+        await asyncio.to_thread(delete_targets, to_delete, scopes)
+        watches = {t.uri: _Watch(t, base) for t in for_editor if not t.is_new and not t.delete
+                   and (base := self.documents.buffer(t.uri)) is not None}
         if not self.caps.apply_edit:
             return await self._without_apply_edit(for_editor, to_create, watches, scopes)
         edit = build_workspace_edit(for_editor, caps=self.caps.edits)
@@ -223,7 +233,8 @@ class EditorApplier:
         for uri, watch in watches.items():
             watch.answered_at = self.documents.generation(uri)
         report = await self._verify(watches)
-        writes = {_path(t): t.target_text for t in for_editor if t.uri not in watches}
+        writes = {_path(t): t.target_text for t in for_editor
+                  if t.uri not in watches and not t.delete}
         writes |= {_path(w.target): self.documents.buffer(uri) or w.target.target_text
                    for uri, w in watches.items()
                    if uri not in report.unconfirmed and uri not in report.diverged}
@@ -341,6 +352,14 @@ def write_targets(targets: dict[Path, str],
     write_texts_checked(targets, scopes or {})
 
 
+def delete_targets(targets: Sequence[EditTarget],
+                   scopes: Mapping[Path, WriteScope] | None = None) -> None:
+    """Delete the files of accepted deletions, each path checked again now."""
+    for target in targets:
+        path = _path(target)
+        delete_checked(path, (scopes or {}).get(path, WriteScope()))
+
+
 class DiskApplier:
     """For headless use without an editor: accepted text goes straight to disk."""
 
@@ -348,5 +367,7 @@ class DiskApplier:
 
     async def apply(self, targets: Sequence[EditTarget],
                     scopes: Mapping[Path, WriteScope] | None = None) -> ApplyReport:
-        await asyncio.to_thread(write_targets, _texts(targets), scopes)
+        await asyncio.to_thread(delete_targets, [t for t in targets if t.delete], scopes)
+        await asyncio.to_thread(write_targets, _texts([t for t in targets if not t.delete]),
+                                scopes)
         return ApplyReport(True)

@@ -21,7 +21,7 @@ from lsp_agent.model.service import ModelService
 from lsp_agent.sessions.proposals import EditApplier
 from lsp_agent.sessions.recorder import SessionRecorder
 from lsp_agent.sessions.session import EventSink, Session, SessionConfig
-from lsp_agent.store import Store
+from lsp_agent.store import Store, entries
 from lsp_agent.tools.base import ToolPool
 from lsp_agent.tools.pool import default_pool
 from lsp_agent.types.permissions import Asker, Mode
@@ -90,6 +90,8 @@ class SessionFactory:
         if fresh and recorder is not None:  # what a resume starts from
             recorder.mode_changed(mode)
             recorder.model_changed(session.agent.model)
+            if coordinator:
+                recorder.append(entries.coordinator())
         return session
 
     def model_service(self, settings: ModelSettings) -> ModelService:

@@ -16,6 +16,7 @@ from lsp_agent.sessions.factory import SessionFactory, SharedParts
 from lsp_agent.sessions.proposals import EditApplier, UnknownProposal
 from lsp_agent.sessions.recorder import SessionRecorder
 from lsp_agent.sessions.session import EventSink, Session
+from lsp_agent.sessions.sidechain import restore_children
 from lsp_agent.store import HistoryPage, SessionInUse, SessionNotFound, SessionPage, Store, entries
 from lsp_agent.tools.base import ToolPool
 from lsp_agent.tools.pool import default_pool
@@ -156,10 +157,12 @@ class SessionManager:
                             "Choose the mode again if you want it.")
             saved_mode = mode
         session = self.factory.create(workspace, saved_mode, state["model"],
-                                      session_id=session_id, recorder=recorder)
+                                      session_id=session_id, recorder=recorder,
+                                      coordinator=state["coordinator"])
         session.restore(state["messages"], state["todos"], state["cost"], state["first"],
                         prompts=state["prompts"], auto_decisions=state["auto"])
         session.restore_task_list(state["task_list"])
+        await restore_children(session.delegation, session.agent_tool, recorder)
         for proposal_id in state["pending"]:
             recorder.append(entries.proposal_decision(
                 proposal_id, "not_applied",
@@ -220,7 +223,7 @@ def _saved_state(reader: Any) -> dict[str, Any]:
     turns = reader.turns()
     return {
         "messages": reader.messages(), "todos": reader.todos(), "mode": reader.mode(),
-        "task_list": reader.task_list(),
+        "task_list": reader.task_list(), "coordinator": reader.coordinator(),
         "model": reader.model(), "cost": reader.cost().by_model,
         "pending": [p["proposalId"] for p in reader.pending_proposals()],
         "first": turns[0].prompt if turns else None,

@@ -214,6 +214,7 @@ class ProposalBook:
         """Check every target again, then send the edit; WriteRefused when one must not be
         written (then nothing was sent to the editor, unless the disk changed in between)."""
         targets = {Path(f.path): f.target_text for f in todo if f.target_text is not None}
+        deleted = {Path(f.path) for f in todo if f.is_deleted}
         workspace = real_path(self._host.workspace)
         scopes = {path: WriteScope(roots=(workspace,), expected=proposal.approved_paths.get(path))
                   for path in targets}
@@ -229,7 +230,8 @@ class ProposalBook:
         except WriteRefused as exc:
             raise WriteRefused(f"it was not written to disk: {exc}") from None
         if history is not None and report.applied:
-            await history.after_write(list(targets), targets)
+            await history.after_write(list(targets), {p: t for p, t in targets.items()
+                                                      if p not in deleted})
         return report
 
     def _check_targets(self, targets: dict[Path, str], scopes: dict[Path, WriteScope]) -> None:
@@ -293,7 +295,8 @@ class ProposalBook:
 
 def _edit_target(plan: FilePlan) -> EditTarget:
     assert plan.target_text is not None  # only files that write are sent
-    return EditTarget(plan.uri, plan.current_text, plan.target_text, plan.version, plan.is_new)
+    return EditTarget(plan.uri, plan.current_text, plan.target_text, plan.version, plan.is_new,
+                      plan.is_deleted)
 
 
 def _as_conflict(plan: FilePlan, reason: str) -> FilePlan:

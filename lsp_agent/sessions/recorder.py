@@ -256,7 +256,8 @@ def _turn_end(event: ev.TurnEnded) -> dict[str, Any]:
 
 def _proposal(event: ev.ProposalCreated) -> dict[str, Any]:
     return entries.proposal(event.proposal_id, event.tool_use_id, [
-        {"path": f.path, "isNew": f.is_new, "diff": f.diff} for f in event.files])
+        {"path": f.path, "isNew": f.is_new, "diff": f.diff,
+         **({"isDeleted": True} if f.is_deleted else {})} for f in event.files])
 
 
 def _decision(event: ev.ProposalResolved) -> dict[str, Any]:

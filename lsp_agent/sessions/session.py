@@ -161,12 +161,12 @@ class Session:
             system=self._system, tool_context=self._tool_context,
             new_context=self._child_context, session_id=self.id, hooks=self.safety.hooks,
             finalize=finalize_output,
-            sidechain=lambda agent_id, kind, prompt: open_sidechain(
-                recorder, agent_id, kind, prompt),
+            sidechain=lambda agent_id, kind, prompt, about: open_sidechain(
+                recorder, agent_id, kind, prompt, about),
             catalog=load_catalog(config.workspace, [*tools.names(), AgentTool.name]),
             workspace=config.workspace, worktrees=worktrees_for(config.state_dir),
             scratch=self.scratch)
-        agent_tool = AgentTool(self.delegation)
+        agent_tool = self.agent_tool = AgentTool(self.delegation)
         # Auto memory (docs/autonomy.md): its tool only when it is on.
         self.auto_memory, memory_warnings = auto_memory_for(
             config.state_dir, config.workspace, config.safety_options,

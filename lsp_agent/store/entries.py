@@ -153,6 +153,11 @@ def proposal_decision(proposal_id: str, status: str, *, accepted: list[str] | No
     return entry
 
 
+def coordinator() -> Entry:
+    """The session runs in coordinator mode (docs/delegation.md); a resume restores it."""
+    return {"type": "coordinator"}
+
+
 def mode_change(mode: str) -> Entry:
     return {"type": "mode", "mode": mode}
 

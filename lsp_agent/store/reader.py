@@ -243,6 +243,10 @@ class TranscriptReader:
         entry = self._last(self._chain, "task_list")
         return list(entry.get("tasks", [])) if entry else []
 
+    def coordinator(self) -> bool:
+        """Whether the session runs in coordinator mode (said once, when it was created)."""
+        return any(r.type == "coordinator" for r in self.records)
+
     def mode(self) -> str | None:
         """The mode set last (in any branch: a rewind does not undo the user's choice)."""
         entry = self._last(self.records, "mode")

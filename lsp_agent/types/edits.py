@@ -14,3 +14,4 @@ class FileEdit:
     old_text: str | None  # None: the file does not exist yet
     new_text: str
     version: int | None  # editor version of ``old_text``, None when read from disk
+    delete: bool = False  # the file is to be deleted (``new_text`` is "")

@@ -148,6 +148,7 @@ class FileChangeView(Wire):
     uri: str
     path: str
     is_new: bool
+    is_deleted: bool = False  # accepting it deletes the file (a worktree agent deleted it)
     version: int | None = None
     diff: str
     hunks: list[HunkView]
@@ -159,6 +160,10 @@ class ProposalCreated(EventBase):
     tool_use_id: str
     files: list[FileChangeView]
     auto_apply: bool = False
+    # A subagent's proposal (its edit, or the changes of its git worktree) names the child
+    # besides ``agentId``: the name it was given (or its type) and its task's description.
+    agent_name: str | None = None
+    agent_description: str | None = None
 
 
 ResolvedStatus = Literal["accepted", "partially_accepted", "rejected", "conflict", "cancelled",

@@ -6,9 +6,12 @@ workspace (``<state>/worktrees/<repo key>/<agent id>``), and a small JSON record
 says whose it is, so that what a killed server left behind is found and cleaned at the next
 use (``prune_stale``).
 
-When the agent ends (``finish``): a worktree without changes is removed with its branch; one
-with changes is committed on its branch (git hooks off: nothing of the repository runs) and
-kept for the user to review and merge. ``list_worktrees`` and ``remove`` serve the protocol
+After ``create`` the workspace's uncommitted state is copied in and committed as the agent's
+base (``uncommitted``, ``commit_base``; the copying is ``agent/worktree_return.py``'s). When
+the agent ends (``finish``): a worktree without changes is removed with its branch; one with
+changes is committed on its branch (git hooks off: nothing of the repository runs) and kept,
+and its changes (``changes``, ``blob``) come back as one proposal; then it is removed
+(``drop``) unless kept. ``list_worktrees`` and ``remove`` serve the protocol
 (``agent/worktrees``, ``agent/removeWorktree``).
 
 Every git call is bounded in time, killed with its process group on timeout, and dies with
@@ -33,6 +36,9 @@ from lsp_agent.procs.lifetime import child_options
 GIT_TIMEOUT = 120.0  # a checkout of a large repository takes a while; a hung git does not
 MAX_GIT_OUTPUT = 2_000_000
 BRANCH_PREFIX = "lsp-agent/"
+# Git's modes of a regular file (plain, executable) and of none (added or deleted): anything
+# else (a link, a submodule) is not a file whose text can be proposed.
+PLAIN_MODES = frozenset({"100644", "100755", "000000"})
 # Nothing the repository configures runs when the server itself calls git: no hooks, no
 # file-system monitor command.
 SAFE_GIT = ["-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false"]
@@ -83,6 +89,19 @@ class Finished:
 
 
 @dataclass(frozen=True)
+class Uncommitted:
+    name: str  # relative to the repository's top
+    tracked: bool
+
+
+@dataclass(frozen=True)
+class Changed:
+    name: str  # relative to the repository's top
+    kind: str  # A added, M modified, D deleted; T: a link, submodule or type change
+    binary: bool
+
+
+@dataclass(frozen=True)
 class GitResult:
     code: int
     out: str
@@ -92,6 +111,14 @@ class GitResult:
 async def git(args: list[str], cwd: Path, limit: float = GIT_TIMEOUT,
               env: dict[str, str] | None = None) -> GitResult:
     """Run ``git`` bounded in time; its process group is killed on timeout or cancel."""
+    code, out, err = await git_bytes(args, cwd, limit, env)
+    return GitResult(code, out.decode("utf-8", "replace"), err)
+
+
+async def git_bytes(args: list[str], cwd: Path, limit: float = GIT_TIMEOUT,
+                    env: dict[str, str] | None = None,
+                    max_output: int = MAX_GIT_OUTPUT) -> tuple[int, bytes, str]:
+    """``git`` as above, its output as bytes (file contents): (exit code, stdout, stderr)."""
     options = child_options()
     options["env"] = {**options["env"], "GIT_TERMINAL_PROMPT": "0", **(env or {})}
     try:
@@ -110,8 +137,8 @@ async def git(args: list[str], cwd: Path, limit: float = GIT_TIMEOUT,
         if isinstance(exc, asyncio.CancelledError):
             raise
         raise WorktreeError(f"git {args[0]} did not finish within {limit:g} s") from None
-    return GitResult(proc.returncode or 0, out[:MAX_GIT_OUTPUT].decode("utf-8", "replace"),
-                     err[:4000].decode("utf-8", "replace").strip())
+    return (proc.returncode or 0, out[:max_output],
+            err[:4000].decode("utf-8", "replace").strip())
 
 
 async def _checked(args: list[str], cwd: Path, what: str, **kw: Any) -> str:
@@ -187,10 +214,71 @@ class Worktrees:
         await asyncio.to_thread(self._save, record)
         return Finished(True, names, head)
 
+    # -- the workspace's state in, the agent's changes out -------------------------------------
+
+    async def uncommitted(self, record: AgentWorktree) -> list[Uncommitted]:
+        """The repository's uncommitted files (tracked changes, deletions, untracked files
+        that are not ignored), relative to its top."""
+        # No optional lock: the user's own git commands must not find the index locked.
+        done = await git(["--no-optional-locks", "status", "--porcelain=v1", "-z",
+                          "--untracked-files=all", "--no-renames"], Path(record.repo),
+                         self.timeout)
+        if done.code != 0:  # not stripped: an entry starts with a space (" M name")
+            raise WorktreeError(f"git status failed: {done.err or done.code}")
+        return [Uncommitted(entry[3:], tracked=entry[:2] != "??")
+                for entry in done.out.split("\0") if len(entry) > 3]
+
+    async def commit_base(self, record: AgentWorktree, message: str) -> bool:
+        """Commit what the worktree holds beyond its base as its new base (the workspace's
+        uncommitted state, copied in); False when there was nothing to commit."""
+        path = Path(record.path)
+        if not await self._changed(path):
+            return False
+        await _checked(["add", "-A"], path, "git add", limit=self.timeout)
+        await _checked(["commit", "--quiet", "--no-verify", "-m", message], path, "git commit",
+                       limit=self.timeout, env=AGENT_IDENTITY)
+        record.base = await _checked(["rev-parse", "HEAD"], path, "git rev-parse",
+                                     limit=self.timeout)
+        await asyncio.to_thread(self._save, record)
+        return True
+
+    async def changes(self, record: AgentWorktree) -> list[Changed]:
+        """What the agent changed: its base against its branch (after ``finish``)."""
+        path = Path(record.path)
+        head = record.commit or "HEAD"
+        raw = await _checked(["diff", "--raw", "--no-renames", "-z", record.base, head], path,
+                             "git diff", limit=self.timeout)
+        numbers = await _checked(["diff", "--numstat", "--no-renames", "-z", record.base, head],
+                                 path, "git diff", limit=self.timeout)
+        binary = {row.split("\t", 2)[2] for row in numbers.split("\0")
+                  if row.startswith("-\t-\t")}
+        fields = raw.split("\0")
+        found = []
+        for meta, name in zip(fields[0::2], fields[1::2], strict=False):
+            parts = meta.lstrip(":").split()
+            if len(parts) < 5:
+                continue
+            plain = all(mode in PLAIN_MODES for mode in parts[:2])
+            found.append(Changed(name, parts[4][0] if plain else "T", name in binary))
+        return found
+
+    async def blob(self, record: AgentWorktree, rev: str, name: str,
+                   limit: int = MAX_GIT_OUTPUT) -> bytes | None:
+        """The bytes of file ``name`` at ``rev`` (None: not there, or larger than ``limit``)."""
+        code, out, _ = await git_bytes(["cat-file", "-s", f"{rev}:{name}"], Path(record.path),
+                                       self.timeout)
+        if code != 0 or int(out.strip() or b"0") > limit:
+            return None
+        code, out, _ = await git_bytes(["cat-file", "blob", f"{rev}:{name}"],
+                                       Path(record.path), self.timeout, max_output=limit + 1)
+        return out if code == 0 else None
+
     async def _changed(self, path: Path) -> list[str]:
-        out = await _checked(["status", "--porcelain=v1", "-z", "--untracked-files=all"], path,
-                             "git status", limit=self.timeout)
-        return [entry[3:] for entry in out.split("\0") if len(entry) > 3]
+        done = await git(["status", "--porcelain=v1", "-z", "--untracked-files=all"], path,
+                         self.timeout)
+        if done.code != 0:  # not stripped: an entry starts with a space (" M name")
+            raise WorktreeError(f"git status failed: {done.err or done.code}")
+        return [entry[3:] for entry in done.out.split("\0") if len(entry) > 3]
 
     # -- listing and removing ------------------------------------------------------------------
 
@@ -218,6 +306,11 @@ class Worktrees:
             raise WorktreeError(f"the agent {agent_id} is still running in its worktree")
         await self._discard(record, delete_branch)
         return record
+
+    async def drop(self, record: AgentWorktree) -> None:
+        """Remove this worktree and its branch now (its changes came back, or it never
+        started)."""
+        await self._discard(record)
 
     async def prune_stale(self) -> list[AgentWorktree]:
         """Worktrees a dead server left "running": removed when unchanged, else committed and
