@@ -175,7 +175,7 @@ function proposalFile(f: Record<string, unknown>): ProposalFile {
     if (line.startsWith('@@')) hunks.push({ id: `h${hunks.length}`, header: line, diff: line });
     else if (hunks.length && !line.startsWith('--- ') && !line.startsWith('+++ ')) hunks[hunks.length - 1].diff += `\n${line}`;
   }
-  return { path: str(f.path), uri: str(f.uri), isNew: !!f.isNew, diff, hunks };
+  return { path: str(f.path), uri: str(f.uri), isNew: !!f.isNew, isDeleted: !!f.isDeleted, diff, hunks };
 }
 
 function camel(snake: string): string {

@@ -196,7 +196,9 @@ export interface Usage {
   outputTokens: number;
 }
 export interface ProposalCreated {
+  agentDescription?: string;
   agentId?: string;
+  agentName?: string;
   autoApply: boolean;
   files: FileChangeView[];
   parentToolUseId?: string;
@@ -210,6 +212,7 @@ export interface ProposalCreated {
 export interface FileChangeView {
   diff: string;
   hunks: HunkView[];
+  isDeleted: boolean;
   isNew: boolean;
   path: string;
   uri: string;

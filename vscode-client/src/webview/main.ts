@@ -572,7 +572,7 @@ function fileDiffHtml(file: ProposalFile): string {
   }).join(''));
   const name = relativePath(file.path, model!.workspaceRoot);
   return `<div class="diff" role="group" aria-label="Changes to ${esc(name)}">
-    <div class="diff-head">${fileLink(name)}${file.isNew ? ' <span class="muted">new file</span>' : ''} <span class="stat add">+${added}</span> <span class="stat del">−${removed}</span></div>
+    <div class="diff-head">${fileLink(name)}${file.isNew ? ' <span class="muted">new file</span>' : ''}${file.isDeleted ? ' <span class="muted">deleted</span>' : ''} <span class="stat add">+${added}</span> <span class="stat del">−${removed}</span></div>
     <div class="diff-lines" tabindex="0" aria-label="Diff of ${esc(name)}">${hunks.join('<div class="dl gap" aria-hidden="true">⋯</div>')}</div></div>`;
 }
 

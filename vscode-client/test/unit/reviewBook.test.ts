@@ -4,10 +4,10 @@ import { filesWithAccepted, ReviewBook } from '../../src/shared/reviewBook';
 import { isAgentEvent, isCompatibleProtocol } from '../../src/shared/protocol';
 
 const FILES = [
-  { uri: 'file:///w/a.py', path: 'a.py', isNew: false, diff: '', hunks: [
+  { uri: 'file:///w/a.py', path: 'a.py', isNew: false, isDeleted: false, diff: '', hunks: [
     { id: 'f1.h1', header: '@@ -1 +1 @@', diff: '@@ -1 +1 @@\n-a\n+A\n' },
     { id: 'f1.h2', header: '@@ -9 +9 @@', diff: '@@ -9 +9 @@\n-i\n+I\n' }] },
-  { uri: 'file:///w/b.py', path: 'b.py', isNew: false, diff: '', hunks: [
+  { uri: 'file:///w/b.py', path: 'b.py', isNew: false, isDeleted: false, diff: '', hunks: [
     { id: 'f2.h1', header: '@@ -1 +1 @@', diff: '@@ -1 +1 @@\n-b\n+B\n' }] },
 ];
 
