@@ -49,6 +49,8 @@ def list_actions(ls: AgentServer, params: lsp.CodeActionParams) -> list[lsp.Code
         out.append(_action("Ask agent to change this", lsp.CodeActionKind.RefactorRewrite,
                            p.CMD_CHANGE, base, resolve))
     _remember_diagnostics(ls, uri, params.context.diagnostics)
+    ls.watcher.on_diagnostics(uri, [Diagnostic.model_validate(_unstructure(ls, d)).wire()
+                                    for d in params.context.diagnostics], full=False)
     return out
 
 
@@ -104,6 +106,12 @@ def _session_for(ls: AgentServer, session_id: str | None, uri: str) -> Session:
 
 def run_fix(ls: AgentServer, raw: Any) -> dict[str, Any]:
     args = p.parse(p.FixArguments, raw)
+    # The watcher may have prepared this very fix already (docs/autonomy.md): answer with it.
+    prepared = ls.watcher.speculative.prepared_for(args.uri, args.diagnostic.wire())
+    if prepared is not None and prepared.session is not None:
+        prepared.adopted = True  # the user's now: typing no longer withdraws it
+        return p.FixResult(session_id=prepared.session.id, prepared=True,
+                           proposal_ids=prepared.session.proposals.pending_ids).wire()
     session = _session_for(ls, args.session_id, args.uri)
     context = EditorContext(uri=args.uri, range=args.diagnostic.range,
                             diagnostics=[args.diagnostic])
