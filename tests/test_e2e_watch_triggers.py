@@ -135,16 +135,26 @@ async def watching(model: ScriptedModelServer, project: Project, **watch: Any) -
 # -- triggers ---------------------------------------------------------------------------------
 
 
-async def test_a_file_saved_again_and_again_runs_the_command_once(model, tmp_path):
-    project = Project(tmp_path, FIXED)
-    editor = await watching(model, project, testCommand=project.command, debounceSeconds=0.5)
+async def test_a_file_saved_again_and_again_runs_once_and_within_the_budget(model, tmp_path):
+    project = Project(tmp_path)
+    editor = await watching(model, project, testCommand=project.command, debounceSeconds=0.5,
+                            maxRunsPerHour=1)
+    heard = Heard(editor)
     try:
         for _ in range(10):
             save(editor, project.calc)
         await asyncio.wait_for(settled(editor), WAIT)
-        await until(lambda: project.runs, "the run")
-        await asyncio.wait_for(settled(editor), WAIT)
+        await until(lambda: heard.of_kind("test_failure"), "the fix")
         assert project.runs == 1
+
+        project.calc.write_text("def add(a, b):\n    return a * b\n")  # another failure
+        for _ in range(10):
+            save(editor, project.calc)
+        await until(lambda: project.runs == 2, "the second burst's run")
+        await asyncio.wait_for(settled(editor), WAIT)
+        assert project.runs == 2 and len(model.requests) == 1  # no second session this hour
+        assert any("over the budget of 1 runs per hour" in r.get("why", "")
+                   for r in project.log())
     finally:
         await editor.client.shutdown_session()
 

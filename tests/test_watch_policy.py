@@ -58,6 +58,13 @@ def test_the_budget_allows_n_runs_in_any_hour():
         True, True, False, False, True, True]
 
 
+def test_lower_priority_work_leaves_runs_for_the_rest():
+    budget = Budget(per_hour=3)
+    assert [budget.take(0, keep=1), budget.take(1, keep=1), budget.take(2, keep=1)] == [
+        True, True, False]
+    assert budget.take(3) is True and budget.take(4) is False
+
+
 def test_the_same_failure_is_the_same_key_whatever_its_first_lines_say():
     tail = "\n".join(f"line {i}" for i in range(20))
     assert failure_key("pytest", "took 1.2s\n" + tail) == failure_key("pytest",

@@ -137,7 +137,6 @@ class Watcher:
     def state_dir(self) -> Path:
         return self._server.wiring.state_dir()
 
-    _state_dir = state_dir  # the name the first version used
 
     def config(self, workspace: Path) -> tuple[WatchConfig | None, list[str]]:
         return load(workspace, self._server.options.watch)
@@ -153,7 +152,7 @@ class Watcher:
             return None
         if not Approvals(self.state_dir()).approved(workspace, config):
             if event is not None:
-                self.log(workspace, event=event, file=str(file) if file else None,
+                self.log_decision(workspace, event=event, file=str(file) if file else None,
                          action="none",
                          why="the project's watcher is not approved (agent/watchApprove)")
             return None
@@ -208,7 +207,7 @@ class Watcher:
         place.snapshot.track(path)
         self._arm_tick(workspace, config)
         speculate = config.speculative and bool(change.new_errors)
-        self.log(workspace, event="diagnostics", file=str(path),
+        self.log_decision(workspace, event="diagnostics", file=str(path),
                  newErrors=len(change.new_errors), worse=change.worse,
                  action="speculate" if speculate else "none",
                  why="a new error diagnostic" if change.new_errors else "more warnings")
@@ -270,7 +269,7 @@ class Watcher:
             return
         wait = self.typing_wait(workspace, config.quiet_seconds)
         if wait > 0:
-            self.log(workspace, event=trigger.event, action="wait",
+            self.log_decision(workspace, event=trigger.event, action="wait",
                      why=f"the user is typing; looks again in {wait:.1f} s")
             self._schedule(workspace, config, trigger, delay=wait)
             return
@@ -294,7 +293,7 @@ class Watcher:
         if changes:
             self._schedule(workspace, config, trigger)
         else:
-            self.log(workspace, event=trigger.event, action="none",
+            self.log_decision(workspace, event=trigger.event, action="none",
                      why="covered by the run that was going on")
 
     async def _run_tests(self, workspace: Path, config: WatchConfig, trigger: Trigger) -> None:
@@ -305,7 +304,7 @@ class Watcher:
                                            config.test_timeout_seconds)
         where = {"event": trigger.event, "file": str(trigger.file) if trigger.file else None}
         if code == 0:
-            self.log(workspace, **where, action="none", why="the test command passed")
+            self.log_decision(workspace, **where, action="none", why="the test command passed")
             if place.last_result != "passed":  # after a failure, or the first run
                 self.watch_event("testsPassed", workspace, f"`{config.test_command}` passes")
             place.last_result = "passed"
@@ -317,7 +316,7 @@ class Watcher:
                              f"`{config.test_command}` fails ({trigger.why})")
         place.last_result = key
         if key in place.tried:
-            self.log(workspace, **where, action="none", why="this failure was tried already")
+            self.log_decision(workspace, **where, action="none", why="this failure was tried already")
             return
         if not self.take_budget(workspace, config, "test_failed"):
             return
@@ -326,20 +325,23 @@ class Watcher:
 
     # -- budgets -------------------------------------------------------------------------------
 
-    def take_budget(self, workspace: Path, config: WatchConfig, event: str) -> bool:
-        """One more background session within the daily cost cap and the hourly budget."""
+    def take_budget(self, workspace: Path, config: WatchConfig, event: str,
+                    keep: int = 0) -> bool:
+        """One more background session within the daily cost cap and the hourly budget
+        (``keep``: runs of the hour left for more urgent work)."""
         spent = DailyCost(self.state_dir(), workspace).spent()
         if spent >= config.daily_cost_usd:
             self._budget_reached(workspace, config, spent)
-            self.log(workspace, event=event, action="none",
+            self.log_decision(workspace, event=event, action="none",
                      why=f"the daily cost cap of ${config.daily_cost_usd:g} is reached")
             return False
         place = self._place(workspace)
         if place.budget is None or place.budget.per_hour != config.max_runs_per_hour:
             place.budget = Budget(config.max_runs_per_hour)
-        if not place.budget.take():
-            self.log(workspace, event=event, action="none",
-                     why=f"over the budget of {config.max_runs_per_hour} runs per hour")
+        if not place.budget.take(keep=keep):
+            self.log_decision(workspace, event=event, action="none",
+                     why=f"over the budget of {config.max_runs_per_hour} runs per hour"
+                     + (f" ({keep} kept for failing tests)" if keep else ""))
             return False
         return True
 
@@ -369,7 +371,7 @@ class Watcher:
             "No more background sessions start today (watch.dailyCostUsd). Sessions already "
             "running finish; their proposals stay in the inbox."))
         self.watch_event("budgetReached", workspace, title)
-        self.log(workspace, event="budget", action="stop", why=title, spentUsd=round(spent, 6))
+        self.log_decision(workspace, event="budget", action="stop", why=title, spentUsd=round(spent, 6))
 
     # -- action: a background session prepares the fix -----------------------------------------
 
@@ -382,7 +384,7 @@ class Watcher:
         item = self.new_item("test_failure", workspace, title, shown[-500:],
                              session_id=session.id)
         self.add_run(Run(workspace, session, item))
-        self.log(workspace, event="test_failed", action="fix", session=session.id,
+        self.log_decision(workspace, event="test_failed", action="fix", session=session.id,
                  exitCode=code)
         prompt = (f"The watcher ran the test command `{config.test_command}` ({trigger.why}), "
                   f"and it failed"
@@ -483,14 +485,13 @@ class Watcher:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def log(self, workspace: Path, **record: Any) -> None:
+    def log_decision(self, workspace: Path, **record: Any) -> None:
         try:
             DailyLog(self.state_dir(), workspace).write(
                 **{k: v for k, v in record.items() if v is not None})
         except OSError as exc:
             log.warning("the watcher's log cannot be written: %s", exc)
 
-    _log = log
 
     def close(self) -> None:
         for place in self.places.values():

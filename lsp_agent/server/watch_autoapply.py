@@ -19,7 +19,7 @@ import shutil
 import tempfile
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pygls.uris import from_fs_path
 
@@ -54,19 +54,17 @@ class AutoApplier:
         watcher = self._watcher
         why_not = _refusal(workspace, path)
         if why_not is not None:
-            watcher.log(workspace, event="auto_apply", file=str(path), action="none", why=why_not)
+            self._skip(workspace, path, why_not)
             return
         try:
             before = await snapshot_async(watcher.server.documents, path)
         except (OSError, FileReadError) as exc:
-            watcher.log(workspace, event="auto_apply", file=str(path), action="none",
-                        why=f"cannot read it: {exc}")
+            self._skip(workspace, path, f"cannot read it: {exc}")
             return
         after, done = await self._rewrite(workspace, config, path, before.text)
         if after is None or after == before.text:
-            watcher.log(workspace, event="auto_apply", file=str(path), action="none",
-                        why="no change" if after is not None else "the command failed",
-                        kinds=list(done))
+            self._skip(workspace, path, "no change" if after is not None
+                       else "the command failed", kinds=list(done))
             return
         uri = from_fs_path(str(path)) or path.as_uri()
         target = EditTarget(uri, before.text, after, before.version)
@@ -76,16 +74,14 @@ class AutoApplier:
         try:
             report = await watcher.server.applier.apply([target], scopes)
         except WriteRefused as exc:
-            watcher.log(workspace, event="auto_apply", file=str(path), action="none",
-                        why=f"refused: {exc}")
+            self._skip(workspace, path, f"refused: {exc}")
             return
         finally:
             watcher.applying.discard(path)
         problem = report.reason if not report.applied else next(
             iter({**report.diverged, **report.unconfirmed}.values()), None)
         if problem is not None:
-            watcher.log(workspace, event="auto_apply", file=str(path), action="none",
-                        why=f"not applied: {problem}")
+            self._skip(workspace, path, f"not applied: {problem}")
             return
         self._report(workspace, path, uri, done, before.text, after)
 
@@ -102,8 +98,7 @@ class AutoApplier:
                 code, _, err = await run_bounded(command_for(template, copy), "", path.parent,
                                                  config.test_timeout_seconds)
                 if code is None:
-                    self._watcher.log(workspace, event="auto_apply", file=str(path),
-                                      action="none", why=f"{kind}: timed out")
+                    self._skip(workspace, path, f"{kind}: timed out")
                     return None, done
                 # A lint fixer exits non-zero when problems remain: its fixes still count.
                 done.append(kind)
@@ -114,6 +109,10 @@ class AutoApplier:
                 return None, done
         finally:
             await asyncio.to_thread(shutil.rmtree, folder, True)
+
+    def _skip(self, workspace: Path, path: Path, why: str, **more: Any) -> None:
+        self._watcher.log_decision(workspace, event="auto_apply", file=str(path),
+                                   action="none", why=why, **more)
 
     def _report(self, workspace: Path, path: Path, uri: str, done: list[str], before: str,
                 after: str) -> None:
@@ -129,7 +128,7 @@ class AutoApplier:
         watcher.set_status(proposal_id, "accepted")
         watcher.post(item)
         watcher.watch_event("autoApplied", workspace, title)
-        watcher.log(workspace, event="auto_apply", file=str(path), action="applied",
+        watcher.log_decision(workspace, event="auto_apply", file=str(path), action="applied",
                     kinds=done, proposal=proposal_id)
 
 

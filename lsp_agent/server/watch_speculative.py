@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from lsp_agent.sessions.session import Session
 
 MAX_TITLE = 80
+SPECULATIVE_KEEPS = 1  # runs of the hourly budget left for failing tests (lowest priority)
 UNATTENDED = ("\nNobody is watching this session: do not ask questions. Your edits are "
               "proposals the user reviews when they ask for this fix.")
 
@@ -97,7 +98,7 @@ class Speculator:
             if wait > 0:
                 if not spec.waited:
                     spec.waited = True
-                    watcher.log(spec.workspace, event="diagnostic", file=str(spec.path),
+                    watcher.log_decision(spec.workspace, event="diagnostic", file=str(spec.path),
                                 action="wait", why="the user is typing in it")
                 self._wake_in(wait)
                 continue
@@ -106,7 +107,8 @@ class Speculator:
             del self._waiting[uri]
             if not self._still_current(spec):
                 continue
-            if not watcher.take_budget(spec.workspace, config, "diagnostic"):
+            if not watcher.take_budget(spec.workspace, config, "diagnostic",
+                                       keep=SPECULATIVE_KEEPS):
                 continue
             self._start(spec, config.mode)
             return  # one at a time
@@ -132,7 +134,7 @@ class Speculator:
         watcher.add_run(spec.run)
         self._started.append(spec)
         self._tried.add(spec.tried)
-        watcher.log(spec.workspace, event="diagnostic", file=str(spec.path), action="fix",
+        watcher.log_decision(spec.workspace, event="diagnostic", file=str(spec.path), action="fix",
                     session=session.id, why="a new error diagnostic, prepared in advance")
         context = EditorContext(uri=spec.uri, range=diagnostic.range, diagnostics=[diagnostic])
         session.begin(fix_prompt(diagnostic) + UNATTENDED, server.positions.context_in(context))
@@ -153,7 +155,7 @@ class Speculator:
         session = spec.session
         if session is None:
             return
-        self._watcher.log(spec.workspace, event="diagnostic", file=str(spec.path),
+        self._watcher.log_decision(spec.workspace, event="diagnostic", file=str(spec.path),
                           action="drop", session=session.id, why=why)
         if session.busy:  # its pending proposals are withdrawn with the turn
             self._watcher.spawn(session.cancel())

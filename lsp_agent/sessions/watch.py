@@ -169,11 +169,12 @@ class Budget:
     per_hour: int
     _runs: deque[float] = field(default_factory=deque)
 
-    def take(self, now: float | None = None) -> bool:
+    def take(self, now: float | None = None, keep: int = 0) -> bool:
+        """One run, if there is one left besides the ``keep`` reserved for more urgent work."""
         now = time.monotonic() if now is None else now
         while self._runs and now - self._runs[0] >= 3600:
             self._runs.popleft()
-        if len(self._runs) >= self.per_hour:
+        if len(self._runs) + keep >= self.per_hour:
             return False
         self._runs.append(now)
         return True
