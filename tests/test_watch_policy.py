@@ -129,3 +129,11 @@ def test_the_daily_cost_survives_a_restart_and_starts_again_the_next_day(tmp_pat
     assert again.spent("2026-12-02") == 0.0
     again.path.write_text("{not json")
     assert again.spent("2026-12-01") == 0.0  # a broken file counts as nothing
+
+
+def test_a_granted_command_gets_the_copys_quoted_path():
+    from lsp_agent.server.watch_autoapply import command_for
+
+    assert command_for("ruff format {file}", Path("/tmp/a b/x.py")) == \
+        "ruff format '/tmp/a b/x.py'"
+    assert command_for("black -q", Path("/tmp/x;rm -rf ~.py")) == "black -q '/tmp/x;rm -rf ~.py'"

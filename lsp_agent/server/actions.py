@@ -5,6 +5,7 @@ client supports ``codeAction/resolve``, else at once.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,8 @@ from lsp_agent.workspace.encoding import printable
 if TYPE_CHECKING:
     from lsp_agent.server.app import AgentServer
     from lsp_agent.sessions.session import Session
+
+log = logging.getLogger(__name__)
 
 MAX_TITLE = 60
 DEFAULT_CHANGE = "Improve the selected code: propose a clear, minimal change and explain it."
@@ -49,8 +52,7 @@ def list_actions(ls: AgentServer, params: lsp.CodeActionParams) -> list[lsp.Code
         out.append(_action("Ask agent to change this", lsp.CodeActionKind.RefactorRewrite,
                            p.CMD_CHANGE, base, resolve))
     _remember_diagnostics(ls, uri, params.context.diagnostics)
-    ls.watcher.on_diagnostics(uri, [Diagnostic.model_validate(_unstructure(ls, d)).wire()
-                                    for d in params.context.diagnostics], full=False)
+    _tell_watcher(ls, uri, params.context.diagnostics)
     return out
 
 
@@ -92,6 +94,16 @@ def _remember_diagnostics(ls: AgentServer, uri: str,
         path, positions = Path(fs), ls.positions.batch()
         ls.manager.diagnostics.update(
             path, [positions.diagnostic_in(path, _unstructure(ls, d)) for d in diags])
+
+
+def _tell_watcher(ls: AgentServer, uri: str, diags: Sequence[lsp.Diagnostic]) -> None:
+    """The watcher hears these diagnostics too (a new error may get its fix prepared); its
+    trouble must never cost the user the code actions."""
+    try:
+        found = [Diagnostic.model_validate(_unstructure(ls, d)).wire() for d in diags]
+        ls.watcher.on_diagnostics(uri, found, full=False)
+    except Exception:
+        log.exception("the watcher could not take the code action's diagnostics")
 
 
 # -- commands ----------------------------------------------------------------------------------

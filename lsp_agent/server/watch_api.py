@@ -316,7 +316,8 @@ class Watcher:
                              f"`{config.test_command}` fails ({trigger.why})")
         place.last_result = key
         if key in place.tried:
-            self.log_decision(workspace, **where, action="none", why="this failure was tried already")
+            self.log_decision(workspace, **where, action="none",
+                              why="this failure was tried already")
             return
         if not self.take_budget(workspace, config, "test_failed"):
             return
@@ -371,7 +372,8 @@ class Watcher:
             "No more background sessions start today (watch.dailyCostUsd). Sessions already "
             "running finish; their proposals stay in the inbox."))
         self.watch_event("budgetReached", workspace, title)
-        self.log_decision(workspace, event="budget", action="stop", why=title, spentUsd=round(spent, 6))
+        self.log_decision(workspace, event="budget", action="stop", why=title,
+                          spentUsd=round(spent, 6))
 
     # -- action: a background session prepares the fix -----------------------------------------
 
@@ -547,15 +549,16 @@ def register(server: AgentServer) -> None:
             Approvals(ls.watcher.state_dir()).approved, workspace, config)
         spent = await asyncio.to_thread(DailyCost(ls.watcher.state_dir(), workspace).spent)
         place = ls.watcher.places.get(workspace)
-        return {"activity": place.activity if place else "idle",
-                "ticks": place.ticks if place else 0,"enabled": bool(config and config.enabled), "paused": ls.watcher.paused,
+        return {"enabled": bool(config and config.enabled), "paused": ls.watcher.paused,
                 "testCommand": config.test_command if config else None,
                 "source": config.source if config else None,
                 "approved": approved, "warnings": warnings,
                 "autoApply": list(config.auto_apply) if config else [],
                 "speculative": bool(config and config.speculative),
                 "spentTodayUsd": round(spent, 6),
-                "dailyCostUsd": config.daily_cost_usd if config else None}
+                "dailyCostUsd": config.daily_cost_usd if config else None,
+                "activity": place.activity if place else "idle",
+                "ticks": place.ticks if place else 0}
 
     @server.feature(WATCH_APPROVE)
     async def approve(ls: AgentServer, params: Any) -> dict[str, Any]:

@@ -95,7 +95,7 @@ class AutoApplier:
             copy = folder / path.name
             await asyncio.to_thread(copy.write_bytes, text.encode("utf-8"))
             for kind, template in config.commands:
-                code, _, err = await run_bounded(command_for(template, copy), "", path.parent,
+                code, _, _ = await run_bounded(command_for(template, copy), "", path.parent,
                                                  config.test_timeout_seconds)
                 if code is None:
                     self._skip(workspace, path, f"{kind}: timed out")

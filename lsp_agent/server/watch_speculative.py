@@ -89,6 +89,7 @@ class Speculator:
                                     for s in self._started):
             return
         watcher = self._watcher
+        soonest: float | None = None  # when the next one waiting for quiet may start
         for uri, spec in list(self._waiting.items()):
             config = watcher.active(spec.workspace)
             if config is None or not config.speculative:
@@ -98,9 +99,10 @@ class Speculator:
             if wait > 0:
                 if not spec.waited:
                     spec.waited = True
-                    watcher.log_decision(spec.workspace, event="diagnostic", file=str(spec.path),
-                                action="wait", why="the user is typing in it")
-                self._wake_in(wait)
+                    watcher.log_decision(spec.workspace, event="diagnostic",
+                                         file=str(spec.path), action="wait",
+                                         why="the user is typing in it")
+                soonest = wait if soonest is None else min(soonest, wait)
                 continue
             if watcher.preparing(spec.workspace):
                 continue  # looked at again when that ends
@@ -112,6 +114,8 @@ class Speculator:
                 continue
             self._start(spec, config.mode)
             return  # one at a time
+        if soonest is not None:
+            self._wake_in(soonest)
 
     def _still_current(self, spec: Speculation) -> bool:
         return self._version(spec.path) == spec.version and any(
@@ -134,8 +138,9 @@ class Speculator:
         watcher.add_run(spec.run)
         self._started.append(spec)
         self._tried.add(spec.tried)
-        watcher.log_decision(spec.workspace, event="diagnostic", file=str(spec.path), action="fix",
-                    session=session.id, why="a new error diagnostic, prepared in advance")
+        watcher.log_decision(spec.workspace, event="diagnostic", file=str(spec.path),
+                             action="fix", session=session.id,
+                             why="a new error diagnostic, prepared in advance")
         context = EditorContext(uri=spec.uri, range=diagnostic.range, diagnostics=[diagnostic])
         session.begin(fix_prompt(diagnostic) + UNATTENDED, server.positions.context_in(context))
 

@@ -69,7 +69,7 @@ def read_head(workspace: Path) -> str | None:
     content = _read(git_dir / "HEAD")
     if content is None:
         return None
-    seen = []
+    seen: list[str] = []
     for _ in range(MAX_REF_HOPS):
         if not content.startswith("ref:"):
             return " ".join([content, *seen[:1]])  # the commit, then the branch followed
