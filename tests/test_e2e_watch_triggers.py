@@ -197,10 +197,11 @@ async def test_nothing_starts_while_the_user_types_in_the_workspace(model, tmp_p
         editor.open(project.calc)
         editor.type_text(project.calc, FIXED + "# typing\n")
         save(editor, project.calc)
-        await until(lambda: project.runs == 1, "the run once the user stopped typing")
-        actions = [r["action"] for r in project.log()]
-        assert actions[0] == "wait" and "typing" in project.log()[0]["why"]
-        assert actions.index("wait") < actions.index("none")  # waited, then ran
+        log = await until(lambda: [r for r in project.log()
+                                   if r["why"] == "the test command passed"] and project.log(),
+                          "the run once the user stopped typing")
+        assert project.runs == 1
+        assert log[0]["action"] == "wait" and "typing" in log[0]["why"]  # waited, then ran
     finally:
         await editor.client.shutdown_session()
 
