@@ -137,3 +137,18 @@ def test_a_granted_command_gets_the_copys_quoted_path():
     assert command_for("ruff format {file}", Path("/tmp/a b/x.py")) == \
         "ruff format '/tmp/a b/x.py'"
     assert command_for("black -q", Path("/tmp/x;rm -rf ~.py")) == "black -q '/tmp/x;rm -rf ~.py'"
+
+
+def test_granted_commands_never_touch_secrets_or_what_a_link_leads_out_to(tmp_path):
+    from lsp_agent.server.watch_autoapply import _refusal
+
+    workspace, outside = tmp_path / "ws", tmp_path / "outside.py"
+    workspace.mkdir()
+    outside.write_text("x = 1\n")
+    (workspace / "ok.py").write_text("x = 1\n")
+    (workspace / "link.py").symlink_to(outside)
+    (workspace / ".env").write_text("TOKEN=1\n")
+    assert _refusal(workspace, workspace / "ok.py") is None
+    assert _refusal(workspace, workspace / "link.py") == "outside the workspace"
+    assert _refusal(workspace, outside) == "outside the workspace"
+    assert _refusal(workspace, workspace / ".env") is not None

@@ -133,7 +133,9 @@ class AutoApplier:
 
 
 def _refusal(workspace: Path, path: Path) -> str | None:
-    """Why the granted commands must not touch ``path``."""
-    if not path.is_relative_to(workspace):
+    """Why the granted commands must not touch ``path`` (a link is judged by where it leads:
+    its content is copied before anything is written)."""
+    real = real_path(path)
+    if not path.is_relative_to(workspace) or not real.is_relative_to(real_path(workspace)):
         return "outside the workspace"
-    return DEFAULT_RULES.protected_reason(path)
+    return DEFAULT_RULES.protected_reason(path) or DEFAULT_RULES.protected_reason(real)
