@@ -5,6 +5,9 @@ A real ``lsp-agent serve`` (through the e2e harness), the real SDK against the s
 * **idle**: the watcher enabled on a project, nothing saved, for ``--idle-seconds`` (default 60;
   the issue's figure is over 10 minutes: pass 600): the server's CPU time over that span (from
   /proc) and the number of model requests (must be 0);
+* **idle with the tick**: the same with ``tickSeconds`` 5 after one save (so the tick has a file
+  to look at): CPU, the ticks that looked, the test command's runs after the first (must be 0:
+  nothing changed) and model requests (must be 0);
 * **save to inbox**: a save whose test fails -> the ``agent/inbox`` notification, ``--runs``
   times (a fresh workspace each run: the watcher tries a failure once). Reported next to the
   test command's own time (run alone) and the scripted model's time (its requests' durations
@@ -69,6 +72,36 @@ async def idle(model: ScriptedModelServer, root: Path, seconds: float) -> dict[s
             "cpuPercent": round(100 * used / wall, 3), "modelRequests": len(model.requests)}
 
 
+async def idle_with_tick(model: ScriptedModelServer, root: Path,
+                         seconds: float) -> dict[str, Any]:
+    project = root / "idle-tick"
+    project.mkdir()
+    (project / "calc.py").write_text(BUGGY.replace("a - b", "a + b"))
+    counter = root / "tick-runs.txt"
+    watch = {"enabled": True, "testCommand": f"echo run >> {shlex.quote(str(counter))}",
+             "debounceSeconds": 0, "tickSeconds": 5, "quietSeconds": 0}
+    editor = await start_editor(model.base_url, project, watch=watch)
+    requests_before = len(model.requests)
+    try:
+        pid = editor.client._server.pid
+        editor.client.text_document_did_save(lsp.DidSaveTextDocumentParams(
+            text_document=lsp.TextDocumentIdentifier(uri=uri(project / "calc.py"))))
+        # No event tells when the command ran: poll its counter.
+        while not counter.exists():  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        status = await editor.request("agent/watchStatus", {})
+        before, started = cpu_seconds(pid), time.monotonic()
+        await asyncio.sleep(seconds)
+        used, wall = cpu_seconds(pid) - before, time.monotonic() - started
+        after = await editor.request("agent/watchStatus", {})
+    finally:
+        await editor.client.shutdown_session()
+    return {"seconds": round(wall, 1), "tickSeconds": 5, "cpuSeconds": round(used, 3),
+            "cpuPercent": round(100 * used / wall, 3), "ticks": after["ticks"] - status["ticks"],
+            "runsAfterTheFirst": len(counter.read_text().splitlines()) - 1,
+            "modelRequests": len(model.requests) - requests_before}
+
+
 async def save_to_inbox(model: ScriptedModelServer, root: Path, runs: int) -> dict[str, Any]:
     totals = []
     for run in range(runs):  # a server per run: its root is the project
@@ -116,11 +149,14 @@ async def main() -> None:
         os.environ["XDG_CONFIG_HOME"] = str(root / "home" / ".config")
         quiet = await idle(model, root, args.idle_seconds)
         print(f"idle: {quiet}")
+        ticking = await idle_with_tick(model, root, args.idle_seconds)
+        print(f"idle with the tick: {ticking}")
         (root / "runs").mkdir()
         latency = await save_to_inbox(model, root / "runs", args.runs)
         print(f"save -> inbox: {latency}")
     out = HERE / "results" / "watch.json"
-    out.write_text(json.dumps({"idle": quiet, "saveToInbox": latency}, indent=2) + "\n")
+    out.write_text(json.dumps({"idle": quiet, "idleWithTick": ticking, "saveToInbox": latency},
+                              indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ client supports ``codeAction/resolve``, else at once.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,8 @@ from lsp_agent.workspace.encoding import printable
 if TYPE_CHECKING:
     from lsp_agent.server.app import AgentServer
     from lsp_agent.sessions.session import Session
+
+log = logging.getLogger(__name__)
 
 MAX_TITLE = 60
 DEFAULT_CHANGE = "Improve the selected code: propose a clear, minimal change and explain it."
@@ -49,6 +52,7 @@ def list_actions(ls: AgentServer, params: lsp.CodeActionParams) -> list[lsp.Code
         out.append(_action("Ask agent to change this", lsp.CodeActionKind.RefactorRewrite,
                            p.CMD_CHANGE, base, resolve))
     _remember_diagnostics(ls, uri, params.context.diagnostics)
+    _tell_watcher(ls, uri, params.context.diagnostics)
     return out
 
 
@@ -92,6 +96,16 @@ def _remember_diagnostics(ls: AgentServer, uri: str,
             path, [positions.diagnostic_in(path, _unstructure(ls, d)) for d in diags])
 
 
+def _tell_watcher(ls: AgentServer, uri: str, diags: Sequence[lsp.Diagnostic]) -> None:
+    """The watcher hears these diagnostics too (a new error may get its fix prepared); its
+    trouble must never cost the user the code actions."""
+    try:
+        found = [Diagnostic.model_validate(_unstructure(ls, d)).wire() for d in diags]
+        ls.watcher.on_diagnostics(uri, found, full=False)
+    except Exception:
+        log.exception("the watcher could not take the code action's diagnostics")
+
+
 # -- commands ----------------------------------------------------------------------------------
 
 
@@ -104,6 +118,12 @@ def _session_for(ls: AgentServer, session_id: str | None, uri: str) -> Session:
 
 def run_fix(ls: AgentServer, raw: Any) -> dict[str, Any]:
     args = p.parse(p.FixArguments, raw)
+    # The watcher may have prepared this very fix already (docs/autonomy.md): answer with it.
+    prepared = ls.watcher.speculative.prepared_for(args.uri, args.diagnostic.wire())
+    if prepared is not None and prepared.session is not None:
+        prepared.adopted = True  # the user's now: typing no longer withdraws it
+        return p.FixResult(session_id=prepared.session.id, prepared=True,
+                           proposal_ids=prepared.session.proposals.pending_ids).wire()
     session = _session_for(ls, args.session_id, args.uri)
     context = EditorContext(uri=args.uri, range=args.diagnostic.range,
                             diagnostics=[args.diagnostic])

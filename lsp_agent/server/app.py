@@ -70,8 +70,8 @@ class AgentProtocol(RobustProtocol):
             "lspAgent": {
                 "protocolVersion": PROTOCOL_VERSION,
                 "methods": CUSTOM_METHODS,
-                "notifications": [p.EVENT],
-                "clientNotifications": [p.WARM_UP],
+                "notifications": [p.EVENT, watch_api.INBOX, p.WATCH_EVENT],
+                "clientNotifications": [p.WARM_UP, p.DIAGNOSTICS_CHANGED],
                 "clientRequests": [p.REQUEST_PERMISSION],
                 "commands": [p.CMD_FIX, p.CMD_EXPLAIN, p.CMD_CHANGE],
                 "editorBridge": BRIDGE_METHODS,
@@ -279,12 +279,13 @@ def _register_lifecycle(server: AgentServer) -> None:
     def on_close(ls: AgentServer, params: lsp.DidCloseTextDocumentParams) -> None:
         ls.documents.note_change(params.text_document.uri)
 
-    @server.feature(lsp.TEXT_DOCUMENT_DID_CHANGE)
-    def on_change(ls: AgentServer, params: lsp.DidChangeTextDocumentParams) -> None:
+    def on_change(params: lsp.DidChangeTextDocumentParams) -> None:
         # Diagnostics the editor gave us describe the old text; drop them.
         fs = to_fs_path(params.text_document.uri)
-        if fs and ls._manager is not None:
-            ls.manager.diagnostics.replace(Path(fs), [])
+        if fs and server._manager is not None:
+            server.manager.diagnostics.replace(Path(fs), [])
+
+    on_notification(server, lsp.TEXT_DOCUMENT_DID_CHANGE, on_change)  # the watcher hears it too
 
     @server.feature(lsp.WINDOW_WORK_DONE_PROGRESS_CANCEL)
     async def on_progress_cancel(ls: AgentServer, params: lsp.WorkDoneProgressCancelParams):

@@ -227,6 +227,63 @@ class FixArguments(Wire):
     session_id: str | None = None
 
 
+class FixResult(Wire):
+    """What ``lspAgent.fix`` answers: the session that works on it; ``prepared`` when the
+    watcher had prepared this fix already (its proposals are waiting in ``proposal_ids``)."""
+
+    session_id: str
+    prepared: bool | None = None
+    proposal_ids: list[str] | None = None
+
+
+# -- the watcher (docs/autonomy.md, docs/protocol.md "The watcher") ------------------------
+
+DIAGNOSTICS_CHANGED = "agent/diagnosticsChanged"  # notification, client -> server
+WATCH_EVENT = "agent/watchEvent"  # notification, server -> client
+INBOX_DISMISS = "agent/inboxDismiss"
+
+InboxKind = Literal["test_failure", "diagnostic", "auto_applied", "budget"]
+InboxProposalStatus = Literal["pending", "accepted", "rejected", "stale", "withdrawn"]
+WatchEventKind = Literal["testsFailed", "testsPassed", "fixPrepared", "autoApplied",
+                         "budgetReached"]
+
+
+class DiagnosticsChangedParams(Wire):
+    """The document's whole current set of diagnostics (any client may send it)."""
+
+    uri: str
+    diagnostics: list[Diagnostic] = Field(default_factory=list)
+
+
+class InboxDismissParams(Wire):
+    id: str
+
+
+class InboxProposal(Wire):
+    id: str
+    status: InboxProposalStatus
+
+
+class InboxItem(Wire):
+    id: str
+    kind: InboxKind
+    title: str
+    detail: str
+    session_id: str | None = None  # none for auto_applied and budget items
+    proposal_ids: list[str] = Field(default_factory=list)
+    proposals: list[InboxProposal] = Field(default_factory=list)
+    created_at: float
+    workspace_uri: str | None = None
+    uri: str | None = None  # the document it is about (diagnostic, auto_applied)
+
+
+class WatchEvent(Wire):
+    kind: WatchEventKind
+    workspace_uri: str
+    detail: str
+    at: float  # seconds since the epoch
+
+
 class SelectionArguments(Wire):
     uri: str
     range: Range

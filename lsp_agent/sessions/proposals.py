@@ -110,6 +110,11 @@ class ProposalBook:
     def pending_ids(self) -> list[str]:
         return list(self._waiting)
 
+    @property
+    def reviewing(self) -> bool:
+        """A review of one of them is being carried out now."""
+        return any(w.lock.locked() for w in self._waiting.values())
+
     def owns(self, proposal_id: str) -> bool:
         return proposal_id in self._waiting
 

@@ -31,6 +31,9 @@ SERVER_SENT: dict[str, Any] = {
     "AgentEvent": events.AgentEvent,
     "NewSessionResult": protocol.NewSessionResult,
     "ResumeSessionResult": protocol.ResumeSessionResult,
+    "FixResult": protocol.FixResult,
+    "InboxItem": protocol.InboxItem,
+    "WatchEvent": protocol.WatchEvent,
 }
 
 # Sent by the client (request params, command arguments, initializationOptions, answers).
@@ -55,6 +58,8 @@ CLIENT_SENT: dict[str, Any] = {
     "PromptHistoryParams": protocol.PromptHistoryParams,
     "RewindParams": protocol.RewindParams,
     "TaskParams": protocol.TaskParams,
+    "DiagnosticsChangedParams": protocol.DiagnosticsChangedParams,
+    "InboxDismissParams": protocol.InboxDismissParams,
 }
 
 NULL = {"type": "null"}

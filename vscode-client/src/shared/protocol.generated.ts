@@ -36,8 +36,12 @@ export type AgentEvent =
 export interface LspAgentProtocol {
   AgentEvent: AgentEvent;
   CompactParams: CompactParams;
+  DiagnosticsChangedParams: DiagnosticsChangedParams;
   FixArguments: FixArguments;
+  FixResult: FixResult;
   ForkSessionParams: ForkSessionParams;
+  InboxDismissParams: InboxDismissParams;
+  InboxItem: InboxItem;
   InitializationOptions: InitializationOptions;
   ListSessionsParams: ListSessionsParams;
   NewSessionParams: NewSessionParams;
@@ -57,6 +61,7 @@ export interface LspAgentProtocol {
   SetModeParams: SetModeParams;
   SetModelParams: SetModelParams;
   TaskParams: TaskParams;
+  WatchEvent: WatchEvent;
 }
 export interface TurnStarted {
   agentId?: string;
@@ -447,9 +452,11 @@ export interface CompactParams {
   instructions?: string | null;
   sessionId: string;
 }
-export interface FixArguments {
-  diagnostic: Diagnostic;
-  sessionId?: string | null;
+/**
+ * The document's whole current set of diagnostics (any client may send it).
+ */
+export interface DiagnosticsChangedParams {
+  diagnostics?: Diagnostic[];
   uri: string;
 }
 export interface Diagnostic {
@@ -467,10 +474,43 @@ export interface Position {
   character: number;
   line: number;
 }
+export interface FixArguments {
+  diagnostic: Diagnostic;
+  sessionId?: string | null;
+  uri: string;
+}
+/**
+ * What ``lspAgent.fix`` answers: the session that works on it; ``prepared`` when the
+ * watcher had prepared this fix already (its proposals are waiting in ``proposal_ids``).
+ */
+export interface FixResult {
+  prepared?: boolean;
+  proposalIds?: string[];
+  sessionId: string;
+}
 export interface ForkSessionParams {
   atTurn?: number | null;
   sessionId: string;
   workspaceUri?: string | null;
+}
+export interface InboxDismissParams {
+  id: string;
+}
+export interface InboxItem {
+  createdAt: number;
+  detail: string;
+  id: string;
+  kind: 'test_failure' | 'diagnostic' | 'auto_applied' | 'budget';
+  proposalIds: string[];
+  proposals: InboxProposal[];
+  sessionId?: string;
+  title: string;
+  uri?: string;
+  workspaceUri?: string;
+}
+export interface InboxProposal {
+  id: string;
+  status: 'pending' | 'accepted' | 'rejected' | 'stale' | 'withdrawn';
 }
 export interface InitializationOptions {
   applyEditTimeoutSeconds?: number;
@@ -625,4 +665,10 @@ export interface SetModelParams {
 export interface TaskParams {
   sessionId: string;
   taskId: string;
+}
+export interface WatchEvent {
+  at: number;
+  detail: string;
+  kind: 'testsFailed' | 'testsPassed' | 'fixPrepared' | 'autoApplied' | 'budgetReached';
+  workspaceUri: string;
 }
