@@ -1,9 +1,8 @@
-// Hand-written wire types for the autonomy parts the server adds in parallel (issue 13: the
-// watcher's events, diagnostics forwarding, inbox statuses and dismissal, prepared fixes; issue 16:
-// warm-up). They are plain dicts on the server for now; when the server models them, the lead
-// switches these to the generated types (protocol.generated.ts) and deletes this file.
-// Everything here is lenient: an older server that lacks a field or a method must not break the
-// extension (unknown notifications are ignored; missing fields fall back).
+// The autonomy parts of the wire (issue 13: the watcher's events, diagnostics forwarding, inbox
+// statuses and dismissal, prepared fixes; issue 16: warm-up), read leniently: the server models
+// them (protocol.generated.ts: WatchEvent, InboxItem, FixResult, DiagnosticsChangedParams,
+// InboxDismissParams, WarmUpParams), but an older server that lacks a field or a method must not
+// break the extension (unknown notifications and kinds are ignored; missing fields fall back).
 
 export const AutonomyMethods = {
   /** Request: ``{id}`` -> ``{dismissed: true}``. */
