@@ -31,6 +31,8 @@ import {
 
 const STATE_KEY = 'lspAgent.chatState';
 /** Events after which the Tasks view looks again (a task started, ended or a child ran). */
+/** How long a prompt waits for the session a restarted server is resuming. */
+const RESUME_WAIT_MS = 10_000;
 const TASK_EVENTS = new Set(['background_task_ended', 'tool_result', 'subagent_started', 'subagent_ended', 'turn_ended']);
 const DEFAULT_MODELS = ['claude-sonnet-4-5', 'claude-opus-4-1', 'claude-haiku-4-5'];
 const DEFAULT_ENDPOINT = 'https://api.anthropic.com';
@@ -165,7 +167,16 @@ class Extension {
     this.state = { ...this.state, activeSessionId: undefined };
     this.changed();
     // ...except the one that was open: it is saved, resume it with its history.
-    this.resuming = this.sessions.resumeOnStart(previous);
+    // A prompt waits for the resume, but never for long: a server that is slow to answer it must
+    // not swallow what the user types (the resume goes on, and only takes over an empty panel).
+    let timer: NodeJS.Timeout | undefined;
+    const resume = this.sessions.resumeOnStart(previous).finally(() => clearTimeout(timer));
+    this.resuming = Promise.race([resume, new Promise<void>((done) => {
+      timer = setTimeout(() => {
+        this.output.appendLine(`[${previous}] still resuming after ${RESUME_WAIT_MS / 1000}s; prompts no longer wait for it`);
+        done();
+      }, RESUME_WAIT_MS);
+    })]);
     this.sessions.refresh();
     this.diagnostics.setClient(client);
     if (this.chat.visible) this.warmUp();
