@@ -128,3 +128,18 @@ async def test_the_server_exits_with_the_transcript_complete(tmp_path, shutdown,
         assert await client._process.wait() == code
         await client.kill()
     assert ANSWER in transcript_texts(tmp_path / "state")
+
+
+def test_a_stop_that_hangs_ends_with_its_code_and_every_threads_stack():
+    """serve --tcp's Ctrl-C arms this: the process ends even if its clean-up hangs, saying
+    where it waited."""
+    code = ("import time\n"
+            "from lsp_agent.server import transport\n"
+            "transport.STOP_GRACE_S = 0.5\n"
+            "transport._stop_watchdog(130)\n"
+            "time.sleep(60)  # the clean-up that never ends\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 130
+    assert "did not stop within 0.5 s" in done.stderr
+    assert "time.sleep" in done.stderr or "<string>" in done.stderr  # the main thread's stack

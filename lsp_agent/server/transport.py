@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import logging
 import os
+import signal
 import sys
 import threading
 from collections.abc import Awaitable, Callable
@@ -27,6 +29,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 64 * 1024
+INTERRUPTED = 130  # Ctrl-C, as shells report it (128 + SIGINT)
+STOP_GRACE_S = 10.0  # how long stopping after Ctrl-C may take
 QUEUED_CHUNKS = 16  # read-ahead of the stdin thread; more waits until the loop catches up
 
 
@@ -137,6 +141,14 @@ def serve_tcp(server: JsonRPCServer, host: str, port: int) -> int:
                 writer.close()
             finished.set_result(code)
 
+        # Ctrl-C ends the server as a finished connection would (code 130), rather than through
+        # asyncio's KeyboardInterrupt path; the clean-up after it is bounded (_stop_watchdog).
+        def on_sigint() -> None:
+            _stop_watchdog(INTERRUPTED)
+            if not finished.done():
+                finished.set_result(INTERRUPTED)
+
+        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, on_sigint)
         listener = await asyncio.start_server(on_client, host, port)
         # Said whatever the log level: whoever started it needs the address (port 0 picks one).
         addresses = ", ".join(_address(s.getsockname()) for s in listener.sockets)
@@ -151,6 +163,23 @@ def serve_tcp(server: JsonRPCServer, host: str, port: int) -> int:
         return 130
     finally:
         server.shutdown()
+
+
+def _stop_watchdog(code: int) -> None:
+    """End the process with ``code`` if stopping takes longer than STOP_GRACE_S, saying where
+    it waited (every thread's stack): a stop that hangs must neither keep the terminal nor go
+    unexplained."""
+    def give_up() -> None:
+        with contextlib.suppress(Exception):
+            sys.stderr.write(f"lsp-agent: did not stop within {STOP_GRACE_S:g} s; where it "
+                             "waited:\n")
+            sys.stderr.flush()
+            faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+        os._exit(code)
+
+    timer = threading.Timer(STOP_GRACE_S, give_up)
+    timer.daemon = True
+    timer.start()
 
 
 def _address(sockname: tuple[Any, ...]) -> str:
