@@ -48,6 +48,7 @@ from typing import Any, NoReturn
 
 from lsp_agent.client.warm import HELLO_VERSION
 from lsp_agent.procs.environment import SERVER_SECRETS, seal_server_secrets
+from lsp_agent.procs.liveness import pid_alive
 from lsp_agent.procs.rendezvous import RendezvousError, peer_uid, recv_message, send_message
 
 log = logging.getLogger("lsp_agent.warm_host")
@@ -142,7 +143,7 @@ class WarmHost:
             if self.workers:
                 idle_since = now
             elif not self.warm and self.served and not _pending(self.listener) \
-                    and not _alive(self.first_client):
+                    and not pid_alive(self.first_client):
                 # Nobody waits now (the run that started this process has exited, not just
                 # its server: its last moments are not slowed), and the next run will find
                 # it all loaded.
@@ -404,20 +405,6 @@ def _peer_pid(conn: socket.socket) -> int | None:
                                                               struct.calcsize("3i")))
         return int(pid)
     return None
-
-
-def _alive(pid: int | None) -> bool:
-    if pid is None:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(OSError):  # a zombie (its parent has not reaped it) has exited
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    return True
 
 
 def _pending(listener: socket.socket) -> bool:

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lsp_agent.procs.lifetime import child_options
+from lsp_agent.procs.liveness import pid_alive
 
 GIT_TIMEOUT = 120.0  # a checkout of a large repository takes a while; a hung git does not
 MAX_GIT_OUTPUT = 2_000_000
@@ -302,7 +303,7 @@ class Worktrees:
                        if r.agent_id == agent_id), None)
         if record is None:
             raise WorktreeError(f"no agent worktree {agent_id!r}")
-        if record.status == "running" and _alive(record.pid):
+        if record.status == "running" and pid_alive(record.pid):
             raise WorktreeError(f"the agent {agent_id} is still running in its worktree")
         await self._discard(record, delete_branch)
         return record
@@ -317,7 +318,7 @@ class Worktrees:
         kept as "interrupted". Returns those it handled."""
         handled = []
         for record in await asyncio.to_thread(self._records):
-            if record.status != "running" or _alive(record.pid):
+            if record.status != "running" or pid_alive(record.pid):
                 continue
             handled.append(record)
             if not await asyncio.to_thread(Path(record.path).is_dir):
@@ -392,15 +393,6 @@ def _real(path: Path) -> Path:
     return Path(os.path.realpath(path))
 
 
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True
 
 
