@@ -4,6 +4,7 @@
 // The rows' words come from shared/agentViews.ts; this file talks to the server and VS Code.
 
 import * as vscode from 'vscode';
+import { errorText } from './review';
 import {
   approvalToolUseId, customizationGroups, mcpRow, taskRow, type CustomizationGroup, type CustomizationItem, type Row,
 } from './shared/agentViews';
@@ -28,7 +29,8 @@ export interface ViewsHost {
   log(line: string): void;
 }
 
-function item(row: Row, collapsible = vscode.TreeItemCollapsibleState.None): vscode.TreeItem {
+/** A tree row of the agent's views (MCP, Tasks, Inbox, Memory...). */
+export function item(row: Row, collapsible = vscode.TreeItemCollapsibleState.None): vscode.TreeItem {
   const it = new vscode.TreeItem(row.label, collapsible);
   it.description = row.description;
   it.tooltip = row.tooltip;
@@ -38,9 +40,6 @@ function item(row: Row, collapsible = vscode.TreeItemCollapsibleState.None): vsc
   return it;
 }
 
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
 
 // -- Tasks ----------------------------------------------------------------------------------------
 

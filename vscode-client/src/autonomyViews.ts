@@ -9,7 +9,9 @@ import {
   removeInboxItem, statusOfResolution, unreviewedCount, watcherActive, watcherStatusView, type ProposalKnowledge,
 } from './shared/autonomy';
 import { AutonomyMethods, type ProposalStatus } from './shared/autonomyProtocol';
+import { item } from './agentViews';
 import type { Row } from './shared/agentViews';
+import { errorText } from './review';
 import {
   Methods, type DreamStatus, type InboxItem, type MemoryIndex, type RequestMethod, type Requests, type WatchStatus,
 } from './shared/protocol';
@@ -32,20 +34,6 @@ export interface AutonomyHost {
   /** Open a session in the chat panel (an item whose proposals are all decided). */
   openSession(sessionId: string): void;
   log(line: string): void;
-}
-
-function treeItem(row: Row): vscode.TreeItem {
-  const it = new vscode.TreeItem(row.label);
-  it.description = row.description;
-  it.tooltip = row.tooltip;
-  it.iconPath = new vscode.ThemeIcon(row.icon);
-  it.contextValue = row.context;
-  it.accessibilityInformation = { label: `${row.label}, ${row.description}` };
-  return it;
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 // -- Inbox ----------------------------------------------------------------------------------------
@@ -82,7 +70,7 @@ export class InboxView implements vscode.TreeDataProvider<InboxItem>, vscode.Dis
   }
 
   getTreeItem(node: InboxItem): vscode.TreeItem {
-    const it = treeItem(inboxRow(node, this.known(), Date.now() / 1000));
+    const it = item(inboxRow(node, this.known(), Date.now() / 1000));
     it.id = node.id;
     it.command = { command: 'lspAgent.inbox.review', title: 'Review', arguments: [node] };
     return it;
@@ -303,7 +291,7 @@ export class MemoryView implements vscode.TreeDataProvider<MemoryNode>, vscode.F
   }
 
   getTreeItem(node: MemoryNode): vscode.TreeItem {
-    const it = treeItem(node);
+    const it = item(node);
     it.id = node.name;
     it.command = { command: 'lspAgent.memory.open', title: 'Open', arguments: [node] };
     return it;

@@ -5,6 +5,7 @@
 // dispatches what it learns.
 
 import * as vscode from 'vscode';
+import { errorText } from './review';
 import type { ChatAction, ChatState } from './shared/chatState';
 import { addHistoryPage, historyView, type LoadedHistory } from './shared/history';
 import type { Mode } from './shared/protocol';
@@ -287,6 +288,3 @@ export class SavedSessions implements vscode.TreeDataProvider<Node>, vscode.Disp
   }
 }
 
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
