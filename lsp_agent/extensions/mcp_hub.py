@@ -38,6 +38,8 @@ class McpHub:
         self.servers = {name: McpServer(spec, log_dir, self._changed)
                         for name, spec in config.servers.items()}
         self._asking: asyncio.Task[None] | None = None
+        self._asker: Asker | None = None
+        self._asking_about: str | None = None
         self._closed = False
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -58,11 +60,15 @@ class McpHub:
         waiting = [s for s in self.servers.values() if s.state == "needs_approval"]
         if not waiting or asker is None or self._asking is not None:
             return
+        self._asker = asker
         self._asking = asyncio.create_task(self._ask(asker, waiting), name="mcp-approval")
 
     async def _ask(self, asker: Asker, waiting: list[McpServer]) -> None:
         for server in waiting:
+            if server.state != "needs_approval":  # approved from the editor's view meanwhile
+                continue
             spec = server.spec
+            self._asking_about = spec.name
             asked = ev.PermissionAsked(
                 tool_use_id=f"mcp-approval-{spec.name}", tool=f"mcp__{spec.name}",
                 input={"server": spec.name, "transport": spec.transport,
@@ -83,6 +89,27 @@ class McpHub:
                 with contextlib.suppress(OSError, ValueError):
                     record_approval(self.workspace, spec.name)
             server.start()
+        self._asking_about = None
+
+    def approve(self, name: str, remember: bool = False) -> dict[str, Any]:
+        """The user approved ``name`` in the editor's MCP view, whether or not the question
+        about it was asked yet: start it, and take down a question about it still waiting
+        (the others are asked again). A server the settings disable stays disabled."""
+        server = self.servers.get(name)
+        if server is None:
+            raise KeyError(name)
+        if server.state != "needs_approval" or self._closed:
+            return self._status_of(server)
+        self.approved_now.add(name)
+        if remember:
+            with contextlib.suppress(OSError, ValueError):
+                record_approval(self.workspace, name)
+        server.start()
+        if self._asking_about == name and self._asking is not None:
+            self._asking.cancel()  # withdraws the editor's question ($/cancelRequest)
+            self._asking = self._asking_about = None
+            self.ask_approvals(self._asker)
+        return self._status_of(server)
 
     async def close(self) -> None:
         self._closed = True

@@ -1,5 +1,5 @@
 """LSP requests about a session's extensions: ``agent/mcpStatus``, ``agent/mcpRestart``,
-``agent/mcpResources``, ``agent/commands``. Thin handlers; the logic lives in
+``agent/mcpApprove``, ``agent/mcpResources``, ``agent/commands``. Thin handlers; the logic lives in
 lsp_agent/extensions, lsp_agent/sessions/commands.py and sessions/mcp_resources.py."""
 
 from __future__ import annotations
@@ -15,14 +15,21 @@ if TYPE_CHECKING:
 
 MCP_STATUS = "agent/mcpStatus"
 MCP_RESTART = "agent/mcpRestart"
+MCP_APPROVE = "agent/mcpApprove"
 MCP_RESOURCES = "agent/mcpResources"
 COMMANDS = "agent/commands"
-METHODS = [MCP_STATUS, MCP_RESTART, MCP_RESOURCES, COMMANDS]
+METHODS = [MCP_STATUS, MCP_RESTART, MCP_APPROVE, MCP_RESOURCES, COMMANDS]
 
 
 class McpRestartParams(p.Wire):
     session_id: str
     server: str
+
+
+class McpApproveParams(p.Wire):
+    session_id: str
+    server: str
+    remember: bool = False  # also for the project (.lsp-agent/settings.local.json)
 
 
 class McpResourcesParams(p.Wire):
@@ -42,6 +49,15 @@ def register(server: AgentServer) -> None:
         hub = ls.session(args.session_id).extensions.mcp
         try:
             return await hub.restart(args.server)
+        except KeyError:
+            raise JsonRpcInvalidParams(f"no MCP server named {args.server!r}") from None
+
+    @server.feature(MCP_APPROVE)
+    def mcp_approve(ls: AgentServer, params: Any) -> dict[str, Any]:
+        args = p.parse(McpApproveParams, params)
+        hub = ls.session(args.session_id).extensions.mcp
+        try:
+            return hub.approve(args.server, args.remember)
         except KeyError:
             raise JsonRpcInvalidParams(f"no MCP server named {args.server!r}") from None
 

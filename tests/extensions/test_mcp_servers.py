@@ -238,6 +238,9 @@ async def test_disabled_project_server_is_reported_disabled(tmp_path: Path) -> N
     assert hub.status()[0]["state"] == "disabled"
     with pytest.raises(ToolError, match="disabled"):
         await hub.servers["proj"].call_tool("echo", {}, 5)
+    # Approving from the editor's view does not override the settings' "disabled".
+    assert hub.approve("proj", remember=True)["state"] == "disabled"
+    assert not (tmp_path / ".lsp-agent").exists()
 
 
 async def test_streamable_http_server_on_loopback(tmp_path: Path) -> None:

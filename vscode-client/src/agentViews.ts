@@ -284,27 +284,34 @@ export class ExtensionsView implements vscode.TreeDataProvider<ExtNode>, vscode.
   }
 
   /**
-   * Answer the server's approval question (the agent/requestPermission it sent at the first
-   * prompt) as the chat would: for this session, or remembered for the project.
+   * Approve a project server. A question the server is already asking about it (the
+   * agent/requestPermission of the first prompt) is answered as the chat would; before that
+   * question arrives, agent/mcpApprove starts the server directly (the server then withdraws
+   * a question about it that crossed this answer).
    */
   private async approve(sessionId: string, name: string): Promise<void> {
-    // The view may still show the session that was active before (e.g. one resumed after a
-    // reload); the question is asked in the session now open, so look there too.
-    const active = this.host.activeSession();
-    const requestId = this.host.pendingPermission(sessionId, approvalToolUseId(name))
-      ?? (active ? this.host.pendingPermission(active, approvalToolUseId(name)) : undefined);
     const server = this.servers.find((s) => s.name === name);
-    if (!requestId) {
-      void vscode.window.showInformationMessage(`lsp-agent asks whether to start ${name} at the session's first prompt: send a prompt, then approve it here or in the chat.`);
-      return;
-    }
     const picked = await vscode.window.showQuickPick([
       { label: 'Approve for this session', remember: false as const },
       { label: 'Approve for this project', detail: 'Remembered in .lsp-agent/settings.local.json (enabledMcpjsonServers)', remember: 'project' as const },
       { label: 'Deny', deny: true },
     ], { title: `Start the MCP server ${name}?`, placeHolder: server ? `It runs with your rights: ${server.target}` : undefined });
     if (!picked) return;
-    this.host.answerPermission(requestId, 'deny' in picked ? { decision: 'deny' } : { decision: 'allow', remember: picked.remember });
+    // The view may still show the session that was active before (e.g. one resumed after a
+    // reload); the question is asked in the session now open, so look there too.
+    const active = this.host.activeSession();
+    const asked = this.host.pendingPermission(sessionId, approvalToolUseId(name)) ? sessionId
+      : active && this.host.pendingPermission(active, approvalToolUseId(name)) ? active : undefined;
+    const requestId = asked && this.host.pendingPermission(asked, approvalToolUseId(name));
+    if (requestId) {
+      this.host.answerPermission(requestId, 'deny' in picked ? { decision: 'deny' } : { decision: 'allow', remember: picked.remember });
+    } else if (!('deny' in picked)) {
+      try {
+        await this.host.request(Methods.mcpApprove, { sessionId, server: name, remember: picked.remember === 'project' });
+      } catch (err) {
+        void vscode.window.showErrorMessage(`lsp-agent: could not start ${name}: ${errorText(err)}`);
+      }
+    }
     this.refresh(500);
   }
 

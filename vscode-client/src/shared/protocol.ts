@@ -21,6 +21,7 @@ export const Methods = {
   commands: 'agent/commands',
   mcpStatus: 'agent/mcpStatus',
   mcpRestart: 'agent/mcpRestart',
+  mcpApprove: 'agent/mcpApprove',
   mcpResources: 'agent/mcpResources',
   tasks: 'agent/tasks',
   taskOutput: 'agent/taskOutput',
@@ -244,6 +245,7 @@ export interface Requests {
   [Methods.commands]: { params: wire.SessionParams; result: { commands: SlashCommand[] } };
   [Methods.mcpStatus]: { params: wire.SessionParams; result: { servers: McpServerStatus[] } };
   [Methods.mcpRestart]: { params: wire.SessionParams & { server: string }; result: McpServerStatus };
+  [Methods.mcpApprove]: { params: wire.SessionParams & { server: string; remember?: boolean }; result: McpServerStatus };
   [Methods.mcpResources]: { params: wire.SessionParams & { query?: string }; result: { resources: McpResource[] } };
   [Methods.tasks]: { params: wire.SessionParams; result: { tasks: BackgroundTask[] } };
   [Methods.taskOutput]: { params: wire.TaskParams; result: TaskOutputResult };

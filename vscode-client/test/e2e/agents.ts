@@ -13,7 +13,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { FrameLocator, Locator, Page } from 'playwright-core';
 import {
-  chatFrame, loadScenario, modelRequests, runCommand, screenshot, STEP_TIMEOUT, until, type Env,
+  chatFrame, clickRowAction, loadScenario, modelRequests, runCommand, screenshot, STEP_TIMEOUT, until, waitForCount, type Env,
 } from './workbench';
 
 const FIXTURES = resolve(__dirname, '../fixtures');
@@ -175,8 +175,7 @@ function row(p: Locator, text: string): Locator {
 }
 
 async function rowAction(r: Locator, action: string): Promise<void> {
-  await r.hover();
-  await r.locator(`.action-label[aria-label="${action}"]`).click();
+  await clickRowAction(r, action);
 }
 
 async function approve(page: Page, view: Locator, server: string): Promise<void> {
@@ -202,7 +201,7 @@ async function mcpView(env: Env): Promise<void> {
   await until('demo connected with its tools', async () => /connected · 8 tools/.test(await row(view, 'demo').innerText()) || await row(view, 'demo').innerText());
   await approve(page, view, 'broken');
   await until('broken failed with its error', async () => /failed/.test(await row(view, 'broken').innerText()) || await row(view, 'broken').innerText());
-  assert.equal(await chatFrame(page).locator('.permission').count(), 0, 'the chat no longer asks');
+  await waitForCount(chatFrame(page).locator('.permission'), 0); // the chat no longer asks
   // Room for the view: the chat folded away for a moment.
   await togglePane(page, 'Chat', false);
   // The customizations by kind, and the server's tools under it.

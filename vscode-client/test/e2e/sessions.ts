@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import type { FrameLocator, Page } from 'playwright-core';
 import { outputLog } from './scenarios';
 import {
-  chatFrame, loadScenario, modelRequests, runCommand, screenshot, STEP_TIMEOUT, until, type Env,
+  chatFrame, clickRowAction, loadScenario, modelRequests, runCommand, screenshot, STEP_TIMEOUT, until, type Env,
 } from './workbench';
 
 const FIXTURES = resolve(__dirname, '../fixtures');
@@ -101,9 +101,8 @@ function sessionRow(page: Page, title = PROMPT) {
 }
 
 /** An inline action of a row (shown on hover), as a user clicks it. */
-async function rowAction(page: Page, row: ReturnType<typeof sessionRow>, action: string): Promise<void> {
-  await row.hover();
-  await row.locator(`.action-label[aria-label="${action}"]`).click();
+async function rowAction(_page: Page, row: ReturnType<typeof sessionRow>, action: string): Promise<void> {
+  await clickRowAction(row, action);
 }
 
 async function quickInput(page: Page, text: string): Promise<void> {

@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { FrameLocator, Page } from 'playwright-core';
-import { chatFrame, loadScenario, modelRequests, openFile, runCommand, screenshot, STEP_TIMEOUT, until, type Env } from './workbench';
+import { chatFrame, clickRowAction, loadScenario, modelRequests, openFile, runCommand, screenshot, STEP_TIMEOUT, until, type Env } from './workbench';
 
 const FIXTURES = resolve(__dirname, '../fixtures');
 const SHOTS = resolve(__dirname, 'screenshots');
@@ -66,8 +66,7 @@ export async function watcherScenario(env: Env): Promise<void> {
     await until('the watcher\'s session done', async () => (await modelRequests(env.modelUrl)).length >= 2 || 'waiting');
 
     // Dismiss (inline action on the row).
-    await row.hover();
-    await row.locator('.action-label[aria-label="Dismiss Inbox Item"]').click();
+    await clickRowAction(row, 'Dismiss Inbox Item');
     await until('the row gone', async () => (await row.count()) === 0 || 'still listed');
 
     // Talking to the companion is a normal prompt the user sees.

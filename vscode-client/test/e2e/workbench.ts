@@ -122,6 +122,24 @@ export async function until(what: string, check: () => Promise<true | string>, t
   throw new Error(`timed out waiting for ${what}; last seen: ${seen}`);
 }
 
+/**
+ * Click an inline action of a tree row (shown on hover), as a user does. A view that refreshes
+ * between the hover and the click (rows re-sorted, a description updated) can move the row
+ * from under the mouse: hover and click again until the click lands.
+ */
+export async function clickRowAction(row: Locator, action: string, timeoutMs = STEP_TIMEOUT): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await row.hover({ timeout: 5_000 });
+      await row.locator(`.action-label[aria-label="${action}"]`).click({ timeout: 3_000 });
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+    }
+  }
+}
+
 export async function waitForCount(locator: Locator, count: number): Promise<void> {
   await until(`${count} of ${locator}`, async () => (await locator.count()) === count || `${await locator.count()}`);
 }
