@@ -117,6 +117,29 @@ def test_dangerous_pattern_asks_with_reason_even_if_allowed(ws):
     assert verdict.action == "ask" and "rewrites the remote" in verdict.reason
 
 
+def test_a_danger_is_marked_for_auto_mode_and_an_ordinary_concern_is_not(ws):
+    gate = gate_with(ws, "auto")
+    assert bash(gate, "git push --force origin main").danger
+    assert not bash(gate, "npm install").danger
+
+
+@pytest.mark.parametrize(("command", "danger"), [
+    ("python -c \"import os; os.system('rm -rf ~')\"", True),
+    ("python3.11 -c 'import subprocess; subprocess.run([\"make\"])'", True),
+    ("node -e 'require(\"child_process\").execSync(\"ls\")'", True),
+    ("ruby -e 'puts `id`'", True),
+    ("python3 -c 'import json; print(json.dumps({}))'", False),
+    ("perl -e 'print 1'", False),
+])
+def test_inline_code_that_starts_programs_is_a_danger(ws, command, danger):
+    # Even allowed by a rule: the program it starts is hidden in a string.
+    verdict = bash(gate_with(ws, allow=["Bash(python:*)", "Bash(python3.11:*)", "Bash(node:*)",
+                                        "Bash(ruby:*)", "Bash(python3:*)", "Bash(perl:*)"]),
+                   command)
+    assert (verdict.action == "ask") is danger
+    assert ("inline code" in verdict.reason) is danger
+
+
 @pytest.mark.parametrize(("mode", "expected"), [
     ("default", "ask"), ("acceptEdits", "ask"), ("dontAsk", "deny"),
     ("bypassPermissions", "allow"), ("plan", "deny")])

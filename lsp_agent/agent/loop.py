@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
@@ -463,6 +463,10 @@ class Agent:
             input=args.model_dump(exclude_none=True), reason=verdict.reason,
             prompts=tuple(self.recent_prompts), workspace=str(self.deps.gate.workspace))
         auto = await self.auto.decide(asked)
+        if auto.decision == "allow" and verdict.danger:
+            # The tables of known dangers are not the classifier's to overrule: the user decides.
+            auto = replace(auto, decision="ask", reason=f"it would allow this, but a known danger "
+                           f"is the user's to decide ({auto.reason})")
         # The side request counts in the cost; no usage event: clients read those as the
         # conversation's own rounds (its model, its context size).
         if auto.usage is not None and auto.model:

@@ -45,6 +45,9 @@ class Verdict:
     action: Literal["allow", "deny", "ask"]
     reason: str
     source: Literal["rule", "mode", "user", "timeout", "error", "hook", "safety"] = "mode"
+    # A known danger (shell_safety's tables: a forced push, a hard reset, a download piped
+    # into a shell...): auto mode's classifier may deny it or ask, never allow it.
+    danger: bool = False
 
 
 class Gated(Protocol):
@@ -64,6 +67,7 @@ class _Judgement:
     immune: list[str] = field(default_factory=list)  # asked in every mode
     concerns: list[str] = field(default_factory=list)  # asked unless allowed or the mode says so
     allowed: Verdict | None = None  # how a call without concerns is allowed
+    danger: bool = False  # a concern comes from the tables of known dangers
 
 
 def rule_for(tool: str, target: str | None) -> str:
@@ -120,6 +124,8 @@ class PermissionGate:
         if not concerns:
             return judged.allowed or Verdict("allow", "nothing to ask")
         verdict = self._ask_or_deny("; ".join(dict.fromkeys(concerns)))
+        if verdict.action == "ask" and judged.danger:
+            verdict = Verdict("ask", verdict.reason, verdict.source, danger=True)
         if verdict.action == "ask" and hook is not None and hook.decision == "ask":
             return Verdict("ask", verdict.reason, "hook")  # the hook wants the user, not auto mode
         return verdict
@@ -204,8 +210,10 @@ class PermissionGate:
             immune.append(self.shell_asks)
         if immune:
             return _Judgement(immune=list(dict.fromkeys(immune)))
+        danger = bool(shell_safety.analysis_dangers(analysis)) or any(
+            shell_safety.dangers(cmd, self.workspace) for cmd in analysis.commands)
         return _Judgement(concerns=self._shell_reasons(name, subject, analysis), allowed=Verdict(
-            "allow", "every command is read-only or allowed by a rule", "rule"))
+            "allow", "every command is read-only or allowed by a rule", "rule"), danger=danger)
 
     def _shell_reasons(self, name: str, subject: Subject, analysis: Analysis) -> list[str]:
         reasons = list(analysis.problems) + shell_safety.analysis_dangers(analysis)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import glob as globlib
 import re
 from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
 
 from lsp_agent.permissions import paths
@@ -33,6 +34,13 @@ DOWNLOADERS = frozenset({"curl", "wget", "fetch", "aria2c", "http", "https"})
 INTERPRETERS_READING_STDIN = SHELLS | {"python", "python3", "perl", "ruby", "node", "php"}
 HARMLESS_DEVICES = frozenset({"/dev/null", "/dev/stdout", "/dev/stderr", "/dev/tty"})
 _FORK_BOMB = re.compile(r"([\w:]+)\s*\(\)\s*\{[^}]*\1\s*\|\s*\1")
+# Interpreters' inline-code flags, and what in such code starts other programs: a command
+# hidden in a string is out of the shell analysis' sight.
+INLINE_CODE_FLAGS = {"python": {"-c"}, "python3": {"-c"}, "perl": {"-e", "-E"},
+                     "ruby": {"-e"}, "node": {"-e", "--eval", "-p"}, "php": {"-r"}}
+_STARTS_PROGRAMS = re.compile(
+    r"os\.(system|popen|exec\w*|spawn\w*)|subprocess|pty\.spawn|child_process|"
+    r"\b(system|exec|spawn|popen)\s*\(|`[^`]+`|%x[{(\[]|\bIO\.popen")
 
 
 # -- read-only commands ----------------------------------------------------------------------
@@ -376,7 +384,17 @@ def dangers(cmd: Command, workspace: Path) -> list[str]:
         found.append(f"{name} with -e connects a shell to the network")
     if name == "dd":
         found.append("dd writes raw data")
+    if (code := _inline_code(name, args)) and _STARTS_PROGRAMS.search(code):
+        found.append(f"{name} runs programs from inline code the shell analysis cannot see into")
     return found
+
+
+def _inline_code(name: str | None, args: list[str]) -> str | None:
+    flags = INLINE_CODE_FLAGS.get(re.sub(r"[\d.]+$", "", name or "")) or set()
+    for flag, value in pairwise(args):
+        if flag in flags:
+            return value
+    return None
 
 
 def _git_dangers(args: list[str], flags: set[str]) -> list[str]:
