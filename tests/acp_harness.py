@@ -132,7 +132,9 @@ async def acp_agent(editor: Editor, base_url: str, root: Path, *args: str,
         async with spawn_agent_process(
                 editor, sys.executable, "-m", "lsp_agent", "acp", *args,
                 env=agent_env(base_url, state), cwd=root,
-                transport_kwargs={"stderr": stderr.fileno()},
+                # The SDK waits 2 s for the exit after closing stdin, then terminates: on a
+                # loaded machine the exit can cross that terminate (ProcessLookupError there).
+                transport_kwargs={"stderr": stderr.fileno(), "shutdown_timeout": 30.0},
                 observers=observers or []) as (conn, process):
             yield conn, process
 
