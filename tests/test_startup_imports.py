@@ -63,7 +63,13 @@ print(json.dumps({"modules": sorted(sys.modules), "answers": answers,
 
 LATER = ("anthropic", "jedi", "parso", "lsp_agent.sessions.manager", "lsp_agent.agent.loop",
          "lsp_agent.tools.pool", "lsp_agent.store.catalog", "lsp_agent.store.checkpoints",
-         "lsp_agent.store.writer", "lsp_agent.context.manager")
+         "lsp_agent.store.writer", "lsp_agent.context.manager",
+         # What the LSP features, Dream, auto memory, worktrees and the task views need loads
+         # with their first request: the code intelligence (pydantic result models), the
+         # Dream agent and its model service, auto memory, the worktree store, the tools.
+         "lsp_agent.code_intel.jedi_intel", "lsp_agent.code_intel.bridge",
+         "lsp_agent.sessions.dream", "lsp_agent.model.service", "lsp_agent.context.auto_memory",
+         "lsp_agent.workspace.worktrees", "lsp_agent.tools.base")
 
 
 def serve(root: Path, *extra: dict[str, Any], preload: str | None = "0") -> dict[str, Any]:

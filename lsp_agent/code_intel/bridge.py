@@ -23,6 +23,14 @@ from typing import Any, Protocol
 
 from pygls.uris import from_fs_path, to_fs_path
 
+from lsp_agent.code_intel.bridge_methods import (
+    DEFINITION,
+    DIAGNOSTICS,
+    DOCUMENT_SYMBOLS,
+    HOVER,
+    REFERENCES,
+    WORKSPACE_SYMBOLS,
+)
 from lsp_agent.code_intel.jedi_intel import (
     HoverInfo,
     OutlineSymbol,
@@ -37,13 +45,6 @@ from lsp_agent.workspace.positions import split_lines
 
 log = logging.getLogger(__name__)
 
-DEFINITION = "agent/editor/definition"
-REFERENCES = "agent/editor/references"
-HOVER = "agent/editor/hover"
-DOCUMENT_SYMBOLS = "agent/editor/documentSymbols"
-WORKSPACE_SYMBOLS = "agent/editor/workspaceSymbols"
-DIAGNOSTICS = "agent/editor/diagnostics"
-BRIDGE_METHODS = [DEFINITION, REFERENCES, HOVER, DOCUMENT_SYMBOLS, WORKSPACE_SYMBOLS, DIAGNOSTICS]
 
 # LSP SymbolKind numbers -> the kind words the tools print.
 SYMBOL_KINDS = {

@@ -15,7 +15,7 @@ from pygls.protocol import lsp_method
 from pygls.uris import from_fs_path, to_fs_path
 
 from lsp_agent import PROTOCOL_VERSION, __version__
-from lsp_agent.code_intel.bridge import BRIDGE_METHODS
+from lsp_agent.code_intel.bridge_methods import BRIDGE_METHODS
 from lsp_agent.server import (
     actions,
     dream_api,
@@ -36,7 +36,6 @@ from lsp_agent.server.wire_positions import WirePositions
 from lsp_agent.server.wiring import Wiring
 from lsp_agent.types import events as ev
 from lsp_agent.types.editor import EditorContext
-from lsp_agent.workspace.worktrees import WorktreeError, worktrees_for
 
 if TYPE_CHECKING:  # sessions (and the agent, its tools...) load with the first session
     from lsp_agent.sessions.manager import SessionManager
@@ -342,6 +341,8 @@ def _register_agent_methods(server: AgentServer) -> None:
     @server.feature(p.WORKTREES)
     async def worktrees(ls: AgentServer, params: Any) -> dict[str, Any]:
         args = p.parse(p.WorktreesParams, params)
+        from lsp_agent.workspace.worktrees import worktrees_for
+
         folder = Path(to_fs_path(args.workspace_uri) or "") if args.workspace_uri else None
         found = await worktrees_for(ls.manager.factory.state_dir).list_worktrees(folder)
         return {"worktrees": [w.wire() for w in found]}
@@ -349,6 +350,8 @@ def _register_agent_methods(server: AgentServer) -> None:
     @server.feature(p.REMOVE_WORKTREE)
     async def remove_worktree(ls: AgentServer, params: Any) -> dict[str, Any]:
         args = p.parse(p.RemoveWorktreeParams, params)
+        from lsp_agent.workspace.worktrees import WorktreeError, worktrees_for
+
         store = worktrees_for(ls.manager.factory.state_dir)
         try:
             removed = await store.remove(args.agent_id, args.delete_branch)

@@ -19,15 +19,14 @@ from typing import TYPE_CHECKING, Any
 from pygls.exceptions import JsonRpcInvalidRequest
 from pygls.uris import from_fs_path
 
-from lsp_agent.permissions import settings as st
 from lsp_agent.server import protocol as p
 from lsp_agent.server.memory_api import MemoryParams, project_memory
 from lsp_agent.server.session_methods import workspace_of
-from lsp_agent.sessions.dream import Dream, DreamPolicy, DreamResult
 from lsp_agent.types import events as ev
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # Dream (its agent, the model service) loads with the first run
     from lsp_agent.server.app import AgentServer
+    from lsp_agent.sessions.dream import Dream, DreamPolicy, DreamResult
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +57,8 @@ class DreamRunner:
         return raw if isinstance(raw, dict) else {}
 
     def policy(self) -> DreamPolicy:
+        from lsp_agent.sessions.dream import DreamPolicy
+
         opts, base = self._options(), DreamPolicy()
         return DreamPolicy(min_hours=float(opts.get("minHours", base.min_hours)),
                            min_sessions=int(opts.get("minSessions", base.min_sessions)),
@@ -71,6 +72,8 @@ class DreamRunner:
     # -- runs --------------------------------------------------------------------------------
 
     def dream_for(self, workspace: Path) -> Dream:
+        from lsp_agent.sessions.dream import Dream
+
         server = self._server
         store = server.manager.store
         if store is None:
@@ -101,6 +104,8 @@ class DreamRunner:
         try:
             result = await dream.run(force)
         except asyncio.CancelledError:
+            from lsp_agent.sessions.dream import DreamResult
+
             result = DreamResult("cancelled", "stopped by the user or the server's shutdown")
             self._notify(workspace, result.status, result.wire())
             raise
@@ -109,6 +114,8 @@ class DreamRunner:
 
     def _secret_files(self, workspace: Path) -> list[str]:
         """The project's secret-file patterns: the Dream agent's reads follow them too."""
+        from lsp_agent.permissions import settings as st
+
         return st.load(workspace, self._server.manager.factory.safety_options).secret_files
 
     def _agent_event(self, workspace: Path, phase: str, event: ev.AgentEvent) -> None:

@@ -21,29 +21,30 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path, to_fs_path
 
-from lsp_agent.code_intel.jedi_intel import (
-    JediIntel,
-    OutlineSymbol,
-    QueryResult,
-    Span,
-    SymbolLocation,
-    is_python_path,
-)
-from lsp_agent.code_intel.symbol_index import SymbolIndex
 from lsp_agent.server.fanout import on_notification
 from lsp_agent.server.wire_positions import WirePositions
 from lsp_agent.workspace.documents import DiskDocuments, FileReadError
 
+if TYPE_CHECKING:  # jedi_intel (pydantic models, the workers) loads with the first request
+    from lsp_agent.code_intel.jedi_intel import (
+        JediIntel,
+        OutlineSymbol,
+        QueryResult,
+        Span,
+        SymbolLocation,
+    )
+    from lsp_agent.code_intel.symbol_index import SymbolIndex
+
 log = logging.getLogger(__name__)
 
-Q = TypeVar("Q", bound=QueryResult)
+Q = TypeVar("Q", bound="QueryResult")
 
 _OUTLINE_KINDS = {
     "class": types.SymbolKind.Class,
@@ -85,9 +86,11 @@ def register_language_features(
     def target(uri: str) -> tuple[JediIntel, Path] | None:
         intel = intel_for()
         fs_path = to_fs_path(uri)
-        if intel is None or fs_path is None or not is_python_path(Path(fs_path)):
+        if intel is None or fs_path is None:
             return None
-        return intel, Path(fs_path)
+        from lsp_agent.code_intel.jedi_intel import is_python_path  # intel_for() loaded it
+
+        return (intel, Path(fs_path)) if is_python_path(Path(fs_path)) else None
 
     @ls.feature(types.TEXT_DOCUMENT_DEFINITION)
     async def definition(params: types.DefinitionParams) -> list[types.Location] | None:

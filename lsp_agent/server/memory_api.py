@@ -9,12 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 from pygls.exceptions import JsonRpcInvalidParams, JsonRpcInvalidRequest
 
-from lsp_agent.context.auto_memory import AutoMemory, MemoryRefused, auto_memory_for
 from lsp_agent.server import protocol as p
 from lsp_agent.server.session_methods import workspace_of
-from lsp_agent.store import Redactor
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # auto memory and the store load with the first request that needs them
+    from lsp_agent.context.auto_memory import AutoMemory
     from lsp_agent.server.app import AgentServer
 
 MEMORY = "agent/memory"
@@ -38,6 +37,9 @@ class MemoryWriteParams(MemoryFileParams):
 
 
 def project_memory(ls: AgentServer, workspace_uri: str | None) -> tuple[AutoMemory, list[str]]:
+    from lsp_agent.context.auto_memory import auto_memory_for
+    from lsp_agent.store import Redactor
+
     workspace = workspace_of(ls, workspace_uri)
     store = ls.manager.store
     redact = store.redactor.text if store is not None else Redactor.from_environment().text
@@ -49,6 +51,8 @@ def project_memory(ls: AgentServer, workspace_uri: str | None) -> tuple[AutoMemo
 
 
 async def _run(call: Any, *args: Any) -> Any:
+    from lsp_agent.context.auto_memory import MemoryRefused
+
     try:
         return await asyncio.to_thread(call, *args)
     except MemoryRefused as exc:

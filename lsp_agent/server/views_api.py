@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 from pygls.exceptions import JsonRpcInvalidParams
 
 from lsp_agent.server import protocol as p
-from lsp_agent.tools.base import ToolError
 
 if TYPE_CHECKING:
     from lsp_agent.server.app import AgentServer
@@ -29,6 +28,8 @@ def register(server: AgentServer) -> None:
     @server.feature(TASK_OUTPUT)
     def task_output(ls: AgentServer, params: Any) -> dict[str, Any]:
         args = p.parse(p.TaskParams, params)
+        from lsp_agent.tools.base import ToolError  # loaded with the session's tools
+
         try:
             return ls.session(args.session_id).tasks.tail(args.task_id, TAIL_BYTES)
         except ToolError as exc:
@@ -38,6 +39,8 @@ def register(server: AgentServer) -> None:
     async def task_stop(ls: AgentServer, params: Any) -> dict[str, Any]:
         args = p.parse(p.TaskParams, params)
         tasks = ls.session(args.session_id).tasks
+        from lsp_agent.tools.base import ToolError
+
         try:
             message = await tasks.stop(args.task_id)
             return {"message": message, "task": tasks.get(args.task_id).summary()}
