@@ -107,7 +107,7 @@ class AgentServer(LanguageServer):
         self._manager: SessionManager | None = None
         self.wiring = Wiring(self)  # builds the sessions' parts from the editor's side
         self.dreams = dream_api.DreamRunner(self)  # memory consolidation in the background
-        self.watcher = watch_api.Watcher(self)  # prepares fixes when tests fail (off by default)
+        self.watcher = watch_api.watcher_for(self)  # prepares fixes when tests fail (opt-in)
 
     # Our transports replace pygls's reader loop (see transport.py); they return the exit code.
     def start_io(self, stdin: Any = None, stdout: Any = None) -> int:

@@ -1,6 +1,6 @@
 """The watcher's policy: where its settings come from and whether they are approved, its
 budget, its memory of what it tried, and its daily log. Pure data and small files; the server
-side (lsp_agent/server/watch_api.py) runs the test command and the background sessions.
+side (lsp_agent/sessions/watcher.py) runs the test command and the background sessions.
 
 Settings: ``"watch": {"enabled": true, "testCommand": "pytest -x -q", "debounceSeconds": 2,
 "maxRunsPerHour": 4, "mode": "auto", "testTimeoutSeconds": 300, "tickSeconds": 300,
