@@ -376,6 +376,10 @@ def _register_agent_methods(server: AgentServer) -> None:
         from lsp_agent.sessions.proposals import UnknownProposal
 
         try:
+            await ls.watcher.ready()
+            if ls.watcher.restored(args.proposal_id):  # prepared before a restart
+                return (await ls.watcher.review_restored(
+                    args.proposal_id, args.accept, args.reject)).wire()
             session = ls.manager.owner_of(args.proposal_id)
             result = await session.proposals.review(
                 args.proposal_id, args.accept, args.reject, args.feedback)

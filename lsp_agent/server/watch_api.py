@@ -116,7 +116,8 @@ def register(server: AgentServer) -> None:
         ls.watcher.on_diagnostics(args.uri, [d.wire() for d in args.diagnostics], full=True)
 
     @server.feature(INBOX_LIST)
-    def inbox_list(ls: AgentServer, params: Any) -> dict[str, Any]:
+    async def inbox_list(ls: AgentServer, params: Any) -> dict[str, Any]:
+        await ls.watcher.ready()  # with what an earlier server kept
         return {"items": ls.watcher.inbox.listed()}
 
     @server.feature(p.INBOX_DISMISS)
@@ -139,7 +140,8 @@ def register(server: AgentServer) -> None:
         return {"enabled": bool(config and config.enabled), "paused": ls.watcher.paused,
                 "testCommand": config.test_command if config else None,
                 "source": config.source if config else None,
-                "approved": approved, "warnings": warnings,
+                "approved": approved,
+                "warnings": warnings + ls.watcher.inbox_warnings.get(workspace, []),
                 "autoApply": list(config.auto_apply) if config else [],
                 "speculative": bool(config and config.speculative),
                 "spentTodayUsd": round(spent, 6),

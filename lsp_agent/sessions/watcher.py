@@ -29,7 +29,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pygls.uris import from_fs_path, to_fs_path
 
 from lsp_agent.context.cost import price_for, usd
+from lsp_agent.edits.proposal import HunkSelection
 from lsp_agent.permissions.hooks import run_bounded
+from lsp_agent.sessions.proposals import ReviewResult, UnknownProposal
 from lsp_agent.sessions.watch import (
     Approvals,
     Budget,
@@ -42,6 +44,8 @@ from lsp_agent.sessions.watch import (
 )
 from lsp_agent.sessions.watch_autoapply import AutoApplier
 from lsp_agent.sessions.watch_inbox import Inbox
+from lsp_agent.sessions.watch_inbox_store import InboxStore, Record, SavedFile
+from lsp_agent.sessions.watch_restored import changed_since, review_restored
 from lsp_agent.sessions.watch_signals import DiagnosticSets, Snapshot
 from lsp_agent.sessions.watch_speculative import Speculator
 from lsp_agent.types import events as ev
@@ -136,7 +140,9 @@ class Watcher:
     def __init__(self, host: WatchHost):
         self._host = host
         self.paused = False
-        self.inbox = Inbox(host.send_inbox)
+        self.inbox = Inbox(host.send_inbox, host.state_dir)
+        self._restoring: dict[Path, asyncio.Future[None]] = {}  # the kept inbox being read
+        self.inbox_warnings: dict[Path, list[str]] = {}
         self.places: dict[Path, Place] = {}
         self._runs: dict[str, Run] = {}  # watcher session id -> its run
         self._typed: dict[Path, float] = {}  # when the user last changed each document
@@ -183,7 +189,11 @@ class Watcher:
     # -- triggers ----------------------------------------------------------------------------
 
     def start(self, workspace: Path) -> None:
-        """Start ticking for ``workspace`` (at initialization, and when approved)."""
+        """Start ticking for ``workspace`` (at initialization, and when approved); read the
+        inbox an earlier server kept for it (once, whether the watcher is on or not: what it
+        prepared may still wait for review)."""
+        if workspace not in self._restoring:
+            self._restoring[workspace] = asyncio.ensure_future(self._restore(workspace))
         config = self.active(workspace)
         if config is not None:
             self._arm_tick(workspace, config)
@@ -337,7 +347,7 @@ class Watcher:
         if not self.take_budget(workspace, config, "test_failed"):
             return
         place.tried.add(key)
-        self._start_fix(workspace, config, trigger, code, output)
+        self._start_fix(workspace, config, trigger, code, output, key)
 
     # -- budgets -------------------------------------------------------------------------------
 
@@ -393,13 +403,14 @@ class Watcher:
     # -- action: a background session prepares the fix -----------------------------------------
 
     def _start_fix(self, workspace: Path, config: WatchConfig, trigger: Trigger,
-                   code: int | None, output: str) -> None:
+                   code: int | None, output: str, key: str) -> None:
         session = self._host.manager.create(workspace, config.mode)  # type: ignore[arg-type]
         shown = output[-MAX_OUTPUT_SHOWN:]
         title = (f"`{config.test_command}` fails after {trigger.file.name} was saved"
                  if trigger.file is not None else f"`{config.test_command}` fails ({trigger.why})")
         item = self.inbox.new_item("test_failure", workspace, title, shown[-500:],
                              session_id=session.id)
+        self.inbox.note_failure(item, shown, key)
         self.add_run(Run(workspace, session, item))
         self.log_decision(workspace, event="test_failed", action="fix", session=session.id,
                  exitCode=code)
@@ -447,7 +458,17 @@ class Watcher:
         if run.item not in self.inbox.items:
             self.watch_event("fixPrepared", run.workspace, run.item.title)
         self.inbox.post(run.item)
+        # Kept for a review after a restart; the book holds it once the tool call waits.
+        asyncio.get_running_loop().call_soon(self._keep_contents, run, proposal_id)
         self.speculative.pump()  # this one is prepared: the next may start
+
+    def _keep_contents(self, run: Run, proposal_id: str) -> None:
+        proposal = run.session.proposals.pending(proposal_id)
+        if proposal is None:
+            return  # decided already (or applied in a mode that applies edits)
+        files = [SavedFile(str(f.path), str(proposal.approved_paths.get(f.path, f.path)),
+                           f.old_text, f.new_text, f.deleted) for f in proposal.files]
+        self.inbox.keep_contents(run.item, proposal_id, files)
 
     # -- the inbox and the companion's events --------------------------------------------------
 
@@ -486,7 +507,48 @@ class Watcher:
         except OSError as exc:
             log.warning("the watcher's log cannot be written: %s", exc)
 
+    # -- the inbox an earlier server kept ---------------------------------------------------
+
+    async def _restore(self, workspace: Path) -> None:
+        store = InboxStore(self.state_dir(), workspace)
+        try:
+            records, warnings = await asyncio.to_thread(store.load)
+            stale = await asyncio.to_thread(_stale_proposals, records)
+        except Exception as exc:  # the watcher runs on without what was kept
+            log.warning("the watcher's inbox could not be read", exc_info=True)
+            records, warnings, stale = [], [f"the watcher's inbox could not be read: {exc}"], {}
+        self.inbox_warnings[workspace] = warnings
+        self.inbox.restore(records, stale)
+        self._place(workspace).tried |= self.inbox.tried_keys(workspace)
+
+    async def ready(self) -> None:
+        """The kept inboxes are read (an inbox listed earlier would look empty)."""
+        if self._restoring:
+            await asyncio.gather(*self._restoring.values(), return_exceptions=True)
+
+    def restored(self, proposal_id: str) -> bool:
+        return self.inbox.restored_contents(proposal_id) is not None
+
+    async def review_restored(self, proposal_id: str, accept: HunkSelection,
+                              reject: HunkSelection) -> ReviewResult:
+        """``agent/review`` of a proposal prepared before a restart (watch_restored.py).
+        UnknownProposal when there is none pending; ValueError for bad hunk ids."""
+        await self.ready()
+        found = self.inbox.restored_contents(proposal_id)
+        if found is None:
+            raise UnknownProposal(proposal_id)
+        item, files = found
+        workspace = Path(to_fs_path(item.workspace_uri or "") or self._host.state_dir())
+        result = await review_restored(proposal_id, item.session_id or "", workspace, files,
+                                       accept, reject, self._host.documents,
+                                       self._host.applier)
+        self.inbox.resolved(proposal_id, result.status)
+        if item in self.inbox.items:
+            self.inbox.post(item)
+        return result
+
     def close(self) -> None:
+        self.inbox.close()
         for place in self.places.values():
             for timer in (place.debounce, place.tick):
                 if timer is not None:
@@ -495,3 +557,18 @@ class Watcher:
         self.speculative.close()
         for task in self._tasks:
             task.cancel()
+
+
+def _stale_proposals(records: list[Record]) -> dict[str, str]:
+    """The kept pending proposals that cannot be applied as prepared (id -> why); reads the
+    files, so it runs off the event loop."""
+    stale: dict[str, str] = {}
+    for record in records:
+        if record.dismissed:
+            continue
+        for proposal in record.item.proposals:
+            if proposal.status == "pending":
+                why = changed_since((record.contents or {}).get(proposal.id))
+                if why is not None:
+                    stale[proposal.id] = why
+    return stale
