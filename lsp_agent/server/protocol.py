@@ -21,6 +21,7 @@ from lsp_agent.types.watch import (  # noqa: F401 (the wire types, here with the
     InboxKind,
     InboxProposal,
     InboxProposalStatus,
+    TriageView,
     WatchEvent,
     WatchEventKind,
 )

@@ -60,7 +60,7 @@ class Inbox:
         self._dirty: set[str] = set()  # workspace URIs whose file is behind
         self._flushing: asyncio.Task[None] | None = None
         self._closed = False
-        self._redactor = Redactor.from_environment()
+        self.redactor = Redactor.from_environment()  # for what is kept or sent to a model
 
     def new_item(self, kind: InboxKind, workspace: Path, title: str, detail: str,
                  **extra: Any) -> InboxItem:
@@ -117,7 +117,7 @@ class Inbox:
     def note_failure(self, item: InboxItem, output: str, key: str) -> None:
         """The failure that caused ``item`` (kept with secrets masked, capped)."""
         record = self._records.setdefault(item.id, Record(item, updated_at=item.created_at))
-        record.failure = self._redactor.text(output[-MAX_FAILURE_CHARS:])
+        record.failure = self.redactor.text(output[-MAX_FAILURE_CHARS:])
         record.failure_key = key
 
     def keep_contents(self, item: InboxItem, proposal_id: str, files: list[SavedFile]) -> None:

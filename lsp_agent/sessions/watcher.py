@@ -8,8 +8,9 @@ their own (watch_autoapply.py). A model-made fix is never applied on its own.
 
 Triage is deterministic and cheapest first: enabled and not paused, approved (a project's own
 watcher), debounced, the user not typing, something changed, the command failed, this failure
-not tried before, the daily cost cap and the hourly budget not spent. Every decision goes to
-the daily log in the state dir.
+not tried before, the daily cost cap and the hourly budget not spent; then, with
+``watch.triage``, one small model request decides whether the failure is worth a fix session
+(watch_triage.py). Every decision goes to the daily log in the state dir.
 
 The front end that runs it (server/watch_api.py for LSP) hands it what it hears -- saves,
 typing, diagnostics, the sessions' events -- and gives it a WatchHost: the session manager,
@@ -48,6 +49,7 @@ from lsp_agent.sessions.watch_inbox_store import InboxStore, Record, SavedFile
 from lsp_agent.sessions.watch_restored import changed_since, review_restored
 from lsp_agent.sessions.watch_signals import DiagnosticSets, Snapshot
 from lsp_agent.sessions.watch_speculative import Speculator
+from lsp_agent.sessions.watch_triage import TriageVerdict, triage
 from lsp_agent.types import events as ev
 from lsp_agent.types.watch import InboxItem, WatchEvent, WatchEventKind
 
@@ -347,7 +349,42 @@ class Watcher:
         if not self.take_budget(workspace, config, "test_failed"):
             return
         place.tried.add(key)
-        self._start_fix(workspace, config, trigger, code, output, key)
+        verdict = None
+        if config.triage:
+            verdict = await self._triage(workspace, config, code, output)
+            if not verdict.fix:
+                self._declined(workspace, config, trigger, output, key, verdict)
+                return
+        self._start_fix(workspace, config, trigger, code, output, key, verdict)
+
+    async def _triage(self, workspace: Path, config: WatchConfig, code: int | None,
+                      output: str) -> TriageVerdict:
+        """One small model request: is this failure worth a fix session (watch_triage.py)?
+        Its cost counts against the daily cap."""
+        assert config.test_command
+        manager = self._host.manager
+        service = manager.factory.model_service(manager.settings)
+        model = config.triage_model or manager.settings.classifier_model
+        verdict = await triage(service, model, config.test_command, code, output,
+                               self.inbox.redactor)
+        if verdict.usage is not None:
+            self._charge(workspace, verdict.model, verdict.usage)
+        self.log_decision(workspace, event="triage", action="fix" if verdict.fix else "none",
+                          why=verdict.reason, error=verdict.error, model=verdict.model)
+        return verdict
+
+    def _declined(self, workspace: Path, config: WatchConfig, trigger: Trigger, output: str,
+                  key: str, verdict: TriageVerdict) -> None:
+        """The triage said no: an item (no session) that says why, and a watch event."""
+        shown = output[-MAX_OUTPUT_SHOWN:]
+        title = f"`{config.test_command}` fails ({trigger.why}); no fix prepared"
+        item = self.inbox.new_item("test_failure", workspace, title, shown[-500:],
+                                   triage=verdict.view())
+        self.inbox.note_failure(item, shown, key)
+        self.inbox.post(item)
+        self.watch_event("fixDeclined", workspace,
+                         f"`{config.test_command}` fails; not worth a fix session: "
+                         f"{verdict.reason}")
 
     # -- budgets -------------------------------------------------------------------------------
 
@@ -372,18 +409,22 @@ class Watcher:
         return True
 
     def _spend(self, run: Run, model: str | None, usage: ev.Usage) -> None:
+        self._charge(run.workspace, model, usage)
+
+    def _charge(self, workspace: Path, model: str | None, usage: ev.Usage) -> None:
+        """A model request of the watcher's, counted against the daily cost cap."""
         price = price_for(model or "")
         if price is None:
             return
-        cost = DailyCost(self.state_dir(), run.workspace)
+        cost = DailyCost(self.state_dir(), workspace)
         try:
             total = cost.add(usd(usage, price))
         except OSError as exc:
             log.warning("the watcher's cost cannot be recorded: %s", exc)
             return
-        config, _ = self.config(run.workspace)
+        config, _ = self.config(workspace)
         if config is not None and total >= config.daily_cost_usd:
-            self._budget_reached(run.workspace, config, total)
+            self._budget_reached(workspace, config, total)
 
     def _budget_reached(self, workspace: Path, config: WatchConfig, spent: float) -> None:
         place = self._place(workspace)
@@ -403,13 +444,15 @@ class Watcher:
     # -- action: a background session prepares the fix -----------------------------------------
 
     def _start_fix(self, workspace: Path, config: WatchConfig, trigger: Trigger,
-                   code: int | None, output: str, key: str) -> None:
+                   code: int | None, output: str, key: str,
+                   verdict: TriageVerdict | None = None) -> None:
         session = self._host.manager.create(workspace, config.mode)  # type: ignore[arg-type]
         shown = output[-MAX_OUTPUT_SHOWN:]
         title = (f"`{config.test_command}` fails after {trigger.file.name} was saved"
                  if trigger.file is not None else f"`{config.test_command}` fails ({trigger.why})")
         item = self.inbox.new_item("test_failure", workspace, title, shown[-500:],
-                             session_id=session.id)
+                                   session_id=session.id,
+                                   triage=verdict.view() if verdict is not None else None)
         self.inbox.note_failure(item, shown, key)
         self.add_run(Run(workspace, session, item))
         self.log_decision(workspace, event="test_failed", action="fix", session=session.id,

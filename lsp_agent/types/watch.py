@@ -13,12 +13,20 @@ from lsp_agent.types.events import Wire
 InboxKind = Literal["test_failure", "diagnostic", "auto_applied", "budget"]
 InboxProposalStatus = Literal["pending", "accepted", "rejected", "stale", "withdrawn"]
 WatchEventKind = Literal["testsFailed", "testsPassed", "fixPrepared", "autoApplied",
-                         "budgetReached"]
+                         "budgetReached", "fixDeclined"]
 
 
 class InboxProposal(Wire):
     id: str
     status: InboxProposalStatus
+
+
+class TriageView(Wire):
+    """The model triage's decision on a test failure (``watch.triage``)."""
+
+    fix: bool  # worth a fix session
+    reason: str
+    error: str | None = None  # the triage failed; the fix was prepared anyway
 
 
 class InboxItem(Wire):
@@ -32,6 +40,7 @@ class InboxItem(Wire):
     created_at: float
     workspace_uri: str | None = None
     uri: str | None = None  # the document it is about (diagnostic, auto_applied)
+    triage: TriageView | None = None  # test_failure with watch.triage: what the triage decided
 
 
 class WatchEvent(Wire):
