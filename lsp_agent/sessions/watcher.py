@@ -562,7 +562,8 @@ class Watcher:
             records, warnings, stale = [], [f"the watcher's inbox could not be read: {exc}"], {}
         self.inbox_warnings[workspace] = warnings
         self.inbox.restore(records, stale)
-        self._place(workspace).tried |= self.inbox.tried_keys(workspace)
+        if keys := self.inbox.tried_keys(workspace):  # a watcher that is off makes no place
+            self._place(workspace).tried |= keys
 
     async def ready(self) -> None:
         """The kept inboxes are read (an inbox listed earlier would look empty)."""
