@@ -132,7 +132,7 @@ def test_the_daily_cost_survives_a_restart_and_starts_again_the_next_day(tmp_pat
 
 
 def test_a_granted_command_gets_the_copys_quoted_path():
-    from lsp_agent.server.watch_autoapply import command_for
+    from lsp_agent.sessions.watch_autoapply import command_for
 
     assert command_for("ruff format {file}", Path("/tmp/a b/x.py")) == \
         "ruff format '/tmp/a b/x.py'"
@@ -140,7 +140,7 @@ def test_a_granted_command_gets_the_copys_quoted_path():
 
 
 def test_granted_commands_never_touch_secrets_or_what_a_link_leads_out_to(tmp_path):
-    from lsp_agent.server.watch_autoapply import _refusal
+    from lsp_agent.sessions.watch_autoapply import _refusal
 
     workspace, outside = tmp_path / "ws", tmp_path / "outside.py"
     workspace.mkdir()

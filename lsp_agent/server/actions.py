@@ -14,6 +14,7 @@ from lsprotocol import types as lsp
 from pygls.uris import to_fs_path
 
 from lsp_agent.server import protocol as p
+from lsp_agent.sessions.watch_speculative import fix_prompt
 from lsp_agent.types.editor import Diagnostic, EditorContext
 from lsp_agent.workspace.encoding import printable
 
@@ -130,11 +131,6 @@ def run_fix(ls: AgentServer, raw: Any) -> dict[str, Any]:
     text = fix_prompt(args.diagnostic)
     ls.start_prompt(session, p.PromptParams(session_id=session.id, text=text, context=context))
     return {"sessionId": session.id}
-
-
-def fix_prompt(diagnostic: Diagnostic) -> str:
-    return (f"Fix this problem the editor reports: {diagnostic.message}\n"
-            "Find the cause (it may be in another file), propose the fix, and verify it.")
 
 
 def run_selection(ls: AgentServer, raw: Any, explain: bool) -> dict[str, Any]:

@@ -106,7 +106,7 @@ class AgentServer(LanguageServer):
         self._manager: SessionManager | None = None
         self.wiring = Wiring(self)  # builds the sessions' parts from the editor's side
         self.dreams = dream_api.DreamRunner(self)  # memory consolidation in the background
-        self.watcher = watch_api.Watcher(self)  # prepares fixes when tests fail (off by default)
+        self.watcher = watch_api.watcher_for(self)  # prepares fixes when tests fail (opt-in)
 
     # Our transports replace pygls's reader loop (see transport.py); they return the exit code.
     def start_io(self, stdin: Any = None, stdout: Any = None) -> int:
@@ -379,6 +379,10 @@ def _register_agent_methods(server: AgentServer) -> None:
         from lsp_agent.sessions.proposals import UnknownProposal
 
         try:
+            await ls.watcher.ready()
+            if ls.watcher.restored(args.proposal_id):  # prepared before a restart
+                return (await ls.watcher.review_restored(
+                    args.proposal_id, args.accept, args.reject)).wire()
             session = ls.manager.owner_of(args.proposal_id)
             result = await session.proposals.review(
                 args.proposal_id, args.accept, args.reject, args.feedback)

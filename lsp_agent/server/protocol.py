@@ -16,6 +16,15 @@ from lsp_agent.types.editor import Diagnostic, EditorContext, Range
 from lsp_agent.types.events import Wire
 from lsp_agent.types.jsonutil import plain
 from lsp_agent.types.permissions import Mode
+from lsp_agent.types.watch import (  # noqa: F401 (the wire types, here with the others)
+    InboxItem,
+    InboxKind,
+    InboxProposal,
+    InboxProposalStatus,
+    TriageView,
+    WatchEvent,
+    WatchEventKind,
+)
 
 NEW_SESSION = "agent/newSession"
 PROMPT = "agent/prompt"
@@ -242,11 +251,6 @@ DIAGNOSTICS_CHANGED = "agent/diagnosticsChanged"  # notification, client -> serv
 WATCH_EVENT = "agent/watchEvent"  # notification, server -> client
 INBOX_DISMISS = "agent/inboxDismiss"
 
-InboxKind = Literal["test_failure", "diagnostic", "auto_applied", "budget"]
-InboxProposalStatus = Literal["pending", "accepted", "rejected", "stale", "withdrawn"]
-WatchEventKind = Literal["testsFailed", "testsPassed", "fixPrepared", "autoApplied",
-                         "budgetReached"]
-
 
 class DiagnosticsChangedParams(Wire):
     """The document's whole current set of diagnostics (any client may send it)."""
@@ -257,31 +261,6 @@ class DiagnosticsChangedParams(Wire):
 
 class InboxDismissParams(Wire):
     id: str
-
-
-class InboxProposal(Wire):
-    id: str
-    status: InboxProposalStatus
-
-
-class InboxItem(Wire):
-    id: str
-    kind: InboxKind
-    title: str
-    detail: str
-    session_id: str | None = None  # none for auto_applied and budget items
-    proposal_ids: list[str] = Field(default_factory=list)
-    proposals: list[InboxProposal] = Field(default_factory=list)
-    created_at: float
-    workspace_uri: str | None = None
-    uri: str | None = None  # the document it is about (diagnostic, auto_applied)
-
-
-class WatchEvent(Wire):
-    kind: WatchEventKind
-    workspace_uri: str
-    detail: str
-    at: float  # seconds since the epoch
 
 
 class SelectionArguments(Wire):

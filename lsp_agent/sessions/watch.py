@@ -1,10 +1,11 @@
 """The watcher's policy: where its settings come from and whether they are approved, its
 budget, its memory of what it tried, and its daily log. Pure data and small files; the server
-side (lsp_agent/server/watch_api.py) runs the test command and the background sessions.
+side (lsp_agent/sessions/watcher.py) runs the test command and the background sessions.
 
 Settings: ``"watch": {"enabled": true, "testCommand": "pytest -x -q", "debounceSeconds": 2,
 "maxRunsPerHour": 4, "mode": "auto", "testTimeoutSeconds": 300, "tickSeconds": 300,
-"quietSeconds": 5, "dailyCostUsd": 2.0, "speculative": true, "autoApply": ["format"],
+"quietSeconds": 5, "dailyCostUsd": 2.0, "speculative": true, "triage": false,
+"triageModel": "claude-haiku-4-5", "autoApply": ["format"],
 "formatCommand": "ruff format {file}", "lintFixCommand": "ruff check --fix {file}"}`` in the
 editor's initialization options or a settings file. Off by default. A watcher from the project's
 committed settings (``.lsp-agent/settings.json``, ``.claude/settings.json``) runs only after the
@@ -60,6 +61,8 @@ class WatchConfig:
     quiet_seconds: float = 5.0  # nothing starts for a file typed in more recently than this
     daily_cost_usd: float = 2.0  # the background sessions' spend per day, then nothing
     speculative: bool = True  # prepare fixes of new error diagnostics before being asked
+    triage: bool = False  # a small model decides whether a failure is worth a fix session
+    triage_model: str | None = None  # None: the classifier model (classifierModel)
     auto_apply: tuple[str, ...] = ()  # granted kinds (AUTO_APPLY_KINDS), in order
     commands: tuple[tuple[str, str], ...] = ()  # (kind, command) of the granted kinds
     source: str = "options"  # where it came from
@@ -109,6 +112,11 @@ def parse(data: Any, source: str) -> tuple[WatchConfig | None, list[str]]:
                         "using auto")
         mode = "auto"
     command = data.get("testCommand")
+    triage_model = data.get("triageModel")
+    if triage_model is not None and not (isinstance(triage_model, str) and triage_model.strip()):
+        warnings.append(f"{source}: watch.triageModel must be a model name; using the "
+                        "classifier model")
+        triage_model = None
     kinds, commands = _auto_apply(data, source, warnings)
     try:
         config = WatchConfig(
@@ -122,6 +130,7 @@ def parse(data: Any, source: str) -> tuple[WatchConfig | None, list[str]]:
             quiet_seconds=max(0.0, float(data.get("quietSeconds", 5.0))),
             daily_cost_usd=max(0.0, float(data.get("dailyCostUsd", 2.0))),
             speculative=data.get("speculative", True) is not False,
+            triage=data.get("triage") is True, triage_model=triage_model,
             auto_apply=kinds, commands=commands,
             source=source, raw=json.dumps(data, sort_keys=True))
     except (TypeError, ValueError) as exc:

@@ -102,12 +102,14 @@ export function inboxRow(item: InboxItem, known: ProposalKnowledge, now: number)
   const ended = new Set(statuses.map((p) => p.status));
   const icon = waiting || !statuses.length ? kind.icon : ended.size === 1 ? DONE_ICON[statuses[0].status] : 'check';
   const lines = statuses.map((p) => `${p.id}: ${STATUS_WORDS[p.status]}`);
+  // The watcher's model triage (watch.triage): why it declined to prepare a fix, or why it did.
+  const triage = item.triage ? [`triage: ${item.triage.fix ? 'worth a fix' : 'not worth a fix'}: ${item.triage.reason}`] : [];
   return {
     label: kind.label(title),
     description: [...summary, age].join(' · '),
     tooltip: [
       item.title, `${kind.words || item.kind.replace(/_/g, ' ')}, ${age}${item.sessionId ? `; session ${item.sessionId}` : ''}`,
-      ...lines, '', item.detail,
+      ...triage, ...lines, '', item.detail,
     ].join('\n').trimEnd(),
     icon,
     context: kind.context ?? (waiting ? 'inbox.unreviewed' : 'inbox.reviewed'),

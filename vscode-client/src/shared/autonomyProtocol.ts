@@ -24,8 +24,8 @@ export interface InboxProposal { id: string; status: ProposalStatus }
 /** The kinds of inbox item the extension draws apart; others are drawn as a generic item. */
 export type InboxKind = 'test_failure' | 'diagnostic' | 'auto_applied' | 'budget';
 
-export type WatchEventKind = 'testsFailed' | 'testsPassed' | 'fixPrepared' | 'autoApplied' | 'budgetReached';
-export const WATCH_EVENT_KINDS = ['testsFailed', 'testsPassed', 'fixPrepared', 'autoApplied', 'budgetReached'] as const satisfies readonly WatchEventKind[];
+export type WatchEventKind = 'testsFailed' | 'testsPassed' | 'fixPrepared' | 'autoApplied' | 'budgetReached' | 'fixDeclined';
+export const WATCH_EVENT_KINDS = ['testsFailed', 'testsPassed', 'fixPrepared', 'autoApplied', 'budgetReached', 'fixDeclined'] as const satisfies readonly WatchEventKind[];
 
 /** ``agent/watchEvent``. ``at``: seconds since the epoch. */
 export interface WatchEvent { kind: WatchEventKind; workspaceUri?: string; detail?: string; at?: number }

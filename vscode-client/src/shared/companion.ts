@@ -204,7 +204,8 @@ export function talkPrompt(c: Companion, text: string): string {
   return `(to ${c.name}, the companion) ${text.trim()}`;
 }
 
-/** An agent/watchEvent kind as the companion's mood. */
+/** An agent/watchEvent kind as the companion's mood (``fixDeclined``: the triage thought the failure not worth a fix; it follows ``testsFailed``, so only the tooltip shows its reason). */
 export const WATCH_MOOD: Record<string, CompanionMood> = {
   testsPassed: 'passed', testsFailed: 'failed', fixPrepared: 'inbox', autoApplied: 'applied', budgetReached: 'budget',
+  fixDeclined: 'failed',
 };

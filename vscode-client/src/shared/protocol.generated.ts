@@ -505,12 +505,21 @@ export interface InboxItem {
   proposals: InboxProposal[];
   sessionId?: string;
   title: string;
+  triage?: TriageView;
   uri?: string;
   workspaceUri?: string;
 }
 export interface InboxProposal {
   id: string;
   status: 'pending' | 'accepted' | 'rejected' | 'stale' | 'withdrawn';
+}
+/**
+ * The model triage's decision on a test failure (``watch.triage``).
+ */
+export interface TriageView {
+  error?: string;
+  fix: boolean;
+  reason: string;
 }
 export interface InitializationOptions {
   applyEditTimeoutSeconds?: number;
@@ -669,6 +678,6 @@ export interface TaskParams {
 export interface WatchEvent {
   at: number;
   detail: string;
-  kind: 'testsFailed' | 'testsPassed' | 'fixPrepared' | 'autoApplied' | 'budgetReached';
+  kind: 'testsFailed' | 'testsPassed' | 'fixPrepared' | 'autoApplied' | 'budgetReached' | 'fixDeclined';
   workspaceUri: string;
 }

@@ -202,6 +202,8 @@ export interface InboxItem {
   createdAt: number;
   /** Where each proposal stands (newer servers; autonomyProtocol.ts). */
   proposals?: InboxProposal[];
+  /** The watcher's model triage of a test failure (``watch.triage``; newer servers). */
+  triage?: { fix: boolean; reason: string; error?: string };
 }
 
 /** ``agent/watchStatus``. */

@@ -30,6 +30,12 @@ test('an inbox row says what failed, how long ago, and how many proposals wait',
   assert.equal(done.icon, 'check');
 });
 
+test('an item the triage declined says why in its tooltip', () => {
+  const declined = inboxRow(item({ sessionId: undefined, proposalIds: [], triage: { fix: false, reason: 'a network failure' } }), known([]), 1001);
+  assert.match(declined.tooltip, /failing tests, 1 s ago\ntriage: not worth a fix: a network failure\n\nE assert 3 == 4$/);
+  assert.doesNotMatch(inboxRow(item({}), known([]), 1001).tooltip, /triage/);
+});
+
 test('the badge counts items with a pending proposal; opening picks the first pending one', () => {
   const items = [item({ id: 'a', proposalIds: ['p-1', 'p-2'] }), item({ id: 'b', proposalIds: ['p-3'] }), item({ id: 'c', proposalIds: [] })];
   const pending = known(['p-2', 'p-3']);

@@ -15,16 +15,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lsp_agent.server.actions import fix_prompt
 from lsp_agent.sessions.watch_signals import diagnostic_key, same_place
 from lsp_agent.types.editor import Diagnostic, EditorContext
 
 if TYPE_CHECKING:
-    from lsp_agent.server.watch_api import Run, Watcher
     from lsp_agent.sessions.session import Session
+    from lsp_agent.sessions.watcher import Run, Watcher
 
 MAX_TITLE = 80
 SPECULATIVE_KEEPS = 1  # runs of the hourly budget left for failing tests (lowest priority)
+def fix_prompt(diagnostic: Diagnostic) -> str:
+    """What "Fix with agent" asks of the model (server/actions.py), and a speculation too."""
+    return (f"Fix this problem the editor reports: {diagnostic.message}\n"
+            "Find the cause (it may be in another file), propose the fix, and verify it.")
+
+
 UNATTENDED = ("\nNobody is watching this session: do not ask questions. Your edits are "
               "proposals the user reviews when they ask for this fix.")
 
@@ -122,17 +127,17 @@ class Speculator:
             same_place(spec.diagnostic, d) for d in self._watcher.diagnostics.current(spec.uri))
 
     def _start(self, spec: Speculation, mode: str) -> None:
-        from lsp_agent.server.watch_api import Run
+        from lsp_agent.sessions.watcher import Run
 
         watcher = self._watcher
-        server = watcher.server
+        host = watcher.host
         diagnostic = Diagnostic.model_validate(spec.diagnostic)
-        session = server.manager.create(spec.workspace, mode)  # type: ignore[arg-type]
+        session = host.manager.create(spec.workspace, mode)  # type: ignore[arg-type]
         message = diagnostic.message.strip().splitlines()[0] if diagnostic.message.strip() else ""
         title = f"Fix prepared for {spec.path.name}: {message}"
         if len(title) > MAX_TITLE:
             title = title[: MAX_TITLE - 1] + "…"
-        item = watcher.new_item("diagnostic", spec.workspace, title, diagnostic.message,
+        item = watcher.inbox.new_item("diagnostic", spec.workspace, title, diagnostic.message,
                                 session_id=session.id, uri=spec.uri)
         spec.run = Run(spec.workspace, session, item)
         watcher.add_run(spec.run)
@@ -142,7 +147,7 @@ class Speculator:
                              action="fix", session=session.id,
                              why="a new error diagnostic, prepared in advance")
         context = EditorContext(uri=spec.uri, range=diagnostic.range, diagnostics=[diagnostic])
-        session.begin(fix_prompt(diagnostic) + UNATTENDED, server.positions.context_in(context))
+        session.begin(fix_prompt(diagnostic) + UNATTENDED, host.context_in(context))
 
     def _wake_in(self, seconds: float) -> None:
         if self._timer is not None:
@@ -180,8 +185,7 @@ class Speculator:
         return None
 
     def _version(self, path: Path) -> int | None:
-        snapshot = self._watcher.server.documents.open_snapshot(path)
-        return snapshot.version if snapshot is not None else None
+        return self._watcher.host.open_version(path)
 
     def close(self) -> None:
         if self._timer is not None:
@@ -189,4 +193,4 @@ class Speculator:
             self._timer = None
 
 
-__all__ = ["Speculation", "Speculator"]
+__all__ = ["Speculation", "Speculator", "fix_prompt"]

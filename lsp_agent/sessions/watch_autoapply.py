@@ -32,7 +32,7 @@ from lsp_agent.store.layout import ensure_private_dir
 from lsp_agent.workspace.documents import FileReadError, snapshot_async
 
 if TYPE_CHECKING:
-    from lsp_agent.server.watch_api import Watcher
+    from lsp_agent.sessions.watcher import Watcher
 
 MAX_DIFF_SHOWN = 4_000
 FILE_PLACEHOLDER = "{file}"
@@ -57,7 +57,7 @@ class AutoApplier:
             self._skip(workspace, path, why_not)
             return
         try:
-            before = await snapshot_async(watcher.server.documents, path)
+            before = await snapshot_async(watcher.host.documents, path)
         except (OSError, FileReadError) as exc:
             self._skip(workspace, path, f"cannot read it: {exc}")
             return
@@ -72,7 +72,7 @@ class AutoApplier:
                                    expected=await asyncio.to_thread(real_path, path))}
         watcher.applying.add(path)
         try:
-            report = await watcher.server.applier.apply([target], scopes)
+            report = await watcher.host.applier.apply([target], scopes)
         except WriteRefused as exc:
             self._skip(workspace, path, f"refused: {exc}")
             return
@@ -123,10 +123,10 @@ class AutoApplier:
                                             after.splitlines(keepends=True),
                                             f"a/{path.name}", f"b/{path.name}"))
         title = f"{path.name}: {labels} (applied without review, as granted)"
-        item = watcher.new_item("auto_applied", workspace, title, diff[:MAX_DIFF_SHOWN],
+        item = watcher.inbox.new_item("auto_applied", workspace, title, diff[:MAX_DIFF_SHOWN],
                                 proposal_ids=[proposal_id], uri=uri)
-        watcher.set_status(proposal_id, "accepted")
-        watcher.post(item)
+        watcher.inbox.set_status(proposal_id, "accepted")
+        watcher.inbox.post(item)
         watcher.watch_event("autoApplied", workspace, title)
         watcher.log_decision(workspace, event="auto_apply", file=str(path), action="applied",
                     kinds=done, proposal=proposal_id)
