@@ -35,7 +35,10 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 _WORD = re.compile(r"\w+")
-_MAX_CACHED_FILES = 50_000  # a bound on memory for very large trees; past it, forget all
+# jedi reads at most 2,000 files per search, always from the start of the walk, so a project
+# of any size puts about that many in the cache (~15 KB each on Django); this only bounds
+# the rare case of many folders' worth of files coming and going.
+_MAX_CACHED_FILES = 5_000
 
 FileKey = tuple[int, int]  # st_mtime_ns, st_size
 
