@@ -9,6 +9,7 @@ positions are in, and workspace/symbol for the names there.
     python bench/bench_code_intel.py                    # Django 5.2, 20 positions, 3 rounds
     python bench/bench_code_intel.py --quick            # fixtures/multimodule, 5 positions, 1 round
     python bench/bench_code_intel.py --project ~/src/app --rounds 5 --servers lsp-agent,pylsp
+    python bench/bench_code_intel.py --kinds references --baseline /work/main   # before/after
 
 Django is fetched once with ``pip download django==5.2.* --no-deps`` into ``--cache-dir``
 (default ``$LSP_AGENT_BENCH_CACHE`` or ``~/.cache/lsp-agent-bench``), outside the repository.
@@ -68,6 +69,7 @@ REQUEST_TIMEOUT = 30.0
 STOP_TIMEOUT = 5.0
 KINDS = ("definition", "references", "hover", "documentSymbol", "workspaceSymbol")
 COUNTED = ("references", "documentSymbol", "workspaceSymbol")  # completeness is compared
+BASELINE = "lsp-agent@baseline"
 DISTRIBUTIONS = {"lsp-agent": "lsp-agent", "jedi-language-server": "jedi-language-server",
                  "pylsp": "python-lsp-server"}
 
@@ -77,6 +79,7 @@ class ServerSpec:
     name: str
     command: list[str]
     init_options: dict[str, Any] = field(default_factory=dict)
+    checkout: Path = REPO  # the lsp-agent sources the server imports (PYTHONPATH)
 
 
 def server_specs() -> dict[str, ServerSpec]:
@@ -266,7 +269,8 @@ async def start(server: Server, root: Path, workdir: Path) -> None:
     server.client = client
     started = time.perf_counter()
     try:
-        await client.start_io(*server.spec.command, env=_server_env(server.name, workdir))
+        await client.start_io(*server.spec.command,
+                              env=_server_env(server.name, workdir, server.spec.checkout))
     except OSError as exc:
         raise ServerFailed(f"cannot start {server.spec.command[0]}: {exc}") from exc
     server.drain = asyncio.create_task(_drain(client, server.stderr_tail))
@@ -286,7 +290,7 @@ async def start(server: Server, root: Path, workdir: Path) -> None:
     client.initialized(types.InitializedParams())
 
 
-def _server_env(name: str, workdir: Path) -> dict[str, str]:
+def _server_env(name: str, workdir: Path, checkout: Path = REPO) -> dict[str, str]:
     # A private cache per server: every server starts cold and nothing lands in the home
     # folder. A kept bytecode cache: an installed server does not recompile at every start.
     cache = workdir / "cache" / name
@@ -296,7 +300,7 @@ def _server_env(name: str, workdir: Path) -> dict[str, str]:
         LSP_AGENT_CACHE_DIR=str(cache / "lsp-agent"),
         LSP_AGENT_LOG="warning",
         PYTHONPYCACHEPREFIX=str(default_cache_dir() / "pycache"),
-        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
+        PYTHONPATH=os.pathsep.join(filter(None, [str(checkout), env.get("PYTHONPATH")])),
     )
     return env
 
@@ -507,15 +511,19 @@ def completeness_table(servers: list[Server]) -> str:
     return "\n".join(lines)
 
 
-def versions(names: list[str]) -> dict[str, str]:
+def versions(names: list[str], baseline: Path | None = None) -> dict[str, str]:
     out = {"python": platform.python_version(), "jedi": jedi.__version__}
     for name in names:
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             out[name] = importlib.metadata.version(DISTRIBUTIONS[name])
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        out["lsp-agent commit"] = subprocess.run(
-            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-            text=True, timeout=10).stdout.strip()
+    checkouts = {"lsp-agent commit": REPO, "baseline commit": baseline}
+    for label, checkout in checkouts.items():
+        if checkout is None:
+            continue
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            out[label] = subprocess.run(
+                ["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"],
+                capture_output=True, text=True, timeout=10).stdout.strip()
     return out
 
 
@@ -539,6 +547,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="rounds starting above this 1-minute load are flagged")
     parser.add_argument("--kinds", default=",".join(KINDS),
                         help="comma-separated subset of: " + ", ".join(KINDS))
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="another lsp-agent checkout, run too as 'lsp-agent@baseline' "
+                             "(before/after in one interleaved run)")
     parser.add_argument("--seed", type=int, default=7, help="seed for choosing query positions")
     parser.add_argument("--output", type=Path, default=RESULTS, help="where to write the JSON")
     args = parser.parse_args(argv)
@@ -566,8 +577,12 @@ def project_source(args: argparse.Namespace) -> tuple[Path, str]:
 async def main_async(args: argparse.Namespace) -> int:
     names = args.servers.split(",")
     servers = [Server(server_specs()[name]) for name in names]
+    if args.baseline:
+        agent = server_specs()["lsp-agent"]
+        servers.insert(1, Server(ServerSpec(BASELINE, agent.command, agent.init_options,
+                                            args.baseline.resolve())))
     source, label = project_source(args)
-    installed = versions(names)  # what runs, recorded before anything can change
+    installed = versions(names, args.baseline)  # what runs, recorded before anything can change
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench-code-intel-") as tmp:
         workdir = Path(tmp)

@@ -368,12 +368,16 @@ def main() -> None:
     first = requests.readline()
     if not first:
         return
+    from lsp_agent.code_intel import jedi_search, parse_cache_writer
     from lsp_agent.code_intel.jedi_intel import JediEngine
 
+    jedi_search.install()  # the same answers, found faster (see jedi_search)
+    pickles = parse_cache_writer.install()  # parso's disk cache written between queries
+    request_waiting = parse_cache_writer.input_waiting(requests)
     cache_dir = Path(json.loads(first)["cache_dir"])
     engines: dict[tuple[str, int], dict[str, Callable[[dict[str, Any]], Any]]] = {}
     send({"ready": True})
-    for line in requests:
+    while line := requests.readline():
         request = json.loads(line)
         try:
             key = (request["root"], request["max_results"])
@@ -385,6 +389,8 @@ def main() -> None:
         except Exception as exc:  # reported to the server, which decides what the caller sees
             kind = type(exc).__name__
             send({"error": str(exc) if kind in _ERRORS else f"{kind}: {exc}", "type": kind})
+        if pickles is not None:
+            pickles.flush(request_waiting)
 
 
 if __name__ == "__main__":
