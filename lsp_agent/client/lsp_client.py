@@ -67,7 +67,8 @@ class ClientProtocol(LanguageServerProtocol):
 
     RAW = frozenset({p.EVENT})
 
-    def get_message_type(self, method: str) -> type[Any] | None:
+    # pygls's is an lru_cache wrapper, which mypy reads as another signature.
+    def get_message_type(self, method: str) -> type[Any] | None:  # type: ignore[override]
         return RawNotification if method in self.RAW else super().get_message_type(method)
 
 
