@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import json
 from typing import Any
 
@@ -284,6 +285,9 @@ def test_fields_read_like_the_sdks_models():
     assert event.content_block.input == {"path": "a"}  # a tool's input stays a dict
     assert isinstance(event.content_block.input, dict)
     assert event.delta is None and getattr(event.content_block, "text", None) is None
+    assert copy.copy(event).content_block.name == "Read"
+    with pytest.raises(AttributeError):
+        _ = event._private
 
 
 async def test_an_error_event_in_the_stream_raises_the_helpers_error():

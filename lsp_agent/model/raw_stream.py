@@ -67,6 +67,8 @@ class Fields:
         self._data = data
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # not a field: no recursion on an object copy never set up
+            raise AttributeError(name)
         value = self._data.get(name)
         return Fields(value) if name in Fields.NESTED and isinstance(value, dict) else value
 
