@@ -66,6 +66,9 @@ START_TIMEOUT = 60.0
 AGENTS = ("lsp-agent serve", "claude stream-json")
 PATHS = ("in-process Agent", "through lsp-agent serve")
 FLOOR = "bare SDK, same requests back to back (floor)"
+# The same, through the low-level request the model service sends (model/raw_stream.py): the
+# floor of the agent's own path, which skips the SDK's stream helper.
+FLOOR_RAW = "bare SDK low-level stream (the agent's path), back to back"
 TARGET_RATIO = 0.5
 TARGET_OVERHEAD_MS = 2.0
 # --baseline DIR: another checkout's server measured beside this one, interleaved (its code on
@@ -355,9 +358,10 @@ def tool_ms(events: list[Any]) -> list[float]:
 
 
 async def overhead_in_process(model: TimedModel, workspace: Path, rounds: int
-                              ) -> tuple[list[float], list[float], list[float]]:
+                              ) -> tuple[list[float], list[float], list[float], list[float]]:
     """(gaps, tool times) of the agent, and the gaps of the bare SDK sending the same request
-    bodies back to back with nothing in between: the floor of client, HTTP and scheduling."""
+    bodies back to back with nothing in between: the floor of client, HTTP and scheduling,
+    through the SDK's stream helper and through the low-level request the agent sends."""
     from bench.bench_engine import in_process_agent
 
     agent = in_process_agent(model.base_url, workspace, rounds + 5)
@@ -369,11 +373,17 @@ async def overhead_in_process(model: TimedModel, workspace: Path, rounds: int
     floor_start = len(model.timings())
     client = agent.deps.model.client if hasattr(agent.deps.model, "client") else None
     await replay_back_to_back(model.base_url, bodies, client)
-    return gaps, tool_ms(events), gaps_ms(model.timings()[floor_start:])
+    floor = gaps_ms(model.timings()[floor_start:])
+    raw_start = len(model.timings())
+    await replay_back_to_back(model.base_url, bodies, client, low_level=True)
+    return gaps, tool_ms(events), floor, gaps_ms(model.timings()[raw_start:])
 
 
-async def replay_back_to_back(base_url: str, bodies: list[dict[str, Any]], client: Any) -> None:
+async def replay_back_to_back(base_url: str, bodies: list[dict[str, Any]], client: Any,
+                              low_level: bool = False) -> None:
     import anthropic
+
+    from lsp_agent.model.raw_stream import open_stream
 
     own = client is None
     client = client or anthropic.AsyncAnthropic(api_key="bench", base_url=base_url,
@@ -382,6 +392,15 @@ async def replay_back_to_back(base_url: str, bodies: list[dict[str, Any]], clien
         for body in bodies:
             kwargs = {k: v for k, v in body.items() if k != "stream"}
             async with asyncio.timeout(TURN_TIMEOUT):
+                if low_level:
+                    raw = await open_stream(client, kwargs)
+                    try:
+                        async for _ in raw:
+                            pass
+                        await raw.get_final_message()
+                    finally:
+                        await raw.close()
+                    continue
                 async with client.messages.stream(**kwargs) as stream:
                     async for _ in stream:
                         pass
@@ -430,18 +449,20 @@ async def bench_overhead(rounds: int, repeats: int, model: TimedModel, workdir: 
 
     workspace = make_tiny_workspace(workdir / "overhead-ws")
     paths = (*PATHS, with_baseline(PATHS[1])) if BASELINE else PATHS
-    gap = {p: Samples(timeout=TURN_TIMEOUT * 1000) for p in (*paths, FLOOR)}
-    over = {p: Samples(timeout=TURN_TIMEOUT * 1000) for p in (*paths, FLOOR)}
-    tools = {p: Samples(timeout=TURN_TIMEOUT * 1000) for p in (*paths, FLOOR)}
+    rows = (*paths, FLOOR, FLOOR_RAW)
+    gap = {p: Samples(timeout=TURN_TIMEOUT * 1000) for p in rows}
+    over = {p: Samples(timeout=TURN_TIMEOUT * 1000) for p in rows}
+    tools = {p: Samples(timeout=TURN_TIMEOUT * 1000) for p in rows}
 
     async def run(path: str, timed: bool = True) -> tuple[list[float], list[float]]:
         model.load(read_scenario(rounds))
         if path == PATHS[0]:
-            gaps, tool, floor = await overhead_in_process(model, workspace, rounds)
-            for g in floor if timed else ():
-                gap[FLOOR].add(g)
-                over[FLOOR].add(g)
-                tools[FLOOR].add(0.0)
+            gaps, tool, floor, floor_raw = await overhead_in_process(model, workspace, rounds)
+            for row, floor_gaps in ((FLOOR, floor), (FLOOR_RAW, floor_raw)):
+                for g in floor_gaps if timed else ():
+                    gap[row].add(g)
+                    over[row].add(g)
+                    tools[row].add(0.0)
             return gaps, tool
         return await overhead_through_server(model, workspace, workdir / "server",
                                              baseline_env(path))
@@ -469,7 +490,7 @@ async def bench_overhead(rounds: int, repeats: int, model: TimedModel, workdir: 
         print(f"  overhead: repeat {len(watch.rounds)} done", flush=True)
     return {"rounds": rounds, "repeats": repeats, "warmups": warmups, "load": watch.finish(),
             "stats": {p: {"gap_ms": gap[p].summary(3), "tool_ms": tools[p].summary(3),
-                          "overhead_ms": over[p].summary(3)} for p in (*paths, FLOOR)}}
+                          "overhead_ms": over[p].summary(3)} for p in rows}}
 
 
 # --------------------------------------------------------------------------- report
@@ -532,14 +553,16 @@ def overhead_table(data: dict[str, Any]) -> str:
         above = o["p50"] - floor if o["p50"] is not None and floor is not None else None
         lines.append(f"| {path} | {g['n']} | {fmt(g['p50'], 2)} ({fmt(g['p95'], 2)}) | "
                      f"{fmt(t['p50'], 2)} | {fmt(o['p50'], 2)} ({fmt(o['p95'], 2)}) | "
-                     f"{fmt(above, 2) if path != FLOOR else '-'} | "
+                     f"{fmt(above, 2) if path not in (FLOOR, FLOOR_RAW) else '-'} | "
                      f"{failures_note(o) or 'none'} |")
     lines.append(f"\n{data['repeats']} interleaved repeats of {data['rounds'] - 1} rounds each; "
                  f"{load_note(data['load'])}. Target through the server: < "
                  f"{TARGET_OVERHEAD_MS:.0f} ms p50 (issue 16 does not subtract the floor; "
                  "the column before the failures does). The floor row is the bare SDK sending the "
                  "in-process run's request bodies back to back: what the client library, "
-                 "loopback HTTP and the scheduler cost between two requests with no agent.")
+                 "loopback HTTP and the scheduler cost between two requests with no agent; "
+                 "through `messages.stream()` (the SDK's helper), and through the low-level "
+                 "request the agent sends instead (model/raw_stream.py).")
     return "\n".join(lines)
 
 

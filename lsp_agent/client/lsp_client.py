@@ -12,12 +12,14 @@ import contextlib
 import logging
 import os
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from lsprotocol import types as lsp
 from pygls.io_ import run_async
 from pygls.lsp.client import LanguageClient
+from pygls.protocol import LanguageServerProtocol
 from pygls.uris import from_fs_path
 
 from lsp_agent import __version__
@@ -48,6 +50,28 @@ OnPermission = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 OnProposal = Callable[[ev.ProposalCreated], Awaitable[dict[str, Any]]]
 
 
+@dataclass
+class RawNotification:
+    """A notification whose params stay the JSON they arrived as."""
+
+    method: str
+    jsonrpc: str
+    params: Any = None
+
+
+class ClientProtocol(LanguageServerProtocol):
+    """pygls's protocol, but the server's events reach their handler as the decoded dicts:
+    pygls makes every unknown notification's params into namedtuples (a class built per
+    object), which the handler turned back into dicts; per event, that was most of a client's
+    CPU. (Keys that are not identifiers come through unchanged too.)"""
+
+    RAW = frozenset({p.EVENT})
+
+    # pygls's is an lru_cache wrapper, which mypy reads as another signature.
+    def get_message_type(self, method: str) -> type[Any] | None:  # type: ignore[override]
+        return RawNotification if method in self.RAW else super().get_message_type(method)
+
+
 class AgentClient:
     def __init__(
         self,
@@ -71,7 +95,7 @@ class AgentClient:
         self._server_log = server_log
         self._server_stderr = server_stderr  # where the server's log goes if not to a file
         self._process = server  # started already (spawn.py), or by start()
-        self._client = LanguageClient("lsp-agent-cli", __version__)
+        self._client = LanguageClient("lsp-agent-cli", __version__, protocol_cls=ClientProtocol)
         self._encoding: Any = "utf-16"
         self._background: set[asyncio.Task[Any]] = set()
         self._register()
@@ -102,7 +126,7 @@ class AgentClient:
 
         @client.feature(p.EVENT)
         def on_event(params: Any) -> None:
-            data = p.plain(params)
+            data = params if isinstance(params, dict) else p.plain(params)  # ClientProtocol
             try:
                 event = ev.parse_event(data["event"])
             except Exception:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from lsp_agent.model.client import ModelFailure, ModelSettings, classify, make_client
 from lsp_agent.model.clients import ClientPool
+from lsp_agent.model.raw_stream import open_stream
 
 if TYPE_CHECKING:
     import anthropic
@@ -85,16 +86,13 @@ class ModelService:
         import anthropic
 
         try:
-            manager = client.messages.stream(**_kwargs(request))
-            stream = await self._within(manager.__aenter__(), self.settings.first_byte_timeout,
-                                        "no response")
+            # The SDK's client without its stream helper's per-event models (raw_stream.py).
+            stream = await self._within(open_stream(client, _kwargs(request)),
+                                        self.settings.first_byte_timeout, "no response")
             try:
                 yield TimedStream(stream, self)
-            except BaseException as exc:
-                await manager.__aexit__(type(exc), exc, exc.__traceback__)
-                raise
-            else:
-                await manager.__aexit__(None, None, None)
+            finally:
+                await stream.close()
         except (anthropic.APIError, anthropic.AnthropicError) as exc:
             raise ModelCallFailed(classify(exc)) from exc
 

@@ -373,9 +373,11 @@ def complete_models() -> int:
     return done
 
 
+@functools.cache
 def event_adapter() -> TypeAdapter[AgentEvent]:
     # Built at first use, not at import: the union's validator is ~1/10 s the server does not
-    # need before its first response (nor ever, since it only writes events).
+    # need before its first response (nor ever, since it only writes events). Once: built per
+    # call, it cost a client that much CPU per event.
     return TypeAdapter[AgentEvent](AgentEvent)
 
 
