@@ -40,6 +40,7 @@ from lsp_agent.types.editor import EditorContext
 if TYPE_CHECKING:  # sessions (and the agent, its tools...) load with the first session
     from lsp_agent.sessions.manager import SessionManager
     from lsp_agent.sessions.session import Session
+    from lsp_agent.sessions.watcher import Watcher
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,15 @@ class AgentServer(LanguageServer):
         self._manager: SessionManager | None = None
         self.wiring = Wiring(self)  # builds the sessions' parts from the editor's side
         self.dreams = dream_api.DreamRunner(self)  # memory consolidation in the background
-        self.watcher = watch_api.watcher_for(self)  # prepares fixes when tests fail (opt-in)
+        self._watcher: Watcher | None = None  # made after initialize (see the property)
+
+    @property
+    def watcher(self) -> Watcher:
+        """Prepares fixes when tests fail (opt-in). Made at ``initialized`` or when first
+        needed: its modules stay off the initialize path."""
+        if self._watcher is None:
+            self._watcher = watch_api.watcher_for(self)
+        return self._watcher
 
     # Our transports replace pygls's reader loop (see transport.py); they return the exit code.
     def start_io(self, stdin: Any = None, stdout: Any = None) -> int:
@@ -265,7 +274,8 @@ def _register_lifecycle(server: AgentServer) -> None:
     @server.feature(lsp.SHUTDOWN)
     async def on_shutdown(ls: AgentServer, *_: Any) -> None:
         await ls.dreams.cancel_all()  # a run stopped now rolls its lock back
-        ls.watcher.close()
+        if ls._watcher is not None:
+            ls._watcher.close()
         if ls._manager is not None:
             await ls.manager.close_all()  # turns stopped, transcripts flushed and closed
             await extensions_api.close_all(ls)

@@ -22,12 +22,12 @@ from lsp_agent.server.memory_api import MemoryParams
 from lsp_agent.server.session_methods import workspace_of
 from lsp_agent.sessions.watch import Approvals, DailyCost
 from lsp_agent.sessions.watch_inbox import UnknownInboxItem
-from lsp_agent.sessions.watcher import Watcher
 
 if TYPE_CHECKING:
     from lsp_agent.server.app import AgentServer
     from lsp_agent.sessions.manager import SessionManager
     from lsp_agent.sessions.proposals import EditApplier
+    from lsp_agent.sessions.watcher import Watcher
     from lsp_agent.types.editor import EditorContext
     from lsp_agent.workspace.documents import DocumentSource
 
@@ -87,6 +87,8 @@ class ServerHost:
 
 
 def watcher_for(server: AgentServer) -> Watcher:
+    from lsp_agent.sessions.watcher import Watcher
+
     return Watcher(ServerHost(server))
 
 

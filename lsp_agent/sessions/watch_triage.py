@@ -22,12 +22,14 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lsp_agent.model.service import ModelRequest, ModelService
 from lsp_agent.store.redact import Redactor
 from lsp_agent.types.events import Usage
 from lsp_agent.types.watch import TriageView
+
+if TYPE_CHECKING:
+    from lsp_agent.model.service import ModelService
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +92,8 @@ def describe(command: str, exit_code: int | None, output: str, redactor: Redacto
 async def triage(service: ModelService, model: str, command: str, exit_code: int | None,
                  output: str, redactor: Redactor, within: float = TIMEOUT) -> TriageVerdict:
     """The model's decision; on any failure a verdict to fix, with the error."""
+    from lsp_agent.model.service import ModelRequest  # loaded with the model service anyway
+
     request = ModelRequest(
         model=model, system=[{"type": "text", "text": SYSTEM}], tools=[_TOOL_SCHEMA],
         messages=[{"role": "user", "content": [

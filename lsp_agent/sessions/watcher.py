@@ -32,7 +32,6 @@ from pygls.uris import from_fs_path, to_fs_path
 from lsp_agent.context.cost import price_for, usd
 from lsp_agent.edits.proposal import HunkSelection
 from lsp_agent.permissions.hooks import run_bounded
-from lsp_agent.sessions.proposals import ReviewResult, UnknownProposal
 from lsp_agent.sessions.watch import (
     Approvals,
     Budget,
@@ -46,7 +45,6 @@ from lsp_agent.sessions.watch import (
 from lsp_agent.sessions.watch_autoapply import AutoApplier
 from lsp_agent.sessions.watch_inbox import Inbox
 from lsp_agent.sessions.watch_inbox_store import InboxStore, Record, SavedFile
-from lsp_agent.sessions.watch_restored import changed_since, review_restored
 from lsp_agent.sessions.watch_signals import DiagnosticSets, Snapshot
 from lsp_agent.sessions.watch_speculative import Speculator
 from lsp_agent.sessions.watch_triage import TriageVerdict, triage
@@ -55,7 +53,7 @@ from lsp_agent.types.watch import InboxItem, WatchEvent, WatchEventKind
 
 if TYPE_CHECKING:
     from lsp_agent.sessions.manager import SessionManager
-    from lsp_agent.sessions.proposals import EditApplier
+    from lsp_agent.sessions.proposals import EditApplier, ReviewResult
     from lsp_agent.sessions.session import Session
     from lsp_agent.types.editor import EditorContext
     from lsp_agent.workspace.documents import DocumentSource
@@ -577,6 +575,9 @@ class Watcher:
                               reject: HunkSelection) -> ReviewResult:
         """``agent/review`` of a proposal prepared before a restart (watch_restored.py).
         UnknownProposal when there is none pending; ValueError for bad hunk ids."""
+        from lsp_agent.sessions.proposals import UnknownProposal  # with the first review
+        from lsp_agent.sessions.watch_restored import review_restored
+
         await self.ready()
         found = self.inbox.restored_contents(proposal_id)
         if found is None:
@@ -612,6 +613,8 @@ def _stale_proposals(records: list[Record]) -> dict[str, str]:
             continue
         for proposal in record.item.proposals:
             if proposal.status == "pending":
+                from lsp_agent.sessions.watch_restored import changed_since  # when one is kept
+
                 why = changed_since((record.contents or {}).get(proposal.id))
                 if why is not None:
                     stale[proposal.id] = why
