@@ -47,6 +47,8 @@ CHECK = "import calc; assert calc.add(2, 3) == 5"
 FIX = {"type": "tool_use", "name": "Edit", "input": {
     "path": "calc.py", "old_string": "a - b", "new_string": "a + b"}}
 COMMAND = f"{shlex.quote(sys.executable)} -c {shlex.quote(CHECK)}"
+TRIAGE = {"system_contains": "triage step of lsp-agent's watcher", "content": [
+    {"type": "tool_use", "name": "triage", "input": {"fix": True, "reason": "a real defect"}}]}
 WATCH = {"enabled": True, "testCommand": COMMAND, "debounceSeconds": 0}
 
 
@@ -108,7 +110,8 @@ async def save_to_inbox(model: ScriptedModelServer, root: Path, runs: int) -> di
         project = root / f"p{run}"
         project.mkdir()
         (project / "calc.py").write_text(BUGGY)
-        model.load({"turns": [{"content": [FIX]}, {"content": "prepared"}]})
+        # The model triage (on by default) answers first: told apart by its system prompt.
+        model.load({"turns": [{"content": [FIX], "when": [TRIAGE]}, {"content": "prepared"}]})
         editor = await start_editor(model.base_url, project, watch=WATCH)
         arrived: asyncio.Queue[float] = asyncio.Queue()
 

@@ -30,10 +30,16 @@ FIX = {"type": "tool_use", "name": "Edit", "input": {
     "path": "calc.py", "old_string": "a - b", "new_string": "a + b"}}
 
 
+# Turn 0 answers both the watcher's model triage (on by default; told apart by its system
+# prompt) and the fix session's first request.
+TRIAGE = {"system_contains": "triage step of lsp-agent's watcher", "content": [
+    {"type": "tool_use", "name": "triage", "input": {"fix": True, "reason": "add() subtracts"}}]}
+
+
 @pytest.fixture
 def model():
-    with ScriptedModelServer({"turns": [{"content": [FIX]}, {"content": "Fix prepared."}]}) \
-            as server:
+    with ScriptedModelServer({"turns": [{"content": [FIX], "when": [TRIAGE]},
+                                        {"content": "Fix prepared."}]}) as server:
         yield server
 
 
@@ -74,12 +80,15 @@ async def test_a_failing_test_on_save_becomes_a_proposal_in_the_inbox(model, tmp
         [item] = inbox
         assert item["kind"] == "test_failure" and "calc.py" in item["title"]
         assert len(item["proposalIds"]) == 1 and item["sessionId"]
+        assert item["triage"] == {"fix": True, "reason": "add() subtracts"}
         assert (project / "calc.py").read_text() == BUGGY  # prepared, not applied
         assert editor.permission_requests == []
         listed = await editor.request("agent/inboxList", {})
         assert [i["id"] for i in listed["items"]] == [item["id"]]
-        # What the background session was told: the command's failure.
-        first = json.dumps(model.requests[0]["messages"])
+        # The triage, then the background session, both told the command's failure.
+        triage, first = (json.dumps(model.requests[i]["messages"]) for i in (0, 1))
+        assert "triage step" in json.dumps(model.requests[0]["system"])
+        assert "assert calc.add(2, 3) == 5" in triage
         assert "assert calc.add(2, 3) == 5" in first and "-1" in first
 
         await editor.request("agent/review", {"proposalId": item["proposalIds"][0],

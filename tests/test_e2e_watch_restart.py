@@ -38,7 +38,7 @@ def model():
 
 async def watching(model: ScriptedModelServer, project: Project) -> Editor:
     return await start_editor(model.base_url, project.root, watch={
-        "enabled": True, "debounceSeconds": 0, "quietSeconds": 0,
+        "enabled": True, "debounceSeconds": 0, "quietSeconds": 0, "triage": False,
         "testCommand": project.command})
 
 

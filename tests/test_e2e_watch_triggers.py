@@ -129,7 +129,8 @@ def save(editor: Editor, path: Path) -> None:
 
 async def watching(model: ScriptedModelServer, project: Project, **watch: Any) -> Editor:
     return await start_editor(model.base_url, project.root, watch={
-        "enabled": True, "debounceSeconds": 0, "quietSeconds": 0, **watch})
+        # The model triage has its own tests (test_e2e_watch_triage.py): off here.
+        "enabled": True, "debounceSeconds": 0, "quietSeconds": 0, "triage": False, **watch})
 
 
 # -- triggers ---------------------------------------------------------------------------------

@@ -95,9 +95,11 @@ async def test_a_triage_that_fails_prepares_the_fix_and_says_why(service, why):
     assert verdict.view().error == verdict.error
 
 
-def test_triage_is_off_unless_asked_and_its_model_is_checked():
+def test_triage_is_on_unless_turned_off_and_its_model_is_checked():
     config, warnings = parse({"enabled": True}, "options")
-    assert config is not None and config.triage is False and warnings == []
+    assert config is not None and config.triage is True and warnings == []
+    config, _ = parse({"enabled": True, "triage": False}, "options")
+    assert config is not None and config.triage is False
     config, _ = parse({"triage": True, "triageModel": "claude-haiku-4-5"}, "options")
     assert config is not None and config.triage and config.triage_model == "claude-haiku-4-5"
     config, warnings = parse({"triage": True, "triageModel": 7}, "options")

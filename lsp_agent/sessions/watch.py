@@ -4,7 +4,7 @@ side (lsp_agent/sessions/watcher.py) runs the test command and the background se
 
 Settings: ``"watch": {"enabled": true, "testCommand": "pytest -x -q", "debounceSeconds": 2,
 "maxRunsPerHour": 4, "mode": "auto", "testTimeoutSeconds": 300, "tickSeconds": 300,
-"quietSeconds": 5, "dailyCostUsd": 2.0, "speculative": true, "triage": false,
+"quietSeconds": 5, "dailyCostUsd": 2.0, "speculative": true, "triage": true,
 "triageModel": "claude-haiku-4-5", "autoApply": ["format"],
 "formatCommand": "ruff format {file}", "lintFixCommand": "ruff check --fix {file}"}`` in the
 editor's initialization options or a settings file. Off by default. A watcher from the project's
@@ -61,7 +61,9 @@ class WatchConfig:
     quiet_seconds: float = 5.0  # nothing starts for a file typed in more recently than this
     daily_cost_usd: float = 2.0  # the background sessions' spend per day, then nothing
     speculative: bool = True  # prepare fixes of new error diagnostics before being asked
-    triage: bool = False  # a small model decides whether a failure is worth a fix session
+    # A small model decides whether a failure is worth a fix session: one cheap request that
+    # can save a whole session's (flaky, network, environment failures).
+    triage: bool = True
     triage_model: str | None = None  # None: the classifier model (classifierModel)
     auto_apply: tuple[str, ...] = ()  # granted kinds (AUTO_APPLY_KINDS), in order
     commands: tuple[tuple[str, str], ...] = ()  # (kind, command) of the granted kinds
@@ -130,7 +132,7 @@ def parse(data: Any, source: str) -> tuple[WatchConfig | None, list[str]]:
             quiet_seconds=max(0.0, float(data.get("quietSeconds", 5.0))),
             daily_cost_usd=max(0.0, float(data.get("dailyCostUsd", 2.0))),
             speculative=data.get("speculative", True) is not False,
-            triage=data.get("triage") is True, triage_model=triage_model,
+            triage=data.get("triage", True) is not False, triage_model=triage_model,
             auto_apply=kinds, commands=commands,
             source=source, raw=json.dumps(data, sort_keys=True))
     except (TypeError, ValueError) as exc:

@@ -63,7 +63,7 @@ export async function watcherScenario(env: Env): Promise<void> {
     assert.ok(await row.locator('.codicon-pass').count(), 'an accepted item shows the pass icon');
     await shootThemes(page, env, 'watcher-inbox-accepted');
     // The background session's turn goes on once its proposal is decided: let it end first.
-    await until('the watcher\'s session done', async () => (await modelRequests(env.modelUrl)).length >= 2 || 'waiting');
+    await until('the watcher\'s session done', async () => (await modelRequests(env.modelUrl)).length >= 3 || 'waiting'); // triage + 2 rounds
 
     // Dismiss (inline action on the row).
     await clickRowAction(row, 'Dismiss Inbox Item');
