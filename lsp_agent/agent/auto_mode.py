@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from lsp_agent.model.service import ModelRequest, ModelService
+from lsp_agent.model.tool_answer import read_tool_answer
 from lsp_agent.types.events import Usage
 
 log = logging.getLogger(__name__)
@@ -188,23 +189,7 @@ def describe(call: AutoCall) -> str:
 def parse_answer(blocks: list[dict[str, Any]]) -> AutoVerdict:
     """The decision from a response's blocks: the decide tool's input, else the first JSON
     object in the text that carries a valid decision. Raises UnparseableAnswer."""
-    for block in blocks:
-        if block.get("type") == "tool_use" and block.get("name") == DECIDE_TOOL:
-            return _verdict(block.get("input"))
-    text = "\n".join(str(b.get("text", "")) for b in blocks if b.get("type") == "text")
-    decoder = json.JSONDecoder()
-    for start, char in enumerate(text):
-        if char != "{":
-            continue
-        try:
-            found, _end = decoder.raw_decode(text, start)
-        except ValueError:
-            continue
-        try:
-            return _verdict(found)
-        except UnparseableAnswer:
-            continue
-    raise UnparseableAnswer(repr(text[:120]) if text else "no decide call and no text")
+    return read_tool_answer(blocks, DECIDE_TOOL, _verdict, UnparseableAnswer)
 
 
 def _verdict(data: Any) -> AutoVerdict:

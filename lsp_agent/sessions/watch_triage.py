@@ -19,11 +19,11 @@ failing closed would silently stop the watcher whenever the cheap model is unava
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from lsp_agent.model.tool_answer import read_tool_answer
 from lsp_agent.store.redact import Redactor
 from lsp_agent.types.events import Usage
 from lsp_agent.types.watch import TriageView
@@ -123,20 +123,7 @@ def _fallback(error: str, model: str, usage: Usage | None) -> TriageVerdict:
 def parse_answer(blocks: list[dict[str, Any]]) -> TriageVerdict:
     """The triage tool's input, else the first JSON object in the text with a boolean
     ``fix``. Raises UnparseableTriage."""
-    for block in blocks:
-        if block.get("type") == "tool_use" and block.get("name") == TRIAGE_TOOL:
-            return _verdict(block.get("input"))
-    text = "\n".join(str(b.get("text", "")) for b in blocks if b.get("type") == "text")
-    decoder = json.JSONDecoder()
-    for start, char in enumerate(text):
-        if char != "{":
-            continue
-        try:
-            found, _end = decoder.raw_decode(text, start)
-            return _verdict(found)
-        except (ValueError, UnparseableTriage):
-            continue
-    raise UnparseableTriage(repr(text[:120]) if text else "no triage call and no text")
+    return read_tool_answer(blocks, TRIAGE_TOOL, _verdict, UnparseableTriage)
 
 
 def _verdict(data: Any) -> TriageVerdict:
