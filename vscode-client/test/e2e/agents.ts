@@ -13,14 +13,12 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { FrameLocator, Locator, Page } from 'playwright-core';
 import {
-  chatFrame, clickRowAction, loadScenario, modelRequests, runCommand, screenshot, STEP_TIMEOUT, until, waitForCount, type Env,
+  chatAccessibility, chatFrame, clickRowAction, loadScenario, modelRequests, runCommand, screenshot, setTheme, STEP_TIMEOUT, THEMES, until, waitForCount, type Env, type Theme,
 } from './workbench';
 
 const FIXTURES = resolve(__dirname, '../fixtures');
 const SHOTS = resolve(__dirname, 'screenshots');
 const REPO = resolve(__dirname, '../../..');
-const THEMES = { light: ['Default Light Modern', 'light_modern'], dark: ['Default Dark Modern', 'vs-dark'], 'high-contrast': ['Default High Contrast', 'hc-black'] } as const;
-type Theme = keyof typeof THEMES;
 const PROMPT = 'Check the plan with two readers';
 /** Files the scenario adds to the workspace (and takes away at the end). */
 const ADDED = ['.lsp-agent', '.claude', '.mcp.json', 'plan.txt'];
@@ -284,29 +282,7 @@ async function shootThemes(env: Env, name: string, chat?: FrameLocator): Promise
     await env.page.mouse.move(1300, 60);
     await env.page.screenshot({ path: join(SHOTS, `${name}-${theme}.png`) });
     await screenshot(env.page, env.results, `${name}-${theme}`);
-    if (chat) await accessibility(chat, `${name}, ${theme}`);
+    if (chat) await chatAccessibility(chat, `${name}, ${theme}`);
   }
 }
 
-async function setTheme(page: Page, theme: Theme): Promise<void> {
-  const [label, cls] = THEMES[theme];
-  if (((await page.locator('.monaco-workbench').getAttribute('class')) ?? '').split(' ').includes(cls)) return;
-  await runCommand(page, 'Preferences: Color Theme');
-  await page.locator('.quick-input-widget input').fill(label);
-  await page.locator('.quick-input-list .monaco-list-row', { hasText: label }).first().click();
-  await until(`the ${theme} theme`, async () => ((await page.locator('.monaco-workbench').getAttribute('class')) ?? '').includes(cls) || 'not yet');
-  await page.waitForTimeout(800); // the webview gets the theme's variables a moment later
-}
-
-/** axe-core in the chat webview: no serious or critical violation. */
-async function accessibility(chat: FrameLocator, state: string): Promise<void> {
-  const frame = await (await chat.locator('body').elementHandle())!.ownerFrame();
-  assert.ok(frame, 'the chat frame');
-  await frame.evaluate(`${readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8')}\n;0`);
-  const serious = await frame.evaluate(async () => {
-    const axe = (window as unknown as { axe: { run(ctx: unknown, opts: unknown): Promise<{ violations: { id: string; impact: string; nodes: { target: string[] }[] }[] }> } }).axe;
-    const result = await axe.run(document, { resultTypes: ['violations'] });
-    return result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
-  });
-  assert.deepEqual(serious, [], `axe-core: no serious accessibility problem in the chat (${state})`);
-}

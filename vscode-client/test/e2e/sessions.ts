@@ -10,13 +10,11 @@ import { join, resolve } from 'node:path';
 import type { FrameLocator, Page } from 'playwright-core';
 import { outputLog } from './scenarios';
 import {
-  chatFrame, clickRowAction, loadScenario, modelRequests, runCommand, screenshot, STEP_TIMEOUT, until, type Env,
+  chatAccessibility, chatFrame, clickRowAction, loadScenario, modelRequests, runCommand, screenshot, setTheme, STEP_TIMEOUT, THEMES, until, type Env, type Theme,
 } from './workbench';
 
 const FIXTURES = resolve(__dirname, '../fixtures');
 const SHOTS = resolve(__dirname, 'screenshots');
-const THEMES = { light: ['Default Light Modern', 'light_modern'], dark: ['Default Dark Modern', 'vs-dark'], 'high-contrast': ['Default High Contrast', 'hc-black'] } as const;
-type Theme = keyof typeof THEMES;
 const PROMPT = 'Please make greet.py friendlier';
 const RENAMED = 'Friendlier greeting';
 const ORIGINAL = 'def greet(name):\n    return "Hello " + name\n';
@@ -164,7 +162,7 @@ async function restoreCheckpoint(env: Env, file: string): Promise<void> {
     await setTheme(page, theme);
     await sessionRow(page, RENAMED).hover();
     await shoot(env, `sessions-view-${theme}`);
-    await accessibility(chat); // the prompts' "Restore checkpoint" buttons in this theme
+    await chatAccessibility(chat, 'sessions'); // the prompts' "Restore checkpoint" buttons in this theme
     await chat.locator('.msg.user', { hasText: PROMPT }).getByRole('button', { name: /Restore checkpoint/ }).click();
     await dialog.waitFor({ timeout: STEP_TIMEOUT });
     const text = await dialog.innerText();
@@ -181,7 +179,7 @@ async function restoreCheckpoint(env: Env, file: string): Promise<void> {
   await until('greet.py restored on disk', async () => readFileSync(file, 'utf8') === ORIGINAL || readFileSync(file, 'utf8'));
   await chat.locator('.notice', { hasText: 'Restored greet.py' }).waitFor({ timeout: STEP_TIMEOUT });
   assert.equal(await chat.locator('.msg.user').count(), 0, 'the conversation went back before the first message');
-  await accessibility(chat);
+  await chatAccessibility(chat, 'sessions');
   await shoot(env, 'restored-high-contrast');
   await setTheme(page, 'dark');
 }
@@ -191,24 +189,3 @@ async function shoot(env: Env, name: string): Promise<void> {
   await screenshot(env.page, env.results, name);
 }
 
-async function setTheme(page: Page, theme: Theme): Promise<void> {
-  const [label, cls] = THEMES[theme];
-  await runCommand(page, 'Preferences: Color Theme');
-  await page.locator('.quick-input-widget input').fill(label);
-  await page.locator('.quick-input-list .monaco-list-row', { hasText: label }).first().click();
-  await until(`the ${theme} theme`, async () => ((await page.locator('.monaco-workbench').getAttribute('class')) ?? '').includes(cls) || 'not yet');
-  await page.waitForTimeout(800); // the webview gets the theme's variables a moment later
-}
-
-/** axe-core in the chat webview: no serious or critical violation. */
-async function accessibility(chat: FrameLocator): Promise<void> {
-  const frame = await (await chat.locator('body').elementHandle())!.ownerFrame();
-  assert.ok(frame, 'the chat frame');
-  await frame.evaluate(`${readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8')}\n;0`);
-  const serious = await frame.evaluate(async () => {
-    const axe = (window as unknown as { axe: { run(ctx: unknown, opts: unknown): Promise<{ violations: { id: string; impact: string; nodes: { target: string[] }[] }[] }> } }).axe;
-    const result = await axe.run(document, { resultTypes: ['violations'] });
-    return result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
-  });
-  assert.deepEqual(serious, [], 'axe-core: no serious accessibility problem in the chat');
-}

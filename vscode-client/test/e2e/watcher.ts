@@ -11,12 +11,10 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { FrameLocator, Page } from 'playwright-core';
-import { chatFrame, clickRowAction, loadScenario, modelRequests, openFile, runCommand, screenshot, STEP_TIMEOUT, until, type Env } from './workbench';
+import { chatAccessibility, chatFrame, clickRowAction, loadScenario, modelRequests, openFile, runCommand, screenshot, setTheme, STEP_TIMEOUT, THEMES, until, type Env, type Theme } from './workbench';
 
 const FIXTURES = resolve(__dirname, '../fixtures');
 const SHOTS = resolve(__dirname, 'screenshots');
-const THEMES = { light: ['Default Light Modern', 'light_modern'], dark: ['Default Dark Modern', 'vs-dark'], 'high-contrast': ['Default High Contrast', 'hc-black'] } as const;
-type Theme = keyof typeof THEMES;
 const BUGGY = 'def total(xs):\n    return sum(xs) - 1\n';
 const CHECK = 'import wallet; assert wallet.total([2, 3]) == 5, wallet.total([2, 3])';
 
@@ -101,32 +99,8 @@ async function shootThemes(page: Page, env: Env, name: string, chat?: FrameLocat
     await page.mouse.move(1300, 60);
     await page.screenshot({ path: join(SHOTS, `${name}-${theme}.png`) });
     await screenshot(page, env.results, `${name}-${theme}`);
-    if (chat) await accessibility(chat, `${name}, ${theme}`);
+    if (chat) await chatAccessibility(chat, `${name}, ${theme}`);
   }
   await setTheme(page, 'light');
 }
 
-async function setTheme(page: Page, theme: Theme): Promise<void> {
-  const [label, cls] = THEMES[theme];
-  if (((await page.locator('.monaco-workbench').getAttribute('class')) ?? '').split(' ').includes(cls)) return;
-  await runCommand(page, 'Preferences: Color Theme');
-  await page.locator('.quick-input-widget input').fill(label);
-  await page.locator('.quick-input-list .monaco-list-row', { hasText: label }).first().click();
-  await until(`the ${theme} theme`, async () => ((await page.locator('.monaco-workbench').getAttribute('class')) ?? '').includes(cls) || 'not yet');
-  await page.waitForTimeout(800); // the webview gets the theme's variables a moment later
-}
-
-/** axe-core in the chat webview: no serious or critical violation. */
-async function accessibility(chat: FrameLocator, state: string): Promise<void> {
-  const frame = await (await chat.locator('body').elementHandle())!.ownerFrame();
-  assert.ok(frame, 'the chat frame');
-  await frame.evaluate(`${readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8')}\n;0`);
-  const violations = await frame.evaluate(async () => {
-    const axe = (window as unknown as { axe: { run(ctx: unknown, opts: unknown): Promise<{ violations: { id: string; impact: string; nodes: { target: string[] }[] }[] }> } }).axe;
-    const result = await axe.run(document, { resultTypes: ['violations'] });
-    return result.violations.map((v) => `${v.impact} ${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
-  });
-  console.log(`e2e: axe (${state}): ${violations.length} violations${violations.length ? `: ${violations.join('; ')}` : ''}`);
-  const serious = violations.filter((v) => /^(serious|critical) /.test(v));
-  assert.deepEqual(serious, [], `axe-core: no serious accessibility problem in the chat (${state})`);
-}

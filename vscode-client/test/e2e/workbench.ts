@@ -2,6 +2,7 @@
 // notifications and the status bar, plus screenshots of each step.
 
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FrameLocator, Locator, Page } from 'playwright-core';
 
@@ -155,4 +156,34 @@ export async function loadScenario(modelUrl: string, file: string): Promise<void
 export async function modelRequests(modelUrl: string): Promise<{ body: { messages: { role: string; content: unknown }[] } }[]> {
   const res = await fetch(`${modelUrl}/_scripted/requests`);
   return ((await res.json()) as { requests: { body: { messages: { role: string; content: unknown }[] } }[] }).requests;
+}
+
+/** The three themes the screenshots are taken in: the picker's label and the workbench's class. */
+export const THEMES = { light: ['Default Light Modern', 'light_modern'], dark: ['Default Dark Modern', 'vs-dark'], 'high-contrast': ['Default High Contrast', 'hc-black'] } as const;
+export type Theme = keyof typeof THEMES;
+
+/** Switch the color theme through its picker (as a user does), unless it is on already. */
+export async function setTheme(page: Page, theme: Theme): Promise<void> {
+  const [label, cls] = THEMES[theme];
+  if (((await page.locator('.monaco-workbench').getAttribute('class')) ?? '').split(' ').includes(cls)) return;
+  await runCommand(page, 'Preferences: Color Theme');
+  await page.locator('.quick-input-widget input').fill(label);
+  await page.locator('.quick-input-list .monaco-list-row', { hasText: label }).first().click();
+  await until(`the ${theme} theme`, async () => ((await page.locator('.monaco-workbench').getAttribute('class')) ?? '').includes(cls) || 'not yet');
+  await page.waitForTimeout(800); // the webview gets the theme's variables a moment later
+}
+
+/** axe-core in the chat webview: every violation logged, none serious or critical. */
+export async function chatAccessibility(chat: FrameLocator, state: string): Promise<void> {
+  const frame = await (await chat.locator('body').elementHandle())!.ownerFrame();
+  assert.ok(frame, 'the chat frame');
+  await frame.evaluate(`${readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8')}\n;0`);
+  const violations = await frame.evaluate(async () => {
+    const axe = (window as unknown as { axe: { run(ctx: unknown, opts: unknown): Promise<{ violations: { id: string; impact: string; nodes: { target: string[] }[] }[] }> } }).axe;
+    const result = await axe.run(document, { resultTypes: ['violations'] });
+    return result.violations.map((v) => `${v.impact} ${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+  });
+  console.log(`e2e: axe (${state}): ${violations.length} violations${violations.length ? `: ${violations.join('; ')}` : ''}`);
+  const serious = violations.filter((v) => /^(serious|critical) /.test(v));
+  assert.deepEqual(serious, [], `axe-core: no serious accessibility problem in the chat (${state})`);
 }
