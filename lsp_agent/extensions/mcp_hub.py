@@ -33,6 +33,7 @@ class McpHub:
         self.session_id = session_id
         self.config = config
         self.approved_now: set[str] = set()
+        self.denied_now: set[str] = set()  # refused from the editor's view: not asked again
         self._on_tools_changed = on_tools_changed
         self._tools_key: tuple[Any, ...] = ()
         self.servers = {name: McpServer(spec, log_dir, self._changed)
@@ -57,7 +58,8 @@ class McpHub:
     def ask_approvals(self, asker: Asker | None) -> None:
         """Ask the user, once and in the background, about project servers waiting for
         approval (nothing starts without it)."""
-        waiting = [s for s in self.servers.values() if s.state == "needs_approval"]
+        waiting = [s for s in self.servers.values()
+                   if s.state == "needs_approval" and s.spec.name not in self.denied_now]
         if not waiting or asker is None or self._asking is not None:
             return
         self._asker = asker
@@ -65,8 +67,8 @@ class McpHub:
 
     async def _ask(self, asker: Asker, waiting: list[McpServer]) -> None:
         for server in waiting:
-            if server.state != "needs_approval":  # approved from the editor's view meanwhile
-                continue
+            if server.state != "needs_approval" or server.spec.name in self.denied_now:
+                continue  # approved or refused from the editor's view meanwhile
             spec = server.spec
             self._asking_about = spec.name
             asked = ev.PermissionAsked(
@@ -101,15 +103,31 @@ class McpHub:
         if server.state != "needs_approval" or self._closed:
             return self._status_of(server)
         self.approved_now.add(name)
+        self.denied_now.discard(name)
         if remember:
             with contextlib.suppress(OSError, ValueError):
                 record_approval(self.workspace, name)
         server.start()
+        self._withdraw_question(name)
+        return self._status_of(server)
+
+    def deny(self, name: str) -> dict[str, Any]:
+        """The user refused ``name`` in the editor's view: it stays stopped and the session
+        does not ask about it again (a question about it still waiting is withdrawn). Only for
+        this session: a new session asks again."""
+        server = self.servers.get(name)
+        if server is None:
+            raise KeyError(name)
+        if server.state == "needs_approval" and not self._closed:
+            self.denied_now.add(name)
+            self._withdraw_question(name)
+        return self._status_of(server)
+
+    def _withdraw_question(self, name: str) -> None:
         if self._asking_about == name and self._asking is not None:
             self._asking.cancel()  # withdraws the editor's question ($/cancelRequest)
             self._asking = self._asking_about = None
             self.ask_approvals(self._asker)
-        return self._status_of(server)
 
     async def close(self) -> None:
         self._closed = True
@@ -147,7 +165,8 @@ class McpHub:
         return {"name": spec.name, "scope": spec.scope, "source": spec.source,
                 "transport": spec.transport, "target": spec.shown, "state": server.state,
                 "error": server.error, "tools": len(server.tools),
-                "toolNames": [t.name for t in server.tools][:200], "restarts": server.restarts}
+                "toolNames": [t.name for t in server.tools][:200], "restarts": server.restarts,
+                "denied": spec.name in self.denied_now}
 
     def _changed(self, server: McpServer) -> None:
         key = tuple((s.spec.name, s.state, tuple(t.name for t in s.tools))

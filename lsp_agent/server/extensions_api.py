@@ -30,6 +30,7 @@ class McpApproveParams(p.Wire):
     session_id: str
     server: str
     remember: bool = False  # also for the project (.lsp-agent/settings.local.json)
+    approve: bool = True  # false: refused for this session (stays stopped, not asked again)
 
 
 class McpResourcesParams(p.Wire):
@@ -57,6 +58,8 @@ def register(server: AgentServer) -> None:
         args = p.parse(McpApproveParams, params)
         hub = ls.session(args.session_id).extensions.mcp
         try:
+            if not args.approve:
+                return hub.deny(args.server)
             return hub.approve(args.server, args.remember)
         except KeyError:
             raise JsonRpcInvalidParams(f"no MCP server named {args.server!r}") from None

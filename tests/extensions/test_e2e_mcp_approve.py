@@ -101,3 +101,41 @@ async def test_approved_from_the_view_while_the_question_waits(tmp_path: Path) -
             assert settings["enabledMcpjsonServers"] == ["first"]
         finally:
             await editor.client.shutdown_session()
+
+
+async def test_refused_from_the_view_is_not_asked_again(tmp_path: Path) -> None:
+    ws = workspace(tmp_path)
+    with ScriptedModelServer({"turns": [{"content": "ok"}, {"content": "ok"}]}) as model:
+        editor = await start_editor(model.base_url, tmp_path, permissionTimeoutSeconds=60)
+        asked = asyncio.Event()
+
+        async def never_answer_second(params: dict[str, Any]) -> dict[str, Any]:
+            if params["toolUseId"] == "mcp-approval-second":
+                asked.set()
+                await asyncio.sleep(3600)  # the user refuses it from the view instead
+            return {"decision": "allow"}
+
+        editor.permission = never_answer_second
+        try:
+            session = await editor.new_session(ws)
+            # Before any prompt: "first" refused from the view.
+            refuse = {"sessionId": session, "server": "first", "approve": False}
+            refused = await editor.request("agent/mcpApprove", refuse)
+            assert (refused["state"], refused["denied"]) == ("needs_approval", True)
+            await editor.request("agent/prompt", {"sessionId": session, "text": "hi"})
+            await asyncio.wait_for(asked.wait(), WAIT)
+            # The first prompt asked about "second" only; refusing it withdraws that question.
+            await editor.request("agent/mcpApprove", {"sessionId": session, "server": "second",
+                                                      "approve": False})
+            await editor.request("agent/prompt", {"sessionId": session, "text": "again"})
+            assert [r["toolUseId"] for r in editor.permission_requests] == ["mcp-approval-second"]
+            for name in ("first", "second"):
+                entry = await wait_state(editor, session, name, "needs_approval")
+                assert entry["denied"] is True and entry["tools"] == 0
+            # Changing one's mind: approving a refused server starts it.
+            await editor.request("agent/mcpApprove", {"sessionId": session, "server": "first"})
+            first = await wait_state(editor, session, "first", "connected")
+            assert first["denied"] is False
+            assert not (ws / ".lsp-agent" / "settings.local.json").exists()
+        finally:
+            await editor.client.shutdown_session()

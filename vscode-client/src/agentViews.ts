@@ -47,7 +47,7 @@ type TaskNode = { sessionId: string; task: BackgroundTask };
 
 export class TasksView implements vscode.TreeDataProvider<TaskNode>, vscode.TextDocumentContentProvider, vscode.Disposable {
   private tasks: TaskNode[] = [];
-  private readonly changed = new vscode.EventEmitter<TaskNode | undefined>();
+  private readonly changed = new vscode.EventEmitter<TaskNode | TaskNode[] | undefined>();
   readonly onDidChangeTreeData = this.changed.event;
   private readonly outputChanged = new vscode.EventEmitter<vscode.Uri>();
   readonly onDidChange = this.outputChanged.event;
@@ -107,14 +107,30 @@ export class TasksView implements vscode.TreeDataProvider<TaskNode>, vscode.Text
       }
     }
     // Newest first: what the agent just started is at the top.
-    this.tasks = tasks.sort((a, b) => b.task.startedAt - a.task.startedAt);
+    this.show(tasks.sort((a, b) => b.task.startedAt - a.task.startedAt));
     const running = this.tasks.filter((t) => t.task.status === 'running').length;
     this.view.badge = running ? { value: running, tooltip: `${running} background task${running === 1 ? '' : 's'} running` } : undefined;
     this.view.message = sessionId ? undefined : 'Background commands and agents of the open session appear here.';
-    this.changed.fire(undefined);
     for (const doc of vscode.workspace.textDocuments) if (doc.uri.scheme === TASK_SCHEME) this.outputChanged.fire(doc.uri);
     clearTimeout(this.poll);
     if (running && this.view.visible) this.poll = setTimeout(() => void this.load(), POLL_MS);
+  }
+
+  /**
+   * The same tasks in the same order (a poll while they run): the rows are updated in place, as
+   * the same objects, so VS Code keeps their handles. A redraw from the root makes it forget
+   * them for a moment, and a click on a row in that moment reached its command with no row.
+   */
+  private show(fresh: TaskNode[]): void {
+    const key = (n: TaskNode) => `${n.sessionId}/${n.task.taskId}`;
+    const sameRows = fresh.length === this.tasks.length && fresh.every((n, i) => key(n) === key(this.tasks[i]));
+    if (!sameRows) {
+      this.tasks = fresh;
+      this.changed.fire(undefined);
+      return;
+    }
+    fresh.forEach((n, i) => { this.tasks[i].task = n.task; });
+    if (this.tasks.length) this.changed.fire(this.tasks);
   }
 
   private async showOutput(node: TaskNode): Promise<void> {
@@ -160,6 +176,7 @@ export class ExtensionsView implements vscode.TreeDataProvider<ExtNode>, vscode.
   private servers: McpServerStatus[] = [];
   private groups: CustomizationGroup[] = [];
   private sessionId: string | undefined;
+  private shown = '';
   private readonly changed = new vscode.EventEmitter<ExtNode | undefined>();
   readonly onDidChangeTreeData = this.changed.event;
   readonly view: vscode.TreeView<ExtNode>;
@@ -177,11 +194,10 @@ export class ExtensionsView implements vscode.TreeDataProvider<ExtNode>, vscode.
   }
 
   commands(): vscode.Disposable[] {
-    const server = (n?: ExtNode) => (n?.kind === 'server' ? n : undefined);
     return [
       vscode.commands.registerCommand('lspAgent.extensions.refresh', () => this.refresh(0)),
-      vscode.commands.registerCommand('lspAgent.mcp.restart', (n?: ExtNode) => { const s = server(n); return s && this.restart(s.sessionId, s.server.name); }),
-      vscode.commands.registerCommand('lspAgent.mcp.approve', (n?: ExtNode) => { const s = server(n); return s && this.approve(s.sessionId, s.server.name); }),
+      vscode.commands.registerCommand('lspAgent.mcp.restart', async (n?: ExtNode) => { const s = await this.serverFor(n, false); return s && this.restart(s.sessionId, s.name); }),
+      vscode.commands.registerCommand('lspAgent.mcp.approve', async (n?: ExtNode) => { const s = await this.serverFor(n, true); return s && this.approve(s.sessionId, s.name); }),
       vscode.commands.registerCommand('lspAgent.customizations.open', (n?: ExtNode) => n?.kind === 'custom' && n.item.path ? this.open(n.item.path) : undefined),
     ];
   }
@@ -254,7 +270,7 @@ export class ExtensionsView implements vscode.TreeDataProvider<ExtNode>, vscode.
       this.servers = [];
       this.groups = [];
       this.view.message = 'MCP servers, skills, commands, agents and plugins of the open session appear here.';
-      this.changed.fire(undefined);
+      this.redraw();
       return;
     }
     const quiet = <T>(p: Promise<T>, what: string): Promise<T | undefined> => p.catch((err) => { this.host.log(`${what}: ${errorText(err)}`); return undefined; });
@@ -268,9 +284,37 @@ export class ExtensionsView implements vscode.TreeDataProvider<ExtNode>, vscode.
     const waiting = this.servers.filter((s) => s.state === 'needs_approval').length;
     this.view.badge = waiting ? { value: waiting, tooltip: `${waiting} MCP server${waiting === 1 ? '' : 's'} awaiting your approval` } : undefined;
     this.view.message = undefined;
-    this.changed.fire(undefined);
+    this.redraw();
     // A server starting: look again until it is connected or failed.
     if (this.servers.some((s) => s.state === 'starting')) this.refresh(1000);
+  }
+
+  /**
+   * Redraw only what changed. A redraw of the root makes VS Code forget the rows' handles
+   * until it has asked for them again: a click on a row's action in that moment reaches the
+   * command with no row. Loads come often (every turn's end, approvals, visibility), mostly
+   * with nothing new, so an unchanged tree is left alone.
+   */
+  private redraw(): void {
+    const shown = JSON.stringify([this.sessionId, this.servers, this.groups]);
+    if (shown === this.shown) return;
+    this.shown = shown;
+    this.changed.fire(undefined);
+  }
+
+  /** The server a command is for: its row, or when the row was lost (or from the palette) the one awaiting approval, asked when several are. */
+  private async serverFor(n: ExtNode | undefined, awaiting: boolean): Promise<{ sessionId: string; name: string } | undefined> {
+    if (n?.kind === 'server') return { sessionId: n.sessionId, name: n.server.name };
+    const sessionId = this.sessionId;
+    const candidates = this.servers.filter((s) => !awaiting || s.state === 'needs_approval');
+    if (!sessionId || !candidates.length) {
+      void vscode.window.showInformationMessage(awaiting ? 'lsp-agent: no MCP server awaits approval in the open session.' : 'lsp-agent: the open session has no MCP server.');
+      return undefined;
+    }
+    if (candidates.length === 1) return { sessionId, name: candidates[0].name };
+    const picked = await vscode.window.showQuickPick(candidates.map((s) => ({ label: s.name, description: s.target })),
+      { title: awaiting ? 'Approve which MCP server?' : 'Which MCP server?', ignoreFocusOut: true });
+    return picked && { sessionId, name: picked.label };
   }
 
   private async restart(sessionId: string, name: string): Promise<void> {
@@ -294,8 +338,9 @@ export class ExtensionsView implements vscode.TreeDataProvider<ExtNode>, vscode.
     const picked = await vscode.window.showQuickPick([
       { label: 'Approve for this session', remember: false as const },
       { label: 'Approve for this project', detail: 'Remembered in .lsp-agent/settings.local.json (enabledMcpjsonServers)', remember: 'project' as const },
-      { label: 'Deny', deny: true },
-    ], { title: `Start the MCP server ${name}?`, placeHolder: server ? `It runs with your rights: ${server.target}` : undefined });
+      { label: 'Deny', detail: 'It stays stopped; this session does not ask again', deny: true },
+    // ignoreFocusOut: a card or notification that arrives meanwhile must not dismiss the question.
+    ], { title: `Start the MCP server ${name}?`, placeHolder: server ? `It runs with your rights: ${server.target}` : undefined, ignoreFocusOut: true });
     if (!picked) return;
     // The view may still show the session that was active before (e.g. one resumed after a
     // reload); the question is asked in the session now open, so look there too.
@@ -305,11 +350,13 @@ export class ExtensionsView implements vscode.TreeDataProvider<ExtNode>, vscode.
     const requestId = asked && this.host.pendingPermission(asked, approvalToolUseId(name));
     if (requestId) {
       this.host.answerPermission(requestId, 'deny' in picked ? { decision: 'deny' } : { decision: 'allow', remember: picked.remember });
-    } else if (!('deny' in picked)) {
+    } else {
+      // Not asked yet: approve (it starts) or refuse (the session will not ask about it).
+      const answer = 'deny' in picked ? { approve: false } : { remember: picked.remember === 'project' };
       try {
-        await this.host.request(Methods.mcpApprove, { sessionId, server: name, remember: picked.remember === 'project' });
+        await this.host.request(Methods.mcpApprove, { sessionId, server: name, ...answer });
       } catch (err) {
-        void vscode.window.showErrorMessage(`lsp-agent: could not start ${name}: ${errorText(err)}`);
+        void vscode.window.showErrorMessage(`lsp-agent: could not ${'deny' in picked ? 'refuse' : 'start'} ${name}: ${errorText(err)}`);
       }
     }
     this.refresh(500);

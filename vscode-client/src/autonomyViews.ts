@@ -307,8 +307,12 @@ export class MemoryView implements vscode.TreeDataProvider<MemoryNode>, vscode.F
       this.changed.fire(undefined);
       return;
     }
-    this.rows = memoryRows(index);
+    const rows = memoryRows(index);
     this.view.message = index.warnings.length ? index.warnings.join(' ') : undefined;
+    // Reloaded after every turn, mostly unchanged: an unchanged tree is not redrawn (a redraw
+    // makes VS Code forget the rows for a moment, and a click then finds no row).
+    if (JSON.stringify(rows) === JSON.stringify(this.rows)) return;
+    this.rows = rows;
     this.changed.fire(undefined);
   }
 

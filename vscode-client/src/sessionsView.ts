@@ -53,16 +53,15 @@ export class SavedSessions implements vscode.TreeDataProvider<Node>, vscode.Disp
 
   commands(): vscode.Disposable[] {
     const on = (name: string, fn: (node?: Node) => unknown) => vscode.commands.registerCommand(`lspAgent.sessions.${name}`, fn);
-    const id = (node?: Node) => (node?.kind === 'session' ? node.session.sessionId : undefined);
     return [
       on('refresh', () => this.refresh()),
       on('filter', () => this.askFilter()),
       on('clearFilter', () => this.setFilter('')),
       on('loadMore', () => this.loadMore()),
-      on('resume', (n) => this.withId(id(n), (s) => this.open(s))),
-      on('fork', (n) => this.withId(id(n), (s) => this.fork(s))),
-      on('rename', (n) => this.withId(id(n), (s) => this.rename(s))),
-      on('delete', (n) => this.withId(id(n), (s) => this.remove(s))),
+      on('resume', (n) => this.withId(n, (s) => this.open(s))),
+      on('fork', (n) => this.withId(n, (s) => this.fork(s))),
+      on('rename', (n) => this.withId(n, (s) => this.rename(s))),
+      on('delete', (n) => this.withId(n, (s) => this.remove(s))),
     ];
   }
 
@@ -99,10 +98,29 @@ export class SavedSessions implements vscode.TreeDataProvider<Node>, vscode.Disp
   /** Reload from the first page (coalesced: turn ends and session changes come in bursts). */
   refresh(): void {
     clearTimeout(this.refreshTimer);
-    this.refreshTimer = setTimeout(() => {
-      this.list = emptyList(this.list.filter);
-      this.changed.fire(undefined);
-    }, 200);
+    this.refreshTimer = setTimeout(() => void this.reload(), 200);
+  }
+
+  /**
+   * The loaded rows again, swapped in at once. The old rows stay on screen while the page
+   * loads: an emptied tree made VS Code forget the rows' handles, and a click on a row's
+   * action in that moment reached its command with no row (the click was lost).
+   */
+  private async reload(): Promise<void> {
+    if (this.loading) await this.loading;
+    if (!this.list.loaded) return; // never shown yet: its first load reads the list fresh
+    const limit = Math.min(500, Math.max(PAGE_SIZE, this.list.items.length));
+    let list: SessionList;
+    try {
+      list = addPage(emptyList(this.list.filter), await this.host.send<ListSessionsResult>(M.listSessions, { offset: 0, limit, ...this.where() }));
+    } catch (err) {
+      this.host.log(`sessions: ${errorText(err)}`);
+      return;
+    }
+    const same = JSON.stringify(list.items) === JSON.stringify(this.list.items) && list.nextOffset === this.list.nextOffset;
+    this.list = { ...list, filter: this.list.filter };
+    this.showMessage();
+    if (!same) this.changed.fire(undefined);
   }
 
   private loading: Promise<void> | undefined;
@@ -153,8 +171,10 @@ export class SavedSessions implements vscode.TreeDataProvider<Node>, vscode.Disp
     return uri ? { workspaceUri: uri } : {};
   }
 
-  private withId(sessionId: string | undefined, fn: (s: SavedSession) => Promise<void>): Promise<void> | undefined {
-    const session = this.list.items.find((s) => s.sessionId === sessionId);
+  private withId(node: Node | undefined, fn: (s: SavedSession) => Promise<void>): Promise<void> | undefined {
+    if (node?.kind !== 'session') return undefined;
+    // The row's own copy when the list was reloaded meanwhile (its newest copy otherwise).
+    const session = this.list.items.find((s) => s.sessionId === node.session.sessionId) ?? node.session;
     if (!session) return undefined;
     return fn(session).catch((err) => { void vscode.window.showErrorMessage(`lsp-agent: ${errorText(err)}`); });
   }

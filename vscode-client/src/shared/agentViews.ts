@@ -61,7 +61,9 @@ const MCP_STATE: Record<string, { words: string; icon: string }> = {
 
 /** An MCP server: its state (with the error when it failed) and its tool count. */
 export function mcpRow(server: McpServerStatus): Row {
-  const state = MCP_STATE[server.state] ?? { words: server.state, icon: 'question' };
+  // A refused server still awaits approval (Approve stays on its row): the user may change their mind.
+  const refused = server.denied && server.state === 'needs_approval';
+  const state = refused ? { words: 'refused for this session', icon: 'circle-slash' } : MCP_STATE[server.state] ?? { words: server.state, icon: 'question' };
   const tools = server.state === 'connected' ? ` · ${server.tools} tool${server.tools === 1 ? '' : 's'}` : '';
   const error = server.state === 'failed' && server.error ? `: ${server.error}` : '';
   return {

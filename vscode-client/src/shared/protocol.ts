@@ -150,6 +150,8 @@ export interface McpServerStatus {
   tools: number;
   toolNames: string[];
   restarts: number;
+  /** Refused from the editor's view: stays stopped, not asked about again in this session. */
+  denied?: boolean;
 }
 
 /** ``agent/mcpResources``: a resource of a connected MCP server, mentionable in a prompt. */
@@ -247,7 +249,7 @@ export interface Requests {
   [Methods.commands]: { params: wire.SessionParams; result: { commands: SlashCommand[] } };
   [Methods.mcpStatus]: { params: wire.SessionParams; result: { servers: McpServerStatus[] } };
   [Methods.mcpRestart]: { params: wire.SessionParams & { server: string }; result: McpServerStatus };
-  [Methods.mcpApprove]: { params: wire.SessionParams & { server: string; remember?: boolean }; result: McpServerStatus };
+  [Methods.mcpApprove]: { params: wire.SessionParams & { server: string; remember?: boolean; approve?: boolean }; result: McpServerStatus };
   [Methods.mcpResources]: { params: wire.SessionParams & { query?: string }; result: { resources: McpResource[] } };
   [Methods.tasks]: { params: wire.SessionParams; result: { tasks: BackgroundTask[] } };
   [Methods.taskOutput]: { params: wire.TaskParams; result: TaskOutputResult };

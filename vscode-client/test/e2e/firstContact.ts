@@ -207,7 +207,7 @@ async function settingsRestart(env: Env, chat: FrameLocator, python: string): Pr
   const { page } = env;
   const before = serverPid(env.tmp);
   // Through the Settings UI, typed key by key as a user does (a burst of changes).
-  await setSetting(page, 'lspAgent.baseUrl', 'Base Url', UNREACHABLE);
+  await setSetting(env, 'lspAgent.baseUrl', 'Base Url', UNREACHABLE);
   await until('the server restarted', async () => {
     const pid = serverPidOrZero(env.tmp);
     return (pid !== 0 && pid !== before && !!(await baseUrlOf(pid))?.startsWith(UNREACHABLE)) || `pid ${pid}`;
@@ -242,7 +242,7 @@ async function unreachableEndpoint(env: Env, chat: FrameLocator): Promise<void> 
   await page.locator('.settings-editor .setting-item-contents', { hasText: 'Base Url' }).first().waitFor({ timeout: STEP_TIMEOUT });
   await page.keyboard.press('Control+W');
   const before = serverPid(env.tmp);
-  await setSetting(page, 'lspAgent.baseUrl', 'Base Url', env.modelUrl);
+  await setSetting(env, 'lspAgent.baseUrl', 'Base Url', env.modelUrl);
   await until('the server back on the scripted endpoint', async () => {
     const pid = serverPidOrZero(env.tmp);
     return (pid !== 0 && pid !== before && await baseUrlOf(pid) === env.modelUrl) || `pid ${pid}`;
@@ -261,7 +261,7 @@ async function missingInterpreterInstalled(env: Env, python: string): Promise<vo
   const { page } = env;
   const fresh = freshVenv(env, python);
   buildWheel(python, wheelPath(env.tmp));
-  await setSetting(page, 'lspAgent.pythonPath', 'Python Path', fresh);
+  await setSetting(env, 'lspAgent.pythonPath', 'Python Path', fresh);
   const notice = notification(page, 'lsp-agent is not installed for');
   await notice.waitFor({ timeout: STEP_TIMEOUT });
   assert.match(await notice.innerText(), new RegExp(escapeRe(fresh)));
@@ -442,20 +442,30 @@ async function shootThemes(env: Env, name: string, chat?: FrameLocator): Promise
 }
 
 /** Change a user setting in the Settings UI, typing its value key by key, then close the editor. */
-async function setSetting(page: Page, key: string, label: string, value: string): Promise<void> {
-  await runCommand(page, 'Preferences: Open User Settings');
-  await page.locator('.settings-editor').waitFor({ timeout: STEP_TIMEOUT });
-  await page.waitForTimeout(500); // the search box takes the focus when the editor opens
-  await page.keyboard.press('Control+A');
-  await page.keyboard.type(key);
-  const field = page.locator('.settings-editor .setting-item-contents', { hasText: label }).locator('input').first();
-  await field.waitFor({ timeout: STEP_TIMEOUT });
-  await field.fill('');
-  await field.pressSequentially(value, { delay: 20 });
-  await field.press('Tab');
-  await page.waitForTimeout(500);
-  await page.keyboard.press('Control+W');
-  await until('the settings editor closed', async () => !(await page.locator('.settings-editor').isVisible()) || 'still open');
+/** Set a setting through the Settings editor, as a user does; again if it did not reach the file. */
+async function setSetting(env: Env, key: string, label: string, value: string): Promise<void> {
+  const { page } = env;
+  const file = join(env.tmp, 'user/User/settings.json');
+  const written = () => { try { return (JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>)[key] === value; } catch { return false; } };
+  for (let attempt = 1; ; attempt++) {
+    await runCommand(page, 'Preferences: Open User Settings');
+    await page.locator('.settings-editor').waitFor({ timeout: STEP_TIMEOUT });
+    await page.waitForTimeout(500); // the search box takes the focus when the editor opens
+    await page.keyboard.press('Control+A');
+    await page.keyboard.type(key);
+    const field = page.locator('.settings-editor .setting-item-contents', { hasText: label }).locator('input').first();
+    await field.waitFor({ timeout: STEP_TIMEOUT });
+    await field.fill('');
+    await field.pressSequentially(value, { delay: 20 });
+    await field.press('Tab');
+    // The editor writes the file a moment later (debounced); under load that moment grows.
+    const deadline = Date.now() + 10_000;
+    while (!written() && Date.now() < deadline) await page.waitForTimeout(200);
+    await page.keyboard.press('Control+W');
+    await until('the settings editor closed', async () => !(await page.locator('.settings-editor').isVisible()) || 'still open');
+    if (written()) return;
+    if (attempt === 3) assert.fail(`${key} never reached ${file}: ${readFileSync(file, 'utf8')}`);
+  }
 }
 
 const classes = async (page: Page) => await page.locator('.monaco-workbench').getAttribute('class') ?? '';

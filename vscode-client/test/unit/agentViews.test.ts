@@ -48,6 +48,9 @@ test('an MCP server row says its state, its error and its tools', () => {
   assert.equal(waiting.description, 'awaiting your approval');
   assert.equal(waiting.context, 'mcp.needs_approval', 'the row that gets Approve');
   assert.match(waiting.tooltip, /npx server-github/, 'names what would run');
+  const refused = mcpRow(server({ state: 'needs_approval', denied: true, tools: 0, toolNames: [] }));
+  assert.equal(refused.description, 'refused for this session');
+  assert.equal(refused.context, 'mcp.needs_approval', 'still approvable');
   assert.equal(mcpRow(server({ state: 'weird' })).description, 'weird', 'an unknown state is shown as sent');
   assert.equal(approvalToolUseId('github'), 'mcp-approval-github');
 });
