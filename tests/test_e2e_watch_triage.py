@@ -71,6 +71,8 @@ async def test_a_failure_the_triage_declines_gets_an_item_with_the_reason_and_no
                 == [("none", DECLINE["input"]["reason"])]
             listed = (await editor.request("agent/inboxList", {}))["items"]
             assert listed[0]["triage"]["fix"] is False
+            status = await editor.request("agent/watchStatus", {})
+            assert (status["triage"], status["triageModel"]) == (True, "claude-haiku-4-5")
         finally:
             await editor.client.shutdown_session()
 

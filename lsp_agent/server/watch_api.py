@@ -146,6 +146,10 @@ def register(server: AgentServer) -> None:
                 "warnings": warnings + ls.watcher.inbox_warnings.get(workspace, []),
                 "autoApply": list(config.auto_apply) if config else [],
                 "speculative": bool(config and config.speculative),
+                "triage": bool(config and config.triage),
+                # The model the triage asks: its own setting, else the classifier's.
+                "triageModel": (config.triage_model or ls.manager.settings.classifier_model)
+                if config and config.triage else None,
                 "spentTodayUsd": round(spent, 6),
                 "dailyCostUsd": config.daily_cost_usd if config else None,
                 "activity": place.activity if place else "idle",

@@ -150,9 +150,10 @@ export function watcherStatusView(status: WatchStatus | undefined): WatcherStatu
       tooltip: `The watcher is paused; ${test}${from}. Click to resume.${warnings}`,
     };
   }
+  const triage = status.triage ? ` A failure gets a fix only if ${status.triageModel ?? 'a small model'} judges it worth one.` : '';
   return {
     visible: true, text: '$(eye) watcher', warning: false, command: 'lspAgent.watcher.pause',
-    tooltip: `The watcher runs on save; ${test}${from}. Click to pause.${warnings}`,
+    tooltip: `The watcher runs on save; ${test}${from}.${triage} Click to pause.${warnings}`,
   };
 }
 

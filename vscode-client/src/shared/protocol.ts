@@ -216,6 +216,9 @@ export interface WatchStatus {
   source?: 'options' | 'managed' | 'local' | 'project' | 'user' | string | null;
   approved: boolean;
   warnings?: string[];
+  /** Whether a model decides first if a failure is worth a fix, and which model. */
+  triage?: boolean;
+  triageModel?: string | null;
 }
 
 export interface MemoryTopic { name: string; file: string; type: string; description: string; size: number; problem?: string | null }

@@ -66,6 +66,9 @@ test('the watcher status item: hidden when off, approve / resume / pause by stat
   const on = watcherStatusView(status({ testCommand: null, warnings: ['watch.mode ignored'] }));
   assert.equal(on.command, 'lspAgent.watcher.pause');
   assert.match(on.tooltip, /no test command configured[\s\S]*\nwatch\.mode ignored$/);
+  assert.doesNotMatch(on.tooltip, /judges/);
+  const triaged = watcherStatusView(status({ triage: true, triageModel: 'claude-haiku-4-5' }));
+  assert.match(triaged.tooltip, /fix only if claude-haiku-4-5 judges it worth one\. Click to pause/);
 });
 
 test('memory rows: the index first, then topics by name, a broken one flagged', () => {
