@@ -141,7 +141,34 @@ def test_a_proposal_too_large_to_keep_comes_back_stale(tmp_path, workspace):
     inbox.post(it)
     [record], _ = InboxStore(tmp_path / "state", workspace).load()
     assert record.contents == {"p1": None}
-    assert changed_since(record.contents["p1"]) == "it was too large to keep across a restart"
+    assert changed_since(record.contents["p1"]) == (
+        "its texts were not kept across a restart (too large, or holding a secret)")
+
+
+def test_a_proposal_whose_texts_hold_a_secret_is_not_kept(tmp_path, workspace, monkeypatch):
+    monkeypatch.setenv("SOME_SERVICE_TOKEN", "tok-1234567890-secret")
+    config = workspace / "config.py"
+    config.write_text("TOKEN = ''\n")
+    inbox = Inbox(lambda _: None, lambda: tmp_path / "state")
+    it = inbox.new_item("test_failure", workspace, "t", "d", session_id="s")
+    it.proposal_ids += ["p1", "p2"]
+    for pid in ("p1", "p2"):
+        inbox.set_status(pid, "pending")
+    # One file holds our own secret, the other a well-known token shape; the third is plain.
+    secret = "TOKEN = 'tok-1234567890-secret'\n"
+    inbox.keep_contents(it, "p1", [saved(config, "TOKEN = ''\n", secret)])
+    inbox.keep_contents(it, "p2", [saved(config, "TOKEN = ''\n", "KEY = 'ghp_" + "a" * 36 + "'\n")])
+    it.proposal_ids.append("p3")
+    inbox.set_status("p3", "pending")
+    inbox.keep_contents(it, "p3", [saved(config, "TOKEN = ''\n", "TOKEN = None\n")])
+    inbox.post(it)
+    stored = (tmp_path / "state" / "watch").rglob("inbox.json")
+    text = next(stored).read_text()
+    assert "tok-1234567890-secret" not in text and "ghp_" not in text
+    [record], _ = InboxStore(tmp_path / "state", workspace).load()
+    assert record.contents is not None
+    assert record.contents["p1"] is None and record.contents["p2"] is None
+    assert record.contents["p3"] == [saved(config, "TOKEN = ''\n", "TOKEN = None\n")]
 
 
 def test_what_the_inbox_keeps_of_a_failure_has_its_secrets_masked(tmp_path, workspace,

@@ -122,15 +122,21 @@ class Inbox:
 
     def keep_contents(self, item: InboxItem, proposal_id: str, files: list[SavedFile]) -> None:
         """What a pending proposal changes, so that it can be accepted after a restart (a
-        proposal over MAX_PROPOSAL_BYTES is kept without it and comes back stale)."""
+        proposal over MAX_PROPOSAL_BYTES, or whose texts hold a secret, is kept without them
+        and comes back stale: a secret never reaches the state dir, and a masked text must
+        never be written back into the user's file)."""
         record = self._records.setdefault(item.id, Record(item, updated_at=item.created_at))
         if self._statuses.get(proposal_id) != "pending":
             return  # reviewed already
         if record.contents is None:
             record.contents = {}
-        record.contents[proposal_id] = files if proposal_size(files) <= MAX_PROPOSAL_BYTES \
-            else None
+        keep = proposal_size(files) <= MAX_PROPOSAL_BYTES and not self._holds_secret(files)
+        record.contents[proposal_id] = files if keep else None
         self._touch(record)
+
+    def _holds_secret(self, files: list[SavedFile]) -> bool:
+        return any(self.redactor.text(text) != text
+                   for f in files for text in (f.old_text, f.new_text) if text)
 
     def restored_contents(self, proposal_id: str) -> tuple[InboxItem, list[SavedFile]] | None:
         """A pending proposal that came back from an earlier server, and its files."""

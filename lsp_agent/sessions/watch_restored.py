@@ -33,7 +33,7 @@ def changed_since(files: Sequence[SavedFile] | None) -> str | None:
     """Why a kept proposal cannot be applied as prepared (None: its files are as they were).
     Reads the disk: run it off the event loop."""
     if files is None:
-        return "it was too large to keep across a restart"
+        return "its texts were not kept across a restart (too large, or holding a secret)"
     for saved in files:
         path = Path(saved.path)
         if str(real_path(path)) != saved.approved:
