@@ -18,8 +18,11 @@ final message as the helper does, built as the SDK's ``Message`` model once at t
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
+
+from lsp_agent.model import round_clock
 
 if TYPE_CHECKING:
     import anthropic
@@ -49,7 +52,11 @@ async def open_stream(client: anthropic.AsyncAnthropic, fields: Json) -> Message
     (a status error, a connection error) as its helper would."""
     import anthropic
 
-    raw = await client.post(MESSAGES_PATH, content=request_body(fields), cast_to=object,
+    body = request_body(fields)
+    if round_clock.enabled():  # benchmarks only (round_clock.py)
+        round_clock.instrument(client)
+        round_clock.mark(round_clock.REQUEST_HANDED)
+    raw = await client.post(MESSAGES_PATH, content=body, cast_to=object,
                             stream=True, stream_cls=anthropic.AsyncStream[object])
     return MessageStream(raw)
 
@@ -130,9 +137,26 @@ class MessageStream:
         return self._events
 
     async def _read(self) -> AsyncIterator[Fields]:
+        if round_clock.enabled():  # benchmarks only
+            async for fields in self._clocked():
+                yield fields
+            return
         async for data in self._raw:
             if isinstance(data, dict):
                 yield Fields(self._accumulate(data))
+
+    async def _clocked(self) -> AsyncIterator[Fields]:
+        """``_read``, marking when the last event was read and how long the reader spent on
+        the events between taking one and asking for the next."""
+        handling = 0.0
+        async for data in self._raw:
+            if isinstance(data, dict):
+                fields = Fields(self._accumulate(data))
+                handed = time.monotonic()
+                yield fields
+                handling += time.monotonic() - handed
+        round_clock.mark(round_clock.RESPONSE_READ)
+        round_clock.mark(round_clock.EVENTS_HANDLED, handling)
 
     def _accumulate(self, event: Json) -> Json:
         kind = event.get("type")
@@ -201,6 +225,7 @@ class MessageStream:
 
     async def close(self) -> None:
         await self._raw.close()
+        round_clock.mark(round_clock.STREAM_CLOSED)
 
 
 def _started(message: Any) -> Json:
