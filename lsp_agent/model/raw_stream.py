@@ -213,6 +213,17 @@ class MessageStream:
         """The whole message (the SDK's ``Message``), once the rest of the stream is read."""
         import anthropic
 
+        return anthropic.types.Message.construct(**await self._finished())
+
+    async def final_fields(self) -> Fields:
+        """The same message read as ``Fields`` (``.stop_reason``, ``.usage.input_tokens``):
+        for the agent loop, which reads only those, between two requests; the SDK's model of
+        the whole message costs a few hundred microseconds to build."""
+        return Fields(await self._finished())
+
+    async def _finished(self) -> Json:
+        import anthropic
+
         async for _event in self._events:
             pass
         if self._message is None:
@@ -221,7 +232,7 @@ class MessageStream:
                 message="the model's stream ended before its message began (no message_start)")
         for index in list(self._buffers):  # blocks the stream never closed
             self._finish_input(index)
-        return anthropic.types.Message.construct(**self._message)
+        return self._message
 
     async def close(self) -> None:
         await self._raw.close()
