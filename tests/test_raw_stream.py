@@ -356,3 +356,24 @@ async def test_the_loops_fields_fail_as_the_final_message_does():
             await stream.final_fields()
         await stream.close()
         await client.close()
+
+
+def test_a_body_assembled_from_its_members_is_the_whole_objects_encoding():
+    from lsp_agent.model.raw_stream import _ENCODER
+
+    fields = copy.deepcopy(FIELDS)
+    fields["tools"] = [*fields["tools"], {"name": "Üñï", "description": "«x» \u2028",
+                                          "input_schema": {"type": "object"}}]
+    whole = {**fields, "stream": True}
+    ordered = {k: whole[k] for k in (*BODY_ORDER_OF_HELPER, "stream") if k in whole}
+    assert request_body(fields) == _ENCODER.encode(ordered).encode()
+    assert request_body(fields) == request_body(fields)  # the second from the tools' cache
+    # A tool definition is found again by identity only: a new object is encoded anew.
+    changed = copy.deepcopy(fields)
+    changed["tools"][0]["description"] = "another description"
+    assert b"another description" in request_body(changed)
+    assert b"another description" not in request_body(fields)
+    assert json.loads(request_body({**fields, "tools": []}))["tools"] == []
+
+
+BODY_ORDER_OF_HELPER = ("max_tokens", "messages", "model", "system", "tools", "tool_choice")

@@ -37,14 +37,40 @@ BODY_ORDER = ("max_tokens", "messages", "model", "system", "tools", "tool_choice
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
+_KEYS = {name: _ENCODER.encode(name) + ":" for name in BODY_ORDER}
+# Tool definitions are built once per tool pool and sent unchanged on every request
+# (ToolPool.api_schemas; the context manager's estimate counts them once on the same ground):
+# each is encoded once and found again by identity, about a third of a request's encoding.
+# An entry holds its object, so an id is never reused while cached; the cache is bounded.
+_ENCODED_TOOLS: dict[int, tuple[Json, str]] = {}
+_ENCODED_TOOLS_MAX = 512
+
+
 def request_body(fields: Json) -> bytes:
-    """The streamed request's body: ``fields`` (the helper's keyword arguments) in its order."""
+    """The streamed request's body: ``fields`` (the helper's keyword arguments) in its order.
+    The same bytes as encoding the whole object at once, assembled from its members."""
     unknown = set(fields) - set(BODY_ORDER)
     if unknown:
         raise ValueError(f"fields the request body does not know: {sorted(unknown)}")
-    body = {name: fields[name] for name in BODY_ORDER if name in fields}
-    body["stream"] = True
-    return _ENCODER.encode(body).encode()
+    members = [_KEYS[name] + (_encoded_tools(fields[name]) if name == "tools"
+                              else _ENCODER.encode(fields[name]))
+               for name in BODY_ORDER if name in fields]
+    members.append('"stream":true')
+    return ("{" + ",".join(members) + "}").encode()
+
+
+def _encoded_tools(tools: Any) -> str:
+    if not isinstance(tools, list):
+        return _ENCODER.encode(tools)
+    parts = []
+    for tool in tools:
+        hit = _ENCODED_TOOLS.get(id(tool))
+        if hit is None or hit[0] is not tool:
+            if len(_ENCODED_TOOLS) >= _ENCODED_TOOLS_MAX:
+                _ENCODED_TOOLS.clear()
+            hit = _ENCODED_TOOLS[id(tool)] = (tool, _ENCODER.encode(tool))
+        parts.append(hit[1])
+    return "[" + ",".join(parts) + "]"
 
 
 async def open_stream(client: anthropic.AsyncAnthropic, fields: Json) -> MessageStream:
