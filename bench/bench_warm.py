@@ -59,7 +59,13 @@ from bench.common import (  # noqa: E402
     rotations,
     write_results,
 )
-from bench.timed_model import TimedModel, gaps_ms  # noqa: E402
+from bench.timed_model import (  # noqa: E402
+    CLOCK_EXTRAS,
+    CLOCK_PARTS,
+    TimedModel,
+    clock_rounds,
+    gaps_ms,
+)
 
 TURN_TIMEOUT = 120.0
 START_TIMEOUT = 60.0
@@ -357,26 +363,58 @@ def tool_ms(events: list[Any]) -> list[float]:
     return [(e.finished_at - e.started_at) * 1000 for e in events if isinstance(e, ev.ToolResult)]
 
 
+Clocked = list[dict[str, float]]  # per round, the parts of timed_model.clock_rounds
+
+
 async def overhead_in_process(model: TimedModel, workspace: Path, rounds: int
-                              ) -> tuple[list[float], list[float], list[float], list[float]]:
+                              ) -> tuple[list[float], list[float], list[float], list[float],
+                                         Clocked, Clocked]:
     """(gaps, tool times) of the agent, and the gaps of the bare SDK sending the same request
     bodies back to back with nothing in between: the floor of client, HTTP and scheduling,
-    through the SDK's stream helper and through the low-level request the agent sends."""
+    through the SDK's stream helper and through the low-level request the agent sends. Then
+    the agent's and the low-level floor's rounds split by the client's own clock."""
     from bench.bench_engine import in_process_agent
 
     agent = in_process_agent(model.base_url, workspace, rounds + 5)
     await _drain_turn(agent, "hi")  # the warm-up exchange (turn 0)
     start = len(model.timings())
-    events = await _drain_turn(agent, "Read the notes.")
-    gaps = gaps_ms(model.timings()[start:])
+    marks = workspace.parent / "in-process.clock"
+    with round_clock_on(marks):
+        events = await _drain_turn(agent, "Read the notes.")
+    timings = model.timings()[start:]
+    gaps, tools = gaps_ms(timings), tool_ms(events)
+    clocked = clock_rounds(read_marks(marks), timings, tools)
     bodies = [r["body"] for r in model.records()[start:]]
     floor_start = len(model.timings())
     client = agent.deps.model.client if hasattr(agent.deps.model, "client") else None
     await replay_back_to_back(model.base_url, bodies, client)
     floor = gaps_ms(model.timings()[floor_start:])
     raw_start = len(model.timings())
-    await replay_back_to_back(model.base_url, bodies, client, low_level=True)
-    return gaps, tool_ms(events), floor, gaps_ms(model.timings()[raw_start:])
+    raw_marks = workspace.parent / "floor.clock"
+    with round_clock_on(raw_marks):
+        await replay_back_to_back(model.base_url, bodies, client, low_level=True)
+    raw_timings = model.timings()[raw_start:]
+    raw_clocked = clock_rounds(read_marks(raw_marks), raw_timings, [0.0] * len(raw_timings))
+    return gaps, tools, floor, gaps_ms(raw_timings), clocked, raw_clocked
+
+
+@contextlib.contextmanager
+def round_clock_on(path: Path) -> Any:
+    """The model service's client-side marks (lsp_agent/model/round_clock.py) into ``path``."""
+    from lsp_agent.model import round_clock
+
+    path.unlink(missing_ok=True)
+    round_clock.enable(path)
+    try:
+        yield
+    finally:
+        round_clock.enable(None)
+
+
+def read_marks(path: Path) -> list[tuple[str, float]]:
+    from lsp_agent.model import round_clock
+
+    return round_clock.read(path) if path.exists() else []
 
 
 async def replay_back_to_back(base_url: str, bodies: list[dict[str, Any]], client: Any,
@@ -421,15 +459,18 @@ async def _drain_turn(agent: Any, prompt: str) -> list[Any]:
 
 async def overhead_through_server(model: TimedModel, workspace: Path, workdir: Path,
                                   extra_env: dict[str, str] | None = None
-                                  ) -> tuple[list[float], list[float]]:
+                                  ) -> tuple[list[float], list[float], Clocked]:
     events: list[Any] = []
     home = workdir / "home"
+    marks = workdir / "server.clock"
+    marks.parent.mkdir(parents=True, exist_ok=True)
+    marks.unlink(missing_ok=True)
     env = measured_env(ANTHROPIC_BASE_URL=model.base_url, ANTHROPIC_API_KEY="bench-dummy-key",
                        HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"),
                        XDG_CONFIG_HOME=str(home / ".config"),
                        LSP_AGENT_CONFIG_DIR=str(home / "config"),
                        LSP_AGENT_STATE_DIR=str(home / "state"), LSP_AGENT_LOG="warning",
-                       **(extra_env or {}))
+                       LSP_AGENT_ROUND_CLOCK=str(marks), **(extra_env or {}))
     server = LspAgent(workspace, env, events.append)
     await server.start()
     try:
@@ -440,7 +481,8 @@ async def overhead_through_server(model: TimedModel, workspace: Path, workdir: P
         await asyncio.sleep(0.2)  # the last events
     finally:
         await server.stop()
-    return gaps_ms(model.timings()[start:]), tool_ms(events[first_event:])
+    timings, tools = model.timings()[start:], tool_ms(events[first_event:])
+    return gaps_ms(timings), tools, clock_rounds(read_marks(marks), timings, tools)
 
 
 async def bench_overhead(rounds: int, repeats: int, model: TimedModel, workdir: Path
@@ -453,17 +495,31 @@ async def bench_overhead(rounds: int, repeats: int, model: TimedModel, workdir: 
     gap = {p: Samples(timeout=TURN_TIMEOUT * 1000) for p in rows}
     over = {p: Samples(timeout=TURN_TIMEOUT * 1000) for p in rows}
     tools = {p: Samples(timeout=TURN_TIMEOUT * 1000) for p in rows}
+    # The client's own clock: per row, each part of a round (CLOCK_PARTS, "close") and the
+    # transport (every part but the agent's), ms.
+    parts = {p: {k: Samples(timeout=TURN_TIMEOUT * 1000)
+                 for k in (*CLOCK_PARTS, *CLOCK_EXTRAS, "transport")} for p in rows}
 
-    async def run(path: str, timed: bool = True) -> tuple[list[float], list[float]]:
+    def add_clocked(row: str, clocked: Clocked, loaded: bool = False) -> None:
+        for split in clocked:
+            for name, value in split.items():
+                parts[row][name].add(value, loaded=loaded)
+            parts[row]["transport"].add(sum(split[k] for k in CLOCK_PARTS if k != "agent"),
+                                        loaded=loaded)
+
+    async def run(path: str, timed: bool = True) -> tuple[list[float], list[float], Clocked]:
         model.load(read_scenario(rounds))
         if path == PATHS[0]:
-            gaps, tool, floor, floor_raw = await overhead_in_process(model, workspace, rounds)
+            gaps, tool, floor, floor_raw, clocked, raw_clocked = await overhead_in_process(
+                model, workspace, rounds)
             for row, floor_gaps in ((FLOOR, floor), (FLOOR_RAW, floor_raw)):
                 for g in floor_gaps if timed else ():
                     gap[row].add(g)
                     over[row].add(g)
                     tools[row].add(0.0)
-            return gaps, tool
+            if timed:
+                add_clocked(FLOOR_RAW, raw_clocked)
+            return gaps, tool, clocked
         return await overhead_through_server(model, workspace, workdir / "server",
                                              baseline_env(path))
 
@@ -473,7 +529,7 @@ async def bench_overhead(rounds: int, repeats: int, model: TimedModel, workdir: 
         loaded = watch.round_started()
         for path in order:
             try:
-                gaps, tool = await run(path)
+                gaps, tool, clocked = await run(path)
             except TimeoutError:
                 over[path].add_timeout(loaded=loaded)
                 continue
@@ -487,10 +543,13 @@ async def bench_overhead(rounds: int, repeats: int, model: TimedModel, workdir: 
                 gap[path].add(g, loaded=loaded)
                 tools[path].add(t, loaded=loaded)
                 over[path].add(g - t, loaded=loaded)
+            add_clocked(path, clocked, loaded)
         print(f"  overhead: repeat {len(watch.rounds)} done", flush=True)
     return {"rounds": rounds, "repeats": repeats, "warmups": warmups, "load": watch.finish(),
             "stats": {p: {"gap_ms": gap[p].summary(3), "tool_ms": tools[p].summary(3),
-                          "overhead_ms": over[p].summary(3)} for p in rows}}
+                          "overhead_ms": over[p].summary(3),
+                          "client_clock_ms": {k: s.summary(3) for k, s in parts[p].items()}}
+                      for p in rows}}
 
 
 # --------------------------------------------------------------------------- report
@@ -545,16 +604,22 @@ def turn_table(data: dict[str, Any], versions: dict[str, str]) -> str:
 
 def overhead_table(data: dict[str, Any]) -> str:
     lines = ["| path | rounds | gap at the model server p50 (p95) ms | Read tool p50 ms | "
-             "overhead = gap - tool, p50 (p95) ms | p50 above the floor's p50, ms | failures |",
-             "|---|---|---|---|---|---|---|"]
+             "overhead = gap - tool, p50 (p95) ms | p50 above the floor's p50, ms | "
+             "agent's own time (client clock) p50 (p95) ms | transport (client clock) p50 ms | "
+             "failures |",
+             "|---|---|---|---|---|---|---|---|---|"]
     floor = data["stats"].get(FLOOR, {}).get("overhead_ms", {}).get("p50")
     for path, row in data["stats"].items():
         g, t, o = row["gap_ms"], row["tool_ms"], row["overhead_ms"]
+        clock = row.get("client_clock_ms") or {}
+        own, transport = clock.get("agent") or {}, clock.get("transport") or {}
         above = o["p50"] - floor if o["p50"] is not None and floor is not None else None
+        own_cell = f"{fmt(own['p50'], 2)} ({fmt(own['p95'], 2)})" if own.get("n") else "-"
+        transport_cell = fmt(transport["p50"], 2) if transport.get("n") else "-"
         lines.append(f"| {path} | {g['n']} | {fmt(g['p50'], 2)} ({fmt(g['p95'], 2)}) | "
                      f"{fmt(t['p50'], 2)} | {fmt(o['p50'], 2)} ({fmt(o['p95'], 2)}) | "
                      f"{fmt(above, 2) if path not in (FLOOR, FLOOR_RAW) else '-'} | "
-                     f"{failures_note(o) or 'none'} |")
+                     f"{own_cell} | {transport_cell} | {failures_note(o) or 'none'} |")
     lines.append(f"\n{data['repeats']} interleaved repeats of {data['rounds'] - 1} rounds each; "
                  f"{load_note(data['load'])}. Target through the server: < "
                  f"{TARGET_OVERHEAD_MS:.0f} ms p50 (issue 16 does not subtract the floor; "
@@ -562,7 +627,39 @@ def overhead_table(data: dict[str, Any]) -> str:
                  "in-process run's request bodies back to back: what the client library, "
                  "loopback HTTP and the scheduler cost between two requests with no agent; "
                  "through `messages.stream()` (the SDK's helper), and through the low-level "
-                 "request the agent sends instead (model/raw_stream.py).")
+                 "request the agent sends instead (model/raw_stream.py). The client clock's "
+                 "columns split each round by timestamps taken in the agent's process "
+                 "(lsp_agent/model/round_clock.py, on for the benchmark only): the agent's own "
+                 "time runs from the response's last event read to the next request's body "
+                 "handed to the SDK's client, the tool's run subtracted; the transport is the "
+                 "rest of the overhead (the table below).")
+    lines += ["", clock_table(data)]
+    return "\n".join(lines)
+
+
+CLOCK_COLUMNS = (
+    ("receive", "receive: last byte sent -> last event read by the client"),
+    ("agent", "agent's own: -> next request handed to the SDK, minus the tool"),
+    ("close", "of which closing the response"),
+    ("agent_cpu", "the agent's thread's CPU time in its own time"),
+    ("send_sdk", "SDK: -> handed to httpx"),
+    ("send_httpx", "httpx + httpcore: -> starts writing the request"),
+    ("to_server", "loopback + server: -> arrived at the model server's app"),
+    ("streaming", "the agent on the response's events while it streamed (partly in receive)"),
+)
+
+
+def clock_table(data: dict[str, Any]) -> str:
+    """Each part of a round by the client's clock, p50 (p95) ms per path."""
+    lines = ["| path (p50 (p95) ms) | " + " | ".join(t for _, t in CLOCK_COLUMNS) + " |",
+             "|---|" + "---|" * len(CLOCK_COLUMNS)]
+    for path, row in data["stats"].items():
+        clock = row.get("client_clock_ms") or {}
+        if not (clock.get("agent") or {}).get("n"):
+            continue
+        cells = [f"{fmt(clock[k]['p50'], 2)} ({fmt(clock[k]['p95'], 2)})"
+                 for k, _ in CLOCK_COLUMNS]
+        lines.append(f"| {path} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -196,6 +196,57 @@ def gaps_ms(timings: list[dict[str, Any]]) -> list[float]:
     return out
 
 
+# The parts of a round the client's own clock splits it into (lsp_agent/model/round_clock.py),
+# ms each; their sum is the gap at the model server.
+CLOCK_PARTS = ("receive", "agent", "send_sdk", "send_httpx", "to_server")
+# Not parts of the gap: closing the response (within "agent") and the agent's handling of the
+# response's events while it streamed (before the last one was read; partly within "receive").
+CLOCK_EXTRAS = ("close", "streaming", "agent_cpu")
+
+
+def clock_rounds(marks: list[tuple[str, float, float]], timings: list[dict[str, Any]],
+                 tools_ms: list[float]) -> list[dict[str, float]]:
+    """Per pair of consecutive requests, the gap at the model server split by the client's
+    marks, in ms: ``receive`` (the response's last byte sent -> its last event read by the
+    client), ``agent`` (that -> the next request handed to the SDK, minus the tool's run
+    ``tools_ms[i]``: the agent's own time), ``send_sdk`` (-> the SDK handed it to httpx),
+    ``send_httpx`` (-> httpcore starts writing it), ``to_server`` (-> it arrived at the model
+    server's app); and CLOCK_EXTRAS. ``marks`` and ``timings`` are the same requests, in order
+    (the last ``len(timings)`` requests of ``marks``); [] when they do not pair up."""
+    from lsp_agent.model import round_clock as rc
+
+    requests: list[dict[str, float]] = []
+    for name, seconds, cpu in marks:
+        if name == rc.REQUEST_HANDED:
+            requests.append({})
+        if requests:
+            requests[-1].setdefault(name, seconds)
+            requests[-1].setdefault(f"{name}.cpu", cpu)
+    requests = requests[len(requests) - len(timings):] if len(requests) >= len(timings) else []
+    out = []
+    for i, (previous, current) in enumerate(itertools.pairwise(requests)):
+        ended, arrived = timings[i]["ended"], timings[i + 1]["arrived"]
+        needed = (rc.RESPONSE_READ, rc.REQUEST_TO_HTTPX, rc.REQUEST_SENT)
+        if ended is None or rc.RESPONSE_READ not in previous or \
+                any(m not in current for m in needed[1:]) or i >= len(tools_ms):
+            return []
+        read, handed = previous[rc.RESPONSE_READ], current[rc.REQUEST_HANDED]
+        out.append({
+            "receive": (read - ended) * 1000,
+            "agent": (handed - read) * 1000 - tools_ms[i],
+            "send_sdk": (current[rc.REQUEST_TO_HTTPX] - handed) * 1000,
+            "send_httpx": (current[rc.REQUEST_SENT] - current[rc.REQUEST_TO_HTTPX]) * 1000,
+            "to_server": (arrived - current[rc.REQUEST_SENT]) * 1000,
+            "close": (previous.get(rc.STREAM_CLOSED, read) - read) * 1000,
+            "streaming": previous.get(rc.EVENTS_HANDLED, 0.0) * 1000,
+            # The CPU the agent's thread spent in "agent" (the tool's run on a worker thread
+            # not counted): its own work, whatever the machine's load.
+            "agent_cpu": (current[f"{rc.REQUEST_HANDED}.cpu"]
+                          - previous[f"{rc.RESPONSE_READ}.cpu"]) * 1000,
+        })
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", required=True, type=Path)

@@ -10,7 +10,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import common
-from bench.timed_model import gaps_ms
+from bench.timed_model import CLOCK_PARTS, clock_rounds, gaps_ms
 
 
 def test_timeouts_and_errors_enter_the_percentiles_at_the_timeout_value():
@@ -122,6 +122,34 @@ def test_gaps_are_measured_from_a_response_end_to_the_next_arrival():
                {"arrived": 0.0235, "ended": None}, {"arrived": 0.030, "ended": 0.031}]
     # The third response never ended: the gap after it is not invented.
     assert gaps_ms(timings) == pytest.approx([2.0, 3.5])
+
+
+def request_marks(handed: float, cpu: float, read: float | None = None) -> list[tuple]:
+    """One request's client-side marks (round_clock.MARKS), seconds; CPU time in the third."""
+    marks = [("request_handed", handed, cpu), ("request_to_httpx", handed + 0.0002, cpu),
+             ("request_sent", handed + 0.0003, cpu)]
+    if read is not None:
+        marks += [("response_read", read, cpu + 0.001), ("events_handled", 0.0004, cpu),
+                  ("stream_closed", read + 0.0001, cpu + 0.001)]
+    return marks
+
+
+def test_the_client_clock_splits_each_gap_into_parts_that_add_up_to_it():
+    # A warm-up request first (only the marks have it), then two timed requests.
+    marks = request_marks(0.5, 0.1, 0.6) + request_marks(1.0, 0.2, 1.0105) \
+        + request_marks(1.0145, 0.2025)
+    timings = [{"arrived": 1.0004, "ended": 1.010}, {"arrived": 1.0149, "ended": 1.020}]
+    (split,) = clock_rounds(marks, timings, tools_ms=[1.5])
+    assert split["receive"] == pytest.approx(0.5)  # server's last byte -> client read it
+    assert split["agent"] == pytest.approx(4.0 - 1.5)  # read -> next handed, minus the tool
+    assert (split["send_sdk"], split["send_httpx"], split["to_server"]) == \
+        pytest.approx((0.2, 0.1, 0.1))
+    gap = (timings[1]["arrived"] - timings[0]["ended"]) * 1000
+    assert sum(split[k] for k in CLOCK_PARTS) == pytest.approx(gap - 1.5)
+    assert split["agent_cpu"] == pytest.approx(1.5)  # the thread's CPU from read to handed
+    assert split["streaming"] == pytest.approx(0.4)
+    # Marks that do not pair with the server's requests give nothing rather than a guess.
+    assert clock_rounds(marks[:3], timings, [1.5]) == []
 
 
 def test_command_version_reports_what_the_program_says(tmp_path):

@@ -385,3 +385,20 @@ def test_find_deleting_a_system_or_home_folder_is_catastrophic(ws, command):
 def test_find_elsewhere_or_without_deleting_is_not_catastrophic(ws, command):
     gate = gate_with(ws, "bypassPermissions", allow=["Bash"])
     assert bash(gate, command).action == "allow"
+
+
+def test_is_inside_resolves_the_roots_always_and_the_path_unless_told_it_is_real(tmp_path):
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    ws = ws.resolve()
+    outside = tmp_path / "outside.txt"
+    outside.write_text("x")
+    (ws / "escape.txt").symlink_to(outside)
+    (tmp_path / "ws-link").symlink_to(ws)
+    roots = [tmp_path / "ws-link"]  # a root reached through a link is compared as its target
+    assert paths.is_inside(ws / "a.py", roots, resolved=True)
+    assert not paths.is_inside(ws / "escape.txt", roots)  # resolved: the link leads out
+    # Told it is real, the path is taken as given (the caller resolved it already).
+    assert paths.is_inside(ws / "escape.txt", roots, resolved=True)
+    # The gate passes the path it already resolved; resolving it again would change nothing.
+    assert paths.is_inside(paths.real(ws / "escape.txt"), roots, resolved=True) is False

@@ -325,3 +325,55 @@ async def test_leaving_a_stream_early_closes_its_response():
         assert stream._raw.response.is_closed
         await client.close()
 
+
+
+@pytest.mark.parametrize("answer", list(ANSWERS))
+async def test_the_loops_fields_of_the_final_message_are_the_models(answer):
+    # The loop reads stop_reason and usage through final_fields(), without the SDK's model.
+    async with CannedServer(ANSWERS[answer]) as server:
+        client = client_for(server.base_url)
+        finals = []
+        for read in ("get_final_message", "final_fields"):
+            stream = await open_stream(client, FIELDS)
+            try:
+                finals.append(await getattr(stream, read)())
+            finally:
+                await stream.close()
+        await client.close()
+    model, fields = finals
+    assert fields.stop_reason == model.stop_reason
+    for name in ("input_tokens", "output_tokens", "cache_read_input_tokens",
+                 "cache_creation_input_tokens"):
+        assert getattr(fields.usage, name) == getattr(model.usage, name)
+    assert fields.usage.input_tokens is not None
+
+
+async def test_the_loops_fields_fail_as_the_final_message_does():
+    async with CannedServer(sse("message_stop", {"type": "message_stop"})) as server:
+        client = client_for(server.base_url)
+        stream = await open_stream(client, FIELDS)
+        with pytest.raises(anthropic.APIResponseValidationError, match="no message_start"):
+            await stream.final_fields()
+        await stream.close()
+        await client.close()
+
+
+def test_a_body_assembled_from_its_members_is_the_whole_objects_encoding():
+    from lsp_agent.model.raw_stream import _ENCODER
+
+    fields = copy.deepcopy(FIELDS)
+    fields["tools"] = [*fields["tools"], {"name": "Üñï", "description": "«x» \u2028",
+                                          "input_schema": {"type": "object"}}]
+    whole = {**fields, "stream": True}
+    ordered = {k: whole[k] for k in (*BODY_ORDER_OF_HELPER, "stream") if k in whole}
+    assert request_body(fields) == _ENCODER.encode(ordered).encode()
+    assert request_body(fields) == request_body(fields)  # the second from the tools' cache
+    # A tool definition is found again by identity only: a new object is encoded anew.
+    changed = copy.deepcopy(fields)
+    changed["tools"][0]["description"] = "another description"
+    assert b"another description" in request_body(changed)
+    assert b"another description" not in request_body(fields)
+    assert json.loads(request_body({**fields, "tools": []}))["tools"] == []
+
+
+BODY_ORDER_OF_HELPER = ("max_tokens", "messages", "model", "system", "tools", "tool_choice")

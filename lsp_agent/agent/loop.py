@@ -285,7 +285,7 @@ class Agent:
         async with self.deps.model.stream(request) as stream:
             async for event in stream:
                 self._on_stream_event(event, emit, executor, streamed)
-            final = await stream.get_final_message()
+            final = await stream.final_fields()  # stop_reason and usage: no SDK model needed
             self._settle_held_call(final.stop_reason, emit, executor, streamed)
             return final
 

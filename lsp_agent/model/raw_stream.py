@@ -18,8 +18,11 @@ final message as the helper does, built as the SDK's ``Message`` model once at t
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
+
+from lsp_agent.model import round_clock
 
 if TYPE_CHECKING:
     import anthropic
@@ -34,14 +37,40 @@ BODY_ORDER = ("max_tokens", "messages", "model", "system", "tools", "tool_choice
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
+_KEYS = {name: _ENCODER.encode(name) + ":" for name in BODY_ORDER}
+# Tool definitions are built once per tool pool and sent unchanged on every request
+# (ToolPool.api_schemas; the context manager's estimate counts them once on the same ground):
+# each is encoded once and found again by identity, about a third of a request's encoding.
+# An entry holds its object, so an id is never reused while cached; the cache is bounded.
+_ENCODED_TOOLS: dict[int, tuple[Json, str]] = {}
+_ENCODED_TOOLS_MAX = 512
+
+
 def request_body(fields: Json) -> bytes:
-    """The streamed request's body: ``fields`` (the helper's keyword arguments) in its order."""
+    """The streamed request's body: ``fields`` (the helper's keyword arguments) in its order.
+    The same bytes as encoding the whole object at once, assembled from its members."""
     unknown = set(fields) - set(BODY_ORDER)
     if unknown:
         raise ValueError(f"fields the request body does not know: {sorted(unknown)}")
-    body = {name: fields[name] for name in BODY_ORDER if name in fields}
-    body["stream"] = True
-    return _ENCODER.encode(body).encode()
+    members = [_KEYS[name] + (_encoded_tools(fields[name]) if name == "tools"
+                              else _ENCODER.encode(fields[name]))
+               for name in BODY_ORDER if name in fields]
+    members.append('"stream":true')
+    return ("{" + ",".join(members) + "}").encode()
+
+
+def _encoded_tools(tools: Any) -> str:
+    if not isinstance(tools, list):
+        return _ENCODER.encode(tools)
+    parts = []
+    for tool in tools:
+        hit = _ENCODED_TOOLS.get(id(tool))
+        if hit is None or hit[0] is not tool:
+            if len(_ENCODED_TOOLS) >= _ENCODED_TOOLS_MAX:
+                _ENCODED_TOOLS.clear()
+            hit = _ENCODED_TOOLS[id(tool)] = (tool, _ENCODER.encode(tool))
+        parts.append(hit[1])
+    return "[" + ",".join(parts) + "]"
 
 
 async def open_stream(client: anthropic.AsyncAnthropic, fields: Json) -> MessageStream:
@@ -49,7 +78,11 @@ async def open_stream(client: anthropic.AsyncAnthropic, fields: Json) -> Message
     (a status error, a connection error) as its helper would."""
     import anthropic
 
-    raw = await client.post(MESSAGES_PATH, content=request_body(fields), cast_to=object,
+    body = request_body(fields)
+    if round_clock.enabled():  # benchmarks only (round_clock.py)
+        round_clock.instrument(client)
+        round_clock.mark(round_clock.REQUEST_HANDED)
+    raw = await client.post(MESSAGES_PATH, content=body, cast_to=object,
                             stream=True, stream_cls=anthropic.AsyncStream[object])
     return MessageStream(raw)
 
@@ -130,9 +163,26 @@ class MessageStream:
         return self._events
 
     async def _read(self) -> AsyncIterator[Fields]:
+        if round_clock.enabled():  # benchmarks only
+            async for fields in self._clocked():
+                yield fields
+            return
         async for data in self._raw:
             if isinstance(data, dict):
                 yield Fields(self._accumulate(data))
+
+    async def _clocked(self) -> AsyncIterator[Fields]:
+        """``_read``, marking when the last event was read and how long the reader spent on
+        the events between taking one and asking for the next."""
+        handling = 0.0
+        async for data in self._raw:
+            if isinstance(data, dict):
+                fields = Fields(self._accumulate(data))
+                handed = time.monotonic()
+                yield fields
+                handling += time.monotonic() - handed
+        round_clock.mark(round_clock.RESPONSE_READ)
+        round_clock.mark(round_clock.EVENTS_HANDLED, handling)
 
     def _accumulate(self, event: Json) -> Json:
         kind = event.get("type")
@@ -189,6 +239,17 @@ class MessageStream:
         """The whole message (the SDK's ``Message``), once the rest of the stream is read."""
         import anthropic
 
+        return anthropic.types.Message.construct(**await self._finished())
+
+    async def final_fields(self) -> Fields:
+        """The same message read as ``Fields`` (``.stop_reason``, ``.usage.input_tokens``):
+        for the agent loop, which reads only those, between two requests; the SDK's model of
+        the whole message costs a few hundred microseconds to build."""
+        return Fields(await self._finished())
+
+    async def _finished(self) -> Json:
+        import anthropic
+
         async for _event in self._events:
             pass
         if self._message is None:
@@ -197,10 +258,11 @@ class MessageStream:
                 message="the model's stream ended before its message began (no message_start)")
         for index in list(self._buffers):  # blocks the stream never closed
             self._finish_input(index)
-        return anthropic.types.Message.construct(**self._message)
+        return self._message
 
     async def close(self) -> None:
         await self._raw.close()
+        round_clock.mark(round_clock.STREAM_CLOSED)
 
 
 def _started(message: Any) -> Json:

@@ -202,10 +202,17 @@ class TimedStream:
             yield event
 
     async def get_final_message(self) -> Any:
+        return await self._final(self._stream.get_final_message)
+
+    async def final_fields(self) -> Any:
+        """The final message's fields without the SDK's model of it (raw_stream.Fields)."""
+        return await self._final(self._stream.final_fields)
+
+    async def _final(self, read: Callable[[], Awaitable[Any]]) -> Any:
         import anthropic
 
         try:
-            return await self._stream.get_final_message()
+            return await read()
         except (anthropic.APIError, anthropic.AnthropicError) as exc:
             raise ModelCallFailed(classify(exc)) from exc
 

@@ -25,9 +25,11 @@ def real(path: str | os.PathLike[str], base: Path | None = None) -> Path:
     return Path(os.path.realpath(p))
 
 
-def is_inside(path: Path, roots: list[Path]) -> bool:
-    resolved = real(path)
-    return any(resolved == r or resolved.is_relative_to(r) for r in (real(x) for x in roots))
+def is_inside(path: Path, roots: list[Path], *, resolved: bool = False) -> bool:
+    """Whether ``path`` is one of ``roots`` or below one, both compared as real paths;
+    ``resolved``: ``path`` is already ``real()`` (not resolved again)."""
+    subject = path if resolved else real(path)
+    return any(subject == r or subject.is_relative_to(r) for r in (real(x) for x in roots))
 
 
 def secret_reason(path: Path, rules: FileRules = DEFAULT_RULES) -> str | None:

@@ -177,10 +177,10 @@ class PermissionGate:
         if why := paths.process_secret_reason(str(real)):
             return why  # before "outside the workspace": the user must see what it holds
         if not read_only:
-            if not paths.is_inside(real, self._write_roots()):
+            if not paths.is_inside(real, self._write_roots(), resolved=True):
                 return f"{path} is outside the workspace {self.workspace}"
             return paths.protected_reason(real, self.file_rules)
-        if not paths.is_inside(real, self._read_roots()) and allowed is None:
+        if not paths.is_inside(real, self._read_roots(), resolved=True) and allowed is None:
             return f"{path} is outside the workspace {self.workspace}"
         return paths.secret_reason(path, self.file_rules)
 

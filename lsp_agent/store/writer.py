@@ -1,15 +1,19 @@
-"""The transcript writer: O(1) appends on the event loop, ordered writes on a thread.
+"""The transcript writer: appends on the event loop, slow work on a thread, in order.
 
-``append(entry)`` stamps the common fields, serialises the entry and puts the line on a queue;
-nothing else happens on the loop. One thread per open session takes lines in order and writes
-each with a single ``write`` on an ``O_APPEND`` descriptor, so the kernel holds every line as
-soon as the thread has run (a few microseconds later, at most the GIL switch interval of 5 ms
-on a busy loop). fsync policy: the page cache survives a crash of the process, so lines are not
+``append(entry)`` stamps the common fields, serialises the entry, masks secrets in the line and
+writes it with a single ``write`` on an ``O_APPEND`` descriptor, at once: a write of a short
+line to the page cache takes microseconds. Handing each line to a thread instead cost the loop
+milliseconds per model round on a busy machine (every hand-off wakes the thread, which then
+takes the GIL from the loop; bench/bench_warm.py, "Overhead per model round"). A line longer
+than ``DIRECT_MAX`` goes to the thread, and so does every line behind it while the thread has
+lines queued, so that lines keep their order; the index entry, fsync and close are always the
+thread's. fsync policy: the page cache survives a crash of the process, so lines are not
 fsynced one by one (an fsync costs milliseconds and would throttle a streaming turn); the file
 is fsynced after the entries that end a unit of work (``SYNC_AFTER``: end of a turn, rewind,
 compaction, title), on ``sync()`` and on ``close()``. A power loss can thus lose the turn that
-was running; a SIGKILL loses only lines still queued (normally none) and at worst tears the
-line being written, which the reader skips.
+was running; a SIGKILL loses only long lines still queued for the thread (a short line is in
+the kernel when ``append`` returns) and at worst tears the line being written, which the reader
+skips.
 
 Errors (disk full, read-only state dir, quota) switch persistence off: ``on_error`` is told
 once, later appends only keep the in-memory state, and the caller carries on. A second process
@@ -54,7 +58,11 @@ SYNC_AFTER = frozenset({"turn_end", "rewind", "compact_boundary", "title"})
 META_AFTER = frozenset({"user", "turn_end", "rewind", "title", "mode", "model"})
 CLOSE_TIMEOUT = 30.0
 
-_LINE, _META, _FLUSH, _SYNC, _CLOSE = range(5)
+# Lines up to this many bytes are written on the loop by ``append``; longer ones (a large tool
+# result) by the thread.
+DIRECT_MAX = 64 * 1024
+
+_LINE, _META, _FLUSH, _SYNC, _CLOSE, _FSYNC = range(6)
 
 ErrorCallback = Callable[[str], None]
 
@@ -159,10 +167,18 @@ class TranscriptWriter:
         self._redactor = redactor or Redactor()
         self._on_error = on_error
         self._loop = loop
-        self._offset = start_offset  # bytes in the file; thread-owned after start
+        # Bytes in the file once every line appended so far is written (the loop's count).
+        self._offset = start_offset
         self._disabled = fd is None
         self._closed = False
         self._queue: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        # Lines handed to the thread, and lines it is done with: equal, it has none queued and
+        # ``append`` may write the next line itself. Each count has one writer (loop, thread).
+        self._lines_queued = 0
+        self._lines_done = 0
+        # Held around every use of the descriptor by the loop, and by the thread when it closes
+        # it: the loop never writes to a number the thread closed (and the kernel reused).
+        self._fd_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         if fd is None:
             self._report(open_error or "the transcript could not be opened")
@@ -221,10 +237,38 @@ class TranscriptWriter:
         en.fold_meta(self._meta, stamped)
         if self._disabled:
             return uid
-        self._queue.put((_LINE, dumps_line(stamped), kind in SYNC_AFTER))
+        self._write_or_queue(self._redactor.line_bytes(dumps_line(stamped)) + b"\n",
+                             kind in SYNC_AFTER)
         if kind in META_AFTER:
-            self._queue.put((_META, dict(self._meta)))
+            self._queue.put((_META, dict(self._meta), self._offset))
         return uid
+
+    def _write_or_queue(self, data: bytes, sync: bool) -> None:
+        """Write ``data`` now when it is short and the thread has no line queued before it;
+        else queue it for the thread. A sync-ending entry's fsync is the thread's either way."""
+        self._offset += len(data)
+        if len(data) <= DIRECT_MAX and self._lines_queued == self._lines_done \
+                and self._write_now(data):
+            if sync:
+                self._queue.put((_FSYNC,))
+            return
+        self._lines_queued += 1
+        self._queue.put((_LINE, data, sync))
+
+    def _write_now(self, data: bytes) -> bool:
+        """Write on the caller's thread; False when the descriptor is busy (the thread is
+        closing it): the line is queued instead. An error turns persistence off."""
+        if not self._fd_lock.acquire(blocking=False):
+            return False
+        try:
+            if self._fd is not None and not self._disabled:
+                try:
+                    write_all(self._fd, data)
+                except OSError as exc:
+                    self._disable(f"writing failed ({exc.strerror or exc})", locked=True)
+            return True
+        finally:
+            self._fd_lock.release()
 
     def rewind(self, to_turn: int) -> str:
         """Start a new branch just before turn ``to_turn`` (1-based): the next entries follow
@@ -314,9 +358,15 @@ class TranscriptWriter:
             op = item[0]
             try:
                 if op == _LINE:
-                    self._write_line(item[1], item[2])
+                    try:
+                        self._write_line(item[1], item[2])
+                    finally:
+                        self._lines_done += 1
                 elif op == _META:
-                    self._write_meta(item[1])
+                    self._write_meta(item[1], item[2])
+                elif op == _FSYNC:
+                    if not self._disabled:
+                        self._guard("fsync", os.fsync)
                 elif op in (_FLUSH, _SYNC):
                     if op == _SYNC and not self._disabled:
                         self._guard("fsync", os.fsync)
@@ -328,19 +378,16 @@ class TranscriptWriter:
                 log.exception("transcript writer failed")
                 self._disable(f"the transcript writer failed ({exc!r})")
 
-    def _write_line(self, line: str, sync: bool) -> None:
+    def _write_line(self, data: bytes, sync: bool) -> None:
         if self._disabled:
             return
-        data = self._redactor.line_bytes(line) + b"\n"
-        if self._guard("writing", write_all, data):
-            self._offset += len(data)
-            if sync:
-                self._guard("fsync", os.fsync)
+        if self._guard("writing", write_all, data) and sync:
+            self._guard("fsync", os.fsync)
 
-    def _write_meta(self, meta: dict[str, Any]) -> None:
+    def _write_meta(self, meta: dict[str, Any], offset: int) -> None:
         if self._disabled:
             return
-        meta["transcriptBytes"] = self._offset
+        meta["transcriptBytes"] = offset
         meta["gitBranch"] = git_branch(Path(meta.get("cwd") or "."))
         data = self._redactor.line_bytes(json.dumps(meta, ensure_ascii=False))
         try:
@@ -357,17 +404,17 @@ class TranscriptWriter:
             self._disable(f"{what} failed ({exc.strerror or exc})")
             return False
 
-    def _disable(self, why: str) -> None:
+    def _disable(self, why: str, *, locked: bool = False) -> None:
         if self._disabled:
             return
         self._disabled = True
-        self._close_fd()
+        self._close_fd(locked=locked)
         self._report(f"Session history is no longer saved: {why}; transcript {self.path}. "
                      "The session goes on without it.")
 
     def _finish(self, done: concurrent.futures.Future[bool]) -> None:
         if not self._disabled:
-            self._write_meta(dict(self._meta))
+            self._write_meta(dict(self._meta), self._offset)
             if not self._disabled:
                 self._guard("fsync", os.fsync)
         self._close_fd()
@@ -381,7 +428,11 @@ class TranscriptWriter:
             if item[0] in (_FLUSH, _SYNC, _CLOSE):
                 item[1].set_result(not self._disabled)
 
-    def _close_fd(self) -> None:
+    def _close_fd(self, *, locked: bool = False) -> None:
+        if not locked:  # the loop may be writing a line: wait for it
+            with self._fd_lock:
+                self._close_fd(locked=True)
+            return
         if self._fd is not None:
             with contextlib.suppress(OSError):
                 os.close(self._fd)  # closing also drops the flock
