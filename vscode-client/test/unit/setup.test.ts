@@ -17,3 +17,12 @@ test('the one-click install runs pip on the configured source, never on an optio
   const bad = pipInstallArgs('--index-url=http://evil.example/simple lsp-agent');
   assert.ok('error' in bad && /not a pip option/.test(bad.error), 'an option is refused with a reason');
 });
+
+test('the extension waits for workspace trust: a cloned folder\'s settings choose the interpreter and the endpoint', async () => {
+  const { readFileSync } = await import('node:fs');
+  const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    capabilities?: { untrustedWorkspaces?: { supported?: unknown; description?: string } };
+  };
+  assert.equal(manifest.capabilities?.untrustedWorkspaces?.supported, false);
+  assert.match(manifest.capabilities?.untrustedWorkspaces?.description ?? '', /interpreter[\s\S]*endpoint/);
+});
