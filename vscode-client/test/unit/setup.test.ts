@@ -20,7 +20,8 @@ test('the one-click install runs pip on the configured source, never on an optio
 
 test('the extension waits for workspace trust: a cloned folder\'s settings choose the interpreter and the endpoint', async () => {
   const { readFileSync } = await import('node:fs');
-  const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+  const { join } = await import('node:path');
+  const manifest = JSON.parse(readFileSync(join(__dirname, '../../package.json'), 'utf8')) as {
     capabilities?: { untrustedWorkspaces?: { supported?: unknown; description?: string } };
   };
   assert.equal(manifest.capabilities?.untrustedWorkspaces?.supported, false);
