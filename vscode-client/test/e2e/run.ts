@@ -172,11 +172,13 @@ function startModel(scenario: string): Promise<string> {
 }
 
 async function startCodeServer(tmp: string, workspace: string, modelUrl: string): Promise<string> {
-  const dirs = { user: join(tmp, 'user'), ext: join(tmp, 'extensions'), xdg: join(tmp, 'xdg') };
+  const dirs = { user: join(tmp, 'user'), ext: join(tmp, 'extensions'), xdg: join(tmp, 'xdg'), home: join(tmp, 'home') };
   for (const d of Object.values(dirs)) mkdirSync(d, { recursive: true });
   // Short retry back-off: the unreachable-endpoint case ends in seconds, not in 31 s.
   // No API key: the first prompt asks for it (apiKeyScenario). pip runs offline (the one-click install).
-  const env: NodeJS.ProcessEnv = { ...process.env, XDG_CONFIG_HOME: dirs.xdg, XDG_DATA_HOME: dirs.xdg, LSP_AGENT_STATE_DIR: join(tmp, 'state'), LSP_AGENT_BACKOFF_BASE: '0.05', PIP_NO_INDEX: '1' };
+  // A HOME of its own: the user's settings (~/.claude/settings.json, which CI fills with hostile
+  // rules while these tests run beside the Python suite) never reach the server.
+  const env: NodeJS.ProcessEnv = { ...process.env, HOME: dirs.home, XDG_CONFIG_HOME: dirs.xdg, XDG_DATA_HOME: dirs.xdg, LSP_AGENT_STATE_DIR: join(tmp, 'state'), LSP_AGENT_BACKOFF_BASE: '0.05', PIP_NO_INDEX: '1' };
   delete env.ANTHROPIC_API_KEY;
   delete env.ANTHROPIC_AUTH_TOKEN;
   const config = join(tmp, 'code-server.yaml');
