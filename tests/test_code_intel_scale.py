@@ -345,6 +345,23 @@ def test_file_symbols_cover_definitions_not_locals_or_imports():
     assert file_symbols("def broken(:\n", "m") is None
 
 
+async def test_the_index_starts_once_with_the_open_buffers(project):
+    index = SymbolIndex(project)
+    pricing = project / "shop" / "pricing.py"
+    index.open_buffers = lambda: [(pricing, "class UnsavedPricing:\n    pass\n")]
+    try:
+        build = index.start()
+        assert index.start() is build  # a second use does not build again
+        await asyncio.wrap_future(build)
+        assert index.ready, index.failed
+
+        found = await index.search("UnsavedPri")  # the buffer, not the disk
+        assert [(loc.name, loc.path) for loc in found.items] == [("UnsavedPricing", pricing)]
+        assert (await index.search("PriceCalculator")).items == []
+    finally:
+        index.close()
+
+
 async def wait_ready(index: SymbolIndex) -> None:
     await asyncio.wrap_future(index.start())
     assert index.ready, index.failed
@@ -383,8 +400,12 @@ async def test_lsp_workspace_symbol_is_answered_by_the_started_index(make_intel,
     server = LanguageServer("test-scale", "0")
     register_language_features(server, lambda: intel, index_for=lambda: index)
     features = server.protocol.fm.features
+    assert not index.started  # nothing has used it yet
 
-    features[types.INITIALIZED](types.InitializedParams())  # starts the build
+    # The first search starts the build and is answered (by jedi) meanwhile.
+    first = await features[types.WORKSPACE_SYMBOL](types.WorkspaceSymbolParams(query="PriceCalc"))
+    assert [(s.name, s.kind) for s in first] == [("PriceCalculator", types.SymbolKind.Class)]
+    assert index.started
     await eventually(lambda: index.ready or index.failed is not None)
     assert index.ready, index.failed
     (project / "shop" / "loyalty.py").write_text("class LoyaltyCard:\n    pass\n")

@@ -378,7 +378,10 @@ class JediIntel:
     ) -> QueryResult[SymbolLocation]:
         """Names defined in the project whose name starts with ``query`` (case-insensitive);
         a dotted query (``Cart.add``) looks up that exact qualified name. From the symbol
-        index once it is built, from jedi before (or if the index fails)."""
+        index once it is built, from jedi before (or if the index fails). The first search
+        starts the index's build (if nothing started it before)."""
+        if self.index is not None:
+            self.index.start()
         if self.index is not None and self.index.ready:
             try:
                 return await self.index.search(query, limit)
