@@ -104,6 +104,9 @@ def log_level(value: str) -> str:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from lsp_agent.procs.environment import seal_server_secrets
+    from lsp_agent.server import generated_code_cache
+
+    generated_code_cache.install()  # before lsprotocol defines its classes (its docstring)
     from lsp_agent.server.app import create_server
 
     seal_server_secrets()  # before anything can start a subprocess

@@ -20,6 +20,7 @@ from lsp_agent.server import (
     actions,
     dream_api,
     extensions_api,
+    generated_code_cache,
     memory_api,
     session_methods,
     views_api,
@@ -267,6 +268,7 @@ def _register_lifecycle(server: AgentServer) -> None:
 
     def on_initialized(params: lsp.InitializedParams) -> None:
         server.wiring.preload_model("initialized")  # only if LSP_AGENT_PRELOAD_MODEL=1 asks
+        generated_code_cache.save_soon()  # for the next start (if `serve` installed it)
 
     on_notification(server, lsp.INITIALIZED, on_initialized)
 
