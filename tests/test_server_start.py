@@ -1,9 +1,13 @@
 """What the server does before it answers initialize, made cheaper without changing what it
-answers: the initialization options' defaults without building their validator, and attrs's
-generated code from a cache (lsp_agent/server/generated_code_cache.py)."""
+answers: the initialization options' defaults without building their validator, attrs's
+generated code from a cache (lsp_agent/server/generated_code_cache.py), and the cyclic garbage
+collector paused until the first message is answered (lsp_agent/server/start_gc.py)."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import io
 import json
 import logging
 import os
@@ -17,6 +21,7 @@ from lsprotocol import types as lsp
 
 from lsp_agent.server import generated_code_cache as gcc
 from lsp_agent.server import protocol as p
+from lsp_agent.server import start_gc
 from lsp_agent.server.app import create_server
 
 WAIT = 120.0
@@ -185,3 +190,53 @@ def test_a_second_start_takes_lsprotocols_generated_code_from_the_cache(tmp_path
     # compiled every time, and no reason to rewrite the file.
     assert second["compiled"] <= 2 and not second["saved"]
     assert second["params"] == first["params"]  # the classes work the same from the cache
+
+
+# --------------------------------------------------------------------------- collector
+
+
+@pytest.fixture
+def collector_on():
+    gc.enable()
+    yield
+    start_gc.resume()
+    gc.enable()
+
+
+def test_pause_and_resume_the_collector(collector_on):
+    start_gc.pause()
+    assert not gc.isenabled()
+    start_gc.resume()
+    assert gc.isenabled()
+
+
+def test_resume_leaves_a_collector_someone_else_turned_off_alone(collector_on):
+    gc.disable()
+    start_gc.pause()  # already off: not ours to turn on again
+    start_gc.resume()
+    assert not gc.isenabled()
+
+
+async def test_resume_soon_waits_for_what_the_loop_has_ready(collector_on):
+    start_gc.pause()
+    seen: list[bool] = []
+    loop = asyncio.get_running_loop()
+    loop.call_soon(lambda: seen.append(gc.isenabled()))  # as the writer's flush
+    start_gc.resume_soon()
+    assert not gc.isenabled()
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert seen == [False] and gc.isenabled()
+
+
+def test_the_server_resumes_the_collector_after_the_first_message(collector_on, tmp_path):
+    messages = [{"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                 "params": {"processId": None, "rootUri": tmp_path.as_uri(), "capabilities": {}}},
+                {"jsonrpc": "2.0", "method": "exit"}]
+    data = b"".join(b"Content-Length: %d\r\n\r\n" % len(m) + m
+                    for m in (json.dumps(x).encode() for x in messages))
+    out = io.BytesIO()
+    start_gc.pause()
+    create_server().start_io(io.BytesIO(data), out)
+    assert b'"capabilities"' in out.getvalue()
+    assert gc.isenabled()
