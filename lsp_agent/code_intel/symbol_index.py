@@ -11,8 +11,10 @@ from memory afterwards:
   sees that update.
 - Built on its first use (``SymbolIndex.start``): the first Python buffer the editor opens,
   the first workspace-symbol search (the editor's or an agent tool's). A server that never
-  sees Python starts no index process. Until the build is done ``ready`` is false and callers
-  fall back to jedi, so early answers are slower, never wrong.
+  sees Python starts no index process. A search waits a few seconds for a build under way
+  (``wait_built``: a build takes about as long as one jedi search of the project, or less);
+  past that, and whenever the index failed, callers fall back to jedi, so those answers are
+  slower, never wrong.
 - Kept fresh: open, changed and closed buffers (their text, coalesced), saved files and the
   client's file-watcher events are re-read; a buffer that does not parse keeps its last
   symbols.
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import sys
 import threading
@@ -46,6 +49,7 @@ log = logging.getLogger(__name__)
 INDEX_MODULE = "lsp_agent.code_intel.index_worker"
 BUILD_TIMEOUT = 600.0  # a very large tree on a busy machine; past it the index stays off
 QUERY_TIMEOUT = 30.0
+BUILD_WAIT = 5.0  # how long a search waits for a build under way before jedi answers it
 
 
 # --------------------------------------------------------------------------- server side
@@ -80,6 +84,15 @@ class SymbolIndex:
             for path, text in self.open_buffers() if self.open_buffers is not None else []:
                 self.changed(path, text)
         return self._build_done
+
+    async def wait_built(self, within: float) -> bool:
+        """Start the build if need be and wait for it, ``within`` seconds at most (it goes on
+        after); whether the index is ready."""
+        build = self.start()
+        if not build.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(build)), within)
+        return self.ready
 
     def changed(self, path: Path, text: str | None) -> None:
         """``path`` has new text (an editor buffer) or changed on disk (``text`` None).
