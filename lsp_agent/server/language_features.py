@@ -7,7 +7,8 @@ and JediIntel runs jedi in a worker process, so the event loop never blocks.
 
 workspace/symbol is answered from the root's SymbolIndex once it is built (it starts with the
 first Python buffer opened or the first workspace/symbol request, never for a server that sees
-no Python, and follows buffers, saves and file-watcher events), from jedi before.
+no Python, and follows buffers, saves and file-watcher events); a search during the build waits
+a few seconds for it, then asks jedi.
 Answers are complete: no result count is capped here. A request the client cancels
 (``$/cancelRequest``) stops waiting at once (pygls answers RequestCancelled) and frees its
 jedi worker soon after (see jedi_worker).
@@ -156,7 +157,7 @@ def register_language_features(
         if intel is None:
             return None
         if (index := index_for_features()) is not None:
-            index.start()  # the first search starts the build; jedi answers until it is done
+            index.start()  # the first search starts the build (and waits a little for it)
         result = await _guarded(intel.workspace_symbols(params.query))
         batch = wire.batch()
         return [_symbol_information(batch, loc) for loc in result.items] if result else None
