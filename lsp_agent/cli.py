@@ -104,6 +104,12 @@ def log_level(value: str) -> str:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from lsp_agent.procs.environment import seal_server_secrets
+    from lsp_agent.server import generated_code_cache, start_gc
+
+    generated_code_cache.install()  # before lsprotocol defines its classes (its docstring)
+    import lsprotocol.types  # noqa: F401 (with the collector on: start_gc.py)
+
+    start_gc.pause()  # until the first message is answered
     from lsp_agent.server.app import create_server
 
     seal_server_secrets()  # before anything can start a subprocess

@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path
 
+from lsp_agent.code_intel import jedi_intel
 from lsp_agent.code_intel.index_worker import file_symbols
 from lsp_agent.code_intel.jedi_intel import JediIntel, find_symbol_column
 from lsp_agent.code_intel.jedi_worker import close_channel, open_channel
@@ -345,15 +347,46 @@ def test_file_symbols_cover_definitions_not_locals_or_imports():
     assert file_symbols("def broken(:\n", "m") is None
 
 
+async def test_the_index_starts_once_with_the_open_buffers(project):
+    index = SymbolIndex(project)
+    pricing = project / "shop" / "pricing.py"
+    index.open_buffers = lambda: [(pricing, "class UnsavedPricing:\n    pass\n")]
+    try:
+        build = index.start()
+        assert index.start() is build  # a second use does not build again
+        await asyncio.wrap_future(build)
+        assert index.ready, index.failed
+
+        found = await index.search("UnsavedPri")  # the buffer, not the disk
+        assert [(loc.name, loc.path) for loc in found.items] == [("UnsavedPricing", pricing)]
+        assert (await index.search("PriceCalculator")).items == []
+    finally:
+        index.close()
+
+
+async def test_a_search_waits_no_longer_than_it_may_for_the_build(project, monkeypatch):
+    index = SymbolIndex(project)
+    hold = threading.Event()
+    build = index._build
+    monkeypatch.setattr(index, "_build", lambda: (hold.wait(60), build()))  # a slow build
+    try:
+        assert await index.wait_built(0.05) is False  # gave up waiting; the build goes on
+        hold.set()
+        assert await index.wait_built(60) is True
+    finally:
+        hold.set()
+        index.close()
+
+
 async def wait_ready(index: SymbolIndex) -> None:
     await asyncio.wrap_future(index.start())
     assert index.ready, index.failed
 
 
 async def test_index_answers_workspace_symbols_and_follows_changes(make_intel, project):
+    before = await make_intel(project).workspace_symbols("PriceCalc")  # jedi's answer
     index = SymbolIndex(project)
     intel = make_intel(project, index=index)
-    before = await intel.workspace_symbols("PriceCalc")  # not built yet: jedi answers
     await wait_ready(index)
 
     built = await intel.workspace_symbols("PriceCalc")
@@ -377,15 +410,20 @@ async def test_index_answers_workspace_symbols_and_follows_changes(make_intel, p
     assert (await intel.workspace_symbols("PriceCa")).items == []
 
 
-async def test_lsp_workspace_symbol_is_answered_by_the_started_index(make_intel, project):
+async def test_lsp_workspace_symbol_is_answered_by_the_started_index(make_intel, project,
+                                                                    monkeypatch):
+    monkeypatch.setattr(jedi_intel, "BUILD_WAIT", 120.0)  # a generous bound, only against hangs
     index = SymbolIndex(project)
     intel = make_intel(project, index=index)
     server = LanguageServer("test-scale", "0")
     register_language_features(server, lambda: intel, index_for=lambda: index)
     features = server.protocol.fm.features
+    assert not index.started  # nothing has used it yet
 
-    features[types.INITIALIZED](types.InitializedParams())  # starts the build
-    await eventually(lambda: index.ready or index.failed is not None)
+    # The first search starts the build and waits for it, then the index answers.
+    first = await features[types.WORKSPACE_SYMBOL](types.WorkspaceSymbolParams(query="PriceCalc"))
+    assert [(s.name, s.kind) for s in first] == [("PriceCalculator", types.SymbolKind.Class)]
+    assert index.started and index.ready, index.failed
     assert index.ready, index.failed
     (project / "shop" / "loyalty.py").write_text("class LoyaltyCard:\n    pass\n")
     features[types.WORKSPACE_DID_CHANGE_WATCHED_FILES](types.DidChangeWatchedFilesParams(

@@ -18,7 +18,7 @@ from typing import Any
 WAIT = 120.0
 
 PROGRAM = r"""
-import io, json, sys, threading, time
+import io, json, os, sys, threading, time
 
 class WhoImports:  # records the thread that first imports each watched module
     watched = {"anthropic", "jedi"}
@@ -57,8 +57,28 @@ answers = [json.loads(part.split(b"\r\n\r\n", 1)[1])
 for thread in threading.enumerate():  # the SDK client's build (other threads serve workers)
     if thread.name.startswith("lsp-agent-model"):
         thread.join(60)
+
+def children():  # the command lines of this process's children (Linux)
+    import glob, os
+    pids = []
+    for path in glob.glob(f"/proc/{os.getpid()}/task/*/children"):
+        with open(path) as f:
+            pids += f.read().split()
+    lines = []
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                lines.append(f.read().replace(b"\0", b" ").decode())
+        except OSError:
+            pass  # gone meanwhile
+    return lines
+
+awaited = os.environ.get("AWAIT_CHILD")  # a child the case expects: wait for it to start
+deadline = time.monotonic() + 60
+while awaited and not any(awaited in c for c in children()) and time.monotonic() < deadline:
+    time.sleep(0.05)
 print(json.dumps({"modules": sorted(sys.modules), "answers": answers,
-                  "imported_on": WhoImports.seen}))
+                  "imported_on": WhoImports.seen, "children": children()}))
 """
 
 LATER = ("anthropic", "jedi", "parso", "lsp_agent.sessions.manager", "lsp_agent.agent.loop",
@@ -72,7 +92,8 @@ LATER = ("anthropic", "jedi", "parso", "lsp_agent.sessions.manager", "lsp_agent.
          "lsp_agent.workspace.worktrees", "lsp_agent.tools.base")
 
 
-def serve(root: Path, *extra: dict[str, Any], preload: str | None = "0") -> dict[str, Any]:
+def serve(root: Path, *extra: dict[str, Any], preload: str | None = "0",
+          await_child: str | None = None) -> dict[str, Any]:
     messages = [
         {"jsonrpc": "2.0", "id": 1, "method": "initialize",
          "params": {"processId": None, "rootUri": root.as_uri(), "capabilities": {}}},
@@ -81,6 +102,8 @@ def serve(root: Path, *extra: dict[str, Any], preload: str | None = "0") -> dict
     ]
     env = {**os.environ, "LSP_AGENT_PRELOAD_MODEL": "0", "ANTHROPIC_API_KEY": "test-key",
            "ANTHROPIC_BASE_URL": "http://127.0.0.1:9", "LSP_AGENT_STATE_DIR": str(root / ".state")}
+    if await_child:
+        env["AWAIT_CHILD"] = await_child
     if preload is None:  # the default an editor gets
         del env["LSP_AGENT_PRELOAD_MODEL"]
     else:
@@ -126,3 +149,27 @@ def test_warm_up_loads_the_sdk_on_a_thread_and_nothing_of_the_sessions(tmp_path)
     assert report["imported_on"] == {"anthropic": "lsp-agent-model-client"}
     loaded = set(report["modules"])
     assert "lsp_agent.sessions.manager" not in loaded and "jedi" not in loaded
+
+
+INDEX_WORKER = "lsp_agent.code_intel.index_worker"
+
+
+def opened(path: Path, language: str) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": {
+        "uri": path.as_uri(), "languageId": language, "version": 1, "text": path.read_text()}}}
+
+
+def test_a_server_that_sees_no_python_starts_no_symbol_index(tmp_path):
+    (tmp_path / "app.py").write_text("class Cart:\n    pass\n")  # a Python project...
+    (tmp_path / "notes.md").write_text("# notes\n")
+    report = serve(tmp_path, opened(tmp_path / "notes.md", "markdown"),  # ...not opened
+                   {"jsonrpc": "2.0", "id": 2, "method": "shutdown"})
+    assert "lsp_agent.code_intel.symbol_index" not in report["modules"]
+    assert not [c for c in report["children"] if INDEX_WORKER in c]
+
+
+def test_the_first_python_buffer_starts_the_symbol_index(tmp_path):
+    (tmp_path / "app.py").write_text("class Cart:\n    pass\n")
+    report = serve(tmp_path, opened(tmp_path / "app.py", "python"),
+                   {"jsonrpc": "2.0", "id": 2, "method": "shutdown"}, await_child=INDEX_WORKER)
+    assert [c for c in report["children"] if INDEX_WORKER in c]

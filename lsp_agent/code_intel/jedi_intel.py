@@ -32,7 +32,7 @@ from lsp_agent.code_intel.jedi_worker import (
     close_channel,
     open_channel,
 )
-from lsp_agent.code_intel.symbol_index import SymbolIndex
+from lsp_agent.code_intel.symbol_index import BUILD_WAIT, SymbolIndex
 from lsp_agent.workspace.documents import DocumentSource, FileTooLarge, snapshot_async
 from lsp_agent.workspace.positions import split_lines
 
@@ -378,7 +378,11 @@ class JediIntel:
     ) -> QueryResult[SymbolLocation]:
         """Names defined in the project whose name starts with ``query`` (case-insensitive);
         a dotted query (``Cart.add``) looks up that exact qualified name. From the symbol
-        index once it is built, from jedi before (or if the index fails)."""
+        index once it is built, from jedi before (or if the index fails). The first search
+        starts the index's build (if nothing started it before) and, as any search during the
+        build, waits a few seconds for it (BUILD_WAIT)."""
+        if self.index is not None and not self.index.ready and self.index.failed is None:
+            await self.index.wait_built(BUILD_WAIT)
         if self.index is not None and self.index.ready:
             try:
                 return await self.index.search(query, limit)

@@ -9,8 +9,12 @@ from memory afterwards:
   process's own, measurable and freed with it. The server talks to it through one thread, so
   the event loop never waits, and requests reach it in order: a search sent after an update
   sees that update.
-- Built after ``initialized`` (``SymbolIndex.start``); until the build is done ``ready`` is
-  false and callers fall back to jedi, so early answers are slower, never wrong.
+- Built on its first use (``SymbolIndex.start``): the first Python buffer the editor opens,
+  the first workspace-symbol search (the editor's or an agent tool's). A server that never
+  sees Python starts no index process. A search waits a few seconds for a build under way
+  (``wait_built``: a build takes about as long as one jedi search of the project, or less);
+  past that, and whenever the index failed, callers fall back to jedi, so those answers are
+  slower, never wrong.
 - Kept fresh: open, changed and closed buffers (their text, coalesced), saved files and the
   client's file-watcher events are re-read; a buffer that does not parse keeps its last
   symbols.
@@ -26,9 +30,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +49,7 @@ log = logging.getLogger(__name__)
 INDEX_MODULE = "lsp_agent.code_intel.index_worker"
 BUILD_TIMEOUT = 600.0  # a very large tree on a busy machine; past it the index stays off
 QUERY_TIMEOUT = 30.0
+BUILD_WAIT = 5.0  # how long a search waits for a build under way before jedi answers it
 
 
 # --------------------------------------------------------------------------- server side
@@ -62,12 +69,30 @@ class SymbolIndex:
         self.ready = False
         self.failed: str | None = None
         self.built: dict[str, Any] = {}  # files, symbols and seconds of the last build
+        # The editor's open buffers (path, text), read when the build starts: they may differ
+        # from the disk the build reads.
+        self.open_buffers: Callable[[], list[tuple[Path, str]]] | None = None
+        self._build_done: concurrent.futures.Future[None] | None = None
 
     def start(self) -> concurrent.futures.Future[None]:
-        """Build the index in the background; ``ready`` once it is done. Changes noted from
-        now on are applied after the build, in order."""
-        self.started = True
-        return self._thread.submit(self._build)
+        """Build the index in the background, once: later calls return the same build.
+        ``ready`` once it is done. The open buffers and the changes noted from now on are
+        applied after the build, in order."""
+        if self._build_done is None:
+            self.started = True
+            self._build_done = self._thread.submit(self._build)
+            for path, text in self.open_buffers() if self.open_buffers is not None else []:
+                self.changed(path, text)
+        return self._build_done
+
+    async def wait_built(self, within: float) -> bool:
+        """Start the build if need be and wait for it, ``within`` seconds at most (it goes on
+        after); whether the index is ready."""
+        build = self.start()
+        if not build.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(build)), within)
+        return self.ready
 
     def changed(self, path: Path, text: str | None) -> None:
         """``path`` has new text (an editor buffer) or changed on disk (``text`` None).

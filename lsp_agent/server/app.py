@@ -20,6 +20,7 @@ from lsp_agent.server import (
     actions,
     dream_api,
     extensions_api,
+    generated_code_cache,
     memory_api,
     session_methods,
     views_api,
@@ -96,7 +97,7 @@ class AgentProtocol(RobustProtocol):
 class AgentServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("lsp-agent", __version__, protocol_cls=AgentProtocol)
-        self.options = p.InitializationOptions()
+        self.options = _default_options()
         self.client_caps = ClientCaps()
         self.documents = EditorDocuments(self)
         self.positions = WirePositions(self.documents.text_of)
@@ -136,11 +137,11 @@ class AgentServer(LanguageServer):
         self.applier.caps = self.client_caps
         log.info("client: %s", self.client_caps.summary())
         try:
-            self.options = p.InitializationOptions.model_validate(
-                params.initialization_options or {})
+            self.options = (p.InitializationOptions.model_validate(params.initialization_options)
+                            if params.initialization_options else _default_options())
         except ValueError as exc:
             log.warning("ignoring invalid initializationOptions: %s", exc)
-            self.options = p.InitializationOptions()
+            self.options = _default_options()
         self.permissions.timeout = self.options.permission_timeout_seconds
         self.applier.timeout = self.options.apply_edit_timeout_seconds
         self.applier.editor_saves = self.options.editor_saves_applied_edits
@@ -231,6 +232,12 @@ class AgentServer(LanguageServer):
         task.add_done_callback(_log_failure)
 
 
+def _default_options() -> p.InitializationOptions:
+    """The defaults, as validating ``{}`` gives them, without building the model's validator
+    (some 50 ms and 3 MB before the initialize answer, for a client that sends no options)."""
+    return p.InitializationOptions.model_construct()
+
+
 def _log_failure(task: asyncio.Future[Any]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("background turn failed", exc_info=task.exception())
@@ -261,6 +268,7 @@ def _register_lifecycle(server: AgentServer) -> None:
 
     def on_initialized(params: lsp.InitializedParams) -> None:
         server.wiring.preload_model("initialized")  # only if LSP_AGENT_PRELOAD_MODEL=1 asks
+        generated_code_cache.save_soon()  # for the next start (if `serve` installed it)
 
     on_notification(server, lsp.INITIALIZED, on_initialized)
 

@@ -5,8 +5,10 @@ registered features at initialize), so each one asks ``intel_for()`` per request
 empty when code intelligence is switched off or there is no workspace. Handlers are ``async``
 and JediIntel runs jedi in a worker process, so the event loop never blocks.
 
-workspace/symbol is answered from the root's SymbolIndex once it is built (it starts at
-``initialized`` and follows buffers, saves and file-watcher events), from jedi before.
+workspace/symbol is answered from the root's SymbolIndex once it is built (it starts with the
+first Python buffer opened or the first workspace/symbol request, never for a server that sees
+no Python, and follows buffers, saves and file-watcher events); a search during the build waits
+a few seconds for it, then asks jedi.
 Answers are complete: no result count is capped here. A request the client cancels
 (``$/cancelRequest``) stops waiting at once (pygls answers RequestCancelled) and frees its
 jedi worker soon after (see jedi_worker).
@@ -21,7 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
@@ -77,11 +79,12 @@ def register_language_features(
     """Register definition, references, hover, documentSymbol and workspace/symbol on ``ls``.
 
     ``positions`` is the server's boundary (its encoding is set at initialize); without one,
-    UTF-16 against the files on disk. ``index_for`` gives the symbol index to build after
-    ``initialized`` and keep fresh (none: workspace symbols always come from jedi).
+    UTF-16 against the files on disk. ``index_for`` gives the symbol index to build on first
+    use and keep fresh (none: workspace symbols always come from jedi).
     """
     wire = positions or WirePositions(_disk_text)
-    _keep_index_fresh(ls, index_for or (lambda: None))
+    index_for_features = index_for or (lambda: None)
+    _keep_index_fresh(ls, index_for_features)
 
     def target(uri: str) -> tuple[JediIntel, Path] | None:
         intel = intel_for()
@@ -153,27 +156,22 @@ def register_language_features(
         intel = intel_for()
         if intel is None:
             return None
+        if (index := index_for_features()) is not None:
+            index.start()  # the first search starts the build (and waits a little for it)
         result = await _guarded(intel.workspace_symbols(params.query))
         batch = wire.batch()
         return [_symbol_information(batch, loc) for loc in result.items] if result else None
 
 
 def _keep_index_fresh(ls: LanguageServer, index_for: Callable[[], SymbolIndex | None]) -> None:
-    """Build the index after ``initialized``; re-read what buffers, saves and the client's
-    file watcher say changed."""
-
-    def start_index(params: types.InitializedParams) -> None:
-        index = index_for()
-        if index is not None:
-            index.start()
-            for uri, text in _open_buffers(ls):  # buffers may differ from the disk
-                _note(index, uri, text)
+    """Build the index when the first Python buffer opens (workspace/symbol starts it too);
+    re-read what buffers, saves and the client's file watcher say changed. Until it starts,
+    changes are not noted: its build reads the disk and the open buffers then."""
 
     def saved(params: types.DidSaveTextDocumentParams) -> None:
         if (index := index_for()) is not None:
             _note(index, params.text_document.uri, None)
 
-    on_notification(ls, types.INITIALIZED, start_index)
     on_notification(ls, types.TEXT_DOCUMENT_DID_SAVE, saved)
 
     @ls.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
@@ -186,8 +184,11 @@ def _keep_index_fresh(ls: LanguageServer, index_for: Callable[[], SymbolIndex | 
     if isinstance(listeners, list):  # the lsp-agent server's EditorDocuments
 
         def buffer_changed(uri: str) -> None:
-            index = index_for()
-            if index is not None:  # applied after the build when it is still running
+            if not _is_python_uri(uri) or (index := index_for()) is None:
+                return  # the index holds Python files only
+            if not index.started:
+                index.start()  # the first Python buffer: the build reads the open buffers
+            else:  # applied after the build when it is still running
                 _note(index, uri, ls.documents.buffer(uri))  # type: ignore[attr-defined]
 
         listeners.append(buffer_changed)
@@ -199,12 +200,11 @@ def _note(index: SymbolIndex, uri: str, text: str | None) -> None:
         index.changed(Path(fs_path), text)
 
 
-def _open_buffers(ls: LanguageServer) -> list[tuple[str, str]]:
-    try:
-        documents: dict[str, Any] = ls.workspace.text_documents
-    except RuntimeError:
-        return []
-    return [(uri, doc.source) for uri, doc in documents.items()]
+def _is_python_uri(uri: str) -> bool:
+    from lsp_agent.code_intel.index_worker import PYTHON_SUFFIXES  # the files it indexes
+
+    fs_path = to_fs_path(uri)
+    return fs_path is not None and Path(fs_path).suffix in PYTHON_SUFFIXES
 
 
 async def _guarded(query: Awaitable[Q]) -> Q | None:

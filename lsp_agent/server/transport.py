@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from lsp_agent.server import start_gc
 from lsp_agent.server.framing import BadInput, FrameReader
 from lsp_agent.server.tick_writer import TickWriter
 
@@ -51,6 +52,7 @@ async def run_connection(protocol: RobustProtocol, frames: FrameReader) -> int:
             break
         except Exception:  # a bug of ours: that one message fails, the server keeps serving
             log.exception("could not handle a message")
+        start_gc.resume_soon()  # paused while the server started (start_gc.py)
     protocol.closed = True
     return protocol.exit_code or 0
 

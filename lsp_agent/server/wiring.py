@@ -10,6 +10,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pygls.uris import to_fs_path
+
 from lsp_agent.model.client import ModelSettings
 from lsp_agent.model.clients import ClientPool, preloads_at
 from lsp_agent.workspace.positions import split_lines
@@ -90,10 +92,11 @@ class Wiring:
             from lsp_agent.code_intel.jedi_intel import JediIntel
 
             options = self._server.options
+            # The root's index, also for the agent's tools (a first search starts it).
+            index = self.symbol_index() if root == self._server.root else self._indexes.get(root)
             self._intel[root] = JediIntel(
                 root, self._server.documents, timeout=options.code_intel_timeout_seconds,
-                tool_timeout=options.code_intel_tool_timeout_seconds,
-                index=self._indexes.get(root))
+                tool_timeout=options.code_intel_tool_timeout_seconds, index=index)
             if self._server.options.editor_bridge:  # other languages: ask the editor
                 from lsp_agent.code_intel.bridge import RoutedIntel
 
@@ -101,8 +104,9 @@ class Wiring:
         return self._intel[root]
 
     def symbol_index(self) -> Any:
-        """The root's symbol index (started by the LSP features after ``initialized``), or
-        None when Python language features are off."""
+        """The root's symbol index, or None when Python language features are off. Its
+        process starts with its first use (the first Python buffer opened, the first
+        workspace-symbol search: language_features.py, JediIntel.workspace_symbols)."""
         if not self._server.options.python_language_features:
             return None
         root = self._server.root
@@ -110,6 +114,7 @@ class Wiring:
             from lsp_agent.code_intel.symbol_index import SymbolIndex
 
             self._indexes[root] = SymbolIndex(root)
+            self._indexes[root].open_buffers = self._open_buffers
             if root in self._intel:  # built before the index: give it the index now
                 getattr(self._intel[root], "jedi", self._intel[root]).index = self._indexes[root]
         return self._indexes[root]
@@ -128,6 +133,16 @@ class Wiring:
             return None
         intel = self.code_intel_for(self._server.root)
         return getattr(intel, "jedi", intel)  # the LSP features serve Python only
+
+    def _open_buffers(self) -> list[tuple[Path, str]]:
+        """The editor's open buffers, for an index that starts now (they may differ from the
+        disk)."""
+        try:
+            documents: dict[str, Any] = self._server.workspace.text_documents
+        except RuntimeError:  # not initialized
+            return []
+        paths = ((to_fs_path(uri), doc.source) for uri, doc in documents.items())
+        return [(Path(fs), text) for fs, text in paths if fs]
 
     def _buffer_lines(self, path: Path) -> list[str] | None:
         text = self._server.documents.text_of(path)  # missing or unreadable: shown bare
