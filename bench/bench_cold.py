@@ -130,7 +130,7 @@ def agent_env(agent: str, home: Path, base_url: str) -> dict[str, str]:
     """An empty HOME and private folders for each run (the reused run: the same ones every
     time); PATH finds this venv's python (with pytest) first; every Python started gets the
     persistent bytecode cache."""
-    path = f"{VENV_BIN}:/usr/local/bin:/usr/bin:/bin"
+    path = f"{peers.PROJECT_VENV / 'bin'}:{VENV_BIN}:/usr/local/bin:/usr/bin:/bin"
     if agent.startswith("claude"):
         return measured_env(peers.claude_env(home, base_url)) | {"PATH": path}
     extra = {"XDG_RUNTIME_DIR": str(home / "rt"), "LSP_AGENT_RUN_KEEPALIVE": KEEPALIVE_S}
@@ -543,6 +543,7 @@ def main(argv: list[str] | None = None) -> int:
         # Installs need the network: before entering the namespace.
         peers.ensure_claude()
         peers.ensure_python_peers()
+        peers.ensure_project_python()
         outcome = in_loopback_namespace([__file__, *argv])  # exits when it ran inside
         if outcome is not None:
             argv = [*argv, "--netns-unavailable", outcome[1]]

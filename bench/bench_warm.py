@@ -262,13 +262,19 @@ def timing_shim(folder: Path, log: Path) -> Path:
     shim = folder / "python"
     shim.write_text(f"""#!/bin/bash
 start=$EPOCHREALTIME
-{sys.executable} "$@"
+{project_python()} "$@"
 code=$?
 echo "$start $EPOCHREALTIME" >> {log}
 exit $code
 """)
     shim.chmod(0o755)
     return folder
+
+
+def project_python() -> str:
+    """The python the shim stands for: the project's own (bench/peers.py), else this venv's."""
+    python = peers.PROJECT_VENV / "bin" / "python"
+    return str(python) if python.exists() else sys.executable
 
 
 def command_seconds(log: Path) -> list[float]:
@@ -725,6 +731,7 @@ def main(argv: list[str] | None = None) -> int:
         BASELINE.update(dir=str(folder), label=f"@{git_revision(folder)}")
     if not args.inside_netns and not args.no_netns:
         peers.ensure_claude()
+        peers.ensure_project_python()
         outcome = in_loopback_namespace([__file__, *argv])
         if outcome is not None:
             args = parse_args([*argv, "--netns-unavailable", outcome[1]])

@@ -2,7 +2,12 @@
 and their versions as installed (each program's own ``--version``).
 
 * Claude Code (``@anthropic-ai/claude-code``, npm) in ``~/.cache/lsp-agent-bench/claude-code``;
-* jedi-language-server and python-lsp-server in the venv ``~/.cache/lsp-agent-bench/peers-venv``.
+* jedi-language-server and python-lsp-server in the venv ``~/.cache/lsp-agent-bench/peers-venv``;
+* the task project's own Python (the cold and warm fix-a-bug task): a venv with pytest only, as
+  a small project has, in ``~/.cache/lsp-agent-bench/project-venv``. Both agents find it first
+  on PATH, so the test command they both run starts what a project's test run starts, not the
+  plugins of lsp-agent's development environment (pytest-lsp, pytest-asyncio, ...: 1.3 s of
+  each test run there).
 
     python bench/peers.py            # install what is missing, print the versions as JSON
     python bench/peers.py --check    # only report, install nothing
@@ -25,14 +30,16 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from bench.common import CACHE_DIR, command_version  # noqa: E402
+from bench.common import CACHE_DIR, command_version, measured_env  # noqa: E402
 
 CLAUDE_CODE_VERSION = "2.1.332"
 JEDI_LANGUAGE_SERVER_VERSION = "0.47.0"
 PYLSP_VERSION = "1.15.0"
+PROJECT_PYTEST_VERSION = "9.2.0"
 
 CLAUDE_DIR = CACHE_DIR / "claude-code"
 PEERS_VENV = CACHE_DIR / "peers-venv"
+PROJECT_VENV = CACHE_DIR / "project-venv"
 INSTALL_TIMEOUT = 900
 
 
@@ -75,6 +82,33 @@ def ensure_python_peers(venv: Path = PEERS_VENV) -> Path:
                         *(f"{name}=={version}" for name, version in pins.items())],
                        check=True, timeout=INSTALL_TIMEOUT, capture_output=True, text=True)
     return peers_bin(venv)
+
+
+def ensure_project_python(venv: Path = PROJECT_VENV) -> Path:
+    """The task project's Python (pytest at its pin, nothing else), its compiled files in the
+    bench's bytecode cache as an installed project has them; returns its bin folder."""
+    python = venv / "bin" / "python"
+    if project_pytest_version(venv) != PROJECT_PYTEST_VERSION:
+        if not python.exists():
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+        subprocess.run([str(python), "-m", "pip", "install", "-q",
+                        f"pytest=={PROJECT_PYTEST_VERSION}"],
+                       check=True, timeout=INSTALL_TIMEOUT, capture_output=True, text=True)
+        # Into PYTHONPYCACHEPREFIX, where every measured process looks for compiled files.
+        subprocess.run([str(python), "-m", "compileall", "-q", str(venv / "lib")],
+                       env=measured_env(), check=False, timeout=INSTALL_TIMEOUT,
+                       capture_output=True)
+    return venv / "bin"
+
+
+def project_pytest_version(venv: Path = PROJECT_VENV) -> str | None:
+    python = venv / "bin" / "python"
+    if not python.exists():
+        return None
+    done = subprocess.run([str(python), "-c", "import pytest; print(pytest.__version__)"],
+                          capture_output=True, text=True, timeout=60, check=False,
+                          env=measured_env())
+    return done.stdout.strip() or None if done.returncode == 0 else None
 
 
 def python_peer_versions(venv: Path = PEERS_VENV) -> dict[str, str | None]:
@@ -125,6 +159,9 @@ def versions(claude: Path | None = None, venv: Path = PEERS_VENV) -> dict[str, A
         "pylsp": {"pinned": PYLSP_VERSION, "installed": command_version([str(bin_dir / "pylsp")]),
                   "path": str(bin_dir / "pylsp")},
         "node": command_version(["node"]),
+        "project pytest": {"pinned": PROJECT_PYTEST_VERSION,
+                           "installed": project_pytest_version(),
+                           "path": str(PROJECT_VENV / "bin" / "python")},
     }
 
 
@@ -135,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.check:
         ensure_claude()
         ensure_python_peers()
+        ensure_project_python()
     print(json.dumps(versions(), indent=2))
     return 0
 

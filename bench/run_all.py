@@ -204,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     peers.ensure_claude()
     peers.ensure_python_peers()
     peers.ensure_python_peers(Path(sys.prefix))
+    peers.ensure_project_python()
     facts = machine_facts()
     installed = peers.versions()
     versions = {"lsp-agent": our_versions()["lsp-agent"],
