@@ -13,14 +13,16 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types as lsp
 from pygls.uris import to_fs_path
 
-from lsp_agent.server import protocol as p
 from lsp_agent.sessions.watch_speculative import fix_prompt
 from lsp_agent.types.editor import Diagnostic, EditorContext
 from lsp_agent.workspace.encoding import printable
 
 if TYPE_CHECKING:
+    from lsp_agent.server import protocol as p
     from lsp_agent.server.app import AgentServer
     from lsp_agent.sessions.session import Session
+else:  # the params models load with the first call of a method (lazy_protocol.py)
+    from lsp_agent.server import lazy_protocol as p
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from lsp_agent.server.protocol import EVENT
+from lsp_agent.server.methods import EVENT
 from lsp_agent.types import events as ev
 
 if TYPE_CHECKING:

@@ -1,0 +1,65 @@
+"""The server's ``initializationOptions`` (docs/protocol.md), validated at initialize: on its
+own, so that initialize loads neither the event models nor the methods' params."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from lsp_agent.types.permissions import Mode
+from lsp_agent.types.wire import Wire
+
+
+class InitializationOptions(Wire):
+    python_language_features: bool = True
+    permission_timeout_seconds: float = Field(default=300.0, gt=0)
+    apply_edit_timeout_seconds: float = Field(default=60.0, gt=0)
+    # After applied: true, how long to wait for the buffer's didChange to show the edit.
+    apply_edit_verify_seconds: float = Field(default=3.0, gt=0)
+    editor_saves_applied_edits: bool = False
+    editor_bridge: bool = False  # the client answers agent/editor/* requests
+    editor_bridge_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Per-query limits of Python code intelligence: the editor's requests, the agent's tools.
+    code_intel_timeout_seconds: float = Field(default=30.0, gt=0)
+    code_intel_tool_timeout_seconds: float = Field(default=20.0, gt=0)
+    mode: Mode = "default"
+    model: str | None = None
+    fallback_model: str | None = None
+    classifier_model: str | None = None  # auto mode's classifier (default a haiku model)
+    explore_model: str | None = None  # the Explore subagent's (default a haiku model)
+    state_dir: str | None = None
+    persist_sessions: bool = True  # transcripts under the state dir (resume, fork, history)
+    # Saved sessions not updated for this long are deleted (with their checkpoints), and the
+    # oldest go first while all of them take more than the size limit.
+    session_retention_days: float = Field(default=30.0, gt=0)
+    session_storage_max_mb: float = Field(default=500.0, gt=0)
+    # Settings-file sections (see docs/security.md), between managed and project settings.
+    permissions: dict[str, Any] | None = None
+    sandbox: dict[str, Any] | None = None
+    hooks: dict[str, Any] | None = None
+    # Extensions (docs/extensions.md): the editor's settings count as the user's own.
+    mcp_servers: dict[str, Any] | None = None
+    enable_all_project_mcp_servers: bool | None = None
+    enabled_mcpjson_servers: list[str] | None = None
+    disabled_mcpjson_servers: list[str] | None = None
+    enabled_plugins: dict[str, bool] | None = None
+    plugin_dirs: list[str] | None = None
+    # Auto memory (docs/autonomy.md): off with false; the folder from the user's side only.
+    auto_memory: bool | None = None
+    auto_memory_directory: str | None = None
+    # Dream (docs/autonomy.md): {"enabled", "minHours", "minSessions", "idleSeconds"}.
+    dream: dict[str, Any] | None = None
+    # The watcher (docs/autonomy.md): {"enabled", "testCommand", "debounceSeconds", ...}.
+    watch: dict[str, Any] | None = None
+
+    def safety_options(self) -> dict[str, Any] | None:
+        found = {"permissions": self.permissions, "sandbox": self.sandbox, "hooks": self.hooks,
+                 "mcpServers": self.mcp_servers,
+                 "enableAllProjectMcpServers": self.enable_all_project_mcp_servers,
+                 "enabledMcpjsonServers": self.enabled_mcpjson_servers,
+                 "disabledMcpjsonServers": self.disabled_mcpjson_servers,
+                 "enabledPlugins": self.enabled_plugins, "pluginDirs": self.plugin_dirs,
+                 "autoMemory": self.auto_memory,
+                 "autoMemoryDirectory": self.auto_memory_directory}
+        return {k: v for k, v in found.items() if v is not None} or None
