@@ -89,7 +89,10 @@ LATER = ("anthropic", "jedi", "parso", "lsp_agent.sessions.manager", "lsp_agent.
          # Dream agent and its model service, auto memory, the worktree store, the tools.
          "lsp_agent.code_intel.jedi_intel", "lsp_agent.code_intel.bridge",
          "lsp_agent.sessions.dream", "lsp_agent.model.service", "lsp_agent.context.auto_memory",
-         "lsp_agent.workspace.worktrees", "lsp_agent.tools.base")
+         "lsp_agent.workspace.worktrees", "lsp_agent.tools.base",
+         # The params models of our agent/* methods load with the first call of one
+         # (server/lazy_protocol.py); initialize needs only its options' model.
+         "lsp_agent.server.protocol")
 
 
 def serve(root: Path, *extra: dict[str, Any], preload: str | None = "0",
@@ -132,6 +135,7 @@ def test_a_new_session_loads_the_sdk_on_a_thread_never_on_the_loop(tmp_path):
     # The SDK client is built on its own thread (model/clients.py); the server never imports
     # jedi (its worker process does).
     assert report["imported_on"] == {"anthropic": "lsp-agent-model-client"}
+    assert "lsp_agent.server.protocol" in loaded  # the params models, with the first call
 
 
 def test_an_idle_editor_server_never_loads_the_sdk(tmp_path):
