@@ -69,6 +69,7 @@ WARM_MODULES = (
     "lsp_agent.agent.loop",
     "lsp_agent.tools.pool",
     "lsp_agent.context.manager",
+    "lsp_agent.server.protocol",  # the params models (the server loads them on first use)
 )
 
 
