@@ -46,6 +46,12 @@ def spent(project: Project) -> float:
     return json.loads(path.read_text())["usd"] if path.exists() else 0.0
 
 
+async def prepared_fix(heard: Heard) -> list[dict]:
+    """The test-failure items that came with a proposal (the fix session ran)."""
+    return await until(lambda: [i for i in heard.of_kind("test_failure") if i["proposalIds"]],
+                       "the prepared fix")
+
+
 async def test_a_failure_the_triage_declines_gets_an_item_with_the_reason_and_no_session(
         tmp_path):
     project = Project(tmp_path)
@@ -85,8 +91,7 @@ async def test_a_failure_the_triage_accepts_gets_its_fix_prepared(tmp_path):
         heard = Heard(editor)
         try:
             save(editor, project.calc)
-            [item] = await until(lambda: [i for i in heard.of_kind("test_failure")
-                                          if i["proposalIds"]], "the prepared fix")
+            [item] = await prepared_fix(heard)
             assert item["triage"] == {"fix": True, "reason": "add() subtracts"}
             assert item["sessionId"] and item["proposals"][0]["status"] == "pending"
             triage, fix = model.requests[:2]
@@ -104,8 +109,7 @@ async def test_a_triage_that_fails_runs_the_fix_as_without_triage(tmp_path):
         heard = Heard(editor)
         try:
             save(editor, project.calc)
-            [item] = await until(lambda: [i for i in heard.of_kind("test_failure")
-                                          if i["proposalIds"]], "the prepared fix")
+            [item] = await prepared_fix(heard)
             assert item["triage"]["fix"] is True
             assert "model not available" in item["triage"]["error"]
             assert "preparing the fix anyway" in item["triage"]["reason"]
