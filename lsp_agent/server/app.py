@@ -35,14 +35,14 @@ from lsp_agent.server.jsonrpc import RobustProtocol
 from lsp_agent.server.progress import TurnProgress
 from lsp_agent.server.wire_positions import WirePositions
 from lsp_agent.server.wiring import Wiring
-from lsp_agent.types import events as ev
-from lsp_agent.types.editor import EditorContext
 
 if TYPE_CHECKING:  # sessions (and the agent, its tools...) load with the first session
     from lsp_agent.server import protocol as p
     from lsp_agent.sessions.manager import SessionManager
     from lsp_agent.sessions.session import Session
     from lsp_agent.sessions.watcher import Watcher
+    from lsp_agent.types import events as ev
+    from lsp_agent.types.editor import EditorContext
 else:  # the params models load with the first call of a method (lazy_protocol.py)
     from lsp_agent.server import lazy_protocol as p
 

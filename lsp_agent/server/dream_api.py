@@ -21,14 +21,15 @@ from pygls.uris import from_fs_path
 
 from lsp_agent.server.memory_api import project_memory
 from lsp_agent.server.session_methods import workspace_of
-from lsp_agent.types import events as ev
 
 if TYPE_CHECKING:  # Dream (its agent, the model service) loads with the first run
     from lsp_agent.server import protocol as p
     from lsp_agent.server.app import AgentServer
     from lsp_agent.sessions.dream import Dream, DreamPolicy, DreamResult
+    from lsp_agent.types import events as ev
 else:  # the params models load with the first call of a method (lazy_protocol.py)
     from lsp_agent.server import lazy_protocol as p
+    from lsp_agent.types.lazy import events as ev  # the event models likewise
 
 log = logging.getLogger(__name__)
 

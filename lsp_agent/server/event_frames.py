@@ -16,10 +16,10 @@ import json
 from typing import TYPE_CHECKING
 
 from lsp_agent.server.methods import EVENT
-from lsp_agent.types import events as ev
 
 if TYPE_CHECKING:
     from lsp_agent.server.jsonrpc import RobustProtocol
+    from lsp_agent.types import events as ev
 
 _PREFIX = '{"method": "' + EVENT + '", "jsonrpc": "2.0", "params": {"sessionId": '
 

@@ -1,28 +1,52 @@
 """The server's ``initializationOptions`` (docs/protocol.md), validated at initialize: on its
-own, so that initialize loads neither the event models nor the methods' params."""
+own, so that initialize loads neither the event models nor the methods' params.
+
+A plain dataclass, so that a client that sends no options gets the defaults without pydantic
+(some 8 MB of an idle server: pydantic_core, pydantic.main, the first model class); options
+that are sent are validated by pydantic (a TypeAdapter over the dataclass: the same coercion,
+aliases and schema as a model's), loaded then.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+import functools
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import Field
+from annotated_types import Gt  # pydantic's own constraint type, without pydantic
 
 from lsp_agent.types.permissions import Mode
-from lsp_agent.types.wire import Wire
+
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter
+
+Positive = Annotated[float, Gt(0)]
 
 
-class InitializationOptions(Wire):
+def _camel(name: str) -> str:
+    """Wire's alias generator; called only while pydantic builds the validator or schema."""
+    from pydantic.alias_generators import to_camel
+
+    return to_camel(name)
+
+
+@dataclass
+class InitializationOptions:
+    # camelCase on the wire, snake_case here (as types/wire.py's Wire); read by pydantic.
+    __pydantic_config__ = {"alias_generator": _camel, "populate_by_name": True}
+
     python_language_features: bool = True
-    permission_timeout_seconds: float = Field(default=300.0, gt=0)
-    apply_edit_timeout_seconds: float = Field(default=60.0, gt=0)
+    permission_timeout_seconds: Positive = 300.0
+    apply_edit_timeout_seconds: Positive = 60.0
     # After applied: true, how long to wait for the buffer's didChange to show the edit.
-    apply_edit_verify_seconds: float = Field(default=3.0, gt=0)
+    apply_edit_verify_seconds: Positive = 3.0
     editor_saves_applied_edits: bool = False
     editor_bridge: bool = False  # the client answers agent/editor/* requests
-    editor_bridge_timeout_seconds: float = Field(default=10.0, gt=0)
+    editor_bridge_timeout_seconds: Positive = 10.0
     # Per-query limits of Python code intelligence: the editor's requests, the agent's tools.
-    code_intel_timeout_seconds: float = Field(default=30.0, gt=0)
-    code_intel_tool_timeout_seconds: float = Field(default=20.0, gt=0)
+    code_intel_timeout_seconds: Positive = 30.0
+    code_intel_tool_timeout_seconds: Positive = 20.0
     mode: Mode = "default"
     model: str | None = None
     fallback_model: str | None = None
@@ -32,8 +56,8 @@ class InitializationOptions(Wire):
     persist_sessions: bool = True  # transcripts under the state dir (resume, fork, history)
     # Saved sessions not updated for this long are deleted (with their checkpoints), and the
     # oldest go first while all of them take more than the size limit.
-    session_retention_days: float = Field(default=30.0, gt=0)
-    session_storage_max_mb: float = Field(default=500.0, gt=0)
+    session_retention_days: Positive = 30.0
+    session_storage_max_mb: Positive = 500.0
     # Settings-file sections (see docs/security.md), between managed and project settings.
     permissions: dict[str, Any] | None = None
     sandbox: dict[str, Any] | None = None
@@ -53,6 +77,20 @@ class InitializationOptions(Wire):
     # The watcher (docs/autonomy.md): {"enabled", "testCommand", "debounceSeconds", ...}.
     watch: dict[str, Any] | None = None
 
+    @classmethod
+    def model_validate(cls, raw: Any) -> InitializationOptions:
+        """Options as the client sent them, validated (pydantic's ValidationError, a
+        ValueError, when they are not valid)."""
+        return options_adapter().validate_python(raw)
+
+    @classmethod
+    def model_construct(cls) -> InitializationOptions:
+        """The defaults, as validating ``{}`` gives them, without pydantic."""
+        return cls()
+
+    def model_dump(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
     def safety_options(self) -> dict[str, Any] | None:
         found = {"permissions": self.permissions, "sandbox": self.sandbox, "hooks": self.hooks,
                  "mcpServers": self.mcp_servers,
@@ -63,3 +101,11 @@ class InitializationOptions(Wire):
                  "autoMemory": self.auto_memory,
                  "autoMemoryDirectory": self.auto_memory_directory}
         return {k: v for k, v in found.items() if v is not None} or None
+
+
+@functools.cache
+def options_adapter() -> TypeAdapter[InitializationOptions]:
+    """The validator, built with the first options a client sends (or by a warm-up)."""
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(InitializationOptions)
