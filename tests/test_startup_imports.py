@@ -92,14 +92,21 @@ LATER = ("anthropic", "jedi", "parso", "lsp_agent.sessions.manager", "lsp_agent.
          "lsp_agent.workspace.worktrees", "lsp_agent.tools.base",
          # The params models of our agent/* methods load with the first call of one
          # (server/lazy_protocol.py); initialize needs only its options' model.
-         "lsp_agent.server.protocol")
+         "lsp_agent.server.protocol",
+         # No pydantic at all while idle (some 9 MB): the options' defaults are a dataclass,
+         # the event, editor and watch models load with their first use (types/lazy.py).
+         "pydantic", "pydantic_core", "lsp_agent.types.events", "lsp_agent.types.editor",
+         "lsp_agent.types.watch")
 
 
 def serve(root: Path, *extra: dict[str, Any], preload: str | None = "0",
-          await_child: str | None = None) -> dict[str, Any]:
+          await_child: str | None = None, options: dict[str, Any] | None = None
+          ) -> dict[str, Any]:
+    params = {"processId": None, "rootUri": root.as_uri(), "capabilities": {}}
+    if options is not None:
+        params["initializationOptions"] = options
     messages = [
-        {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-         "params": {"processId": None, "rootUri": root.as_uri(), "capabilities": {}}},
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params},
         {"jsonrpc": "2.0", "method": "initialized", "params": {}},
         *extra,
     ]
@@ -123,6 +130,16 @@ def test_initialize_loads_neither_the_sdk_nor_jedi_nor_the_sessions(tmp_path):
     loaded = set(report["modules"])
     assert "lsp_agent.server.app" in loaded
     assert [name for name in LATER if name in loaded] == []
+
+
+def test_options_sent_are_validated_at_initialize_and_the_models_still_wait(tmp_path):
+    # A client's initializationOptions need pydantic (their validator), nothing more.
+    report = serve(tmp_path, preload=None, options={"pythonLanguageFeatures": False})
+    capabilities = report["answers"][0]["result"]["capabilities"]
+    assert "hoverProvider" not in capabilities  # the option was read: Python features off
+    loaded = set(report["modules"])
+    assert "pydantic" in loaded
+    assert [n for n in LATER if n in loaded and not n.startswith("pydantic")] == []
 
 
 def test_a_new_session_loads_the_sdk_on_a_thread_never_on_the_loop(tmp_path):
