@@ -132,11 +132,19 @@ def test_initialize_loads_neither_the_sdk_nor_jedi_nor_the_sessions(tmp_path):
     assert [name for name in LATER if name in loaded] == []
 
 
-def test_options_sent_are_validated_at_initialize_and_the_models_still_wait(tmp_path):
-    # A client's initializationOptions need pydantic (their validator), nothing more.
-    report = serve(tmp_path, preload=None, options={"pythonLanguageFeatures": False})
+def test_an_editors_options_are_read_without_pydantic(tmp_path):
+    # What the VS Code extension sends: values of their fields' own types.
+    report = serve(tmp_path, preload=None, options={
+        "mode": "acceptEdits", "pythonLanguageFeatures": False, "editorSavesAppliedEdits": True,
+        "editorBridge": True})
     capabilities = report["answers"][0]["result"]["capabilities"]
-    assert "hoverProvider" not in capabilities  # the option was read: Python features off
+    assert "hoverProvider" not in capabilities  # the options were read: Python features off
+    assert [name for name in LATER if name in report["modules"]] == []
+
+
+def test_options_pydantic_must_judge_load_it_and_nothing_more(tmp_path):
+    report = serve(tmp_path, preload=None, options={"pythonLanguageFeatures": "false"})
+    assert "hoverProvider" not in report["answers"][0]["result"]["capabilities"]  # coerced
     loaded = set(report["modules"])
     assert "pydantic" in loaded
     assert [n for n in LATER if n in loaded and not n.startswith("pydantic")] == []

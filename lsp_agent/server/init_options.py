@@ -2,21 +2,24 @@
 own, so that initialize loads neither the event models nor the methods' params.
 
 A plain dataclass, so that a client that sends no options gets the defaults without pydantic
-(some 8 MB of an idle server: pydantic_core, pydantic.main, the first model class); options
-that are sent are validated by pydantic (a TypeAdapter over the dataclass: the same coercion,
-aliases and schema as a model's), loaded then.
+(some 8 MB of an idle server: pydantic_core, pydantic.main, the first model class). Options
+whose every value already has the type its field wants (what editors send: a mode, a model,
+a few booleans) are taken as they are; any other options are validated by pydantic (a
+TypeAdapter over the dataclass: the same coercion, aliases, errors and schema as a model's),
+loaded then. Both give the same result for the same options (tests/test_init_options.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 from annotated_types import Gt  # pydantic's own constraint type, without pydantic
 
-from lsp_agent.types.permissions import Mode
+from lsp_agent.types.permissions import MODES, Mode
 
 if TYPE_CHECKING:
     from pydantic import TypeAdapter
@@ -25,15 +28,14 @@ Positive = Annotated[float, Gt(0)]
 
 
 def _camel(name: str) -> str:
-    """Wire's alias generator; called only while pydantic builds the validator or schema."""
-    from pydantic.alias_generators import to_camel
-
-    return to_camel(name)
+    """The wire name: what pydantic's to_camel (Wire's alias generator) makes of our names."""
+    head, *rest = name.split("_")
+    return head + "".join(word.capitalize() for word in rest)
 
 
 @dataclass
 class InitializationOptions:
-    # camelCase on the wire, snake_case here (as types/wire.py's Wire); read by pydantic.
+    # camelCase on the wire, snake_case here (as types/wire.py's Wire), for pydantic.
     __pydantic_config__ = {"alias_generator": _camel, "populate_by_name": True}
 
     python_language_features: bool = True
@@ -81,7 +83,8 @@ class InitializationOptions:
     def model_validate(cls, raw: Any) -> InitializationOptions:
         """Options as the client sent them, validated (pydantic's ValidationError, a
         ValueError, when they are not valid)."""
-        return options_adapter().validate_python(raw)
+        taken = _as_sent(raw)
+        return taken if taken is not None else options_adapter().validate_python(raw)
 
     @classmethod
     def model_construct(cls) -> InitializationOptions:
@@ -101,6 +104,62 @@ class InitializationOptions:
                  "autoMemory": self.auto_memory,
                  "autoMemoryDirectory": self.auto_memory_directory}
         return {k: v for k, v in found.items() if v is not None} or None
+
+
+class _NotAsIs(Exception):
+    """A value pydantic has to judge (coerce it, or say what is wrong with it)."""
+
+
+def _positive(value: Any) -> float:
+    if type(value) not in (int, float) or not value > 0:  # not bool; NaN is not > 0
+        raise _NotAsIs
+    try:
+        return float(value)  # as pydantic gives a float field an int
+    except OverflowError:
+        raise _NotAsIs from None
+
+
+def _exactly(*types: type, values: tuple[Any, ...] | None = None) -> Callable[[Any], Any]:
+    def take(value: Any) -> Any:
+        if type(value) not in types or (values is not None and value not in values):
+            raise _NotAsIs
+        return value
+    return take
+
+
+# A field's annotation -> how a value of exactly its type is taken. Fields not here (the
+# settings sections: dicts and lists) always go through pydantic.
+AS_IS: dict[str, Callable[[Any], Any]] = {
+    "bool": _exactly(bool),
+    "bool | None": _exactly(bool, type(None)),
+    "str | None": _exactly(str, type(None)),
+    "Positive": _positive,
+    "Mode": _exactly(str, values=MODES),
+}
+
+
+@functools.cache
+def _fields_as_is() -> dict[str, tuple[str, Callable[[Any], Any]]]:
+    """The wire name of each field taken as is -> (its name here, how it is taken)."""
+    return {_camel(f.name): (f.name, AS_IS[str(f.type)])
+            for f in dataclasses.fields(InitializationOptions) if str(f.type) in AS_IS}
+
+
+def _as_sent(raw: Any) -> InitializationOptions | None:
+    """The options, when every one is a known wire name with a value of exactly its field's
+    type; else None (pydantic decides)."""
+    if type(raw) is not dict:
+        return None
+    fields, values = _fields_as_is(), {}
+    for key, value in raw.items():
+        if key not in fields:  # snake_case, unknown, or a settings section
+            return None
+        name, take = fields[key]
+        try:
+            values[name] = take(value)
+        except _NotAsIs:
+            return None
+    return InitializationOptions(**values)
 
 
 @functools.cache
