@@ -130,7 +130,7 @@ def run_fix(ls: AgentServer, raw: Any) -> dict[str, Any]:
                            proposal_ids=prepared.session.proposals.pending_ids).wire()
     session = _session_for(ls, args.session_id, args.uri)
     context = ed.EditorContext(uri=args.uri, range=args.diagnostic.range,
-                            diagnostics=[args.diagnostic])
+                               diagnostics=[args.diagnostic])
     text = fix_prompt(args.diagnostic)
     ls.start_prompt(session, p.PromptParams(session_id=session.id, text=text, context=context))
     return {"sessionId": session.id}
