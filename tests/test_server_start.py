@@ -42,7 +42,7 @@ def test_no_options_give_exactly_the_validated_defaults(options):
 
     validated = p.InitializationOptions.model_validate({})
     assert server.options.model_dump() == validated.model_dump()
-    assert server.options.model_fields_set == validated.model_fields_set == set()
+    assert server.options == validated  # every field, the defaults without pydantic
     assert server.permissions.timeout == validated.permission_timeout_seconds
     assert server.applier.timeout == validated.apply_edit_timeout_seconds
 
@@ -54,6 +54,20 @@ def test_given_options_are_validated_and_applied():
     assert server.options.permission_timeout_seconds == 5
     assert server.options.python_language_features is False
     assert server.permissions.timeout == 5 and server.applier.editor_saves is True
+
+
+def test_options_validate_as_a_wire_model_did():
+    # A dataclass validated by pydantic: camelCase or snake_case names, lax coercion, unknown
+    # names ignored, the positive limits enforced (server/init_options.py).
+    options = p.InitializationOptions.model_validate(
+        {"permissionTimeoutSeconds": "7", "apply_edit_timeout_seconds": 2, "mode": "plan",
+         "enabledMcpjsonServers": ["a"], "noSuchOption": 1})
+    assert options.permission_timeout_seconds == 7.0 and options.apply_edit_timeout_seconds == 2
+    assert options.mode == "plan" and options.safety_options() == {"enabledMcpjsonServers": ["a"]}
+    for bad in ({"permissionTimeoutSeconds": 0}, {"mode": "bogus"}, {"persistSessions": "maybe"},
+                "options", [1]):
+        with pytest.raises(ValueError):
+            p.InitializationOptions.model_validate(bad)
 
 
 def test_invalid_options_are_ignored_with_a_warning(caplog):

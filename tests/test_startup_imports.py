@@ -89,14 +89,24 @@ LATER = ("anthropic", "jedi", "parso", "lsp_agent.sessions.manager", "lsp_agent.
          # Dream agent and its model service, auto memory, the worktree store, the tools.
          "lsp_agent.code_intel.jedi_intel", "lsp_agent.code_intel.bridge",
          "lsp_agent.sessions.dream", "lsp_agent.model.service", "lsp_agent.context.auto_memory",
-         "lsp_agent.workspace.worktrees", "lsp_agent.tools.base")
+         "lsp_agent.workspace.worktrees", "lsp_agent.tools.base",
+         # The params models of our agent/* methods load with the first call of one
+         # (server/lazy_protocol.py); initialize needs only its options' model.
+         "lsp_agent.server.protocol",
+         # No pydantic at all while idle (some 9 MB): the options' defaults are a dataclass,
+         # the event, editor and watch models load with their first use (types/lazy.py).
+         "pydantic", "pydantic_core", "lsp_agent.types.events", "lsp_agent.types.editor",
+         "lsp_agent.types.watch")
 
 
 def serve(root: Path, *extra: dict[str, Any], preload: str | None = "0",
-          await_child: str | None = None) -> dict[str, Any]:
+          await_child: str | None = None, options: dict[str, Any] | None = None
+          ) -> dict[str, Any]:
+    params = {"processId": None, "rootUri": root.as_uri(), "capabilities": {}}
+    if options is not None:
+        params["initializationOptions"] = options
     messages = [
-        {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-         "params": {"processId": None, "rootUri": root.as_uri(), "capabilities": {}}},
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params},
         {"jsonrpc": "2.0", "method": "initialized", "params": {}},
         *extra,
     ]
@@ -122,6 +132,24 @@ def test_initialize_loads_neither_the_sdk_nor_jedi_nor_the_sessions(tmp_path):
     assert [name for name in LATER if name in loaded] == []
 
 
+def test_an_editors_options_are_read_without_pydantic(tmp_path):
+    # What the VS Code extension sends: values of their fields' own types.
+    report = serve(tmp_path, preload=None, options={
+        "mode": "acceptEdits", "pythonLanguageFeatures": False, "editorSavesAppliedEdits": True,
+        "editorBridge": True})
+    capabilities = report["answers"][0]["result"]["capabilities"]
+    assert "hoverProvider" not in capabilities  # the options were read: Python features off
+    assert [name for name in LATER if name in report["modules"]] == []
+
+
+def test_options_pydantic_must_judge_load_it_and_nothing_more(tmp_path):
+    report = serve(tmp_path, preload=None, options={"pythonLanguageFeatures": "false"})
+    assert "hoverProvider" not in report["answers"][0]["result"]["capabilities"]  # coerced
+    loaded = set(report["modules"])
+    assert "pydantic" in loaded
+    assert [n for n in LATER if n in loaded and not n.startswith("pydantic")] == []
+
+
 def test_a_new_session_loads_the_sdk_on_a_thread_never_on_the_loop(tmp_path):
     report = serve(tmp_path, {"jsonrpc": "2.0", "id": 2, "method": "agent/newSession",
                               "params": {}})
@@ -132,6 +160,7 @@ def test_a_new_session_loads_the_sdk_on_a_thread_never_on_the_loop(tmp_path):
     # The SDK client is built on its own thread (model/clients.py); the server never imports
     # jedi (its worker process does).
     assert report["imported_on"] == {"anthropic": "lsp-agent-model-client"}
+    assert "lsp_agent.server.protocol" in loaded  # the params models, with the first call
 
 
 def test_an_idle_editor_server_never_loads_the_sdk(tmp_path):

@@ -69,6 +69,7 @@ WARM_MODULES = (
     "lsp_agent.agent.loop",
     "lsp_agent.tools.pool",
     "lsp_agent.context.manager",
+    "lsp_agent.server.protocol",  # the params models (the server loads them on first use)
 )
 
 
@@ -117,10 +118,12 @@ class WarmHost:
             log.info("model client not built here: %s", exc)
         for name in WARM_MODULES:
             importlib.import_module(name)
+        from lsp_agent.server.init_options import options_adapter
         from lsp_agent.types.events import complete_models, event_adapter
 
         complete_models()
         event_adapter()
+        options_adapter()  # not a Wire model: a run's initializationOptions validate with it
         gc.collect()
         gc.freeze()  # what is here now is never collected: forks do not copy it to scan it
         if threading.active_count() > 1:  # a fork would copy a lock another thread holds

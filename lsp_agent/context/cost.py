@@ -7,8 +7,13 @@ cache reads 0.1x; the savings reported are what the same tokens would have cost 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from lsp_agent.types.events import ModelCost, SessionCost, Usage
+if TYPE_CHECKING:
+    from lsp_agent.types import events as ev
+    from lsp_agent.types.events import SessionCost, Usage
+else:  # the event models load with the first use, not with the model client (types/lazy.py)
+    from lsp_agent.types.lazy import events as ev
 
 CACHE_WRITE_FACTOR = 1.25
 CACHE_READ_FACTOR = 0.1
@@ -69,17 +74,17 @@ class CostLedger:
         self._usage: dict[str, Usage] = {}
 
     def add(self, model: str, usage: Usage) -> None:
-        self._usage[model] = self._usage.get(model, Usage()) + usage
+        self._usage[model] = self._usage.get(model, ev.Usage()) + usage
 
     def summary(self) -> SessionCost:
         rows = []
         for model, usage in sorted(self._usage.items()):
             price = price_for(model, self._table)
-            rows.append(ModelCost(
+            rows.append(ev.ModelCost(
                 model=model, usage=usage, priced=price is not None,
                 usd=round(usd(usage, price), 6) if price else 0.0,
                 cache_savings_usd=round(cache_savings(usage, price), 6) if price else 0.0))
-        return SessionCost(
+        return ev.SessionCost(
             usd=round(sum(r.usd for r in rows), 6),
             cache_savings_usd=round(sum(r.cache_savings_usd for r in rows), 6),
             by_model=rows)

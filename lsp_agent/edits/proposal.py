@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from lsprotocol.types import WorkspaceEdit
 
@@ -21,10 +21,13 @@ from lsp_agent.edits.diff import FileChange, make_file_change, target_text
 from lsp_agent.edits.merge import Conflict, rebase
 from lsp_agent.edits.workspace_edit import EditTarget, build_workspace_edit
 from lsp_agent.types.edits import FileEdit
-from lsp_agent.types.events import FileChangeView, HunkView, ResolvedStatus
 from lsp_agent.workspace.encoding import printable
 
-ProposalStatus = Literal["pending", ResolvedStatus]
+if TYPE_CHECKING:  # the event models load with the first view (to_view)
+    from lsp_agent.types.events import FileChangeView, ResolvedStatus
+
+    ProposalStatus = Literal["pending", ResolvedStatus]
+
 FileStatus = Literal["applied", "rebased", "conflict", "rejected", "unchanged"]
 HunkSelection = Sequence[str] | Literal["all"]
 
@@ -255,6 +258,8 @@ class Proposal:
         return text + "\n"
 
     def to_view(self) -> list[FileChangeView]:
+        from lsp_agent.types.events import FileChangeView, HunkView
+
         return [
             FileChangeView(
                 uri=f.uri,

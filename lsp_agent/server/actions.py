@@ -13,14 +13,17 @@ from typing import TYPE_CHECKING, Any
 from lsprotocol import types as lsp
 from pygls.uris import to_fs_path
 
-from lsp_agent.server import protocol as p
 from lsp_agent.sessions.watch_speculative import fix_prompt
-from lsp_agent.types.editor import Diagnostic, EditorContext
 from lsp_agent.workspace.encoding import printable
 
 if TYPE_CHECKING:
+    from lsp_agent.server import protocol as p
     from lsp_agent.server.app import AgentServer
     from lsp_agent.sessions.session import Session
+    from lsp_agent.types import editor as ed
+else:  # the params models load with the first call of a method (lazy_protocol.py)
+    from lsp_agent.server import lazy_protocol as p
+    from lsp_agent.types.lazy import editor as ed  # the editor models likewise
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +104,7 @@ def _tell_watcher(ls: AgentServer, uri: str, diags: Sequence[lsp.Diagnostic]) ->
     """The watcher hears these diagnostics too (a new error may get its fix prepared); its
     trouble must never cost the user the code actions."""
     try:
-        found = [Diagnostic.model_validate(_unstructure(ls, d)).wire() for d in diags]
+        found = [ed.Diagnostic.model_validate(_unstructure(ls, d)).wire() for d in diags]
         ls.watcher.on_diagnostics(uri, found, full=False)
     except Exception:
         log.exception("the watcher could not take the code action's diagnostics")
@@ -126,8 +129,8 @@ def run_fix(ls: AgentServer, raw: Any) -> dict[str, Any]:
         return p.FixResult(session_id=prepared.session.id, prepared=True,
                            proposal_ids=prepared.session.proposals.pending_ids).wire()
     session = _session_for(ls, args.session_id, args.uri)
-    context = EditorContext(uri=args.uri, range=args.diagnostic.range,
-                            diagnostics=[args.diagnostic])
+    context = ed.EditorContext(uri=args.uri, range=args.diagnostic.range,
+                               diagnostics=[args.diagnostic])
     text = fix_prompt(args.diagnostic)
     ls.start_prompt(session, p.PromptParams(session_id=session.id, text=text, context=context))
     return {"sessionId": session.id}
@@ -136,7 +139,7 @@ def run_fix(ls: AgentServer, raw: Any) -> dict[str, Any]:
 def run_selection(ls: AgentServer, raw: Any, explain: bool) -> dict[str, Any]:
     args = p.parse(p.SelectionArguments, raw)
     session = _session_for(ls, args.session_id, args.uri)
-    context = EditorContext(uri=args.uri, range=args.range, selection_text=args.selection_text)
+    context = ed.EditorContext(uri=args.uri, range=args.range, selection_text=args.selection_text)
     if explain:
         text = "Explain what the selected code does, how it is used, and any problems in it."
     else:

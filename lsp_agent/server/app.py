@@ -26,22 +26,25 @@ from lsp_agent.server import (
     views_api,
     watch_api,
 )
-from lsp_agent.server import protocol as p
 from lsp_agent.server.client_caps import ClientCaps
 from lsp_agent.server.editor import EditorApplier, EditorDocuments, EditorPermissions
 from lsp_agent.server.event_frames import notify_event
 from lsp_agent.server.fanout import on_notification
+from lsp_agent.server.init_options import InitializationOptions
 from lsp_agent.server.jsonrpc import RobustProtocol
 from lsp_agent.server.progress import TurnProgress
 from lsp_agent.server.wire_positions import WirePositions
 from lsp_agent.server.wiring import Wiring
-from lsp_agent.types import events as ev
-from lsp_agent.types.editor import EditorContext
 
 if TYPE_CHECKING:  # sessions (and the agent, its tools...) load with the first session
+    from lsp_agent.server import protocol as p
     from lsp_agent.sessions.manager import SessionManager
     from lsp_agent.sessions.session import Session
     from lsp_agent.sessions.watcher import Watcher
+    from lsp_agent.types import events as ev
+    from lsp_agent.types.editor import EditorContext
+else:  # the params models load with the first call of a method (lazy_protocol.py)
+    from lsp_agent.server import lazy_protocol as p
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +140,7 @@ class AgentServer(LanguageServer):
         self.applier.caps = self.client_caps
         log.info("client: %s", self.client_caps.summary())
         try:
-            self.options = (p.InitializationOptions.model_validate(params.initialization_options)
+            self.options = (InitializationOptions.model_validate(params.initialization_options)
                             if params.initialization_options else _default_options())
         except ValueError as exc:
             log.warning("ignoring invalid initializationOptions: %s", exc)
@@ -232,10 +235,10 @@ class AgentServer(LanguageServer):
         task.add_done_callback(_log_failure)
 
 
-def _default_options() -> p.InitializationOptions:
-    """The defaults, as validating ``{}`` gives them, without building the model's validator
-    (some 50 ms and 3 MB before the initialize answer, for a client that sends no options)."""
-    return p.InitializationOptions.model_construct()
+def _default_options() -> InitializationOptions:
+    """The defaults, as validating ``{}`` gives them, without pydantic (server/init_options.py:
+    some 8 MB and 50 ms before the initialize answer, for a client that sends no options)."""
+    return InitializationOptions.model_construct()
 
 
 def _log_failure(task: asyncio.Future[Any]) -> None:

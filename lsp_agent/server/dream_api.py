@@ -19,14 +19,17 @@ from typing import TYPE_CHECKING, Any
 from pygls.exceptions import JsonRpcInvalidRequest
 from pygls.uris import from_fs_path
 
-from lsp_agent.server import protocol as p
-from lsp_agent.server.memory_api import MemoryParams, project_memory
+from lsp_agent.server.memory_api import project_memory
 from lsp_agent.server.session_methods import workspace_of
-from lsp_agent.types import events as ev
 
 if TYPE_CHECKING:  # Dream (its agent, the model service) loads with the first run
+    from lsp_agent.server import protocol as p
     from lsp_agent.server.app import AgentServer
     from lsp_agent.sessions.dream import Dream, DreamPolicy, DreamResult
+    from lsp_agent.types import events as ev
+else:  # the params models load with the first call of a method (lazy_protocol.py)
+    from lsp_agent.server import lazy_protocol as p
+    from lsp_agent.types.lazy import events as ev  # the event models likewise
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +40,6 @@ METHODS = [DREAM, DREAM_CANCEL]
 DEFAULT_IDLE_SECONDS = 300.0
 QUIET_EVENTS = frozenset({"text_delta", "tool_execution_started"})  # not sent to the client
 MAX_EVENT_TEXT = 1_000  # characters of a tool result or error message in a status
-
-
-class DreamParams(MemoryParams):
-    force: bool = False
 
 
 class DreamRunner:
@@ -182,10 +181,10 @@ class DreamRunner:
 def register(server: AgentServer) -> None:
     @server.feature(DREAM)
     async def dream(ls: AgentServer, params: Any) -> dict[str, Any]:
-        args = p.parse(DreamParams, params)
+        args = p.parse(p.DreamParams, params)
         return await ls.dreams.start(workspace_of(ls, args.workspace_uri), args.force)
 
     @server.feature(DREAM_CANCEL)
     async def dream_cancel(ls: AgentServer, params: Any) -> dict[str, Any]:
-        args = p.parse(MemoryParams, params)
+        args = p.parse(p.MemoryParams, params)
         return {"cancelled": await ls.dreams.cancel(workspace_of(ls, args.workspace_uri))}

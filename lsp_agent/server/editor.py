@@ -31,9 +31,8 @@ from lsp_agent.permissions.safe_write import (
     write_texts_checked,
 )
 from lsp_agent.server.client_caps import ClientCaps
-from lsp_agent.server.protocol import REQUEST_PERMISSION, PermissionAnswerParams
+from lsp_agent.server.methods import REQUEST_PERMISSION
 from lsp_agent.server.wire_positions import apply_content_changes
-from lsp_agent.types import events as ev
 from lsp_agent.types.jsonutil import plain
 from lsp_agent.types.permissions import PermissionAnswer
 from lsp_agent.workspace.documents import (
@@ -45,6 +44,8 @@ from lsp_agent.workspace.positions import Encoding
 
 if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer
+
+    from lsp_agent.types import events as ev
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +168,8 @@ class EditorPermissions:
         except Exception as exc:  # the client failed or does not implement the request
             return PermissionAnswer("deny", source="error",
                                     message=f"the editor could not ask the user: {exc}")
+        from lsp_agent.server.protocol import PermissionAnswerParams  # with the first question
+
         try:
             answer = PermissionAnswerParams.model_validate(plain(raw) or {})
         except ValueError:

@@ -15,11 +15,11 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from lsp_agent.server.protocol import EVENT
-from lsp_agent.types import events as ev
+from lsp_agent.server.methods import EVENT
 
 if TYPE_CHECKING:
     from lsp_agent.server.jsonrpc import RobustProtocol
+    from lsp_agent.types import events as ev
 
 _PREFIX = '{"method": "' + EVENT + '", "jsonrpc": "2.0", "params": {"sessionId": '
 

@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 from pygls.exceptions import JsonRpcInvalidParams
 
-from lsp_agent.server import protocol as p
-
 if TYPE_CHECKING:
+    from lsp_agent.server import protocol as p
     from lsp_agent.server.app import AgentServer
+else:  # the params models load with the first call of a method (lazy_protocol.py)
+    from lsp_agent.server import lazy_protocol as p
 
 MCP_STATUS = "agent/mcpStatus"
 MCP_RESTART = "agent/mcpRestart"
@@ -19,23 +20,6 @@ MCP_APPROVE = "agent/mcpApprove"
 MCP_RESOURCES = "agent/mcpResources"
 COMMANDS = "agent/commands"
 METHODS = [MCP_STATUS, MCP_RESTART, MCP_APPROVE, MCP_RESOURCES, COMMANDS]
-
-
-class McpRestartParams(p.Wire):
-    session_id: str
-    server: str
-
-
-class McpApproveParams(p.Wire):
-    session_id: str
-    server: str
-    remember: bool = False  # also for the project (.lsp-agent/settings.local.json)
-    approve: bool = True  # false: refused for this session (stays stopped, not asked again)
-
-
-class McpResourcesParams(p.Wire):
-    session_id: str
-    query: str = ""
 
 
 def register(server: AgentServer) -> None:
@@ -46,7 +30,7 @@ def register(server: AgentServer) -> None:
 
     @server.feature(MCP_RESTART)
     async def mcp_restart(ls: AgentServer, params: Any) -> dict[str, Any]:
-        args = p.parse(McpRestartParams, params)
+        args = p.parse(p.McpRestartParams, params)
         hub = ls.session(args.session_id).extensions.mcp
         try:
             return await hub.restart(args.server)
@@ -55,7 +39,7 @@ def register(server: AgentServer) -> None:
 
     @server.feature(MCP_APPROVE)
     def mcp_approve(ls: AgentServer, params: Any) -> dict[str, Any]:
-        args = p.parse(McpApproveParams, params)
+        args = p.parse(p.McpApproveParams, params)
         hub = ls.session(args.session_id).extensions.mcp
         try:
             if not args.approve:
@@ -66,7 +50,7 @@ def register(server: AgentServer) -> None:
 
     @server.feature(MCP_RESOURCES)
     async def mcp_resources(ls: AgentServer, params: Any) -> dict[str, Any]:
-        args = p.parse(McpResourcesParams, params)
+        args = p.parse(p.McpResourcesParams, params)
         from lsp_agent.sessions.mcp_resources import mentionable_resources
 
         servers = ls.session(args.session_id).extensions.mcp.servers

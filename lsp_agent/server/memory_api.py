@@ -9,12 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 from pygls.exceptions import JsonRpcInvalidParams, JsonRpcInvalidRequest
 
-from lsp_agent.server import protocol as p
 from lsp_agent.server.session_methods import workspace_of
 
 if TYPE_CHECKING:  # auto memory and the store load with the first request that needs them
     from lsp_agent.context.auto_memory import AutoMemory
+    from lsp_agent.server import protocol as p
     from lsp_agent.server.app import AgentServer
+else:  # the params models load with the first call of a method (lazy_protocol.py)
+    from lsp_agent.server import lazy_protocol as p
 
 MEMORY = "agent/memory"
 MEMORY_READ = "agent/memoryRead"
@@ -22,18 +24,6 @@ MEMORY_WRITE = "agent/memoryWrite"
 MEMORY_DELETE = "agent/memoryDelete"
 MEMORY_CLEAR = "agent/memoryClear"
 METHODS = [MEMORY, MEMORY_READ, MEMORY_WRITE, MEMORY_DELETE, MEMORY_CLEAR]
-
-
-class MemoryParams(p.Wire):
-    workspace_uri: str | None = None
-
-
-class MemoryFileParams(MemoryParams):
-    name: str  # "MEMORY.md" or a topic's name
-
-
-class MemoryWriteParams(MemoryFileParams):
-    text: str
 
 
 def project_memory(ls: AgentServer, workspace_uri: str | None) -> tuple[AutoMemory, list[str]]:
@@ -64,7 +54,7 @@ async def _run(call: Any, *args: Any) -> Any:
 def register(server: AgentServer) -> None:
     @server.feature(MEMORY)
     async def show(ls: AgentServer, params: Any) -> dict[str, Any]:
-        args = p.parse(MemoryParams, params)
+        args = p.parse(p.MemoryParams, params)
         memory, warnings = project_memory(ls, args.workspace_uri)
         index = await _run(memory.raw_index)
         topics = await _run(memory.topics)
@@ -73,25 +63,25 @@ def register(server: AgentServer) -> None:
 
     @server.feature(MEMORY_READ)
     async def read(ls: AgentServer, params: Any) -> dict[str, Any]:
-        args = p.parse(MemoryFileParams, params)
+        args = p.parse(p.MemoryFileParams, params)
         memory, _ = project_memory(ls, args.workspace_uri)
         return {"name": args.name, "text": await _run(memory.read, args.name)}
 
     @server.feature(MEMORY_WRITE)
     async def write(ls: AgentServer, params: Any) -> dict[str, Any]:
-        args = p.parse(MemoryWriteParams, params)
+        args = p.parse(p.MemoryWriteParams, params)
         memory, _ = project_memory(ls, args.workspace_uri)
         masked = await _run(memory.write_file, args.name, args.text)
         return {"written": True, "masked": masked}
 
     @server.feature(MEMORY_DELETE)
     async def delete(ls: AgentServer, params: Any) -> dict[str, Any]:
-        args = p.parse(MemoryFileParams, params)
+        args = p.parse(p.MemoryFileParams, params)
         memory, _ = project_memory(ls, args.workspace_uri)
         return {"deleted": await _run(memory.delete, args.name)}
 
     @server.feature(MEMORY_CLEAR)
     async def clear(ls: AgentServer, params: Any) -> dict[str, Any]:
-        args = p.parse(MemoryParams, params)
+        args = p.parse(p.MemoryParams, params)
         memory, _ = project_memory(ls, args.workspace_uri)
         return {"deleted": await _run(memory.clear)}

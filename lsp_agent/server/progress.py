@@ -9,10 +9,12 @@ from typing import TYPE_CHECKING
 
 from lsprotocol import types as lsp
 
-from lsp_agent.types import events as ev
-
 if TYPE_CHECKING:
     from pygls.lsp.server import LanguageServer
+
+    from lsp_agent.types import events as ev
+else:  # the event models load with the first event (types/lazy.py)
+    from lsp_agent.types.lazy import events as ev
 
 log = logging.getLogger(__name__)
 

@@ -12,6 +12,38 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, Field, ValidationError
 from pygls.exceptions import JsonRpcInvalidParams
 
+from lsp_agent.server.init_options import InitializationOptions  # noqa: F401
+from lsp_agent.server.methods import (  # noqa: F401 (the names, here with their models)
+    CANCEL,
+    CHECKPOINTS,
+    CMD_CHANGE,
+    CMD_EXPLAIN,
+    CMD_FIX,
+    COMPACT,
+    CONTEXT,
+    DELETE_SESSION,
+    DIAGNOSTICS_CHANGED,
+    EVENT,
+    FORK_SESSION,
+    INBOX_DISMISS,
+    LIST_SESSIONS,
+    NEW_SESSION,
+    PROMPT,
+    PROMPT_HISTORY,
+    REMOVE_WORKTREE,
+    RENAME_SESSION,
+    REQUEST_PERMISSION,
+    RESUME_SESSION,
+    REVIEW,
+    REWIND,
+    SESSION_HISTORY,
+    SET_MODE,
+    SET_MODEL,
+    TASKS,
+    WARM_UP,
+    WATCH_EVENT,
+    WORKTREES,
+)
 from lsp_agent.types.editor import Diagnostic, EditorContext, Range
 from lsp_agent.types.events import Wire
 from lsp_agent.types.jsonutil import plain
@@ -25,88 +57,6 @@ from lsp_agent.types.watch import (  # noqa: F401 (the wire types, here with the
     WatchEvent,
     WatchEventKind,
 )
-
-NEW_SESSION = "agent/newSession"
-PROMPT = "agent/prompt"
-CANCEL = "agent/cancel"
-SET_MODE = "agent/setMode"
-SET_MODEL = "agent/setModel"
-REVIEW = "agent/review"
-LIST_SESSIONS = "agent/listSessions"
-CONTEXT = "agent/context"
-COMPACT = "agent/compact"
-RESUME_SESSION = "agent/resumeSession"
-SESSION_HISTORY = "agent/sessionHistory"
-FORK_SESSION = "agent/forkSession"
-RENAME_SESSION = "agent/renameSession"
-DELETE_SESSION = "agent/deleteSession"
-PROMPT_HISTORY = "agent/promptHistory"
-REWIND = "agent/rewind"
-CHECKPOINTS = "agent/checkpoints"
-TASKS = "agent/tasks"
-WORKTREES = "agent/worktrees"
-REMOVE_WORKTREE = "agent/removeWorktree"
-EVENT = "agent/event"
-WARM_UP = "agent/warmUp"  # notification: a prompt may come soon, load what it needs
-REQUEST_PERMISSION = "agent/requestPermission"
-
-CMD_FIX = "lspAgent.fix"
-CMD_EXPLAIN = "lspAgent.explain"
-CMD_CHANGE = "lspAgent.change"
-
-
-class InitializationOptions(Wire):
-    python_language_features: bool = True
-    permission_timeout_seconds: float = Field(default=300.0, gt=0)
-    apply_edit_timeout_seconds: float = Field(default=60.0, gt=0)
-    # After applied: true, how long to wait for the buffer's didChange to show the edit.
-    apply_edit_verify_seconds: float = Field(default=3.0, gt=0)
-    editor_saves_applied_edits: bool = False
-    editor_bridge: bool = False  # the client answers agent/editor/* requests
-    editor_bridge_timeout_seconds: float = Field(default=10.0, gt=0)
-    # Per-query limits of Python code intelligence: the editor's requests, the agent's tools.
-    code_intel_timeout_seconds: float = Field(default=30.0, gt=0)
-    code_intel_tool_timeout_seconds: float = Field(default=20.0, gt=0)
-    mode: Mode = "default"
-    model: str | None = None
-    fallback_model: str | None = None
-    classifier_model: str | None = None  # auto mode's classifier (default a haiku model)
-    explore_model: str | None = None  # the Explore subagent's (default a haiku model)
-    state_dir: str | None = None
-    persist_sessions: bool = True  # transcripts under the state dir (resume, fork, history)
-    # Saved sessions not updated for this long are deleted (with their checkpoints), and the
-    # oldest go first while all of them take more than the size limit.
-    session_retention_days: float = Field(default=30.0, gt=0)
-    session_storage_max_mb: float = Field(default=500.0, gt=0)
-    # Settings-file sections (see docs/security.md), between managed and project settings.
-    permissions: dict[str, Any] | None = None
-    sandbox: dict[str, Any] | None = None
-    hooks: dict[str, Any] | None = None
-    # Extensions (docs/extensions.md): the editor's settings count as the user's own.
-    mcp_servers: dict[str, Any] | None = None
-    enable_all_project_mcp_servers: bool | None = None
-    enabled_mcpjson_servers: list[str] | None = None
-    disabled_mcpjson_servers: list[str] | None = None
-    enabled_plugins: dict[str, bool] | None = None
-    plugin_dirs: list[str] | None = None
-    # Auto memory (docs/autonomy.md): off with false; the folder from the user's side only.
-    auto_memory: bool | None = None
-    auto_memory_directory: str | None = None
-    # Dream (docs/autonomy.md): {"enabled", "minHours", "minSessions", "idleSeconds"}.
-    dream: dict[str, Any] | None = None
-    # The watcher (docs/autonomy.md): {"enabled", "testCommand", "debounceSeconds", ...}.
-    watch: dict[str, Any] | None = None
-
-    def safety_options(self) -> dict[str, Any] | None:
-        found = {"permissions": self.permissions, "sandbox": self.sandbox, "hooks": self.hooks,
-                 "mcpServers": self.mcp_servers,
-                 "enableAllProjectMcpServers": self.enable_all_project_mcp_servers,
-                 "enabledMcpjsonServers": self.enabled_mcpjson_servers,
-                 "disabledMcpjsonServers": self.disabled_mcpjson_servers,
-                 "enabledPlugins": self.enabled_plugins, "pluginDirs": self.plugin_dirs,
-                 "autoMemory": self.auto_memory,
-                 "autoMemoryDirectory": self.auto_memory_directory}
-        return {k: v for k, v in found.items() if v is not None} or None
 
 
 class WarmUpParams(Wire):
@@ -247,10 +197,6 @@ class FixResult(Wire):
 
 # -- the watcher (docs/autonomy.md, docs/protocol.md "The watcher") ------------------------
 
-DIAGNOSTICS_CHANGED = "agent/diagnosticsChanged"  # notification, client -> server
-WATCH_EVENT = "agent/watchEvent"  # notification, server -> client
-INBOX_DISMISS = "agent/inboxDismiss"
-
 
 class DiagnosticsChangedParams(Wire):
     """The document's whole current set of diagnostics (any client may send it)."""
@@ -269,6 +215,47 @@ class SelectionArguments(Wire):
     selection_text: str = ""
     instruction: str | None = None
     session_id: str | None = None
+
+
+# -- auto memory, Dream, extensions, the watcher's controls (memory_api.py, dream_api.py,
+# extensions_api.py, watch_api.py) --------------------------------------------------
+
+
+class MemoryParams(Wire):
+    workspace_uri: str | None = None
+
+
+class MemoryFileParams(MemoryParams):
+    name: str  # "MEMORY.md" or a topic's name
+
+
+class MemoryWriteParams(MemoryFileParams):
+    text: str
+
+
+class McpRestartParams(Wire):
+    session_id: str
+    server: str
+
+
+class McpApproveParams(Wire):
+    session_id: str
+    server: str
+    remember: bool = False  # also for the project (.lsp-agent/settings.local.json)
+    approve: bool = True  # false: refused for this session (stays stopped, not asked again)
+
+
+class McpResourcesParams(Wire):
+    session_id: str
+    query: str = ""
+
+
+class DreamParams(MemoryParams):
+    force: bool = False
+
+
+class PauseParams(Wire):
+    paused: bool
 
 
 M = TypeVar("M", bound=BaseModel)

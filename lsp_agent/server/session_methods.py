@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pygls.exceptions import JsonRpcInvalidParams, JsonRpcInvalidRequest
 from pygls.uris import from_fs_path, to_fs_path
 
-from lsp_agent.server import protocol as p
-
 if TYPE_CHECKING:
+    from lsp_agent.server import protocol as p
     from lsp_agent.server.app import AgentServer
+else:  # the params models load with the first call of a method (lazy_protocol.py)
+    from lsp_agent.server import lazy_protocol as p
 
 T = TypeVar("T")
 

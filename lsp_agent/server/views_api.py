@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 from pygls.exceptions import JsonRpcInvalidParams
 
-from lsp_agent.server import protocol as p
-
 if TYPE_CHECKING:
+    from lsp_agent.server import protocol as p
     from lsp_agent.server.app import AgentServer
     from lsp_agent.sessions.session import Session
+else:  # the params models load with the first call of a method (lazy_protocol.py)
+    from lsp_agent.server import lazy_protocol as p
 
 TASK_OUTPUT = "agent/taskOutput"
 TASK_STOP = "agent/taskStop"

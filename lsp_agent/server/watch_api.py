@@ -16,20 +16,21 @@ from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcInvalidParams, JsonRpcInvalidRequest
 from pygls.uris import to_fs_path
 
-from lsp_agent.server import protocol as p
 from lsp_agent.server.fanout import on_notification
-from lsp_agent.server.memory_api import MemoryParams
 from lsp_agent.server.session_methods import workspace_of
 from lsp_agent.sessions.watch import Approvals, DailyCost
 from lsp_agent.sessions.watch_inbox import UnknownInboxItem
 
 if TYPE_CHECKING:
+    from lsp_agent.server import protocol as p
     from lsp_agent.server.app import AgentServer
     from lsp_agent.sessions.manager import SessionManager
     from lsp_agent.sessions.proposals import EditApplier
     from lsp_agent.sessions.watcher import Watcher
     from lsp_agent.types.editor import EditorContext
     from lsp_agent.workspace.documents import DocumentSource
+else:  # the params models load with the first call of a method (lazy_protocol.py)
+    from lsp_agent.server import lazy_protocol as p
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +40,6 @@ WATCH_STATUS = "agent/watchStatus"
 WATCH_APPROVE = "agent/watchApprove"
 WATCH_PAUSE = "agent/watchPause"
 METHODS = [INBOX_LIST, WATCH_STATUS, WATCH_APPROVE, WATCH_PAUSE, p.INBOX_DISMISS]
-
-
-class PauseParams(p.Wire):
-    paused: bool
 
 
 class ServerHost:
@@ -132,7 +129,7 @@ def register(server: AgentServer) -> None:
 
     @server.feature(WATCH_STATUS)
     async def status(ls: AgentServer, params: Any) -> dict[str, Any]:
-        args = p.parse(MemoryParams, params)
+        args = p.parse(p.MemoryParams, params)
         workspace = workspace_of(ls, args.workspace_uri)
         config, warnings = ls.watcher.config(workspace)
         approved = config is not None and await asyncio.to_thread(
@@ -157,7 +154,7 @@ def register(server: AgentServer) -> None:
 
     @server.feature(WATCH_APPROVE)
     async def approve(ls: AgentServer, params: Any) -> dict[str, Any]:
-        args = p.parse(MemoryParams, params)
+        args = p.parse(p.MemoryParams, params)
         workspace = workspace_of(ls, args.workspace_uri)
         config, _ = ls.watcher.config(workspace)
         if config is None:
@@ -168,5 +165,5 @@ def register(server: AgentServer) -> None:
 
     @server.feature(WATCH_PAUSE)
     def pause(ls: AgentServer, params: Any) -> dict[str, Any]:
-        ls.watcher.paused = p.parse(PauseParams, params).paused
+        ls.watcher.paused = p.parse(p.PauseParams, params).paused
         return {"paused": ls.watcher.paused}

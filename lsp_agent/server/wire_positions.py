@@ -17,11 +17,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types as lsp
 
-from lsp_agent.types.editor import EditorContext, Position, Range
 from lsp_agent.workspace.positions import (
     DEFAULT_ENCODING,
     Encoding,
@@ -29,6 +28,9 @@ from lsp_agent.workspace.positions import (
     TextLines,
     replace_range,
 )
+
+if TYPE_CHECKING:  # the editor models load with the first prompt's context
+    from lsp_agent.types.editor import EditorContext, Range
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +103,8 @@ class WirePositions:
     def _context_range(self, path: Path, rng: Range) -> Range:
         start, end = self.range_in(path, _lsp_range(rng.start.line, rng.start.character,
                                                     rng.end.line, rng.end.character))
+        from lsp_agent.types.editor import Position, Range  # models: with the first context
+
         return Range(start=Position(line=start.line, character=start.column),
                      end=Position(line=end.line, character=end.column))
 

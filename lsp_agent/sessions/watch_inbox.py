@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pygls.uris import from_fs_path, to_fs_path
 
@@ -31,7 +31,12 @@ from lsp_agent.sessions.watch_inbox_store import (
     proposal_size,
 )
 from lsp_agent.store.redact import Redactor
-from lsp_agent.types.watch import InboxItem, InboxKind, InboxProposal, InboxProposalStatus
+
+if TYPE_CHECKING:
+    from lsp_agent.types import watch as wt
+    from lsp_agent.types.watch import InboxItem, InboxKind, InboxProposalStatus
+else:  # the inbox's models load with its first item (types/lazy.py)
+    from lsp_agent.types.lazy import watch as wt
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +69,7 @@ class Inbox:
 
     def new_item(self, kind: InboxKind, workspace: Path, title: str, detail: str,
                  **extra: Any) -> InboxItem:
-        return InboxItem(id=uuid.uuid4().hex[:12], kind=kind, title=title, detail=detail,
+        return wt.InboxItem(id=uuid.uuid4().hex[:12], kind=kind, title=title, detail=detail,
                          created_at=time.time(), workspace_uri=from_fs_path(str(workspace)),
                          **extra)
 
@@ -85,7 +90,7 @@ class Inbox:
                 self._touch(record)
 
     def wire(self, item: InboxItem) -> dict[str, Any]:
-        item.proposals = [InboxProposal(id=i, status=self._statuses.get(i, "stale"))
+        item.proposals = [wt.InboxProposal(id=i, status=self._statuses.get(i, "stale"))
                           for i in item.proposal_ids]
         return item.wire()
 

@@ -24,12 +24,12 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from lsp_agent.store.layout import atomic_write_json, ensure_private_dir, workspace_slug
-from lsp_agent.types.watch import InboxItem
+
+if TYPE_CHECKING:
+    from lsp_agent.types.watch import InboxItem
 
 log = logging.getLogger(__name__)
 _WRITING = threading.Lock()
@@ -100,6 +100,8 @@ class Record:
     def parse(cls, data: Any) -> Record:
         if not isinstance(data, dict):
             raise ValueError("a record must be an object")
+        from lsp_agent.types.watch import InboxItem  # a model: loads with the first record
+
         item = InboxItem.model_validate(data.get("item"))
         contents: dict[str, list[SavedFile] | None] = {}
         for pid, files in (data.get("contents") or {}).items():
@@ -154,7 +156,7 @@ class InboxStore:
         for number, raw in enumerate(data["items"], 1):
             try:
                 records.append(Record.parse(raw))
-            except (ValidationError, ValueError, TypeError, AttributeError) as exc:
+            except (ValueError, TypeError, AttributeError) as exc:  # ValidationError too
                 bad += 1
                 first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 warnings.append(f"{self.path}: inbox item {number} is not valid ({first}); "

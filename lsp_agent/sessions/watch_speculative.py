@@ -16,15 +16,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lsp_agent.sessions.watch_signals import diagnostic_key, same_place
-from lsp_agent.types.editor import Diagnostic, EditorContext
 
 if TYPE_CHECKING:
     from lsp_agent.sessions.session import Session
     from lsp_agent.sessions.watcher import Run, Watcher
+    from lsp_agent.types import editor as ed
+else:  # the editor models load with the first use (types/lazy.py)
+    from lsp_agent.types.lazy import editor as ed
 
 MAX_TITLE = 80
 SPECULATIVE_KEEPS = 1  # runs of the hourly budget left for failing tests (lowest priority)
-def fix_prompt(diagnostic: Diagnostic) -> str:
+def fix_prompt(diagnostic: ed.Diagnostic) -> str:
     """What "Fix with agent" asks of the model (server/actions.py), and a speculation too."""
     return (f"Fix this problem the editor reports: {diagnostic.message}\n"
             "Find the cause (it may be in another file), propose the fix, and verify it.")
@@ -131,7 +133,7 @@ class Speculator:
 
         watcher = self._watcher
         host = watcher.host
-        diagnostic = Diagnostic.model_validate(spec.diagnostic)
+        diagnostic = ed.Diagnostic.model_validate(spec.diagnostic)
         session = host.manager.create(spec.workspace, mode)  # type: ignore[arg-type]
         message = diagnostic.message.strip().splitlines()[0] if diagnostic.message.strip() else ""
         title = f"Fix prepared for {spec.path.name}: {message}"
@@ -146,7 +148,7 @@ class Speculator:
         watcher.log_decision(spec.workspace, event="diagnostic", file=str(spec.path),
                              action="fix", session=session.id,
                              why="a new error diagnostic, prepared in advance")
-        context = EditorContext(uri=spec.uri, range=diagnostic.range, diagnostics=[diagnostic])
+        context = ed.EditorContext(uri=spec.uri, range=diagnostic.range, diagnostics=[diagnostic])
         session.begin(fix_prompt(diagnostic) + UNATTENDED, host.context_in(context))
 
     def _wake_in(self, seconds: float) -> None:

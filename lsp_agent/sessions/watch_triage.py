@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 from lsp_agent.model.tool_answer import read_tool_answer
 from lsp_agent.store.redact import Redactor
-from lsp_agent.types.events import Usage
-from lsp_agent.types.watch import TriageView
 
 if TYPE_CHECKING:
     from lsp_agent.model.service import ModelService
+    from lsp_agent.types.events import Usage
+    from lsp_agent.types.watch import TriageView
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,8 @@ class TriageVerdict:
     usage: Usage | None = None
 
     def view(self) -> TriageView:
+        from lsp_agent.types.watch import TriageView  # a model: loads with the first
+
         return TriageView(fix=self.fix, reason=self.reason, error=self.error)
 
 
@@ -138,6 +140,8 @@ def _verdict(data: Any) -> TriageVerdict:
 
 
 def _usage(raw: Any) -> Usage:
+    from lsp_agent.types.events import Usage  # a model: loads with the first triage
+
     return Usage(
         input_tokens=getattr(raw, "input_tokens", 0) or 0,
         output_tokens=getattr(raw, "output_tokens", 0) or 0,

@@ -48,15 +48,17 @@ from lsp_agent.sessions.watch_inbox_store import InboxStore, Record, SavedFile
 from lsp_agent.sessions.watch_signals import DiagnosticSets, Snapshot
 from lsp_agent.sessions.watch_speculative import Speculator
 from lsp_agent.sessions.watch_triage import TriageVerdict, triage
-from lsp_agent.types import events as ev
-from lsp_agent.types.watch import InboxItem, WatchEvent, WatchEventKind
 
 if TYPE_CHECKING:
     from lsp_agent.sessions.manager import SessionManager
     from lsp_agent.sessions.proposals import EditApplier, ReviewResult
     from lsp_agent.sessions.session import Session
+    from lsp_agent.types import events as ev
     from lsp_agent.types.editor import EditorContext
+    from lsp_agent.types.watch import InboxItem, WatchEventKind
     from lsp_agent.workspace.documents import DocumentSource
+else:  # the event models load with the first event (types/lazy.py)
+    from lsp_agent.types.lazy import events as ev
 
 log = logging.getLogger(__name__)
 
@@ -522,6 +524,8 @@ class Watcher:
             self.spawn(run.session.cancel())
 
     def watch_event(self, kind: WatchEventKind, workspace: Path, detail: str) -> None:
+        from lsp_agent.types.watch import WatchEvent  # a model: loads with the first
+
         event = WatchEvent(kind=kind, workspace_uri=from_fs_path(str(workspace)) or "",
                            detail=detail, at=time.time())
         self._host.send_watch_event(event.wire())

@@ -11,20 +11,9 @@ import functools
 import time
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
-from pydantic.alias_generators import to_camel
+from pydantic import Field, TypeAdapter
 
-
-class Wire(BaseModel):
-    """Base for everything that crosses the protocol: camelCase on the wire, snake_case here."""
-
-    # defer_build: a model's validator and serializer are built at its first use, not when
-    # its class is made; a server answers initialize without building the ~100 it may never
-    # use (the warm-up builds them ahead of a prompt: complete_models).
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, defer_build=True)
-
-    def wire(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+from lsp_agent.types.wire import Wire  # also re-exported from here, its home before
 
 
 class EventBase(Wire):
