@@ -7,8 +7,14 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from lsp_agent.scripted.server import ScriptedModelServer
+
+# Property tests judge results, never speed: hypothesis's default 200 ms deadline per example
+# turns a loaded machine (or a first import compiling its bytecode) into a failure.
+settings.register_profile("lsp-agent", deadline=None)
+settings.load_profile("lsp-agent")
 
 # Every place our code (or Claude Code's locations, which we honour) looks for user-level
 # settings, state or caches. Tests point them all at a fresh folder, so that the developer's
