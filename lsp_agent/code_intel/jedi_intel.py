@@ -49,6 +49,8 @@ MAX_JEDI_CHARS = 2_000_000
 QUERY_TIMEOUT = 30.0
 TOOL_TIMEOUT = 20.0
 
+_STUB_GRAMMAR = "3.13"  # jedi's InferenceState.latest_grammar, which it parses .pyi with
+
 T = TypeVar("T")
 R = TypeVar("R")
 Q = TypeVar("Q", bound="QueryResult[Any]")
@@ -206,6 +208,10 @@ class JediEngine:
 
         jedi.settings.cache_directory = str(cache_dir or default_cache_dir())
         self.project = jedi.Project(self.root)
+        from lsp_agent.code_intel.outline import OutlineCache
+
+        self._outlines = OutlineCache()
+        self._grammars: dict[bool, Any] = {}
 
     def definition(
         self, path: Path, text: str, line: int, column: int
@@ -239,6 +245,16 @@ class JediEngine:
         return QueryResult(items=[_hover_info(names[0], span)])
 
     def document_symbols(self, path: Path, text: str) -> QueryResult[OutlineSymbol]:
+        """From parso's tree (see outline.py); jedi's names if the walk fails."""
+        try:
+            return self._outlines.outline(self._grammar(path), path, text, self.max_results)
+        except Exception:  # a tree the walk does not expect: jedi's (slower) answer
+            log.warning("outline of %s from the syntax tree failed; asking jedi", path.name,
+                        exc_info=True)
+            return self.document_symbols_by_jedi(path, text)
+
+    def document_symbols_by_jedi(self, path: Path, text: str) -> QueryResult[OutlineSymbol]:
+        """The outline from jedi's names: the reference the tree walk is tested against."""
         script = self._script(path, text)
         names = script.get_names(all_scopes=True, definitions=True, references=False)
         lines = split_lines(text)
@@ -262,6 +278,17 @@ class JediEngine:
         items, truncated = _capped(_unique(found), cap)
         items.sort(key=lambda loc: (_match_rank(loc.name, text), str(loc.path), loc.line))
         return QueryResult(items=items, truncated=truncated)
+
+    def _grammar(self, path: Path) -> Any:
+        """The grammar a Script would parse ``path`` with: the project environment's, the
+        latest for stubs (as jedi's InferenceState chooses)."""
+        stub = path.suffix == ".pyi"
+        if stub not in self._grammars:
+            import parso
+
+            self._grammars[stub] = (parso.load_grammar(version=_STUB_GRAMMAR) if stub
+                                    else self.project.get_environment().get_grammar())
+        return self._grammars[stub]
 
     def _script(self, path: Path, text: str) -> jedi.Script:
         import jedi
@@ -590,7 +617,7 @@ def _decorators(name: BaseName, lines: list[str]) -> list[str]:
 def _outline_symbol(name: BaseName, parent_kind: str | None, lines: list[str],
                     role: str) -> OutlineSymbol:
     start = name.get_definition_start_position() or (name.line, name.column)
-    end = name.get_definition_end_position() or (name.line, name.column + len(name.name))
+    end = _definition_end(name) or (name.line, name.column + len(name.name))
     line = (name.line or 1) - 1
     column = name.column or 0
     kind = _outline_kind(name, parent_kind, lines, role)
@@ -602,6 +629,29 @@ def _outline_symbol(name: BaseName, parent_kind: str | None, lines: list[str],
         whole = selection  # LSP requires the name inside the range
     return OutlineSymbol(name=name.name, kind=kind, detail=detail, range=whole,
                          selection=selection)
+
+
+def _definition_end(name: BaseName) -> tuple[int, int] | None:
+    """jedi's ``get_definition_end_position`` without its inference: that one asks the
+    name's ``type``, which resolves every ``from x import y`` (parsing the imported modules;
+    seconds on a cold cache) only to choose between two ends that are the same for an
+    import. The definition node decides instead: a class or function ends before the
+    newline of its last line, everything else where its node ends."""
+    try:
+        tree_name = name._name.tree_name
+    except AttributeError:  # the internals changed: jedi's own (slower) answer
+        return name.get_definition_end_position()
+    if tree_name is None:
+        return None
+    definition = tree_name.get_definition()
+    if definition is None:
+        return tree_name.end_pos
+    if definition.type in ("funcdef", "classdef"):
+        last_leaf = definition.get_last_leaf()
+        if last_leaf.type == "newline":
+            return last_leaf.get_previous_leaf().end_pos
+        return last_leaf.end_pos
+    return definition.end_pos
 
 
 def _nest(names: list[tuple[BaseName, str]], lines: list[str]) -> list[OutlineSymbol]:
