@@ -33,6 +33,7 @@ from lsp_agent.code_intel.jedi_worker import (
     open_channel,
 )
 from lsp_agent.code_intel.symbol_index import BUILD_WAIT, SymbolIndex
+from lsp_agent.code_intel.text_memo import TextMemo
 from lsp_agent.workspace.documents import DocumentSource, FileTooLarge, snapshot_async
 from lsp_agent.workspace.positions import split_lines
 
@@ -375,6 +376,7 @@ class JediIntel:
         self.max_chars = max_chars
         self.cache_dir = cache_dir or default_cache_dir()
         self._channel: JediChannel | None = open_channel(self.cache_dir, worker_command)
+        self._outlines: TextMemo[QueryResult[OutlineSymbol]] = TextMemo()
 
     def close(self) -> None:
         """Let go of the shared worker (the last user stops it)."""
@@ -398,7 +400,17 @@ class JediIntel:
         return await self._ask(QueryResult[HoverInfo], "hover", path, line=line, column=column)
 
     async def document_symbols(self, path: Path) -> QueryResult[OutlineSymbol]:
-        return await self._ask(QueryResult[OutlineSymbol], "document_symbols", path)
+        """The outline; kept per file until its text changes, so asking again about an
+        unchanged buffer (editors do at every focus, scroll and breadcrumb) skips the worker."""
+        text = await self._text(path)
+        key = str(path)
+        if text is not None and (known := self._outlines.get(key, text)) is not None:
+            return known
+        result = await self._ask(QueryResult[OutlineSymbol], "document_symbols", path,
+                                 known_text=text)
+        if text is not None and not (result.timed_out or result.skipped):
+            self._outlines.put(key, text, result)
+        return result
 
     async def workspace_symbols(
         self, query: str, limit: int | None = None
@@ -421,13 +433,15 @@ class JediIntel:
 
     # -------------------------------------------------------------- plumbing
 
-    async def _ask(self, result_type: type[Q], op: str, path: Path | None, **args: Any) -> Q:
+    async def _ask(self, result_type: type[Q], op: str, path: Path | None, *,
+                   known_text: str | None = None, **args: Any) -> Q:
+        """Ask the worker; ``known_text`` is ``path``'s text when the caller has read it."""
         if self._channel is None:
             raise RuntimeError("this JediIntel was closed")
         request: dict[str, Any] = {"op": op, "root": str(self.root),
                                    "max_results": self.max_results, **args}
         if path is not None:
-            text = await self._text(path)
+            text = known_text if known_text is not None else await self._text(path)
             if text is None or len(text) > self.max_chars:
                 size = "over the read limit" if text is None else f"{len(text):,} characters"
                 why = (f"{path.name} is too large for Python code intelligence ({size}; "

@@ -17,7 +17,6 @@ there like any jedi query.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +35,7 @@ from lsp_agent.code_intel.jedi_intel import (
     _contains,
     _scope_kind,
 )
+from lsp_agent.code_intel.text_memo import TextMemo
 from lsp_agent.workspace.positions import split_lines
 
 if TYPE_CHECKING:
@@ -76,25 +76,19 @@ class _Defined:
 
 
 class OutlineCache:
-    """Outlines by file, each for the text it was computed from (the latest per file)."""
+    """Outlines by file, each for the text it was computed from (see text_memo)."""
 
     def __init__(self, size: int = CACHED_FILES):
-        self.size = size
-        self._entries: OrderedDict[str, tuple[str, QueryResult[OutlineSymbol]]] = OrderedDict()
+        self._memo: TextMemo[QueryResult[OutlineSymbol]] = TextMemo(max_entries=size)
 
     def outline(self, grammar: Grammar, path: Path, text: str,
                 max_results: int | None) -> QueryResult[OutlineSymbol]:
         key = f"{path}\0{max_results}"
-        cached = self._entries.get(key)
-        if cached is not None and cached[0] == text:
-            self._entries.move_to_end(key)
-            return cached[1]
+        if (known := self._memo.get(key, text)) is not None:
+            return known
         module = grammar.parse(text, path=path, cache=False, diff_cache=True)
         result = outline_of(module, text, max_results)
-        self._entries[key] = (text, result)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.size:
-            self._entries.popitem(last=False)
+        self._memo.put(key, text, result)
         return result
 
 
