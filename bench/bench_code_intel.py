@@ -246,6 +246,7 @@ class Server:
                 "max_ms": round(max(ms), 1) if ms else None,
                 **{outcome: sum(1 for s in samples if s.outcome == outcome)
                    for outcome in ("empty", "timeout", "error")},
+                "samples_ms": [round(s.ms, 1) for s in samples],  # in the order asked
             }
         out["counts"] = self.counts
         out["timeout_counted_as_ms"] = limit_ms
