@@ -246,6 +246,7 @@ class Server:
                 "max_ms": round(max(ms), 1) if ms else None,
                 **{outcome: sum(1 for s in samples if s.outcome == outcome)
                    for outcome in ("empty", "timeout", "error")},
+                "samples_ms": [round(s.ms, 1) for s in samples],  # in the order asked
             }
         out["counts"] = self.counts
         out["timeout_counted_as_ms"] = limit_ms
@@ -269,7 +270,10 @@ async def start(server: Server, root: Path, workdir: Path) -> None:
     server.client = client
     started = time.perf_counter()
     try:
-        await client.start_io(*server.spec.command,
+        # In the project folder, as an editor starts it. Not the bench's own folder: `python -m`
+        # puts the working folder first on sys.path, ahead of PYTHONPATH, so from a checkout
+        # every lsp-agent server (the baseline too) would import that checkout.
+        await client.start_io(*server.spec.command, cwd=str(root),
                               env=_server_env(server.name, workdir, server.spec.checkout))
     except OSError as exc:
         raise ServerFailed(f"cannot start {server.spec.command[0]}: {exc}") from exc

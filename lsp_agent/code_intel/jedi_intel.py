@@ -33,6 +33,7 @@ from lsp_agent.code_intel.jedi_worker import (
     open_channel,
 )
 from lsp_agent.code_intel.symbol_index import BUILD_WAIT, SymbolIndex
+from lsp_agent.code_intel.text_memo import TextMemo
 from lsp_agent.workspace.documents import DocumentSource, FileTooLarge, snapshot_async
 from lsp_agent.workspace.positions import split_lines
 
@@ -48,6 +49,8 @@ MAX_JEDI_CHARS = 2_000_000
 # editor's limit is generous; the agent's tools wait less and say so (they can fall back to Grep).
 QUERY_TIMEOUT = 30.0
 TOOL_TIMEOUT = 20.0
+
+_STUB_GRAMMAR = "3.13"  # jedi's InferenceState.latest_grammar, which it parses .pyi with
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -206,6 +209,10 @@ class JediEngine:
 
         jedi.settings.cache_directory = str(cache_dir or default_cache_dir())
         self.project = jedi.Project(self.root)
+        from lsp_agent.code_intel.outline import OutlineCache
+
+        self._outlines = OutlineCache()
+        self._grammars: dict[bool, Any] = {}
 
     def definition(
         self, path: Path, text: str, line: int, column: int
@@ -239,6 +246,16 @@ class JediEngine:
         return QueryResult(items=[_hover_info(names[0], span)])
 
     def document_symbols(self, path: Path, text: str) -> QueryResult[OutlineSymbol]:
+        """From parso's tree (see outline.py); jedi's names if the walk fails."""
+        try:
+            return self._outlines.outline(self._grammar(path), path, text, self.max_results)
+        except Exception:  # a tree the walk does not expect: jedi's (slower) answer
+            log.warning("outline of %s from the syntax tree failed; asking jedi", path.name,
+                        exc_info=True)
+            return self.document_symbols_by_jedi(path, text)
+
+    def document_symbols_by_jedi(self, path: Path, text: str) -> QueryResult[OutlineSymbol]:
+        """The outline from jedi's names: the reference the tree walk is tested against."""
         script = self._script(path, text)
         names = script.get_names(all_scopes=True, definitions=True, references=False)
         lines = split_lines(text)
@@ -262,6 +279,17 @@ class JediEngine:
         items, truncated = _capped(_unique(found), cap)
         items.sort(key=lambda loc: (_match_rank(loc.name, text), str(loc.path), loc.line))
         return QueryResult(items=items, truncated=truncated)
+
+    def _grammar(self, path: Path) -> Any:
+        """The grammar a Script would parse ``path`` with: the project environment's, the
+        latest for stubs (as jedi's InferenceState chooses)."""
+        stub = path.suffix == ".pyi"
+        if stub not in self._grammars:
+            import parso
+
+            self._grammars[stub] = (parso.load_grammar(version=_STUB_GRAMMAR) if stub
+                                    else self.project.get_environment().get_grammar())
+        return self._grammars[stub]
 
     def _script(self, path: Path, text: str) -> jedi.Script:
         import jedi
@@ -348,6 +376,7 @@ class JediIntel:
         self.max_chars = max_chars
         self.cache_dir = cache_dir or default_cache_dir()
         self._channel: JediChannel | None = open_channel(self.cache_dir, worker_command)
+        self._outlines: TextMemo[QueryResult[OutlineSymbol]] = TextMemo()
 
     def close(self) -> None:
         """Let go of the shared worker (the last user stops it)."""
@@ -371,7 +400,17 @@ class JediIntel:
         return await self._ask(QueryResult[HoverInfo], "hover", path, line=line, column=column)
 
     async def document_symbols(self, path: Path) -> QueryResult[OutlineSymbol]:
-        return await self._ask(QueryResult[OutlineSymbol], "document_symbols", path)
+        """The outline; kept per file until its text changes, so asking again about an
+        unchanged buffer (editors do at every focus, scroll and breadcrumb) skips the worker."""
+        text = await self._text(path)
+        key = str(path)
+        if text is not None and (known := self._outlines.get(key, text)) is not None:
+            return known
+        result = await self._ask(QueryResult[OutlineSymbol], "document_symbols", path,
+                                 known_text=text)
+        if text is not None and not (result.timed_out or result.skipped):
+            self._outlines.put(key, text, result)
+        return result
 
     async def workspace_symbols(
         self, query: str, limit: int | None = None
@@ -394,13 +433,15 @@ class JediIntel:
 
     # -------------------------------------------------------------- plumbing
 
-    async def _ask(self, result_type: type[Q], op: str, path: Path | None, **args: Any) -> Q:
+    async def _ask(self, result_type: type[Q], op: str, path: Path | None, *,
+                   known_text: str | None = None, **args: Any) -> Q:
+        """Ask the worker; ``known_text`` is ``path``'s text when the caller has read it."""
         if self._channel is None:
             raise RuntimeError("this JediIntel was closed")
         request: dict[str, Any] = {"op": op, "root": str(self.root),
                                    "max_results": self.max_results, **args}
         if path is not None:
-            text = await self._text(path)
+            text = known_text if known_text is not None else await self._text(path)
             if text is None or len(text) > self.max_chars:
                 size = "over the read limit" if text is None else f"{len(text):,} characters"
                 why = (f"{path.name} is too large for Python code intelligence ({size}; "
@@ -590,7 +631,7 @@ def _decorators(name: BaseName, lines: list[str]) -> list[str]:
 def _outline_symbol(name: BaseName, parent_kind: str | None, lines: list[str],
                     role: str) -> OutlineSymbol:
     start = name.get_definition_start_position() or (name.line, name.column)
-    end = name.get_definition_end_position() or (name.line, name.column + len(name.name))
+    end = _definition_end(name) or (name.line, name.column + len(name.name))
     line = (name.line or 1) - 1
     column = name.column or 0
     kind = _outline_kind(name, parent_kind, lines, role)
@@ -602,6 +643,29 @@ def _outline_symbol(name: BaseName, parent_kind: str | None, lines: list[str],
         whole = selection  # LSP requires the name inside the range
     return OutlineSymbol(name=name.name, kind=kind, detail=detail, range=whole,
                          selection=selection)
+
+
+def _definition_end(name: BaseName) -> tuple[int, int] | None:
+    """jedi's ``get_definition_end_position`` without its inference: that one asks the
+    name's ``type``, which resolves every ``from x import y`` (parsing the imported modules;
+    seconds on a cold cache) only to choose between two ends that are the same for an
+    import. The definition node decides instead: a class or function ends before the
+    newline of its last line, everything else where its node ends."""
+    try:
+        tree_name = name._name.tree_name
+    except AttributeError:  # the internals changed: jedi's own (slower) answer
+        return name.get_definition_end_position()
+    if tree_name is None:
+        return None
+    definition = tree_name.get_definition()
+    if definition is None:
+        return tree_name.end_pos
+    if definition.type in ("funcdef", "classdef"):
+        last_leaf = definition.get_last_leaf()
+        if last_leaf.type == "newline":
+            return last_leaf.get_previous_leaf().end_pos
+        return last_leaf.end_pos
+    return definition.end_pos
 
 
 def _nest(names: list[tuple[BaseName, str]], lines: list[str]) -> list[OutlineSymbol]:

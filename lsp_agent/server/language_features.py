@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
@@ -58,6 +58,8 @@ _OUTLINE_KINDS = {
     "attribute": types.SymbolKind.Field,
     "import": types.SymbolKind.Module,  # in every client's base set of symbol kinds
 }
+
+_KEPT_OUTLINES = 64  # converted outlines kept (the last one per document)
 
 _JEDI_KINDS = {
     "module": types.SymbolKind.Module,
@@ -131,6 +133,9 @@ def register_language_features(
             range=_range(wire, path, info.span),
         )
 
+    # The last answer per document, with what it was built from (see document_symbol).
+    outlines: dict[str, tuple[object, tuple[str, bool], list[Any]]] = {}
+
     @ls.feature(types.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
     async def document_symbol(
         params: types.DocumentSymbolParams,
@@ -143,11 +148,23 @@ def register_language_features(
         result = await _guarded(intel.document_symbols(path))
         if not result:
             return None
+        hierarchy = _client_wants_hierarchy(ls)
+        # JediIntel gives the same result object while the text is unchanged: so is the answer
+        built_from = (wire.encoding, hierarchy)
+        known = outlines.get(uri)
+        if known is not None and known[0] is result and known[1] == built_from:
+            return known[2]
         conv = _Converter(wire.batch(), path)
-        if _client_wants_hierarchy(ls):
-            return [_document_symbol(conv, symbol) for symbol in result.items]
-        return [info for symbol in result.items
-                for info in _flat_symbols(conv, symbol, uri, None)]
+        answer: list[types.DocumentSymbol] | list[types.SymbolInformation]
+        if hierarchy:
+            answer = [_document_symbol(conv, symbol) for symbol in result.items]
+        else:
+            answer = [info for symbol in result.items
+                      for info in _flat_symbols(conv, symbol, uri, None)]
+        outlines[uri] = (result, built_from, answer)
+        while len(outlines) > _KEPT_OUTLINES:
+            outlines.pop(next(iter(outlines)))
+        return answer
 
     @ls.feature(types.WORKSPACE_SYMBOL)
     async def workspace_symbol(
