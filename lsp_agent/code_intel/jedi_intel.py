@@ -19,9 +19,9 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -261,7 +261,7 @@ class JediEngine:
         lines = split_lines(text)
         wanted = ((n, role) for n in names if (role := _outline_role(n, lines)) is not None)
         flat, truncated = _capped(wanted, self.max_results)
-        return QueryResult(items=_nest(flat, lines), truncated=truncated)
+        return QueryResult(items=_nest(flat, lines, _outline_symbol), truncated=truncated)
 
     def workspace_symbols(
         self, query: str, limit: int | None = None
@@ -668,9 +668,27 @@ def _definition_end(name: BaseName) -> tuple[int, int] | None:
     return definition.end_pos
 
 
-def _nest(names: list[tuple[BaseName, str]], lines: list[str]) -> list[OutlineSymbol]:
+class _Placed(Protocol):
+    """What nesting needs of a defined name: jedi's Name, or outline.py's tree walk's."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def line(self) -> int | None: ...
+    @property
+    def column(self) -> int | None: ...
+
+
+N = TypeVar("N", bound=_Placed)
+# (name, the kind of the scope it sits in, the file's lines, its role) -> its outline entry
+MakeSymbol = Callable[[N, "str | None", list[str], str], OutlineSymbol]
+
+
+def _nest(names: list[tuple[N, str]], lines: list[str],
+          build: MakeSymbol[N]) -> list[OutlineSymbol]:
     """Build the tree from source order: a symbol belongs to the innermost open scope; an
-    instance attribute (``self.x``) to the innermost open class, once per name."""
+    instance attribute (``self.x``) to the innermost open class, once per name. ``build``
+    makes each entry (from jedi's names here, from the tree walk's in outline.py)."""
     roots: list[OutlineSymbol] = []
     stack: list[OutlineSymbol] = []  # open classes and functions
     members: dict[int, set[str]] = {}  # id(class symbol) -> names of its children
@@ -683,10 +701,10 @@ def _nest(names: list[tuple[BaseName, str]], lines: list[str]) -> list[OutlineSy
             known = members.setdefault(id(owner), set())
             if owner is not None and name.name not in known:
                 known.add(name.name)
-                owner.children.append(_outline_symbol(name, "class", lines, role))
+                owner.children.append(build(name, "class", lines, role))
             continue
         parent = stack[-1] if stack else None
-        symbol = _outline_symbol(name, _scope_kind(parent), lines, role)
+        symbol = build(name, _scope_kind(parent), lines, role)
         (parent.children if parent else roots).append(symbol)
         if parent is not None and parent.kind == "class":
             members.setdefault(id(parent), set()).add(symbol.name)

@@ -33,7 +33,7 @@ from lsp_agent.code_intel.jedi_intel import (
     Span,
     _capped,
     _contains,
-    _scope_kind,
+    _nest,
 )
 from lsp_agent.code_intel.text_memo import TextMemo
 from lsp_agent.workspace.positions import split_lines
@@ -102,7 +102,7 @@ def outline_of(module: Module, text: str,
     defined = (_defined(leaf) for leaf in leaves)
     wanted = ((d, role) for d in defined if (role := _role(d, lines)) is not None)
     flat, truncated = _capped(wanted, max_results)
-    return QueryResult(items=_nest(flat, lines), truncated=truncated)
+    return QueryResult(items=_nest(flat, lines, _symbol), truncated=truncated)
 
 
 def _defined(leaf: Name) -> _Defined:
@@ -225,30 +225,3 @@ def _symbol(name: _Defined, parent_kind: str | None, lines: list[str],
         whole = selection  # LSP requires the name inside the range
     return OutlineSymbol(name=name.name, kind=kind, detail=detail, range=whole,
                          selection=selection)
-
-
-def _nest(names: list[tuple[_Defined, str]], lines: list[str]) -> list[OutlineSymbol]:
-    """jedi_intel._nest: a symbol belongs to the innermost open scope; an instance attribute
-    to the innermost open class, once per name."""
-    roots: list[OutlineSymbol] = []
-    stack: list[OutlineSymbol] = []
-    members: dict[int, set[str]] = {}
-    for name, role in names:
-        position = name.line - 1, name.column
-        while stack and not _contains(stack[-1].range, position):
-            stack.pop()
-        if role == INSTANCE_ATTRIBUTE:
-            owner = next((s for s in reversed(stack) if s.kind == "class"), None)
-            known = members.setdefault(id(owner), set())
-            if owner is not None and name.name not in known:
-                known.add(name.name)
-                owner.children.append(_symbol(name, "class", lines, role))
-            continue
-        parent = stack[-1] if stack else None
-        symbol = _symbol(name, _scope_kind(parent), lines, role)
-        (parent.children if parent else roots).append(symbol)
-        if parent is not None and parent.kind == "class":
-            members.setdefault(id(parent), set()).add(symbol.name)
-        if symbol.kind in ("class", "function", "method", "property"):
-            stack.append(symbol)
-    return roots
