@@ -39,6 +39,21 @@ async def wait_state(editor: Any, session: str, name: str, *states: str) -> dict
     raise AssertionError(f"{name} never reached {states}: {entry}")
 
 
+def hold_question(editor: Any, tool_use_id: str, otherwise: str) -> asyncio.Event:
+    """The chat's question ``tool_use_id`` stays unanswered (the user turns to the MCP view
+    instead); every other question gets ``otherwise``. The event is set once it was asked."""
+    asked = asyncio.Event()
+
+    async def answer(params: dict[str, Any]) -> dict[str, Any]:
+        if params["toolUseId"] == tool_use_id:
+            asked.set()
+            await asyncio.sleep(3600)
+        return {"decision": otherwise}
+
+    editor.permission = answer
+    return asked
+
+
 async def test_approved_from_the_view_before_any_prompt(tmp_path: Path) -> None:
     ws = workspace(tmp_path)
     with ScriptedModelServer({"turns": [{"content": "ok"}]}) as model:
@@ -72,15 +87,7 @@ async def test_approved_from_the_view_while_the_question_waits(tmp_path: Path) -
     ws = workspace(tmp_path)
     with ScriptedModelServer({"turns": [{"content": "ok"}]}) as model:
         editor = await start_editor(model.base_url, tmp_path, permissionTimeoutSeconds=60)
-        asked = asyncio.Event()
-
-        async def never_answer_first(params: dict[str, Any]) -> dict[str, Any]:
-            if params["toolUseId"] == "mcp-approval-first":
-                asked.set()
-                await asyncio.sleep(3600)  # the user looks at the MCP view instead
-            return {"decision": "deny"}
-
-        editor.permission = never_answer_first
+        asked = hold_question(editor, "mcp-approval-first", otherwise="deny")
         try:
             session = await editor.new_session(ws)
             await editor.request("agent/prompt", {"sessionId": session, "text": "hi"})
@@ -107,15 +114,7 @@ async def test_refused_from_the_view_is_not_asked_again(tmp_path: Path) -> None:
     ws = workspace(tmp_path)
     with ScriptedModelServer({"turns": [{"content": "ok"}, {"content": "ok"}]}) as model:
         editor = await start_editor(model.base_url, tmp_path, permissionTimeoutSeconds=60)
-        asked = asyncio.Event()
-
-        async def never_answer_second(params: dict[str, Any]) -> dict[str, Any]:
-            if params["toolUseId"] == "mcp-approval-second":
-                asked.set()
-                await asyncio.sleep(3600)  # the user refuses it from the view instead
-            return {"decision": "allow"}
-
-        editor.permission = never_answer_second
+        asked = hold_question(editor, "mcp-approval-second", otherwise="allow")
         try:
             session = await editor.new_session(ws)
             # Before any prompt: "first" refused from the view.
