@@ -592,7 +592,7 @@ def _outline_role(name: BaseName, lines: list[str]) -> str | None:
     return None
 
 
-def _assigned_on_instance(name: BaseName, lines: list[str]) -> bool:
+def _assigned_on_instance(name: _Placed, lines: list[str]) -> bool:
     """``self.x`` / ``cls.x``: the text before the name is one of those and a dot."""
     line = (name.line or 1) - 1
     if not 0 <= line < len(lines):
@@ -601,7 +601,7 @@ def _assigned_on_instance(name: BaseName, lines: list[str]) -> bool:
     return owner is not None and owner.group(1) in _INSTANCE_NAMES
 
 
-def _outline_kind(name: BaseName, parent_kind: str | None, lines: list[str], role: str) -> str:
+def _outline_kind(name: _Placed, parent_kind: str | None, lines: list[str], role: str) -> str:
     if role == IMPORT:
         return "import"
     if role == INSTANCE_ATTRIBUTE:
@@ -618,7 +618,7 @@ def _outline_kind(name: BaseName, parent_kind: str | None, lines: list[str], rol
     return kind
 
 
-def _decorators(name: BaseName, lines: list[str]) -> list[str]:
+def _decorators(name: _Placed, lines: list[str]) -> list[str]:
     """Decorator texts on the lines just above the ``def`` (one-line decorators only)."""
     found: list[str] = []
     index = (name.line or 1) - 2
@@ -669,7 +669,8 @@ def _definition_end(name: BaseName) -> tuple[int, int] | None:
 
 
 class _Placed(Protocol):
-    """What nesting needs of a defined name: jedi's Name, or outline.py's tree walk's."""
+    """What the outline's rules read of a defined name: jedi's Name, or outline.py's tree
+    walk's (whose ``type`` is jedi's with imports left unresolved)."""
 
     @property
     def name(self) -> str: ...
@@ -677,6 +678,8 @@ class _Placed(Protocol):
     def line(self) -> int | None: ...
     @property
     def column(self) -> int | None: ...
+    @property
+    def type(self) -> str: ...
 
 
 N = TypeVar("N", bound=_Placed)

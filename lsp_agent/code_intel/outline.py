@@ -22,18 +22,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lsp_agent.code_intel.jedi_intel import (
-    _INSTANCE_NAMES,
     _OUTLINE_TYPES,
-    _OWNER_BEFORE_DOT,
     IMPORT,
     INSTANCE_ATTRIBUTE,
     SYMBOL,
     OutlineSymbol,
     QueryResult,
     Span,
+    _assigned_on_instance,
     _capped,
     _contains,
     _nest,
+    _outline_kind,
 )
 from lsp_agent.code_intel.text_memo import TextMemo
 from lsp_agent.workspace.positions import split_lines
@@ -163,39 +163,6 @@ def _enclosing_scope(node: Any) -> Any:
                     return child
 
 
-def _assigned_on_instance(name: _Defined, lines: list[str]) -> bool:
-    line = name.line - 1
-    if not 0 <= line < len(lines):
-        return False
-    owner = _OWNER_BEFORE_DOT.search(lines[line][: name.column])
-    return owner is not None and owner.group(1) in _INSTANCE_NAMES
-
-
-def _kind(name: _Defined, parent_kind: str | None, lines: list[str], role: str) -> str:
-    if role == IMPORT:
-        return "import"
-    if role == INSTANCE_ATTRIBUTE:
-        return "attribute"
-    if name.type == "function":
-        if any(d.startswith("property") for d in _decorators(name, lines)):
-            return "property"
-        return "method" if parent_kind == "class" else "function"
-    if name.type == "statement":
-        if parent_kind == "class":
-            return "attribute"
-        return "constant" if name.name.isupper() else "variable"
-    return name.type
-
-
-def _decorators(name: _Defined, lines: list[str]) -> list[str]:
-    found: list[str] = []
-    index = name.line - 2
-    while 0 <= index < len(lines) and lines[index].strip().startswith("@"):
-        found.append(lines[index].strip()[1:])
-        index -= 1
-    return found
-
-
 def _extent(name: _Defined) -> tuple[tuple[int, int], tuple[int, int]]:
     """jedi's definition start and end positions (1-based lines): a class or function ends
     before the newline of its last line, everything else where its defining node ends."""
@@ -214,7 +181,7 @@ def _symbol(name: _Defined, parent_kind: str | None, lines: list[str],
             role: str) -> OutlineSymbol:
     start, end = _extent(name)
     line, column = name.line - 1, name.column
-    kind = _kind(name, parent_kind, lines, role)
+    kind = _outline_kind(name, parent_kind, lines, role)
     detail = ""
     if kind in ("class", "function", "method", "property"):
         detail = ("def " if name.type == "function" else "class ") + name.name
